@@ -1,0 +1,3 @@
+from erpprov.cli import main
+
+main()

@@ -1,0 +1,72 @@
+"""Parse a `.env` file the way docker compose and python-dotenv users expect."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from erpprov.errors import ErpprovError, Location
+
+_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*?)\s*$")
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
+
+
+def parse_env(text: str, file: str = ".env") -> dict[str, str]:
+    """KEY=VALUE lines; `export ` prefixes, comments, single and double quotes (with escapes)."""
+    result: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = _LINE.match(line)
+        if not match:
+            raise ErpprovError(
+                "expected KEY=VALUE",
+                location=Location(file, number, 1),
+                hint="names start with a letter or _, e.g. POSTGRES_PASSWORD=secret",
+            )
+        key, raw = match.groups()
+        result[key] = _value(raw, Location(file, number, line.index("=") + 2))
+    return result
+
+
+def _value(raw: str, where: Location) -> str:
+    if raw[:1] in ("'", '"'):
+        quote = raw[0]
+        end = _closing_quote(raw, quote)
+        if end is None:
+            raise ErpprovError(f"unterminated {quote} quote", location=where)
+        rest = raw[end + 1 :].strip()
+        if rest and not rest.startswith("#"):
+            raise ErpprovError("unexpected text after the closing quote", location=where)
+        body = raw[1:end]
+        return _unescape(body) if quote == '"' else body
+    # Unquoted: an inline comment needs a space before '#', so "pa#ss" stays a value.
+    return re.split(r"\s+#", raw, maxsplit=1)[0].strip()
+
+
+def _closing_quote(raw: str, quote: str) -> int | None:
+    i = 1
+    while i < len(raw):
+        if raw[i] == "\\" and quote == '"':
+            i += 2
+            continue
+        if raw[i] == quote:
+            return i
+        i += 1
+    return None
+
+
+def _unescape(body: str) -> str:
+    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), "\\" + m.group(1)), body)
+
+
+def load_env_file(path: Path) -> dict[str, str]:
+    """A missing .env is normal (it is not committed); an unreadable one is an error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ErpprovError(f"cannot read {path}: {exc}") from None
+    return parse_env(text, str(path))

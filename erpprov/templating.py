@@ -1,0 +1,105 @@
+"""Jinja2 rendering of playbook values, sandboxed and strict.
+
+Every string in a play is a template. Variables may refer to other variables, so they are
+rendered lazily, on first use, with a guard against cycles. Rendering runs in Jinja2's sandbox:
+a playbook is data and must not reach Python internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Callable
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from erpprov.errors import ErpprovError
+
+_ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+MAX_TEMPLATE_CHARS = 100_000
+
+
+class TemplateError(Exception):
+    """A rendering failure; the loader adds the file:line of the value being rendered."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class LazyVars(Mapping[str, Any]):
+    """Variables whose string values are templates, rendered on first lookup."""
+
+    def __init__(self, raw: Mapping[str, Any], fixed: Mapping[str, Any]):
+        self._raw = dict(raw)
+        self._fixed = dict(fixed)  # already-final values: env, playbook_dir, inventory_hostname
+        self._done: dict[str, Any] = {}
+        self._active: list[str] = []
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._fixed:
+            return self._fixed[key]
+        if key in self._done:
+            return self._done[key]
+        if key not in self._raw:
+            raise KeyError(key)
+        if key in self._active:
+            cycle = " -> ".join(self._active[self._active.index(key) :] + [key])
+            raise TemplateError(f"variables refer to each other in a cycle: {cycle}")
+        self._active.append(key)
+        try:
+            value = render_value(self._raw[key], self)
+        finally:
+            self._active.pop()
+        self._done[key] = value
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._fixed
+        yield from (k for k in self._raw if k not in self._fixed)
+
+    def __len__(self) -> int:
+        return len(set(self._raw) | set(self._fixed))
+
+
+def render_string(text: str, variables: Mapping[str, Any]) -> str:
+    if "{" not in text:  # fast path: most values hold no template at all
+        return text
+    if len(text) > MAX_TEMPLATE_CHARS:
+        raise TemplateError(f"template longer than {MAX_TEMPLATE_CHARS} characters")
+    try:
+        template = _ENV.from_string(text)
+        context = template.new_context(variables, shared=True)
+        return _ENV.concat(template.root_render_func(context))  # type: ignore[attr-defined]
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(
+            f"undefined variable: {exc.message}",
+            hint="define it in the inventory, the play's vars, or pass -e name=value",
+        ) from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise TemplateError(f"template not allowed: {exc}", hint="templates cannot reach Python internals") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"template syntax error: {exc.message}") from None
+    except TemplateError:
+        raise
+    except RecursionError:
+        raise TemplateError("template recursion too deep") from None
+    except Exception as exc:  # a filter or expression failed at render time (e.g. 1/0, int('x'))
+        raise TemplateError(f"template failed: {type(exc).__name__}: {exc}") from None
+
+
+def render_value(value: Any, variables: Mapping[str, Any]) -> Any:
+    """Render every string inside ``value`` (recursively through lists and mappings)."""
+    return walk_strings(value, lambda s, _path: render_string(s, variables))
+
+
+def walk_strings(value: Any, fn: Callable[[str, tuple[Any, ...]], Any], path: tuple[Any, ...] = ()) -> Any:
+    if isinstance(value, str):
+        return fn(value, path)
+    if isinstance(value, list):
+        return [walk_strings(v, fn, path + (i,)) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: walk_strings(v, fn, path + (k,)) for k, v in value.items()}
+    return value

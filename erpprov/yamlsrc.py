@@ -1,0 +1,165 @@
+"""YAML loading that remembers where every value came from.
+
+PyYAML's plain loaders forget line numbers, accept duplicate keys (last one wins) and expand
+aliases without limit. Playbooks are written by people, so every later error must point back to a
+file:line:column; hence we compose the node graph ourselves and keep a map from each value's path
+(``(0, "roles", 1, "name")``) to its position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from erpprov.errors import ErpprovError, Location
+
+# Bounds that keep hostile input (alias bombs, pathological nesting, huge files) from hanging us.
+MAX_BYTES = 10 * 1024 * 1024
+MAX_NODES = 200_000
+MAX_DEPTH = 64
+
+Path_ = tuple[Any, ...]
+
+_SCALAR_AS_STRING = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary"}
+
+
+@dataclass
+class Source:
+    """A parsed YAML document with the position of each value and mapping key."""
+
+    file: str
+    data: Any
+    values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def locate(self, path: Path_, *, prefer_key: bool = False) -> Location:
+        """The closest known position for ``path``, walking up to a parent if needed."""
+        path = tuple(path)
+        while True:
+            table = (self.keys, self.values) if prefer_key else (self.values, self.keys)
+            for positions in table:
+                if path in positions:
+                    line, col = positions[path]
+                    return Location(self.file, line, col)
+            if not path:
+                return Location(self.file)
+            path = path[:-1]
+
+
+class _Builder:
+    def __init__(self, source: Source, loader: yaml.SafeLoader):
+        self.source = source
+        self.loader = loader
+        self.count = 0
+
+    def build(self, node: yaml.Node, path: Path_, depth: int) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise ErpprovError(
+                f"document expands to more than {MAX_NODES} values",
+                location=_mark(self.source.file, node.start_mark),
+                hint="YAML aliases (*name) may be expanding exponentially",
+            )
+        if depth > MAX_DEPTH:
+            raise ErpprovError(
+                f"document is nested deeper than {MAX_DEPTH} levels",
+                location=_mark(self.source.file, node.start_mark),
+            )
+        self.source.values.setdefault(path, _pos(node.start_mark))
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path, depth)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
+        if node.tag in _SCALAR_AS_STRING:
+            return str(node.value)
+        constructor = self.loader.yaml_constructors.get(node.tag)
+        if constructor is None:
+            raise ErpprovError(
+                f"unsupported YAML tag {node.tag}",
+                location=_mark(self.source.file, node.start_mark),
+                hint="only plain YAML values are allowed (no !tags)",
+            )
+        return constructor(self.loader, node)
+
+    def _mapping(self, node: yaml.MappingNode, path: Path_, depth: int) -> dict[Any, Any]:
+        self.loader.flatten_mapping(node)  # resolves "<<" merge keys
+        result: dict[Any, Any] = {}
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, value_node in node.value:
+            key = self.build(key_node, path + ("<key>",), depth + 1)
+            if isinstance(key, (list, dict)):
+                raise ErpprovError(
+                    "a mapping key must be a plain value",
+                    location=_mark(self.source.file, key_node.start_mark),
+                )
+            if key in seen:
+                first = seen[key]
+                raise ErpprovError(
+                    f"duplicate key {key!r} (first defined on line {first.line + 1})",
+                    location=_mark(self.source.file, key_node.start_mark),
+                    hint="YAML would silently keep only the last one; remove or rename one of them",
+                )
+            seen[key] = key_node.start_mark
+            self.source.keys[path + (key,)] = _pos(key_node.start_mark)
+            result[key] = self.build(value_node, path + (key,), depth + 1)
+        return result
+
+
+def _pos(mark: yaml.Mark) -> tuple[int, int]:
+    return mark.line + 1, mark.column + 1
+
+
+def _mark(file: str, mark: yaml.Mark | None) -> Location:
+    if mark is None:
+        return Location(file)
+    return Location(file, mark.line + 1, mark.column + 1)
+
+
+def parse_yaml(text: str | bytes, file: str) -> Source:
+    """Parse one YAML document; every failure is an ErpprovError with a position."""
+    if isinstance(text, bytes):
+        if len(text) > MAX_BYTES:
+            raise ErpprovError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB", location=Location(file))
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ErpprovError(
+                f"file is not valid UTF-8 (byte {exc.start})", location=Location(file), hint="save it as UTF-8"
+            ) from None
+    if len(text) > MAX_BYTES:
+        raise ErpprovError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB", location=Location(file))
+    source = Source(file=file, data=None)
+    loader: yaml.SafeLoader | None = None
+    try:
+        loader = yaml.SafeLoader(text)  # its reader rejects control characters right here
+        node = loader.get_single_node()
+        if node is not None:
+            source.data = _Builder(source, loader).build(node, (), 0)
+    except yaml.MarkedYAMLError as exc:
+        problem = exc.problem or exc.context or "invalid YAML"
+        hint = "YAML does not allow tabs for indentation; use spaces" if "\t" in str(exc) or "tab" in problem else None
+        raise ErpprovError(f"YAML syntax error: {problem}", location=_mark(file, exc.problem_mark), hint=hint) from None
+    except yaml.YAMLError as exc:
+        raise ErpprovError(f"YAML error: {exc}", location=Location(file)) from None
+    except RecursionError:
+        raise ErpprovError(f"document is nested deeper than {MAX_DEPTH} levels", location=Location(file)) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return source
+
+
+def load_yaml(path: Path, *, what: str = "file") -> Source:
+    """Read and parse ``path``; a missing or unreadable file is an ErpprovError too."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ErpprovError(f"{what} not found: {path}", hint="check the path, or pass another with its option") from None
+    except IsADirectoryError:
+        raise ErpprovError(f"{what} is a directory, not a file: {path}") from None
+    except OSError as exc:
+        raise ErpprovError(f"cannot read {what} {path}: {exc.strerror}") from None
+    return parse_yaml(raw, str(path))
