@@ -1,0 +1,81 @@
+"""Shared fixtures: a real, throwaway PostgreSQL cluster for the whole session, and a clean
+database (with cluster-wide objects cleaned up afterwards) for each test that asks for one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from erpprov.cluster import LocalCluster, free_port
+
+SUPERUSER_PASSWORD = "test-superuser-secret"
+
+
+@dataclass
+class Server:
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+
+    def connect(self, dbname: str | None = None, **kwargs: object) -> psycopg.Connection:
+        return psycopg.connect(host=self.host, port=self.port, user=self.user, password=self.password,
+                               dbname=dbname or self.dbname, autocommit=True, **kwargs)
+
+    def inventory(self, tmp: Path, **host_vars: object) -> Path:
+        """An inventory whose only host, `localhost` in group `dev`, is this server."""
+        import yaml
+
+        variables = {"driver": "external", "pg_host": self.host, "pg_port": self.port, "pg_user": self.user,
+                     "pg_password": self.password, **host_vars}
+        path = tmp / "inventory.yaml"
+        path.write_text(yaml.safe_dump({"all": {"children": {"dev": {"hosts": {"localhost": variables}}}}}))
+        return path
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[LocalCluster]:
+    base = Path(tempfile.mkdtemp(prefix="erpprov-test-"))
+    os.chmod(base, 0o755)  # as root the server runs as another account that must reach its data dir
+    cluster = LocalCluster(base / "data", free_port())
+    try:
+        cluster.init(SUPERUSER_PASSWORD)
+        cluster.start()
+        yield cluster
+    finally:
+        try:
+            cluster.stop()
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def _names(conn: psycopg.Connection, query: str) -> set[str]:
+    return {row[0] for row in conn.execute(query)}
+
+
+@pytest.fixture
+def pg(pg_cluster: LocalCluster) -> Iterator[Server]:
+    """A fresh database on the session's cluster; databases and roles the test creates are dropped."""
+    server = Server(pg_cluster.host, pg_cluster.port, "postgres", SUPERUSER_PASSWORD, f"t_{uuid.uuid4().hex[:12]}")
+    with server.connect("postgres") as admin:
+        roles_before = _names(admin, "SELECT rolname FROM pg_roles")
+        dbs_before = _names(admin, "SELECT datname FROM pg_database")
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(server.dbname)))
+    try:
+        yield server
+    finally:
+        with server.connect("postgres") as admin:
+            for db in _names(admin, "SELECT datname FROM pg_database") - dbs_before:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
+            for role in _names(admin, "SELECT rolname FROM pg_roles") - roles_before:
+                admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

@@ -1,0 +1,79 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from erpprov.cli import main
+from tests.helpers import write_project
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str, cwd: Path = ROOT):
+    return subprocess.run([sys.executable, "-m", "erpprov", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_version():
+    out = run("--version")
+    assert out.returncode == 0
+    assert out.stdout.startswith("erpprov, version ")
+
+
+def test_every_command_has_help():
+    runner = CliRunner()
+    for name in main.commands:
+        result = runner.invoke(main, [name, "--help"])
+        assert result.exit_code == 0, name
+        assert "Usage:" in result.output and main.commands[name].help.split()[0] in result.output
+
+
+def test_validate_shipped_playbook_exits_0():
+    out = run("validate", "playbooks/dev.yaml")
+    assert out.returncode == 0, out.stderr
+    assert "valid" in out.stdout
+
+
+def test_validate_error_is_one_message_with_location_and_no_traceback(tmp_path):
+    write_project(tmp_path, "- name: p\n  hosts: all\n  roles:\n    - {name: a, superuesr: true}\n")
+    out = run("validate", "playbooks/site.yaml", cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.startswith("error: playbooks/site.yaml:4:")
+    assert "unknown key 'superuesr'" in out.stderr and "did you mean 'superuser'?" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_verbose_shows_the_traceback(tmp_path):
+    write_project(tmp_path, "- name: p\n  roles: [{name: '{{ nope }}'}]\n")
+    out = run("validate", "-v", "playbooks/site.yaml", cwd=tmp_path)
+    assert out.returncode == 1
+    assert "Traceback" in out.stderr
+
+
+def test_missing_default_playbook(tmp_path):
+    out = run("validate", cwd=tmp_path)
+    assert out.returncode == 1
+    assert "not found" in out.stderr
+
+
+def test_schema_command_matches_committed_file_and_validates_playbooks():
+    out = run("schema")
+    assert out.returncode == 0
+    schema = json.loads(out.stdout)
+    committed = json.loads((ROOT / "schema/playbook.schema.json").read_text())
+    assert schema == committed, "run `erpprov schema -o schema/playbook.schema.json` after changing the model"
+    jsonschema.Draft202012Validator.check_schema(schema)
+    playbook = yaml.safe_load((ROOT / "playbooks/dev.yaml").read_text())
+    jsonschema.validate(playbook, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate([{"name": "p", "roles": [{"name": "a", "logn": True}]}], schema)
+
+
+def test_shipped_playbook_points_editors_at_the_schema():
+    first = (ROOT / "playbooks/dev.yaml").read_text().splitlines()[0]
+    assert first == "# yaml-language-server: $schema=../schema/playbook.schema.json"

@@ -1,0 +1,57 @@
+"""The loader must answer any input with erpprov's own error, never another exception or a hang."""
+
+import string
+from pathlib import Path
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from erpprov.errors import ErpprovError
+from erpprov.loader import load_project
+from erpprov.yamlsrc import parse_yaml
+from tests.helpers import write_project
+
+KEYS = ["name", "hosts", "roles", "databases", "tables", "columns", "type", "grants", "to", "privileges",
+        "login", "password", "container", "image", "ports", "vars", "schemas", "indexes", "member_of"]
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-10, 10**6), st.floats(allow_nan=False),
+    st.text(string.printable, max_size=12), st.sampled_from(["{{ x }}", "{{ env.HOME }}", "{%", "ALL", "5432:5432"]),
+)
+documents = st.recursive(
+    scalars,
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=6)), children, max_size=5),
+    max_leaves=30,
+)
+
+
+def _load(tmp: Path, text: str) -> None:
+    path = write_project(tmp, "")
+    path.write_text(text)
+    try:
+        load_project(path, tmp / "inventory.yaml", environ={})
+    except ErpprovError as exc:
+        assert str(exc)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=documents)
+def test_any_yaml_document_gives_only_erpprov_errors(tmp_path, doc):
+    _load(tmp_path, yaml.safe_dump(doc))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plays=st.lists(st.dictionaries(st.sampled_from(KEYS), documents, max_size=4), max_size=3))
+def test_play_shaped_documents_give_only_erpprov_errors(tmp_path, plays):
+    _load(tmp_path, yaml.safe_dump(plays))
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(max_size=200))
+def test_arbitrary_bytes_give_only_erpprov_errors(raw):
+    try:
+        parse_yaml(raw, "fuzz.yaml")
+    except ErpprovError as exc:
+        assert exc.location.file == "fuzz.yaml"
