@@ -89,14 +89,50 @@ class LocalCluster:
         self.data_dir = Path(self.data_dir).absolute()
         self.bindir = self.bindir or find_bindir()
         self.user = _run_user()
+        if self.user is not None and not self._usable(self.bindir):
+            self.bindir = self._shared_copy(self.bindir)
+
+    def _usable(self, bindir: Path) -> bool:
+        """Whether the account the server runs as can execute these binaries."""
+        try:
+            return self._run(["postgres", "--version"], bindir=bindir).returncode == 0
+        except ErpprovError:
+            return False
+
+    def _shared_copy(self, bindir: Path) -> Path:
+        """Binaries under root's home (pgserver in root's virtualenv) are out of the server account's
+        reach; a copy of the installation beside the data directory is not."""
+        target = self.data_dir.parent / ".erpprov-postgresql"
+        # Wheels keep their shared libraries in a sibling "<package>.libs" folder found through a
+        # relative RPATH, so the copy mirrors <package>/<install> and <package>.libs side by side.
+        install, package = bindir.parent, bindir.parent.parent
+        copied_bin = target / package.name / install.name / "bin"
+        if not (copied_bin / "postgres").is_file():
+            partial = target.with_name(target.name + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(install, partial / package.name / install.name, symlinks=True)
+            libs = package.with_name(package.name + ".libs")
+            if libs.is_dir():
+                shutil.copytree(libs, partial / libs.name, symlinks=True)
+            for folder in (partial, partial / package.name):
+                folder.chmod(0o755)
+            os.replace(partial, target)
+        if not self._usable(copied_bin):
+            raise ErpprovError(
+                f"the PostgreSQL binaries cannot be run by the {self.user.pw_name if self.user else ''} account",
+                hint=f"make {self.data_dir.parent} reachable by it, or install PostgreSQL system-wide",
+            )
+        return copied_bin
 
     @property
     def log_file(self) -> Path:
         return self.data_dir / "log" / "server.log"
 
-    def _run(self, args: list[str], *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        assert self.bindir is not None
-        cmd = [str(self.bindir / args[0]), *args[1:]]
+    def _run(self, args: list[str], *, timeout: float = 120, bindir: Path | None = None
+             ) -> subprocess.CompletedProcess[str]:
+        bindir = bindir or self.bindir
+        assert bindir is not None
+        cmd = [str(bindir / args[0]), *args[1:]]
         kwargs: dict[str, object] = {}
         if self.user is not None:
             kwargs = {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []}
@@ -105,7 +141,7 @@ class LocalCluster:
         try:
             return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd="/", env=env,
                                   check=False, **kwargs)  # type: ignore[arg-type]
-        except PermissionError:
+        except (PermissionError, FileNotFoundError):
             raise ErpprovError(
                 f"cannot run {cmd[0]} as user {self.user.pw_name if self.user else os.getuid()}",
                 hint="as root, the PostgreSQL binaries must be readable by the postgres account",

@@ -43,10 +43,25 @@ class Server:
         return path
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[LocalCluster]:
+def reachable_tempdir() -> Path:
+    """A temporary directory that the server's account can reach (pytest's own are private to root)."""
     base = Path(tempfile.mkdtemp(prefix="erpprov-test-"))
     os.chmod(base, 0o755)  # as root the server runs as another account that must reach its data dir
+    return base
+
+
+@pytest.fixture
+def server_tmp() -> Iterator[Path]:
+    base = reachable_tempdir()
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[LocalCluster]:
+    base = reachable_tempdir()
     cluster = LocalCluster(base / "data", free_port())
     try:
         cluster.init(SUPERUSER_PASSWORD)
