@@ -199,8 +199,10 @@ class Role(Strict):
     connection_limit: int = Field(-1, ge=-1)
     valid_until: str | None = Field(None, description="Timestamp, or 'infinity'")
     password: SecretStr | None = None
-    update_password: Literal["always", "on_create"] = Field(
-        "always", description="on_create: set the password only when creating the role"
+    update_password: Literal["always", "on_create"] | None = Field(
+        None,
+        description="always: keep it equal to the file; on_create: set it only when creating the role. "
+        "Default: always where stored passwords can be compared, on_create where they cannot",
     )
     settings: dict[str, str] = Field(default_factory=dict, description="ALTER ROLE ... SET name = value")
     comment: str | None = None
@@ -480,6 +482,8 @@ class Connection(Strict):
     pg_sslcert: str | None = None
     pg_sslkey: str | None = None
     pg_connect_timeout: Duration = 10.0
+    pg_lock_timeout: Duration = Field(10.0, description="Give up on a table lock after this long")
+    pg_statement_timeout: Duration = Field(600.0, description="Give up on one statement after this long")
     docker_host: str | None = Field(None, description="As DOCKER_HOST: unix://, tcp:// or ssh://")
 
 

@@ -1,0 +1,72 @@
+"""Connections to a host's server, with retries while it starts up."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import psycopg
+
+from erpprov.errors import ErpprovError
+from erpprov.model import Connection
+
+# Server states worth waiting out: not listening yet, or up but still starting/recovering.
+_TRANSIENT = ("connection refused", "the database system is starting up", "the database system is in recovery",
+              "could not connect", "server closed the connection unexpectedly", "no such file or directory",
+              "the database system is shutting down")
+
+
+def conninfo(conn: Connection, dbname: str | None = None, application_name: str = "erpprov") -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "host": conn.pg_host,
+        "port": conn.pg_port,
+        "user": conn.pg_user,
+        "dbname": dbname or conn.pg_database,
+        "connect_timeout": max(1, int(conn.pg_connect_timeout)),
+        "application_name": application_name,
+    }
+    if conn.pg_password is not None:
+        params["password"] = conn.pg_password.get_secret_value()
+    for key in ("sslmode", "sslrootcert", "sslcert", "sslkey"):
+        value = getattr(conn, f"pg_{key}")
+        if value is not None:
+            params[key] = value
+    return params
+
+
+def connect(conn: Connection, dbname: str | None = None, *, wait: float = 0.0,
+            application_name: str = "erpprov") -> psycopg.Connection:
+    """An autocommit connection; transient failures are retried with backoff for ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    delay = 0.2
+    while True:
+        try:
+            return psycopg.connect(**conninfo(conn, dbname, application_name), autocommit=True)
+        except psycopg.OperationalError as exc:
+            text = str(exc).strip()
+            transient = any(marker in text.lower() for marker in _TRANSIENT)
+            if transient and time.monotonic() + delay < deadline:
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            raise ErpprovError(
+                f"cannot connect to {conn.pg_user}@{conn.pg_host}:{conn.pg_port}/{dbname or conn.pg_database}: "
+                f"{_first_line(text)}",
+                hint=_hint(text),
+            ) from None
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else text
+
+
+def _hint(text: str) -> str | None:
+    lower = text.lower()
+    if "password authentication failed" in lower:
+        return "check pg_password for this host (e.g. POSTGRES_PASSWORD in .env)"
+    if "connection refused" in lower:
+        return "is the server running? `erpprov status` tells; `erpprov apply` starts the container or cluster"
+    if "does not exist" in lower:
+        return "check pg_user / pg_database for this host in the inventory"
+    return None

@@ -1,0 +1,53 @@
+"""SQL builders for cluster and database objects. Identifiers always go through psycopg.sql."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from psycopg import sql
+
+from erpprov.state import PUBLIC, ObjectRef
+
+
+def text(query: sql.Composable) -> str:
+    return query.as_string(None)
+
+
+def ident(*names: str) -> sql.Composable:
+    return sql.Identifier(*names)
+
+
+def literal(value: object) -> sql.Composable:
+    return sql.Literal(value)
+
+
+def grantee(name: str) -> sql.Composable:
+    return sql.SQL("PUBLIC") if name == PUBLIC else sql.Identifier(name)
+
+
+def privilege_list(privileges: Iterable[str]) -> sql.Composable:
+    # Privilege names come from a fixed, validated vocabulary (model.PRIVILEGES), never from free text.
+    return sql.SQL(", ").join(sql.SQL(p) for p in sorted(privileges))
+
+
+def object_clause(ref: ObjectRef, database: str | None = None) -> sql.Composable:
+    """`ON DATABASE x`, `ON SCHEMA s`, `ON TABLE s.t`, `ON SEQUENCE s.q`, `ON FUNCTION s.f(args)`."""
+    if ref.kind == "database":
+        return sql.SQL("DATABASE {}").format(ident(ref.name))
+    if ref.kind == "schema":
+        return sql.SQL("SCHEMA {}").format(ident(ref.name))
+    if ref.kind == "function":
+        # The signature is the server's own text from pg_get_function_identity_arguments.
+        name, _, args = ref.name.partition("(")
+        return sql.SQL("FUNCTION {}.{}({}").format(ident(ref.schema or "public"), ident(name), sql.SQL(args))
+    return sql.SQL("{} {}").format(sql.SQL(ref.kind.upper()), ident(ref.schema or "public", ref.name))
+
+
+def setting_value(value: str) -> sql.Composable:
+    """List-valued settings (search_path = 'a, b') are stored element by element."""
+    parts = [p.strip() for p in value.split(",")] if "," in value else [value]
+    return sql.SQL(", ").join(literal(p) for p in parts)
+
+
+def canonical_setting(value: str) -> str:
+    return ", ".join(p.strip() for p in value.split(",")) if "," in value else value

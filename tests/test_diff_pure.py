@@ -1,0 +1,81 @@
+"""The diff is pure: these tests need no server."""
+
+from __future__ import annotations
+
+import json
+
+from erpprov import model
+from erpprov.diff import Canon, acl_changes, diff_databases, diff_roles
+from erpprov.plan import Op
+from erpprov.scram import scram_verifier
+from erpprov.state import DatabaseState, LiveCluster, RoleState
+
+PASSWORD = "pa'ss\\word"
+
+
+def cluster(**roles: RoleState) -> LiveCluster:
+    return LiveCluster(server_version=150000, current_user="postgres", is_superuser=True,
+                       roles={"postgres": RoleState("postgres", login=True, superuser=True), **roles},
+                       passwords={"postgres": None, **{name: None for name in roles}},
+                       databases={"postgres": DatabaseState("postgres", "postgres")})
+
+
+def play(**sections: object) -> model.Play:
+    return model.Play.model_validate({"name": "p", **sections})
+
+
+def test_acl_changes_splits_grants_revokes_and_options():
+    want = frozenset({("SELECT", False), ("INSERT", True), ("UPDATE", False)})
+    have = frozenset({("SELECT", True), ("DELETE", False), ("UPDATE", False)})
+    assert acl_changes(want, have) == {
+        "revoke": ["DELETE"], "revoke_option": ["SELECT"], "grant": [], "grant_option": ["INSERT"],
+    }
+    assert acl_changes(want, want) == {"revoke": [], "revoke_option": [], "grant": [], "grant_option": []}
+
+
+def test_new_role_sends_a_verifier_and_shows_no_secret():
+    result = diff_roles(play(roles=[{"name": "app", "login": True, "password": PASSWORD}]), cluster(), Canon())
+    [action] = result.actions
+    assert action.op is Op.CREATE and action.address == "role.app"
+    [statement] = action.sql
+    assert "SCRAM-SHA-256$4096:" in statement.text
+    assert PASSWORD not in statement.text
+    assert statement.display.endswith("PASSWORD '(sensitive)'")
+    assert "SCRAM" not in json.dumps(action.to_json())
+    assert action.after["password"] == "(sensitive)"
+
+
+def test_matching_password_and_attributes_mean_no_action():
+    live = cluster(app=RoleState("app", login=True))
+    live.passwords["app"] = scram_verifier(PASSWORD)
+    result = diff_roles(play(roles=[{"name": "app", "login": True, "password": PASSWORD}]), live, Canon())
+    assert result.actions == []
+
+
+def test_changed_attribute_shows_before_and_after_only_for_it():
+    live = cluster(app=RoleState("app", login=False, connection_limit=3))
+    result = diff_roles(play(roles=[{"name": "app", "login": True, "connection_limit": 3}]), live, Canon())
+    [action] = result.actions
+    assert (action.before, action.after) == ({"login": False}, {"login": True})
+    assert action.sql[0].text == 'ALTER ROLE "app" WITH LOGIN'
+
+
+def test_undeclared_roles_are_listed_as_unmanaged_not_dropped():
+    live = cluster(alice=RoleState("alice"))
+    result = diff_roles(play(), live, Canon())
+    assert result.actions == [] and result.unmanaged == ["role.alice"]
+
+
+def test_existing_database_with_other_encoding_is_reported():
+    live = cluster()
+    live.databases["erp"] = DatabaseState("erp", "postgres", encoding="UTF8")
+    result = diff_databases(play(databases=[{"name": "erp", "encoding": "LATIN1"}]), live)
+    assert result.actions == []
+    assert "encoding is 'UTF8' but the file says 'LATIN1'" in result.warnings[0]
+
+
+def test_new_database_is_created_outside_a_transaction():
+    result = diff_databases(play(databases=[{"name": "erp", "owner": "app"}]), cluster())
+    [action] = result.actions
+    assert not action.transactional
+    assert action.sql[0].text == 'CREATE DATABASE "erp" OWNER "app"'
