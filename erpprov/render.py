@@ -1,0 +1,120 @@
+"""Plans as people and machines read them: Terraform-style text, versioned JSON, and markdown."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from erpprov import __version__
+from erpprov.plan import Action, HostPlan, Op
+
+FORMAT_VERSION = "1.0"
+_SYMBOL = {Op.CREATE: "+", Op.UPDATE: "~", Op.REPLACE: "-/+", Op.DELETE: "-"}
+_COLOUR = {Op.CREATE: "green", Op.UPDATE: "yellow", Op.REPLACE: "magenta", Op.DELETE: "red"}
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if value is None:
+        return "null"
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _attribute_lines(action: Action) -> list[str]:
+    before, after = action.before or {}, action.after or {}
+    lines = []
+    if action.op is Op.UPDATE or action.op is Op.REPLACE:
+        for key in sorted(set(before) | set(after)):
+            if before.get(key) != after.get(key) or key not in before:
+                lines.append(f"{key}: {_value(before.get(key))} → {_value(after.get(key))}")
+    elif action.op is Op.CREATE:
+        lines = [f"{key}: {_value(value)}" for key, value in sorted(after.items())]
+    else:
+        lines = [f"{key}: {_value(value)}" for key, value in sorted(before.items())]
+    return lines
+
+
+def summary(plan: HostPlan) -> str:
+    counts = plan.counts()
+    return f"Plan: {counts['add']} to add, {counts['change']} to change, {counts['destroy']} to destroy."
+
+
+def text(plans: list[HostPlan], *, show_sql: bool = False, colour: bool = False) -> str:
+    style = (lambda s, c: click.style(s, fg=c)) if colour else (lambda s, c: s)
+    out: list[str] = []
+    for plan in plans:
+        out.append(style(f"{plan.host} (driver: {plan.driver})", "cyan") if colour else
+                   f"{plan.host} (driver: {plan.driver})")
+        if plan.empty:
+            out.append("  No changes. The live state matches the files.")
+        for action in plan.ordered():
+            head = f"  {_SYMBOL[action.op]} {action.address}"
+            if action.database and action.kind == "role":
+                head += f" (in database {action.database})"
+            if action.hazards:
+                head += "  " + style("[" + ", ".join(h.value for h in action.hazards) + "]", "red")
+            out.append(style(head, _COLOUR[action.op]) if not action.hazards else head)
+            out.extend(f"      {line}" for line in _attribute_lines(action))
+            if action.note:
+                lines = action.note.splitlines()
+                out.extend(f"      {line}" if action.kind == "file" else f"      # {line}" for line in lines)
+            if show_sql:
+                out.extend(f"      | {s.display};" for s in action.sql)
+        for warning in plan.warnings:
+            out.append(style(f"  ! {warning}", "yellow"))
+        if plan.unmanaged:
+            shown = ", ".join(plan.unmanaged[:20])
+            more = f" and {len(plan.unmanaged) - 20} more" if len(plan.unmanaged) > 20 else ""
+            out.append(f"  Unmanaged (left alone): {shown}{more}")
+        out.append(f"  {summary(plan)}")
+        out.append("")
+    return "\n".join(out)
+
+
+def document(plans: list[HostPlan], *, inputs: str = "") -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "erpprov_version": __version__,
+        "inputs_fingerprint": inputs,
+        "hosts": [
+            {
+                "host": plan.host,
+                "driver": plan.driver,
+                "fingerprint": plan.fingerprint,
+                "summary": plan.counts(),
+                "actions": [a.to_json() for a in plan.ordered()],
+                "unmanaged": plan.unmanaged,
+                "warnings": plan.warnings,
+            }
+            for plan in plans
+        ],
+    }
+
+
+def as_json(plans: list[HostPlan], *, inputs: str = "") -> str:
+    return json.dumps(document(plans, inputs=inputs), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def markdown(plans: list[HostPlan]) -> str:
+    totals = {"add": 0, "change": 0, "destroy": 0}
+    for plan in plans:
+        for key, value in plan.counts().items():
+            totals[key] += value
+    hazards = sorted({h.value for p in plans for a in p.actions for h in a.hazards})
+    out = ["### erpprov plan", "",
+           f"**{totals['add']} to add, {totals['change']} to change, {totals['destroy']} to destroy** "
+           f"on {len(plans)} host{'s' if len(plans) != 1 else ''}."]
+    if hazards:
+        out.append(f"\n:warning: Hazards needing permission: {', '.join(f'`{h}`' for h in hazards)}")
+    out.append("")
+    for plan in plans:
+        counts = plan.counts()
+        out += [f"<details><summary><code>{plan.host}</code> ({plan.driver}): +{counts['add']} "
+                f"~{counts['change']} -{counts['destroy']}</summary>", "", "```diff"]
+        body = text([plan]).splitlines()[1:]
+        out += [line[2:] if line.startswith("  ") else line for line in body if line.strip()]
+        out += ["```", "", "</details>", ""]
+    return "\n".join(out)

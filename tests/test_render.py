@@ -1,0 +1,87 @@
+"""Plan output in each format, on a fixed scenario (no server needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+
+from erpprov import render
+from erpprov.plan import Action, Hazard, HostPlan, Op, Phase, Statement
+
+ROOT = Path(__file__).resolve().parent.parent
+VERIFIER = "SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy"
+
+
+def scenario() -> list[HostPlan]:
+    actions = [
+        Action("role.myapp", Op.CREATE, Phase.ROLE,
+               sql=(Statement(f"CREATE ROLE \"myapp\" WITH LOGIN PASSWORD '{VERIFIER}'",
+                              shown="CREATE ROLE \"myapp\" WITH LOGIN PASSWORD '(sensitive)'"),),
+               after={"login": True, "password": "(sensitive)"}),
+        Action("role.reporting", Op.UPDATE, Phase.ROLE, sql=(Statement('ALTER ROLE "reporting" WITH LOGIN'),),
+               before={"login": False}, after={"login": True}),
+        Action("table.erp.public.legacy", Op.DELETE, Phase.DROP_TABLE, database="erp",
+               sql=(Statement('DROP TABLE "public"."legacy"'),), before={"columns": 3},
+               hazards=(Hazard.DELETES_DATA,), note="the table holds rows"),
+    ]
+    return [HostPlan(host="localhost", driver="external", actions=actions, unmanaged=["role.alice"],
+                     fingerprint="abc123"),
+            HostPlan(host="staging", driver="external")]
+
+
+EXPECTED_TEXT = """\
+localhost (driver: external)
+  + role.myapp
+      login: true
+      password: "(sensitive)"
+  ~ role.reporting
+      login: false → true
+  - table.erp.public.legacy  [deletes_data]
+      columns: 3
+      # the table holds rows
+  Unmanaged (left alone): role.alice
+  Plan: 1 to add, 1 to change, 1 to destroy.
+
+staging (driver: external)
+  No changes. The live state matches the files.
+  Plan: 0 to add, 0 to change, 0 to destroy.
+"""
+
+
+def test_text_is_grouped_by_host_with_symbols_hazards_and_summary():
+    assert render.text(scenario()) == EXPECTED_TEXT
+
+
+def test_text_with_sql_shows_statements_but_never_the_verifier():
+    out = render.text(scenario(), show_sql=True)
+    assert "| CREATE ROLE \"myapp\" WITH LOGIN PASSWORD '(sensitive)';" in out
+    assert "| DROP TABLE \"public\".\"legacy\";" in out
+    assert VERIFIER not in out
+
+
+def test_colour_only_when_asked():
+    assert "\x1b[" not in render.text(scenario())
+    assert "\x1b[" in render.text(scenario(), colour=True)
+
+
+def test_json_validates_against_the_committed_schema_and_is_stable():
+    schema = json.loads((ROOT / "schema/plan.schema.json").read_text())
+    first = render.as_json(scenario(), inputs="f00")
+    assert first == render.as_json(scenario(), inputs="f00")
+    document = json.loads(first)
+    jsonschema.validate(document, schema)
+    assert document["format_version"].startswith("1.")
+    assert [a["address"] for a in document["hosts"][0]["actions"]] == [
+        "role.myapp", "role.reporting", "table.erp.public.legacy"]
+    assert VERIFIER not in first and "(sensitive)" in first
+
+
+def test_markdown_has_a_summary_and_a_collapsible_block_per_host():
+    out = render.markdown(scenario())
+    assert "**1 to add, 1 to change, 1 to destroy** on 2 hosts." in out
+    assert "`deletes_data`" in out
+    assert out.count("<details>") == 2 and out.count("```diff") == 2
+    assert "+ role.myapp" in out and "- table.erp.public.legacy  [deletes_data]" in out
+    assert VERIFIER not in out
