@@ -165,10 +165,3 @@ def canonical_functions(conn: psycopg.Connection, signatures: list[str]) -> dict
         FROM unnest(%s::text[]) AS s
     """, (signatures,))
     return {s: ((schema, sig) if sig else None) for s, sig, schema in rows}
-
-
-def implicit_default_acl(on: str, for_role: str, grantee: str) -> frozenset[tuple[str, bool]]:
-    """What PostgreSQL grants on new objects when no database-wide default ACL entry exists."""
-    if grantee == PUBLIC:
-        return frozenset({"functions": {("EXECUTE", False)}, "types": {("USAGE", False)}}.get(on, set()))
-    return frozenset()

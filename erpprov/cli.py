@@ -101,3 +101,239 @@ def schema(output: Path | None) -> None:
         output.write_text(text, encoding="utf-8")
     else:
         click.echo(text, nl=False)
+
+
+def _colour(no_color: bool) -> bool:
+    import os
+
+    return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+
+
+@main.command()
+@click.argument("playbook", required=False, type=click.Path(path_type=Path))
+@project_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
+              show_default=True, help="Output for people, machines or pull-request comments.")
+@click.option("--sql", "show_sql", is_flag=True, help="Show the SQL of each action.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), help="Save the plan as JSON for `erpprov apply FILE`.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when changes are pending, 0 when none, 1 on error.")
+@click.option("--offline", is_flag=True, help="No server: show what the files create on an empty instance.")
+@click.option("--forks", default=5, show_default=True, help="Hosts planned in parallel.")
+@click.option("--no-color", is_flag=True, help="Never colour the output (NO_COLOR is honoured too).")
+@handles_errors
+def plan(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], limit: str | None, verbose: bool,
+         fmt: str, show_sql: bool, out: Path | None, detailed_exitcode: bool, offline: bool, forks: int,
+         no_color: bool) -> None:
+    """Show what `apply` would change, without changing anything (a dry run for code review)."""
+    from erpprov import render
+    from erpprov.hosts import for_each_target, inputs_fingerprint
+    from erpprov.plan import HostPlan
+    from erpprov.reconcile import plan_offline, plan_target
+
+    project = load(playbook or DEFAULT_PLAYBOOK, inventory, extra_vars, limit)
+    work = plan_offline if offline else plan_target
+    outcomes = for_each_target(project, work, forks)
+    failed = [o for o in outcomes if o.error]
+    plans: list[HostPlan] = [o.value for o in outcomes if o.value is not None]
+    if fmt == "json":
+        click.echo(render.as_json(plans, inputs=inputs_fingerprint(project)), nl=False)
+    elif fmt == "markdown":
+        click.echo(render.markdown(plans))
+    else:
+        click.echo(render.text(plans, show_sql=show_sql or verbose, colour=_colour(no_color)), nl=False)
+    if out:
+        from erpprov.files import write_private
+
+        document = render.document(plans, inputs=inputs_fingerprint(project))
+        document["playbook"] = str(playbook or DEFAULT_PLAYBOOK)
+        document["inventory"] = str(inventory)
+        document["limit"] = limit
+        write_private(out, json.dumps(document, indent=2, sort_keys=True) + "\n")
+        click.echo(f"Saved the plan to {out}; apply exactly it with `erpprov apply {out}`.", err=True)
+    for outcome in failed:
+        click.echo(f"error: [{outcome.target.host}] {outcome.error}", err=True)
+    if failed:
+        sys.exit(1)
+    if detailed_exitcode and any(not p.empty for p in plans):
+        sys.exit(2)
+
+
+@main.command()
+@click.argument("playbook", required=False, type=click.Path(path_type=Path))
+@project_options
+@click.option("--allow-destructive", is_flag=True, help="Allow every hazard (drops, rewrites, revokes...).")
+@click.option("--allow-hazard", "allow_hazard", multiple=True, metavar="NAME",
+              help="Allow one kind of hazard, e.g. deletes_data; repeatable.")
+@click.option("--lock-wait", default=30.0, show_default=True, help="Seconds to wait for another apply to finish.")
+@click.option("--forks", default=5, show_default=True, help="Hosts reconciled in parallel.")
+@click.option("--no-color", is_flag=True, help="Never colour the output (NO_COLOR is honoured too).")
+@handles_errors
+def apply(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], limit: str | None, verbose: bool,
+          allow_destructive: bool, allow_hazard: tuple[str, ...], lock_wait: float, forks: int,
+          no_color: bool) -> None:
+    """Make the live state match the files (PLAYBOOK, or a plan saved with `plan -o`)."""
+    import time
+
+    from erpprov.hosts import Printer, for_each_target, inputs_fingerprint
+    from erpprov.plan import Hazard
+    from erpprov.reconcile import ApplyOptions, apply_target
+
+    try:
+        allowed = frozenset(Hazard) if allow_destructive else frozenset(Hazard(h) for h in allow_hazard)
+    except ValueError as exc:
+        raise ErpprovError(str(exc), hint="hazards: " + ", ".join(h.value for h in Hazard)) from None
+    saved: dict[str, Any] | None = None
+    path = playbook or DEFAULT_PLAYBOOK
+    if path.suffix == ".json":
+        saved = _read_saved_plan(path)
+        path, inventory, limit = Path(saved["playbook"]), Path(saved["inventory"]), saved.get("limit")
+    project = load(path, inventory, extra_vars, limit)
+    if saved is not None and saved.get("inputs_fingerprint") != inputs_fingerprint(project):
+        raise ErpprovError("the playbook, inventory or variables changed since the plan was saved; "
+                           "nothing was applied", hint="run `erpprov plan -o FILE` again and review it")
+    colour = _colour(no_color)
+    say = Printer(click.echo)
+    started = time.monotonic()
+
+    def work(target):  # type: ignore[no-untyped-def]
+        host = target.host
+
+        def event(kind: str, action) -> None:  # type: ignore[no-untyped-def]
+            label = action.address.replace(".", " ", 1)
+            line = f"{kind}: [{host}] {label}"
+            say(click.style(line, fg="yellow" if kind == "changed" else "red") if colour else line)
+
+        host_saved = None
+        if saved is not None:
+            host_saved = next((h for h in saved["hosts"] if h["host"] == host), None)
+            if host_saved is None:
+                raise ErpprovError(f"the saved plan has no entry for host {host}")
+        options = ApplyOptions(allow_hazards=allowed, lock_wait=lock_wait, saved=host_saved)
+        return apply_target(target, options, event, lambda text: say(f"  [{host}] {text}"))
+
+    outcomes = for_each_target(project, work, forks)
+    say("")
+    say(f"RECAP ({time.monotonic() - started:.1f}s)")
+    failed = False
+    for host in project.hosts:
+        mine = [o for o in outcomes if o.target.host == host]
+        changed = sum(len(o.value.changed) for o in mine if o.value)
+        errors = [o.error for o in mine if o.error]
+        skipped = len([t for t in project.targets if t.host == host]) - len(mine)
+        line = f"{host:<24} changed={changed:<4} failed={len(errors):<3} skipped={skipped}"
+        say(click.style(line, fg="red" if errors else ("yellow" if changed else "green")) if colour else line)
+        for outcome in mine:
+            for warning in (outcome.value.warnings if outcome.value else []):
+                say(f"  ! {warning}")
+        for error in errors:
+            failed = True
+            click.echo(f"error: [{host}] {error}", err=True)
+    if failed:
+        sys.exit(1)
+
+
+def _read_saved_plan(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ErpprovError(f"saved plan not found: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise ErpprovError(f"{path} is not a saved erpprov plan: {exc}") from None
+    if not isinstance(document, dict) or "hosts" not in document or "playbook" not in document:
+        raise ErpprovError(f"{path} is not a saved erpprov plan", hint="create one with `erpprov plan -o FILE`")
+    return document
+
+
+def _single_target(project: Any, host: str | None) -> Any:
+    targets = [t for t in project.targets if host is None or t.host == host]
+    if not targets:
+        raise ErpprovError(f"no play targets host {host!r}" if host else "the playbook targets no host",
+                           hint="check --limit / --host and the plays' hosts:")
+    if len({t.host for t in targets}) > 1:
+        raise ErpprovError(f"several hosts match ({', '.join(sorted({t.host for t in targets}))})",
+                           hint="choose one with --host or --limit")
+    return targets[0]
+
+
+@main.command()
+@click.argument("playbook", required=False, type=click.Path(path_type=Path))
+@project_options
+@handles_errors
+def status(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], limit: str | None,
+           verbose: bool) -> None:
+    """Health of each host: container or cluster, server, and whether each login role can connect."""
+    from erpprov.health import check_target
+
+    project = load(playbook or DEFAULT_PLAYBOOK, inventory, extra_vars, limit)
+    healthy = True
+    for target in project.targets:
+        report = check_target(target)
+        healthy &= report.healthy
+        click.echo(f"{target.host} ({report.driver}): {'healthy' if report.healthy else 'UNHEALTHY'}")
+        for name, ok, detail in report.checks:
+            click.echo(f"  {'ok  ' if ok else 'FAIL'} {name}: {detail}")
+    if not healthy:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("playbook", required=False, type=click.Path(path_type=Path))
+@project_options
+@click.option("--tail", "-n", default=100, show_default=True, help="Lines from the end of the log.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines (Ctrl-C to stop).")
+@click.option("--host", help="Host to read (default: the only one).")
+@handles_errors
+def logs(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], limit: str | None, verbose: bool,
+         tail: int, follow: bool, host: str | None) -> None:
+    """Print the server's log (container or embedded cluster)."""
+    from erpprov.drivers import make_driver
+
+    target = _single_target(load(playbook or DEFAULT_PLAYBOOK, inventory, extra_vars, limit), host)
+    for line in make_driver(target).logs(tail, follow):
+        click.echo(line)
+
+
+@main.command()
+@click.argument("playbook", required=False, type=click.Path(path_type=Path))
+@project_options
+@click.option("--db", "database", help="Database (default: the play's first database).")
+@click.option("--user", help="Role to connect as (default: the host's pg_user).")
+@click.option("--host", help="Host to connect to (default: the only one).")
+@handles_errors
+def psql(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], limit: str | None, verbose: bool,
+         database: str | None, user: str | None, host: str | None) -> None:
+    """An interactive psql on the host's server."""
+    from erpprov.drivers import make_driver
+
+    target = _single_target(load(playbook or DEFAULT_PLAYBOOK, inventory, extra_vars, limit), host)
+    database = database or (target.play.databases[0].name if target.play.databases else
+                            target.connection.pg_database)
+    argv = ["psql", "-d", database, "-U", user or target.connection.pg_user]
+    sys.exit(make_driver(target).exec(argv, interactive=True))
+
+
+@main.command()
+@click.argument("playbook", required=False, type=click.Path(path_type=Path))
+@project_options
+@click.option("--volumes", is_flag=True, help="Also delete the data directory or volume: all data is lost.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@handles_errors
+def destroy(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], limit: str | None, verbose: bool,
+            volumes: bool, yes: bool) -> None:
+    """Stop and remove the container or embedded cluster (--volumes deletes the data too)."""
+    from erpprov.drivers import make_driver
+
+    project = load(playbook or DEFAULT_PLAYBOOK, inventory, extra_vars, limit)
+    for target in project.targets:
+        driver = make_driver(target)
+        name = target.play.container.name if target.play.container else target.host
+        if volumes and not yes:
+            if not sys.stdin.isatty():
+                raise ErpprovError("destroy --volumes deletes all data; refusing without --yes in a "
+                                   "non-interactive run")
+            typed = click.prompt(f"This deletes all data of {name} on {target.host}. Type {name!r} to confirm",
+                                 default="", show_default=False)
+            if typed != name:
+                raise ErpprovError("confirmation did not match; nothing was deleted")
+        driver.destroy(volumes, lambda text: click.echo(f"  [{target.host}] {text}"))
+        click.echo(f"destroyed: [{target.host}] {name}{' and its data' if volumes else ''}")

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from psycopg import sql
 
 from erpprov import model
-from erpprov.catalog import implicit_default_acl
 from erpprov.ddl import (
     canonical_setting,
     grantee,
@@ -42,6 +41,9 @@ SENSITIVE = "(sensitive)"
 SYSTEM_DATABASES = {"postgres", "template0", "template1"}
 _DEFACL_KIND = {"tables": "table", "sequences": "sequence", "functions": "function", "types": "type",
                 "schemas": "schema"}
+
+
+Planned = dict[str, dict[tuple[str, str], str | None]]  # kind -> {(schema, name): owner, None: admin}
 
 
 @dataclass
@@ -95,6 +97,11 @@ def desired_role(role: model.Role, canon: Canon) -> RoleState:
     )
 
 
+def comment_changes(wanted: str | None, current: str | None) -> bool:
+    """A comment is managed only when the file states one; an empty one removes it."""
+    return wanted is not None and (wanted or None) != current
+
+
 def _role_options(state: RoleState, attributes: Iterable[str]) -> list[sql.Composable]:
     parts: list[sql.Composable] = []
     for attr in attributes:
@@ -145,7 +152,7 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster) -> Result:
                                 + (("valid_until",) if want.valid_until else ()))
         statements = [_password_statement(sql.SQL("CREATE ROLE {} WITH ").format(name), options, password)]
         statements += _settings_statements(role.name, (), want.settings)
-        if want.comment is not None:
+        if want.comment:
             statements.append(Statement(text(sql.SQL("COMMENT ON ROLE {} IS {}").format(name, literal(want.comment)))))
         after = _role_view(want) | ({"password": SENSITIVE} if password is not None else {})
         result.actions.append(Action(address, Op.CREATE, Phase.ROLE, sql=tuple(statements), after=after))
@@ -176,9 +183,10 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster) -> Result:
         if have.settings != want.settings:
             statements += _settings_statements(role.name, have.settings, want.settings)
             before["settings"], after["settings"] = dict(have.settings), dict(want.settings)
-        if have.comment != want.comment:
-            statements.append(Statement(text(sql.SQL("COMMENT ON ROLE {} IS {}").format(name, literal(want.comment)))))
-            before["comment"], after["comment"] = have.comment, want.comment
+        if comment_changes(want.comment, have.comment):
+            statements.append(Statement(text(sql.SQL("COMMENT ON ROLE {} IS {}").format(
+                name, literal(want.comment or None)))))
+            before["comment"], after["comment"] = have.comment, want.comment or None
         if statements:
             result.actions.append(Action(address, Op.UPDATE, Phase.ROLE, sql=tuple(statements),
                                          before=before, after=after,
@@ -307,7 +315,7 @@ def diff_databases(play: model.Play, live: LiveCluster) -> Result:
                                                 **{k: v for k, v in db.model_dump(
                                                     include={"encoding", "locale", "lc_collate", "lc_ctype",
                                                              "template"}).items() if v is not None}}))
-            if db.comment is not None:
+            if db.comment:
                 result.actions.append(Action(address, Op.UPDATE, Phase.DATABASE_GRANT, sql=(Statement(text(
                     sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, literal(db.comment)))),),
                     after={"comment": db.comment}))
@@ -322,9 +330,9 @@ def diff_databases(play: model.Play, live: LiveCluster) -> Result:
                 statements.append(sql.SQL("ALTER DATABASE {} CONNECTION LIMIT {}").format(
                     name, literal(db.connection_limit)))
                 before["connection_limit"], after["connection_limit"] = have.connection_limit, db.connection_limit
-            if have.comment != db.comment:
-                statements.append(sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, literal(db.comment)))
-                before["comment"], after["comment"] = have.comment, db.comment
+            if comment_changes(db.comment, have.comment):
+                statements.append(sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, literal(db.comment or None)))
+                before["comment"], after["comment"] = have.comment, db.comment or None
             if statements:
                 result.actions.append(Action(address, Op.UPDATE, Phase.DATABASE,
                                              sql=tuple(Statement(text(s)) for s in statements),
@@ -354,9 +362,7 @@ def _diff_database_grants(db: model.Database, live: LiveCluster) -> Result:
         want = expand(grant.privileges, "database", live.server_version, grant.with_grant_option)
         have = live.database_acl.get((db.name, grant.to), frozenset())
         if db.name not in live.databases:
-            owner = db.owner or live.current_user
-            have = frozenset({("CONNECT", False), ("TEMPORARY", False)}) if grant.to == PUBLIC else (
-                frozenset((p, False) for p in model.PRIVILEGES["database"]) if grant.to == owner else frozenset())
+            have = implicit_acl("database", db.owner or live.current_user, grant.to, live.server_version)
         action = grant_action(ref, grant.to, want, have, database=None, phase=Phase.DATABASE_GRANT,
                               address=f"grant.{db.name}.database.{grant.to}")
         if action:
@@ -392,6 +398,29 @@ def _op(want: Privileges, have: Privileges) -> Op:
     return Op.CREATE if not have else (Op.DELETE if not want else Op.UPDATE)
 
 
+def implicit_acl(kind: str, owner: str, grantee: str, server_version: int) -> Privileges:
+    """acldefault(): what an object's NULL ACL stands for."""
+    if grantee == owner:
+        return frozenset((p, False) for p in all_privileges(kind, server_version))
+    if grantee == PUBLIC:
+        return frozenset({"database": {("CONNECT", False), ("TEMPORARY", False)},
+                          "function": {("EXECUTE", False)}, "type": {("USAGE", False)}}.get(kind, set()))
+    return frozenset()
+
+
+def new_object_acl(ref: ObjectRef, owner: str, grantee: str, live: LiveDatabase, server_version: int) -> Privileges:
+    """The ACL a new object will start with: the owner's database-wide default privileges (or
+    acldefault() when there are none), plus those for its schema."""
+    on = ref.kind + "s"
+    if DefaultAclKey(owner, None, on, "") in live.default_acl:
+        base = live.default_acl.get(DefaultAclKey(owner, None, on, grantee), frozenset())
+    else:
+        base = implicit_acl(ref.kind, owner, grantee, server_version)
+    if ref.kind == "schema":
+        return base
+    return base | live.default_acl.get(DefaultAclKey(owner, ref.schema, on, grantee), frozenset())
+
+
 def grant_action(ref: ObjectRef, to: str, want: Privileges, have: Privileges, *, database: str | None,
                  phase: Phase, address: str, hazards: tuple[Hazard, ...] = ()) -> Action | None:
     """GRANT what is missing, REVOKE what is extra, and fix grant options: exact for this grantee."""
@@ -414,11 +443,11 @@ def _privilege_view(privileges: Privileges) -> list[str]:
 
 
 def diff_database_contents(db: model.Database, live: LiveDatabase | None, cluster: LiveCluster, canon: Canon,
-                           planned: dict[str, set[tuple[str, str]]], roles: list[model.Role]) -> Result:
+                           planned: Planned, roles: list[model.Role]) -> Result:
     """Schemas, extensions, object privileges and default privileges of one database.
 
-    ``planned`` lists the tables and sequences that this apply creates, so that grants on "all
-    tables in schema X" cover them in the same run.
+    ``planned`` lists the tables and sequences that this apply creates, with their owners, so
+    that grants on "all tables in schema X" cover them in the same run.
     """
     live = live or LiveDatabase(name=db.name)
     result = Result()
@@ -426,8 +455,13 @@ def diff_database_contents(db: model.Database, live: LiveDatabase | None, cluste
     result.extend(_diff_extensions(db, live))
     grants = _desired_grants(db, live, cluster, canon, planned)
     defaults = _desired_default_privileges(db, cluster)
-    result.extend(_diff_object_grants(db.name, grants, live))
-    result.extend(_diff_default_privileges(db.name, defaults, live))
+    owners = {(ObjectRef("schema", None, s.name)): s.owner or cluster.current_user
+              for s in db.schemas if s.name not in live.schemas}
+    owners |= {ObjectRef(kind, schema, name): owner or cluster.current_user
+               for kind, objects in planned.items() for (schema, name), owner in objects.items()
+               if (schema, name) not in live.objects.get(kind, set())}
+    result.extend(_diff_object_grants(db.name, grants, live, owners, cluster.server_version))
+    result.extend(_diff_default_privileges(db.name, defaults, live, cluster.server_version))
     result.extend(_prune_privileges(db.name, {r.name for r in roles if r.prune}, grants, defaults, live))
     return result
 
@@ -447,16 +481,16 @@ def _diff_schemas(db: model.Database, live: LiveDatabase) -> Result:
                 create = create + sql.SQL(" AUTHORIZATION {}").format(ident(schema.owner))
             statements.append(create)
             after = {"owner": schema.owner} if schema.owner else {}
-            if schema.comment is not None:
+            if schema.comment:
                 statements.append(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(name, literal(schema.comment)))
                 after["comment"] = schema.comment
         else:
             if schema.owner and have.owner != schema.owner:
                 statements.append(sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(name, ident(schema.owner)))
                 before["owner"], after["owner"] = have.owner, schema.owner
-            if have.comment != schema.comment:
-                statements.append(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(name, literal(schema.comment)))
-                before["comment"], after["comment"] = have.comment, schema.comment
+            if comment_changes(schema.comment, have.comment):
+                statements.append(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(name, literal(schema.comment or None)))
+                before["comment"], after["comment"] = have.comment, schema.comment or None
         if statements:
             result.actions.append(Action(address, Op.CREATE if have is None else Op.UPDATE, Phase.SCHEMA,
                                          database=db.name, sql=tuple(Statement(text(s)) for s in statements),
@@ -510,12 +544,12 @@ def _diff_extensions(db: model.Database, live: LiveDatabase) -> Result:
 
 
 def _targets(grant: model.SchemaGrant, schema: str, live: LiveDatabase, canon: Canon,
-             planned: dict[str, set[tuple[str, str]]]) -> list[ObjectRef]:
+             planned: Planned) -> list[ObjectRef]:
     kind = grant.object_kind
     if kind == "schema":
         return [ObjectRef("schema", None, schema)]
     chosen = getattr(grant, kind + "s")
-    existing = live.objects.get(kind, set()) | planned.get(kind, set())
+    existing = live.objects.get(kind, set()) | set(planned.get(kind, {}))
     if chosen == "ALL":
         return [ObjectRef(kind, s, n) for s, n in sorted(existing) if s == schema]
     refs = []
@@ -548,7 +582,7 @@ def function_signatures(db: model.Database) -> list[str]:
 
 
 def _desired_grants(db: model.Database, live: LiveDatabase, cluster: LiveCluster, canon: Canon,
-                    planned: dict[str, set[tuple[str, str]]]) -> dict[tuple[ObjectRef, str], Privileges]:
+                    planned: Planned) -> dict[tuple[ObjectRef, str], Privileges]:
     want: dict[tuple[ObjectRef, str], Privileges] = {}
     version = cluster.server_version
     for schema in db.schemas:
@@ -565,11 +599,16 @@ def _desired_grants(db: model.Database, live: LiveDatabase, cluster: LiveCluster
     return want
 
 
-def _diff_object_grants(database: str, grants: dict[tuple[ObjectRef, str], Privileges],
-                        live: LiveDatabase) -> Result:
+def _diff_object_grants(database: str, grants: dict[tuple[ObjectRef, str], Privileges], live: LiveDatabase,
+                        new_owners: dict[ObjectRef, str], server_version: int) -> Result:
+    """``new_owners``: objects this apply creates, whose ACL starts as PostgreSQL gives it to new objects."""
     result = Result()
     for (ref, to), want in sorted(grants.items(), key=lambda item: (item[0][0].kind, item[0][0].label(), item[0][1])):
-        action = grant_action(ref, to, want, live.acl.get((ref, to), frozenset()), database=database,
+        if ref in new_owners:
+            have = new_object_acl(ref, new_owners[ref], to, live, server_version)
+        else:
+            have = live.acl.get((ref, to), frozenset())
+        action = grant_action(ref, to, want, have, database=database,
                               phase=Phase.GRANT, address=f"grant.{database}.{ref.kind}.{ref.label()}.{to}")
         if action:
             result.actions.append(action)
@@ -601,14 +640,14 @@ def _desired_default_privileges(db: model.Database, cluster: LiveCluster) -> dic
 
 
 def _diff_default_privileges(database: str, defaults: dict[DefaultAclKey, Privileges],
-                             live: LiveDatabase) -> Result:
+                             live: LiveDatabase, server_version: int) -> Result:
     result = Result()
     for key, want in defaults.items():
         row_exists = DefaultAclKey(key.for_role, key.schema, key.on, "") in live.default_acl
         if key in live.default_acl:
             have = live.default_acl[key]
         elif key.schema is None and not row_exists:
-            have = implicit_default_acl(key.on, key.for_role, key.grantee)
+            have = implicit_acl(_DEFACL_KIND[key.on], key.for_role, key.grantee, server_version)
         else:
             have = frozenset()
         if want != have:

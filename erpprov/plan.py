@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -54,6 +54,7 @@ class Phase(int, Enum):
     DROP_SCHEMA = 85
     DROP_DATABASE = 90
     DROP_ROLE = 99
+    FILE = 100  # files rendered from templates, once the server holds what they describe
 
 
 @dataclass(frozen=True)
@@ -136,16 +137,23 @@ class HostPlan:
 
 
 def fingerprint(data: Any) -> str:
-    """A stable digest of JSON-able data (never fed secrets: callers pass redacted state)."""
-    blob = json.dumps(data, sort_keys=True, default=_jsonable, separators=(",", ":"))
+    """A stable digest of plain data (never fed secrets: callers pass redacted state)."""
+    blob = json.dumps(_canonical(data), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _jsonable(value: Any) -> Any:
+def _canonical(value: Any) -> Any:
+    """Dataclasses, tuple-keyed dicts and sets as JSON, in an order that does not depend on history."""
     if hasattr(value, "__dataclass_fields__"):
-        return asdict(value)
+        return {name: _canonical(getattr(value, name)) for name in value.__dataclass_fields__}
+    if isinstance(value, dict):
+        return sorted(([_canonical(k), _canonical(v)] for k, v in value.items()), key=repr)
     if isinstance(value, (set, frozenset)):
-        return sorted(value, key=repr)
+        return sorted((_canonical(v) for v in value), key=repr)
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
     if isinstance(value, Enum):
         return value.value
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
     return repr(value)

@@ -89,7 +89,11 @@ class _Builder:
         result: dict[Any, Any] = {}
         seen: dict[Any, yaml.Mark] = {}
         for key_node, value_node in node.value:
-            key = self.build(key_node, path + ("<key>",), depth + 1)
+            if key_node.tag == "tag:yaml.org,2002:bool":
+                # YAML 1.1 reads `on:`/`yes:` as booleans; as keys they are always meant as words.
+                key: Any = key_node.value
+            else:
+                key = self.build(key_node, path + ("<key>",), depth + 1)
             if isinstance(key, (list, dict)):
                 raise ErpprovError(
                     "a mapping key must be a plain value",

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
+
+from erpprov.loader import Target
+from erpprov.plan import Hazard
 
 DEFAULT_INVENTORY = """
 all:
@@ -23,3 +27,35 @@ def write_project(tmp: Path, playbook: str, inventory: str = DEFAULT_INVENTORY, 
     if env is not None:
         (tmp / ".env").write_text(textwrap.dedent(env))
     return path
+
+
+def load_targets(tmp: Path, server: Any, playbook: str, **host_vars: Any) -> list[Target]:
+    """The targets of ``playbook`` run against the test server ``server`` (external driver)."""
+    from erpprov.loader import load_project
+
+    (tmp / "playbooks").mkdir(exist_ok=True)
+    path = tmp / "playbooks" / "site.yaml"
+    path.write_text(textwrap.dedent(playbook))
+    return load_project(path, server.inventory(tmp, **host_vars), environ={}).targets
+
+
+def plan_of(targets: list[Target]) -> list[tuple[str, str]]:
+    """Every action the plan holds for ``targets``, as (address, operation) pairs."""
+    from erpprov.reconcile import plan_target
+
+    pairs = []
+    for target in targets:
+        pairs += [(a.address, a.op.value) for a in plan_target(target).actions]
+    return pairs
+
+
+def apply_all(targets: list[Target], *, allow: frozenset[Hazard] = frozenset()) -> list[str]:
+    """Apply, returning the changed addresses; apply itself fails if the re-plan is not empty."""
+    from erpprov.reconcile import ApplyOptions, apply_target
+
+    changed = []
+    for target in targets:
+        report = apply_target(target, ApplyOptions(allow_hazards=allow, lock_wait=5),
+                              lambda kind, action: None, lambda text: None)
+        changed += [a.address for a in report.changed]
+    return changed

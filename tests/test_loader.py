@@ -213,3 +213,9 @@ def test_missing_files(tmp_path):
     with pytest.raises(ErpprovError, match="vars file not found") as err:
         load(path)
     assert err.value.location.line == 1
+
+
+def test_yaml_boolean_words_as_keys_stay_words(tmp_path):
+    from erpprov.yamlsrc import parse_yaml
+
+    assert parse_yaml("{on: tables, yes: 1, key: on}", "f.yaml").data == {"on": "tables", "yes": 1, "key": True}

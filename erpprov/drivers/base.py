@@ -1,0 +1,59 @@
+"""The one small interface every server driver implements (DESIGN decision 9)."""
+
+from __future__ import annotations
+
+import subprocess
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from erpprov.errors import ErpprovError
+from erpprov.loader import Target
+from erpprov.plan import Action
+
+Progress = Callable[[str], None]  # receives short human-readable progress lines
+
+
+@dataclass
+class DriverStatus:
+    driver: str
+    exists: bool
+    running: bool
+    healthy: bool
+    detail: str = ""
+    facts: dict[str, str] = field(default_factory=dict)
+
+
+class Driver(ABC):
+    name: str
+
+    def __init__(self, target: Target):
+        self.target = target
+
+    @abstractmethod
+    def plan(self) -> list[Action]:
+        """Container or cluster actions needed before the SQL side can be reconciled."""
+
+    @abstractmethod
+    def ensure(self, progress: Progress) -> None:
+        """Make the server exist, run and accept connections; idempotent."""
+
+    @abstractmethod
+    def status(self) -> DriverStatus: ...
+
+    @abstractmethod
+    def logs(self, tail: int, follow: bool) -> Iterator[str]: ...
+
+    @abstractmethod
+    def exec(self, argv: list[str], *, interactive: bool = False) -> int:
+        """Run a PostgreSQL client program (psql, pg_dump, ...) against the server."""
+
+    def client_process(self, argv: list[str]) -> subprocess.Popen[bytes]:
+        """Start a PostgreSQL client program (pg_dump, psql, pg_restore) against the server with
+        stdin, stdout and stderr as binary pipes, so backup and restore can stream any size through
+        it. Connection settings travel in the environment, never in argv. Not abstract, so a driver
+        without it still loads; backup/restore then say so."""
+        raise ErpprovError(f"the {self.name} driver cannot run {argv[0]} for backup/restore yet")
+
+    @abstractmethod
+    def destroy(self, volumes: bool, progress: Progress) -> None: ...

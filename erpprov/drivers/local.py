@@ -1,0 +1,102 @@
+"""The embedded default: a cluster in the play's data_dir run with initdb/pg_ctl."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from erpprov.cluster import LocalCluster
+from erpprov.drivers.base import Driver, DriverStatus, Progress
+from erpprov.drivers.external import run_client, start_client
+from erpprov.errors import ErpprovError
+from erpprov.loader import Target
+from erpprov.plan import Action, Op, Phase
+
+DEFAULT_DATA_DIR = "dev-environment/volumes/postgres"
+
+
+class LocalDriver(Driver):
+    name = "local"
+
+    def __init__(self, target: Target):
+        super().__init__(target)
+        container = target.play.container
+        data_dir = Path(container.data_dir if container and container.data_dir else DEFAULT_DATA_DIR)
+        if not data_dir.is_absolute():
+            data_dir = target.project_dir / data_dir
+        conn = target.connection
+        self.cluster = LocalCluster(data_dir, conn.pg_port, host=conn.pg_host, superuser=conn.pg_user)
+        self.label = f"cluster.{container.name if container else target.host}"
+
+    def plan(self) -> list[Action]:
+        where = {"data_dir": str(self.cluster.data_dir), "port": self.cluster.port, "driver": self.name}
+        if not self.cluster.initialized:
+            return [Action(self.label, Op.CREATE, Phase.CONTAINER, after=where,
+                           note="initdb, then start an embedded PostgreSQL")]
+        if not self.cluster.ours:
+            raise ErpprovError(
+                f"{self.cluster.data_dir} holds a PostgreSQL cluster that erpprov did not create",
+                hint="erpprov manages only clusters it created; choose another data_dir",
+            )
+        if not self.cluster.running():
+            return [Action(self.label, Op.UPDATE, Phase.CONTAINER, before={"state": "stopped"},
+                           after={"state": "running"}, note="start the embedded PostgreSQL")]
+        return []
+
+    def ensure(self, progress: Progress) -> None:
+        if not self.cluster.initialized:
+            password = self.target.connection.pg_password
+            if password is None:
+                raise ErpprovError(f"host {self.target.host}: pg_password is needed to create the local cluster",
+                                   hint="set pg_password in the inventory (e.g. from env.POSTGRES_PASSWORD)")
+            progress(f"creating a PostgreSQL cluster in {self.cluster.data_dir}")
+            self.cluster.init(password.get_secret_value())
+        if not self.cluster.running():
+            progress(f"starting PostgreSQL on {self.cluster.host}:{self.cluster.port}")
+            started = time.monotonic()
+            wait = self.target.play.container.wait_timeout if self.target.play.container else 60.0
+            self.cluster.start(timeout=wait)
+            progress(f"PostgreSQL accepting connections after {time.monotonic() - started:.1f}s")
+
+    def status(self) -> DriverStatus:
+        exists = self.cluster.initialized
+        running = exists and self.cluster.running()
+        return DriverStatus(self.name, exists=exists, running=running, healthy=running,
+                            detail=str(self.cluster.data_dir),
+                            facts={"data_dir": str(self.cluster.data_dir),
+                                   "major_version": self.cluster.major_version or "-"})
+
+    def logs(self, tail: int, follow: bool) -> Iterator[str]:
+        log = self.cluster.log_file
+        if not log.exists():
+            raise ErpprovError(f"no server log yet at {log}", hint="run `erpprov apply` first")
+        yield from log.read_text(errors="replace").splitlines()[-tail:]
+        if follow:
+            with log.open(errors="replace") as handle:
+                handle.seek(0, 2)
+                while True:
+                    line = handle.readline()
+                    if line:
+                        yield line.rstrip("\n")
+                    else:
+                        time.sleep(0.5)
+
+    def exec(self, argv: list[str], *, interactive: bool = False) -> int:
+        return run_client(self.target, argv)
+
+    def client_process(self, argv: list[str]) -> subprocess.Popen[bytes]:
+        return start_client(self.target, argv)
+
+    def destroy(self, volumes: bool, progress: Progress) -> None:
+        if not self.cluster.initialized:
+            progress("nothing to destroy")
+            return
+        if not self.cluster.ours:
+            raise ErpprovError(f"{self.cluster.data_dir} holds a cluster erpprov did not create; not touching it")
+        progress("stopping PostgreSQL")
+        self.cluster.stop()
+        if volumes:
+            progress(f"deleting {self.cluster.data_dir}")
+            self.cluster.destroy()

@@ -1,0 +1,149 @@
+"""Run a plan's actions: cluster-wide first, CREATE DATABASE alone, then one transaction per
+database, drops last (DESIGN decisions 4 and 5)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from itertools import groupby
+
+import psycopg
+
+from erpprov.connect import connect
+from erpprov.errors import ErpprovError
+from erpprov.model import Connection
+from erpprov.plan import Action, Phase
+
+# Two fixed keys for pg_advisory_lock(int, int): "erpprov" in ASCII, split in two.
+LOCK_KEYS = (0x65727070, 0x726F7600)
+
+Event = Callable[[str, Action], None]  # ("changed" | "failed", action)
+
+
+class ApplyFailed(ErpprovError):
+    def __init__(self, action: Action, statement: str, server_message: str, explanation: str | None = None):
+        message = f"{action.address}: {server_message}"
+        if explanation:
+            message += f"\n  {explanation}"
+        super().__init__(
+            message,
+            hint=f"the statement was: {statement}\n  nothing in this transaction was applied; "
+                 "fix the cause and apply again",
+        )
+        self.action = action
+
+
+def _bucket(action: Action) -> tuple[int, str]:
+    """Groups of actions that run together, in order: (step, database)."""
+    phase, db = action.phase, action.database or ""
+    if phase < Phase.DATABASE:
+        return (0, "")
+    if phase == Phase.DATABASE:
+        return (1, "")
+    if phase == Phase.DATABASE_GRANT:
+        return (2, "")
+    if phase < Phase.DROP_DATABASE:
+        return (3, db)
+    if phase < Phase.DROP_ROLE:
+        return (4, "")
+    return (5, db) if db else (6, "")
+
+
+def session_settings(conn: psycopg.Connection, settings: Connection) -> None:
+    conn.execute("SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false)",
+                 (f"{int(settings.pg_lock_timeout * 1000)}ms", f"{int(settings.pg_statement_timeout * 1000)}ms"))
+
+
+def execute(actions: list[Action], settings: Connection, admin: psycopg.Connection, event: Event,
+            explain: Callable[[psycopg.Connection, Action, psycopg.Error], str | None] | None = None) -> None:
+    ordered = sorted((a for a in actions if a.sql), key=lambda a: (_bucket(a), a.phase))
+    for (step, database), group in groupby(ordered, key=_bucket):
+        batch = list(group)
+        if database:
+            with connect(settings, database) as conn:
+                session_settings(conn, settings)
+                _run(conn, batch, event, explain)
+        else:
+            _run(admin, batch, event, explain)
+
+
+def _run(conn: psycopg.Connection, batch: list[Action], event: Event,
+         explain: Callable[[psycopg.Connection, Action, psycopg.Error], str | None] | None) -> None:
+    alone = [a for a in batch if not a.transactional]
+    together = [a for a in batch if a.transactional]
+    for action in alone:  # CREATE DATABASE and friends cannot run inside a transaction
+        for statement in action.sql:
+            _statement(conn, action, statement.text, statement.display, event, None)
+        event("changed", action)
+    if not together:
+        return
+    with conn.transaction():
+        for action in together:
+            for statement in action.sql:
+                _statement(conn, action, statement.text, statement.display, event, explain)
+    for action in together:
+        event("changed", action)
+
+
+def _statement(conn: psycopg.Connection, action: Action, text: str, shown: str, event: Event,
+               explain: Callable[[psycopg.Connection, Action, psycopg.Error], str | None] | None) -> None:
+    try:
+        conn.execute(text)
+    except psycopg.Error as exc:
+        event("failed", action)
+        diag = exc.diag.message_primary or str(exc).strip()
+        detail = f" ({exc.diag.message_detail})" if exc.diag.message_detail else ""
+        explanation = None
+        if explain is not None:
+            explanation = _explain_after_rollback(conn, action, exc, explain)
+        raise ApplyFailed(action, shown, diag + detail, explanation) from None
+
+
+def _explain_after_rollback(conn: psycopg.Connection, action: Action, exc: psycopg.Error,
+                            explain: Callable[[psycopg.Connection, Action, psycopg.Error], str | None]
+                            ) -> str | None:
+    # The failed transaction must end before the connection can ask anything; a second connection
+    # is simpler than unwinding here, and it sees the untouched, committed state.
+    try:
+        info = conn.info
+        with psycopg.connect(host=info.host, port=info.port, user=info.user, password=info.password,
+                             dbname=info.dbname, autocommit=True) as other:
+            return explain(other, action, exc)
+    except psycopg.Error:
+        return None
+
+
+@contextmanager
+def apply_lock(admin: psycopg.Connection, wait: float) -> Iterator[None]:
+    """One apply at a time per server: a session advisory lock, waited for up to ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while not admin.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEYS).fetchone()[0]:
+        if time.monotonic() >= deadline:
+            raise ErpprovError(f"another erpprov apply holds the lock on this server: {_holder(admin)}",
+                               hint="wait for it to finish, or pass a longer --lock-wait")
+        time.sleep(0.25)
+    try:
+        yield
+    finally:
+        if not admin.closed:
+            admin.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
+
+
+def _holder(admin: psycopg.Connection) -> str:
+    row = admin.execute("""
+        SELECT a.pid, a.application_name, a.usename, coalesce(host(a.client_addr), 'local'),
+               to_char(now() - a.backend_start, 'HH24:MI:SS')
+        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.classid = %s AND l.objid = %s AND l.granted
+    """, LOCK_KEYS).fetchone()
+    if row is None:
+        return "(it has just been released)"
+    pid, app, user, addr, age = row
+    return f"{app or 'a session'} as {user} from {addr}, server pid {pid}, connected for {age}"
+
+
+def application_name() -> str:
+    return f"erpprov apply pid={os.getpid()} on {socket.gethostname()}"[:63]

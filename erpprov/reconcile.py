@@ -1,0 +1,224 @@
+"""Plan and apply for one target (a play on a host): the pipeline of DESIGN.md.
+
+    inspect (catalogs, docker) ─┐
+    desired (model)  ───────────┴─► diff (pure) ─► HostPlan ─► execute ─► re-inspect: must be empty
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from pydantic import SecretStr
+
+from erpprov import catalog, tables
+from erpprov.connect import connect
+from erpprov.diff import Canon, GrantTargetMissing, Planned, Result, diff_database_contents, diff_databases, diff_roles
+from erpprov.diff import function_signatures
+from erpprov.drivers import make_driver
+from erpprov.drivers.base import Driver, Progress
+from erpprov.errors import ErpprovError
+from erpprov.executor import Event, application_name, apply_lock, execute, session_settings
+from erpprov.loader import Target
+from erpprov.plan import Action, Hazard, HostPlan, Op, fingerprint
+from erpprov.templatefiles import plan_templates, write_templates
+from erpprov.state import LiveCluster, LiveDatabase
+
+
+@dataclass
+class Snapshot:
+    """What was read from one server, kept so apply can compare it with what the plan saw."""
+
+    cluster: LiveCluster | None = None
+    databases: dict[str, LiveDatabase] = field(default_factory=dict)
+    tables: dict[str, object] = field(default_factory=dict)
+
+    def digest(self) -> str:
+        redacted = self.cluster.__dict__ | {"passwords": None} if self.cluster else None
+        return fingerprint({"cluster": redacted, "databases": self.databases, "tables": self.tables})
+
+
+def plan_target(target: Target, *, driver: Driver | None = None, wait: float = 0.0) -> HostPlan:
+    """Everything that differs between the files and the live host. Changes nothing."""
+    driver = driver or make_driver(target)
+    container_actions = driver.plan()
+    host_plan = HostPlan(host=target.host, driver=driver.name, actions=container_actions + plan_templates(target))
+    if container_actions:
+        # No server to read yet: its contents are planned once it runs (`plan --offline` shows them).
+        state = "does not exist" if any(a.op is Op.CREATE for a in container_actions) else "is not running"
+        host_plan.warnings.append(f"the server {state} yet; its contents are planned when apply has started it "
+                                  "(`erpprov plan --offline` shows what the files create)")
+        return host_plan
+    with connect(target.connection, wait=wait) as admin:
+        result, snapshot = plan_sql(target, admin)
+    host_plan.actions.extend(result.actions)
+    host_plan.unmanaged.extend(result.unmanaged)
+    host_plan.warnings.extend(result.warnings)
+    host_plan.fingerprint = snapshot.digest()
+    return host_plan
+
+
+def plan_sql(target: Target, admin: psycopg.Connection) -> tuple[Result, Snapshot]:
+    play = target.play
+    cluster = catalog.read_cluster(admin)
+    snapshot = Snapshot(cluster=cluster)
+    canon = Canon(timestamps=catalog.canonical_timestamps(
+        admin, sorted({r.valid_until for r in play.roles if r.valid_until})))
+    result = Result()
+    result.extend(diff_roles(play, cluster, canon))
+    result.extend(diff_databases(play, cluster))
+    for db in play.databases:
+        if db.name in cluster.databases:
+            with connect(target.connection, db.name) as conn:
+                live = catalog.read_database(conn, db.name)
+                canon.functions.update(catalog.canonical_functions(conn, function_signatures(db)))
+                live_tables = tables.inspect_tables(conn)
+                desired_tables = tables.canonicalize(conn, db.tables, live_tables)
+        else:
+            if function_signatures(db):
+                raise ErpprovError(f"database {db.name} does not exist yet, so it has no functions to grant on")
+            live, live_tables = LiveDatabase(name=db.name), tables.TablesState()
+            desired_tables = tables.canonicalize(admin, db.tables, live_tables)  # same server, same forms
+        snapshot.databases[db.name] = live
+        snapshot.tables[db.name] = live_tables
+        prune = {s.name for s in db.schemas if s.prune}
+        if db.prune:
+            prune |= set(live.schemas) | {t.schema_ for t in db.tables}
+        table_diff = tables.diff_tables(desired_tables, live_tables, database=db.name, prune_schemas=prune)
+        result.actions.extend(table_diff.actions)
+        result.unmanaged.extend(table_diff.unmanaged)
+        try:
+            result.extend(diff_database_contents(db, live, cluster, canon, planned_objects(desired_tables),
+                                                 play.roles))
+        except GrantTargetMissing as exc:
+            raise ErpprovError(str(exc), hint="declare the object, or fix the grant's name") from None
+    return result, snapshot
+
+
+def planned_objects(desired: tables.TablesState) -> Planned:
+    """Tables and the sequences their serial/identity columns own, with their owners, as this apply
+    leaves them, so that grants on "all tables/sequences in schema X" cover them in the same run."""
+    return {
+        "table": {key: table.owner for key, table in desired.tables.items()},
+        "sequence": {col.sequence: table.owner for table in desired.tables.values() for col in table.columns
+                     if col.sequence},
+    }
+
+
+@dataclass
+class ApplyOptions:
+    allow_hazards: frozenset[Hazard] = frozenset()
+    lock_wait: float = 30.0
+    connect_wait: float = 10.0  # how long a server may refuse connections (longer right after a start)
+    saved: dict[str, Any] | None = None  # this host's entry of a `plan -o` file
+
+
+@dataclass
+class ApplyReport:
+    host: str
+    driver: str
+    changed: list[Action] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    ok: int = 0
+
+
+def refused_hazards(actions: list[Action], allowed: frozenset[Hazard]) -> list[tuple[Action, Hazard]]:
+    return [(a, h) for a in actions for h in a.hazards if h not in allowed]
+
+
+def _check_hazards(actions: list[Action], allowed: frozenset[Hazard]) -> None:
+    refused = refused_hazards(actions, allowed)
+    if refused:
+        lines = "\n".join(f"  {a.address} ({h.value}){': ' + a.note if a.note else ''}" for a, h in refused)
+        kinds = " ".join(f"--allow-hazard {k}" for k in sorted({h.value for _, h in refused}))
+        raise ErpprovError(f"apply refuses {len(refused)} hazardous change(s); nothing was changed:\n{lines}",
+                           hint=f"review them with `erpprov plan`, then pass {kinds} (or --allow-destructive)")
+
+
+def apply_target(target: Target, options: ApplyOptions, event: Event, progress: Progress,
+                 driver: Driver | None = None) -> ApplyReport:
+    driver = driver or make_driver(target)
+    report = ApplyReport(host=target.host, driver=driver.name)
+    container_actions = driver.plan()
+    _check_hazards(container_actions, options.allow_hazards)
+    if container_actions:
+        driver.ensure(progress)
+        for action in container_actions:
+            event("changed", action)
+        report.changed.extend(container_actions)
+    wait = options.connect_wait
+    if container_actions and target.play.container:
+        wait = max(wait, target.play.container.wait_timeout)
+    with connect(target.connection, wait=wait, application_name=application_name()) as admin:
+        session_settings(admin, target.connection)
+        with apply_lock(admin, options.lock_wait):
+            result, snapshot = plan_sql(target, admin)
+            if options.saved is not None:
+                _check_saved(options.saved, result, snapshot)
+            _check_hazards(result.actions, options.allow_hazards)
+            execute(result.actions, target.connection, admin,
+                    lambda kind, action: (report.changed.append(action) if kind == "changed" else None,
+                                          event(kind, action)),
+                    explain=tables.explain_failure)
+            again, _ = plan_sql(target, admin)
+    leftover = [a for a in again.actions if not a.repeats]
+    if leftover:
+        raise ErpprovError(
+            "apply did not converge: a fresh plan still shows " + ", ".join(a.address for a in leftover),
+            hint="this is a bug in erpprov; please report it with the output of `erpprov plan --sql`")
+    files = plan_templates(target)
+    write_templates(target, files)
+    for action in files:
+        event("changed", action)
+    report.changed.extend(files)
+    report.warnings = result.warnings
+    return report
+
+
+def _check_saved(saved: dict[str, Any], result: Result, snapshot: Snapshot) -> None:
+    host = saved.get("host")
+    if saved.get("fingerprint") != snapshot.digest():
+        raise ErpprovError(f"host {host}: the live state changed since the plan was saved; nothing was applied",
+                           hint="run `erpprov plan -o FILE` again and review the new plan")
+    planned = [a for a in saved.get("actions", []) if a["address"].split(".")[0] not in ("container", "cluster")]
+    if planned != [a.to_json() for a in result.actions]:
+        raise ErpprovError(f"host {host}: the actions differ from the saved plan; nothing was applied",
+                           hint="the playbook or its variables changed; run `erpprov plan -o FILE` again")
+
+
+def plan_offline(target: Target) -> HostPlan:
+    """What the files create on an empty instance, for review where no server is reachable.
+
+    Canonical forms still come from PostgreSQL itself: a throwaway embedded cluster stands in for
+    the empty instance, so the offline plan is exactly what `apply` would do on a new machine.
+    """
+    import secrets
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from erpprov.cluster import LocalCluster, free_port
+
+    base = Path(tempfile.mkdtemp(prefix="erpprov-offline-"))
+    os.chmod(base, 0o755)  # as root the server runs as another account that must reach its data dir
+    password = secrets.token_urlsafe(16)
+    cluster = LocalCluster(base / "data", free_port(), superuser=target.connection.pg_user)
+    try:
+        cluster.init(password)
+        cluster.start()
+        stand_in = target.connection.model_copy(update={
+            "pg_host": cluster.host, "pg_port": cluster.port, "pg_password": SecretStr(password),
+            "pg_sslmode": None, "pg_database": "postgres"})
+        offline = Target(host=target.host, play=target.play, connection=stand_in,
+                         project_dir=target.project_dir, variables=target.variables)
+        with connect(stand_in, wait=10) as admin:
+            result, _ = plan_sql(offline, admin)
+    finally:
+        try:
+            cluster.stop()
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+    return HostPlan(host=target.host, driver="offline", actions=result.actions + plan_templates(target),
+                    warnings=result.warnings)

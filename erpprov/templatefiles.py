@@ -1,0 +1,111 @@
+"""A play's `templates:`: files rendered from templates/ for the apps (e.g. their .env).
+
+The plan shows a unified diff of each file with secrets masked; apply writes only files whose
+content or mode differs, atomically and with the declared mode.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import stat
+from pathlib import Path
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from erpprov.errors import ErpprovError
+from erpprov.files import write_private
+from erpprov.loader import Target
+from erpprov.model import TemplateFile
+from erpprov.plan import Action, Op, Phase
+
+SENSITIVE = "(sensitive)"
+_SECRET_NAME = re.compile(r"pass|secret|token|key", re.IGNORECASE)
+
+
+def _environment(directory: Path) -> SandboxedEnvironment:
+    return SandboxedEnvironment(loader=jinja2.FileSystemLoader(str(directory)), undefined=jinja2.StrictUndefined,
+                                keep_trailing_newline=True, autoescape=False)
+
+
+def secrets_of(target: Target) -> list[str]:
+    """Values that must never be shown: passwords, and variables named like a secret."""
+    values = [r.password.get_secret_value() for r in target.play.roles if r.password is not None]
+    if target.connection.pg_password is not None:
+        values.append(target.connection.pg_password.get_secret_value())
+    for name in target.variables:
+        if _SECRET_NAME.search(name):
+            try:
+                value = target.variables[name]
+            except Exception:  # a variable that does not render is not used by any template either
+                continue
+            if isinstance(value, str):
+                values.append(value)
+    values += [v for k, v in (target.play.container.env.items() if target.play.container else []) if
+               _SECRET_NAME.search(k)]
+    # Longest first, so a secret that contains another is masked whole.
+    return sorted({v for v in values if len(v) >= 3}, key=len, reverse=True)
+
+
+def mask(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, SENSITIVE)
+    return text
+
+
+def render(target: Target, spec: TemplateFile) -> str:
+    directory = target.project_dir / "templates"
+    try:
+        return _environment(directory).get_template(spec.src).render(dict(target.variables))
+    except jinja2.TemplateNotFound:
+        raise ErpprovError(f"template not found: {directory / spec.src}",
+                           hint="templates live in templates/ beside playbooks/") from None
+    except jinja2.UndefinedError as exc:
+        raise ErpprovError(f"templates/{spec.src}: undefined variable: {exc.message}",
+                           hint="define it in the inventory, the play's vars, or pass -e name=value") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise ErpprovError(f"templates/{spec.src}:{exc.lineno}: template syntax error: {exc.message}") from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise ErpprovError(f"templates/{spec.src}: not allowed: {exc}") from None
+
+
+def destination(target: Target, spec: TemplateFile) -> Path:
+    path = Path(spec.dest)
+    return path if path.is_absolute() else target.project_dir / path
+
+
+def plan_templates(target: Target) -> list[Action]:
+    actions = []
+    secrets = secrets_of(target)
+    for spec in target.play.templates:
+        content = render(target, spec)
+        path = destination(target, spec)
+        mode = int(spec.mode, 8)
+        try:
+            current = path.read_text(encoding="utf-8")
+            current_mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            current, current_mode = None, None
+        if current == content and current_mode == mode:
+            continue
+        diff = "".join(difflib.unified_diff(
+            mask(current or "", secrets).splitlines(keepends=True), mask(content, secrets).splitlines(keepends=True),
+            fromfile=f"a/{spec.dest}" if current is not None else "/dev/null", tofile=f"b/{spec.dest}"))
+        before = {"mode": f"{current_mode:04o}"} if current_mode is not None else None
+        actions.append(Action(f"file.{spec.dest}", Op.CREATE if current is None else Op.UPDATE, Phase.FILE,
+                              before=before, after={"mode": f"{mode:04o}", "from": f"templates/{spec.src}"},
+                              note=diff.rstrip("\n") or "mode only"))
+    return actions
+
+
+def write_templates(target: Target, actions: list[Action]) -> None:
+    """Write the files whose actions are listed, rendering them anew (plans never hold contents)."""
+    wanted = {a.address for a in actions}
+    for spec in target.play.templates:
+        if f"file.{spec.dest}" in wanted:
+            path = destination(target, spec)
+            try:
+                write_private(path, render(target, spec), mode=int(spec.mode, 8))
+            except OSError as exc:
+                raise ErpprovError(f"cannot write {path}: {exc.strerror}") from None

@@ -1,0 +1,181 @@
+"""`erpprov plan` and `erpprov apply` as users run them: exit codes, saved plans, secrets, locking,
+kills mid-apply and several hosts at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psycopg
+import yaml
+
+from erpprov.cluster import free_port
+from erpprov.executor import LOCK_KEYS
+
+SECRET = "Pa55-w0rd-that-must-never-show"
+
+
+def project(tmp: Path, pg, playbook: str, extra_hosts: dict | None = None) -> Path:  # type: ignore[no-untyped-def]
+    hosts = {"localhost": {"driver": "external", "pg_host": pg.host, "pg_port": pg.port, "pg_user": pg.user,
+                           "pg_password": "{{ env.TEST_PG_PASSWORD }}"}}
+    hosts.update(extra_hosts or {})
+    (tmp / "inventory.yaml").write_text(yaml.safe_dump({"all": {"children": {"dev": {"hosts": hosts}}}}))
+    (tmp / ".env").write_text(f"TEST_PG_PASSWORD={pg.password}\nAPP_PASSWORD={SECRET}\n")
+    (tmp / "playbooks").mkdir(exist_ok=True)
+    (tmp / "playbooks" / "dev.yaml").write_text(textwrap.dedent(playbook))
+    return tmp
+
+
+def erpprov(cwd: Path, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "erpprov", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def simple_playbook(db: str) -> str:
+    return f"""
+        - name: app
+          hosts: dev
+          roles:
+            - {{name: cli_app, login: true, password: "{{{{ env.APP_PASSWORD }}}}"}}
+          databases:
+            - name: {db}
+              grants: [{{to: cli_app, privileges: [CONNECT]}}]
+    """
+
+
+def test_detailed_exitcode_then_apply_then_nothing_to_do(tmp_path, pg):
+    cwd = project(tmp_path, pg, simple_playbook(pg.dbname))
+    first = erpprov(cwd, "plan", "--detailed-exitcode")
+    assert first.returncode == 2, first.stderr
+    assert "+ role.cli_app" in first.stdout and "Plan: 2 to add, 0 to change, 0 to destroy." in first.stdout
+    applied = erpprov(cwd, "apply")
+    assert applied.returncode == 0, applied.stderr
+    assert "changed: [localhost] role cli_app" in applied.stdout
+    assert "RECAP" in applied.stdout and "changed=2" in applied.stdout
+    again = erpprov(cwd, "plan", "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "No changes." in again.stdout
+
+
+def test_no_secret_in_any_output_plan_file_or_server_log(tmp_path, pg, pg_cluster):
+    cwd = project(tmp_path, pg, simple_playbook(pg.dbname))
+    logged = {"PGOPTIONS": "-c log_statement=all"}  # the server logs every statement erpprov sends
+    outputs = [erpprov(cwd, "plan", "--sql", env=logged), erpprov(cwd, "plan", "--format", "json", env=logged),
+               erpprov(cwd, "plan", "--format", "markdown"), erpprov(cwd, "plan", "-o", "plan.json"),
+               erpprov(cwd, "apply", "-v", env=logged)]
+    (tmp_path / "playbooks" / "dev.yaml").write_text(textwrap.dedent(simple_playbook(pg.dbname)).replace(
+        "login: true", "login: true, connection_limit: oops"))
+    outputs.append(erpprov(cwd, "plan", "-v"))
+    assert outputs[-1].returncode == 1
+    texts = [o.stdout + o.stderr for o in outputs] + [(cwd / "plan.json").read_text(), pg_cluster.tail_log(5000)]
+    assert "CREATE ROLE" in texts[0] and "ALTER ROLE" not in texts[0]
+    assert "(sensitive)" in texts[0]
+    for text in texts:
+        assert SECRET not in text
+        assert pg.password not in text
+    assert oct((cwd / "plan.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_saved_plan_applies_exactly_and_refuses_when_anything_moved(tmp_path, pg):
+    cwd = project(tmp_path, pg, simple_playbook(pg.dbname))
+    assert erpprov(cwd, "plan", "-o", "plan.json").returncode == 0
+    with pg.connect() as conn:
+        conn.execute("CREATE ROLE someone_new")  # the live state moves on
+    stale = erpprov(cwd, "apply", "plan.json")
+    assert stale.returncode == 1 and "live state changed since the plan was saved" in stale.stderr
+    assert erpprov(cwd, "plan", "-o", "plan.json").returncode == 0
+    (tmp_path / "playbooks" / "dev.yaml").write_text(textwrap.dedent(simple_playbook(pg.dbname)).replace(
+        "login: true", "login: true, connection_limit: 3"))
+    edited = erpprov(cwd, "apply", "plan.json")
+    assert edited.returncode == 1 and "changed since the plan was saved" in edited.stderr
+    (tmp_path / "playbooks" / "dev.yaml").write_text(textwrap.dedent(simple_playbook(pg.dbname)))
+    good = erpprov(cwd, "apply", "plan.json")
+    assert good.returncode == 0, good.stderr
+    assert erpprov(cwd, "plan", "--detailed-exitcode").returncode == 0
+
+
+def test_a_second_apply_waits_for_the_lock_and_names_the_holder(tmp_path, pg):
+    cwd = project(tmp_path, pg, simple_playbook(pg.dbname))
+    with psycopg.connect(host=pg.host, port=pg.port, user=pg.user, password=pg.password, dbname="postgres",
+                         autocommit=True, application_name="erpprov apply pid=4242 on laptop") as holder:
+        holder.execute("SELECT pg_advisory_lock(%s, %s)", LOCK_KEYS)
+        blocked = erpprov(cwd, "apply", "--lock-wait", "1")
+        assert blocked.returncode == 1
+        assert "another erpprov apply holds the lock" in blocked.stderr
+        assert "erpprov apply pid=4242 on laptop" in blocked.stderr
+        holder.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
+    assert erpprov(cwd, "apply").returncode == 0
+
+
+def test_concurrent_applies_take_turns(tmp_path, pg):
+    cwd = project(tmp_path, pg, simple_playbook(pg.dbname))
+    runs = [subprocess.Popen([sys.executable, "-m", "erpprov", "apply", "--lock-wait", "60"], cwd=cwd,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in runs]
+    assert all(code == 0 for code, _, _ in results), results
+    assert sum("changed: [localhost] role cli_app" in out for _, out, _ in results) == 1
+    assert erpprov(cwd, "plan", "--detailed-exitcode").returncode == 0
+
+
+def test_sigkill_mid_apply_leaves_each_database_before_or_after_and_the_next_apply_converges(tmp_path, pg):
+    databases = [f"{pg.dbname}_k{i}" for i in range(3)]
+    schemas = "\n".join(f"        - name: s{j}\n          grants: [{{to: kill_app, privileges: [USAGE, CREATE]}}]"
+                        for j in range(15))
+    plays = "\n".join(f"""
+    - name: {db}
+      hosts: dev
+      roles: [{{name: kill_app}}]
+      databases:
+        - name: {db}
+          schemas:
+{textwrap.indent(schemas, '  ')}""" for db in databases)
+    cwd = project(tmp_path, pg, plays)
+    rng = random.Random(7)
+    for _ in range(4):
+        proc = subprocess.Popen([sys.executable, "-m", "erpprov", "apply"], cwd=cwd, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.3, 1.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        with pg.connect("postgres") as conn:
+            existing = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+        for db in databases:
+            if db in existing:
+                with pg.connect(db) as conn:
+                    count = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname ~ '^s[0-9]+$'").fetchone()[0]
+                assert count in (0, 15), f"{db} holds {count} of 15 schemas: a transaction was split"
+    final = erpprov(cwd, "apply", "--lock-wait", "30")
+    assert final.returncode == 0, final.stderr
+    assert erpprov(cwd, "plan", "--detailed-exitcode").returncode == 0
+
+
+def test_one_failing_host_does_not_stop_the_others(tmp_path, pg):
+    dead = {"driver": "external", "pg_host": "127.0.0.1", "pg_port": free_port(), "pg_password": "x",
+            "pg_connect_timeout": 1}
+    cwd = project(tmp_path, pg, simple_playbook(pg.dbname), extra_hosts={"deadhost": dead})
+    out = erpprov(cwd, "apply", "--forks", "2")
+    assert out.returncode == 1
+    assert "changed: [localhost] role cli_app" in out.stdout
+    recap = {line.split()[0]: line for line in out.stdout[out.stdout.index("RECAP"):].splitlines()[1:] if line}
+    assert "changed=2" in recap["localhost"] and "failed=0" in recap["localhost"]
+    assert "failed=1" in recap["deadhost"]
+    assert "error: [deadhost] cannot connect" in out.stderr
+
+
+def test_offline_plan_needs_no_server(tmp_path, pg):
+    cwd = project(tmp_path, pg, simple_playbook("brand_new_db"), extra_hosts=None)
+    inventory = yaml.safe_load((cwd / "inventory.yaml").read_text())
+    inventory["all"]["children"]["dev"]["hosts"]["localhost"]["pg_port"] = free_port()  # nothing listens
+    (cwd / "inventory.yaml").write_text(yaml.safe_dump(inventory))
+    out = erpprov(cwd, "plan", "--offline", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    document = json.loads(out.stdout)
+    addresses = [a["address"] for a in document["hosts"][0]["actions"]]
+    assert addresses[:2] == ["role.cli_app", "database.brand_new_db"]
