@@ -175,8 +175,9 @@ def apply(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], l
     import time
 
     from erpprov.hosts import Printer, for_each_target, inputs_fingerprint
+    from erpprov.loader import Target
     from erpprov.plan import Hazard
-    from erpprov.reconcile import ApplyOptions, apply_target
+    from erpprov.reconcile import ApplyOptions, ApplyReport, apply_target
 
     try:
         allowed = frozenset(Hazard) if allow_destructive else frozenset(Hazard(h) for h in allow_hazard)
@@ -194,21 +195,21 @@ def apply(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], l
     colour = _colour(no_color)
     say = Printer(click.echo)
     started = time.monotonic()
+    confirm = _confirm_hazards(say) if sys.stdin.isatty() else None
 
-    def work(target):  # type: ignore[no-untyped-def]
+    def work(target: Target) -> ApplyReport:
         host = target.host
 
-        def event(kind: str, action) -> None:  # type: ignore[no-untyped-def]
-            label = action.address.replace(".", " ", 1)
-            line = f"{kind}: [{host}] {label}"
-            say(click.style(line, fg="yellow" if kind == "changed" else "red") if colour else line)
+        def event(kind: str, address: str) -> None:
+            line = f"{kind}: [{host}] {address.replace('.', ' ', 1)}"
+            say(click.style(line, fg=_EVENT_COLOURS[kind]) if colour else line)
 
         host_saved = None
         if saved is not None:
             host_saved = next((h for h in saved["hosts"] if h["host"] == host), None)
             if host_saved is None:
                 raise ErpprovError(f"the saved plan has no entry for host {host}")
-        options = ApplyOptions(allow_hazards=allowed, lock_wait=lock_wait, saved=host_saved)
+        options = ApplyOptions(allow_hazards=allowed, lock_wait=lock_wait, saved=host_saved, confirm=confirm)
         return apply_target(target, options, event, lambda text: say(f"  [{host}] {text}"))
 
     outcomes = for_each_target(project, work, forks)
@@ -217,19 +218,40 @@ def apply(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], l
     failed = False
     for host in project.hosts:
         mine = [o for o in outcomes if o.target.host == host]
-        changed = sum(len(o.value.changed) for o in mine if o.value)
+        reports = [o.value if o.value else getattr(o.error, "report", None) for o in mine]
+        changed = sum(len(r.changed) for r in reports if r)
         errors = [o.error for o in mine if o.error]
         skipped = len([t for t in project.targets if t.host == host]) - len(mine)
-        line = f"{host:<24} changed={changed:<4} failed={len(errors):<3} skipped={skipped}"
+        ok = sum(len(r.ok) for r in reports if r)
+        line = f"{host:<24} ok={ok:<4} changed={changed:<4} failed={len(errors):<3} skipped={skipped}"
         say(click.style(line, fg="red" if errors else ("yellow" if changed else "green")) if colour else line)
-        for outcome in mine:
-            for warning in (outcome.value.warnings if outcome.value else []):
+        for report in reports:
+            for warning in (report.warnings if report else []):
                 say(f"  ! {warning}")
         for error in errors:
             failed = True
             click.echo(f"error: [{host}] {error}", err=True)
     if failed:
         sys.exit(1)
+
+
+_EVENT_COLOURS = {"ok": "green", "changed": "yellow", "failed": "red"}
+
+
+def _confirm_hazards(say: Callable[[str], None]) -> Callable[[list[Any]], bool]:
+    """On a terminal, hazards not allowed by flags can be allowed by typing 'yes'."""
+    import threading
+
+    lock = threading.Lock()  # one question at a time, whatever the number of hosts
+
+    def confirm(refused: list[Any]) -> bool:
+        with lock:
+            say("These changes are hazardous:")
+            for action, hazard in refused:
+                say(f"  {action.address} ({hazard.value}){': ' + action.note if action.note else ''}")
+            return click.prompt("Type 'yes' to apply them", default="", show_default=False) == "yes"
+
+    return confirm
 
 
 def _read_saved_plan(path: Path) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -20,7 +21,7 @@ from erpprov.diff import function_signatures
 from erpprov.drivers import make_driver
 from erpprov.drivers.base import Driver, Progress
 from erpprov.errors import ErpprovError
-from erpprov.executor import Event, application_name, apply_lock, execute, session_settings
+from erpprov.executor import application_name, apply_lock, execute, session_settings
 from erpprov.loader import Target
 from erpprov.plan import Action, Hazard, HostPlan, Op, fingerprint
 from erpprov.templatefiles import plan_templates, write_templates
@@ -70,17 +71,16 @@ def plan_sql(target: Target, admin: psycopg.Connection) -> tuple[Result, Snapsho
     result.extend(diff_roles(play, cluster, canon))
     result.extend(diff_databases(play, cluster))
     for db in play.databases:
-        if db.name in cluster.databases:
-            with connect(target.connection, db.name) as conn:
-                live = catalog.read_database(conn, db.name)
-                canon.functions.update(catalog.canonical_functions(conn, function_signatures(db)))
-                live_tables = tables.inspect_tables(conn)
-                desired_tables = tables.canonicalize(conn, db.tables, live_tables)
-        else:
-            if function_signatures(db):
-                raise ErpprovError(f"database {db.name} does not exist yet, so it has no functions to grant on")
-            live, live_tables = LiveDatabase(name=db.name), tables.TablesState()
-            desired_tables = tables.canonicalize(admin, db.tables, live_tables)  # same server, same forms
+        # A new database starts as a copy of its template (template0 refuses connections; a fresh
+        # template1 holds the same), so that is the state its plan builds on.
+        source = db.name
+        if db.name not in cluster.databases:
+            source = db.template if db.template and db.template != "template0" else "template1"
+        with connect(target.connection, source) as conn:
+            live = catalog.read_database(conn, db.name)
+            canon.functions.update(catalog.canonical_functions(conn, function_signatures(db)))
+            live_tables = tables.inspect_tables(conn)
+            desired_tables = tables.canonicalize(conn, db.tables, live_tables)
         snapshot.databases[db.name] = live
         snapshot.tables[db.name] = live_tables
         prune = {s.name for s in db.schemas if s.prune}
@@ -107,12 +107,17 @@ def planned_objects(desired: tables.TablesState) -> Planned:
     }
 
 
+Event = Callable[[str, str], None]  # ("ok" | "changed" | "failed", address)
+
+
 @dataclass
 class ApplyOptions:
     allow_hazards: frozenset[Hazard] = frozenset()
     lock_wait: float = 30.0
     connect_wait: float = 10.0  # how long a server may refuse connections (longer right after a start)
     saved: dict[str, Any] | None = None  # this host's entry of a `plan -o` file
+    # Asked, when set, whether hazards not allowed by flags may go ahead (a typed confirmation).
+    confirm: Callable[[list[tuple[Action, Hazard]]], bool] | None = None
 
 
 @dataclass
@@ -120,16 +125,18 @@ class ApplyReport:
     host: str
     driver: str
     changed: list[Action] = field(default_factory=list)
+    ok: list[str] = field(default_factory=list)  # declared objects that were already right
     warnings: list[str] = field(default_factory=list)
-    ok: int = 0
 
 
 def refused_hazards(actions: list[Action], allowed: frozenset[Hazard]) -> list[tuple[Action, Hazard]]:
     return [(a, h) for a in actions for h in a.hazards if h not in allowed]
 
 
-def _check_hazards(actions: list[Action], allowed: frozenset[Hazard]) -> None:
-    refused = refused_hazards(actions, allowed)
+def _check_hazards(actions: list[Action], options: ApplyOptions) -> None:
+    refused = refused_hazards(actions, options.allow_hazards)
+    if refused and options.confirm is not None and options.confirm(refused):
+        return
     if refused:
         lines = "\n".join(f"  {a.address} ({h.value}){': ' + a.note if a.note else ''}" for a, h in refused)
         kinds = " ".join(f"--allow-hazard {k}" for k in sorted({h.value for _, h in refused}))
@@ -142,39 +149,74 @@ def apply_target(target: Target, options: ApplyOptions, event: Event, progress: 
     driver = driver or make_driver(target)
     report = ApplyReport(host=target.host, driver=driver.name)
     container_actions = driver.plan()
-    _check_hazards(container_actions, options.allow_hazards)
+    _check_hazards(container_actions, options)
     if container_actions:
         driver.ensure(progress)
         for action in container_actions:
-            event("changed", action)
+            event("changed", action.address)
         report.changed.extend(container_actions)
     wait = options.connect_wait
     if container_actions and target.play.container:
         wait = max(wait, target.play.container.wait_timeout)
+    try:
+        _apply_sql(target, options, event, report, wait)
+        files = plan_templates(target)
+        write_templates(target, files)
+        for action in files:
+            event("changed", action.address)
+        report.changed.extend(files)
+        changed = {a.address for a in report.changed}
+        report.ok = [address for address in declared_addresses(target, driver) if address not in changed]
+        for address in report.ok:
+            event("ok", address)
+    except ErpprovError as exc:
+        raise HostFailed(exc, report) from None
+    return report
+
+
+def declared_addresses(target: Target, driver: Driver) -> list[str]:
+    """The objects a play declares, by address, for Ansible-style "ok" lines."""
+    play = target.play
+    addresses = [driver.address] if driver.address else []
+    addresses += [f"role.{r.name}" for r in play.roles if r.state == "present"]
+    for db in play.databases:
+        addresses.append(f"database.{db.name}")
+        addresses += [f"schema.{db.name}.{s.name}" for s in db.schemas]
+        addresses += [f"extension.{db.name}.{e.name}" for e in db.extensions]
+        addresses += [f"table.{db.name}.{t.schema_}.{t.name}" for t in db.tables]
+    addresses += [f"file.{f.dest}" for f in play.templates]
+    return addresses
+
+
+class HostFailed(ErpprovError):
+    """An apply that failed part-way: the error, plus what had been changed before it."""
+
+    def __init__(self, cause: ErpprovError, report: ApplyReport):
+        super().__init__(cause.message, location=cause.location, hint=cause.hint)
+        self.report = report
+
+
+def _apply_sql(target: Target, options: ApplyOptions, event: Event, report: ApplyReport, wait: float) -> None:
+    def record(kind: str, action: Action) -> None:
+        if kind == "changed":
+            report.changed.append(action)
+        event(kind, action.address)
+
     with connect(target.connection, wait=wait, application_name=application_name()) as admin:
         session_settings(admin, target.connection)
         with apply_lock(admin, options.lock_wait):
             result, snapshot = plan_sql(target, admin)
+            report.warnings = result.warnings
             if options.saved is not None:
                 _check_saved(options.saved, result, snapshot)
-            _check_hazards(result.actions, options.allow_hazards)
-            execute(result.actions, target.connection, admin,
-                    lambda kind, action: (report.changed.append(action) if kind == "changed" else None,
-                                          event(kind, action)),
-                    explain=tables.explain_failure)
+            _check_hazards(result.actions, options)
+            execute(result.actions, target.connection, admin, record, explain=tables.explain_failure)
             again, _ = plan_sql(target, admin)
     leftover = [a for a in again.actions if not a.repeats]
     if leftover:
         raise ErpprovError(
             "apply did not converge: a fresh plan still shows " + ", ".join(a.address for a in leftover),
             hint="this is a bug in erpprov; please report it with the output of `erpprov plan --sql`")
-    files = plan_templates(target)
-    write_templates(target, files)
-    for action in files:
-        event("changed", action)
-    report.changed.extend(files)
-    report.warnings = result.warnings
-    return report
 
 
 def _check_saved(saved: dict[str, Any], result: Result, snapshot: Snapshot) -> None:

@@ -30,6 +30,12 @@ class Driver(ABC):
     def __init__(self, target: Target):
         self.target = target
 
+    @property
+    def address(self) -> str | None:
+        """The plan address of the server this driver runs (None when it runs none)."""
+        container = self.target.play.container
+        return f"container.{container.name}" if container else None
+
     @abstractmethod
     def plan(self) -> list[Action]:
         """Container or cluster actions needed before the SQL side can be reconciled."""

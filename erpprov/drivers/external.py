@@ -17,6 +17,10 @@ from erpprov.plan import Action
 class ExternalDriver(Driver):
     name = "external"
 
+    @property
+    def address(self) -> str | None:
+        return None
+
     def plan(self) -> list[Action]:
         return []
 

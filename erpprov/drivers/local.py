@@ -28,12 +28,16 @@ class LocalDriver(Driver):
             data_dir = target.project_dir / data_dir
         conn = target.connection
         self.cluster = LocalCluster(data_dir, conn.pg_port, host=conn.pg_host, superuser=conn.pg_user)
-        self.label = f"cluster.{container.name if container else target.host}"
+
+    @property
+    def address(self) -> str:
+        container = self.target.play.container
+        return f"cluster.{container.name if container else self.target.host}"
 
     def plan(self) -> list[Action]:
         where = {"data_dir": str(self.cluster.data_dir), "port": self.cluster.port, "driver": self.name}
         if not self.cluster.initialized:
-            return [Action(self.label, Op.CREATE, Phase.CONTAINER, after=where,
+            return [Action(self.address, Op.CREATE, Phase.CONTAINER, after=where,
                            note="initdb, then start an embedded PostgreSQL")]
         if not self.cluster.ours:
             raise ErpprovError(
@@ -41,7 +45,7 @@ class LocalDriver(Driver):
                 hint="erpprov manages only clusters it created; choose another data_dir",
             )
         if not self.cluster.running():
-            return [Action(self.label, Op.UPDATE, Phase.CONTAINER, before={"state": "stopped"},
+            return [Action(self.address, Op.UPDATE, Phase.CONTAINER, before={"state": "stopped"},
                            after={"state": "running"}, note="start the embedded PostgreSQL")]
         return []
 
