@@ -13,7 +13,6 @@ from typing import Any
 import psycopg
 
 from erpprov.state import (
-    PUBLIC,
     DatabaseState,
     DefaultAclKey,
     ExtensionState,

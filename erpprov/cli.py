@@ -357,5 +357,5 @@ def destroy(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...],
                                  default="", show_default=False)
             if typed != name:
                 raise ErpprovError("confirmation did not match; nothing was deleted")
-        driver.destroy(volumes, lambda text: click.echo(f"  [{target.host}] {text}"))
+        driver.destroy(volumes, lambda text, host=target.host: click.echo(f"  [{host}] {text}"))
         click.echo(f"destroyed: [{target.host}] {name}{' and its data' if volumes else ''}")

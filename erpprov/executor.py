@@ -60,7 +60,7 @@ def session_settings(conn: psycopg.Connection, settings: Connection) -> None:
 def execute(actions: list[Action], settings: Connection, admin: psycopg.Connection, event: Event,
             explain: Callable[[psycopg.Connection, Action, psycopg.Error], str | None] | None = None) -> None:
     ordered = sorted((a for a in actions if a.sql), key=lambda a: (_bucket(a), a.phase))
-    for (step, database), group in groupby(ordered, key=_bucket):
+    for (_, database), group in groupby(ordered, key=_bucket):
         batch = list(group)
         if database:
             with connect(settings, database) as conn:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from erpprov.errors import ErpprovError, Location
+from erpprov.errors import ErpprovError
 from erpprov.yamlsrc import Source, load_yaml
 
 _GROUP_KEYS = ("hosts", "vars", "children")

@@ -9,6 +9,9 @@ from enum import Enum
 from typing import Any
 
 
+SENSITIVE = "(sensitive)"  # how a secret reads in every plan, output and log line
+
+
 class Op(str, Enum):
     CREATE = "create"
     UPDATE = "update"

@@ -18,9 +18,8 @@ from erpprov.errors import ErpprovError
 from erpprov.files import write_private
 from erpprov.loader import Target
 from erpprov.model import TemplateFile
-from erpprov.plan import Action, Op, Phase
+from erpprov.plan import SENSITIVE, Action, Op, Phase
 
-SENSITIVE = "(sensitive)"
 _SECRET_NAME = re.compile(r"pass|secret|token|key", re.IGNORECASE)
 
 

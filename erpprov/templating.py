@@ -13,7 +13,6 @@ from typing import Any, Callable
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from erpprov.errors import ErpprovError
 
 _ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
 

@@ -17,6 +17,8 @@ from psycopg import sql
 
 from erpprov.cluster import LocalCluster, free_port
 
+pytest_plugins = ["tests.dockerenv"]  # the engine and test-image fixtures
+
 SUPERUSER_PASSWORD = "test-superuser-secret"
 
 

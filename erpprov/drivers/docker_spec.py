@@ -24,14 +24,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from erpprov.model import Container, Healthcheck
+from erpprov.plan import SENSITIVE
 
 MANAGED_LABEL = "erpprov.managed"
 HASH_LABEL = "erpprov.spec-hash"
 LABEL_PREFIX = "erpprov."
 DEFAULT_PGDATA = "/var/lib/postgresql/data"
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024  # Docker's documented default; set explicitly so it reads back equal
-SENSITIVE = "(sensitive)"
-SENSITIVE_CHANGED = "(sensitive, changed)"
+SENSITIVE_CHANGED = f"{SENSITIVE[:-1]}, changed)"
 ATTRIBUTES = ("image", "env", "ports", "mounts", "command", "healthcheck", "restart", "shm_size", "labels")
 _SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN")
 _NS = 1_000_000_000

@@ -1,0 +1,194 @@
+"""The diff for databases, and for the schemas and extensions inside each (pure)."""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from erpprov import model
+from erpprov.ddl import (
+    ident,
+    literal,
+    text,
+)
+from erpprov.diff.common import Canon, Planned, Result, comment_changes
+from erpprov.diff.privileges import diff_privileges, expand, grant_action, implicit_acl
+from erpprov.plan import Action, Hazard, Op, Phase, Statement
+from erpprov.state import (
+    LiveCluster,
+    LiveDatabase,
+    ObjectRef,
+)
+
+
+SYSTEM_DATABASES = {"postgres", "template0", "template1"}
+
+
+def diff_databases(play: model.Play, live: LiveCluster) -> Result:
+    result = Result()
+    for db in play.databases:
+        have = live.databases.get(db.name)
+        name = ident(db.name)
+        address = f"database.{db.name}"
+        if have is None:
+            options: list[sql.Composable] = []
+            if db.owner:
+                options.append(sql.SQL("OWNER {}").format(ident(db.owner)))
+            for key, value in (("TEMPLATE", db.template), ("ENCODING", db.encoding), ("LOCALE", db.locale),
+                               ("LC_COLLATE", db.lc_collate), ("LC_CTYPE", db.lc_ctype)):
+                if value is not None:
+                    options.append(sql.SQL(key + " {}").format(ident(value) if key == "TEMPLATE" else literal(value)))
+            if db.connection_limit != -1:
+                options.append(sql.SQL("CONNECTION LIMIT {}").format(literal(db.connection_limit)))
+            statements = [Statement(text(sql.SQL("CREATE DATABASE {}").format(name)
+                                         + (sql.SQL(" ") + sql.SQL(" ").join(options) if options else sql.SQL(""))))]
+            result.actions.append(Action(address, Op.CREATE, Phase.DATABASE, sql=tuple(statements),
+                                         transactional=False,
+                                         after={"owner": db.owner or live.current_user,
+                                                **{k: v for k, v in db.model_dump(
+                                                    include={"encoding", "locale", "lc_collate", "lc_ctype",
+                                                             "template"}).items() if v is not None}}))
+            if db.comment:
+                result.actions.append(Action(address, Op.UPDATE, Phase.DATABASE_GRANT, sql=(Statement(text(
+                    sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, literal(db.comment)))),),
+                    after={"comment": db.comment}))
+        else:
+            before: dict[str, object] = {}
+            after: dict[str, object] = {}
+            statements = []
+            if db.owner and have.owner != db.owner:
+                statements.append(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(name, ident(db.owner)))
+                before["owner"], after["owner"] = have.owner, db.owner
+            if have.connection_limit != db.connection_limit:
+                statements.append(sql.SQL("ALTER DATABASE {} CONNECTION LIMIT {}").format(
+                    name, literal(db.connection_limit)))
+                before["connection_limit"], after["connection_limit"] = have.connection_limit, db.connection_limit
+            if comment_changes(db.comment, have.comment):
+                statements.append(sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, literal(db.comment or None)))
+                before["comment"], after["comment"] = have.comment, db.comment or None
+            if statements:
+                result.actions.append(Action(address, Op.UPDATE, Phase.DATABASE,
+                                             sql=tuple(Statement(text(s)) for s in statements),
+                                             before=before, after=after))
+            for attr, wanted in (("encoding", db.encoding), ("lc_collate", db.lc_collate or db.locale),
+                                 ("lc_ctype", db.lc_ctype or db.locale)):
+                actual = getattr(have, attr)
+                if wanted is not None and actual is not None and _norm_locale(actual) != _norm_locale(wanted):
+                    result.warnings.append(
+                        f"{address}: {attr} is {actual!r} but the file says {wanted!r}; it is fixed at creation "
+                        "(recreate the database, e.g. backup, drop, apply, restore, to change it)")
+        result.extend(_diff_database_grants(db, live))
+    declared = {db.name for db in play.databases}
+    result.unmanaged.extend(f"database.{name}" for name in sorted(live.databases)
+                            if name not in declared and name not in SYSTEM_DATABASES)
+    return result
+
+
+def _norm_locale(value: str) -> str:
+    return value.lower().replace("-", "").replace("_", "")
+
+
+def _diff_database_grants(db: model.Database, live: LiveCluster) -> Result:
+    result = Result()
+    ref = ObjectRef("database", None, db.name)
+    for grant in db.grants:
+        want = expand(grant.privileges, "database", live.server_version, grant.with_grant_option)
+        have = live.database_acl.get((db.name, grant.to), frozenset())
+        if db.name not in live.databases:
+            have = implicit_acl("database", db.owner or live.current_user, grant.to, live.server_version)
+        action = grant_action(ref, grant.to, want, have, database=None, phase=Phase.DATABASE_GRANT,
+                              address=f"grant.{db.name}.database.{grant.to}")
+        if action:
+            result.actions.append(action)
+    return result
+
+
+def diff_database_contents(db: model.Database, live: LiveDatabase | None, cluster: LiveCluster, canon: Canon,
+                           planned: Planned, roles: list[model.Role]) -> Result:
+    """Schemas, extensions, object privileges and default privileges of one database.
+
+    ``planned`` lists the tables and sequences that this apply creates, with their owners, so
+    that grants on "all tables in schema X" cover them in the same run.
+    """
+    live = live or LiveDatabase(name=db.name)
+    result = Result()
+    result.extend(_diff_schemas(db, live))
+    result.extend(_diff_extensions(db, live))
+    result.extend(diff_privileges(db, live, cluster, canon, planned, roles))
+    return result
+
+
+def _diff_schemas(db: model.Database, live: LiveDatabase) -> Result:
+    result = Result()
+    for schema in db.schemas:
+        have = live.schemas.get(schema.name)
+        name = ident(schema.name)
+        address = f"schema.{db.name}.{schema.name}"
+        statements: list[sql.Composable] = []
+        before: dict[str, object] = {}
+        after: dict[str, object] = {}
+        if have is None:
+            create = sql.SQL("CREATE SCHEMA {}").format(name)
+            if schema.owner:
+                create = create + sql.SQL(" AUTHORIZATION {}").format(ident(schema.owner))
+            statements.append(create)
+            after = {"owner": schema.owner} if schema.owner else {}
+            if schema.comment:
+                statements.append(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(name, literal(schema.comment)))
+                after["comment"] = schema.comment
+        else:
+            if schema.owner and have.owner != schema.owner:
+                statements.append(sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(name, ident(schema.owner)))
+                before["owner"], after["owner"] = have.owner, schema.owner
+            if comment_changes(schema.comment, have.comment):
+                statements.append(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(name, literal(schema.comment or None)))
+                before["comment"], after["comment"] = have.comment, schema.comment or None
+        if statements:
+            result.actions.append(Action(address, Op.CREATE if have is None else Op.UPDATE, Phase.SCHEMA,
+                                         database=db.name, sql=tuple(Statement(text(s)) for s in statements),
+                                         before=before or None, after=after))
+    declared = {s.name for s in db.schemas} | {t.schema_ for t in db.tables}
+    for name in sorted(set(live.schemas) - declared - {"public"}):
+        if db.prune:
+            result.actions.append(Action(f"schema.{db.name}.{name}", Op.DELETE, Phase.DROP_SCHEMA, database=db.name,
+                                         sql=(Statement(text(sql.SQL("DROP SCHEMA {} CASCADE").format(ident(name)))),),
+                                         before={"owner": live.schemas[name].owner},
+                                         hazards=(Hazard.DELETES_DATA,),
+                                         note="drops every object in the schema"))
+        else:
+            result.unmanaged.append(f"schema.{db.name}.{name}")
+    return result
+
+
+def _diff_extensions(db: model.Database, live: LiveDatabase) -> Result:
+    result = Result()
+    for ext in db.extensions:
+        have = live.extensions.get(ext.name)
+        name = ident(ext.name)
+        address = f"extension.{db.name}.{ext.name}"
+        if have is None:
+            create = sql.SQL("CREATE EXTENSION {}").format(name)
+            if ext.schema_:
+                create = create + sql.SQL(" SCHEMA {}").format(ident(ext.schema_))
+            if ext.version:
+                create = create + sql.SQL(" VERSION {}").format(literal(ext.version))
+            result.actions.append(Action(address, Op.CREATE, Phase.EXTENSION, database=db.name,
+                                         sql=(Statement(text(create)),),
+                                         after={k: v for k, v in (("version", ext.version),
+                                                                  ("schema", ext.schema_)) if v}))
+            continue
+        statements: list[sql.Composable] = []
+        before: dict[str, object] = {}
+        after: dict[str, object] = {}
+        if ext.version and have.version != ext.version:
+            statements.append(sql.SQL("ALTER EXTENSION {} UPDATE TO {}").format(name, literal(ext.version)))
+            before["version"], after["version"] = have.version, ext.version
+        if ext.schema_ and have.schema != ext.schema_:
+            statements.append(sql.SQL("ALTER EXTENSION {} SET SCHEMA {}").format(name, ident(ext.schema_)))
+            before["schema"], after["schema"] = have.schema, ext.schema_
+        if statements:
+            result.actions.append(Action(address, Op.UPDATE, Phase.EXTENSION, database=db.name,
+                                         sql=tuple(Statement(text(s)) for s in statements), before=before, after=after))
+    declared = {e.name for e in db.extensions}
+    result.unmanaged.extend(f"extension.{db.name}.{name}" for name in sorted(live.extensions)
+                            if name not in declared and name != "plpgsql")
+    return result

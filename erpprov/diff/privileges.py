@@ -1,0 +1,265 @@
+"""The diff for privileges on databases, schemas, tables, sequences and functions, and default
+privileges (pure).
+
+A grant's list is exact for its grantee: what it holds beyond the list is revoked. ACLs are compared
+as sets of (privilege, grant option); objects created in the same apply start from the ACL that
+PostgreSQL gives new objects, so one apply converges."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from psycopg import sql
+
+from erpprov import model
+from erpprov.ddl import (
+    grantee,
+    ident,
+    object_clause,
+    privilege_list,
+    text,
+)
+from erpprov.diff.common import Canon, Planned, Result
+from erpprov.plan import Action, Hazard, Op, Phase, Statement
+from erpprov.state import (
+    PUBLIC,
+    DefaultAclKey,
+    LiveCluster,
+    LiveDatabase,
+    ObjectRef,
+    Privileges,
+)
+
+
+_DEFACL_KIND = {"tables": "table", "sequences": "sequence", "functions": "function", "types": "type",
+                "schemas": "schema"}
+
+
+def all_privileges(kind: str, server_version: int) -> tuple[str, ...]:
+    privileges = model.PRIVILEGES[kind]
+    if kind == "table" and server_version >= 170000:
+        privileges = privileges + ("MAINTAIN",)
+    return privileges
+
+
+def expand(privileges: Iterable[str], kind: str, server_version: int, grantable: bool) -> Privileges:
+    names: set[str] = set()
+    for privilege in privileges:
+        names.update(all_privileges(kind, server_version) if privilege == "ALL" else (privilege,))
+    return frozenset((name, grantable) for name in names)
+
+
+# --- roles ----------------------------------------------------------------------------------
+
+
+def acl_changes(want: Privileges, have: Privileges) -> dict[str, list[str]]:
+    """Split the difference into REVOKE, REVOKE GRANT OPTION FOR, GRANT and GRANT ... WITH GRANT OPTION."""
+    want_names, have_names = dict(want), dict(have)
+    return {
+        "revoke": [p for p in have_names if p not in want_names],
+        "revoke_option": [p for p, g in want_names.items() if not g and have_names.get(p)],
+        "grant": [p for p, g in want_names.items() if not g and p not in have_names],
+        "grant_option": [p for p, g in want_names.items() if g and not have_names.get(p)],
+    }
+
+
+def _acl_statements(want: Privileges, have: Privileges, prefix: sql.Composable, on: sql.Composable,
+                    who: sql.Composable) -> tuple[Statement, ...]:
+    changes = acl_changes(want, have)
+    forms = {
+        "revoke": "REVOKE {} ON {} FROM {}",
+        "revoke_option": "REVOKE GRANT OPTION FOR {} ON {} FROM {}",
+        "grant": "GRANT {} ON {} TO {}",
+        "grant_option": "GRANT {} ON {} TO {} WITH GRANT OPTION",
+    }
+    return tuple(Statement(text(prefix + sql.SQL(form).format(privilege_list(changes[kind]), on, who)))
+                 for kind, form in forms.items() if changes[kind])
+
+
+def _op(want: Privileges, have: Privileges) -> Op:
+    return Op.CREATE if not have else (Op.DELETE if not want else Op.UPDATE)
+
+
+def implicit_acl(kind: str, owner: str, grantee: str, server_version: int) -> Privileges:
+    """acldefault(): what an object's NULL ACL stands for."""
+    if grantee == owner:
+        return frozenset((p, False) for p in all_privileges(kind, server_version))
+    if grantee == PUBLIC:
+        return frozenset({"database": {("CONNECT", False), ("TEMPORARY", False)},
+                          "function": {("EXECUTE", False)}, "type": {("USAGE", False)}}.get(kind, set()))
+    return frozenset()
+
+
+def new_object_acl(ref: ObjectRef, owner: str, grantee: str, live: LiveDatabase, server_version: int) -> Privileges:
+    """The ACL a new object will start with: the owner's database-wide default privileges (or
+    acldefault() when there are none), plus those for its schema."""
+    on = ref.kind + "s"
+    if DefaultAclKey(owner, None, on, "") in live.default_acl:
+        base = live.default_acl.get(DefaultAclKey(owner, None, on, grantee), frozenset())
+    else:
+        base = implicit_acl(ref.kind, owner, grantee, server_version)
+    if ref.kind == "schema":
+        return base
+    return base | live.default_acl.get(DefaultAclKey(owner, ref.schema, on, grantee), frozenset())
+
+
+def grant_action(ref: ObjectRef, to: str, want: Privileges, have: Privileges, *, database: str | None,
+                 phase: Phase, address: str, hazards: tuple[Hazard, ...] = ()) -> Action | None:
+    """GRANT what is missing, REVOKE what is extra, and fix grant options: exact for this grantee."""
+    if want == have:
+        return None
+    return Action(
+        address, _op(want, have), phase, database=database,
+        sql=_acl_statements(want, have, sql.SQL(""), object_clause(ref), grantee(to)),
+        before={"privileges": _privilege_view(have)} if have else None,
+        after={"privileges": _privilege_view(want)} if want else None,
+        hazards=hazards,
+    )
+
+
+def _privilege_view(privileges: Privileges) -> list[str]:
+    return sorted(p + (" WITH GRANT OPTION" if g else "") for p, g in privileges)
+
+
+# --- inside one database ----------------------------------------------------------------------
+
+
+def _targets(grant: model.SchemaGrant, schema: str, live: LiveDatabase, canon: Canon,
+             planned: Planned) -> list[ObjectRef]:
+    kind = grant.object_kind
+    if kind == "schema":
+        return [ObjectRef("schema", None, schema)]
+    chosen = getattr(grant, kind + "s")
+    existing = live.objects.get(kind, set()) | set(planned.get(kind, {}))
+    if chosen == "ALL":
+        return [ObjectRef(kind, s, n) for s, n in sorted(existing) if s == schema]
+    refs = []
+    for name in chosen:
+        if kind == "function":
+            resolved = canon.functions.get(_qualified_function(schema, name))
+            if resolved is None:
+                raise GrantTargetMissing(f"function {schema}.{name} does not exist in database {live.name}")
+            refs.append(ObjectRef("function", resolved[0], resolved[1]))
+        else:
+            if (schema, name) not in existing:
+                raise GrantTargetMissing(
+                    f"{kind} {schema}.{name} neither exists in database {live.name} nor is declared")
+            refs.append(ObjectRef(kind, schema, name))
+    return refs
+
+
+class GrantTargetMissing(ValueError):
+    """A grant names an object that will not exist; the reconciler reports it as an error."""
+
+
+def _qualified_function(schema: str, signature: str) -> str:
+    return f"{text(ident(schema))}.{signature}"
+
+
+def function_signatures(db: model.Database) -> list[str]:
+    """Every function signature the grants of ``db`` name, for `catalog.canonical_functions`."""
+    return [_qualified_function(s.name, f) for s in db.schemas for g in s.grants
+            if isinstance(g.functions, list) for f in g.functions]
+
+
+def _desired_grants(db: model.Database, live: LiveDatabase, cluster: LiveCluster, canon: Canon,
+                    planned: Planned) -> dict[tuple[ObjectRef, str], Privileges]:
+    want: dict[tuple[ObjectRef, str], Privileges] = {}
+    version = cluster.server_version
+    for schema in db.schemas:
+        for grant in schema.grants:
+            for ref in _targets(grant, schema.name, live, canon, planned):
+                privileges = expand(grant.privileges, ref.kind, version, grant.with_grant_option)
+                key = (ref, grant.to)
+                want[key] = want.get(key, frozenset()) | privileges
+    # Grants written on a table are more specific than "all tables in schema": they win.
+    for table in db.tables:
+        for grant in table.grants:
+            ref = ObjectRef("table", table.schema_, table.name)
+            want[(ref, grant.to)] = expand(grant.privileges, "table", version, grant.with_grant_option)
+    return want
+
+
+def _diff_object_grants(database: str, grants: dict[tuple[ObjectRef, str], Privileges], live: LiveDatabase,
+                        new_owners: dict[ObjectRef, str], server_version: int) -> Result:
+    """``new_owners``: objects this apply creates, whose ACL starts as PostgreSQL gives it to new objects."""
+    result = Result()
+    for (ref, to), want in sorted(grants.items(), key=lambda item: (item[0][0].kind, item[0][0].label(), item[0][1])):
+        if ref in new_owners:
+            have = new_object_acl(ref, new_owners[ref], to, live, server_version)
+        else:
+            have = live.acl.get((ref, to), frozenset())
+        action = grant_action(ref, to, want, have, database=database,
+                              phase=Phase.GRANT, address=f"grant.{database}.{ref.kind}.{ref.label()}.{to}")
+        if action:
+            result.actions.append(action)
+    return result
+
+
+def _prune_privileges(database: str, pruned: set[str], grants: dict[tuple[ObjectRef, str], Privileges],
+                      defaults: dict[DefaultAclKey, Privileges], live: LiveDatabase) -> Result:
+    """For roles with `prune: true`, revoke privileges in this database that the file does not grant."""
+    result = Result()
+    for (ref, to), have in sorted(live.acl.items(), key=lambda item: (item[0][0].label(), item[0][1])):
+        if to in pruned and (ref, to) not in grants and have:
+            result.actions.append(Action(
+                f"grant.{database}.{ref.kind}.{ref.label()}.{to}", Op.DELETE, Phase.GRANT, database=database,
+                sql=_acl_statements(frozenset(), have, sql.SQL(""), object_clause(ref), grantee(to)),
+                before={"privileges": _privilege_view(have)}, hazards=(Hazard.REVOKES_ACCESS,)))
+    for key, have in sorted(live.default_acl.items(), key=lambda item: repr(item[0])):
+        if key.grantee in pruned and key not in defaults and have:
+            result.actions.append(_default_acl_action(database, key, frozenset(), have, (Hazard.REVOKES_ACCESS,)))
+    return result
+
+
+def _desired_default_privileges(db: model.Database, cluster: LiveCluster) -> dict[DefaultAclKey, Privileges]:
+    items = [(d, None) for d in db.default_privileges] + [(d, s.name) for s in db.schemas
+                                                          for d in s.default_privileges]
+    return {DefaultAclKey(d.for_role or cluster.current_user, schema, d.on, d.to):
+            expand(d.privileges, _DEFACL_KIND[d.on], cluster.server_version, d.with_grant_option)
+            for d, schema in items}
+
+
+def _diff_default_privileges(database: str, defaults: dict[DefaultAclKey, Privileges],
+                             live: LiveDatabase, server_version: int) -> Result:
+    result = Result()
+    for key, want in defaults.items():
+        row_exists = DefaultAclKey(key.for_role, key.schema, key.on, "") in live.default_acl
+        if key in live.default_acl:
+            have = live.default_acl[key]
+        elif key.schema is None and not row_exists:
+            have = implicit_acl(_DEFACL_KIND[key.on], key.for_role, key.grantee, server_version)
+        else:
+            have = frozenset()
+        if want != have:
+            result.actions.append(_default_acl_action(database, key, want, have, ()))
+    return result
+
+
+def _default_acl_action(database: str, key: DefaultAclKey, want: Privileges, have: Privileges,
+                        hazards: tuple[Hazard, ...]) -> Action:
+    prefix = sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} ").format(ident(key.for_role))
+    if key.schema is not None:
+        prefix = prefix + sql.SQL("IN SCHEMA {} ").format(ident(key.schema))
+    address = f"default_privileges.{database}.{key.for_role}.{key.schema or '*'}.{key.on}.{key.grantee}"
+    return Action(address, _op(want, have), Phase.DEFAULT_PRIVILEGE, database=database,
+                  sql=_acl_statements(want, have, prefix, sql.SQL(key.on.upper()), grantee(key.grantee)),
+                  before={"privileges": _privilege_view(have)} if have else None,
+                  after={"privileges": _privilege_view(want)} if want else None, hazards=hazards)
+
+
+def diff_privileges(db: model.Database, live: LiveDatabase, cluster: LiveCluster, canon: Canon,
+                    planned: Planned, roles: list[model.Role]) -> Result:
+    """Object privileges and default privileges in one database, and pruning for `prune: true` roles."""
+    result = Result()
+    grants = _desired_grants(db, live, cluster, canon, planned)
+    defaults = _desired_default_privileges(db, cluster)
+    owners = {(ObjectRef("schema", None, s.name)): s.owner or cluster.current_user
+              for s in db.schemas if s.name not in live.schemas}
+    owners |= {ObjectRef(kind, schema, name): owner or cluster.current_user
+               for kind, objects in planned.items() for (schema, name), owner in objects.items()
+               if (schema, name) not in live.objects.get(kind, set())}
+    result.extend(_diff_object_grants(db.name, grants, live, owners, cluster.server_version))
+    result.extend(_diff_default_privileges(db.name, defaults, live, cluster.server_version))
+    result.extend(_prune_privileges(db.name, {r.name for r in roles if r.prune}, grants, defaults, live))
+    return result

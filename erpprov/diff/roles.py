@@ -1,0 +1,229 @@
+"""The diff for roles and their memberships (pure)."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+
+from psycopg import sql
+
+from erpprov import model
+from erpprov.ddl import (
+    canonical_setting,
+    ident,
+    literal,
+    setting_value,
+    text,
+)
+from erpprov.diff.common import Canon, Result, comment_changes
+from erpprov.plan import SENSITIVE, Action, Hazard, Op, Phase, Statement
+from erpprov.scram import password_matches, scram_verifier
+from erpprov.state import (
+    ROLE_FLAGS,
+    LiveCluster,
+    Member,
+    RoleState,
+)
+
+
+def desired_role(role: model.Role, canon: Canon) -> RoleState:
+    until = role.valid_until
+    return RoleState(
+        name=role.name, login=role.login, superuser=role.superuser, createdb=role.createdb,
+        createrole=role.createrole, inherit=role.inherit, replication=role.replication, bypassrls=role.bypassrls,
+        connection_limit=role.connection_limit,
+        valid_until=canon.timestamps.get(until, until) if until is not None else None,
+        settings=tuple(sorted((k, canonical_setting(v)) for k, v in role.settings.items())),
+        comment=role.comment,
+        members=tuple(sorted((Member(m.role, m.admin, m.inherit, m.set) for m in role.member_of),
+                             key=lambda m: m.role)),
+    )
+
+
+def _role_options(state: RoleState, attributes: Iterable[str]) -> list[sql.Composable]:
+    parts: list[sql.Composable] = []
+    for attr in attributes:
+        if attr in ROLE_FLAGS:
+            parts.append(sql.SQL(("" if getattr(state, attr) else "NO") + attr.upper()))
+        elif attr == "connection_limit":
+            parts.append(sql.SQL("CONNECTION LIMIT {}").format(literal(state.connection_limit)))
+        elif attr == "valid_until":
+            parts.append(sql.SQL("VALID UNTIL {}").format(literal(state.valid_until or "infinity")))
+    return parts
+
+
+def diff_roles(play: model.Play, live: LiveCluster, canon: Canon) -> Result:
+    result = Result()
+    declared = {r.name for r in play.roles}
+    for role in play.roles:
+        if role.state == "absent":
+            if role.name in live.roles:
+                result.actions.extend(drop_role(role.name, live))
+            continue
+        result.extend(_diff_role(role, desired_role(role, canon), live))
+    for name in sorted(live.roles):
+        if name in declared or name == live.current_user:
+            continue
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in play.prune_roles):
+            result.actions.extend(drop_role(name, live))
+        else:
+            result.unmanaged.append(f"role.{name}")
+    return result
+
+
+def _diff_role(role: model.Role, want: RoleState, live: LiveCluster) -> Result:
+    result = Result()
+    have = live.roles.get(role.name)
+    address = f"role.{role.name}"
+    name = ident(role.name)
+    if not live.is_superuser and (want.superuser or want.replication or want.bypassrls) and (
+        have is None or not (have.superuser == want.superuser and have.replication == want.replication
+                             and have.bypassrls == want.bypassrls)):
+        result.warnings.append(
+            f"{address}: SUPERUSER, REPLICATION and BYPASSRLS need a superuser; {live.current_user} is not one, "
+            "so they are left as they are")
+        want = RoleState(**{**want.__dict__, **{a: getattr(have, a) if have else False
+                                                 for a in ("superuser", "replication", "bypassrls")}})
+    password = role.password.get_secret_value() if role.password is not None else None
+    if have is None:
+        options = _role_options(want, ROLE_FLAGS + ("connection_limit",)
+                                + (("valid_until",) if want.valid_until else ()))
+        statements = [_password_statement(sql.SQL("CREATE ROLE {} WITH ").format(name), options, password)]
+        statements += _settings_statements(role.name, (), want.settings)
+        if want.comment:
+            statements.append(Statement(text(sql.SQL("COMMENT ON ROLE {} IS {}").format(name, literal(want.comment)))))
+        after = _role_view(want) | ({"password": SENSITIVE} if password is not None else {})
+        result.actions.append(Action(address, Op.CREATE, Phase.ROLE, sql=tuple(statements), after=after))
+    else:
+        changed = [a for a in ROLE_FLAGS + ("connection_limit", "valid_until") if getattr(have, a) != getattr(want, a)]
+        statements: list[Statement] = []
+        before, after = {a: getattr(have, a) for a in changed}, {a: getattr(want, a) for a in changed}
+        set_password = False
+        if password is not None:
+            stored = None if live.passwords is None else live.passwords.get(role.name)
+            policy = role.update_password or ("always" if live.passwords is not None else "on_create")
+            if live.passwords is None:
+                if policy == "always":
+                    set_password = True
+                    result.warnings.append(f"{address}: the password cannot be compared (pg_authid is not "
+                                           "readable); it is set on every apply (update_password: always)")
+                else:
+                    result.warnings.append(f"{address}: the password cannot be compared (pg_authid is not "
+                                           "readable); left as it is (update_password: on_create)")
+            elif policy == "always" and not (stored and password_matches(password, stored, role.name)):
+                set_password = True
+        if changed or set_password:
+            statements.append(_password_statement(sql.SQL("ALTER ROLE {} WITH ").format(name),
+                                                  _role_options(want, changed), password if set_password else None))
+            if set_password:
+                before["password"] = SENSITIVE if live.passwords and live.passwords.get(role.name) else None
+                after["password"] = SENSITIVE + " (changed)"
+        if have.settings != want.settings:
+            statements += _settings_statements(role.name, have.settings, want.settings)
+            before["settings"], after["settings"] = dict(have.settings), dict(want.settings)
+        if comment_changes(want.comment, have.comment):
+            statements.append(Statement(text(sql.SQL("COMMENT ON ROLE {} IS {}").format(
+                name, literal(want.comment or None)))))
+            before["comment"], after["comment"] = have.comment, want.comment or None
+        if statements:
+            result.actions.append(Action(address, Op.UPDATE, Phase.ROLE, sql=tuple(statements),
+                                         before=before, after=after,
+                                         repeats=set_password and live.passwords is None and not changed))
+    result.actions.extend(_diff_members(role, want.members, have.members if have else (), live))
+    return result
+
+
+def _password_statement(prefix: sql.Composable, options: list[sql.Composable], password: str | None) -> Statement:
+    shown = text(prefix + sql.SQL(" ").join(options)) if options else text(prefix).removesuffix(" WITH ")
+    if password is None:
+        return Statement(shown)
+    verifier = scram_verifier(password)  # the clear text never leaves this process
+    with_password = prefix + sql.SQL(" ").join([*options, sql.SQL("PASSWORD {}").format(literal(verifier))])
+    return Statement(text(with_password), shown=text(prefix + sql.SQL(" ").join([*options, sql.SQL("PASSWORD ")]))
+                     + f"'{SENSITIVE}'")
+
+
+def _settings_statements(role: str, have: tuple[tuple[str, str], ...],
+                         want: tuple[tuple[str, str], ...]) -> list[Statement]:
+    statements = []
+    old, new = dict(have), dict(want)
+    for key in sorted(set(old) - set(new)):
+        statements.append(Statement(text(sql.SQL("ALTER ROLE {} RESET {}").format(ident(role), ident(key)))))
+    for key, value in sorted(new.items()):
+        if old.get(key) != value:
+            statements.append(Statement(text(sql.SQL("ALTER ROLE {} SET {} TO {}").format(
+                ident(role), ident(key), setting_value(value)))))
+    return statements
+
+
+def _role_view(state: RoleState) -> dict[str, object]:
+    view: dict[str, object] = {a: getattr(state, a) for a in ROLE_FLAGS + ("connection_limit", "valid_until")}
+    if state.settings:
+        view["settings"] = dict(state.settings)
+    if state.comment is not None:
+        view["comment"] = state.comment
+    return view
+
+
+def _diff_members(role: model.Role, want: tuple[Member, ...], have: tuple[Member, ...],
+                  live: LiveCluster) -> list[Action]:
+    actions = []
+    current = {m.role: m for m in have}
+    pg16 = live.server_version >= 160000
+    for member in want:
+        existing = current.get(member.role)
+        wanted = member if pg16 else Member(member.role, member.admin)
+        if existing is not None and existing.admin == wanted.admin and (
+            wanted.inherit is None or existing.inherit == wanted.inherit) and (
+                wanted.set is None or existing.set == wanted.set):
+            continue
+        options = [sql.SQL("ADMIN {}").format(sql.SQL("TRUE" if wanted.admin else "FALSE"))] if pg16 else []
+        if pg16 and wanted.inherit is not None:
+            options.append(sql.SQL("INHERIT {}").format(sql.SQL("TRUE" if wanted.inherit else "FALSE")))
+        if pg16 and wanted.set is not None:
+            options.append(sql.SQL("SET {}").format(sql.SQL("TRUE" if wanted.set else "FALSE")))
+        statements = []
+        if not pg16 and existing is not None and existing.admin and not wanted.admin:
+            statements.append(sql.SQL("REVOKE ADMIN OPTION FOR {} FROM {}").format(ident(member.role), ident(role.name)))
+        else:
+            grant = sql.SQL("GRANT {} TO {}").format(ident(member.role), ident(role.name))
+            if options:
+                grant = grant + sql.SQL(" WITH ") + sql.SQL(", ").join(options)
+            elif wanted.admin:
+                grant = grant + sql.SQL(" WITH ADMIN OPTION")
+            statements.append(grant)
+        actions.append(Action(
+            f"membership.{role.name}.{member.role}", Op.CREATE if existing is None else Op.UPDATE, Phase.MEMBERSHIP,
+            sql=tuple(Statement(text(s)) for s in statements),
+            before=existing.__dict__ if existing else None, after=wanted.__dict__,
+        ))
+    if role.prune:
+        wanted_roles = {m.role for m in want}
+        for member in have:
+            if member.role not in wanted_roles:
+                actions.append(Action(
+                    f"membership.{role.name}.{member.role}", Op.DELETE, Phase.MEMBERSHIP,
+                    sql=(Statement(text(sql.SQL("REVOKE {} FROM {}").format(ident(member.role), ident(role.name)))),),
+                    before=member.__dict__, hazards=(Hazard.REVOKES_ACCESS,),
+                ))
+    return actions
+
+
+def drop_role(name: str, live: LiveCluster) -> list[Action]:
+    """What a role owns or was granted goes first, in every database, then the role itself."""
+    actions = []
+    for database in sorted(db for db in live.databases if db != "template0"):
+        actions.append(Action(
+            f"role.{name}", Op.DELETE, Phase.DROP_ROLE, database=database,
+            sql=(Statement(text(sql.SQL("REASSIGN OWNED BY {} TO {}").format(ident(name), ident(live.current_user)))),
+                 Statement(text(sql.SQL("DROP OWNED BY {}").format(ident(name))))),
+            hazards=(Hazard.DROPS_ROLE,),
+            note=f"objects owned by {name} in {database} pass to {live.current_user}; its privileges are revoked",
+        ))
+    actions.append(Action(f"role.{name}", Op.DELETE, Phase.DROP_ROLE,
+                          sql=(Statement(text(sql.SQL("DROP ROLE {}").format(ident(name)))),),
+                          before=_role_view(live.roles[name]), hazards=(Hazard.DROPS_ROLE,)))
+    return actions
+
+
+# --- databases ------------------------------------------------------------------------------
