@@ -173,8 +173,10 @@ class LocalCluster:
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    def init(self, password: str) -> None:
-        """Create the cluster: scram-sha-256 over TCP, no Unix socket, a marker that it is ours."""
+    def init(self, password: str, *, durable: bool = True) -> None:
+        """Create the cluster: scram-sha-256 over TCP, no Unix socket, a marker that it is ours.
+
+        ``durable=False`` skips initdb's fsyncs: for throwaway clusters (offline plans, tests)."""
         if self.initialized:
             raise ErpprovError(f"{self.data_dir} already holds a PostgreSQL cluster")
         if self.data_dir.exists() and any(self.data_dir.iterdir()):
@@ -192,7 +194,7 @@ class LocalCluster:
             out = self._run([
                 "initdb", "-D", str(self.data_dir), "-U", self.superuser, f"--pwfile={pwfile}",
                 "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8",
-                "--no-instructions",
+                "--no-instructions", *([] if durable else ["--no-sync"]),
             ])
         finally:
             os.unlink(pwfile)

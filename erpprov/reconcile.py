@@ -248,7 +248,7 @@ def plan_offline(target: Target) -> HostPlan:
     password = secrets.token_urlsafe(16)
     cluster = LocalCluster(base / "data", free_port(), superuser=target.connection.pg_user)
     try:
-        cluster.init(password)
+        cluster.init(password, durable=False)
         cluster.start()
         stand_in = target.connection.model_copy(update={
             "pg_host": cluster.host, "pg_port": cluster.port, "pg_password": SecretStr(password),

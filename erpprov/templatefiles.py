@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from urllib.parse import quote
 import stat
 from pathlib import Path
 
@@ -48,8 +49,11 @@ def secrets_of(target: Target) -> list[str]:
 
 
 def mask(text: str, secrets: list[str]) -> str:
+    """Hide each secret where it stands as a value of its own, also URL-encoded (as in a
+    DATABASE_URL); a secret that is part of a longer word ("postgres" in "postgresql") is not one."""
     for secret in secrets:
-        text = text.replace(secret, SENSITIVE)
+        for form in dict.fromkeys((secret, quote(secret, safe=""))):
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])", SENSITIVE, text)
     return text
 
 

@@ -66,7 +66,7 @@ def pg_cluster() -> Iterator[LocalCluster]:
     base = reachable_tempdir()
     cluster = LocalCluster(base / "data", free_port())
     try:
-        cluster.init(SUPERUSER_PASSWORD)
+        cluster.init(SUPERUSER_PASSWORD, durable=False)
         cluster.start()
         yield cluster
     finally:

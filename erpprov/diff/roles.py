@@ -156,8 +156,13 @@ def _settings_statements(role: str, have: tuple[tuple[str, str], ...],
     return statements
 
 
+_CREATE_ROLE_DEFAULTS = RoleState(name="")
+
+
 def _role_view(state: RoleState) -> dict[str, object]:
-    view: dict[str, object] = {a: getattr(state, a) for a in ROLE_FLAGS + ("connection_limit", "valid_until")}
+    """Attributes that differ from CREATE ROLE's defaults: what a reviewer needs to see."""
+    view: dict[str, object] = {a: getattr(state, a) for a in ROLE_FLAGS + ("connection_limit", "valid_until")
+                               if getattr(state, a) != getattr(_CREATE_ROLE_DEFAULTS, a)}
     if state.settings:
         view["settings"] = dict(state.settings)
     if state.comment is not None:
