@@ -359,3 +359,7 @@ def destroy(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...],
                 raise ErpprovError("confirmation did not match; nothing was deleted")
         driver.destroy(volumes, lambda text, host=target.host: click.echo(f"  [{host}] {text}"))
         click.echo(f"destroyed: [{target.host}] {name}{' and its data' if volumes else ''}")
+
+
+# backup, restore and init live in cli_ops, which adds its commands to `main` when imported.
+import erpprov.cli_ops  # noqa: E402,F401

@@ -7,7 +7,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from erpprov.errors import ErpprovError
 from erpprov.loader import Target
 from erpprov.plan import Action
 
@@ -54,12 +53,11 @@ class Driver(ABC):
     def exec(self, argv: list[str], *, interactive: bool = False) -> int:
         """Run a PostgreSQL client program (psql, pg_dump, ...) against the server."""
 
+    @abstractmethod
     def client_process(self, argv: list[str]) -> subprocess.Popen[bytes]:
         """Start a PostgreSQL client program (pg_dump, psql, pg_restore) against the server with
         stdin, stdout and stderr as binary pipes, so backup and restore can stream any size through
-        it. Connection settings travel in the environment, never in argv. Not abstract, so a driver
-        without it still loads; backup/restore then say so."""
-        raise ErpprovError(f"the {self.name} driver cannot run {argv[0]} for backup/restore yet")
+        it. Connection settings travel in the environment, never in argv."""
 
     @abstractmethod
     def destroy(self, volumes: bool, progress: Progress) -> None: ...

@@ -495,17 +495,24 @@ class DockerDriver(Driver):
         if pending:
             yield pending
 
-    def exec(self, argv: list[str], *, interactive: bool = False) -> int:
-        if not argv:
-            raise ErpprovError("nothing to run", hint="name a client program, e.g. psql")
+    def _running(self) -> DockerContainer:
         container = self._find()
         if container is None or container.status != "running":
             raise ErpprovError(f"the container {self.spec.name} is not running", hint="run `erpprov apply` first")
-        conn = self.target.connection
+        return container
+
+    def _client_env(self) -> dict[str, str]:
         # Inside the container the client uses the unix socket; no password is passed around
-        env = {"PGUSER": conn.pg_user, "PGDATABASE": conn.pg_database}
+        conn = self.target.connection
+        return {"PGUSER": conn.pg_user, "PGDATABASE": conn.pg_database}
+
+    def exec(self, argv: list[str], *, interactive: bool = False) -> int:
+        if not argv:
+            raise ErpprovError("nothing to run", hint="name a client program, e.g. psql")
+        container = self._running()
+        env = self._client_env()
         if interactive:
-            return self._exec_cli(container, argv, env)
+            return subprocess.call(self._cli_command(container, argv, tty=sys.stdin.isatty()))
         api = self.client.api
         exec_id = api.exec_create(container.id, argv, environment=env, stdout=True, stderr=True)["Id"]
         for out, err in api.exec_start(exec_id, stream=True, demux=True):
@@ -515,19 +522,26 @@ class DockerDriver(Driver):
                 _write(sys.stderr, err)
         return int(api.exec_inspect(exec_id).get("ExitCode") or 0)
 
-    def _exec_cli(self, container: DockerContainer, argv: list[str], env: dict[str, str]) -> int:
-        """`docker exec -it`: the CLI owns the terminal (raw mode, resizes), which the API does not give."""
+    def client_process(self, argv: list[str]) -> subprocess.Popen[bytes]:
+        """pg_dump/psql/pg_restore inside the container, streaming through `docker exec -i`
+        (never -t, so stdout stays byte-exact and stderr separate)."""
+        command = self._cli_command(self._running(), argv, tty=False)
+        return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def _cli_command(self, container: DockerContainer, argv: list[str], *, tty: bool) -> list[str]:
+        """`docker exec`: the CLI owns a terminal (raw mode, resizes) and streams stdin, which the
+        API does not give."""
         docker_cli = shutil.which("docker")
         if docker_cli is None:
-            raise ErpprovError("an interactive session needs the docker command-line program",
-                               hint="install the docker CLI, or run the program non-interactively")
+            raise ErpprovError(f"running {argv[0]} in the container needs the docker command-line program",
+                               hint="install the docker CLI")
         command = [docker_cli]
         if self.target.connection.docker_host:
             command += ["--host", self.target.connection.docker_host]
-        command += ["exec", "-i"] + (["-t"] if sys.stdin.isatty() else [])
-        for key, value in env.items():
+        command += ["exec", "-i"] + (["-t"] if tty else [])
+        for key, value in self._client_env().items():
             command += ["--env", f"{key}={value}"]
-        return subprocess.call([*command, container.id, *argv])
+        return [*command, container.id, *argv]
 
     def destroy(self, volumes: bool, progress: Progress) -> None:
         container = self._find()
