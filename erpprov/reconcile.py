@@ -41,8 +41,12 @@ class Snapshot:
         return fingerprint({"cluster": redacted, "databases": self.databases, "tables": self.tables})
 
 
-def plan_target(target: Target, *, driver: Driver | None = None, wait: float = 0.0) -> HostPlan:
-    """Everything that differs between the files and the live host. Changes nothing."""
+def plan_target(target: Target, *, driver: Driver | None = None, wait: float = 0.0,
+                fingerprinted: bool = True) -> HostPlan:
+    """Everything that differs between the files and the live host. Changes nothing.
+
+    ``fingerprinted=False`` skips the digest of the live state, which only saved and JSON plans
+    carry (at a thousand tables it costs more than reading them)."""
     driver = driver or make_driver(target)
     container_actions = driver.plan()
     host_plan = HostPlan(host=target.host, driver=driver.name, actions=container_actions + plan_templates(target))
@@ -57,7 +61,8 @@ def plan_target(target: Target, *, driver: Driver | None = None, wait: float = 0
     host_plan.actions.extend(result.actions)
     host_plan.unmanaged.extend(result.unmanaged)
     host_plan.warnings.extend(result.warnings)
-    host_plan.fingerprint = snapshot.digest()
+    if fingerprinted:
+        host_plan.fingerprint = snapshot.digest()
     return host_plan
 
 
@@ -90,21 +95,24 @@ def plan_sql(target: Target, admin: psycopg.Connection) -> tuple[Result, Snapsho
         result.actions.extend(table_diff.actions)
         result.unmanaged.extend(table_diff.unmanaged)
         try:
-            result.extend(diff_database_contents(db, live, cluster, canon, planned_objects(desired_tables),
+            result.extend(diff_database_contents(db, live, cluster, canon, planned_objects(desired_tables, live_tables),
                                                  play.roles))
         except GrantTargetMissing as exc:
             raise ErpprovError(str(exc), hint="declare the object, or fix the grant's name") from None
     return result, snapshot
 
 
-def planned_objects(desired: tables.TablesState) -> Planned:
-    """Tables and the sequences their serial/identity columns own, with their owners, as this apply
-    leaves them, so that grants on "all tables/sequences in schema X" cover them in the same run."""
-    return {
-        "table": {key: table.owner for key, table in desired.tables.items()},
-        "sequence": {col.sequence: table.owner for table in desired.tables.values() for col in table.columns
-                     if col.sequence},
-    }
+def planned_objects(desired: tables.TablesState, live: tables.TablesState) -> Planned:
+    """Tables, and the sequences that new serial/identity columns will own, with their owners, so
+    that grants on "all tables/sequences in schema X" cover them in the same run. (Sequences of
+    existing columns are live objects already, under whatever name they have.)"""
+    new_sequences = {}
+    for key, table in desired.tables.items():
+        existing = live.tables.get(key)
+        for column in table.columns:
+            if column.sequence and (existing is None or existing.column(column.name) is None):
+                new_sequences[column.sequence] = table.owner
+    return {"table": {key: table.owner for key, table in desired.tables.items()}, "sequence": new_sequences}
 
 
 Event = Callable[[str, str], None]  # ("ok" | "changed" | "failed", address)

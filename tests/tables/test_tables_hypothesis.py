@@ -1,0 +1,124 @@
+"""Random tables converge: apply(A) re-plans empty, and apply(A) then apply(B) leaves exactly B."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from erpprov import model
+from erpprov.tables import canonicalize, inspect_tables
+from tests.tables.tablekit import assert_same, converge
+
+# Column names say which group a column belongs to, so a column that lives on from A to B only
+# changes between types PostgreSQL can cast (group n), or keeps its type.
+CASTABLE = {  # type -> defaults that fit it
+    "integer": [None, "0", "-1", "42"], "int": [None, "7"], "bigint": [None, "-5"], "smallint": [None, "1"],
+    "numeric(8,2)": [None, "-1.5", "0"], "text": [None, "'a'", "'a'::text", "''"],
+    "varchar(20)": [None, "'x'"], "serial": [None], "bigserial": [None],
+}
+FIXED = {
+    "b": ("boolean", [None, "true", "false"]),
+    "t": ("timestamptz", [None, "now()", "CURRENT_TIMESTAMP"]),
+    "d": ("date", [None, "CURRENT_DATE"]),
+    "j": ("jsonb", [None, "'{}'::jsonb"]),
+    "u": ("uuid", [None, "gen_random_uuid()"]),
+}
+TEXTUAL = {"text", "varchar(20)"}
+
+
+@st.composite
+def column(draw, name: str) -> dict:
+    group = name[0]
+    if group == "n":
+        type_ = draw(st.sampled_from(sorted(CASTABLE)))
+        default = draw(st.sampled_from(CASTABLE[type_]))
+    else:
+        type_, defaults = FIXED[group]
+        default = draw(st.sampled_from(defaults))
+    spec = {"name": name, "type": type_, "nullable": draw(st.booleans())}
+    if default is not None:
+        spec["default"] = default
+    if type_ in ("integer", "bigint") and default is None and draw(st.integers(0, 4)) == 0:
+        spec["identity"] = draw(st.sampled_from(["always", "by default"]))
+    if group in "nbdu" and draw(st.integers(0, 3)) == 0:
+        spec["unique"] = True
+    return spec
+
+
+def _check(col: dict) -> str | None:
+    name, type_ = col["name"], col["type"]
+    if type_ in TEXTUAL:
+        return f"{name} <> 'forbidden'"
+    if type_ in ("boolean", "jsonb", "uuid", "timestamptz", "date"):
+        return None
+    return f"{name} > -100"
+
+
+@st.composite
+def table_set(draw) -> list[model.Table]:
+    count = draw(st.integers(1, 3))
+    result: list[dict] = []
+    for t in range(count):
+        names = draw(st.lists(st.sampled_from(["n1", "n2", "n3", "b1", "t1", "d1", "j1", "u1"]),
+                              min_size=1, max_size=5, unique=True))
+        cols = [draw(column(n)) for n in names]
+        table: dict = {"name": f"t{t}", "columns": cols}
+        keyable = [c for c in cols if c["name"][0] in "nd"]
+        if keyable and draw(st.booleans()):
+            for c in draw(st.lists(st.sampled_from(keyable), min_size=1, max_size=2, unique_by=lambda c: c["name"])):
+                c["primary_key"] = True
+        checks = [_check(c) for c in cols if draw(st.integers(0, 3)) == 0]
+        table["checks"] = [{"expression": c} for c in checks if c]
+        indexes = []
+        for c in cols:
+            roll = draw(st.integers(0, 7))
+            if roll == 0:
+                indexes.append({"columns": [c["name"] + draw(st.sampled_from(["", " DESC", " NULLS FIRST"]))]})
+            elif roll == 1 and c["name"][0] == "n":
+                indexes.append({"columns": [f"lower({c['name']}::text)"]})
+            elif roll == 2:
+                indexes.append({"columns": [c["name"]], "where": f"{c['name']} IS NOT NULL",
+                                "unique": draw(st.booleans())})
+            elif roll == 3 and c["name"][0] == "j":
+                indexes.append({"columns": [c["name"]], "method": "gin"})
+        table["indexes"] = indexes
+        numeric = [c for c in cols if c["name"][0] == "n" and not c.get("identity")]
+        if numeric and draw(st.integers(0, 3)) == 0:
+            source = numeric[0]["name"]
+            cols.append({"name": "g1", "type": "text", "generated": f"({source}::text || '!')"})
+        # a foreign key to an earlier table (or itself) with a one-column primary key
+        targets = [(i, [c for c in other["columns"] if c.get("primary_key")]) for i, other in
+                   enumerate(result + [table])]
+        targets = [(i, pk[0]) for i, pk in targets if len(pk) == 1]
+        if targets and draw(st.booleans()):
+            i, pk = draw(st.sampled_from(targets))
+            ref_type = {"serial": "integer", "bigserial": "bigint"}.get(pk["type"], pk["type"])
+            cols.append({"name": f"r{i}_{pk['type'].split('(')[0]}", "type": ref_type})
+            table["foreign_keys"] = [{"columns": [cols[-1]["name"]], "references": {"table": f"t{i}"},
+                                      "on_delete": draw(st.sampled_from(["no action", "cascade", "set null"]))}]
+        result.append(table)
+    return [model.Table.model_validate(t) for t in result]
+
+
+# No shrinking: each example builds real tables, and shrinking a failure can take minutes; the
+# failing example is printed as found (a few small tables).
+SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck),
+                    phases=[Phase.explicit, Phase.reuse, Phase.generate])
+
+
+def _fresh(pg, name: str):
+    from psycopg import sql
+
+    with pg.connect("postgres") as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return pg.connect(name)
+
+
+@SETTINGS
+@given(a=table_set(), b=table_set())
+def test_random_tables_converge_and_transition(pg, a, b):
+    with _fresh(pg, pg.dbname + "_h") as conn:
+        converge(conn, a)
+        converge(conn, b, prune=["public"])
+        assert_same(inspect_tables(conn), canonicalize(conn, b))
