@@ -131,7 +131,8 @@ def plan(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], li
     from erpprov.reconcile import plan_offline, plan_target
 
     project = load(playbook or DEFAULT_PLAYBOOK, inventory, extra_vars, limit)
-    work = plan_offline if offline else plan_target
+    fingerprinted = fmt == "json" or out is not None
+    work = plan_offline if offline else functools.partial(plan_target, fingerprinted=fingerprinted)
     outcomes = for_each_target(project, work, forks)
     failed = [o for o in outcomes if o.error]
     plans: list[HostPlan] = [o.value for o in outcomes if o.value is not None]

@@ -8,6 +8,7 @@ file:line:column; hence we compose the node graph ourselves and keep a map from 
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ MAX_NODES = 200_000
 MAX_DEPTH = 64
 
 Path_ = tuple[Any, ...]
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when libyaml is there
 
 _SCALAR_AS_STRING = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary"}
 
@@ -137,8 +140,12 @@ def parse_yaml(text: str | bytes, file: str) -> Source:
         raise ErpprovError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB", location=Location(file))
     source = Source(file=file, data=None)
     loader: yaml.SafeLoader | None = None
+    collecting = gc.isenabled()
     try:
-        loader = yaml.SafeLoader(text)  # its reader rejects control characters right here
+        # The C parser composes a playbook of a thousand tables in a fraction of the pure-Python
+        # one's time; the garbage collector would rescan the growing node graph over and over.
+        gc.disable()
+        loader = _Loader(text)  # its reader rejects control characters right here
         node = loader.get_single_node()
         if node is not None:
             source.data = _Builder(source, loader).build(node, (), 0)
@@ -151,6 +158,8 @@ def parse_yaml(text: str | bytes, file: str) -> Source:
     except RecursionError:
         raise ErpprovError(f"document is nested deeper than {MAX_DEPTH} levels", location=Location(file)) from None
     finally:
+        if collecting:
+            gc.enable()
         if loader is not None:
             loader.dispose()
     return source
