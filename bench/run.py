@@ -1,0 +1,278 @@
+"""The benchmark: erpprov side by side with Ansible's community.postgresql and plain psql.
+
+    python -m bench [--sizes 100,1000] [--runs 5] [--no-ansible] [--out docs/benchmarks.md]
+
+Every figure is a whole process (interpreter start-up, imports, connecting, work, exit), timed by
+wall clock over several runs. See docs/benchmarks.md for what is measured and the latest results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import report
+from bench.measure import CommandFailed, Run, Series, run
+from bench.server import USER, Server, throwaway_server
+from bench.workload import DATABASE, Workload, write_all
+
+_RECAP_CHANGED = re.compile(r"changed=(\d+)")
+
+
+@dataclass
+class Results:
+    series: list[Series] = field(default_factory=list)
+    checks: list[tuple[int, str, bool, str]] = field(default_factory=list)  # (size, check, passed, detail)
+    startup: list[Series] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def check(self, size: int, name: str, passed: bool, detail: str = "") -> None:
+        self.checks.append((size, name, passed, detail))
+
+    def get(self, size: int, tool: str, what: str) -> Series | None:
+        return next((s for s in self.series if (s.size, s.tool, s.what) == (size, tool, what)), None)
+
+
+def _changed(result: Run) -> int | None:
+    found = _RECAP_CHANGED.findall(result.stdout)
+    return sum(int(n) for n in found) if found else None
+
+
+class Bench:
+    def __init__(self, server: Server, workdir: Path, runs: int, log=print, timeout: float = 3600,
+                 count: str = "extra"):
+        self.count = count  # "extra": statements counted in one more, untimed run; "last": in the last run
+        self.server = server
+        self.workdir = workdir
+        self.runs = runs
+        self.log = log
+        self.timeout = timeout
+        self.results = Results()
+        self.python = sys.executable
+
+    # --- commands ------------------------------------------------------------------------------
+
+    def erpprov(self, files: dict[str, Path], *args: str) -> list[str]:
+        return [self.python, "-m", "erpprov", *args, str(files["erpprov_playbook"]), "-i",
+                str(files["erpprov_inventory"])]
+
+    def psql(self, files: dict[str, Path]) -> list[str]:
+        return [str(self.server.bindir / "psql"), "-X", "-q", "-f", str(files["sql"])]
+
+    def pg_dump(self) -> list[str]:
+        return [str(self.server.bindir / "pg_dump"), "--schema-only", "-d", DATABASE, "-f", "/dev/null"]
+
+    def _run(self, argv: list[str], cwd: Path, env: dict[str, str] | None, what: str) -> Run:
+        result = run(argv, cwd=str(cwd), env=env, timeout=self.timeout)
+        return result.check(what)
+
+    def measure(self, series: Series, argv: list[str], cwd: Path, *, env: dict[str, str] | None = None,
+                reset: bool = False, runs: int | None = None, count: str | None = None,
+                validate=None) -> Run:
+        """Time `runs` runs; count statements and connections in one more untimed run with
+        log_statement = 'all' (count="extra"), or in the last timed run (count="last", for commands
+        so slow that logging cannot matter)."""
+        runs = runs or self.runs
+        count = count or self.count
+        last: Run | None = None
+        for index in range(runs):
+            if reset:
+                self.server.reset()
+            logging = count == "last" and index == runs - 1
+            if logging:
+                self.server.log_statements(True)
+                offset = self.server.log_size()
+            try:
+                last = self._run(argv, cwd, env, f"{series.tool} {series.what} (N={series.size})")
+            finally:
+                if logging:
+                    self.server.log_statements(False)
+            if logging:
+                series.statements, series.connections = self.server.count_since(offset)
+            if validate:
+                validate(last)
+            series.add(last)
+        if count == "extra":
+            if reset:
+                self.server.reset()
+            self.server.log_statements(True)
+            offset = self.server.log_size()
+            try:
+                extra = self._run(argv, cwd, env, f"{series.tool} {series.what} (N={series.size}), counting")
+            finally:
+                self.server.log_statements(False)
+            series.statements, series.connections = self.server.count_since(offset)
+            if validate:
+                validate(extra)
+        self.results.series.append(series)
+        self.log(f"  {series.tool:<8} {series.what:<16} N={series.size:<5} median {series.median:7.3f}s "
+                 f"[{series.low:.3f}-{series.high:.3f}]  statements={series.statements} "
+                 f"connections={series.connections}  peak {series.peak_mib:.0f} MiB")
+        assert last is not None
+        return last
+
+    # --- one size ------------------------------------------------------------------------------
+
+    def size(self, size: int, ansible=None, ansible_runs: int = 1) -> None:
+        work = Workload(size)
+        directory = self.workdir / f"n{size}"
+        files = write_all(work, directory, host=self.server.host, port=self.server.port, user=USER,
+                          password=self.server.password, ansible_python=str(ansible.python) if ansible else None)
+        self.log(f"N={size}: {work.objects}")
+        env = self.server.env()
+        no_changes = lambda r: self.results.check(  # noqa: E731
+            size, "erpprov plan --detailed-exitcode exits 0 (no changes)", r.returncode == 0)
+
+        # psql -f on an empty database: the floor for creating.
+        self.measure(Series("psql", "first apply", size), self.psql(files), directory, env=env, reset=True)
+        from_psql = self.server.summary()
+        plan = run(self.erpprov(files, "plan", "--detailed-exitcode"), cwd=str(directory), timeout=self.timeout)
+        self.results.check(size, "erpprov plan after psql -f: no changes", plan.returncode == 0,
+                           "" if plan.returncode == 0 else plan.stdout[-2000:] + plan.stderr[-2000:])
+
+        # erpprov: first apply on an empty database, then a second apply and a plan with nothing to do.
+        def applied(result: Run) -> None:
+            self.results.check(size, "erpprov first apply reports changes", (_changed(result) or 0) > 0)
+        self.measure(Series("erpprov", "first apply", size), self.erpprov(files, "apply", "--no-color"),
+                     directory, reset=True, validate=applied)
+        from_erpprov = self.server.summary()
+        same = from_psql == from_erpprov
+        self.results.check(size, "psql -f and erpprov apply create the same objects (catalog summary)", same,
+                           "" if same else _summary_diff(from_psql, from_erpprov))
+
+        def converged(result: Run) -> None:
+            self.results.check(size, "erpprov second apply: changed=0", _changed(result) == 0,
+                               f"changed={_changed(result)}")
+        self.measure(Series("erpprov", "second apply", size), self.erpprov(files, "apply", "--no-color"),
+                     directory, validate=converged)
+        self.measure(Series("erpprov", "no-op plan", size),
+                     self.erpprov(files, "plan", "--detailed-exitcode", "--no-color"), directory,
+                     validate=no_changes)
+        # pg_dump --schema-only of the populated database: the floor for reading.
+        self.measure(Series("pg_dump", "schema-only", size), self.pg_dump(), directory, env=env)
+
+        if ansible is None:
+            return
+        aenv = ansible.env(self.workdir / "ansible-home")
+        argv = [str(ansible.playbook_command), "-i", str(files["ansible_inventory"]), str(files["ansible_playbook"])]
+        first = Series("ansible", "first apply", size)
+        self.measure(first, argv, directory, env=aenv, reset=True, runs=ansible_runs, count="last")
+        from_ansible = self.server.summary()
+        same = from_ansible == from_erpprov
+        self.results.check(size, "Ansible and erpprov create the same objects (catalog summary)", same,
+                           "" if same else _summary_diff(from_erpprov, from_ansible))
+        plan = run(self.erpprov(files, "plan", "--detailed-exitcode"), cwd=str(directory), timeout=self.timeout)
+        self.results.check(size, "erpprov plan after the Ansible playbook: no changes", plan.returncode == 0,
+                           "" if plan.returncode == 0 else plan.stdout[-2000:])
+        second = Series("ansible", "second apply", size)
+        last = self.measure(second, argv, directory, env=aenv, runs=ansible_runs, count="last")
+        second.note = f"changed={_changed(last)}"
+        check = Series("ansible", "no-op --check", size)
+        last = self.measure(check, argv + ["--check"], directory, env=aenv, runs=ansible_runs, count="last")
+        check.note = f"changed={_changed(last)}"
+
+    def startup(self) -> None:
+        """`erpprov --help` against the bare interpreter."""
+        for tool, argv in (("python", [self.python, "-c", "pass"]),
+                           ("erpprov", [self.python, "-m", "erpprov", "--help"])):
+            series = Series(tool, "--help" if tool == "erpprov" else "-c pass", 0)
+            for _ in range(max(self.runs, 5)):
+                series.add(self._run(argv, self.workdir, None, f"{tool} start-up"))
+            self.results.startup.append(series)
+            self.log(f"  start-up {tool:<8} median {series.median:.3f}s [{series.low:.3f}-{series.high:.3f}]")
+
+
+def _summary_diff(a: dict[str, object], b: dict[str, object]) -> str:
+    lines = []
+    for key in sorted(set(a) | set(b)):
+        left, right = a.get(key), b.get(key)
+        if left == right:
+            continue
+        if isinstance(left, list) and isinstance(right, list):
+            only_a = [x for x in left if x not in right][:5]
+            only_b = [x for x in right if x not in left][:5]
+            lines.append(f"{key}: only in first {only_a}; only in second {only_b}")
+        else:
+            lines.append(f"{key}: {left!r} != {right!r}")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="100,1000", help="numbers of tables, comma-separated (default 100,1000)")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per measurement (default 5)")
+    parser.add_argument("--no-ansible", action="store_true", help="leave Ansible out")
+    parser.add_argument("--ansible-max-size", type=int, default=100,
+                        help="run Ansible only for sizes up to this (default 100; ~1 s per object per run)")
+    parser.add_argument("--ansible-sizes", default=None,
+                        help="run Ansible exactly for these sizes (overrides --ansible-max-size)")
+    parser.add_argument("--ansible-runs", type=int, default=1, help="timed runs per Ansible measurement (default 1)")
+    parser.add_argument("--ansible-venv-dir", type=Path, default=None,
+                        help="where the Ansible virtualenv is kept (default: the user's cache directory)")
+    parser.add_argument("--out", type=Path, default=None, help="write the markdown report here")
+    parser.add_argument("--json", type=Path, default=None, help="write the raw figures as JSON here")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds any one command may take")
+    parser.add_argument("--keep", action="store_true", help="keep the generated files (printed path)")
+    args = parser.parse_args(argv)
+    args.sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
+    if any(s < 4 for s in args.sizes):
+        parser.error("sizes must be at least 4")
+    if args.runs < 1 or args.ansible_runs < 1:
+        parser.error("runs must be at least 1")
+    if args.ansible_sizes is not None:
+        args.ansible_sizes = sorted({int(s) for s in args.ansible_sizes.split(",") if s.strip()})
+        args.sizes = sorted(set(args.sizes) | set(args.ansible_sizes))
+    else:
+        args.ansible_sizes = [s for s in args.sizes if s <= args.ansible_max_size]
+    if args.no_ansible:
+        args.ansible_sizes = []
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    ansible = None
+    if args.ansible_sizes:
+        from bench.ansible_env import ensure_ansible
+
+        ansible = ensure_ansible(args.ansible_venv_dir, log)
+    workdir = Path(tempfile.mkdtemp(prefix="erpprov-bench-work-"))
+    started = time.monotonic()
+    try:
+        with throwaway_server() as server:
+            log(f"PostgreSQL {server.version()} on {server.host}:{server.port}")
+            bench = Bench(server, workdir, args.runs, log, args.timeout)
+            bench.startup()
+            for size in args.sizes:
+                bench.size(size, ansible if size in args.ansible_sizes else None, args.ansible_runs)
+            env = report.environment(server, ansible)
+    except CommandFailed as exc:
+        log(f"benchmark failed: {exc}")
+        return 1
+    finally:
+        if args.keep:
+            log(f"generated files kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    elapsed = time.monotonic() - started
+    text = report.markdown(bench.results, env, args, elapsed)
+    print(text)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+        log(f"wrote {args.out}")
+    if args.json:
+        args.json.write_text(json.dumps({"environment": env, "series": [s.to_json() for s in bench.results.series],
+                                         "startup": [s.to_json() for s in bench.results.startup],
+                                         "checks": bench.results.checks}, indent=2) + "\n")
+    failed = [c for c in bench.results.checks if not c[2]]
+    for size, name, _, detail in failed:
+        log(f"CHECK FAILED (N={size}): {name}\n{detail}")
+    return 1 if failed else 0
