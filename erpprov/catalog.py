@@ -12,6 +12,8 @@ from typing import Any
 
 import psycopg
 
+from erpprov.errors import ErpprovError
+
 from erpprov.state import (
     DatabaseState,
     DefaultAclKey,
@@ -148,8 +150,19 @@ def canonical_timestamps(conn: psycopg.Connection, values: list[str]) -> dict[st
     """The server's own text for each timestamp, as rolvaliduntil::text reads back (one query)."""
     if not values:
         return {}
-    rows = _rows(conn, "SELECT v, v::timestamptz::text FROM unnest(%s::text[]) AS v", (values,))
-    return dict(rows)  # type: ignore[arg-type]
+    try:
+        with conn.transaction():
+            rows = _rows(conn, "SELECT v, v::timestamptz::text FROM unnest(%s::text[]) AS v", (values,))
+    except psycopg.errors.DataError:
+        for value in values:  # only on failure: find which one PostgreSQL rejects
+            try:
+                with conn.transaction():
+                    _rows(conn, "SELECT %s::timestamptz", (value,))
+            except psycopg.errors.DataError as exc:
+                raise ErpprovError(f"valid_until {value!r} is not a timestamp: {exc.diag.message_primary}",
+                                   hint="write e.g. '2030-12-31 00:00:00+00' or 'infinity'") from None
+        raise
+    return {value: text for value, text in rows}
 
 
 def canonical_functions(conn: psycopg.Connection, signatures: list[str]) -> dict[str, tuple[str, str] | None]:

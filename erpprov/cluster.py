@@ -179,13 +179,17 @@ class LocalCluster:
         ``durable=False`` skips initdb's fsyncs: for throwaway clusters (offline plans, tests)."""
         if self.initialized:
             raise ErpprovError(f"{self.data_dir} already holds a PostgreSQL cluster")
-        if self.data_dir.exists() and any(self.data_dir.iterdir()):
-            raise ErpprovError(
-                f"{self.data_dir} is not empty and holds no PostgreSQL cluster",
-                hint="point data_dir at an empty or missing directory",
-            )
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._give_away(self.data_dir)
+        try:
+            if self.data_dir.exists() and any(self.data_dir.iterdir()):
+                raise ErpprovError(
+                    f"{self.data_dir} is not empty and holds no PostgreSQL cluster",
+                    hint="point data_dir at an empty or missing directory",
+                )
+            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._give_away(self.data_dir)
+        except OSError as exc:
+            raise ErpprovError(f"cannot create the data directory {self.data_dir}: {exc.strerror}",
+                               hint="data_dir must be a directory erpprov can create and write") from None
         fd, pwfile = tempfile.mkstemp(prefix="erpprov-pw-")
         try:
             with os.fdopen(fd, "w") as handle:

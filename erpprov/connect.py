@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -70,3 +72,16 @@ def _hint(text: str) -> str | None:
     if "does not exist" in lower:
         return "check pg_user / pg_database for this host in the inventory"
     return None
+
+
+@contextmanager
+def connection_kept(conn: Connection) -> Iterator[None]:
+    """A server that goes away mid-run (restart, removed container) is a fault to report, not a bug."""
+    try:
+        yield
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        raise ErpprovError(
+            f"lost the connection to {conn.pg_host}:{conn.pg_port}: {_first_line(str(exc).strip()) or type(exc).__name__}",
+            hint="the server stopped or restarted; transactions that had not committed were rolled back; "
+                 "run the command again once it is up",
+        ) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from psycopg import sql
@@ -43,11 +44,26 @@ def object_clause(ref: ObjectRef, database: str | None = None) -> sql.Composable
     return sql.SQL("{} {}").format(sql.SQL(ref.kind.upper()), ident(ref.schema or "public", ref.name))
 
 
-def setting_value(value: str) -> sql.Composable:
-    """List-valued settings (search_path = 'a, b') are stored element by element."""
-    parts = [p.strip() for p in value.split(",")] if "," in value else [value]
-    return sql.SQL(", ").join(literal(p) for p in parts)
+# Settings whose value is a list (GUC_LIST_INPUT): PostgreSQL stores them element by element,
+# quoting elements that are not plain identifiers.
+LIST_SETTINGS = {"search_path", "temp_tablespaces", "session_preload_libraries", "local_preload_libraries",
+                 "shared_preload_libraries"}
 
 
-def canonical_setting(value: str) -> str:
-    return ", ".join(p.strip() for p in value.split(",")) if "," in value else value
+def _elements(value: str) -> list[str]:
+    parts = [p.strip() for p in value.split(",")]
+    return [p[1:-1].replace('""', '"') if len(p) >= 2 and p[0] == p[-1] == '"' else p for p in parts]
+
+
+def setting_value(name: str, value: str) -> sql.Composable:
+    if name.lower() in LIST_SETTINGS:
+        return sql.SQL(", ").join(literal(p) for p in _elements(value))
+    return literal(value)
+
+
+def canonical_setting(name: str, value: str) -> str:
+    """The text pg_db_role_setting holds for ``name = value`` (see LIST_SETTINGS)."""
+    if name.lower() not in LIST_SETTINGS:
+        return value
+    return ", ".join(p if re.fullmatch(r"[a-z_][a-z0-9_$]*", p) else '"' + p.replace('"', '""') + '"'
+                     for p in _elements(value))

@@ -128,7 +128,7 @@ def apply_lock(admin: psycopg.Connection, wait: float) -> Iterator[None]:
     try:
         yield
     finally:
-        if not admin.closed:
+        if not admin.closed and not admin.broken:  # a lost session has released its locks already
             admin.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
 
 

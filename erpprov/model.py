@@ -32,7 +32,8 @@ def _identifier(value: str) -> str:
         raise ValueError("a name cannot contain a NUL character")
     size = len(value.encode("utf-8"))
     if size > NAMEDATALEN:
-        raise ValueError(f"{value!r} is {size} bytes long; PostgreSQL names hold at most {NAMEDATALEN} bytes")
+        shown = repr(value) if len(value) <= 70 else repr(value[:60]) + "..."
+        raise ValueError(f"{shown} is {size} bytes long; PostgreSQL names hold at most {NAMEDATALEN} bytes")
     return value
 
 

@@ -15,7 +15,7 @@ import psycopg
 from pydantic import SecretStr
 
 from erpprov import catalog, tables
-from erpprov.connect import connect
+from erpprov.connect import connect, connection_kept
 from erpprov.diff import Canon, GrantTargetMissing, Planned, Result, diff_database_contents, diff_databases, diff_roles
 from erpprov.diff import function_signatures
 from erpprov.drivers import make_driver
@@ -56,7 +56,7 @@ def plan_target(target: Target, *, driver: Driver | None = None, wait: float = 0
         host_plan.warnings.append(f"the server {state} yet; its contents are planned when apply has started it "
                                   "(`erpprov plan --offline` shows what the files create)")
         return host_plan
-    with connect(target.connection, wait=wait) as admin:
+    with connection_kept(target.connection), connect(target.connection, wait=wait) as admin:
         result, snapshot = plan_sql(target, admin)
     host_plan.actions.extend(result.actions)
     host_plan.unmanaged.extend(result.unmanaged)
@@ -210,7 +210,8 @@ def _apply_sql(target: Target, options: ApplyOptions, event: Event, report: Appl
             report.changed.append(action)
         event(kind, action.address)
 
-    with connect(target.connection, wait=wait, application_name=application_name()) as admin:
+    with connection_kept(target.connection), \
+            connect(target.connection, wait=wait, application_name=application_name()) as admin:
         session_settings(admin, target.connection)
         with apply_lock(admin, options.lock_wait):
             result, snapshot = plan_sql(target, admin)

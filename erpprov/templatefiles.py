@@ -13,20 +13,15 @@ import stat
 from pathlib import Path
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 
 from erpprov.errors import ErpprovError
 from erpprov.files import write_private
 from erpprov.loader import Target
 from erpprov.model import TemplateFile
 from erpprov.plan import SENSITIVE, Action, Op, Phase
+from erpprov.templating import TemplateError, environment, render_template
 
 _SECRET_NAME = re.compile(r"pass|secret|token|key", re.IGNORECASE)
-
-
-def _environment(directory: Path) -> SandboxedEnvironment:
-    return SandboxedEnvironment(loader=jinja2.FileSystemLoader(str(directory)), undefined=jinja2.StrictUndefined,
-                                keep_trailing_newline=True, autoescape=False)
 
 
 def secrets_of(target: Target) -> list[str]:
@@ -60,7 +55,8 @@ def mask(text: str, secrets: list[str]) -> str:
 def render(target: Target, spec: TemplateFile) -> str:
     directory = target.project_dir / "templates"
     try:
-        return _environment(directory).get_template(spec.src).render(dict(target.variables))
+        template = environment(jinja2.FileSystemLoader(str(directory))).get_template(spec.src)
+        return render_template(template, target.variables)
     except jinja2.TemplateNotFound:
         raise ErpprovError(f"template not found: {directory / spec.src}",
                            hint="templates live in templates/ beside playbooks/") from None
@@ -71,6 +67,8 @@ def render(target: Target, spec: TemplateFile) -> str:
         raise ErpprovError(f"templates/{spec.src}:{exc.lineno}: template syntax error: {exc.message}") from None
     except jinja2.exceptions.SecurityError as exc:
         raise ErpprovError(f"templates/{spec.src}: not allowed: {exc}") from None
+    except TemplateError as exc:
+        raise ErpprovError(f"templates/{spec.src}: {exc.message}", hint=exc.hint) from None
 
 
 def destination(target: Target, spec: TemplateFile) -> Path:

@@ -9,6 +9,8 @@ file:line:column; hence we compose the node graph ourselves and keep a map from 
 from __future__ import annotations
 
 import gc
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ Path_ = tuple[Any, ...]
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when libyaml is there
 
+_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 _SCALAR_AS_STRING = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary"}
 
 
@@ -72,6 +75,12 @@ class _Builder:
                 location=_mark(self.source.file, node.start_mark),
             )
         self.source.values.setdefault(path, _pos(node.start_mark))
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _COLLECTION_TAGS:
+            raise ErpprovError(
+                f"unsupported YAML tag {node.tag}",
+                location=_mark(self.source.file, node.start_mark),
+                hint="only plain YAML values are allowed (no !tags)",
+            )
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
@@ -125,6 +134,33 @@ def _mark(file: str, mark: yaml.Mark | None) -> Location:
     return Location(file, mark.line + 1, mark.column + 1)
 
 
+def _tab_at(text: str, mark: yaml.Mark | None) -> bool:
+    if mark is None:
+        return "\t" in text
+    lines = text.splitlines()
+    return mark.line < len(lines) and "\t" in lines[mark.line][: mark.column + 1]
+
+
+def _flow_depth(text: str) -> int:
+    """How deep [ and { nest, counted naively (brackets inside strings count too)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return deepest
+
+
+def _loader_for(text: str) -> yaml.SafeLoader:
+    # libyaml composes recursively in C: pathological nesting would overflow the C stack and crash
+    # the process, where the Python parser raises an error we can report.
+    if _Loader is not yaml.SafeLoader and ("[" in text or "{" in text) and _flow_depth(text) > MAX_DEPTH:
+        return yaml.SafeLoader(text)
+    return _Loader(text)
+
+
 def parse_yaml(text: str | bytes, file: str) -> Source:
     """Parse one YAML document; every failure is an ErpprovError with a position."""
     if isinstance(text, bytes):
@@ -145,16 +181,20 @@ def parse_yaml(text: str | bytes, file: str) -> Source:
         # The C parser composes a playbook of a thousand tables in a fraction of the pure-Python
         # one's time; the garbage collector would rescan the growing node graph over and over.
         gc.disable()
-        loader = _Loader(text)  # its reader rejects control characters right here
+        loader = _loader_for(text)  # its reader rejects control characters right here
         node = loader.get_single_node()
         if node is not None:
             source.data = _Builder(source, loader).build(node, (), 0)
     except yaml.MarkedYAMLError as exc:
         problem = exc.problem or exc.context or "invalid YAML"
-        hint = "YAML does not allow tabs for indentation; use spaces" if "\t" in str(exc) or "tab" in problem else None
+        hint = "YAML does not allow tabs for indentation; use spaces" if _tab_at(text, exc.problem_mark) else None
         raise ErpprovError(f"YAML syntax error: {problem}", location=_mark(file, exc.problem_mark), hint=hint) from None
+    except yaml.reader.ReaderError as exc:
+        raise ErpprovError(f"the file holds a control character (#x{exc.character:04x}) at position {exc.position}",
+                           location=Location(file), hint="YAML allows only printable characters") from None
     except yaml.YAMLError as exc:
-        raise ErpprovError(f"YAML error: {exc}", location=Location(file)) from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ErpprovError(f"YAML error: {first}", location=Location(file)) from None
     except RecursionError:
         raise ErpprovError(f"document is nested deeper than {MAX_DEPTH} levels", location=Location(file)) from None
     finally:
@@ -168,11 +208,23 @@ def parse_yaml(text: str | bytes, file: str) -> Source:
 def load_yaml(path: Path, *, what: str = "file") -> Source:
     """Read and parse ``path``; a missing or unreadable file is an ErpprovError too."""
     try:
-        raw = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise ErpprovError(f"{what} not found: {path}", hint="check the path, or pass another with its option") from None
     except IsADirectoryError:
         raise ErpprovError(f"{what} is a directory, not a file: {path}") from None
     except OSError as exc:
         raise ErpprovError(f"cannot read {what} {path}: {exc.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise ErpprovError(f"{what} is a directory, not a file: {path}")
+        raise ErpprovError(f"{what} is not a regular file: {path}", hint="point at a YAML file")
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            raw = handle.read(MAX_BYTES + 1)  # never more than the limit, whatever the file claims
+        except OSError as exc:
+            raise ErpprovError(f"cannot read {what} {path}: {exc.strerror}") from None
     return parse_yaml(raw, str(path))

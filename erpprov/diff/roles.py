@@ -33,7 +33,7 @@ def desired_role(role: model.Role, canon: Canon) -> RoleState:
         createrole=role.createrole, inherit=role.inherit, replication=role.replication, bypassrls=role.bypassrls,
         connection_limit=role.connection_limit,
         valid_until=canon.timestamps.get(until, until) if until is not None else None,
-        settings=tuple(sorted((k, canonical_setting(v)) for k, v in role.settings.items())),
+        settings=tuple(sorted((k, canonical_setting(k, v)) for k, v in role.settings.items())),
         comment=role.comment,
         members=tuple(sorted((Member(m.role, m.admin, m.inherit, m.set) for m in role.member_of),
                              key=lambda m: m.role)),
@@ -152,7 +152,7 @@ def _settings_statements(role: str, have: tuple[tuple[str, str], ...],
     for key, value in sorted(new.items()):
         if old.get(key) != value:
             statements.append(Statement(text(sql.SQL("ALTER ROLE {} SET {} TO {}").format(
-                ident(role), ident(key), setting_value(value)))))
+                ident(role), ident(key), setting_value(key, value)))))
     return statements
 
 
