@@ -1,0 +1,127 @@
+"""The mission, end to end: `erpprov apply playbooks/dev.yaml` on a machine with nothing running,
+with the Docker engine and with the embedded local cluster, then a second apply changes nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+
+from erpprov.cluster import free_port
+from tests.dockerenv import needs_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _project(base: Path, driver: str, container: str) -> tuple[Path, int, dict[str, str]]:
+    for name in ("playbooks", "templates"):
+        shutil.copytree(ROOT / name, base / name)
+    playbook = base / "playbooks" / "dev.yaml"
+    playbook.write_text(playbook.read_text().replace("name: erp-postgres", f"name: {container}"))
+    inventory = yaml.safe_load((ROOT / "inventory.yaml").read_text())
+    inventory["all"]["children"]["dev"]["hosts"]["localhost"]["driver"] = driver
+    (base / "inventory.yaml").write_text(yaml.safe_dump(inventory))
+    port = free_port()
+    env = {**os.environ, "ERP_PG_PORT": str(port), "POSTGRES_PASSWORD": "dev-super", "MYAPP_PASSWORD": "app-pw"}
+    return base, port, env
+
+
+def erpprov(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "erpprov", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture(params=["local", pytest.param("docker", marks=needs_engine)])
+def dev_project(request, server_tmp: Path):  # type: ignore[no-untyped-def]
+    container = f"erpprov-e2e-{uuid.uuid4().hex[:8]}"
+    cwd, port, env = _project(server_tmp, request.param, container)
+    extra = ["-e", f"erp_postgres_image={request.getfixturevalue('test_image')}"] if request.param == "docker" else []
+    yield cwd, port, env, extra, request.param
+    erpprov(cwd, env, "destroy", "--volumes", "--yes", *extra)
+
+
+def test_dev_playbook_from_nothing_then_nothing_to_do(dev_project):
+    cwd, port, env, extra, driver = dev_project
+    first = erpprov(cwd, env, "apply", *extra)
+    assert first.returncode == 0, first.stdout + first.stderr
+    kind = "cluster" if driver == "local" else "container"
+    assert f"changed: [localhost] {kind} erpprov-e2e-" in first.stdout
+    for table in ("users", "posts", "orders"):
+        assert f"changed: [localhost] table erp.public.{table}" in first.stdout
+
+    second = erpprov(cwd, env, "apply", *extra)
+    assert second.returncode == 0, second.stderr
+    assert "changed:" not in second.stdout and "changed=0" in second.stdout
+    assert "ok: [localhost] table erp.public.orders" in second.stdout
+    assert erpprov(cwd, env, "plan", "--detailed-exitcode", *extra).returncode == 0
+    status = erpprov(cwd, env, "status", *extra)
+    assert status.returncode == 0, status.stdout
+    assert f"localhost ({driver}): healthy" in status.stdout and "role myapp: can log in to erp" in status.stdout
+
+    with psycopg.connect(host="127.0.0.1", port=port, user="myapp", password="app-pw", dbname="erp",
+                         autocommit=True) as conn:
+        user_id = conn.execute("INSERT INTO users (username, email) VALUES ('ada', 'ada@example.com') "
+                               "RETURNING id").fetchone()[0]
+        conn.execute("INSERT INTO posts (user_id, title) VALUES (%s, 'hello')", (user_id,))
+        conn.execute("INSERT INTO orders (order_number, user_id, total_amount) VALUES ('A-1', %s, 12.50)",
+                     (user_id,))
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("INSERT INTO orders (order_number, user_id, status) VALUES ('A-2', %s, 'lost')",
+                         (user_id,))
+    env_file = cwd / ".env.app"
+    assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+    assert f"DATABASE_URL=postgresql://myapp:app-pw@127.0.0.1:{port}/erp" in env_file.read_text()
+
+
+def test_a_stopped_server_is_started_with_its_data(dev_project):
+    cwd, port, env, extra, driver = dev_project
+    assert erpprov(cwd, env, "apply", *extra).returncode == 0
+    with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password="dev-super", dbname="erp",
+                         autocommit=True) as conn:
+        conn.execute("INSERT INTO users (username, email) VALUES ('kept', 'kept@example.com')")
+    assert erpprov(cwd, env, "destroy", *extra).returncode == 0  # removes the server, keeps the data
+    down = erpprov(cwd, env, "status", *extra)
+    assert down.returncode == 1 and "UNHEALTHY" in down.stdout
+    again = erpprov(cwd, env, "apply", *extra)
+    assert again.returncode == 0, again.stdout + again.stderr
+    with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password="dev-super", dbname="erp") as conn:
+        assert conn.execute("SELECT count(*) FROM users WHERE username = 'kept'").fetchone()[0] == 1
+
+
+def test_destroy_volumes_needs_yes_when_not_interactive(dev_project):
+    cwd, port, env, extra, driver = dev_project
+    assert erpprov(cwd, env, "apply", *extra).returncode == 0
+    refused = subprocess.run([sys.executable, "-m", "erpprov", "destroy", "--volumes", *extra], cwd=cwd, env=env,
+                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert refused.returncode == 1 and "refusing without --yes" in refused.stderr
+    assert (cwd / "dev-environment/volumes/postgres/PG_VERSION").exists()
+    assert erpprov(cwd, env, "destroy", "--volumes", "--yes", *extra).returncode == 0
+    assert not (cwd / "dev-environment/volumes/postgres").exists()
+
+
+def test_backup_destroy_everything_apply_restore_brings_every_row_back(dev_project):
+    cwd, port, env, extra, driver = dev_project
+    assert erpprov(cwd, env, "apply", *extra).returncode == 0
+    with psycopg.connect(host="127.0.0.1", port=port, user="myapp", password="app-pw", dbname="erp",
+                         autocommit=True) as conn:
+        conn.execute("INSERT INTO users (username, email) SELECT 'u' || i, 'u' || i || '@example.com' "
+                     "FROM generate_series(1, 500) AS i")
+        conn.execute("INSERT INTO orders (order_number, user_id, total_amount, status) "
+                     "SELECT 'O-' || id, id, id * 1.25, 'paid' FROM users")
+    backup = erpprov(cwd, env, "backup", "--db", "erp", "-o", "backups/erp.sql", *extra)
+    assert backup.returncode == 0, backup.stdout + backup.stderr
+    assert "sha256" in backup.stdout + backup.stderr
+    assert erpprov(cwd, env, "destroy", "--volumes", "--yes", *extra).returncode == 0
+    assert erpprov(cwd, env, "apply", *extra).returncode == 0
+    restored = erpprov(cwd, env, "restore", "backups/erp.sql", "--db", "erp", "--yes", *extra)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    with psycopg.connect(host="127.0.0.1", port=port, user="myapp", password="app-pw", dbname="erp") as conn:
+        assert conn.execute("SELECT count(*), sum(total_amount) FROM orders").fetchone() == (500, 156562.5)
+    assert erpprov(cwd, env, "plan", "--detailed-exitcode", *extra).returncode == 0
