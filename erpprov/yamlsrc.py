@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,25 +34,35 @@ _SCALAR_AS_STRING = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary"}
 
 @dataclass
 class Source:
-    """A parsed YAML document with the position of each value and mapping key."""
+    """A parsed YAML document, and the node graph it came from for finding where a value stands.
+
+    Positions are looked up only when an error needs one, by walking the nodes along the value's
+    path: recording them for every value up front cost more than parsing a large playbook."""
 
     file: str
     data: Any
-    values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
-    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    root: yaml.Node | None = None
 
     def locate(self, path: Path_, *, prefer_key: bool = False) -> Location:
-        """The closest known position for ``path``, walking up to a parent if needed."""
-        path = tuple(path)
-        while True:
-            table = (self.keys, self.values) if prefer_key else (self.values, self.keys)
-            for positions in table:
-                if path in positions:
-                    line, col = positions[path]
-                    return Location(self.file, line, col)
-            if not path:
-                return Location(self.file)
-            path = path[:-1]
+        """The closest known position for ``path``: the value's (or its key's), else a parent's."""
+        node = self.root
+        if node is None:
+            return Location(self.file)
+        mark = node.start_mark
+        for index, part in enumerate(path):
+            last = index == len(path) - 1
+            if isinstance(node, yaml.MappingNode):
+                pair = next(((k, v) for k, v in node.value if str(k.value) == str(part)), None)
+                if pair is None:
+                    break
+                node = pair[1]
+                mark = pair[0].start_mark if last and prefer_key else node.start_mark
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+                node = node.value[part]
+                mark = node.start_mark
+            else:
+                break
+        return _mark(self.file, mark)
 
 
 class _Builder:
@@ -61,7 +71,7 @@ class _Builder:
         self.loader = loader
         self.count = 0
 
-    def build(self, node: yaml.Node, path: Path_, depth: int) -> Any:
+    def build(self, node: yaml.Node, depth: int) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
             raise ErpprovError(
@@ -74,7 +84,6 @@ class _Builder:
                 f"document is nested deeper than {MAX_DEPTH} levels",
                 location=_mark(self.source.file, node.start_mark),
             )
-        self.source.values.setdefault(path, _pos(node.start_mark))
         if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _COLLECTION_TAGS:
             raise ErpprovError(
                 f"unsupported YAML tag {node.tag}",
@@ -82,9 +91,9 @@ class _Builder:
                 hint="only plain YAML values are allowed (no !tags)",
             )
         if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path, depth)
+            return self._mapping(node, depth)
         if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
+            return [self.build(item, depth + 1) for item in node.value]
         if node.tag in _SCALAR_AS_STRING:
             return str(node.value)
         constructor = self.loader.yaml_constructors.get(node.tag)
@@ -96,7 +105,7 @@ class _Builder:
             )
         return constructor(self.loader, node)
 
-    def _mapping(self, node: yaml.MappingNode, path: Path_, depth: int) -> dict[Any, Any]:
+    def _mapping(self, node: yaml.MappingNode, depth: int) -> dict[Any, Any]:
         self.loader.flatten_mapping(node)  # resolves "<<" merge keys
         result: dict[Any, Any] = {}
         seen: dict[Any, yaml.Mark] = {}
@@ -105,7 +114,7 @@ class _Builder:
                 # YAML 1.1 reads `on:`/`yes:` as booleans; as keys they are always meant as words.
                 key: Any = key_node.value
             else:
-                key = self.build(key_node, path + ("<key>",), depth + 1)
+                key = self.build(key_node, depth + 1)
             if isinstance(key, (list, dict)):
                 raise ErpprovError(
                     "a mapping key must be a plain value",
@@ -119,13 +128,8 @@ class _Builder:
                     hint="YAML would silently keep only the last one; remove or rename one of them",
                 )
             seen[key] = key_node.start_mark
-            self.source.keys[path + (key,)] = _pos(key_node.start_mark)
-            result[key] = self.build(value_node, path + (key,), depth + 1)
+            result[key] = self.build(value_node, depth + 1)
         return result
-
-
-def _pos(mark: yaml.Mark) -> tuple[int, int]:
-    return mark.line + 1, mark.column + 1
 
 
 def _mark(file: str, mark: yaml.Mark | None) -> Location:
@@ -184,7 +188,8 @@ def parse_yaml(text: str | bytes, file: str) -> Source:
         loader = _loader_for(text)  # its reader rejects control characters right here
         node = loader.get_single_node()
         if node is not None:
-            source.data = _Builder(source, loader).build(node, (), 0)
+            source.root = node
+            source.data = _Builder(source, loader).build(node, 0)
     except yaml.MarkedYAMLError as exc:
         problem = exc.problem or exc.context or "invalid YAML"
         hint = "YAML does not allow tabs for indentation; use spaces" if _tab_at(text, exc.problem_mark) else None
