@@ -76,7 +76,7 @@ def diff_databases(play: model.Play, live: LiveCluster) -> Result:
                     result.warnings.append(
                         f"{address}: {attr} is {actual!r} but the file says {wanted!r}; it is fixed at creation "
                         "(recreate the database, e.g. backup, drop, apply, restore, to change it)")
-        result.extend(_diff_database_grants(db, live))
+        result.extend(_diff_database_grants(db, live, {r.name for r in play.roles if r.prune}))
     declared = {db.name for db in play.databases}
     result.unmanaged.extend(f"database.{name}" for name in sorted(live.databases)
                             if name not in declared and name not in SYSTEM_DATABASES)
@@ -87,9 +87,17 @@ def _norm_locale(value: str) -> str:
     return value.lower().replace("-", "").replace("_", "")
 
 
-def _diff_database_grants(db: model.Database, live: LiveCluster) -> Result:
+def _diff_database_grants(db: model.Database, live: LiveCluster, pruned: set[str]) -> Result:
+    """Grants on the database; for `prune: true` roles, what they hold without a grant is revoked."""
     result = Result()
     ref = ObjectRef("database", None, db.name)
+    declared = {g.to for g in db.grants}
+    for role in sorted(pruned - declared):
+        have = live.database_acl.get((db.name, role), frozenset())
+        action = grant_action(ref, role, frozenset(), have, database=None, phase=Phase.DATABASE_GRANT,
+                              address=f"grant.{db.name}.database.{role}", hazards=(Hazard.REVOKES_ACCESS,))
+        if action:
+            result.actions.append(action)
     for grant in db.grants:
         want = expand(grant.privileges, "database", live.server_version, grant.with_grant_option)
         have = live.database_acl.get((db.name, grant.to), frozenset())
