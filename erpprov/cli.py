@@ -362,5 +362,6 @@ def destroy(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...],
         click.echo(f"destroyed: [{target.host}] {name}{' and its data' if volumes else ''}")
 
 
-# backup, restore and init live in cli_ops, which adds its commands to `main` when imported.
+# backup, restore, init (cli_ops) and export (cli_export) add their commands to `main` when imported.
 import erpprov.cli_ops  # noqa: E402,F401
+import erpprov.cli_export  # noqa: E402,F401

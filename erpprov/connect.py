@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,10 @@ from erpprov.model import Connection
 _TRANSIENT = ("connection refused", "the database system is starting up", "the database system is in recovery",
               "could not connect", "server closed the connection unexpectedly", "no such file or directory",
               "the database system is shutting down")
+
+
+# admin_shutdown, crash_shutdown, cannot_connect_now: the server went away under us
+_SHUTDOWN = {"57P01", "57P02", "57P03"}
 
 
 def conninfo(conn: Connection, dbname: str | None = None, application_name: str = "erpprov") -> dict[str, Any]:
@@ -53,14 +58,20 @@ def connect(conn: Connection, dbname: str | None = None, *, wait: float = 0.0,
                 continue
             raise ErpprovError(
                 f"cannot connect to {conn.pg_user}@{conn.pg_host}:{conn.pg_port}/{dbname or conn.pg_database}: "
-                f"{_first_line(text)}",
+                f"{summary(exc)}",
                 hint=_hint(text),
             ) from None
 
 
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else text
+def summary(exc: psycopg.Error) -> str:
+    """The server's primary message, or libpq's first line without its "connection to server at
+    ... failed:" preamble (the address is in our own message already)."""
+    primary = getattr(exc, "diag", None) and exc.diag.message_primary
+    if primary:
+        return primary
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    first = lines[0] if lines else type(exc).__name__
+    return re.sub(r"^connection to server at .*?failed: ", "", first)
 
 
 def _hint(text: str) -> str | None:
@@ -80,8 +91,11 @@ def connection_kept(conn: Connection) -> Iterator[None]:
     try:
         yield
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        state = getattr(exc, "sqlstate", None)
+        if state and not state.startswith("08") and state not in _SHUTDOWN:
+            raise ErpprovError(f"the server refused: {summary(exc)}") from None
         raise ErpprovError(
-            f"lost the connection to {conn.pg_host}:{conn.pg_port}: {_first_line(str(exc).strip()) or type(exc).__name__}",
+            f"lost the connection to {conn.pg_host}:{conn.pg_port}: {summary(exc)}",
             hint="the server stopped or restarted; transactions that had not committed were rolled back; "
                  "run the command again once it is up",
         ) from None

@@ -7,25 +7,35 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from pydantic import SecretStr
 
-from erpprov import catalog, tables
+from erpprov import catalog, model, tables
 from erpprov.connect import connect, connection_kept
-from erpprov.diff import Canon, GrantTargetMissing, Planned, Result, diff_database_contents, diff_databases, diff_roles
-from erpprov.diff import function_signatures
+from erpprov.diff import (
+    Canon,
+    GrantTargetMissing,
+    Planned,
+    Result,
+    diff_database_contents,
+    diff_databases,
+    diff_roles,
+    function_signatures,
+)
 from erpprov.drivers import make_driver
 from erpprov.drivers.base import Driver, Progress
 from erpprov.errors import ErpprovError
 from erpprov.executor import application_name, apply_lock, execute, session_settings
 from erpprov.loader import Target
 from erpprov.plan import Action, Hazard, HostPlan, Op, fingerprint
-from erpprov.templatefiles import plan_templates, write_templates
 from erpprov.state import LiveCluster, LiveDatabase
+from erpprov.templatefiles import plan_templates, write_templates
 
 
 @dataclass
@@ -85,7 +95,11 @@ def plan_sql(target: Target, admin: psycopg.Connection) -> tuple[Result, Snapsho
             live = catalog.read_database(conn, db.name)
             canon.functions.update(catalog.canonical_functions(conn, function_signatures(db)))
             live_tables = tables.inspect_tables(conn)
-            desired_tables = tables.canonicalize(conn, db.tables, live_tables)
+            if not db.tables or conn.execute(
+                    "SELECT has_database_privilege(current_database(), 'CREATE')").fetchone()[0]:
+                desired_tables = tables.canonicalize(conn, db.tables, live_tables)
+            else:
+                desired_tables = _canonicalize_in_scratch_database(target, admin, db.tables, live_tables)
         snapshot.databases[db.name] = live
         snapshot.tables[db.name] = live_tables
         prune = {s.name for s in db.schemas if s.prune}
@@ -100,6 +114,26 @@ def plan_sql(target: Target, admin: psycopg.Connection) -> tuple[Result, Snapsho
         except GrantTargetMissing as exc:
             raise ErpprovError(str(exc), hint="declare the object, or fix the grant's name") from None
     return result, snapshot
+
+
+def _canonicalize_in_scratch_database(target: Target, admin: psycopg.Connection, declared: list[model.Table],
+                                      live: tables.TablesState) -> tables.TablesState:
+    """The scratch build needs CREATE on the database, which an admin of a managed service may
+    lack on a template or on someone else's database; a database of its own (CREATEDB) does."""
+    name = f"erpprov_scratch_{uuid.uuid4().hex[:12]}"
+    try:
+        # template0: template1 may be in use (the caller reads it), and CREATE DATABASE needs it idle
+        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+    except psycopg.errors.InsufficientPrivilege:
+        raise ErpprovError(
+            f"{target.connection.pg_user} may neither create schemas where the tables are planned nor create a "
+            "scratch database, so their definitions cannot be checked by the server",
+            hint="grant it CREATE on the database, or CREATEDB") from None
+    try:
+        with connect(target.connection, name) as conn:
+            return tables.canonicalize(conn, declared, live)
+    finally:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
 def planned_objects(desired: tables.TablesState, live: tables.TablesState) -> Planned:

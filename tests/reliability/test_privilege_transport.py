@@ -80,10 +80,6 @@ def test_non_superuser_admin_does_what_it_can_and_reports_the_rest(tmp_path, pg)
     assert "password cannot be compared" in again.stdout + again.stderr, str(again)
 
 
-@pytest.mark.xfail(strict=True, reason="reconcile.plan_sql canonicalizes the tables of a database that does not "
-                                       "exist yet in scratch schemas inside template1; a CREATEDB/CREATEROLE "
-                                       "admin (managed services) has no CREATE on template1: 'permission denied "
-                                       "for database template1', so a new database with tables cannot be planned")
 def test_non_superuser_admin_creates_a_database_with_tables_in_one_apply(tmp_path, pg):
     admin, admin_pw = _managed_admin(pg)
     app, su, repl, brls = (unique(p) for p in ("app", "su", "repl", "brls"))

@@ -1,0 +1,278 @@
+"""`erpprov export` against the real server: the exported playbook plans empty against the server
+it came from, and applied to a new database it rebuilds the same tables, schemas and grants."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from psycopg import sql
+from pydantic import SecretStr
+
+from erpprov.export import export_playbook, password_variable
+from erpprov.loader import Target, load_project
+from erpprov.model import Connection
+from tests.helpers import apply_all, plan_of
+
+APP_PASSWORD = "app-secret-pw-4711"
+ENV = {"APP_USER_PASSWORD": "whatever-not-used"}
+
+SCHEMA_SQL = """
+CREATE ROLE app_readers;
+CREATE ROLE app_user LOGIN PASSWORD {password} CONNECTION LIMIT 5 IN ROLE app_readers;
+COMMENT ON ROLE app_user IS 'The application';
+ALTER ROLE app_user SET statement_timeout = '30s';
+
+CREATE EXTENSION citext;
+CREATE SCHEMA sales;
+COMMENT ON SCHEMA sales IS 'Sales data';
+CREATE SCHEMA stock AUTHORIZATION app_readers;
+
+CREATE TABLE sales.customers (
+    id serial PRIMARY KEY,
+    email text NOT NULL UNIQUE,
+    name varchar(100),
+    created_at timestamptz DEFAULT now(),
+    preferred_order_no integer,
+    CONSTRAINT customers_email_check CHECK (email LIKE '%@%')
+);
+CREATE TABLE sales.orders (
+    customer_id integer NOT NULL REFERENCES sales.customers (id) ON DELETE CASCADE,
+    order_no integer NOT NULL,
+    total numeric(12,2) CHECK (total >= 0),
+    status text NOT NULL DEFAULT 'new',
+    PRIMARY KEY (customer_id, order_no)
+);
+-- the second half of the cycle: customers -> orders
+ALTER TABLE sales.customers ADD CONSTRAINT customers_preferred_order_fkey
+    FOREIGN KEY (id, preferred_order_no) REFERENCES sales.orders (customer_id, order_no)
+    DEFERRABLE INITIALLY DEFERRED;
+CREATE INDEX orders_open_idx ON sales.orders (customer_id) WHERE status <> 'done';
+CREATE UNIQUE INDEX customers_lower_email_idx ON sales.customers (lower(email));
+CREATE INDEX orders_total_idx ON sales.orders (total DESC, order_no) INCLUDE (status);
+COMMENT ON TABLE sales.orders IS 'Orders';
+COMMENT ON COLUMN sales.orders.total IS 'Gross total';
+
+CREATE TABLE stock.items (
+    id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    sku text NOT NULL,
+    qty integer NOT NULL DEFAULT 0 CONSTRAINT qty_nonneg CHECK (qty >= 0),
+    CONSTRAINT items_sku_uq UNIQUE (sku)
+);
+ALTER TABLE stock.items OWNER TO app_readers;
+
+GRANT USAGE ON SCHEMA sales TO app_user;
+GRANT SELECT, INSERT ON sales.orders TO app_user;
+GRANT SELECT ON sales.customers TO app_user WITH GRANT OPTION;
+GRANT USAGE, SELECT ON SEQUENCE sales.customers_id_seq TO app_user;
+GRANT SELECT ON stock.items TO PUBLIC;
+REVOKE ALL ON DATABASE {db} FROM PUBLIC;
+GRANT CONNECT ON DATABASE {db} TO app_user;
+ALTER DEFAULT PRIVILEGES IN SCHEMA sales GRANT SELECT ON TABLES TO app_readers;
+ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+"""
+
+
+def _connection(pg: Any) -> Connection:
+    return Connection(driver="external", pg_host=pg.host, pg_port=pg.port, pg_user=pg.user,
+                      pg_password=SecretStr(pg.password))
+
+
+def _build(pg: Any) -> None:
+    with pg.connect() as conn:
+        conn.execute(sql.SQL(SCHEMA_SQL).format(password=sql.Literal(APP_PASSWORD), db=sql.Identifier(pg.dbname)))
+
+
+def _export(pg: Any, database: str) -> list[dict[str, Any]]:
+    with pg.connect("postgres") as admin:
+        return export_playbook(admin, _connection(pg), databases=[database])
+
+
+def _targets(tmp: Path, pg: Any, playbook: list[dict[str, Any]]) -> list[Target]:
+    """Load an exported playbook as a user would: from a file, with the passwords in the environment."""
+    (tmp / "playbooks").mkdir(exist_ok=True)
+    path = tmp / "playbooks" / "exported.yaml"
+    path.write_text(yaml.safe_dump(playbook, sort_keys=False, allow_unicode=True))
+    return load_project(path, pg.inventory(tmp), environ=ENV).targets
+
+
+def _database(playbook: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return next(db for db in playbook[0]["databases"] if db["name"] == name)
+
+
+@pytest.fixture
+def exported(pg: Any) -> list[dict[str, Any]]:
+    _build(pg)
+    return _export(pg, pg.dbname)
+
+
+def test_export_never_contains_a_password(pg: Any, exported: list[dict[str, Any]]) -> None:
+    text = yaml.safe_dump(exported)
+    assert APP_PASSWORD not in text
+    assert "SCRAM-SHA-256" not in text
+    role = next(r for r in exported[0]["roles"] if r["name"] == "app_user")
+    assert role["password"] == "{{ env.APP_USER_PASSWORD }}"
+    assert role["update_password"] == "on_create"
+    assert role["member_of"] == ["app_readers"]
+    assert role["connection_limit"] == 5
+    assert "password" not in next(r for r in exported[0]["roles"] if r["name"] == "app_readers")
+    assert all(r["name"] != "postgres" for r in exported[0]["roles"])
+
+
+def test_password_variable_is_an_environment_name() -> None:
+    assert password_variable("app-user") == "APP_USER_PASSWORD"
+    assert password_variable("9lives") == "_9LIVES_PASSWORD"
+    assert password_variable("Ünïcode") == "N_CODE_PASSWORD"
+
+
+def test_export_shapes(pg: Any, exported: list[dict[str, Any]]) -> None:
+    db = _database(exported, pg.dbname)
+    tables = {(t["schema"], t["name"]): t for t in db["tables"]}
+    customers, orders, items = tables[("sales", "customers")], tables[("sales", "orders")], tables[("stock", "items")]
+    assert customers["columns"][0] == {"name": "id", "type": "serial", "primary_key": True}
+    assert {"name": "email", "type": "text", "nullable": False, "unique": True} in customers["columns"]
+    assert [c["name"] for c in orders["columns"] if c.get("primary_key")] == ["customer_id", "order_no"]
+    assert items["columns"][0] == {"name": "id", "type": "integer", "identity": "always", "primary_key": True}
+    assert items["unique"] == [{"columns": ["sku"], "name": "items_sku_uq"}]
+    assert {"name": "qty_nonneg", "expression": "(qty >= 0)"} in items["checks"]
+    assert customers["foreign_keys"] == [{
+        "name": "customers_preferred_order_fkey", "columns": ["id", "preferred_order_no"],
+        "references": {"table": "orders", "schema": "sales", "columns": ["customer_id", "order_no"]},
+        "deferrable": "initially deferred"}]
+    assert orders["foreign_keys"][0]["on_delete"] == "cascade"
+    indexes = {i["name"]: i for i in orders["indexes"] + customers["indexes"]}
+    assert indexes["orders_open_idx"]["where"] == "(status <> 'done'::text)"
+    assert indexes["orders_total_idx"]["columns"] == ["total DESC", "order_no"]
+    assert indexes["orders_total_idx"]["include"] == ["status"]
+    assert indexes["customers_lower_email_idx"] == {"name": "customers_lower_email_idx",
+                                                    "columns": ["lower(email)"], "unique": True}
+    assert orders["comment"] == "Orders"
+    assert {"to": "app_user", "privileges": ["SELECT"], "with_grant_option": True} in customers["grants"]
+    assert items["grants"] == [{"to": "PUBLIC", "privileges": ["SELECT"]}]
+    assert items["owner"] == "app_readers"
+    assert db["grants"] == [{"to": "PUBLIC", "privileges": []}, {"to": "app_user", "privileges": ["CONNECT"]}]
+    sales = next(s for s in db["schemas"] if s["name"] == "sales")
+    assert sales["comment"] == "Sales data"
+    assert {"to": "app_user", "privileges": ["USAGE", "SELECT"], "sequences": ["customers_id_seq"]} in sales["grants"]
+    assert sales["default_privileges"] == [
+        {"on": "tables", "for_role": "postgres", "to": "app_readers", "privileges": ["SELECT"]}]
+    assert db["default_privileges"] == [
+        {"on": "functions", "for_role": "postgres", "to": "PUBLIC", "privileges": []}]
+    assert [e["name"] for e in db["extensions"]] == ["citext"]
+
+
+def test_export_is_deterministic(pg: Any, exported: list[dict[str, Any]]) -> None:
+    assert _export(pg, pg.dbname) == exported
+
+
+def test_exported_playbook_plans_empty_on_its_source(tmp_path: Path, pg: Any,
+                                                     exported: list[dict[str, Any]]) -> None:
+    assert plan_of(_targets(tmp_path, pg, exported)) == []
+
+
+def _renamed(playbook: list[dict[str, Any]], old: str, new: str) -> list[dict[str, Any]]:
+    copied = copy.deepcopy(playbook)
+    copied[0]["databases"] = [dict(_database(copied, old), name=new)]
+    return copied
+
+
+def test_exported_playbook_rebuilds_a_new_database(tmp_path: Path, pg: Any, exported: list[dict[str, Any]]) -> None:
+    copy_name = pg.dbname + "_b"
+    targets = _targets(tmp_path, pg, _renamed(exported, pg.dbname, copy_name))
+    apply_all(targets)  # fails itself unless the re-plan is empty
+    again = _export(pg, copy_name)
+    source, rebuilt = _database(exported, pg.dbname), _database(again, copy_name)
+    for section in ("tables", "schemas", "grants", "default_privileges", "extensions"):
+        assert rebuilt.get(section) == source.get(section), section
+    assert again[0]["roles"] == exported[0]["roles"]
+
+
+def test_export_command_writes_a_private_file(tmp_path: Path, pg: Any) -> None:
+    import erpprov.cli_export  # noqa: F401  (until cli.py imports it)
+    from erpprov.cli import main
+
+    _build(pg)
+    inventory = pg.inventory(tmp_path)
+    (tmp_path / "playbooks").mkdir()
+    playbook = tmp_path / "playbooks" / "dev.yaml"
+    playbook.write_text("- {name: dev, hosts: dev}\n")
+    out = tmp_path / "exported.yaml"
+    result = CliRunner().invoke(main, ["export", str(playbook), "-i", str(inventory), "--db", pg.dbname,
+                                       "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert text.startswith("# Exported by erpprov from localhost")
+    assert "passwords are" in text.lower() or "Passwords are NOT exported" in text
+    assert APP_PASSWORD not in text
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert yaml.safe_load(text)[0]["databases"][0]["name"] == pg.dbname
+    shown = CliRunner().invoke(main, ["export", str(playbook), "-i", str(inventory), "--db", "no_such_db"])
+    assert shown.exit_code == 1
+    assert "no database named no_such_db" in shown.output
+
+
+def test_unknown_database_is_an_error(pg: Any) -> None:
+    from erpprov.errors import ErpprovError
+
+    with pytest.raises(ErpprovError, match="no database named"):
+        _export(pg, "no_such_db")
+
+
+
+EDGE_SQL = """
+CREATE ROLE app_user;
+CREATE SCHEMA edge;
+CREATE FUNCTION edge.add(a integer, b integer) RETURNS integer LANGUAGE sql AS 'SELECT a + b';
+REVOKE EXECUTE ON FUNCTION edge.add(integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION edge.add(integer, integer) TO app_user;
+CREATE TABLE edge.notes (id bigserial PRIMARY KEY, body text);
+GRANT SELECT ON edge.notes TO app_user WITH GRANT OPTION;
+GRANT INSERT ON edge.notes TO app_user;  -- mixed grant options for one grantee
+CREATE VIEW edge.notes_view AS SELECT id FROM edge.notes;
+GRANT SELECT ON edge.notes_view TO app_user;
+"""
+
+
+def test_functions_mixed_options_and_views_plan_empty_on_source(tmp_path: Path, pg: Any) -> None:
+    with pg.connect() as conn:
+        conn.execute(EDGE_SQL)
+    exported = _export(pg, pg.dbname)
+    edge = next(s for s in _database(exported, pg.dbname)["schemas"] if s["name"] == "edge")
+    assert {"to": "PUBLIC", "privileges": [], "functions": ["add(integer, integer)"]} in edge["grants"]
+    assert {"to": "app_user", "privileges": ["EXECUTE"], "functions": ["add(integer, integer)"]} in edge["grants"]
+    assert {"to": "app_user", "privileges": ["SELECT"], "with_grant_option": True, "tables": ["notes"]} in edge["grants"]
+    assert all("notes_view" not in str(g) for g in edge["grants"])  # views are not exported
+    notes = next(t for t in _database(exported, pg.dbname)["tables"] if t["name"] == "notes")
+    assert notes["columns"][0]["type"] == "bigserial"
+    assert plan_of(_targets(tmp_path, pg, exported)) == []
+
+
+@pytest.mark.xfail(strict=True, reason="the playbook model has no operator classes: an index key with a "
+                   "non-default opclass is exported as `col text_pattern_ops`, which erpprov reads as an expression")
+def test_index_operator_class_round_trips(tmp_path: Path, pg: Any) -> None:
+    with pg.connect() as conn:
+        conn.execute("CREATE TABLE words (w text); CREATE INDEX words_w_idx ON words (w text_pattern_ops)")
+    assert plan_of(_targets(tmp_path, pg, _export(pg, pg.dbname))) == []
+
+
+def test_column_collation_round_trips(tmp_path: Path, pg: Any) -> None:
+    with pg.connect() as conn:
+        conn.execute('CREATE TABLE words (w text COLLATE "C", v text COLLATE "POSIX")')
+    exported = _export(pg, pg.dbname)
+    words = _database(exported, pg.dbname)["tables"][0]
+    assert words["columns"][0] == {"name": "w", "type": "text", "collation": "C"}
+    assert plan_of(_targets(tmp_path, pg, exported)) == []
+
+
+def test_text_that_looks_like_a_template_loads_as_itself(tmp_path: Path, pg: Any) -> None:
+    with pg.connect() as conn:
+        conn.execute("""CREATE TABLE notes (tags text DEFAULT '{#a,b}'); COMMENT ON TABLE notes IS 'see {{ x }}'""")
+    exported = _export(pg, pg.dbname)
+    targets = _targets(tmp_path, pg, exported)
+    table = targets[0].play.databases[0].tables[0]
+    assert table.comment == "see {{ x }}"
+    assert plan_of(targets) == []
