@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 import stat
 from pathlib import Path
 
@@ -43,13 +43,42 @@ def secrets_of(target: Target) -> list[str]:
     return sorted({v for v in values if len(v) >= 3}, key=len, reverse=True)
 
 
+def _forms(secret: str) -> list[str]:
+    """A secret as templates write it: plain, or URL-encoded the ways urlencode/quote do it."""
+    return list(dict.fromkeys((secret, quote(secret), quote(secret, safe=""), quote_plus(secret))))
+
+
 def mask(text: str, secrets: list[str]) -> str:
     """Hide each secret where it stands as a value of its own, also URL-encoded (as in a
     DATABASE_URL); a secret that is part of a longer word ("postgres" in "postgresql") is not one."""
     for secret in secrets:
-        for form in dict.fromkeys((secret, quote(secret, safe=""))):
+        for form in _forms(secret):
             text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])", SENSITIVE, text)
     return text
+
+
+def _redact(line: str) -> str:
+    """A whole value hidden: `KEY=(sensitive)`, keeping the key so the reviewer sees what changed."""
+    match = re.match(r"^(\s*[^=:\s]+\s*[=:]\s*)", line)
+    return (match.group(1) if match else "") + SENSITIVE + ("\n" if line.endswith("\n") else "")
+
+
+def masked_diff(current: str | None, content: str, secrets: list[str], dest: str) -> str:
+    """A unified diff with secrets hidden on both sides. The old file may hold a secret that is no
+    longer known (the password just changed): where the new file has a secret on a line, the old
+    line in its place is hidden whole unless it reads the same."""
+    new_lines = content.splitlines(keepends=True)
+    secret_lines = {i for i, line in enumerate(new_lines) if mask(line, secrets) != line}
+    old_lines = []
+    for i, line in enumerate((current or "").splitlines(keepends=True)):
+        if mask(line, secrets) != line:
+            line = mask(line, secrets)
+        elif i in secret_lines and line != new_lines[i]:
+            line = _redact(line)
+        old_lines.append(line)
+    return "".join(difflib.unified_diff(
+        old_lines, [mask(line, secrets) for line in new_lines],
+        fromfile=f"a/{dest}" if current is not None else "/dev/null", tofile=f"b/{dest}"))
 
 
 def render(target: Target, spec: TemplateFile) -> str:
@@ -90,9 +119,7 @@ def plan_templates(target: Target) -> list[Action]:
             current, current_mode = None, None
         if current == content and current_mode == mode:
             continue
-        diff = "".join(difflib.unified_diff(
-            mask(current or "", secrets).splitlines(keepends=True), mask(content, secrets).splitlines(keepends=True),
-            fromfile=f"a/{spec.dest}" if current is not None else "/dev/null", tofile=f"b/{spec.dest}"))
+        diff = masked_diff(current, content, secrets, spec.dest)
         before = {"mode": f"{current_mode:04o}"} if current_mode is not None else None
         actions.append(Action(f"file.{spec.dest}", Op.CREATE if current is None else Op.UPDATE, Phase.FILE,
                               before=before, after={"mode": f"{mode:04o}", "from": f"templates/{spec.src}"},

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import quote
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
@@ -66,6 +67,8 @@ def environment(loader: jinja2.BaseLoader | None = None) -> BoundedSandbox:
     env = BoundedSandbox(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                          autoescape=False)
     env.globals["lookup"] = _lookup
+    # urlencode keeps "/" as it is, which breaks a password inside postgresql://user:password@host
+    env.filters["urlquote"] = lambda value: quote(str(value), safe="")
     return env
 
 

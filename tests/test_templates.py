@@ -1,0 +1,72 @@
+"""A play's `templates:`: a masked unified diff in the plan, atomic private writes only when the
+content or mode differs, and clear errors."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from erpprov.errors import ErpprovError
+from erpprov.reconcile import plan_target
+from tests.helpers import apply_all, load_targets
+
+PLAY = """
+- name: app
+  vars: {{app_password: "{password}"}}
+  roles: [{{name: tpl_app, login: true, password: "{{{{ app_password }}}}"}}]
+  templates:
+    - {{src: {src}, dest: out/app.env, mode: "0640"}}
+"""
+
+
+def _targets(tmp_path, pg, password="s3cret-pw", src="app.env.j2"):  # type: ignore[no-untyped-def]
+    (tmp_path / "templates").mkdir(exist_ok=True)
+    (tmp_path / "templates" / "app.env.j2").write_text(
+        "DATABASE_URL=postgresql://tpl_app:{{ app_password | urlquote }}@{{ pg_host }}:{{ pg_port }}/app\n"
+        "POSTGRES_NAME=postgres\n")
+    return load_targets(tmp_path, pg, PLAY.format(password=password, src=src))
+
+
+def test_plan_shows_a_masked_diff_and_apply_writes_only_on_change(tmp_path, pg):
+    targets = _targets(tmp_path, pg)
+    [action] = [a for a in plan_target(targets[0]).actions if a.kind == "file"]
+    assert action.address == "file.out/app.env" and action.op.value == "create"
+    assert "+DATABASE_URL=postgresql://tpl_app:(sensitive)@" in action.note
+    assert "+POSTGRES_NAME=postgres" in action.note  # "postgres" is no secret inside another word
+    assert "s3cret-pw" not in action.note
+    apply_all(targets)
+    out = tmp_path / "out" / "app.env"
+    assert oct(out.stat().st_mode & 0o777) == "0o640"
+    assert "s3cret-pw@" in out.read_text()
+    written = out.stat().st_mtime_ns
+    assert apply_all(targets) == []  # same content and mode: not rewritten
+    assert out.stat().st_mtime_ns == written
+
+    changed = _targets(tmp_path, pg, password="new pw/with:chars")
+    [update] = [a for a in plan_target(changed[0]).actions if a.kind == "file"]
+    assert update.op.value == "update"
+    assert "-DATABASE_URL=(sensitive)" in update.note  # the old password is no longer known: the value goes
+    assert "+DATABASE_URL=postgresql://tpl_app:(sensitive)@" in update.note
+    for secret in ("s3cret-pw", "new pw", "new%20pw"):
+        assert secret not in update.note
+    apply_all(changed)
+    assert "new%20pw%2Fwith%3Achars@" in out.read_text()
+    assert not [p for p in os.listdir(out.parent) if p != "app.env"]  # no temporary files left
+
+
+def test_a_mode_change_alone_is_planned(tmp_path, pg):
+    targets = _targets(tmp_path, pg)
+    apply_all(targets)
+    os.chmod(tmp_path / "out" / "app.env", 0o644)
+    [action] = [a for a in plan_target(targets[0]).actions if a.kind == "file"]
+    assert (action.before, action.after["mode"], action.note) == ({"mode": "0644"}, "0640", "mode only")
+
+
+def test_missing_template_and_undefined_variable_are_clear_errors(tmp_path, pg):
+    with pytest.raises(ErpprovError, match="template not found: .*nope.j2"):
+        plan_target(_targets(tmp_path, pg, src="nope.j2")[0])
+    (tmp_path / "templates").mkdir(exist_ok=True)
+    (tmp_path / "templates" / "bad.j2").write_text("X={{ not_defined }}\n")
+    with pytest.raises(ErpprovError, match="templates/bad.j2: undefined variable: 'not_defined'"):
+        plan_target(load_targets(tmp_path, pg, PLAY.format(password="x", src="bad.j2"))[0])
