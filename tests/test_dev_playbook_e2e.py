@@ -125,3 +125,21 @@ def test_backup_destroy_everything_apply_restore_brings_every_row_back(dev_proje
     with psycopg.connect(host="127.0.0.1", port=port, user="myapp", password="app-pw", dbname="erp") as conn:
         assert conn.execute("SELECT count(*), sum(total_amount) FROM orders").fetchone() == (500, 156562.5)
     assert erpprov(cwd, env, "plan", "--detailed-exitcode", *extra).returncode == 0
+
+
+def test_dev_playbook_against_an_external_server(tmp_path, pg):
+    from tests.helpers import apply_all, load_targets, plan_of
+
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    targets = load_targets(tmp_path, pg, (ROOT / "playbooks" / "dev.yaml").read_text())
+    changed = apply_all(targets)
+    assert {"table.erp.public.users", "table.erp.public.posts", "table.erp.public.orders",
+            "grant.erp.table.public.orders.myapp"} <= set(changed)
+    assert plan_of(targets) == []
+    with pg.connect("erp") as conn:
+        keys = {row[0] for row in conn.execute("SELECT conname FROM pg_constraint WHERE conrelid = "
+                                               "ANY ('{users,posts,orders}'::regclass[])")}
+        indexes = {row[0] for row in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
+    assert {"users_pkey", "users_username_key", "users_email_key", "posts_user_id_fkey",
+            "orders_status_check", "orders_user_id_fkey"} <= keys
+    assert {"posts_user_id_idx", "orders_open_idx", "orders_status_created_at_idx"} <= indexes
