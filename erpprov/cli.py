@@ -17,17 +17,17 @@ from erpprov.errors import ErpprovError
 DEFAULT_PLAYBOOK = Path("playbooks/dev.yaml")
 
 
-def _fail(exc: BaseException, verbose: bool) -> None:
+def _fail(exc: BaseException, verbose: bool, message: str | None = None) -> None:
     if verbose:
         import traceback
 
         traceback.print_exception(exc, file=sys.stderr)
-    click.echo(f"error: {exc}", err=True)
+    click.echo(f"error: {message or exc}", err=True)
     sys.exit(1)
 
 
 def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn ErpprovError into one message and exit 1; tracebacks only with -v."""
+    """Turn errors into one message and exit 1; tracebacks only with -v."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -36,6 +36,9 @@ def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except ErpprovError as exc:
             _fail(exc, verbose)
+        except OSError as exc:  # a file or program erpprov needed, not a bug of erpprov's
+            where = f" ({exc.filename})" if exc.filename else ""
+            _fail(exc, verbose, f"{exc.strerror or exc}{where}")
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
@@ -92,6 +95,7 @@ def validate(playbooks: tuple[Path, ...], inventory: Path, extra_vars: tuple[str
 
 @main.command()
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write to a file instead of stdout.")
+@handles_errors
 def schema(output: Path | None) -> None:
     """Print the JSON Schema of the playbook format (for editors and CI)."""
     from erpprov.model import playbook_json_schema
