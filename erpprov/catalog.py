@@ -13,7 +13,6 @@ from typing import Any
 import psycopg
 
 from erpprov.errors import ErpprovError
-
 from erpprov.state import (
     DatabaseState,
     DefaultAclKey,
@@ -44,10 +43,11 @@ def read_cluster(conn: psycopg.Connection) -> LiveCluster:
     live = LiveCluster(server_version=version, current_user=user, is_superuser=bool(superuser),
                        default_encoding=encoding)
     members: dict[str, list[Member]] = defaultdict(list)
-    options = "am.inherit_option, am.set_option" if version >= 160000 else "NULL::bool, NULL::bool"
+    # PostgreSQL 16 added per-membership INHERIT and SET options; before, they do not exist.
+    inherit_col, set_col = ("am.inherit_option", "am.set_option") if version >= 160000 else ("NULL", "NULL")
     for member, role, admin, inherit, set_ in _rows(conn, f"""
-        SELECT m.rolname, g.rolname, bool_or(am.admin_option), bool_or({options.split(', ')[0]}),
-               bool_or({options.split(', ')[1]})
+        SELECT m.rolname, g.rolname, bool_or(am.admin_option), bool_or({inherit_col}::bool),
+               bool_or({set_col}::bool)
         FROM pg_auth_members am JOIN pg_roles m ON m.oid = am.member JOIN pg_roles g ON g.oid = am.roleid
         GROUP BY 1, 2
     """):

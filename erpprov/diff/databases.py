@@ -19,7 +19,6 @@ from erpprov.state import (
     ObjectRef,
 )
 
-
 SYSTEM_DATABASES = {"postgres", "template0", "template1"}
 
 

@@ -30,7 +30,6 @@ from erpprov.state import (
     Privileges,
 )
 
-
 _DEFACL_KIND = {"tables": "table", "sequences": "sequence", "functions": "function", "types": "type",
                 "schemas": "schema"}
 
@@ -201,11 +200,13 @@ def _prune_privileges(database: str, pruned: set[str], grants: dict[tuple[Object
     """For roles with `prune: true`, revoke privileges in this database that the file does not grant."""
     result = Result()
     for (ref, to), have in sorted(live.acl.items(), key=lambda item: (item[0][0].label(), item[0][1])):
-        if to in pruned and (ref, to) not in grants and have:
-            result.actions.append(Action(
-                f"grant.{database}.{ref.kind}.{ref.label()}.{to}", Op.DELETE, Phase.GRANT, database=database,
-                sql=_acl_statements(frozenset(), have, sql.SQL(""), object_clause(ref), grantee(to)),
-                before={"privileges": _privilege_view(have)}, hazards=(Hazard.REVOKES_ACCESS,)))
+        action = None
+        if to in pruned and (ref, to) not in grants:
+            action = grant_action(ref, to, frozenset(), have, database=database, phase=Phase.GRANT,
+                                  address=f"grant.{database}.{ref.kind}.{ref.label()}.{to}",
+                                  hazards=(Hazard.REVOKES_ACCESS,))
+        if action:
+            result.actions.append(action)
     for key, have in sorted(live.default_acl.items(), key=lambda item: repr(item[0])):
         if key.grantee in pruned and key not in defaults and have:
             result.actions.append(_default_acl_action(database, key, frozenset(), have, (Hazard.REVOKES_ACCESS,)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable
+from dataclasses import replace
 
 from psycopg import sql
 
@@ -82,8 +83,8 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster) -> Result:
         result.warnings.append(
             f"{address}: SUPERUSER, REPLICATION and BYPASSRLS need a superuser; {live.current_user} is not one, "
             "so they are left as they are")
-        want = RoleState(**{**want.__dict__, **{a: getattr(have, a) if have else False
-                                                 for a in ("superuser", "replication", "bypassrls")}})
+        want = replace(want, **{a: getattr(have, a) if have else False
+                                for a in ("superuser", "replication", "bypassrls")})
     password = role.password.get_secret_value() if role.password is not None else None
     if have is None:
         options = _role_options(want, ROLE_FLAGS + ("connection_limit",)
