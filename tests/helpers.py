@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -59,3 +62,10 @@ def apply_all(targets: list[Target], *, allow: frozenset[Hazard] = frozenset()) 
                               lambda kind, action: None, lambda text: None)
         changed += [a.address for a in report.changed]
     return changed
+
+
+def run_erpprov(cwd: Path, *args: str, env: dict[str, str] | None = None,
+                timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """`erpprov ARGS` as a user runs it: a whole process in ``cwd``, ``env`` over the environment."""
+    return subprocess.run([sys.executable, "-m", "erpprov", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})

@@ -1,6 +1,5 @@
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
@@ -9,14 +8,13 @@ import yaml
 from click.testing import CliRunner
 
 from erpprov.cli import main
-from tests.helpers import write_project
+from tests.helpers import run_erpprov, write_project
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(*args: str, cwd: Path = ROOT):
-    return subprocess.run([sys.executable, "-m", "erpprov", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=60)
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return run_erpprov(cwd, *args, timeout=60)
 
 
 def test_version():

@@ -16,6 +16,7 @@ import yaml
 
 from erpprov.cluster import free_port
 from tests.dockerenv import needs_engine
+from tests.helpers import run_erpprov
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,8 +35,7 @@ def _project(base: Path, driver: str, container: str) -> tuple[Path, int, dict[s
 
 
 def erpprov(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "erpprov", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return run_erpprov(cwd, *args, env=env)
 
 
 @pytest.fixture(params=["local", pytest.param("docker", marks=needs_engine)])

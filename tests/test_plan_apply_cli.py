@@ -4,7 +4,6 @@ kills mid-apply and several hosts at once."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -18,6 +17,7 @@ import yaml
 
 from erpprov.cluster import free_port
 from erpprov.executor import LOCK_KEYS
+from tests.helpers import run_erpprov as erpprov
 
 SECRET = "Pa55-w0rd-that-must-never-show"
 
@@ -31,11 +31,6 @@ def project(tmp: Path, pg, playbook: str, extra_hosts: dict | None = None) -> Pa
     (tmp / "playbooks").mkdir(exist_ok=True)
     (tmp / "playbooks" / "dev.yaml").write_text(textwrap.dedent(playbook))
     return tmp
-
-
-def erpprov(cwd: Path, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "erpprov", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def simple_playbook(db: str) -> str:
