@@ -66,12 +66,9 @@ def connect(conn: Connection, dbname: str | None = None, *, wait: float = 0.0,
 def summary(exc: psycopg.Error) -> str:
     """The server's primary message, or libpq's first line without its "connection to server at
     ... failed:" preamble (the address is in our own message already)."""
-    primary = getattr(exc, "diag", None) and exc.diag.message_primary
-    if primary:
-        return primary
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    first = lines[0] if lines else type(exc).__name__
-    return re.sub(r"^connection to server at .*?failed: ", "", first)
+    first = (getattr(exc, "diag", None) and exc.diag.message_primary) or (lines[0] if lines else type(exc).__name__)
+    return re.sub(r"^(connection failed: )?(connection to server at .*?failed: )?(FATAL: +)?", "", first)
 
 
 def _hint(text: str) -> str | None:
