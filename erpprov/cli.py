@@ -4,6 +4,7 @@ commands so that `erpprov --help` starts fast."""
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import sys
 from pathlib import Path
@@ -64,7 +65,16 @@ def project_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 def load(playbook: Path, inventory: Path, extra_vars: tuple[str, ...], limit: str | None):
     from erpprov.loader import load_project, parse_extra_vars
 
-    return load_project(playbook, inventory, extra_vars=parse_extra_vars(list(extra_vars), Path.cwd()), limit=limit)
+    # Loading builds a hundred thousand objects at a thousand tables and frees almost none: a
+    # collection in the middle would only rescan them. Afterwards they live until the process
+    # ends, so they are moved out of the collector's sight for good.
+    gc.disable()
+    try:
+        return load_project(playbook, inventory, extra_vars=parse_extra_vars(list(extra_vars), Path.cwd()),
+                            limit=limit)
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -75,6 +85,10 @@ def main() -> None:
     Describe the container, roles, databases, grants and tables in playbooks/*.yaml; `plan` shows
     what differs from the live server and `apply` changes only that.
     """
+    # A run is short and builds large acyclic structures (a playbook's values, catalog rows); the
+    # default threshold of 700 allocations made the collector rescan them over and over, a third
+    # of a no-op plan's time at a thousand tables. Cycles are still collected, just less often.
+    gc.set_threshold(200_000, 30, 30)
 
 
 @main.command()
