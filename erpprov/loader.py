@@ -129,13 +129,13 @@ def _play_vars(raw: dict[str, Any], index: int, source: Source, base: Path) -> d
     if not isinstance(files, list):
         raise ErpprovError("vars_files must be a list of files", location=source.locate((index, "vars_files")))
     for position, name in enumerate(files):
-        where = source.locate((index, "vars_files", position))
         path = base / str(name)
         if not path.exists():
-            raise ErpprovError(f"vars file not found: {path}", location=where)
+            raise ErpprovError(f"vars file not found: {path}", location=source.locate((index, "vars_files", position)))
         data = load_yaml(path, what="vars file").data or {}
         if not isinstance(data, dict):
-            raise ErpprovError(f"{path} must hold a mapping of names to values", location=where)
+            raise ErpprovError(f"{path} must hold a mapping of names to values",
+                               location=source.locate((index, "vars_files", position)))
         merged.update(data)
     return merged
 

@@ -2,8 +2,9 @@
 
 PyYAML's plain loaders forget line numbers, accept duplicate keys (last one wins) and expand
 aliases without limit. Playbooks are written by people, so every later error must point back to a
-file:line:column; hence we compose the node graph ourselves and keep a map from each value's path
-(``(0, "roles", 1, "name")``) to its position.
+file:line:column. Values are built straight from the parser's events, checking keys, tags, depth
+and size on the way; the node graph that positions come from is composed only when an error
+needs one.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import gc
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml import events
 
 from erpprov.errors import ErpprovError, Location
 
@@ -28,31 +30,40 @@ Path_ = tuple[Any, ...]
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when libyaml is there
 
-_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
-_SCALAR_AS_STRING = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary"}
+_TAG = "tag:yaml.org,2002:"
+_STR, _MERGE, _BOOL = _TAG + "str", _TAG + "merge", _TAG + "bool"
+_MAP_TAGS = {None, "!", _TAG + "map"}
+_SEQ_TAGS = {None, "!", _TAG + "seq"}
+# Kept as the text written: a playbook wants `2024-01-01` or `=` as a string, not a date.
+_SCALAR_AS_STRING = {_STR, _TAG + "timestamp", _TAG + "binary", _TAG + "value"}
+_SCALAR_TAGS = _SCALAR_AS_STRING | {_TAG + "null", _BOOL, _TAG + "int", _TAG + "float", _MERGE}
 
 
 @dataclass
 class Source:
-    """A parsed YAML document, and the node graph it came from for finding where a value stands.
+    """A parsed YAML document, and its text for finding where a value stands.
 
-    Positions are looked up only when an error needs one, by walking the nodes along the value's
-    path: recording them for every value up front cost more than parsing a large playbook."""
+    Positions are looked up only when an error needs one, by composing the document's nodes and
+    walking them along the value's path: recording them for every value up front cost more than
+    parsing a large playbook."""
 
     file: str
     data: Any
-    root: yaml.Node | None = None
+    text: str = ""
+    _root: yaml.Node | None = field(default=None, repr=False)
 
     def locate(self, path: Path_, *, prefer_key: bool = False) -> Location:
         """The closest known position for ``path``: the value's (or its key's), else a parent's."""
-        node = self.root
+        node = self._nodes()
         if node is None:
             return Location(self.file)
         mark = node.start_mark
         for index, part in enumerate(path):
             last = index == len(path) - 1
             if isinstance(node, yaml.MappingNode):
-                pair = next(((k, v) for k, v in node.value if str(k.value) == str(part)), None)
+                _MERGER.flatten_mapping(node)  # `<<` merges become pairs of their own
+                # The last pair wins, as in the data: an explicit key overrides a merged one.
+                pair = next(((k, v) for k, v in reversed(node.value) if str(k.value) == str(part)), None)
                 if pair is None:
                     break
                 node = pair[1]
@@ -64,71 +75,196 @@ class Source:
                 break
         return _mark(self.file, mark)
 
+    def _nodes(self) -> yaml.Node | None:
+        if self._root is None and self.text:
+            # The document already built without error, so composing it again cannot fail and
+            # its nesting is bounded (the C composer recurses).
+            loader = _Loader(self.text)
+            try:
+                self._root = loader.get_single_node()
+            finally:
+                loader.dispose()
+        return self._root
+
+
+_MERGE_KEY = object()
+_MERGER = yaml.constructor.SafeConstructor()
+
+
+class _Open:
+    """A mapping or sequence whose end event has not come yet."""
+
+    __slots__ = ("value", "is_map", "mark", "anchor", "counted", "key", "key_mark", "key_marks", "merges")
+
+    def __init__(self, is_map: bool, mark: yaml.Mark, anchor: str | None, counted: int):
+        self.value: Any = {} if is_map else []
+        self.is_map = is_map
+        self.mark = mark
+        self.anchor = anchor
+        self.counted = counted  # values counted before this one began: its own size is the difference
+        self.key: Any = None
+        self.key_mark: yaml.Mark | None = None
+        self.key_marks: dict[Any, yaml.Mark] = {}
+        self.merges: list[tuple[Any, yaml.Mark]] = []
+
 
 class _Builder:
-    def __init__(self, source: Source, loader: yaml.SafeLoader):
-        self.source = source
+    """Python values from one document's events, with the checks a hand-written file needs."""
+
+    def __init__(self, file: str, loader: yaml.SafeLoader):
+        self.file = file
         self.loader = loader
         self.count = 0
+        self.anchors: dict[str, tuple[Any, int]] = {}
+        self.anchor_marks: dict[str, yaml.Mark] = {}
+        self.tags: dict[str, str] = {}  # plain scalar text -> resolved tag; a playbook repeats most
+        self.constants: dict[tuple[str, str], Any] = {}
 
-    def build(self, node: yaml.Node, depth: int) -> Any:
-        self.count += 1
-        if self.count > MAX_NODES:
-            raise ErpprovError(
-                f"document expands to more than {MAX_NODES} values",
-                location=_mark(self.source.file, node.start_mark),
-                hint="YAML aliases (*name) may be expanding exponentially",
-            )
-        if depth > MAX_DEPTH:
-            raise ErpprovError(
-                f"document is nested deeper than {MAX_DEPTH} levels",
-                location=_mark(self.source.file, node.start_mark),
-            )
-        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _COLLECTION_TAGS:
-            raise ErpprovError(
-                f"unsupported YAML tag {node.tag}",
-                location=_mark(self.source.file, node.start_mark),
-                hint="only plain YAML values are allowed (no !tags)",
-            )
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, depth)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, depth + 1) for item in node.value]
-        if node.tag in _SCALAR_AS_STRING:
-            return str(node.value)
-        constructor = self.loader.yaml_constructors.get(node.tag)
-        if constructor is None:
-            raise ErpprovError(
-                f"unsupported YAML tag {node.tag}",
-                location=_mark(self.source.file, node.start_mark),
-                hint="only plain YAML values are allowed (no !tags)",
-            )
-        return constructor(self.loader, node)
+    def error(self, message: str, mark: yaml.Mark | None, hint: str | None = None) -> ErpprovError:
+        return ErpprovError(message, location=_mark(self.file, mark), hint=hint)
 
-    def _mapping(self, node: yaml.MappingNode, depth: int) -> dict[Any, Any]:
-        self.loader.flatten_mapping(node)  # resolves "<<" merge keys
-        result: dict[Any, Any] = {}
-        seen: dict[Any, yaml.Mark] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:bool":
-                # YAML 1.1 reads `on:`/`yes:` as booleans; as keys they are always meant as words.
-                key: Any = key_node.value
+    def document(self) -> Any:
+        """The single document's value (None for an empty stream)."""
+        get = self.loader.get_event
+        get()  # stream start
+        if isinstance(self.loader.peek_event(), events.StreamEndEvent):
+            return None
+        get()  # document start
+        value = self._value()
+        get()  # document end
+        extra = get()
+        if not isinstance(extra, events.StreamEndEvent):
+            raise self.error("expected a single document in the stream, but found another", extra.start_mark,
+                             hint="remove the second '---' document or move it to its own file")
+        return value
+
+    def _value(self) -> Any:
+        """The next value, however deep: one loop with an explicit stack, since a hundred
+        thousand values make every function call per event count."""
+        get = self.loader.get_event
+        scalar, alias = events.ScalarEvent, events.AliasEvent
+        starts = (events.MappingStartEvent, events.SequenceStartEvent)
+        stack: list[_Open] = []
+        top: _Open | None = None
+        want_key = False  # the next value is a key of `top`
+        while True:
+            event = get()
+            kind = event.__class__
+            if kind is scalar:
+                self.count += 1
+                if event.tag is None and not event.implicit[0]:
+                    value = event.value  # quoted or block: a string whatever it looks like
+                else:
+                    value = self._scalar(event, want_key)
+                if event.anchor is not None:
+                    self._anchor(event.anchor, value, 1, event.start_mark)
+            elif kind in starts:
+                if want_key:
+                    raise self.error("a mapping key must be a plain value", event.start_mark)
+                is_map = kind is events.MappingStartEvent
+                if event.tag not in (_MAP_TAGS if is_map else _SEQ_TAGS):
+                    raise self.error(f"unsupported YAML tag {event.tag}", event.start_mark,
+                                     hint="only plain YAML values are allowed (no !tags)")
+                if len(stack) >= MAX_DEPTH:
+                    raise self.error(f"document is nested deeper than {MAX_DEPTH} levels", event.start_mark)
+                self.count += 1
+                if top is not None:
+                    stack.append(top)
+                top = _Open(is_map, event.start_mark, event.anchor, self.count - 1)
+                if event.anchor is not None:
+                    self.anchor_marks[event.anchor] = event.start_mark
+                want_key = is_map
+                continue
+            elif kind is alias:
+                value = self._alias(event)
+            elif top is not None:  # the end of `top`
+                value = self._merged(top) if top.merges else top.value
+                if top.anchor is not None:
+                    self._anchor(top.anchor, value, self.count - top.counted, top.mark)
+                top = stack.pop() if stack else None
+                want_key = False  # a collection is never a key (refused at its start)
             else:
-                key = self.build(key_node, depth + 1)
-            if isinstance(key, (list, dict)):
-                raise ErpprovError(
-                    "a mapping key must be a plain value",
-                    location=_mark(self.source.file, key_node.start_mark),
-                )
-            if key in seen:
-                first = seen[key]
-                raise ErpprovError(
-                    f"duplicate key {key!r} (first defined on line {first.line + 1})",
-                    location=_mark(self.source.file, key_node.start_mark),
-                    hint="YAML would silently keep only the last one; remove or rename one of them",
-                )
-            seen[key] = key_node.start_mark
-            result[key] = self.build(value_node, depth + 1)
+                raise self.error(f"unexpected YAML event {kind.__name__}", event.start_mark)
+            if self.count > MAX_NODES:
+                raise self.error(f"document expands to more than {MAX_NODES} values", event.start_mark,
+                                 hint="YAML aliases (*name) may be expanding exponentially")
+            if top is None:
+                return value
+            if not top.is_map:
+                top.value.append(value)
+            elif want_key:
+                if isinstance(value, (list, dict)):  # an alias to a collection, used as a key
+                    raise self.error("a mapping key must be a plain value", event.start_mark)
+                top.key, top.key_mark = value, event.start_mark
+                want_key = False
+            else:
+                self._set(top, value)
+                want_key = True
+
+    def _scalar(self, event: events.ScalarEvent, as_key: bool) -> Any:
+        tag, text = event.tag, event.value
+        if tag is None or tag == "!":
+            tag = self.tags.get(text)
+            if tag is None:
+                tag = self.tags[text] = self.loader.resolve(yaml.ScalarNode, text, (True, False))
+        if tag in _SCALAR_AS_STRING:
+            return text
+        if tag not in _SCALAR_TAGS:
+            raise self.error(f"unsupported YAML tag {tag}", event.start_mark,
+                             hint="only plain YAML values are allowed (no !tags)")
+        if as_key and tag == _BOOL:
+            return text  # YAML 1.1 reads `on:`/`yes:` as booleans; as keys they are always meant as words
+        if tag == _MERGE:
+            return _MERGE_KEY if as_key else text
+        try:
+            return self.constants[(tag, text)]
+        except KeyError:
+            pass
+        try:
+            value = self.loader.yaml_constructors[tag](self.loader, yaml.ScalarNode(tag, text))
+        except (ValueError, KeyError, TypeError):
+            raise self.error(f"{text!r} is not a valid {tag.removeprefix(_TAG)}", event.start_mark) from None
+        self.constants[(tag, text)] = value
+        return value
+
+    def _set(self, top: _Open, value: Any) -> None:
+        key = top.key
+        if key is _MERGE_KEY:
+            top.merges.append((value, top.key_mark))
+            return
+        first = top.key_marks.get(key)
+        if first is not None:
+            raise self.error(f"duplicate key {key!r} (first defined on line {first.line + 1})", top.key_mark,
+                             hint="YAML would silently keep only the last one; remove or rename one of them")
+        top.key_marks[key] = top.key_mark
+        top.value[key] = value
+
+    def _anchor(self, name: str, value: Any, size: int, mark: yaml.Mark) -> None:
+        if name in self.anchors:
+            raise self.error(f"duplicate anchor &{name}", mark, hint="give each anchor its own name")
+        self.anchors[name] = (value, size)
+
+    def _alias(self, event: events.AliasEvent) -> Any:
+        found = self.anchors.get(event.anchor)
+        if found is None:
+            if event.anchor in self.anchor_marks:
+                raise self.error(f"alias *{event.anchor} refers to a value that contains it", event.start_mark)
+            raise self.error(f"alias *{event.anchor} has no anchor &{event.anchor} before it", event.start_mark)
+        value, size = found
+        self.count += size
+        return value
+
+    def _merged(self, top: _Open) -> dict[Any, Any]:
+        """`<<: *base` (or a list of them): merged keys first, then the mapping's own override them;
+        in a list the earlier mapping wins, as in YAML's merge key type."""
+        result: dict[Any, Any] = {}
+        for value, mark in top.merges:
+            sources = list(reversed(value)) if isinstance(value, list) else [value]
+            for source in sources:
+                if not isinstance(source, dict):
+                    raise self.error("'<<' merges a mapping or a list of mappings", mark)
+                result.update(source)
+        result.update(top.value)
         return result
 
 
@@ -145,26 +281,6 @@ def _tab_at(text: str, mark: yaml.Mark | None) -> bool:
     return mark.line < len(lines) and "\t" in lines[mark.line][: mark.column + 1]
 
 
-def _flow_depth(text: str) -> int:
-    """How deep [ and { nest, counted naively (brackets inside strings count too)."""
-    depth = deepest = 0
-    for char in text:
-        if char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth = max(0, depth - 1)
-    return deepest
-
-
-def _loader_for(text: str) -> yaml.SafeLoader:
-    # libyaml composes recursively in C: pathological nesting would overflow the C stack and crash
-    # the process, where the Python parser raises an error we can report.
-    if _Loader is not yaml.SafeLoader and ("[" in text or "{" in text) and _flow_depth(text) > MAX_DEPTH:
-        return yaml.SafeLoader(text)
-    return _Loader(text)
-
-
 def parse_yaml(text: str | bytes, file: str) -> Source:
     """Parse one YAML document; every failure is an ErpprovError with a position."""
     if isinstance(text, bytes):
@@ -178,18 +294,15 @@ def parse_yaml(text: str | bytes, file: str) -> Source:
             ) from None
     if len(text) > MAX_BYTES:
         raise ErpprovError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB", location=Location(file))
-    source = Source(file=file, data=None)
+    source = Source(file=file, data=None, text=text)
     loader: yaml.SafeLoader | None = None
     collecting = gc.isenabled()
     try:
-        # The C parser composes a playbook of a thousand tables in a fraction of the pure-Python
-        # one's time; the garbage collector would rescan the growing node graph over and over.
+        # A large playbook is a hundred thousand values that all stay: the garbage collector
+        # would rescan them over and over as they are built.
         gc.disable()
-        loader = _loader_for(text)  # its reader rejects control characters right here
-        node = loader.get_single_node()
-        if node is not None:
-            source.root = node
-            source.data = _Builder(source, loader).build(node, 0)
+        loader = _Loader(text)  # its reader rejects control characters right here
+        source.data = _Builder(file, loader).document()
     except yaml.MarkedYAMLError as exc:
         problem = exc.problem or exc.context or "invalid YAML"
         hint = "YAML does not allow tabs for indentation; use spaces" if _tab_at(text, exc.problem_mark) else None
@@ -200,8 +313,6 @@ def parse_yaml(text: str | bytes, file: str) -> Source:
     except yaml.YAMLError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ErpprovError(f"YAML error: {first}", location=Location(file)) from None
-    except RecursionError:
-        raise ErpprovError(f"document is nested deeper than {MAX_DEPTH} levels", location=Location(file)) from None
     finally:
         if collecting:
             gc.enable()

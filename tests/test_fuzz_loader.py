@@ -49,6 +49,14 @@ def test_play_shaped_documents_give_only_erpprov_errors(tmp_path, plays):
 
 
 @settings(max_examples=300, deadline=None)
+@given(doc=documents, flow=st.sampled_from([None, True, False]))
+def test_values_equal_pyyaml_safe_load(doc, flow):
+    """erpprov builds values from the parser's events itself; they must be PyYAML's own."""
+    text = yaml.safe_dump(doc, default_flow_style=flow)
+    assert parse_yaml(text, "f.yaml").data == yaml.safe_load(text)
+
+
+@settings(max_examples=300, deadline=None)
 @given(raw=st.binary(max_size=200))
 def test_arbitrary_bytes_give_only_erpprov_errors(raw):
     try:

@@ -219,3 +219,38 @@ def test_yaml_boolean_words_as_keys_stay_words(tmp_path):
     from erpprov.yamlsrc import parse_yaml
 
     assert parse_yaml("{on: tables, yes: 1, key: on}", "f.yaml").data == {"on": "tables", "yes": 1, "key": True}
+
+
+def test_yaml_merge_keys_override_and_aliases_share(tmp_path):
+    from erpprov.yamlsrc import parse_yaml
+
+    source = parse_yaml("base: &b {login: false, connection_limit: 5}\n"
+                        "app: {<<: *b, login: true}\n"
+                        "two: {<<: [{x: 1}, {x: 2, y: 2}], z: 3}\n"
+                        "copy: *b\n", "f.yaml")
+    assert source.data["app"] == {"login": True, "connection_limit": 5}
+    assert source.data["two"] == {"x": 1, "y": 2, "z": 3}  # in a merge list the earlier mapping wins
+    assert source.data["copy"] == source.data["base"]
+    # positions follow what the data holds: the explicit key, or the anchored mapping for a merged one
+    assert (source.locate(("app", "login")).line, source.locate(("app", "login")).column) == (2, 22)
+    assert source.locate(("app", "connection_limit")).line == 1
+
+
+@pytest.mark.parametrize(("text", "line", "words"), [
+    ("a: 1\nb: !!int abc\n", 2, "'abc' is not a valid int"),
+    ("a: &x 1\nb: &x 2\n", 2, "duplicate anchor &x"),
+    ("a: &x [1, *x]\n", 1, "refers to a value that contains it"),
+    ("a: *nowhere\n", 1, "has no anchor &nowhere"),
+    ("a: 1\n---\nb: 2\n", 2, "expected a single document"),
+    ("? [a, b]\n: 1\n", 1, "a mapping key must be a plain value"),
+    ("k: &k [1]\nm: {*k : 1}\n", 2, "a mapping key must be a plain value"),
+    ("a: !!set {x}\n", 1, "unsupported YAML tag"),
+    ("m: {<<: 5}\n", 1, "'<<' merges a mapping"),
+])
+def test_yaml_structure_errors_name_their_line(text, line, words):
+    from erpprov.yamlsrc import parse_yaml
+
+    with pytest.raises(ErpprovError) as err:
+        parse_yaml(text, "f.yaml")
+    assert words in err.value.message
+    assert err.value.location.line == line
