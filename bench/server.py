@@ -16,9 +16,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from erpprov.cluster import LocalCluster, free_port
-
 from bench.workload import DATABASE, ROLE_PREFIX
+from erpprov.cluster import LocalCluster, free_port
 
 HOST = "127.0.0.1"
 USER = "postgres"

@@ -381,5 +381,5 @@ def destroy(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...],
 
 
 # backup, restore, init (cli_ops) and export (cli_export) add their commands to `main` when imported.
-import erpprov.cli_ops  # noqa: E402,F401
 import erpprov.cli_export  # noqa: E402,F401
+import erpprov.cli_ops  # noqa: E402,F401

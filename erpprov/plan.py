@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-
 SENSITIVE = "(sensitive)"  # how a secret reads in every plan, output and log line
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import difflib
 import re
-from urllib.parse import quote, quote_plus
 import stat
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import jinja2
 

@@ -38,9 +38,7 @@ from erpprov.errors import ErpprovError
 from erpprov.loader import Target, load_project
 from erpprov.model import Container
 from erpprov.plan import Hazard, Op, Phase
-
 from tests.dockerenv import needs_engine
-
 
 # --- unit tests of the pure half (no engine) ----------------------------------------------------
 
