@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from erpprov.diff import (
     diff_databases,
     diff_roles,
     function_signatures,
+    passwords_to_compare,
 )
 from erpprov.drivers import make_driver
 from erpprov.drivers.base import Driver, Progress
@@ -34,6 +36,7 @@ from erpprov.errors import ErpprovError
 from erpprov.executor import application_name, apply_lock, execute, session_settings
 from erpprov.loader import Target
 from erpprov.plan import Action, Hazard, HostPlan, Op, fingerprint
+from erpprov.scram import matching_passwords
 from erpprov.state import LiveCluster, LiveDatabase
 from erpprov.templatefiles import plan_templates, write_templates
 
@@ -82,38 +85,50 @@ def plan_sql(target: Target, admin: psycopg.Connection) -> tuple[Result, Snapsho
     snapshot = Snapshot(cluster=cluster)
     canon = Canon(timestamps=catalog.canonical_timestamps(
         admin, sorted({r.valid_until for r in play.roles if r.valid_until})))
+    contents = Result()
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # Comparing passwords is PBKDF2, milliseconds per role: it runs while the databases are
+        # read and their tables canonicalized, which mostly wait for the server.
+        passwords = background.submit(matching_passwords, passwords_to_compare(play, cluster))
+        for db in play.databases:
+            contents.extend(_plan_database(target, admin, db, cluster, canon, snapshot))
+        canon.passwords = passwords.result()
     result = Result()
     result.extend(diff_roles(play, cluster, canon))
     result.extend(diff_databases(play, cluster))
-    for db in play.databases:
-        # A new database starts as a copy of its template (template0 refuses connections; a fresh
-        # template1 holds the same), so that is the state its plan builds on.
-        source = db.name
-        if db.name not in cluster.databases:
-            source = db.template if db.template and db.template != "template0" else "template1"
-        with connect(target.connection, source) as conn:
-            live = catalog.read_database(conn, db.name)
-            canon.functions.update(catalog.canonical_functions(conn, function_signatures(db)))
-            live_tables = tables.inspect_tables(conn)
-            if not db.tables or conn.execute(
-                    "SELECT has_database_privilege(current_database(), 'CREATE')").fetchone()[0]:
-                desired_tables = tables.canonicalize(conn, db.tables, live_tables)
-            else:
-                desired_tables = _canonicalize_in_scratch_database(target, admin, db.tables, live_tables)
-        snapshot.databases[db.name] = live
-        snapshot.tables[db.name] = live_tables
-        prune = {s.name for s in db.schemas if s.prune}
-        if db.prune:
-            prune |= set(live.schemas) | {t.schema_ for t in db.tables}
-        table_diff = tables.diff_tables(desired_tables, live_tables, database=db.name, prune_schemas=prune)
-        result.actions.extend(table_diff.actions)
-        result.unmanaged.extend(table_diff.unmanaged)
-        try:
-            result.extend(diff_database_contents(db, live, cluster, canon, planned_objects(desired_tables, live_tables),
-                                                 play.roles))
-        except GrantTargetMissing as exc:
-            raise ErpprovError(str(exc), hint="declare the object, or fix the grant's name") from None
+    result.extend(contents)
     return result, snapshot
+
+
+def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database, cluster: LiveCluster,
+                   canon: Canon, snapshot: Snapshot) -> Result:
+    # A new database starts as a copy of its template (template0 refuses connections; a fresh
+    # template1 holds the same), so that is the state its plan builds on.
+    source = db.name
+    if db.name not in cluster.databases:
+        source = db.template if db.template and db.template != "template0" else "template1"
+    with connect(target.connection, source) as conn:
+        live = catalog.read_database(conn, db.name)
+        canon.functions.update(catalog.canonical_functions(conn, function_signatures(db)))
+        live_tables = tables.inspect_tables(conn)
+        if not db.tables or conn.execute(
+                "SELECT has_database_privilege(current_database(), 'CREATE')").fetchone()[0]:
+            desired_tables = tables.canonicalize(conn, db.tables, live_tables)
+        else:
+            desired_tables = _canonicalize_in_scratch_database(target, admin, db.tables, live_tables)
+    snapshot.databases[db.name] = live
+    snapshot.tables[db.name] = live_tables
+    prune = {s.name for s in db.schemas if s.prune}
+    if db.prune:
+        prune |= set(live.schemas) | {t.schema_ for t in db.tables}
+    table_diff = tables.diff_tables(desired_tables, live_tables, database=db.name, prune_schemas=prune)
+    result = Result(actions=table_diff.actions, unmanaged=table_diff.unmanaged)
+    try:
+        result.extend(diff_database_contents(db, live, cluster, canon, planned_objects(desired_tables, live_tables),
+                                             target.play.roles))
+    except GrantTargetMissing as exc:
+        raise ErpprovError(str(exc), hint="declare the object, or fix the grant's name") from None
+    return result
 
 
 def _canonicalize_in_scratch_database(target: Target, admin: psycopg.Connection, declared: list[model.Table],

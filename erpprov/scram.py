@@ -13,6 +13,8 @@ import hmac
 import os
 import stringprep
 import unicodedata
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 ITERATIONS = 4096  # PostgreSQL's default scram_iterations
 
@@ -72,3 +74,13 @@ def password_matches(password: str, stored: str, role: str) -> bool:
         digest = hashlib.md5((password + role).encode()).hexdigest()
         return hmac.compare_digest("md5" + digest, stored)
     return False
+
+
+def matching_passwords(candidates: Mapping[str, tuple[str, str]]) -> dict[str, bool]:
+    """Role name -> whether its (password, stored verifier) pair matches. PBKDF2 releases the GIL,
+    so the checks run on every core: a few hundred roles take most of a second on one."""
+    if not candidates:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(len(candidates), os.cpu_count() or 1)) as pool:
+        found = pool.map(lambda item: password_matches(item[1][0], item[1][1], item[0]), candidates.items())
+        return dict(zip(candidates, found))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from erpprov import model
-from erpprov.diff import Canon, acl_changes, diff_databases, diff_roles
+from erpprov.diff import Canon, acl_changes, diff_databases, diff_roles, passwords_to_compare
 from erpprov.plan import Op
-from erpprov.scram import scram_verifier
+from erpprov.scram import matching_passwords, scram_verifier
 from erpprov.state import DatabaseState, LiveCluster, RoleState
 
 PASSWORD = "pa'ss\\word"
@@ -48,8 +48,20 @@ def test_new_role_sends_a_verifier_and_shows_no_secret():
 def test_matching_password_and_attributes_mean_no_action():
     live = cluster(app=RoleState("app", login=True))
     live.passwords["app"] = scram_verifier(PASSWORD)
-    result = diff_roles(play(roles=[{"name": "app", "login": True, "password": PASSWORD}]), live, Canon())
-    assert result.actions == []
+    desired = play(roles=[{"name": "app", "login": True, "password": PASSWORD}])
+    canon = Canon(passwords=matching_passwords(passwords_to_compare(desired, live)))
+    assert canon.passwords == {"app": True}
+    assert diff_roles(desired, live, canon).actions == []
+
+
+def test_other_password_is_set_again_and_stays_hidden():
+    live = cluster(app=RoleState("app", login=True))
+    live.passwords["app"] = scram_verifier("another one")
+    desired = play(roles=[{"name": "app", "login": True, "password": PASSWORD}])
+    canon = Canon(passwords=matching_passwords(passwords_to_compare(desired, live)))
+    [action] = diff_roles(desired, live, canon).actions
+    assert action.op is Op.UPDATE and action.after == {"password": "(sensitive) (changed)"}
+    assert PASSWORD not in action.sql[0].text and "SCRAM-SHA-256$4096:" in action.sql[0].text
 
 
 def test_changed_attribute_shows_before_and_after_only_for_it():

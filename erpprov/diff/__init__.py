@@ -8,7 +8,7 @@ own diff in `erpprov.tables`.
 from erpprov.diff.common import Canon, Planned, Result
 from erpprov.diff.databases import diff_database_contents, diff_databases
 from erpprov.diff.privileges import GrantTargetMissing, acl_changes, function_signatures
-from erpprov.diff.roles import diff_roles
+from erpprov.diff.roles import diff_roles, passwords_to_compare
 
 __all__ = ["Canon", "Planned", "Result", "diff_database_contents", "diff_databases", "GrantTargetMissing",
-           "acl_changes", "function_signatures", "diff_roles"]
+           "acl_changes", "function_signatures", "diff_roles", "passwords_to_compare"]

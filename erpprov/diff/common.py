@@ -15,6 +15,9 @@ class Canon:
 
     timestamps: dict[str, str] = field(default_factory=dict)
     functions: dict[str, tuple[str, str] | None] = field(default_factory=dict)
+    # Whether each role of `passwords_to_compare` has the password its stored verifier was made
+    # from (checked beforehand: PBKDF2 is the slowest step of a plan).
+    passwords: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from erpprov.ddl import (
 )
 from erpprov.diff.common import Canon, Result, comment_changes
 from erpprov.plan import SENSITIVE, Action, Hazard, Op, Phase, Statement
-from erpprov.scram import password_matches, scram_verifier
+from erpprov.scram import scram_verifier
 from erpprov.state import (
     ROLE_FLAGS,
     LiveCluster,
@@ -53,6 +53,24 @@ def _role_options(state: RoleState, attributes: Iterable[str]) -> list[sql.Compo
     return parts
 
 
+def _password_policy(role: model.Role, live: LiveCluster) -> str:
+    # Without pg_authid there is nothing to compare with, so by default a password is set once.
+    return role.update_password or ("always" if live.passwords is not None else "on_create")
+
+
+def passwords_to_compare(play: model.Play, live: LiveCluster) -> dict[str, tuple[str, str]]:
+    """Role name -> (password in the files, stored verifier) for every role whose password the
+    diff compares; `Canon.passwords` holds the outcome."""
+    if live.passwords is None:
+        return {}
+    return {
+        role.name: (role.password.get_secret_value(), stored)
+        for role in play.roles
+        if role.password is not None and role.state != "absent" and role.name in live.roles
+        and (stored := live.passwords.get(role.name)) and _password_policy(role, live) == "always"
+    }
+
+
 def diff_roles(play: model.Play, live: LiveCluster, canon: Canon) -> Result:
     result = Result()
     declared = {r.name for r in play.roles}
@@ -61,7 +79,7 @@ def diff_roles(play: model.Play, live: LiveCluster, canon: Canon) -> Result:
             if role.name in live.roles:
                 result.actions.extend(drop_role(role.name, live))
             continue
-        result.extend(_diff_role(role, desired_role(role, canon), live))
+        result.extend(_diff_role(role, desired_role(role, canon), live, canon))
     for name in sorted(live.roles):
         if name in declared or name == live.current_user:
             continue
@@ -72,7 +90,7 @@ def diff_roles(play: model.Play, live: LiveCluster, canon: Canon) -> Result:
     return result
 
 
-def _diff_role(role: model.Role, want: RoleState, live: LiveCluster) -> Result:
+def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Canon) -> Result:
     result = Result()
     have = live.roles.get(role.name)
     address = f"role.{role.name}"
@@ -102,7 +120,7 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster) -> Result:
         set_password = False
         if password is not None:
             stored = None if live.passwords is None else live.passwords.get(role.name)
-            policy = role.update_password or ("always" if live.passwords is not None else "on_create")
+            policy = _password_policy(role, live)
             if live.passwords is None:
                 if policy == "always":
                     set_password = True
@@ -111,7 +129,7 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster) -> Result:
                 else:
                     result.warnings.append(f"{address}: the password cannot be compared (pg_authid is not "
                                            "readable); left as it is (update_password: on_create)")
-            elif policy == "always" and not (stored and password_matches(password, stored, role.name)):
+            elif policy == "always" and not (stored and canon.passwords[role.name]):
                 set_password = True
         if changed or set_password:
             statements.append(_password_statement(sql.SQL("ALTER ROLE {} WITH ").format(name),
