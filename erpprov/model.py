@@ -62,7 +62,9 @@ Duration = Annotated[
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    # defer_build: a model's validator is built when first used, so only Play's and Connection's
+    # are (they include the nested ones), not one for each of the twenty classes at import.
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False, defer_build=True)
 
 
 class DuplicateName(ValueError):
