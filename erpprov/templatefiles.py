@@ -12,14 +12,12 @@ import stat
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
-import jinja2
-
 from erpprov.errors import ErpprovError
 from erpprov.files import write_private
 from erpprov.loader import Target
 from erpprov.model import TemplateFile
 from erpprov.plan import SENSITIVE, Action, Op, Phase
-from erpprov.templating import TemplateError, environment, render_template
+from erpprov.templating import TemplateError
 
 _SECRET_NAME = re.compile(r"pass|secret|token|key", re.IGNORECASE)
 
@@ -82,6 +80,10 @@ def masked_diff(current: str | None, content: str, secrets: list[str], dest: str
 
 
 def render(target: Target, spec: TemplateFile) -> str:
+    import jinja2
+
+    from erpprov.sandbox import environment, render_template
+
     directory = target.project_dir / "templates"
     try:
         template = environment(jinja2.FileSystemLoader(str(directory))).get_template(spec.src)

@@ -1,5 +1,6 @@
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -29,6 +30,21 @@ def test_every_command_has_help():
         result = runner.invoke(main, [name, "--help"])
         assert result.exit_code == 0, name
         assert "Usage:" in result.output and main.commands[name].help.split()[0] in result.output
+
+
+def test_heavy_modules_load_only_when_a_command_needs_them():
+    """`--help` imports no driver, database or template library; a plan of a playbook without
+    templates needs no Jinja2 (each costs tens of milliseconds at every start)."""
+    probe = ("import sys, erpprov.cli, erpprov.reconcile\n"
+             "from erpprov.loader import load_project\n"
+             "print(' '.join(m for m in ('docker', 'jinja2') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == []
+    probe = "import sys, erpprov.cli\nprint(' '.join(m for m in ('psycopg', 'pydantic', 'yaml') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == []
 
 
 def test_validate_shipped_playbook_exits_0():
