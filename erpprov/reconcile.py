@@ -268,6 +268,8 @@ def _apply_sql(target: Target, options: ApplyOptions, event: Event, report: Appl
             if options.saved is not None:
                 _check_saved(options.saved, result, snapshot)
             _check_hazards(result.actions, options)
+            if not result.actions:
+                return  # nothing ran, so nothing can have failed to converge
             execute(result.actions, target.connection, admin, record, explain=tables.explain_failure)
             again, _ = plan_sql(target, admin)
     leftover = [a for a in again.actions if not a.repeats]
