@@ -139,6 +139,7 @@ def markdown(results: Any, env: dict[str, str], args: Any, elapsed: float) -> st
       "simple and extended protocol; a multi-statement string counts once), *connections*: sessions it opened "
       "(`log_connections`). They are counted in one extra, untimed run with logging on (for Ansible: in its "
       "last timed run, where the logging is negligible), so logging never slows the timed runs.")
+    w("- erpprov's modules are byte-compiled before the first run, as installing a package does.")
     w("- *peak RSS*: the largest resident set of the process and its children, from `wait4()` on that child.")
     w(f"- Ansible runs {args.ansible_runs} time(s) per measurement and only for N in "
       f"{args.ansible_sizes or 'none'}: it spends about a second per loop item on this machine, so N=100 takes "
