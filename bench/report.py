@@ -177,7 +177,7 @@ def markdown(results: Any, env: dict[str, str], args: Any, elapsed: float) -> st
     w("| target | result | met |\n|---|---|---|")
     for name, detail, met in targets(results, sizes):
         w(f"| {name} | {detail} | {'yes' if met else '**no**' if met is not None else 'not measured'} |")
-    w("")
+    w("\nWhere the time of a plan goes, and what bounds it: [performance.md](performance.md).\n")
     w("## Checks\n")
     w("The benchmark verifies what it measures; a failed check fails the run.\n")
     seen: dict[tuple[int, str], bool] = {}
