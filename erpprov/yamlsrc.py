@@ -49,7 +49,7 @@ class Source:
 
     file: str
     data: Any
-    text: str = ""
+    text: str = field(default="", repr=False)
     _root: yaml.Node | None = field(default=None, repr=False)
 
     def locate(self, path: Path_, *, prefer_key: bool = False) -> Location:
