@@ -56,6 +56,23 @@ def test_values_equal_pyyaml_safe_load(doc, flow):
     assert parse_yaml(text, "f.yaml").data == yaml.safe_load(text)
 
 
+@settings(max_examples=200, deadline=None)
+@given(shared=documents.filter(lambda d: isinstance(d, (list, dict))), doc=documents,
+       extra=st.dictionaries(st.text(string.ascii_lowercase, min_size=1, max_size=4), documents, max_size=3))
+def test_anchors_and_merges_equal_pyyaml_safe_load(shared, doc, extra):
+    """safe_dump writes a value used twice as &id001 / *id001; a mapping merged with '<<' keeps
+    its own keys over the merged ones, in both loaders."""
+    text = yaml.safe_dump({"a": shared, "b": [doc, shared], "c": {"x": shared}})
+    if isinstance(shared, dict):
+        text += "base: &base " + yaml.safe_dump(shared, default_flow_style=True)
+        text += "merged: " + yaml.safe_dump({"<<": "*base", **extra}, default_flow_style=True).replace(
+            "'<<': '*base'", "<<: *base")
+    data = parse_yaml(text, "f.yaml").data
+    assert data == yaml.safe_load(text)
+    if isinstance(shared, dict):
+        assert data["merged"] == {**shared, **extra}
+
+
 @settings(max_examples=300, deadline=None)
 @given(raw=st.binary(max_size=200))
 def test_arbitrary_bytes_give_only_erpprov_errors(raw):
