@@ -285,7 +285,10 @@ def _read_saved_plan(path: Path) -> dict[str, Any]:
     return document
 
 
-def _single_target(project: Any, host: str | None) -> Any:
+def single_target(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], limit: str | None,
+                  host: str | None) -> Any:
+    """The one target a single-host command (status, logs, psql, backup, ...) works on."""
+    project = load(playbook or DEFAULT_PLAYBOOK, inventory, extra_vars, limit)
     targets = [t for t in project.targets if host is None or t.host == host]
     if not targets:
         raise ErpprovError(f"no play targets host {host!r}" if host else "the playbook targets no host",
@@ -329,7 +332,7 @@ def logs(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], li
     """Print the server's log (container or embedded cluster)."""
     from erpprov.drivers import make_driver
 
-    target = _single_target(load(playbook or DEFAULT_PLAYBOOK, inventory, extra_vars, limit), host)
+    target = single_target(playbook, inventory, extra_vars, limit, host)
     for line in make_driver(target).logs(tail, follow):
         click.echo(line)
 
@@ -346,7 +349,7 @@ def psql(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], li
     """An interactive psql on the host's server."""
     from erpprov.drivers import make_driver
 
-    target = _single_target(load(playbook or DEFAULT_PLAYBOOK, inventory, extra_vars, limit), host)
+    target = single_target(playbook, inventory, extra_vars, limit, host)
     database = database or (target.play.databases[0].name if target.play.databases else
                             target.connection.pg_database)
     argv = ["psql", "-d", database, "-U", user or target.connection.pg_user]

@@ -13,12 +13,10 @@ from typing import Any
 import click
 
 from erpprov.cli import (
-    DEFAULT_PLAYBOOK,
-    _single_target,
     handles_errors,
-    load,
     main,
     project_options,
+    single_target,
 )
 
 HEADER = """\
@@ -56,7 +54,7 @@ def export_cmd(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ..
     from erpprov.export import export_playbook
     from erpprov.files import write_private
 
-    target = _single_target(load(playbook or DEFAULT_PLAYBOOK, inventory, extra_vars, limit), host)
+    target = single_target(playbook, inventory, extra_vars, limit, host)
     with connect(target.connection) as admin:
         exported = export_playbook(admin, target.connection, databases=list(databases) or None,
                                    hosts=target.host)

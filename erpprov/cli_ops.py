@@ -15,18 +15,11 @@ from typing import Any
 import click
 
 from erpprov.cli import (
-    DEFAULT_PLAYBOOK,
-    _single_target,
     handles_errors,
-    load,
     main,
     project_options,
+    single_target,
 )
-
-
-def _target(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], limit: str | None,
-            host: str | None) -> Any:
-    return _single_target(load(playbook or DEFAULT_PLAYBOOK, inventory, extra_vars, limit), host)
 
 
 def _default_database(target: Any) -> str:
@@ -63,7 +56,7 @@ def backup_cmd(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ..
     """
     from erpprov.backup import backup, human_size
 
-    target = _target(playbook, inventory, extra_vars, limit, host)
+    target = single_target(playbook, inventory, extra_vars, limit, host)
     database = database or _default_database(target)
     result = backup(target, database=database, out=output, fmt=fmt, progress=_progress)  # type: ignore[arg-type]
     click.echo(f"backed up {database} on {target.host} to {result.path}")
@@ -93,7 +86,7 @@ def restore_cmd(file: Path, playbook: Path | None, inventory: Path, extra_vars: 
     """
     from erpprov.backup import restore
 
-    target = _target(playbook, inventory, extra_vars, limit, host)
+    target = single_target(playbook, inventory, extra_vars, limit, host)
     database = database or _default_database(target)
     confirm = (lambda question: click.confirm(question, default=False)) if sys.stdin.isatty() else None
     result = restore(target, file, database=database, into=into, yes=yes, confirm=confirm, progress=_progress)
