@@ -107,6 +107,11 @@ class Action:
         }
 
 
+def in_order(actions: list[Action]) -> list[Action]:
+    """The order apply runs them in (and a saved plan lists them in)."""
+    return sorted(actions, key=lambda a: (a.phase, a.database or ""))
+
+
 @dataclass
 class HostPlan:
     host: str
@@ -117,7 +122,7 @@ class HostPlan:
     fingerprint: str = ""  # of the live state the plan was computed from
 
     def ordered(self) -> list[Action]:
-        return sorted(self.actions, key=lambda a: (a.phase, a.database or "", 0))
+        return in_order(self.actions)
 
     @property
     def empty(self) -> bool:

@@ -35,7 +35,7 @@ from erpprov.drivers.base import Driver, Progress
 from erpprov.errors import ErpprovError
 from erpprov.executor import application_name, apply_lock, execute, session_settings
 from erpprov.loader import Target
-from erpprov.plan import Action, Hazard, HostPlan, Op, fingerprint
+from erpprov.plan import Action, Hazard, HostPlan, Op, fingerprint, in_order
 from erpprov.scram import matching_passwords
 from erpprov.state import LiveCluster, LiveDatabase
 from erpprov.templatefiles import plan_templates, write_templates
@@ -284,8 +284,10 @@ def _check_saved(saved: dict[str, Any], result: Result, snapshot: Snapshot) -> N
     if saved.get("fingerprint") != snapshot.digest():
         raise ErpprovError(f"host {host}: the live state changed since the plan was saved; nothing was applied",
                            hint="run `erpprov plan -o FILE` again and review the new plan")
-    planned = [a for a in saved.get("actions", []) if a["address"].split(".")[0] not in ("container", "cluster")]
-    if planned != [a.to_json() for a in result.actions]:
+    # The server's part of the saved plan: the container and the files are planned again by apply.
+    planned = [a for a in saved.get("actions", [])
+               if a["address"].split(".")[0] not in ("container", "cluster", "file")]
+    if planned != [a.to_json() for a in in_order(result.actions)]:
         raise ErpprovError(f"host {host}: the actions differ from the saved plan; nothing was applied",
                            hint="the playbook or its variables changed; run `erpprov plan -o FILE` again")
 

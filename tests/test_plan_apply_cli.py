@@ -174,3 +174,27 @@ def test_offline_plan_needs_no_server(tmp_path, pg):
     document = json.loads(out.stdout)
     addresses = [a["address"] for a in document["hosts"][0]["actions"]]
     assert addresses[:2] == ["role.cli_app", "database.brand_new_db"]
+
+
+def test_saved_plan_with_memberships_and_a_template_applies(tmp_path, pg):
+    """The saved file lists actions in apply order and includes file actions; apply must compare
+    like with like, not refuse a plan nothing has changed."""
+    cwd = project(tmp_path, pg, f"""
+        - name: app
+          hosts: dev
+          roles:
+            - {{name: saved_grp}}
+            - {{name: saved_a, member_of: [{{role: saved_grp}}]}}
+            - {{name: saved_b, member_of: [{{role: saved_grp}}]}}
+          databases:
+            - name: {pg.dbname}
+          templates:
+            - {{src: app.env.j2, dest: app.env}}
+    """)
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "app.env.j2").write_text("DB={{ inventory_hostname }}\n")
+    assert erpprov(cwd, "plan", "-o", "plan.json").returncode == 0
+    applied = erpprov(cwd, "apply", "plan.json")
+    assert applied.returncode == 0, applied.stderr
+    assert (tmp_path / "app.env").read_text() == "DB=localhost\n"
+    assert erpprov(cwd, "plan", "--detailed-exitcode").returncode == 0
