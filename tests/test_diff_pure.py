@@ -91,3 +91,12 @@ def test_new_database_is_created_outside_a_transaction():
     [action] = result.actions
     assert not action.transactional
     assert action.sql[0].text == 'CREATE DATABASE "erp" OWNER "app"'
+
+
+def test_pruned_owner_of_a_new_database_is_planned_as_after_creation():
+    """What a new database's owner holds implicitly is revoked in the same apply, or the plan
+    after it would show the revoke and apply would not converge."""
+    desired = play(roles=[{"name": "app", "prune": True}], databases=[{"name": "erp", "owner": "app"}])
+    live = cluster(app=RoleState("app"))
+    addresses = [a.address for a in diff_databases(desired, live).actions]
+    assert addresses == ["database.erp", "grant.erp.database.app"]

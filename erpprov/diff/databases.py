@@ -92,21 +92,27 @@ def _diff_database_grants(db: model.Database, live: LiveCluster, pruned: set[str
     ref = ObjectRef("database", None, db.name)
     declared = {g.to for g in db.grants}
     for role in sorted(pruned - declared):
-        have = live.database_acl.get((db.name, role), frozenset())
+        have = _database_acl(db, live, role)
         action = grant_action(ref, role, frozenset(), have, database=None, phase=Phase.DATABASE_GRANT,
                               address=f"grant.{db.name}.database.{role}", hazards=(Hazard.REVOKES_ACCESS,))
         if action:
             result.actions.append(action)
     for grant in db.grants:
         want = expand(grant.privileges, "database", live.server_version, grant.with_grant_option)
-        have = live.database_acl.get((db.name, grant.to), frozenset())
-        if db.name not in live.databases:
-            have = implicit_acl("database", db.owner or live.current_user, grant.to, live.server_version)
+        have = _database_acl(db, live, grant.to)
         action = grant_action(ref, grant.to, want, have, database=None, phase=Phase.DATABASE_GRANT,
                               address=f"grant.{db.name}.database.{grant.to}")
         if action:
             result.actions.append(action)
     return result
+
+
+def _database_acl(db: model.Database, live: LiveCluster, role: str) -> frozenset[tuple[str, bool]]:
+    """What `role` holds on the database: its ACL, or for one this apply creates, what a new
+    database starts with."""
+    if db.name not in live.databases:
+        return implicit_acl("database", db.owner or live.current_user, role, live.server_version)
+    return live.database_acl.get((db.name, role), frozenset())
 
 
 def diff_database_contents(db: model.Database, live: LiveDatabase | None, cluster: LiveCluster, canon: Canon,
