@@ -17,7 +17,7 @@ from erpprov.files import write_private
 from erpprov.loader import Target
 from erpprov.model import TemplateFile
 from erpprov.plan import SENSITIVE, Action, Op, Phase
-from erpprov.templating import TemplateError
+from erpprov.templating import translated
 
 _SECRET_NAME = re.compile(r"pass|secret|token|key", re.IGNORECASE)
 
@@ -69,8 +69,9 @@ def masked_diff(current: str | None, content: str, secrets: list[str], dest: str
     secret_lines = {i for i, line in enumerate(new_lines) if mask(line, secrets) != line}
     old_lines = []
     for i, line in enumerate((current or "").splitlines(keepends=True)):
-        if mask(line, secrets) != line:
-            line = mask(line, secrets)
+        masked = mask(line, secrets)
+        if masked != line:
+            line = masked
         elif i in secret_lines and line != new_lines[i]:
             line = _redact(line)
         old_lines.append(line)
@@ -91,15 +92,12 @@ def render(target: Target, spec: TemplateFile) -> str:
     except jinja2.TemplateNotFound:
         raise ErpprovError(f"template not found: {directory / spec.src}",
                            hint="templates live in templates/ beside playbooks/") from None
-    except jinja2.UndefinedError as exc:
-        raise ErpprovError(f"templates/{spec.src}: undefined variable: {exc.message}",
-                           hint="define it in the inventory, the play's vars, or pass -e name=value") from None
-    except jinja2.TemplateSyntaxError as exc:
-        raise ErpprovError(f"templates/{spec.src}:{exc.lineno}: template syntax error: {exc.message}") from None
-    except jinja2.exceptions.SecurityError as exc:
-        raise ErpprovError(f"templates/{spec.src}: not allowed: {exc}") from None
-    except TemplateError as exc:
-        raise ErpprovError(f"templates/{spec.src}: {exc.message}", hint=exc.hint) from None
+    except ErpprovError:
+        raise
+    except Exception as exc:
+        error = translated(exc)
+        line = f":{exc.lineno}" if isinstance(exc, jinja2.TemplateSyntaxError) else ""
+        raise ErpprovError(f"templates/{spec.src}{line}: {error.message}", hint=error.hint) from None
 
 
 def destination(target: Target, spec: TemplateFile) -> Path:

@@ -65,27 +65,31 @@ def render_string(text: str, variables: Mapping[str, Any]) -> str:
         return text
     if len(text) > MAX_TEMPLATE_CHARS:
         raise TemplateError(f"template longer than {MAX_TEMPLATE_CHARS} characters")
-    import jinja2
-
     from erpprov.sandbox import render_template, string_template
 
     try:
         return render_template(string_template(text), variables)
-    except jinja2.UndefinedError as exc:
-        raise TemplateError(
-            f"undefined variable: {exc.message}",
-            hint="define it in the inventory, the play's vars, or pass -e name=value",
-        ) from None
-    except jinja2.exceptions.SecurityError as exc:
-        raise TemplateError(f"template not allowed: {exc}", hint="templates cannot reach Python internals") from None
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"template syntax error: {exc.message}") from None
-    except TemplateError:
-        raise
-    except RecursionError:
-        raise TemplateError("template recursion too deep") from None
-    except Exception as exc:  # a filter or expression failed at render time (e.g. 1/0, int('x'))
-        raise TemplateError(f"template failed: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:
+        raise translated(exc) from None
+
+
+def translated(exc: Exception) -> TemplateError:
+    """The TemplateError to report for ``exc``, raised while rendering a template: Jinja2's own
+    errors, a recursion too deep, or any error of a filter or expression (1/0, int('x'))."""
+    if isinstance(exc, TemplateError):
+        return exc
+    if isinstance(exc, RecursionError):
+        return TemplateError("template recursion too deep")
+    import jinja2  # already loaded: the template that failed was compiled by it
+
+    if isinstance(exc, jinja2.UndefinedError):
+        return TemplateError(f"undefined variable: {exc.message}",
+                             hint="define it in the inventory, the play's vars, or pass -e name=value")
+    if isinstance(exc, jinja2.exceptions.SecurityError):
+        return TemplateError(f"template not allowed: {exc}", hint="templates cannot reach Python internals")
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return TemplateError(f"template syntax error: {exc.message}")
+    return TemplateError(f"template failed: {type(exc).__name__}: {exc}")
 
 
 def render_value(value: Any, variables: Mapping[str, Any]) -> Any:

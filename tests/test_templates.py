@@ -70,3 +70,14 @@ def test_missing_template_and_undefined_variable_are_clear_errors(tmp_path, pg):
     (tmp_path / "templates" / "bad.j2").write_text("X={{ not_defined }}\n")
     with pytest.raises(ErpprovError, match="templates/bad.j2: undefined variable: 'not_defined'"):
         plan_target(load_targets(tmp_path, pg, PLAY.format(password="x", src="bad.j2"))[0])
+
+
+def test_an_error_inside_a_template_file_names_the_file(tmp_path, pg):
+    """An expression that fails at render time (1/0) is an error message, not a traceback."""
+    (tmp_path / "templates").mkdir(exist_ok=True)
+    (tmp_path / "templates" / "div.j2").write_text("X={{ 1/0 }}\n")
+    with pytest.raises(ErpprovError, match="templates/div.j2: template failed: ZeroDivisionError"):
+        plan_target(load_targets(tmp_path, pg, PLAY.format(password="x", src="div.j2"))[0])
+    (tmp_path / "templates" / "syntax.j2").write_text("A=1\nX={{ 1 +  }}\n")
+    with pytest.raises(ErpprovError, match="templates/syntax.j2:2: template syntax error: "):
+        plan_target(load_targets(tmp_path, pg, PLAY.format(password="x", src="syntax.j2"))[0])
