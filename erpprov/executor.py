@@ -21,6 +21,9 @@ from erpprov.plan import Action, Phase
 LOCK_KEYS = (0x65727070, 0x726F7600)
 
 Event = Callable[[str, Action], None]  # ("changed" | "failed", action)
+# Why a statement failed, asked on a fresh connection to the same database (e.g. which rows break
+# a new constraint); None when there is nothing to add.
+Explain = Callable[[psycopg.Connection, Action, psycopg.Error], str | None]
 
 
 class ApplyFailed(ErpprovError):
@@ -58,20 +61,30 @@ def session_settings(conn: psycopg.Connection, settings: Connection) -> None:
 
 
 def execute(actions: list[Action], settings: Connection, admin: psycopg.Connection, event: Event,
-            explain: Callable[[psycopg.Connection, Action, psycopg.Error], str | None] | None = None) -> None:
+            explain: Explain | None = None) -> None:
+    def explained(conn: psycopg.Connection, action: Action, exc: psycopg.Error) -> str | None:
+        # The failed transaction must end before the connection can ask anything; a second
+        # connection is simpler than unwinding here, and it sees the untouched, committed state.
+        if explain is None:
+            return None
+        try:
+            with connect(settings, conn.info.dbname) as other:
+                return explain(other, action, exc)
+        except psycopg.Error:
+            return None
+
     ordered = sorted((a for a in actions if a.sql), key=lambda a: (_bucket(a), a.phase))
     for (_, database), group in groupby(ordered, key=_bucket):
         batch = list(group)
         if database:
             with connect(settings, database) as conn:
                 session_settings(conn, settings)
-                _run(conn, batch, event, explain)
+                _run(conn, batch, event, explained)
         else:
-            _run(admin, batch, event, explain)
+            _run(admin, batch, event, explained)
 
 
-def _run(conn: psycopg.Connection, batch: list[Action], event: Event,
-         explain: Callable[[psycopg.Connection, Action, psycopg.Error], str | None] | None) -> None:
+def _run(conn: psycopg.Connection, batch: list[Action], event: Event, explained: Explain) -> None:
     alone = [a for a in batch if not a.transactional]
     together = [a for a in batch if a.transactional]
     for action in alone:  # CREATE DATABASE and friends cannot run inside a transaction
@@ -83,37 +96,21 @@ def _run(conn: psycopg.Connection, batch: list[Action], event: Event,
     with conn.transaction():
         for action in together:
             for statement in action.sql:
-                _statement(conn, action, statement.text, statement.display, event, explain)
+                _statement(conn, action, statement.text, statement.display, event, explained)
     for action in together:
         event("changed", action)
 
 
 def _statement(conn: psycopg.Connection, action: Action, text: str, shown: str, event: Event,
-               explain: Callable[[psycopg.Connection, Action, psycopg.Error], str | None] | None) -> None:
+               explained: Explain | None) -> None:
     try:
         conn.execute(text)
     except psycopg.Error as exc:
         event("failed", action)
         diag = exc.diag.message_primary or str(exc).strip()
         detail = f" ({exc.diag.message_detail})" if exc.diag.message_detail else ""
-        explanation = None
-        if explain is not None:
-            explanation = _explain_after_rollback(conn, action, exc, explain)
+        explanation = explained(conn, action, exc) if explained else None
         raise ApplyFailed(action, shown, diag + detail, explanation) from None
-
-
-def _explain_after_rollback(conn: psycopg.Connection, action: Action, exc: psycopg.Error,
-                            explain: Callable[[psycopg.Connection, Action, psycopg.Error], str | None]
-                            ) -> str | None:
-    # The failed transaction must end before the connection can ask anything; a second connection
-    # is simpler than unwinding here, and it sees the untouched, committed state.
-    try:
-        info = conn.info
-        with psycopg.connect(host=info.host, port=info.port, user=info.user, password=info.password,
-                             dbname=info.dbname, autocommit=True) as other:
-            return explain(other, action, exc)
-    except psycopg.Error:
-        return None
 
 
 @contextmanager
