@@ -6,11 +6,23 @@ import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from erpprov.loader import Target
 from erpprov.plan import Action
 
 Progress = Callable[[str], None]  # receives short human-readable progress lines
+
+DEFAULT_DATA_DIR = "dev-environment/volumes/postgres"  # data must outlive a container recreate
+
+
+def resolve_data_dir(target: Target, configured: str | None) -> Path:
+    """The absolute host directory for PGDATA: ``configured`` (or the default) with ``~`` expanded,
+    relative to the project directory, resolved. The one rule for every driver."""
+    path = Path(configured or DEFAULT_DATA_DIR).expanduser()
+    if not path.is_absolute():
+        path = target.project_dir / path
+    return path.resolve()
 
 
 @dataclass
@@ -49,15 +61,23 @@ class Driver(ABC):
     @abstractmethod
     def logs(self, tail: int, follow: bool) -> Iterator[str]: ...
 
-    @abstractmethod
     def exec(self, argv: list[str], *, interactive: bool = False) -> int:
-        """Run a PostgreSQL client program (psql, pg_dump, ...) against the server."""
+        """Run a PostgreSQL client program (psql, pg_dump, ...) against the server.
 
-    @abstractmethod
+        By default the local client programs, connected through the target's connection settings."""
+        from erpprov.drivers.external import run_client  # external imports this module
+
+        return run_client(self.target, argv)
+
     def client_process(self, argv: list[str]) -> subprocess.Popen[bytes]:
         """Start a PostgreSQL client program (pg_dump, psql, pg_restore) against the server with
         stdin, stdout and stderr as binary pipes, so backup and restore can stream any size through
-        it. Connection settings travel in the environment, never in argv."""
+        it. Connection settings travel in the environment, never in argv.
+
+        By default the local client programs, as `exec`."""
+        from erpprov.drivers.external import start_client  # external imports this module
+
+        return start_client(self.target, argv)
 
     @abstractmethod
     def destroy(self, volumes: bool, progress: Progress) -> None: ...

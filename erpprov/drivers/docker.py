@@ -25,7 +25,7 @@ from docker.models.images import Image
 from docker.types import Mount
 
 from erpprov.connect import connect
-from erpprov.drivers.base import Driver, DriverStatus, Progress
+from erpprov.drivers.base import Driver, DriverStatus, Progress, resolve_data_dir
 from erpprov.drivers.docker_spec import (
     HASH_LABEL,
     LABEL_PREFIX,
@@ -46,7 +46,6 @@ from erpprov.errors import ErpprovError
 from erpprov.loader import Target
 from erpprov.plan import Action, Hazard, Op, Phase
 
-DEFAULT_DATA_DIR = "dev-environment/volumes/postgres"  # as the local driver: data must outlive a recreate
 LOG_LINES_ON_FAILURE = 20
 PROGRESS_EVERY = 2.0  # seconds between two progress lines of the same kind
 STOP_TIMEOUT = 30  # seconds; the image's STOPSIGNAL (SIGINT for postgres) is a fast shutdown
@@ -65,14 +64,9 @@ def connect_engine(docker_host: str | None) -> docker.DockerClient:
             client = docker.from_env()
         client.ping()
         return client
-    except DockerException as exc:  # also covers requests' connection errors wrapped by docker-py
+    except Exception as exc:  # DockerException, and requests/urllib3 errors that docker-py lets through
         raise ErpprovError(
             f"cannot reach the Docker engine at {where}: {_reason(exc)}",
-            hint="start Docker (dockerd), check docker_host / DOCKER_HOST, or use `driver: local` for this host",
-        ) from None
-    except Exception as exc:  # requests/urllib3 errors that docker-py lets through
-        raise ErpprovError(
-            f"cannot reach the Docker engine at {where}: {exc}",
             hint="start Docker (dockerd), check docker_host / DOCKER_HOST, or use `driver: local` for this host",
         ) from None
 
@@ -134,17 +128,12 @@ class DockerDriver(Driver):
         return container
 
     def _image(self, ref: str) -> Image | None:
+        """The image by reference or id, or None when the engine has no such image."""
         try:
             return self.client.images.get(ref)
         except ImageNotFound:
             return None
         except APIError:  # e.g. an invalid reference: the pull that follows says why, clearly
-            return None
-
-    def _image_by_id(self, image_id: str) -> Image | None:
-        try:
-            return self.client.images.get(image_id)
-        except (ImageNotFound, APIError):
             return None
 
     # --- desired versus live ----------------------------------------------------------------
@@ -153,10 +142,7 @@ class DockerDriver(Driver):
         """Absolute host path of the data directory, or None when a named volume holds the data."""
         if self.spec.volume:
             return None
-        path = Path(self.spec.data_dir or DEFAULT_DATA_DIR).expanduser()
-        if not path.is_absolute():
-            path = self.target.project_dir / path
-        return str(path.resolve())
+        return str(resolve_data_dir(self.target, self.spec.data_dir))
 
     def _desired(self, image: Image | None, fallback: Image | None = None) -> dict[str, Any]:
         # Without the image (not pulled yet) the container's own image is the best guess of its env
@@ -166,7 +152,7 @@ class DockerDriver(Driver):
                              image_labels=config.get("Labels") or {})
 
     def _live(self, container: DockerContainer) -> tuple[dict[str, Any], Image | None]:
-        own = self._image_by_id(container.attrs.get("Image", ""))
+        own = self._image(container.attrs.get("Image", ""))
         config = (own.attrs.get("Config") or {}) if own else {}
         live = live_state(container.attrs, image_env=env_dict(config.get("Env")),
                           image_labels=config.get("Labels") or {})

@@ -33,12 +33,6 @@ class ExternalDriver(Driver):
     def logs(self, tail: int, follow: bool) -> Iterator[str]:
         raise ErpprovError("the external driver has no logs to show", hint="read them where the server is managed")
 
-    def exec(self, argv: list[str], *, interactive: bool = False) -> int:
-        return run_client(self.target, argv)
-
-    def client_process(self, argv: list[str]) -> subprocess.Popen[bytes]:
-        return start_client(self.target, argv)
-
     def destroy(self, volumes: bool, progress: Progress) -> None:
         raise ErpprovError(f"host {self.target.host} uses the external driver; erpprov does not destroy it")
 

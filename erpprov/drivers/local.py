@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 from erpprov.cluster import LocalCluster
-from erpprov.drivers.base import Driver, DriverStatus, Progress
-from erpprov.drivers.external import run_client, start_client
+from erpprov.drivers.base import Driver, DriverStatus, Progress, resolve_data_dir
 from erpprov.errors import ErpprovError
 from erpprov.loader import Target
 from erpprov.plan import Action, Op, Phase
-
-DEFAULT_DATA_DIR = "dev-environment/volumes/postgres"
 
 
 class LocalDriver(Driver):
@@ -23,9 +18,7 @@ class LocalDriver(Driver):
     def __init__(self, target: Target):
         super().__init__(target)
         container = target.play.container
-        data_dir = Path(container.data_dir if container and container.data_dir else DEFAULT_DATA_DIR)
-        if not data_dir.is_absolute():
-            data_dir = target.project_dir / data_dir
+        data_dir = resolve_data_dir(target, container.data_dir if container else None)
         conn = target.connection
         self.cluster = LocalCluster(data_dir, conn.pg_port, host=conn.pg_host, superuser=conn.pg_user)
 
@@ -86,12 +79,6 @@ class LocalDriver(Driver):
                         yield line.rstrip("\n")
                     else:
                         time.sleep(0.5)
-
-    def exec(self, argv: list[str], *, interactive: bool = False) -> int:
-        return run_client(self.target, argv)
-
-    def client_process(self, argv: list[str]) -> subprocess.Popen[bytes]:
-        return start_client(self.target, argv)
 
     def destroy(self, volumes: bool, progress: Progress) -> None:
         if not self.cluster.initialized:
