@@ -154,8 +154,9 @@ def plan(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], li
     outcomes = for_each_target(project, work, forks)
     failed = [o for o in outcomes if o.error]
     plans: list[HostPlan] = [o.value for o in outcomes if o.value is not None]
+    document = render.document(plans, inputs=inputs_fingerprint(project)) if fingerprinted else {}
     if fmt == "json":
-        click.echo(render.as_json(plans, inputs=inputs_fingerprint(project)), nl=False)
+        click.echo(render.dump(document), nl=False)
     elif fmt == "markdown":
         click.echo(render.markdown(plans))
     else:
@@ -163,11 +164,9 @@ def plan(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], li
     if out:
         from erpprov.files import write_private
 
-        document = render.document(plans, inputs=inputs_fingerprint(project))
-        document["playbook"] = str(playbook or DEFAULT_PLAYBOOK)
-        document["inventory"] = str(inventory)
-        document["limit"] = limit
-        write_private(out, json.dumps(document, indent=2, sort_keys=True) + "\n")
+        saved = {**document, "playbook": str(playbook or DEFAULT_PLAYBOOK), "inventory": str(inventory),
+                 "limit": limit}
+        write_private(out, render.dump(saved))
         click.echo(f"Saved the plan to {out}; apply exactly it with `erpprov apply {out}`.", err=True)
     for outcome in failed:
         click.echo(f"error: [{outcome.target.host}] {outcome.error}", err=True)
@@ -350,8 +349,7 @@ def psql(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], li
     from erpprov.drivers import make_driver
 
     target = single_target(playbook, inventory, extra_vars, limit, host)
-    database = database or (target.play.databases[0].name if target.play.databases else
-                            target.connection.pg_database)
+    database = database or target.main_database or target.connection.pg_database
     argv = ["psql", "-d", database, "-U", user or target.connection.pg_user]
     sys.exit(make_driver(target).exec(argv, interactive=True))
 

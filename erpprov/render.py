@@ -95,7 +95,12 @@ def document(plans: list[HostPlan], *, inputs: str = "") -> dict[str, Any]:
 
 
 def as_json(plans: list[HostPlan], *, inputs: str = "") -> str:
-    return json.dumps(document(plans, inputs=inputs), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return dump(document(plans, inputs=inputs))
+
+
+def dump(doc: dict[str, Any]) -> str:
+    """A plan document as the stable text printed and saved (sorted keys: byte-stable)."""
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def markdown(plans: list[HostPlan]) -> str:
