@@ -23,12 +23,11 @@ from erpprov.cli import (
 
 
 def _default_database(target: Any) -> str:
-    """The play's first database: the one the team's data lives in."""
     from erpprov.errors import ErpprovError
 
-    if not target.play.databases:
+    if target.main_database is None:
         raise ErpprovError(f"play {target.play.name!r} declares no database", hint="name one with --db")
-    return str(target.play.databases[0].name)
+    return str(target.main_database)
 
 
 def _progress(text: str) -> None:

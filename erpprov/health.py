@@ -43,7 +43,7 @@ def check_target(target: Target) -> HealthReport:
     except psycopg.Error as exc:
         report.checks.append(("server", False, str(exc).strip().splitlines()[-1]))
         return report
-    database = target.play.databases[0].name if target.play.databases else target.connection.pg_database
+    database = target.main_database or target.connection.pg_database
     for role in target.play.roles:
         if not role.login or role.password is None or role.state == "absent":
             continue

@@ -37,6 +37,12 @@ class Target:
     project_dir: Path
     variables: Mapping[str, Any]  # rendered lazily: templates may use any of them
 
+    @property
+    def main_database(self) -> str | None:
+        """The play's first database, the one the team's data lives in: what psql, backup,
+        restore and status work on unless told otherwise."""
+        return self.play.databases[0].name if self.play.databases else None
+
 
 @dataclass(frozen=True)
 class Project:
