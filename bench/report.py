@@ -118,8 +118,9 @@ def markdown(results: Any, env: dict[str, str], args: Any, elapsed: float) -> st
       "table i-1, the first one itself); N/4 login roles with passwords; CONNECT on the database for each role "
       "and SELECT, INSERT, UPDATE, DELETE on 4 tables per role (every table granted to one role). "
       "No sequence grants (see *Left out*).\n")
-    w("| N | " + " | ".join(Workload(sizes[0]).objects) + " |")
-    w("|---|" + "---|" * len(Workload(sizes[0]).objects))
+    object_kinds = Workload(sizes[0]).objects
+    w("| N | " + " | ".join(object_kinds) + " |")
+    w("|---|" + "---|" * len(object_kinds))
     for size in sizes:
         w(f"| {size} | " + " | ".join(str(v) for v in Workload(size).objects.values()) + " |")
     w("")

@@ -74,6 +74,19 @@ class Bench:
         result = run(argv, cwd=str(cwd), env=env, timeout=self.timeout)
         return result.check(what)
 
+    def _run_counted(self, series: Series, argv: list[str], cwd: Path, env: dict[str, str] | None,
+                     what: str) -> Run:
+        """One run with log_statement = 'all'; the statements and connections the server logged
+        during it go into `series`."""
+        self.server.log_statements(True)
+        offset = self.server.log_size()
+        try:
+            result = self._run(argv, cwd, env, what)
+        finally:
+            self.server.log_statements(False)
+        series.statements, series.connections = self.server.count_since(offset)
+        return result
+
     def measure(self, series: Series, argv: list[str], cwd: Path, *, env: dict[str, str] | None = None,
                 reset: bool = False, runs: int | None = None, count: str | None = None,
                 validate=None) -> Run:
@@ -86,30 +99,19 @@ class Bench:
         for index in range(runs):
             if reset:
                 self.server.reset()
-            logging = count == "last" and index == runs - 1
-            if logging:
-                self.server.log_statements(True)
-                offset = self.server.log_size()
-            try:
-                last = self._run(argv, cwd, env, f"{series.tool} {series.what} (N={series.size})")
-            finally:
-                if logging:
-                    self.server.log_statements(False)
-            if logging:
-                series.statements, series.connections = self.server.count_since(offset)
+            what = f"{series.tool} {series.what} (N={series.size})"
+            if count == "last" and index == runs - 1:
+                last = self._run_counted(series, argv, cwd, env, what)
+            else:
+                last = self._run(argv, cwd, env, what)
             if validate:
                 validate(last)
             series.add(last)
         if count == "extra":
             if reset:
                 self.server.reset()
-            self.server.log_statements(True)
-            offset = self.server.log_size()
-            try:
-                extra = self._run(argv, cwd, env, f"{series.tool} {series.what} (N={series.size}), counting")
-            finally:
-                self.server.log_statements(False)
-            series.statements, series.connections = self.server.count_since(offset)
+            extra = self._run_counted(series, argv, cwd, env,
+                                      f"{series.tool} {series.what} (N={series.size}), counting")
             if validate:
                 validate(extra)
         self.results.series.append(series)

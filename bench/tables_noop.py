@@ -2,7 +2,7 @@
 
     python bench/tables_noop.py [N] [--checks] [--runs 5]
 
-Starts its own throwaway cluster (erpprov.cluster.LocalCluster), creates N tables of 9 columns,
+Starts its own throwaway cluster (bench.server.throwaway_server), creates N tables of 9 columns,
 2 indexes and 1 foreign key each (with --checks, also one CHECK per table, which puts every table
 into the scratch build), then times inspect_tables + canonicalize + diff_tables when nothing
 differs (median of --runs), counts the SQL statements sent, and times the cluster's own
@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,11 +23,9 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.server import USER, throwaway_server
 from erpprov import model
-from erpprov.cluster import LocalCluster, find_bindir, free_port
 from erpprov.tables import canonicalize, diff_tables, inspect_tables
-
-PASSWORD = "bench-secret"
 
 
 def make_tables(n: int, checks: bool) -> list[model.Table]:
@@ -99,17 +95,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
 
-    base = Path(tempfile.mkdtemp(prefix="erpprov-bench-"))
-    os.chmod(base, 0o755)  # as root the server runs as another account that must reach its data dir
-    cluster = LocalCluster(base / "data", free_port())
-    try:
-        cluster.init(PASSWORD)
-        cluster.start()
-        params = {"host": cluster.host, "port": cluster.port, "user": "postgres", "password": PASSWORD}
-        with psycopg.connect(dbname="postgres", autocommit=True, **params) as admin:
+    with throwaway_server() as server:
+        with server.connect() as admin:
             admin.execute("CREATE DATABASE bench")
         tables = make_tables(args.n, args.checks)
-        with psycopg.connect(dbname="bench", autocommit=True, **params) as conn:
+        with server.connect("bench") as conn:
             started = time.perf_counter()
             setup(conn, tables)
             print(f"setup: {args.n} tables created in {time.perf_counter() - started:.1f}s")
@@ -130,9 +120,9 @@ def main() -> None:
             with Counter() as only_inspect:
                 inspect_tables(conn)
 
-        env = {**os.environ, "PGPASSWORD": PASSWORD}
-        dump = [str(find_bindir() / "pg_dump"), "--schema-only", "-h", cluster.host, "-p", str(cluster.port),
-                "-U", "postgres", "-d", "bench", "-f", os.devnull]
+        env = {**os.environ, "PGPASSWORD": server.password}
+        dump = [str(server.bindir / "pg_dump"), "--schema-only", "-h", server.host, "-p", str(server.port),
+                "-U", USER, "-d", "bench", "-f", os.devnull]
         dumps = []
         for _ in range(args.runs):
             t0 = time.perf_counter()
@@ -145,11 +135,6 @@ def main() -> None:
             print(f"  {key:<13} {statistics.median(values) * 1000:8.1f} ms")
         print(f"  statements sent: {counter.count} per plan ({only_inspect.count} for inspect_tables)")
         print(f"  pg_dump --schema-only: {statistics.median(dumps) * 1000:8.1f} ms")
-    finally:
-        try:
-            cluster.stop()
-        finally:
-            shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ run were a known erpprov issue when this benchmark was written.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import yaml
@@ -55,8 +56,10 @@ class Role:
 class Workload:
     size: int
 
-    @property
+    @cached_property
     def tables(self) -> list[str]:
+        # Built once per instance: cached_property stores into the instance __dict__ directly, which
+        # a frozen dataclass (without slots) allows. Treat the list as read-only.
         return [f"t{i:04d}" for i in range(1, self.size + 1)]
 
     def parent(self, index: int) -> str:
