@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-NAMEDATALEN = 63  # PostgreSQL silently truncates longer names; then a diff could never converge
+MAX_NAME_BYTES = 63  # PostgreSQL silently truncates longer names; then a diff could never converge
 
 
 def _identifier(value: str) -> str:
@@ -31,13 +31,23 @@ def _identifier(value: str) -> str:
     if "\x00" in value:
         raise ValueError("a name cannot contain a NUL character")
     size = len(value.encode("utf-8"))
-    if size > NAMEDATALEN:
+    if size > MAX_NAME_BYTES:
         shown = repr(value) if len(value) <= 70 else repr(value[:60]) + "..."
-        raise ValueError(f"{shown} is {size} bytes long; PostgreSQL names hold at most {NAMEDATALEN} bytes")
+        raise ValueError(f"{shown} is {size} bytes long; PostgreSQL names hold at most {MAX_NAME_BYTES} bytes")
     return value
 
 
 Identifier = Annotated[str, AfterValidator(_identifier)]
+
+
+def _stringify(value: Any) -> Any:
+    """A name -> string map from YAML: true becomes 'true' (as PostgreSQL spells it), 5432 '5432'."""
+    if isinstance(value, dict):
+        return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+    return value
+
+
+StringMap = Annotated[dict[str, str], BeforeValidator(_stringify)]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 
@@ -207,17 +217,10 @@ class Role(Strict):
         description="always: keep it equal to the file; on_create: set it only when creating the role. "
         "Default: always where stored passwords can be compared, on_create where they cannot",
     )
-    settings: dict[str, str] = Field(default_factory=dict, description="ALTER ROLE ... SET name = value")
+    settings: StringMap = Field(default_factory=dict, description="ALTER ROLE ... SET name = value")
     comment: str | None = None
     member_of: list[Annotated[Membership, BeforeValidator(_membership)]] = Field(default_factory=list)
     prune: bool = Field(False, description="Revoke memberships and privileges of this role not in the file")
-
-    @field_validator("settings", mode="before")
-    @classmethod
-    def _stringify(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
-        return value
 
     @field_validator("member_of")
     @classmethod
@@ -406,20 +409,13 @@ class Container(Strict):
     ports: list[Annotated[str, BeforeValidator(_port)]] = Field(default_factory=lambda: ["5432:5432"])
     data_dir: str | None = Field(None, description="Host directory for PGDATA, relative to the project")
     volume: str | None = Field(None, description="A named Docker volume instead of data_dir")
-    env: dict[str, str] = Field(default_factory=dict)
+    env: StringMap = Field(default_factory=dict)
     healthcheck: Healthcheck = Field(default_factory=Healthcheck)
     restart: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
     command: list[str] = Field(default_factory=list, description='Extra server arguments, e.g. ["-c", "x=y"]')
     shm_size: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: StringMap = Field(default_factory=dict)
     wait_timeout: Duration = Field(120.0, description="How long to wait for the server to become healthy")
-
-    @field_validator("env", "labels", mode="before")
-    @classmethod
-    def _stringify(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
-        return value
 
     @model_validator(mode="after")
     def _one_storage(self) -> Container:
