@@ -35,13 +35,11 @@ def _rows(conn: psycopg.Connection, query: str, params: Any = None) -> list[tupl
 
 
 def read_cluster(conn: psycopg.Connection) -> LiveCluster:
-    version, user, superuser, encoding = _rows(conn, """
+    version, user, superuser = _rows(conn, """
         SELECT current_setting('server_version_num')::int, current_user,
-               (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
-               pg_encoding_to_char((SELECT encoding FROM pg_database WHERE datname = 'template1'))
+               (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
     """)[0]
-    live = LiveCluster(server_version=version, current_user=user, is_superuser=bool(superuser),
-                       default_encoding=encoding)
+    live = LiveCluster(server_version=version, current_user=user, is_superuser=bool(superuser))
     members: dict[str, list[Member]] = defaultdict(list)
     # PostgreSQL 16 added per-membership INHERIT and SET options; before, they do not exist.
     inherit_col, set_col = ("am.inherit_option", "am.set_option") if version >= 160000 else ("NULL", "NULL")

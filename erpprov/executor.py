@@ -36,7 +36,6 @@ class ApplyFailed(ErpprovError):
             hint=f"the statement was: {statement}\n  nothing in this transaction was applied; "
                  "fix the cause and apply again",
         )
-        self.action = action
 
 
 def _bucket(action: Action) -> tuple[int, str]:

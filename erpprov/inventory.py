@@ -27,7 +27,6 @@ class Inventory:
     path: Path
     groups: dict[str, Group]
     host_vars: dict[str, dict[str, Any]]  # in order of first appearance
-    source: Source | None = None
 
     @property
     def hosts(self) -> list[str]:
@@ -125,7 +124,7 @@ def load_inventory(path: Path) -> Inventory:
 
 def build_inventory(source: Source, path: Path) -> Inventory:
     data = source.data if source.data is not None else {}
-    inventory = Inventory(path=path, groups={"all": Group("all")}, host_vars={}, source=source)
+    inventory = Inventory(path=path, groups={"all": Group("all")}, host_vars={})
     if not isinstance(data, dict):
         raise ErpprovError("an inventory is a mapping of groups, starting with 'all:'", location=source.locate(()))
     for name, body in data.items():

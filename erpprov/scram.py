@@ -50,8 +50,8 @@ def _keys(password: str, salt: bytes, iterations: int) -> tuple[bytes, bytes]:
     return hashlib.sha256(client_key).digest(), server_key
 
 
-def scram_verifier(password: str, *, salt: bytes | None = None, iterations: int = ITERATIONS) -> str:
-    salt = salt if salt is not None else os.urandom(16)
+def scram_verifier(password: str) -> str:
+    salt, iterations = os.urandom(16), ITERATIONS
     stored, server = _keys(password, salt, iterations)
     b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored)}:{b64(server)}"

@@ -100,7 +100,6 @@ class LiveCluster:
     passwords: dict[str, str | None] | None = None  # None: pg_authid unreadable
     databases: dict[str, DatabaseState] = field(default_factory=dict)
     database_acl: dict[tuple[str, str], Privileges] = field(default_factory=dict)  # (db, grantee)
-    default_encoding: str = "UTF8"
 
 
 @dataclass

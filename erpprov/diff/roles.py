@@ -135,7 +135,7 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Cano
             statements.append(_password_statement(sql.SQL("ALTER ROLE {} WITH ").format(name),
                                                   _role_options(want, changed), password if set_password else None))
             if set_password:
-                before["password"] = SENSITIVE if live.passwords and live.passwords.get(role.name) else None
+                before["password"] = SENSITIVE if stored else None
                 after["password"] = SENSITIVE + " (changed)"
         if have.settings != want.settings:
             statements += _settings_statements(role.name, have.settings, want.settings)

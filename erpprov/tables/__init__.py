@@ -12,11 +12,9 @@ from erpprov.tables.canon import canonicalize
 from erpprov.tables.diff import diff_tables
 from erpprov.tables.explain import explain_failure
 from erpprov.tables.inspect import inspect_tables
-from erpprov.tables.state import DesiredTables, LiveTables, TableDiff, TablesState
+from erpprov.tables.state import TableDiff, TablesState
 
 __all__ = [
-           "DesiredTables",
-           "LiveTables",
            "TableDiff",
            "TablesState",
            "canonicalize",

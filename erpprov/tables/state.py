@@ -136,10 +136,6 @@ class TablesState:
         return taken
 
 
-# The two sides share one type; the aliases document which side a value comes from.
-LiveTables = TablesState
-DesiredTables = TablesState
-
 
 @dataclass
 class TableDiff:
