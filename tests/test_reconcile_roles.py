@@ -323,3 +323,25 @@ def test_non_superuser_reports_what_it_cannot_compare(tmp_path, pg):
     apply_all(targets)
     with pg.connect() as conn:
         assert not conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = 'wants_super'").fetchone()[0]
+
+
+def test_pruned_role_loses_what_new_tables_would_give_it_in_the_same_apply(tmp_path, pg):
+    """A default privilege hands a pruned role SELECT on every new table; the table created in
+    this apply must be revoked in this apply too, or the next plan shows it (no convergence)."""
+    with pg.connect() as conn:
+        conn.execute("CREATE ROLE pr_reader")
+        conn.execute("ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO pr_reader")
+    targets = load_targets(tmp_path, pg, f"""
+        - name: p
+          roles: [{{name: pr_reader, prune: true}}]
+          databases:
+            - name: {pg.dbname}
+              tables:
+                - name: pr_new
+                  columns: [{{name: id, type: integer}}]
+    """)
+    assert f"grant.{pg.dbname}.table.public.pr_new.pr_reader" in dict(plan_of(targets))
+    apply_all(targets, allow=frozenset({Hazard.REVOKES_ACCESS}))
+    assert plan_of(targets) == []
+    with pg.connect() as conn:
+        assert not conn.execute("SELECT has_table_privilege('pr_reader', 'pr_new', 'SELECT')").fetchone()[0]

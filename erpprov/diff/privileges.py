@@ -107,13 +107,20 @@ def grant_action(ref: ObjectRef, to: str, want: Privileges, have: Privileges, *,
     """GRANT what is missing, REVOKE what is extra, and fix grant options: exact for this grantee."""
     if want == have:
         return None
-    return Action(
-        address, _op(want, have), phase, database=database,
-        sql=_acl_statements(want, have, sql.SQL(""), object_clause(ref), grantee(to)),
-        before={"privileges": _privilege_view(have)} if have else None,
-        after={"privileges": _privilege_view(want)} if want else None,
-        hazards=hazards,
-    )
+    return _acl_action(address, phase, database, sql.SQL(""), object_clause(ref), to, want, have, hazards)
+
+
+def _acl_action(address: str, phase: Phase, database: str | None, prefix: sql.Composable, on: sql.Composable,
+                to: str, want: Privileges, have: Privileges, hazards: tuple[Hazard, ...]) -> Action:
+    """The action that takes `to` from `have` to `want` on `on` (GRANT/REVOKE, after `prefix`)."""
+    return Action(address, _op(want, have), phase, database=database,
+                  sql=_acl_statements(want, have, prefix, on, grantee(to)),
+                  before={"privileges": _privilege_view(have)} if have else None,
+                  after={"privileges": _privilege_view(want)} if want else None, hazards=hazards)
+
+
+def _grant_address(database: str, ref: ObjectRef, to: str) -> str:
+    return f"grant.{database}.{ref.kind}.{ref.label()}.{to}"
 
 
 def _privilege_view(privileges: Privileges) -> list[str]:
@@ -188,23 +195,26 @@ def _diff_object_grants(database: str, grants: dict[tuple[ObjectRef, str], Privi
             have = new_object_acl(ref, new_owners[ref], to, live, server_version)
         else:
             have = live.acl.get((ref, to), frozenset())
-        action = grant_action(ref, to, want, have, database=database,
-                              phase=Phase.GRANT, address=f"grant.{database}.{ref.kind}.{ref.label()}.{to}")
+        action = grant_action(ref, to, want, have, database=database, phase=Phase.GRANT,
+                              address=_grant_address(database, ref, to))
         if action:
             result.actions.append(action)
     return result
 
 
 def _prune_privileges(database: str, pruned: set[str], grants: dict[tuple[ObjectRef, str], Privileges],
-                      defaults: dict[DefaultAclKey, Privileges], live: LiveDatabase) -> Result:
-    """For roles with `prune: true`, revoke privileges in this database that the file does not grant."""
+                      defaults: dict[DefaultAclKey, Privileges], live: LiveDatabase,
+                      new_owners: dict[ObjectRef, str], server_version: int) -> Result:
+    """For roles with `prune: true`, revoke privileges in this database that the file does not
+    grant: those held now, and those objects this apply creates will start with."""
     result = Result()
-    for (ref, to), have in sorted(live.acl.items(), key=lambda item: (item[0][0].label(), item[0][1])):
-        action = None
-        if to in pruned and (ref, to) not in grants:
-            action = grant_action(ref, to, frozenset(), have, database=database, phase=Phase.GRANT,
-                                  address=f"grant.{database}.{ref.kind}.{ref.label()}.{to}",
-                                  hazards=(Hazard.REVOKES_ACCESS,))
+    held = {key: have for key, have in live.acl.items() if key[1] in pruned}
+    held |= {(ref, to): new_object_acl(ref, owner, to, live, server_version)
+             for ref, owner in new_owners.items() for to in pruned}
+    for (ref, to), have in sorted(held.items(), key=lambda item: (item[0][0].label(), item[0][1])):
+        action = None if (ref, to) in grants else grant_action(
+            ref, to, frozenset(), have, database=database, phase=Phase.GRANT,
+            address=_grant_address(database, ref, to), hazards=(Hazard.REVOKES_ACCESS,))
         if action:
             result.actions.append(action)
     for key, have in sorted(live.default_acl.items(), key=lambda item: repr(item[0])):
@@ -243,10 +253,8 @@ def _default_acl_action(database: str, key: DefaultAclKey, want: Privileges, hav
     if key.schema is not None:
         prefix = prefix + sql.SQL("IN SCHEMA {} ").format(ident(key.schema))
     address = f"default_privileges.{database}.{key.for_role}.{key.schema or '*'}.{key.on}.{key.grantee}"
-    return Action(address, _op(want, have), Phase.DEFAULT_PRIVILEGE, database=database,
-                  sql=_acl_statements(want, have, prefix, sql.SQL(key.on.upper()), grantee(key.grantee)),
-                  before={"privileges": _privilege_view(have)} if have else None,
-                  after={"privileges": _privilege_view(want)} if want else None, hazards=hazards)
+    return _acl_action(address, Phase.DEFAULT_PRIVILEGE, database, prefix, sql.SQL(key.on.upper()), key.grantee,
+                       want, have, hazards)
 
 
 def diff_privileges(db: model.Database, live: LiveDatabase, cluster: LiveCluster, canon: Canon,
@@ -262,5 +270,6 @@ def diff_privileges(db: model.Database, live: LiveDatabase, cluster: LiveCluster
                if (schema, name) not in live.objects.get(kind, set())}
     result.extend(_diff_object_grants(db.name, grants, live, owners, cluster.server_version))
     result.extend(_diff_default_privileges(db.name, defaults, live, cluster.server_version))
-    result.extend(_prune_privileges(db.name, {r.name for r in roles if r.prune}, grants, defaults, live))
+    result.extend(_prune_privileges(db.name, {r.name for r in roles if r.prune}, grants, defaults, live, owners,
+                                    cluster.server_version))
     return result
