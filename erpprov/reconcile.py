@@ -10,7 +10,7 @@ import os
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
@@ -109,7 +109,8 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         source = db.template if db.template and db.template != "template0" else "template1"
     with connect(target.connection, source) as conn:
         live = catalog.read_database(conn, db.name)
-        canon.functions.update(catalog.canonical_functions(conn, function_signatures(db)))
+        # Function signatures are this database's: its own lookup, not added to the shared canon.
+        canon = replace(canon, functions=catalog.canonical_functions(conn, function_signatures(db)))
         live_tables = tables.inspect_tables(conn)
         if not db.tables or conn.execute(
                 "SELECT has_database_privilege(current_database(), 'CREATE')").fetchone()[0]:
