@@ -113,12 +113,8 @@ def _did_you_mean(word: str, options: list[str]) -> str | None:
 
 
 def load_inventory(path: Path) -> Inventory:
-    if not path.exists():
-        raise ErpprovError(
-            f"inventory not found: {path}",
-            hint="create inventory.yaml (erpprov init scaffolds one) or pass -i PATH",
-        )
-    source = load_yaml(path, what="inventory")
+    source = load_yaml(path, what="inventory",
+                       missing_hint="create inventory.yaml (erpprov init scaffolds one) or pass -i PATH")
     return build_inventory(source, path)
 
 

@@ -98,7 +98,8 @@ def load_project(
             hint="start each play with '- name: ...'",
         )
     limited = set(inventory.match(limit)) if limit else None
-    project_dir = playbook.resolve().parent.parent if playbook.resolve().parent.name == "playbooks" else playbook.resolve().parent
+    playbook_dir = playbook.resolve().parent
+    project_dir = playbook_dir.parent if playbook_dir.name == "playbooks" else playbook_dir
     targets: list[Target] = []
     for index, raw in enumerate(plays):
         if not isinstance(raw, dict):
@@ -117,7 +118,7 @@ def load_project(
             merged = {**inventory.variables(host), **play_vars, **(extra_vars or {})}
             fixed = {
                 "env": env,
-                "playbook_dir": str(playbook.resolve().parent),
+                "playbook_dir": str(playbook_dir),
                 "inventory_hostname": host,
                 "project_dir": str(project_dir),
             }
@@ -136,9 +137,14 @@ def _play_vars(raw: dict[str, Any], index: int, source: Source, base: Path) -> d
         raise ErpprovError("vars_files must be a list of files", location=source.locate((index, "vars_files")))
     for position, name in enumerate(files):
         path = base / str(name)
-        if not path.exists():
-            raise ErpprovError(f"vars file not found: {path}", location=source.locate((index, "vars_files", position)))
-        data = load_yaml(path, what="vars file").data or {}
+        try:
+            data = load_yaml(path, what="vars file").data or {}
+        except ErpprovError as exc:
+            if exc.location is not None:  # inside the file: its own position says more
+                raise
+            # missing, unreadable, not a file: point at the entry that names it
+            raise ErpprovError(exc.message, location=source.locate((index, "vars_files", position)),
+                               hint=exc.hint) from None
         if not isinstance(data, dict):
             raise ErpprovError(f"{path} must hold a mapping of names to values",
                                location=source.locate((index, "vars_files", position)))

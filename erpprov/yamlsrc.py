@@ -321,13 +321,14 @@ def parse_yaml(text: str | bytes, file: str) -> Source:
     return source
 
 
-def load_yaml(path: Path, *, what: str = "file") -> Source:
+def load_yaml(path: Path, *, what: str = "file",
+              missing_hint: str = "check the path, or pass another with its option") -> Source:
     """Read and parse ``path``; a missing or unreadable file is an ErpprovError too."""
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise ErpprovError(f"{what} not found: {path}", hint="check the path, or pass another with its option") from None
+        raise ErpprovError(f"{what} not found: {path}", hint=missing_hint) from None
     except IsADirectoryError:
         raise ErpprovError(f"{what} is a directory, not a file: {path}") from None
     except OSError as exc:
