@@ -315,6 +315,8 @@ def status(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], 
         click.echo(f"{target.host} ({report.driver}): {'healthy' if report.healthy else 'UNHEALTHY'}")
         for name, ok, detail in report.checks:
             click.echo(f"  {'ok  ' if ok else 'FAIL'} {name}: {detail}")
+        for name, value in report.facts.items():
+            click.echo(f"       {name}: {value}")
     if not healthy:
         sys.exit(1)
 

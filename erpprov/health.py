@@ -16,6 +16,7 @@ from erpprov.loader import Target
 class HealthReport:
     driver: str
     checks: list[tuple[str, bool, str]] = field(default_factory=list)
+    facts: dict[str, str] = field(default_factory=dict)  # what the driver knows: image, ports, data dir, ...
 
     @property
     def healthy(self) -> bool:
@@ -27,8 +28,8 @@ def check_target(target: Target) -> HealthReport:
         driver = make_driver(target)
     except ErpprovError as exc:
         return HealthReport("?", [("driver", False, exc.message)])
-    report = HealthReport(driver.name)
     state = driver.status()
+    report = HealthReport(driver.name, facts=state.facts)
     report.checks.append((driver.name, state.running and state.healthy,
                           "running" if state.running else ("stopped" if state.exists else "not created")
                           + (f" ({state.detail})" if state.detail else "")))

@@ -64,6 +64,7 @@ def test_dev_playbook_from_nothing_then_nothing_to_do(dev_project):
     status = erpprov(cwd, env, "status", *extra)
     assert status.returncode == 0, status.stdout
     assert f"localhost ({driver}): healthy" in status.stdout and "role myapp: can log in to erp" in status.stdout
+    assert ("data_dir: " if driver == "local" else "image: ") in status.stdout  # the driver's facts are shown
 
     with psycopg.connect(host="127.0.0.1", port=port, user="myapp", password="app-pw", dbname="erp",
                          autocommit=True) as conn:
