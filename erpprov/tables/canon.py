@@ -31,6 +31,7 @@ from psycopg import sql
 
 from erpprov import model
 from erpprov.errors import ErpprovError
+from erpprov.tables import ddl
 from erpprov.tables.inspect import inspect_tables, read_tables, scratch_filter
 from erpprov.tables.names import choose_name
 from erpprov.tables.state import (
@@ -99,28 +100,20 @@ def _needs_build(index: model.Index, columns: set[str]) -> bool:
     return index.where is not None or not all(split_entry(e, columns)[1] for e in index.columns)
 
 
-def _index_tail(index: model.Index, columns: set[str]) -> sql.Composed:
-    """`USING method (entries) [INCLUDE (...)] [WHERE ...]`, entries and predicate as written."""
-    keys: list[sql.Composable] = []
+def _written_keys(index: model.Index, columns: set[str]) -> tuple[IndexKey, ...]:
+    """The index's `columns` entries as keys: columns, and expressions as written."""
+    keys = []
     for entry in index.columns:
         body, is_column, descending, nulls_first = split_entry(entry, columns)
-        key = sql.Identifier(body) if is_column else sql.SQL("({})").format(sql.SQL(body))
-        ordering = ("DESC" if descending else "") + (" NULLS FIRST" if nulls_first and not descending else "")
-        ordering += " NULLS LAST" if descending and not nulls_first else ""
-        keys.append(sql.SQL("{} {}").format(key, sql.SQL(ordering)) if ordering else key)
-    query = sql.SQL("USING {} ({})").format(sql.Identifier(index.method), sql.SQL(", ").join(keys))
-    if index.include:
-        query = sql.SQL("{} INCLUDE ({})").format(query, sql.SQL(", ").join(map(sql.Identifier, index.include)))
-    if index.where:
-        query = sql.SQL("{} WHERE {}").format(query, sql.SQL(index.where))
-    return query
+        keys.append(IndexKey(column=body if is_column else None, expression=None if is_column else body,
+                             descending=descending, nulls_first=nulls_first))
+    return tuple(keys)
 
 
-def _scratch_index(table: sql.Identifier, index: model.Index, columns: set[str]) -> sql.Composed:
-    return sql.SQL("CREATE {}INDEX {}ON {} {}").format(
-        sql.SQL("UNIQUE " if index.unique else ""),
-        sql.SQL("{} ").format(sql.Identifier(index.name)) if index.name else sql.SQL(""),
-        table, _index_tail(index, columns))
+def _as_written(index: model.Index, columns: set[str]) -> IndexState:
+    """The index as the file writes it, for `ddl` to spell (name "" lets PostgreSQL choose one)."""
+    return IndexState(name=index.name or "", unique=index.unique, method=index.method,
+                      keys=_written_keys(index, columns), include=tuple(index.include), predicate=index.where)
 
 
 def _scratch_table(table: sql.Identifier, t: model.Table, typed: dict[int, ColumnState],
@@ -152,9 +145,9 @@ def _scratch_table(table: sql.Identifier, t: model.Table, typed: dict[int, Colum
     return query
 
 
-def _execute(conn: psycopg.Connection, units: list[_Unit]) -> None:
+def _execute(conn: psycopg.Connection, statements: Iterable[sql.Composable]) -> None:
     # no parameters: sent as one simple-protocol multi-statement string, one round trip
-    conn.execute(sql.SQL(";\n").join(u.statement for u in units).as_string(conn))
+    conn.execute(sql.SQL(";\n").join(statements).as_string(conn))
 
 
 def _culprit(conn: psycopg.Connection, units: list[_Unit], error: psycopg.Error) -> ErpprovError:
@@ -199,7 +192,7 @@ def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: Tabl
     pending = units  # the statements an error would be about
     try:
         with conn.transaction(force_rollback=True):
-            _execute(conn, units)
+            _execute(conn, (u.statement for u in units))
             typed: dict[str, ColumnState] = {}
             for table in read_tables(conn, scratch_filter([types_schema])).tables.values():
                 typed.update({c.name: c for c in table.columns})
@@ -207,7 +200,7 @@ def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: Tabl
             built, needs_build, pending = _table_builds(tables, typed_by_column, stand_in, tag)
             scratch = TablesState({})
             if pending:
-                _execute(conn, pending)
+                _execute(conn, (u.statement for u in pending))
                 scratch = read_tables(conn, scratch_filter(list(stand_in.values())))
     except psycopg.Error as exc:
         raise _culprit(conn, pending, exc) from None
@@ -227,18 +220,20 @@ def _settle_reprints(conn: psycopg.Connection, desired: TablesState, live: Table
     server prints then: equal means equivalent, and the live text is kept."""
     checks: list[tuple[tuple[str, str], str, str]] = []  # (table, name, desired definition)
     predicates: list[tuple[tuple[str, str], str, str]] = []
+    live_checks: dict[tuple[str, str], dict[str, ConstraintState]] = {}  # per table, by name
+    live_indexes: dict[tuple[str, str], dict[str, IndexState]] = {}
     for key, table in desired.tables.items():
         current = live.tables.get(key)
         if current is None:
             continue
-        live_checks = {c.name: c for c in current.constraints if c.kind == CHECK}
+        table_checks = live_checks[key] = {c.name: c for c in current.constraints if c.kind == CHECK}
         checks += [(key, c.name, c.definition) for c in table.constraints
-                   if c.kind == CHECK and c.name in live_checks and c.definition
-                   and live_checks[c.name].definition != c.definition]
-        live_indexes = {i.name: i for i in current.indexes}
+                   if c.kind == CHECK and c.name in table_checks and c.definition
+                   and table_checks[c.name].definition != c.definition]
+        table_indexes = live_indexes[key] = {i.name: i for i in current.indexes}
         predicates += [(key, i.name, i.predicate) for i in table.indexes
-                       if i.predicate and i.name in live_indexes and live_indexes[i.name].predicate
-                       and live_indexes[i.name].predicate != i.predicate and current.columns]
+                       if i.predicate and i.name in table_indexes and table_indexes[i.name].predicate
+                       and table_indexes[i.name].predicate != i.predicate and current.columns]
     if not checks and not predicates:
         return desired
     schema = f"erpprov_scratch_{uuid.uuid4().hex[:10]}_reprint"
@@ -255,25 +250,23 @@ def _settle_reprints(conn: psycopg.Connection, desired: TablesState, live: Table
         for key, name, predicate in predicates]
     try:
         with conn.transaction(force_rollback=True):
-            conn.execute(sql.SQL(";\n").join(statements).as_string(conn))
+            _execute(conn, statements)
             reprinted = read_tables(conn, scratch_filter([schema]))
     except psycopg.Error:
         return desired  # cannot tell: keep the plain comparison (the diff then shows the change)
     tables = dict(desired.tables)
     for key, copy in copies.items():
         again = reprinted.tables[(schema, copy)]
-        current = live.tables[key]
+        table_checks, table_indexes = live_checks[key], live_indexes[key]
         same_checks = {c.name for c in again.constraints if c.kind == CHECK
-                       and any(l.name == c.name and l.definition == c.definition for l in current.constraints)}
+                       and c.name in table_checks and table_checks[c.name].definition == c.definition}
         same_predicates = {i.name for i in again.indexes
-                           if any(l.name == i.name and l.predicate == i.predicate for l in current.indexes)}
-        live_checks = {c.name: c.definition for c in current.constraints}
-        live_predicates = {i.name: i.predicate for i in current.indexes}
+                           if i.name in table_indexes and table_indexes[i.name].predicate == i.predicate}
         table = tables[key]
         tables[key] = replace(table, constraints=tuple(
-            replace(c, definition=live_checks[c.name]) if c.kind == CHECK and c.name in same_checks else c
+            replace(c, definition=table_checks[c.name].definition) if c.kind == CHECK and c.name in same_checks else c
             for c in table.constraints), indexes=tuple(
-            replace(i, predicate=live_predicates[i.name]) if i.name in same_predicates else i
+            replace(i, predicate=table_indexes[i.name].predicate) if i.name in same_predicates else i
             for i in table.indexes))
     return TablesState(tables)
 
@@ -290,10 +283,11 @@ def _table_builds(tables: list[model.Table], typed: dict[int, ColumnState], stan
         built_indexes = [ix for ix in t.indexes if _needs_build(ix, names)]
         needs_build.update(id(ix) for ix in built_indexes)
         if t.checks or built_indexes or any(c.generated is not None for c in t.columns):
-            target = sql.Identifier(stand_in[t.schema_], t.name)
             key = None if any(ix.unique for ix in built_indexes) else f"erpprov_scratch_key_{tag}"
-            units.append(_Unit(f"table {t.schema_}.{t.name}", _scratch_table(target, t, typed, key)))
-            units += [_Unit(f"index {ix.name or ix.columns} on {t.schema_}.{t.name}", _scratch_index(target, ix, names))
+            units.append(_Unit(f"table {t.schema_}.{t.name}", _scratch_table(
+                sql.Identifier(stand_in[t.schema_], t.name), t, typed, key)))
+            units += [_Unit(f"index {ix.name or ix.columns} on {t.schema_}.{t.name}",
+                            ddl.create_index(stand_in[t.schema_], t.name, _as_written(ix, names)))
                       for ix in built_indexes]
             built.append(t)
     if units:
@@ -367,10 +361,9 @@ def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_bu
                 indexes.append(IndexState(name=got.name, unique=got.unique, method=got.method, keys=got.keys,
                                           include=got.include, predicate=got.predicate,
                                           declared_name=ix.name is not None,
-                                          source=_index_tail(ix, names).as_string(None)))
+                                          source=ddl.index_tail(_as_written(ix, names)).as_string(None)))
             else:
-                keys = tuple(IndexKey(column=body, expression=None, descending=desc, nulls_first=nf)
-                             for body, _, desc, nf in (split_entry(e, names) for e in ix.columns))
+                keys = _written_keys(ix, names)  # plain columns only (else it is built)
                 name = ix.name or choose_name(t.name, [k.column for k in keys] + list(ix.include), "idx", used)
                 indexes.append(IndexState(name=name, unique=ix.unique, method=ix.method, keys=keys,
                                           include=tuple(ix.include), declared_name=ix.name is not None))

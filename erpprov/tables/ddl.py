@@ -6,7 +6,16 @@ from __future__ import annotations
 from psycopg import sql
 
 from erpprov.plan import Statement
-from erpprov.tables.state import CHECK, FOREIGN_KEY, PRIMARY_KEY, UNIQUE, ColumnState, ConstraintState, IndexState
+from erpprov.tables.state import (
+    CHECK,
+    FOREIGN_KEY,
+    PRIMARY_KEY,
+    UNIQUE,
+    ColumnState,
+    ConstraintState,
+    IndexKey,
+    IndexState,
+)
 
 
 def render(query: sql.Composable) -> Statement:
@@ -77,7 +86,7 @@ def create_table(schema: str, name: str, columns: tuple[ColumnState, ...],
     return render(sql.SQL("CREATE TABLE {} ({})").format(ident(schema, name), sql.SQL(", ").join(items)))
 
 
-def index_key(key) -> sql.Composed:  # key: IndexKey
+def index_key(key: IndexKey) -> sql.Composed:
     parts: list[sql.Composable] = [
         sql.Identifier(key.column) if key.expression is None else sql.SQL("({})").format(sql.SQL(key.expression))
     ]
@@ -91,7 +100,7 @@ def index_key(key) -> sql.Composed:  # key: IndexKey
 
 
 def create_index(schema: str, table: str, index: IndexState, *, name: str | None = None) -> sql.Composed:
-    """`name` None with `index.name` empty lets PostgreSQL choose (the scratch build does that)."""
+    """`name` None with `index.name` empty lets PostgreSQL choose (canon's scratch build does that)."""
     chosen = name if name is not None else index.name
     return sql.SQL("CREATE {}INDEX {}ON {} {}").format(
         sql.SQL("UNIQUE " if index.unique else ""),
@@ -100,7 +109,8 @@ def create_index(schema: str, table: str, index: IndexState, *, name: str | None
 
 
 def index_tail(index: IndexState) -> sql.Composed:
-    """`USING method (keys) [INCLUDE (...)] [WHERE ...]` from the state."""
+    """`USING method (keys) [INCLUDE (...)] [WHERE ...]` from the state; canon also spells an
+    index as written with it (its scratch build and `IndexState.source`)."""
     query = sql.SQL("USING {} ({})").format(sql.Identifier(index.method),
                                             sql.SQL(", ").join(index_key(k) for k in index.keys))
     if index.include:

@@ -319,9 +319,7 @@ class _Differ:
     def _update_table(self, want: TableState, have: TableState, broken: set[tuple]) -> None:
         s, t = want.schema, want.name
         rebuilt = self.rebuilt[want.key] = self._columns(want, have)
-        kept = {c.name for c in have.columns} - {c.name for c in want.columns}  # unmanaged columns
-        if s in self.prune:
-            kept = set()
+        kept = self._kept(want, have)
 
         def usable(obj) -> bool:
             return not (set(obj.columns) & rebuilt)  # else it goes with the column dropped and re-added
@@ -393,6 +391,13 @@ class _Differ:
             self.out.add(self.a_table(s, t), Op.UPDATE, Phase.COMMENT,
                          [ddl.alter_table(s, t, sql.SQL("OWNER TO {}").format(ddl.ident(want.owner)))],
                          before={"owner": have.owner}, after={"owner": want.owner})
+
+    def _kept(self, want: TableState, have: TableState) -> set[str]:
+        """The unmanaged columns: live ones the file does not mention, left alone with what
+        involves them (none when the schema is pruned: they are dropped)."""
+        if want.schema in self.prune:
+            return set()
+        return {c.name for c in have.columns} - {c.name for c in want.columns}
 
     def _free_name(self, schema: str, name: str, have: TableState, own: list[str]) -> str:
         """The desired name, unless a live object elsewhere already holds it (then the next free
@@ -570,9 +575,8 @@ class _Differ:
                 UNIQUE: "fails if existing rows hold duplicate values",
                 CHECK: "fails if an existing row violates it",
                 FOREIGN_KEY: "fails if an existing row references a key that does not exist"}[con.kind]
-        hazards = (Hazard.VALIDATES_DATA,) if con.kind == FOREIGN_KEY else (Hazard.VALIDATES_DATA, Hazard.LOCKS_TABLE)
         self.out.add(self.a_constraint(s, t, con.name), Op.CREATE, phase, [ddl.add_constraint(s, t, con)],
-                     after=_constraint_view(con), hazards=_hazards(have, *hazards),
+                     after=_constraint_view(con), hazards=_hazards(have, *_adding_hazards(con)),
                      note=f"{word}: {note}" if have is not None and have.has_rows else None)
 
     def _drop_constraint(self, s: str, t: str, con: ConstraintState, *, phase: Phase = Phase.DROP_CONSTRAINT,
@@ -582,10 +586,10 @@ class _Differ:
 
     def _replace_constraint(self, s: str, t: str, want: ConstraintState, have_con: ConstraintState,
                             table: TableState, phase: Phase = Phase.CONSTRAINT) -> None:
-        hazards = (Hazard.VALIDATES_DATA,) if want.kind == FOREIGN_KEY else (Hazard.VALIDATES_DATA, Hazard.LOCKS_TABLE)
         self.out.add(self.a_constraint(s, t, want.name), Op.REPLACE, phase,
                      [ddl.drop_constraint(s, t, have_con.name), ddl.add_constraint(s, t, want)],
-                     before=_constraint_view(have_con), after=_constraint_view(want), hazards=_hazards(table, *hazards),
+                     before=_constraint_view(have_con), after=_constraint_view(want),
+                     hazards=_hazards(table, *_adding_hazards(want)),
                      note="dropped and added again; adding it checks every existing row" if table.has_rows else None)
 
     def _validate(self, s: str, t: str, con: ConstraintState, table: TableState) -> None:
@@ -624,22 +628,16 @@ class _Differ:
             if want.key in self.same and not broken and not self.retyped:
                 continue
             rebuilt = self.rebuilt.get(want.key, set())
-            kept = set() if s in self.prune else {c.name for c in have.columns} - {c.name for c in want.columns}
+            kept = self._kept(want, have)
             live = [c for c in have.constraints if c.kind == FOREIGN_KEY and not (set(c.columns) & rebuilt)]
             pairs_f, missing, extra = _match(wanted, live)
             for w, h in pairs_f:
-                target_broken = (h.ref_schema, h.ref_table, h.ref_columns) in broken
-                retyped = any((s, t, c) in self.retyped for c in h.columns) or any(
-                    (h.ref_schema, h.ref_table, c) in self.retyped for c in h.ref_columns)
-                if w.shape() != h.shape() or target_broken or retyped:
-                    if retyped:  # both ends must change type without the key checking them
-                        self._drop_constraint(s, t, h, phase=Phase.TABLE, order=FK_DROP)
-                        self._add_constraint(s, t, w, have, Phase.FOREIGN_KEY)
-                    elif target_broken:  # must go before the key it references is replaced
-                        self._drop_constraint(s, t, h, phase=Phase.CONSTRAINT, order=FK_DROP)
-                        self._add_constraint(s, t, w, have, Phase.FOREIGN_KEY)
-                    else:
-                        self._replace_constraint(s, t, w, h, have, Phase.FOREIGN_KEY)
+                slot = self._fk_drop_slot(s, t, h, broken)
+                if slot["phase"] != Phase.DROP_CONSTRAINT:  # it must go early: dropped, added back later
+                    self._drop_constraint(s, t, h, **slot)
+                    self._add_constraint(s, t, w, have, Phase.FOREIGN_KEY)
+                elif w.shape() != h.shape():
+                    self._replace_constraint(s, t, w, h, have, Phase.FOREIGN_KEY)
                 elif not h.validated:
                     self._validate(s, t, h, have)
             for w in missing:
@@ -650,8 +648,10 @@ class _Differ:
                 self._drop_constraint(s, t, h, **self._fk_drop_slot(s, t, h, broken))
 
     def _fk_drop_slot(self, s: str, t: str, fk: ConstraintState, broken: set[tuple]) -> dict:
-        """When a foreign key that goes away must be dropped: before any column type change at
-        either end, before the key it references is replaced, else with the other drops (first)."""
+        """When a foreign key that goes away, or is dropped to be added again, must be dropped:
+        before any column type change at either end (both ends change type without the key
+        checking them), before the key it references is replaced, else with the other drops
+        (first)."""
         if any((s, t, c) in self.retyped for c in fk.columns) or any(
                 (fk.ref_schema, fk.ref_table, c) in self.retyped for c in fk.ref_columns):
             return {"phase": Phase.TABLE, "order": FK_DROP}
@@ -697,6 +697,13 @@ def _same_set(a: tuple, b: tuple) -> bool:
     if len(a) != len(b):
         return False
     return a == b or sorted(a, key=lambda o: o.name) == sorted(b, key=lambda o: o.name)
+
+
+def _adding_hazards(con: ConstraintState) -> tuple[Hazard, ...]:
+    """What adding `con` risks (before `_hazards` keeps only what counts on the table)."""
+    if con.kind == FOREIGN_KEY:
+        return (Hazard.VALIDATES_DATA,)
+    return (Hazard.VALIDATES_DATA, Hazard.LOCKS_TABLE)
 
 
 def _key_like(index: IndexState) -> bool:
