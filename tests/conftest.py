@@ -3,9 +3,7 @@ database (with cluster-wide objects cleaned up afterwards) for each test that as
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +14,7 @@ import pytest
 from psycopg import sql
 
 from erpprov.cluster import LocalCluster, free_port
+from tests.helpers import reachable_tempdir
 
 pytest_plugins = ["tests.dockerenv"]  # the engine and test-image fixtures
 
@@ -43,13 +42,6 @@ class Server:
         path = tmp / "inventory.yaml"
         path.write_text(yaml.safe_dump({"all": {"children": {"dev": {"hosts": {"localhost": variables}}}}}))
         return path
-
-
-def reachable_tempdir() -> Path:
-    """A temporary directory that the server's account can reach (pytest's own are private to root)."""
-    base = Path(tempfile.mkdtemp(prefix="erpprov-test-"))
-    os.chmod(base, 0o755)  # as root the server runs as another account that must reach its data dir
-    return base
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,13 @@ def apply_all(targets: list[Target], *, allow: frozenset[Hazard] = frozenset()) 
                               lambda kind, action: None, lambda text: None)
         changed += [a.address for a in report.changed]
     return changed
+
+
+def reachable_tempdir(prefix: str = "erpprov-test-") -> Path:
+    """A temporary directory that the server's account can reach (pytest's own are private to root)."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(base, 0o755)  # as root the server runs as another account (`postgres`) that must reach its data dir
+    return base
 
 
 def run_erpprov(cwd: Path, *args: str, env: dict[str, str] | None = None,

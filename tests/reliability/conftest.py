@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ import pytest
 import yaml
 
 from erpprov.cluster import LocalCluster, free_port
+from tests.helpers import reachable_tempdir
 
 REPO = Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024
@@ -51,28 +54,24 @@ def _limits(mem: int | None, umask: int | None = None):  # type: ignore[no-untyp
     return apply
 
 
+def cli_environ(env: dict[str, str] | None = None, drop: tuple[str, ...] = ()) -> dict[str, str]:
+    """The environment of a CLI run: ours, ``env`` over it, without ``drop``, this checkout importable."""
+    environ = {**os.environ, **(env or {})}
+    for key in drop:
+        environ.pop(key, None)
+    environ["PYTHONPATH"] = str(REPO) + os.pathsep + environ.get("PYTHONPATH", "")
+    return environ
+
+
 def erpprov(cwd: Path, *args: str, timeout: float = 60, mem: int | None = 1024 * MiB,
             env: dict[str, str] | None = None, drop_env: tuple[str, ...] = (), umask: int | None = None) -> Run:
     """`python -m erpprov ARGS` in ``cwd``, killed after ``timeout`` seconds, address space capped."""
-    import signal
-    import time
-
-    environ = {**os.environ, **(env or {})}
-    for key in drop_env:
-        environ.pop(key, None)
-    environ["PYTHONPATH"] = str(REPO) + os.pathsep + environ.get("PYTHONPATH", "")
+    environ = cli_environ(env, drop_env)
     environ.setdefault("NO_COLOR", "1")
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "erpprov", *args], cwd=cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=environ, preexec_fn=_limits(mem, umask))
-    try:
-        out, err = proc.communicate(timeout=timeout)
-        code = proc.returncode
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate(timeout=30)
-        code = TIMED_OUT
-    return Run(code, out, err, time.monotonic() - started)
+    return finish(proc, timeout, started=started)
 
 
 def erpprov_many(jobs: list[tuple[Path, tuple[str, ...], float]], mem: int = 1024 * MiB, parallel: int = 3,
@@ -85,9 +84,8 @@ def erpprov_many(jobs: list[tuple[Path, tuple[str, ...], float]], mem: int = 102
                "jobs": [{"cwd": str(cwd), "args": list(args), "timeout": timeout, "mem": mem}
                         for cwd, args, timeout in jobs]}
     budget = sum(t for _, _, t in jobs) / parallel + max(t for _, _, t in jobs) + 60
-    environ = {**os.environ, **(env or {}), "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     out = subprocess.run([sys.executable, str(Path(__file__).with_name("forkcli.py"))], input=json.dumps(request),
-                         capture_output=True, text=True, timeout=budget, env=environ, check=True)
+                         capture_output=True, text=True, timeout=budget, env=cli_environ(env), check=True)
     return [Run(r["returncode"], r["stdout"], r["stderr"], r["seconds"]) for r in json.loads(out.stdout)]
 
 
@@ -191,19 +189,11 @@ def diff_snapshots(before: dict[str, Any], after: dict[str, Any]) -> dict[str, t
 
 # --- dedicated clusters --------------------------------------------------------------------------
 
-def reachable_tempdir(prefix: str = "erpprov-rel-") -> Path:
-    import tempfile
-
-    base = Path(tempfile.mkdtemp(prefix=prefix))
-    os.chmod(base, 0o755)  # as root the server runs as `postgres`, which must reach its data dir
-    return base
-
-
 class OwnCluster:
     """A LocalCluster that belongs to one test (never the session's `pg_cluster`)."""
 
     def __init__(self, password: str = "own-cluster-secret", conf: str = "") -> None:
-        self.base = reachable_tempdir()
+        self.base = reachable_tempdir("erpprov-rel-")
         self.password = password
         self.cluster = LocalCluster(self.base / "data", free_port())
         self.cluster.init(password)
@@ -263,17 +253,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def start_erpprov(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """`erpprov ARGS` started in the background, in its own process group (so we kill only it)."""
-    environ = {**os.environ, **(env or {}), "NO_COLOR": "1",
-               "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.Popen([sys.executable, "-m", "erpprov", *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=environ, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, env={**cli_environ(env), "NO_COLOR": "1"},
+                            start_new_session=True)
 
 
-def finish(proc: subprocess.Popen[str], timeout: float = 120) -> Run:
-    import signal
-    import time
-
-    started = time.monotonic()
+def finish(proc: subprocess.Popen[str], timeout: float = 120, started: float | None = None) -> Run:
+    """Wait for ``proc`` at most ``timeout`` seconds, then SIGKILL its process group (TIMED_OUT).
+    ``seconds`` counts from ``started`` (a time.monotonic() value), or from now."""
+    if started is None:
+        started = time.monotonic()
     try:
         out, err = proc.communicate(timeout=timeout)
         code = proc.returncode

@@ -13,7 +13,7 @@ import yaml
 from erpprov.errors import ErpprovError
 from tests.helpers import apply_all, load_targets, plan_of
 
-from .conftest import diff_snapshots, snapshot
+from .conftest import diff_snapshots, snapshot, unique
 from .kinds import covers
 
 INJECTION = "'; DROP TABLE canary; --"
@@ -102,7 +102,7 @@ def test_hostile_names_in_every_kind_of_object(tmp_path, pg):
 @pytest.mark.parametrize("password", ["it's", 'dq"dq', "back\\slash\\\\", "$$; DROP ROLE x; $$",
                                       "'; ALTER ROLE postgres PASSWORD 'x'; --", "ünïcødé ☃ pässwörd", " lead trail "])
 def test_passwords_with_quotes_and_backslashes(tmp_path, pg, password):
-    role = f"pw_{uuid.uuid4().hex[:8]}"
+    role = unique("pw")
     play = [{"name": "pw", "hosts": "dev", "roles": [{"name": role, "login": True, "password": "{{ pw }}"}],
              "vars": {"pw": "{{ env_pw }}"}}]
     before = snapshot(pg.connect, [pg.dbname])
@@ -131,7 +131,7 @@ def test_passwords_with_quotes_and_backslashes(tmp_path, pg, password):
     ("role_setting_name", "search_path = public; DROP TABLE canary; --"),
 ])
 def test_sql_looking_values_are_data_or_a_clean_error(tmp_path, pg, field, value):
-    role = f"v_{uuid.uuid4().hex[:8]}"
+    role = unique("v")
     db = f"{pg.dbname}_v"
     play: dict = {"name": "values", "hosts": "dev", "roles": [{"name": role}]}
     if field == "valid_until":
@@ -175,7 +175,7 @@ def test_invalid_names_are_validation_errors(tmp_path, pg, where, name):
 
 @covers("sql_looking_values")
 def test_quoted_search_path_converges(tmp_path, pg):
-    role = f"sp_{uuid.uuid4().hex[:8]}"
+    role = unique("sp")
     targets = load_targets(tmp_path, pg, _dump([{"name": "sp", "hosts": "dev", "roles": [
         {"name": role, "settings": {"search_path": '"$user", public'}}]}]))
     apply_all(targets)
@@ -184,7 +184,7 @@ def test_quoted_search_path_converges(tmp_path, pg):
 
 @covers("sql_looking_values")
 def test_comma_in_a_scalar_setting(tmp_path, pg):
-    role = f"sc_{uuid.uuid4().hex[:8]}"
+    role = unique("sc")
     targets = load_targets(tmp_path, pg, _dump([{"name": "sc", "hosts": "dev", "roles": [
         {"name": role, "settings": {"application_name": "x,y"}}]}]))
     apply_all(targets)

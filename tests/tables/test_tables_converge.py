@@ -21,7 +21,8 @@ def _dev_tables():
 
 
 def test_dev_playbook_creates_keys_and_indexes_and_replans_empty(conn):
-    first = converge(conn, _dev_tables())
+    spec = _dev_tables()
+    first = converge(conn, spec)
     assert [a.op for a in first.actions] == [Op.CREATE] * len(first.actions)
     live = inspect_tables(conn)
     names = {(t.name, c.name) for t in live.tables.values() for c in t.constraints}
@@ -34,7 +35,7 @@ def test_dev_playbook_creates_keys_and_indexes_and_replans_empty(conn):
     assert users.column("id").serial and users.column("id").type == "integer"
     assert live.tables[("public", "orders")].column("id").type == "bigint"
     # the predicted names are exactly PostgreSQL's: the desired state equals what was built
-    assert managed_view(canonicalize(conn, _dev_tables())) == managed_view(live)
+    assert managed_view(canonicalize(conn, spec, live)) == managed_view(live)
     # FKs are created after every table, in their own phase
     fk_phases = {a.phase for a in first.actions if a.address.endswith("_fkey")}
     assert fk_phases == {Phase.FOREIGN_KEY}
@@ -156,7 +157,8 @@ def test_schemas_foreign_keys_and_index_features_converge(conn):
     - {columns: [(pa + 1)], method: hash, name: child_hash}
 """)
     converge(conn, spec)
-    assert managed_view(canonicalize(conn, spec)) == managed_view(inspect_tables(conn))
+    live = inspect_tables(conn)
+    assert managed_view(canonicalize(conn, spec, live)) == managed_view(live)
 
 
 def test_foreign_key_cycle_converges(conn):
@@ -265,7 +267,7 @@ def test_odd_identifiers_converge(conn):
     converge(conn, spec)
     live = inspect_tables(conn)
     assert ("Sales Dept", 'Order "Lines" 2024.v1') in live.tables
-    assert managed_view(canonicalize(conn, spec)) == managed_view(live)
+    assert managed_view(canonicalize(conn, spec, live)) == managed_view(live)
     renamed = tables(WEIRD.replace("- {name: '名前', type: varchar(10)}",
                                    "- {name: 'Namé 2', type: varchar(10), renamed_from: '名前'}")
                      .replace("lower(\"名前\")", "lower(\"Namé 2\")"))
