@@ -100,29 +100,40 @@ def read_database(conn: psycopg.Connection, name: str) -> LiveDatabase:
         live.extensions[ext] = ExtensionState(ext, version, schema)
     acl: dict[tuple[ObjectRef, str], set[tuple[str, bool]]] = defaultdict(set)
     objects: dict[str, set[tuple[str, str]]] = defaultdict(set)
-    for kind, schema, obj, grantee, privilege, grantable in _rows(conn, f"""
+    # One row per ACL entry (at least one per object), each with the object's owner and, for a
+    # function, its signature: argument types only, as to_regprocedure reads it (oidvectortypes
+    # prints each type as format_type(t, NULL) does).
+    for kind, schema, obj, owner, signature, grantee, privilege, grantable in _rows(conn, f"""
         WITH objs AS (
             SELECT 'schema' AS kind, NULL::text AS schema, n.nspname::text AS name,
+                   pg_get_userbyid(n.nspowner) AS owner, NULL::text AS signature,
                    coalesce(n.nspacl, acldefault('n', n.nspowner)) AS acl
             FROM pg_namespace n WHERE {USER_SCHEMA.format(n='n')}
           UNION ALL
             SELECT CASE c.relkind WHEN 'S' THEN 'sequence' ELSE 'table' END, n.nspname, c.relname,
+                   pg_get_userbyid(c.relowner), NULL,
                    coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's'::"char" ELSE 'r'::"char" END,
                                                  c.relowner))
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND {USER_SCHEMA.format(n='n')}
           UNION ALL
             SELECT 'function', n.nspname, format('%s(%s)', p.proname, pg_get_function_identity_arguments(p.oid)),
+                   pg_get_userbyid(p.proowner),
+                   format('%s(%s)', quote_ident(p.proname), oidvectortypes(p.proargtypes)),
                    coalesce(p.proacl, acldefault('f', p.proowner))
             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE p.prokind IN ('f', 'p') AND {USER_SCHEMA.format(n='n')}
         )
-        SELECT o.kind, o.schema, o.name, coalesce(r.rolname, 'PUBLIC'), a.privilege_type, a.is_grantable
+        SELECT o.kind, o.schema, o.name, o.owner, o.signature,
+               coalesce(r.rolname, 'PUBLIC'), a.privilege_type, a.is_grantable
         FROM objs o LEFT JOIN LATERAL aclexplode(o.acl) a ON true LEFT JOIN pg_roles r ON r.oid = a.grantee
     """):
         ref = ObjectRef(kind, schema, obj)
         if kind != "schema":
             objects[kind].add((schema, obj))
+        live.owners[ref] = owner
+        if signature is not None:
+            live.signatures[ref] = signature
         if privilege is not None:
             acl[(ref, grantee)].add((privilege, grantable))
     live.acl = {key: frozenset(value) for key, value in acl.items()}
@@ -168,10 +179,10 @@ def canonical_functions(conn: psycopg.Connection, signatures: list[str]) -> dict
     if not signatures:
         return {}
     rows = _rows(conn, """
-        SELECT s, (SELECT format('%%s(%%s)', p.proname, pg_get_function_identity_arguments(p.oid))
-                   FROM pg_proc p WHERE p.oid = to_regprocedure(s)),
-               (SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-                WHERE p.oid = to_regprocedure(s))
+        SELECT s, CASE WHEN p.oid IS NOT NULL
+                       THEN format('%%s(%%s)', p.proname, pg_get_function_identity_arguments(p.oid)) END,
+               n.nspname
         FROM unnest(%s::text[]) AS s
+        LEFT JOIN pg_proc p ON p.oid = to_regprocedure(s) LEFT JOIN pg_namespace n ON n.oid = p.pronamespace
     """, (signatures,))
     return {s: ((schema, sig) if sig else None) for s, sig, schema in rows}

@@ -20,7 +20,6 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -31,6 +30,7 @@ from erpprov.diff.privileges import all_privileges, implicit_acl
 from erpprov.errors import ErpprovError
 from erpprov.state import (
     PUBLIC,
+    ROLE_FLAGS,
     LiveCluster,
     LiveDatabase,
     Member,
@@ -60,27 +60,7 @@ BUILTIN_EXTENSIONS = frozenset({"plpgsql"})
 
 _SERIAL_TYPES = {"integer": "serial", "bigint": "bigserial", "smallint": "smallserial"}
 _CREATE_ROLE_DEFAULTS = RoleState(name="")
-_ROLE_ATTRIBUTES = ("login", "superuser", "createdb", "createrole", "inherit", "replication", "bypassrls",
-                    "connection_limit", "valid_until")
-
-# Owners of sequences and functions: `read_database` reads their ACLs but not their owners, which
-# `implicit_acl` needs. One query per database. It also gives each function the spelling a grant's
-# `functions:` list takes: argument types only (`add(integer, integer)`), as to_regprocedure reads
-# it, where the ACL's name carries the argument names too.
-_OWNERS = """
-SELECT CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END, n.nspname, c.relname::text,
-       pg_get_userbyid(c.relowner), c.relname::text
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
-UNION ALL
-SELECT 'function', n.nspname, format('%s(%s)', p.proname, pg_get_function_identity_arguments(p.oid)),
-       pg_get_userbyid(p.proowner),
-       format('%s(%s)', quote_ident(p.proname),
-              (SELECT string_agg(format_type(t.oid, NULL), ', ' ORDER BY t.ord)
-               FROM unnest(p.proargtypes) WITH ORDINALITY t(oid, ord)))
-FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-WHERE p.prokind IN ('f', 'p') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
-"""
+_ROLE_ATTRIBUTES = ROLE_FLAGS + ("connection_limit", "valid_until")
 
 
 def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
@@ -99,8 +79,7 @@ def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
         with connect(connection, db) as conn:
             live = catalog.read_database(conn, db)
             live_tables = inspect_tables(conn)
-            owners = _object_owners(conn)
-        exported.append(_database(cluster, live, live_tables, owners))
+        exported.append(_database(cluster, live, live_tables))
     if exported:
         play["databases"] = exported
     return [_escape_templates(play)]
@@ -130,17 +109,6 @@ def _chosen_databases(cluster: LiveCluster, databases: list[str] | None) -> list
         raise ErpprovError(f"no database named {', '.join(sorted(missing))} on the server (templates cannot be "
                            "exported)", hint=f"choose from {', '.join(sorted(cluster.databases))}")
     return sorted(set(databases))
-
-
-@dataclass(frozen=True)
-class _Owned:
-    owner: str
-    spelling: str  # the name a grant's `tables:`/`sequences:`/`functions:` list uses
-
-
-def _object_owners(conn: psycopg.Connection) -> dict[ObjectRef, _Owned]:
-    return {ObjectRef(kind, schema, name): _Owned(owner, spelling)
-            for kind, schema, name, owner, spelling in conn.execute(_OWNERS)}
 
 
 # --- roles ----------------------------------------------------------------------------------
@@ -226,6 +194,21 @@ def _acl_of(live: LiveDatabase) -> dict[ObjectRef, dict[str, Privileges]]:
     return by_object
 
 
+# ALTER DEFAULT PRIVILEGES rows of one schema: (for_role, on) -> {grantee: privileges}.
+_DefaultRows = dict[tuple[str, str], dict[str, Privileges]]
+
+
+def _default_acl_of(live: LiveDatabase) -> dict[str | None, _DefaultRows]:
+    """`live.default_acl` grouped by schema (None: database-wide) and row. A row with no grantee
+    (the empty-grantee key: it grants nothing) is kept, with an empty ACL."""
+    by_schema: dict[str | None, _DefaultRows] = defaultdict(dict)
+    for key, privileges in live.default_acl.items():
+        row = by_schema[key.schema].setdefault((key.for_role, key.on), {})
+        if key.grantee:
+            row[key.grantee] = privileges
+    return dict(by_schema)
+
+
 def _database_grants(cluster: LiveCluster, name: str, owner: str) -> list[dict[str, Any]]:
     acl = {g: p for (db, g), p in cluster.database_acl.items() if db == name}
     grants = []
@@ -240,8 +223,7 @@ def _database_grants(cluster: LiveCluster, name: str, owner: str) -> list[dict[s
 # --- databases ------------------------------------------------------------------------------
 
 
-def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState,
-              owners: dict[ObjectRef, _Owned]) -> dict[str, Any]:
+def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState) -> dict[str, Any]:
     state = cluster.databases[live.name]
     version = cluster.server_version
     db: dict[str, Any] = {"name": live.name, "owner": state.owner}
@@ -253,8 +235,10 @@ def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState
     if grants:
         db["grants"] = grants
     acl = _acl_of(live)
-    table_grants, schema_grants = _object_grants(acl, live_tables, owners, version)
-    schemas = [_schema(live, name, acl, schema_grants.get(name, []), version) for name in sorted(live.schemas)]
+    default_acl = _default_acl_of(live)
+    table_grants, schema_grants = _object_grants(acl, live_tables, live, version)
+    schemas = [_schema(live, name, acl, schema_grants.get(name, []), default_acl.get(name, {}), version)
+               for name in sorted(live.schemas)]
     if schemas:
         db["schemas"] = schemas
     extensions = [_extension(live, name) for name in sorted(live.extensions) if name not in BUILTIN_EXTENSIONS]
@@ -263,7 +247,7 @@ def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState
     tables = [_table(t, table_grants.get(key, [])) for key, t in sorted(live_tables.tables.items())]
     if tables:
         db["tables"] = tables
-    defaults = _default_privileges(live, None, version)
+    defaults = _default_privileges(default_acl.get(None, {}), True, version)
     if defaults:
         db["default_privileges"] = defaults
     return db
@@ -275,7 +259,7 @@ def _extension(live: LiveDatabase, name: str) -> dict[str, Any]:
 
 
 def _schema(live: LiveDatabase, name: str, acl: dict[ObjectRef, dict[str, Privileges]],
-            object_grants: list[dict[str, Any]], version: int) -> dict[str, Any]:
+            object_grants: list[dict[str, Any]], default_rows: _DefaultRows, version: int) -> dict[str, Any]:
     state = live.schemas[name]
     schema: dict[str, Any] = {"name": name, "owner": state.owner}
     if state.comment is not None:
@@ -287,14 +271,14 @@ def _schema(live: LiveDatabase, name: str, acl: dict[ObjectRef, dict[str, Privil
     grants += object_grants
     if grants:
         schema["grants"] = grants
-    defaults = _default_privileges(live, name, version)
+    defaults = _default_privileges(default_rows, False, version)
     if defaults:
         schema["default_privileges"] = defaults
     return schema
 
 
 def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: TablesState,
-                   owners: dict[ObjectRef, _Owned], version: int
+                   live: LiveDatabase, version: int
                    ) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
     """Grants on tables (written on the table), and on sequences and functions (and tables whose
     grantee holds privileges with mixed grant options) written in their schema's grants, objects
@@ -306,17 +290,19 @@ def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: Tab
             continue
         if ref.kind == "table" and (ref.schema, ref.name) not in live_tables.tables:
             continue  # a view, materialized view or foreign table: erpprov does not create them
-        owned = owners.get(ref)
-        if owned is None:
+        owner = live.owners.get(ref)
+        if owner is None:
             continue
-        for grantee, privileges in _explicit_acl(acl[ref], ref.kind, owned.owner, version).items():
+        # the name a grant's `tables:`/`sequences:`/`functions:` list uses
+        spelling = live.signatures.get(ref, ref.name)
+        for grantee, privileges in _explicit_acl(acl[ref], ref.kind, owner, version).items():
             parts = _split_options(privileges)
             if ref.kind == "table" and len(parts) == 1:
                 names, option = parts[0]
                 on_table[(ref.schema, ref.name)].append(_grant(grantee, names, option, "table", version))
                 continue
             for names, option in parts:
-                grouped[(ref.schema, ref.kind, grantee, names, option)].append(owned.spelling)
+                grouped[(ref.schema, ref.kind, grantee, names, option)].append(spelling)
     in_schema: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for (schema, kind, grantee, names, option), objects in sorted(
             grouped.items(), key=lambda item: (item[0][0], item[0][1], item[0][2], sorted(item[0][3]), item[0][4])):
@@ -326,19 +312,17 @@ def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: Tab
     return dict(on_table), dict(in_schema)
 
 
-def _default_privileges(live: LiveDatabase, schema: str | None, version: int) -> list[dict[str, Any]]:
-    """ALTER DEFAULT PRIVILEGES rows of one schema (None: database-wide).
+def _default_privileges(rows: _DefaultRows, database_wide: bool, version: int) -> list[dict[str, Any]]:
+    """ALTER DEFAULT PRIVILEGES rows of one schema, or the database-wide ones.
 
     A database-wide row replaces the built-in defaults for its role and object kind, so there
     the owner and PUBLIC are compared with those defaults (PUBLIC's EXECUTE on functions revoked
     reads as `privileges: []`); a schema row only adds, so every grantee in it is written."""
-    rows = sorted({(k.for_role, k.on) for k in live.default_acl if k.schema == schema})
     entries = []
-    for for_role, on in rows:
-        acl = {k.grantee: p for k, p in live.default_acl.items()
-               if k.schema == schema and k.for_role == for_role and k.on == on and k.grantee}
+    for for_role, on in sorted(rows):
+        acl = rows[(for_role, on)]
         kind = on[:-1]
-        if schema is None:
+        if database_wide:
             acl = _explicit_acl(acl, kind, for_role, version)
         for grantee, privileges in sorted(acl.items()):
             for names, option in _split_options(privileges):

@@ -111,4 +111,8 @@ class LiveDatabase:
     extensions: dict[str, ExtensionState] = field(default_factory=dict)
     acl: dict[tuple[ObjectRef, str], Privileges] = field(default_factory=dict)  # (object, grantee)
     objects: dict[str, set[tuple[str, str]]] = field(default_factory=dict)  # kind -> {(schema, name)}
+    owners: dict[ObjectRef, str] = field(default_factory=dict)  # every object `acl` is read for
+    # A function's name as a grant's `functions:` list spells it: argument types only (`add(integer,
+    # integer)`), as to_regprocedure reads it, where its ObjectRef name carries the argument names too.
+    signatures: dict[ObjectRef, str] = field(default_factory=dict)
     default_acl: dict[DefaultAclKey, Privileges] = field(default_factory=dict)

@@ -13,9 +13,11 @@ from click.testing import CliRunner
 from psycopg import sql
 from pydantic import SecretStr
 
+from erpprov import catalog
 from erpprov.export import export_playbook, password_variable
 from erpprov.loader import Target, load_project
 from erpprov.model import Connection
+from erpprov.state import ObjectRef
 from tests.helpers import apply_all, plan_of
 
 APP_PASSWORD = "app-secret-pw-4711"
@@ -248,6 +250,43 @@ def test_functions_mixed_options_and_views_plan_empty_on_source(tmp_path: Path, 
     assert all("notes_view" not in str(g) for g in edge["grants"])  # views are not exported
     notes = next(t for t in _database(exported, pg.dbname)["tables"] if t["name"] == "notes")
     assert notes["columns"][0]["type"] == "bigserial"
+    assert plan_of(_targets(tmp_path, pg, exported)) == []
+
+
+SIGNATURES_SQL = """
+CREATE ROLE app_user;
+CREATE SCHEMA odd;
+CREATE FUNCTION odd."Mixed Name"(VARIADIC xs integer[]) RETURNS integer LANGUAGE sql AS 'SELECT 1';
+CREATE FUNCTION odd.outs(IN a text, OUT b integer, OUT c numeric) LANGUAGE sql AS 'SELECT 1, 2.0';
+CREATE FUNCTION odd.noargs() RETURNS integer LANGUAGE sql AS 'SELECT 1';
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA odd TO app_user;
+CREATE SEQUENCE odd.counter;
+ALTER SEQUENCE odd.counter OWNER TO app_user;
+REVOKE UPDATE ON SEQUENCE odd.counter FROM app_user;
+"""
+
+
+def test_owners_and_signatures_come_with_the_acl(tmp_path: Path, pg: Any) -> None:
+    """`read_database` names the owner of every object it reads an ACL for, and each function's
+    signature as a grant spells it; the export takes both from there."""
+    with pg.connect() as conn:
+        conn.execute(SIGNATURES_SQL)
+        live = catalog.read_database(conn, pg.dbname)
+    assert {ref for ref, _ in live.acl} <= set(live.owners)
+    assert live.owners[ObjectRef("sequence", "odd", "counter")] == "app_user"
+    assert live.owners[ObjectRef("schema", None, "odd")] == pg.user
+    assert live.signatures == {
+        ObjectRef("function", "odd", "Mixed Name(VARIADIC xs integer[])"): '"Mixed Name"(integer[])',
+        ObjectRef("function", "odd", "outs(a text, OUT b integer, OUT c numeric)"): "outs(text)",
+        ObjectRef("function", "odd", "noargs()"): "noargs()",
+    }
+    exported = _export(pg, pg.dbname)
+    odd = next(s for s in _database(exported, pg.dbname)["schemas"] if s["name"] == "odd")
+    assert odd["grants"] == [
+        {"to": "app_user", "privileges": ["EXECUTE"],
+         "functions": ['"Mixed Name"(integer[])', "noargs()", "outs(text)"]},
+        {"to": "app_user", "privileges": ["USAGE", "SELECT"], "sequences": ["counter"]},  # the owner's, less UPDATE
+    ]
     assert plan_of(_targets(tmp_path, pg, exported)) == []
 
 
