@@ -46,8 +46,7 @@ def text(plans: list[HostPlan], *, show_sql: bool = False, colour: bool = False)
     style = (lambda s, c: click.style(s, fg=c)) if colour else (lambda s, c: s)
     out: list[str] = []
     for plan in plans:
-        out.append(style(f"{plan.host} (driver: {plan.driver})", "cyan") if colour else
-                   f"{plan.host} (driver: {plan.driver})")
+        out.append(style(f"{plan.host} (driver: {plan.driver})", "cyan"))
         if plan.empty:
             out.append("  No changes. The live state matches the files.")
         for action in plan.ordered():
