@@ -78,9 +78,11 @@ def password_matches(password: str, stored: str, role: str) -> bool:
 
 def matching_passwords(candidates: Mapping[str, tuple[str, str]]) -> dict[str, bool]:
     """Role name -> whether its (password, stored verifier) pair matches. PBKDF2 releases the GIL,
-    so the checks run on every core: a few hundred roles take most of a second on one."""
+    so the checks run in parallel: a few hundred roles take most of a second on one core. One core
+    is left to the caller, which reads the catalogs meanwhile and would otherwise wait for its turn."""
     if not candidates:
         return {}
-    with ThreadPoolExecutor(max_workers=min(len(candidates), os.cpu_count() or 1)) as pool:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=min(len(candidates), max(1, cores - 1))) as pool:
         found = pool.map(lambda item: password_matches(item[1][0], item[1][1], item[0]), candidates.items())
         return dict(zip(candidates, found))
