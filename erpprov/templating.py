@@ -98,10 +98,29 @@ def render_value(value: Any, variables: Mapping[str, Any]) -> Any:
 
 
 def walk_strings(value: Any, fn: Callable[[str, tuple[Any, ...]], Any], path: tuple[Any, ...] = ()) -> Any:
+    """``value`` with fn(text, path) applied to every string that may hold a template (has a "{").
+    A container is copied only when something inside it changed: a thousand-table playbook without
+    templates is walked, not rebuilt, and paths are built only on the way to a template."""
     if isinstance(value, str):
-        return fn(value, path)
-    if isinstance(value, list):
-        return [walk_strings(v, fn, path + (i,)) for i, v in enumerate(value)]
+        return fn(value, path) if "{" in value else value
     if isinstance(value, dict):
-        return {k: walk_strings(v, fn, path + (k,)) for k, v in value.items()}
-    return value
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return value
+    copy: Any = None
+    for key, item in items:
+        if isinstance(item, str):
+            if "{" not in item:
+                continue
+            new = fn(item, path + (key,))
+        elif isinstance(item, (dict, list)):
+            new = walk_strings(item, fn, path + (key,))
+        else:
+            continue
+        if new is not item:
+            if copy is None:
+                copy = dict(value) if isinstance(value, dict) else list(value)
+            copy[key] = new
+    return value if copy is None else copy

@@ -1,0 +1,70 @@
+"""walk_strings: which strings it hands to the renderer, with which path, and what it copies."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from erpprov.templating import walk_strings
+
+_text = st.sampled_from(["plain", "{{ x }}", "a{b", "", "{% if y %}z{% endif %}", "}"])
+_leaf = st.one_of(_text, st.integers(), st.booleans(), st.none())
+_tree = st.recursive(_leaf, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), inner, max_size=4)),
+    max_leaves=30)
+
+
+def _reference(value: Any, path: tuple[Any, ...] = ()) -> Any:
+    """The obvious rebuild-everything walk, as the specification."""
+    if isinstance(value, str):
+        return f"<{value}@{path}>" if "{" in value else value
+    if isinstance(value, list):
+        return [_reference(v, path + (i,)) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _reference(v, path + (k,)) for k, v in value.items()}
+    return value
+
+
+def _at(value: Any, path: tuple[Any, ...]) -> Any:
+    for step in path:
+        value = value[step]
+    return value
+
+
+@given(_tree)
+def test_walk_renders_exactly_the_template_strings_at_their_paths(tree: Any) -> None:
+    before = copy.deepcopy(tree)
+    seen: list[tuple[Any, ...]] = []
+
+    def render(text: str, path: tuple[Any, ...]) -> str:
+        assert _at(tree, path) is text  # the path leads to the string in the original
+        seen.append(path)
+        return f"<{text}@{path}>"
+
+    result = walk_strings(tree, render)
+    assert result == _reference(tree)
+    assert tree == before  # the input is never modified
+    assert len(seen) == len(set(seen))  # each template rendered once
+
+
+@given(_tree)
+def test_walk_shares_what_holds_no_template(tree: Any) -> None:
+    result = walk_strings(tree, lambda text, path: text.upper())
+
+    def check(old: Any, new: Any) -> None:
+        if isinstance(old, (dict, list)):
+            keys = old.keys() if isinstance(old, dict) else range(len(old))
+            if all(_reference(old[k]) == old[k] for k in keys):
+                assert new is old
+            for k in keys:
+                check(old[k], new[k])
+
+    check(tree, result)
+
+
+def test_walk_of_a_template_free_tree_returns_it_unchanged() -> None:
+    tree = {"databases": [{"name": "erp", "tables": [{"name": "users", "columns": [{"type": "int"}]}]}]}
+    assert walk_strings(tree, lambda text, path: "changed") is tree
