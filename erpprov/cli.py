@@ -48,7 +48,20 @@ def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def project_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Options every command that loads a playbook shares."""
+    """Options every command that loads a playbook shares. A large playbook starts parsing on
+    another core before the command imports the heavy modules it needs (see yamlsrc.prefetch)."""
+
+    command = fn
+
+    @functools.wraps(command)
+    def prefetching(*args: Any, **kwargs: Any) -> Any:
+        from erpprov.yamlsrc import prefetch
+
+        for playbook in kwargs.get("playbooks") or (kwargs.get("playbook") or DEFAULT_PLAYBOOK,):
+            prefetch(playbook)
+        return command(*args, **kwargs)
+
+    fn = prefetching
     options = [
         click.option("-i", "--inventory", type=click.Path(path_type=Path), default=Path("inventory.yaml"),
                      show_default=True, help="Inventory file (Ansible YAML format)."),

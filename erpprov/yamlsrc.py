@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import gc
 import os
+import pickle
 import stat
+import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -324,6 +327,11 @@ def parse_yaml(text: str | bytes, file: str) -> Source:
 def load_yaml(path: Path, *, what: str = "file",
               missing_hint: str = "check the path, or pass another with its option") -> Source:
     """Read and parse ``path``; a missing or unreadable file is an ErpprovError too."""
+    raw = _read(path, what, missing_hint)
+    return _collect(path, raw) or parse_yaml(raw, str(path))
+
+
+def _read(path: Path, what: str, missing_hint: str) -> bytes:
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -341,7 +349,62 @@ def load_yaml(path: Path, *, what: str = "file",
         raise ErpprovError(f"{what} is not a regular file: {path}", hint="point at a YAML file")
     with os.fdopen(fd, "rb") as handle:
         try:
-            raw = handle.read(MAX_BYTES + 1)  # never more than the limit, whatever the file claims
+            return handle.read(MAX_BYTES + 1)  # never more than the limit, whatever the file claims
         except OSError as exc:
             raise ErpprovError(f"cannot read {what} {path}: {exc.strerror}") from None
-    return parse_yaml(raw, str(path))
+
+
+# --- parsing a large file on another core ------------------------------------------------------
+
+PREFETCH_MIN_BYTES = 64 * 1024  # below this a parse takes less than starting a child
+_pending: dict[str, tuple[int, int, bytes]] = {}  # path -> (child pid, read end of its pipe, bytes it parses)
+
+
+def prefetch(path: Path) -> None:
+    """Start parsing a large ``path`` in a forked child, so that the parse (a third of a second
+    for a thousand tables) runs on another core while this process imports psycopg and pydantic;
+    `load_yaml(path)` collects the values. Only values travel back: whenever the child fails, or the
+    file changed in between, load_yaml parses the file itself and reports what it finds as usual."""
+    # fork() copies only the calling thread: with others running, a lock one of them holds would
+    # never be released in the child. Linux only: elsewhere fork without exec is not safe enough.
+    if not sys.platform.startswith("linux") or threading.active_count() > 1 or str(path) in _pending:
+        return
+    try:
+        raw = _read(path, "file", "")
+    except ErpprovError:
+        return  # load_yaml reports it
+    if len(raw) < PREFETCH_MIN_BYTES:
+        return
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:  # out of processes or memory: parse in this one
+        os.close(read_end)
+        os.close(write_end)
+        return
+    if pid == 0:  # the child: parse, send the values, exit without running the parent's exit handlers
+        status = 1
+        try:
+            os.close(read_end)
+            payload = pickle.dumps(parse_yaml(raw, str(path)).data, protocol=pickle.HIGHEST_PROTOCOL)
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(payload)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    _pending[str(path)] = (pid, read_end, raw)
+
+
+def _collect(path: Path, raw: bytes) -> Source | None:
+    """The prefetched parse of ``path`` if there is one, it succeeded and read these very bytes."""
+    pending = _pending.pop(str(path), None)
+    if pending is None:
+        return None
+    pid, read_end, parsed = pending
+    with os.fdopen(read_end, "rb") as pipe:
+        payload = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or parsed != raw:
+        return None
+    return Source(file=str(path), data=pickle.loads(payload), text=raw.decode("utf-8"))
