@@ -28,8 +28,9 @@ LIVE_FILTER = sql.SQL(
     r"""c.relkind IN ('r', 'p')
     AND n.nspname NOT IN ('pg_catalog', 'information_schema')
     AND n.nspname !~ '^pg_(toast|temp_)'
-    AND NOT EXISTS (SELECT FROM pg_depend e WHERE e.classid = 'pg_class'::regclass
-                    AND e.objid = c.oid AND e.deptype = 'e')"""
+    AND c.oid NOT IN (SELECT e.objid FROM pg_depend e  -- found through the extensions: an index range
+                      WHERE e.refclassid = 'pg_extension'::regclass AND e.classid = 'pg_class'::regclass
+                        AND e.deptype = 'e')"""
 )
 
 
@@ -39,7 +40,7 @@ def scratch_filter(schemas: list[str]) -> sql.Composable:
     return sql.SQL("c.relkind IN ('r', 'p') AND n.nspname IN ({})").format(
         sql.SQL(", ").join(sql.Literal(s) for s in schemas))
 
-_REL = """WITH rel AS (SELECT c.oid, n.nspname, c.relname, c.relowner, c.relkind
+_REL = """WITH rel AS MATERIALIZED (SELECT c.oid, n.nspname, c.relname, c.relowner, c.relkind
                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {filter}) """
 
 TABLES = _REL + """
@@ -117,9 +118,8 @@ FROM rel r
 JOIN pg_index i ON i.indrelid = r.oid
 JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_am am ON am.oid = ic.relam
-LEFT JOIN pg_constraint pc ON pc.conindid = i.indexrelid AND pc.conrelid = i.indrelid
-                          AND pc.contype IN ('p', 'u', 'x')
-WHERE pc.oid IS NULL
+WHERE NOT EXISTS (SELECT FROM pg_constraint pc WHERE pc.conindid = i.indexrelid AND pc.conrelid = i.indrelid
+                                                 AND pc.contype IN ('p', 'u', 'x'))
 ORDER BY i.indrelid, i.indexrelid"""
 
 _FK_ACTIONS = {"a": "no action", "r": "restrict", "c": "cascade", "n": "set null", "d": "set default"}
