@@ -117,6 +117,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
             desired_tables = tables.canonicalize(conn, db.tables, live_tables)
         else:
             desired_tables = _canonicalize_in_scratch_database(target, admin, db.tables, live_tables)
+        live_tables = tables.with_row_signal(conn, live_tables, desired_tables)
     snapshot.databases[db.name] = live
     snapshot.tables[db.name] = live_tables
     prune = {s.name for s in db.schemas if s.prune}

@@ -9,10 +9,12 @@ The four queries go out in one pipeline: one network round trip.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
 import psycopg
 from psycopg import sql
 
+from erpprov.tables.diff import unchanged
 from erpprov.tables.state import (
     FOREIGN_KEY,
     ColumnState,
@@ -44,8 +46,7 @@ _REL = """WITH rel AS MATERIALIZED (SELECT c.oid, n.nspname, c.relname, c.relown
                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {filter}) """
 
 TABLES = _REL + """
-SELECT r.oid, r.nspname, r.relname, pg_get_userbyid(r.relowner), ds.description,
-       r.relkind = 'r' AND pg_relation_size(r.oid) > 0  -- has data pages: may hold rows (a stat() call)
+SELECT r.oid, r.nspname, r.relname, pg_get_userbyid(r.relowner), ds.description
 FROM rel r
 LEFT JOIN pg_description ds ON ds.objoid = r.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0"""
 
@@ -183,11 +184,11 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
         idx[oid].append(IndexState(name=name, unique=unique, method=method, keys=keys, include=include,
                                    predicate=predicate, columns=frozenset(own[a] for a in used if a in own)))
     result: dict[tuple[str, str], TableState] = {}
-    for oid, schema, name, owner, comment, has_rows in tables:
+    for oid, schema, name, owner, comment in tables:
         result[(schema, name)] = TableState(
             schema=schema, name=name, columns=tuple(cols.get(oid, ())),
             constraints=tuple(cons.get(oid, ())), indexes=tuple(idx.get(oid, ())),
-            comment=comment, owner=owner, has_rows=bool(has_rows),
+            comment=comment, owner=owner,
         )
     return TablesState(result)
 
@@ -198,3 +199,21 @@ def inspect_tables(conn: psycopg.Connection) -> TablesState:
     return read_tables(conn, LIVE_FILTER)
 
 
+
+
+ROWS = _REL + """SELECT r.nspname, r.relname, r.relkind = 'r' AND pg_relation_size(r.oid) > 0 FROM rel r"""
+
+
+def with_row_signal(conn: psycopg.Connection, live: TablesState, desired: TablesState) -> TablesState:
+    """``live`` with `has_rows` read (whether a table has data pages), unless the diff will have
+    nothing to do with tables: every live table declared and unchanged, none missing. Only
+    actions use it, and asking costs a file size per table: at a thousand tables, a sixth of
+    the reading of a no-op plan. Until read, every table counts as one that may hold rows."""
+    if live.tables.keys() == desired.tables.keys() and all(
+            unchanged(desired.tables[key], table) for key, table in live.tables.items()):
+        return live
+    tables = dict(live.tables)
+    for schema, name, has_rows in conn.execute(sql.SQL(ROWS).format(filter=LIVE_FILTER)).fetchall():
+        if (schema, name) in tables:
+            tables[(schema, name)] = replace(tables[(schema, name)], has_rows=has_rows)
+    return TablesState(tables)

@@ -106,7 +106,8 @@ class TableState:
     comment: str | None = None
     owner: str | None = None  # desired: None means "whoever it is"
     # --- not compared -------------------------------------------------------------------------
-    has_rows: bool = field(default=False, compare=False)  # live: may hold rows (it has data pages)
+    # live: may hold rows (it has data pages); assumed until `with_row_signal` reads it
+    has_rows: bool = field(default=True, compare=False)
     renamed_from: str | None = field(default=None, compare=False)
 
     @property

@@ -59,6 +59,16 @@ def test_narrowing_a_type_deletes_data_and_widening_does_not(conn):
     converge(conn, to_text)
 
 
+def test_data_hazards_count_only_on_a_table_with_rows(conn):
+    # Rows are read only when some table changes; an empty table's rewrite risks nothing.
+    converge(conn, tables(BASE + PARENT))
+    spec = tables(BASE.replace("{name: qty, type: int}", "{name: qty, type: bigint}") + PARENT)
+    assert _only(plan(conn, spec), "items.qty").hazards == ()
+    conn.execute("INSERT INTO items VALUES (1, 'x', 1, NULL)")
+    assert Hazard.REWRITES_TABLE in _only(plan(conn, spec), "items.qty").hazards
+    converge(conn, spec)
+
+
 def test_type_change_needing_a_rewrite(conn):
     _seed(conn)
     spec = tables(BASE.replace("{name: qty, type: int}", "{name: qty, type: bigint}") + PARENT)
