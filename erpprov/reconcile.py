@@ -117,13 +117,13 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
             desired_tables = tables.canonicalize(conn, db.tables, live_tables)
         else:
             desired_tables = _canonicalize_in_scratch_database(target, admin, db.tables, live_tables)
-        live_tables = tables.with_row_signal(conn, live_tables, desired_tables)
+        prune = {s.name for s in db.schemas if s.prune}
+        if db.prune:
+            prune |= set(live.schemas) | {t.schema_ for t in db.tables}
+        table_diff, live_tables = tables.diff_read_rows(conn, desired_tables, live_tables, database=db.name,
+                                                        prune_schemas=prune)
     snapshot.databases[db.name] = live
     snapshot.tables[db.name] = live_tables
-    prune = {s.name for s in db.schemas if s.prune}
-    if db.prune:
-        prune |= set(live.schemas) | {t.schema_ for t in db.tables}
-    table_diff = tables.diff_tables(desired_tables, live_tables, database=db.name, prune_schemas=prune)
     result = Result(actions=table_diff.actions, unmanaged=table_diff.unmanaged)
     try:
         result.extend(diff_database_contents(db, live, cluster, canon, planned_objects(desired_tables, live_tables),

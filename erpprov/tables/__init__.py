@@ -2,12 +2,17 @@
 
     live    = inspect_tables(conn)                     # four bulk catalog queries
     desired = canonicalize(conn, tables, live)         # one rolled-back scratch build
-    live    = with_row_signal(conn, live, desired)     # which tables that differ hold rows
     diff    = diff_tables(desired, live, database=db)  # pure: actions + unmanaged addresses
+
+`diff_read_rows` runs the diff and, when it has actions, reads which tables hold rows first.
 
 Modules: state (the shared vocabulary), inspect (catalog queries), canon (scratch build),
 names (PostgreSQL's naming rule), diff (pure diff), ddl (SQL builders), explain (error messages).
 """
+
+from collections.abc import Collection
+
+import psycopg
 
 from erpprov.tables.canon import canonicalize
 from erpprov.tables.diff import diff_tables
@@ -17,6 +22,7 @@ from erpprov.tables.state import TableDiff, TablesState
 
 __all__ = [
            "TableDiff",
+           "diff_read_rows",
            "TablesState",
            "canonicalize",
            "diff_tables",
@@ -24,3 +30,15 @@ __all__ = [
            "inspect_tables",
            "with_row_signal",
 ]
+
+
+def diff_read_rows(conn: psycopg.Connection, desired: TablesState, live: TablesState, *, database: str,
+                   prune_schemas: Collection[str] = ()) -> tuple[TableDiff, TablesState]:
+    """The diff, and the live state it was made from. Whether a table holds rows shapes only the
+    hazards and notes of actions, and reading it costs a relation open per table: a diff without
+    actions does not need it; one with actions is made again once it is read."""
+    diff = diff_tables(desired, live, database=database, prune_schemas=prune_schemas)
+    if diff.actions:
+        live = with_row_signal(conn, live)
+        diff = diff_tables(desired, live, database=database, prune_schemas=prune_schemas)
+    return diff, live

@@ -218,7 +218,7 @@ class _Differ:
 
     def run(self) -> TableDiff:
         pairs = self._resolve_tables()
-        self.same = {want.key for want, have in pairs if have is not None and unchanged(want, have)}
+        self.same = {want.key for want, have in pairs if have is not None and _same(want, have)}
         broken = self._broken_keys(pairs)
         for want, have in pairs:
             if have is None:
@@ -683,7 +683,7 @@ class _Differ:
                              if table.has_rows else f"{table.schema}.{table.name} is dropped")
 
 
-def unchanged(want: TableState, have: TableState) -> bool:
+def _same(want: TableState, have: TableState) -> bool:
     """Nothing to do on this table (its foreign keys are still looked at, for what changes
     elsewhere): the fast path of a no-op plan. Column order aside, exactly what the slow path
     would find equal."""

@@ -14,7 +14,6 @@ from dataclasses import replace
 import psycopg
 from psycopg import sql
 
-from erpprov.tables.diff import unchanged
 from erpprov.tables.state import (
     FOREIGN_KEY,
     ColumnState,
@@ -204,14 +203,11 @@ def inspect_tables(conn: psycopg.Connection) -> TablesState:
 ROWS = _REL + """SELECT r.nspname, r.relname, r.relkind = 'r' AND pg_relation_size(r.oid) > 0 FROM rel r"""
 
 
-def with_row_signal(conn: psycopg.Connection, live: TablesState, desired: TablesState) -> TablesState:
-    """``live`` with `has_rows` read (whether a table has data pages), unless the diff will have
-    nothing to do with tables: every live table declared and unchanged, none missing. Only
-    actions use it, and asking costs a file size per table: at a thousand tables, a sixth of
-    the reading of a no-op plan. Until read, every table counts as one that may hold rows."""
-    if live.tables.keys() == desired.tables.keys() and all(
-            unchanged(desired.tables[key], table) for key, table in live.tables.items()):
-        return live
+def with_row_signal(conn: psycopg.Connection, live: TablesState) -> TablesState:
+    """``live`` with `has_rows` read: whether each table has data pages. Only the hazards and notes
+    of table actions use it, and asking costs a relation open per table (at a thousand tables, a
+    sixth of the reading), so it is read once a diff has actions. Until then, every table counts
+    as one that may hold rows."""
     tables = dict(live.tables)
     for schema, name, has_rows in conn.execute(sql.SQL(ROWS).format(filter=LIVE_FILTER)).fetchall():
         if (schema, name) in tables:

@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 
 from erpprov import model
 from erpprov.plan import Action
-from erpprov.tables import canonicalize, diff_tables, inspect_tables, with_row_signal
+from erpprov.tables import canonicalize, diff_read_rows, inspect_tables
 from erpprov.tables.state import TableDiff, TablesState
 
 
@@ -21,9 +21,8 @@ def tables(text: str) -> list[model.Table]:
 
 def plan(conn: psycopg.Connection, desired: list[model.Table], prune: Collection[str] = ()) -> TableDiff:
     live = inspect_tables(conn)
-    wanted = canonicalize(conn, desired, live)
-    live = with_row_signal(conn, live, wanted)
-    return diff_tables(wanted, live, database=conn.info.dbname, prune_schemas=prune)
+    return diff_read_rows(conn, canonicalize(conn, desired, live), live, database=conn.info.dbname,
+                          prune_schemas=prune)[0]
 
 
 def apply(conn: psycopg.Connection, actions: list[Action]) -> None:
