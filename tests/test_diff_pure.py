@@ -100,3 +100,29 @@ def test_pruned_owner_of_a_new_database_is_planned_as_after_creation():
     live = cluster(app=RoleState("app"))
     addresses = [a.address for a in diff_databases(desired, live).actions]
     assert addresses == ["database.erp", "grant.erp.database.app"]
+
+
+def test_password_checks_run_below_the_callers_priority(monkeypatch):
+    """They share the cores with the catalog reads the plan waits for; the caller keeps its own."""
+    import os
+    import sys
+    import threading
+
+    from erpprov import scram
+
+    seen: list[int] = []
+    real = scram.password_matches
+
+    def recording(password: str, stored: str, role: str) -> bool:
+        if sys.platform.startswith("linux"):
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return real(password, stored, role)
+
+    monkeypatch.setattr(scram, "password_matches", recording)
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    verifier = scram_verifier(PASSWORD)
+    found = matching_passwords({f"r{i}": (PASSWORD if i % 2 else "other", verifier) for i in range(6)})
+    assert found == {f"r{i}": bool(i % 2) for i in range(6)}
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before
+    if sys.platform.startswith("linux"):
+        assert len(seen) == 6 and all(nice >= min(before + 10, 19) for nice in seen)
