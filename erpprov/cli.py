@@ -76,7 +76,9 @@ def project_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def load(playbook: Path, inventory: Path, extra_vars: tuple[str, ...], limit: str | None):
-    from erpprov.loader import load_project, parse_extra_vars
+    from erpprov.loader import build_validators, load_project, parse_extra_vars
+
+    build_validators()
 
     # Loading builds a hundred thousand objects at a thousand tables and frees almost none: a
     # collection in the middle would only rescan them. Afterwards they live until the process
