@@ -41,7 +41,7 @@ def scratch_filter(schemas: list[str]) -> sql.Composable:
     return sql.SQL("c.relkind IN ('r', 'p') AND n.nspname IN ({})").format(
         sql.SQL(", ").join(sql.Literal(s) for s in schemas))
 
-_REL = """WITH rel AS MATERIALIZED (SELECT c.oid, n.nspname, c.relname, c.relowner, c.relkind
+_REL = """WITH rel AS (SELECT c.oid, n.nspname, c.relname, c.relowner, c.relkind
                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {filter}) """
 
 TABLES = _REL + """
