@@ -58,7 +58,8 @@ def project_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         from erpprov.yamlsrc import prefetch
 
         for playbook in kwargs.get("playbooks") or (kwargs.get("playbook") or DEFAULT_PLAYBOOK,):
-            prefetch(playbook)
+            if playbook.suffix != ".json":  # a plan saved for `apply` names its playbook inside
+                prefetch(playbook)
         return command(*args, **kwargs)
 
     fn = prefetching

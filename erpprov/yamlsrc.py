@@ -404,7 +404,10 @@ def _collect(path: Path, raw: bytes) -> Source | None:
     pid, read_end, parsed = pending
     with os.fdopen(read_end, "rb") as pipe:
         payload = pipe.read()
-    _, status = os.waitpid(pid, 0)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:  # reaped elsewhere: its outcome is unknown
+        return None
     if status != 0 or parsed != raw:
         return None
     return Source(file=str(path), data=pickle.loads(payload), text=raw.decode("utf-8"))
