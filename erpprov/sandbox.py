@@ -1,5 +1,6 @@
 """The Jinja2 environment that playbook values and `templates:` files render in: Jinja2's
-sandbox, StrictUndefined, Ansible's lookup('env'/'file'), and bounds on time, output and the
+immutable sandbox (a template reads variables, never changes them: their values are shared by
+every host and with the play itself), StrictUndefined, Ansible's lookup('env'/'file'), and bounds on time, output and the
 values `*` and `**` build."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from erpprov.templating import MAX_OUTPUT_CHARS, RENDER_SECONDS, TemplateError
 
@@ -34,7 +35,7 @@ def _lookup(kind: str, name: str) -> str:
     raise TemplateError(f"lookup({kind!r}, ...) is not supported", hint="use lookup('env', NAME) or lookup('file', PATH)")
 
 
-class BoundedSandbox(SandboxedEnvironment):
+class BoundedSandbox(ImmutableSandboxedEnvironment):
     """The sandbox, plus a cap on the values `*` and `**` build ('x' * 10**10 would fill memory
     before any output limit could see it)."""
 

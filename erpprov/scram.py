@@ -84,8 +84,9 @@ def _yield_to_caller() -> None:
     per core less one left it waiting for the checks at the end). Linux only: there a thread
     has a nice value of its own; elsewhere the same call would renice a process."""
     if sys.platform.startswith("linux"):
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        thread = threading.get_native_id()
+        try:  # relative to the caller's own (inherited): setpriority sets an absolute value
+            os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + 10))
         except OSError:
             pass
 

@@ -375,23 +375,25 @@ def prefetch(path: Path) -> None:
         return  # load_yaml reports it
     if len(raw) < PREFETCH_MIN_BYTES:
         return
-    read_end, write_end = os.pipe()
+    try:
+        read_end, write_end = os.pipe()
+    except OSError:  # out of file descriptors: parse in this process
+        return
     try:
         pid = os.fork()
-    except OSError:  # out of processes or memory: parse in this one
+    except OSError:  # out of processes or memory: parse in this process
         os.close(read_end)
         os.close(write_end)
         return
     if pid == 0:  # the child: parse, send the values, exit without running the parent's exit handlers
-        status = 1
         try:
             os.close(read_end)
             payload = pickle.dumps(parse_yaml(raw, str(path)).data, protocol=pickle.HIGHEST_PROTOCOL)
             with os.fdopen(write_end, "wb") as pipe:
                 pipe.write(payload)
-            status = 0
-        finally:
-            os._exit(status)
+            os._exit(0)
+        finally:  # any failure, Ctrl-C included
+            os._exit(1)
     os.close(write_end)
     _pending[str(path)] = (pid, read_end, raw)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from erpprov.templating import walk_strings
+from erpprov.templating import LazyVars, TemplateError, walk_strings
 
 _text = st.sampled_from(["plain", "{{ x }}", "a{b", "", "{% if y %}z{% endif %}", "}"])
 _leaf = st.one_of(_text, st.integers(), st.booleans(), st.none())
@@ -68,3 +69,17 @@ def test_walk_shares_what_holds_no_template(tree: Any) -> None:
 def test_walk_of_a_template_free_tree_returns_it_unchanged() -> None:
     tree = {"databases": [{"name": "erp", "tables": [{"name": "users", "columns": [{"type": "int"}]}]}]}
     assert walk_strings(tree, lambda text, path: "changed") is tree
+
+
+def test_templates_read_variables_but_cannot_change_them() -> None:
+    """Rendered values share the playbook's lists and dicts (nothing is copied): every host, and
+    the play itself, must see them as written."""
+    raw = {"xs": [1, 2], "conf": {"a": 1}, "n": "{{ xs.append(3) or xs | length }}",
+           "k": "{{ conf.update(b=2) or conf | length }}", "first": "{{ xs[0] }}-{{ xs.index(2) }}-{{ conf.get('a') }}"}
+    for _host in ("a", "b"):
+        variables = LazyVars(raw, {})
+        for name in ("n", "k"):
+            with pytest.raises(TemplateError, match="not allowed"):
+                variables[name]
+        assert variables["first"] == "1-1-1"
+    assert raw["xs"] == [1, 2] and raw["conf"] == {"a": 1}

@@ -21,8 +21,9 @@ KIND_WORDS = {PRIMARY_KEY: "primary key", UNIQUE: "unique", CHECK: "check", FORE
 
 # Not frozen: a plan builds one per column on each side (18,000 at a thousand tables), and a
 # frozen dataclass sets each field through object.__setattr__, three times slower to construct.
-# Nothing assigns to a state after it is read; `replace` makes changed copies.
-@dataclass(slots=True)
+# Nothing assigns to a state after it is read (`replace` makes changed copies), so it stays
+# hashable like the frozen states that hold it.
+@dataclass(slots=True, unsafe_hash=True)
 class ColumnState:
     name: str
     type: str  # format_type(atttypid, atttypmod)
