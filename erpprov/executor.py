@@ -69,7 +69,7 @@ def execute(actions: list[Action], settings: Connection, admin: psycopg.Connecti
         try:
             with connect(settings, conn.info.dbname) as other:
                 return explain(other, action, exc)
-        except psycopg.Error:
+        except (psycopg.Error, ErpprovError):  # no explanation: the failure itself is still reported
             return None
 
     ordered = sorted((a for a in actions if a.sql), key=lambda a: (_bucket(a), a.phase))

@@ -61,7 +61,7 @@ def parse_extra_vars(items: list[str], base: Path) -> dict[str, Any]:
     for item in items:
         if item.startswith("@"):
             path = (base / item[1:]).resolve() if not os.path.isabs(item[1:]) else Path(item[1:])
-            data = load_yaml(path, what="extra vars file").data
+            data = load_yaml(path, what="extra vars file", missing_hint="check the path after -e @").data
             if not isinstance(data, dict):
                 raise ErpprovError(f"{path}: extra vars file must hold a mapping of names to values")
             result.update(data)
@@ -95,7 +95,7 @@ def load_project(
     inventory = load_inventory(inventory_path)
     env = dict(load_env_file(inventory_path.parent / ".env"))
     env.update(os.environ if environ is None else environ)
-    source = load_yaml(playbook, what="playbook")
+    source = load_yaml(playbook, what="playbook", missing_hint="check the path, or name another playbook")
     plays = source.data
     if plays is None:
         plays = []
@@ -146,7 +146,7 @@ def _play_vars(raw: dict[str, Any], index: int, source: Source, base: Path) -> d
     for position, name in enumerate(files):
         path = base / str(name)
         try:
-            data = load_yaml(path, what="vars file").data or {}
+            data = load_yaml(path, what="vars file", missing_hint="vars_files are relative to the playbook").data or {}
         except ErpprovError as exc:
             if exc.location is not None:  # inside the file: its own position says more
                 raise

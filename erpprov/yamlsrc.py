@@ -324,14 +324,13 @@ def parse_yaml(text: str | bytes, file: str) -> Source:
     return source
 
 
-def load_yaml(path: Path, *, what: str = "file",
-              missing_hint: str = "check the path, or pass another with its option") -> Source:
+def load_yaml(path: Path, *, what: str = "file", missing_hint: str | None = None) -> Source:
     """Read and parse ``path``; a missing or unreadable file is an ErpprovError too."""
     raw = _read(path, what, missing_hint)
     return _collect(path, raw) or parse_yaml(raw, str(path))
 
 
-def _read(path: Path, what: str, missing_hint: str) -> bytes:
+def _read(path: Path, what: str, missing_hint: str | None) -> bytes:
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -370,7 +369,7 @@ def prefetch(path: Path) -> None:
     if not sys.platform.startswith("linux") or threading.active_count() > 1 or str(path) in _pending:
         return
     try:
-        raw = _read(path, "file", "")
+        raw = _read(path, "file", None)
     except ErpprovError:
         return  # load_yaml reports it
     if len(raw) < PREFETCH_MIN_BYTES:

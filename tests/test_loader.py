@@ -213,6 +213,7 @@ def test_missing_files(tmp_path):
     with pytest.raises(ErpprovError, match="vars file not found") as err:
         load(path)
     assert err.value.location.line == 1
+    assert err.value.hint == "vars_files are relative to the playbook"  # not an option it does not have
 
 
 def test_yaml_boolean_words_as_keys_stay_words(tmp_path):
