@@ -51,18 +51,15 @@ def project_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options every command that loads a playbook shares. A large playbook starts parsing on
     another core before the command imports the heavy modules it needs (see yamlsrc.prefetch)."""
 
-    command = fn
-
-    @functools.wraps(command)
+    @functools.wraps(fn)
     def prefetching(*args: Any, **kwargs: Any) -> Any:
         from erpprov.yamlsrc import prefetch
 
         for playbook in kwargs.get("playbooks") or (kwargs.get("playbook") or DEFAULT_PLAYBOOK,):
             if playbook.suffix != ".json":  # a plan saved for `apply` names its playbook inside
                 prefetch(playbook)
-        return command(*args, **kwargs)
+        return fn(*args, **kwargs)
 
-    fn = prefetching
     options = [
         click.option("-i", "--inventory", type=click.Path(path_type=Path), default=Path("inventory.yaml"),
                      show_default=True, help="Inventory file (Ansible YAML format)."),
@@ -71,9 +68,10 @@ def project_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("-l", "--limit", metavar="PATTERN", help="Only hosts matching this pattern (e.g. dev:!db2)."),
         click.option("-v", "--verbose", is_flag=True, help="Show SQL and tracebacks."),
     ]
+    command: Callable[..., Any] = prefetching
     for option in reversed(options):
-        fn = option(fn)
-    return fn
+        command = option(command)
+    return command
 
 
 def load(playbook: Path, inventory: Path, extra_vars: tuple[str, ...], limit: str | None):

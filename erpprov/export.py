@@ -290,9 +290,7 @@ def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: Tab
             continue
         if ref.kind == "table" and (ref.schema, ref.name) not in live_tables.tables:
             continue  # a view, materialized view or foreign table: erpprov does not create them
-        owner = live.owners.get(ref)
-        if owner is None:
-            continue
+        owner = live.owners[ref]
         # the name a grant's `tables:`/`sequences:`/`functions:` list uses
         spelling = live.signatures.get(ref, ref.name)
         for grantee, privileges in _explicit_acl(acl[ref], ref.kind, owner, version).items():

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -36,7 +35,7 @@ from erpprov.errors import ErpprovError
 from erpprov.executor import application_name, apply_lock, execute, session_settings
 from erpprov.loader import Target
 from erpprov.plan import Action, Hazard, HostPlan, Op, fingerprint, in_order
-from erpprov.scram import matching_passwords
+from erpprov.scram import matching_passwords_started
 from erpprov.state import LiveCluster, LiveDatabase
 from erpprov.templatefiles import plan_templates, write_templates
 
@@ -86,13 +85,12 @@ def plan_sql(target: Target, admin: psycopg.Connection) -> tuple[Result, Snapsho
     canon = Canon(timestamps=catalog.canonical_timestamps(
         admin, sorted({r.valid_until for r in play.roles if r.valid_until})))
     contents = Result()
-    with ThreadPoolExecutor(max_workers=1) as background:
-        # Comparing passwords is PBKDF2, milliseconds per role: it runs while the databases are
-        # read and their tables canonicalized, which mostly wait for the server.
-        passwords = background.submit(matching_passwords, passwords_to_compare(play, cluster))
+    # Comparing passwords is PBKDF2, milliseconds per role: it runs while the databases are read
+    # and their tables canonicalized, which mostly wait for the server.
+    with matching_passwords_started(passwords_to_compare(play, cluster)) as passwords:
         for db in play.databases:
             contents.extend(_plan_database(target, admin, db, cluster, canon, snapshot))
-        canon.passwords = passwords.result()
+        canon.passwords = passwords()
     result = Result()
     result.extend(diff_roles(play, cluster, canon))
     result.extend(diff_databases(play, cluster))

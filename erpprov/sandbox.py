@@ -65,6 +65,13 @@ def _strings_environment() -> BoundedSandbox:
     return environment()
 
 
+@functools.cache
+def files_environment(directory: str) -> BoundedSandbox:
+    """The environment of one templates/ directory: each file is read and compiled once, for every
+    host and for both plan and apply (Jinja2 reloads a file that changed)."""
+    return environment(jinja2.FileSystemLoader(directory))
+
+
 def string_template(text: str) -> jinja2.Template:
     """A playbook value as a template, in the one environment all values share."""
     return _strings_environment().from_string(text)

@@ -15,8 +15,9 @@ import stringprep
 import sys
 import threading
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 ITERATIONS = 4096  # PostgreSQL's default scram_iterations
 
@@ -91,12 +92,26 @@ def _yield_to_caller() -> None:
             pass
 
 
-def matching_passwords(candidates: Mapping[str, tuple[str, str]]) -> dict[str, bool]:
-    """Role name -> whether its (password, stored verifier) pair matches. PBKDF2 releases the GIL,
-    so the checks run on every core: a few hundred roles take most of a second on one."""
+@contextmanager
+def matching_passwords_started(candidates: Mapping[str, tuple[str, str]]) -> Iterator[Callable[[], dict[str, bool]]]:
+    """Start checking, for each role, whether its (password, stored verifier) pair matches; the
+    callable waits for the outcome, role name -> bool. PBKDF2 releases the GIL, so the checks run
+    on every core (a few hundred roles take most of a second on one) while the caller goes on.
+    Leaving the block drops the checks not yet begun."""
     if not candidates:
-        return {}
+        yield dict
+        return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    with ThreadPoolExecutor(max_workers=min(len(candidates), cores), initializer=_yield_to_caller) as pool:
-        found = pool.map(lambda item: password_matches(item[1][0], item[1][1], item[0]), candidates.items())
-        return dict(zip(candidates, found))
+    pool = ThreadPoolExecutor(max_workers=min(len(candidates), cores), initializer=_yield_to_caller)
+    checks = {role: pool.submit(password_matches, password, stored, role)
+              for role, (password, stored) in candidates.items()}
+    try:
+        yield lambda: {role: check.result() for role, check in checks.items()}
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def matching_passwords(candidates: Mapping[str, tuple[str, str]]) -> dict[str, bool]:
+    """Role name -> whether its (password, stored verifier) pair matches."""
+    with matching_passwords_started(candidates) as outcome:
+        return outcome()

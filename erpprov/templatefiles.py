@@ -83,17 +83,15 @@ def masked_diff(current: str | None, content: str, secrets: list[str], dest: str
 def render(target: Target, spec: TemplateFile) -> str:
     import jinja2
 
-    from erpprov.sandbox import environment, render_template
+    from erpprov.sandbox import files_environment, render_template
 
     directory = target.project_dir / "templates"
     try:
-        template = environment(jinja2.FileSystemLoader(str(directory))).get_template(spec.src)
+        template = files_environment(str(directory)).get_template(spec.src)
         return render_template(template, target.variables)
     except jinja2.TemplateNotFound:
         raise ErpprovError(f"template not found: {directory / spec.src}",
                            hint="templates live in templates/ beside playbooks/") from None
-    except ErpprovError:
-        raise
     except Exception as exc:
         error = translated(exc)
         line = f":{exc.lineno}" if isinstance(exc, jinja2.TemplateSyntaxError) else ""

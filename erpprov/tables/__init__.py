@@ -28,7 +28,6 @@ __all__ = [
            "diff_tables",
            "explain_failure",
            "inspect_tables",
-           "with_row_signal",
 ]
 
 
