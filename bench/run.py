@@ -96,10 +96,10 @@ class Bench:
         runs = runs or self.runs
         count = count or self.count
         last: Run | None = None
+        what = f"{series.tool} {series.what} (N={series.size})"
         for index in range(runs):
             if reset:
                 self.server.reset()
-            what = f"{series.tool} {series.what} (N={series.size})"
             if count == "last" and index == runs - 1:
                 last = self._run_counted(series, argv, cwd, env, what)
             else:
@@ -110,8 +110,7 @@ class Bench:
         if count == "extra":
             if reset:
                 self.server.reset()
-            extra = self._run_counted(series, argv, cwd, env,
-                                      f"{series.tool} {series.what} (N={series.size}), counting")
+            extra = self._run_counted(series, argv, cwd, env, f"{what}, counting")
             if validate:
                 validate(extra)
         self.results.series.append(series)

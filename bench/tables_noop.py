@@ -23,7 +23,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.server import USER, throwaway_server
+from bench.server import throwaway_server
 from erpprov import model
 from erpprov.tables import canonicalize, diff_tables, inspect_tables
 
@@ -120,13 +120,11 @@ def main() -> None:
             with Counter() as only_inspect:
                 inspect_tables(conn)
 
-        env = {**os.environ, "PGPASSWORD": server.password}
-        dump = [str(server.bindir / "pg_dump"), "--schema-only", "-h", server.host, "-p", str(server.port),
-                "-U", USER, "-d", "bench", "-f", os.devnull]
+        dump = [str(server.bindir / "pg_dump"), "--schema-only", "-d", "bench", "-f", os.devnull]
         dumps = []
         for _ in range(args.runs):
             t0 = time.perf_counter()
-            subprocess.run(dump, env=env, check=True)
+            subprocess.run(dump, env=server.env(), check=True)
             dumps.append(time.perf_counter() - t0)
 
         print(f"no-op plan of {args.n} tables (9 columns, 2 indexes, 1 FK each{', 1 CHECK' if args.checks else ''}), "

@@ -74,6 +74,7 @@ def reachable_tempdir(prefix: str = "erpprov-test-") -> Path:
 
 def run_erpprov(cwd: Path, *args: str, env: dict[str, str] | None = None,
                 timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """`erpprov ARGS` as a user runs it: a whole process in ``cwd``, ``env`` over the environment."""
+    """`erpprov ARGS` as a user runs it: a whole process in ``cwd``, ``env`` over the environment,
+    with no terminal to read from."""
     return subprocess.run([sys.executable, "-m", "erpprov", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+                          timeout=timeout, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
