@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from erpprov import fragments
+
 MAX_NAME_BYTES = 63  # PostgreSQL silently truncates longer names; then a diff could never converge
 
 
@@ -38,6 +40,9 @@ def _identifier(value: str) -> str:
 
 
 Identifier = Annotated[str, AfterValidator(_identifier)]
+# SQL that cannot be a parameter: proven to be one type name / one expression when loaded
+TypeName = Annotated[str, AfterValidator(fragments.type_name)]
+Expression = Annotated[str, AfterValidator(fragments.expression)]
 
 
 def _stringify(value: Any) -> Any:
@@ -233,13 +238,13 @@ class Role(Strict):
 
 class Column(Strict):
     name: Identifier
-    type: str = Field(description="Any PostgreSQL type, including serial and bigserial")
+    type: TypeName = Field(description="Any PostgreSQL type, including serial and bigserial")
     nullable: bool = True
-    default: str | None = Field(None, description="SQL expression, e.g. now() or 'draft'")
+    default: Expression | None = Field(None, description="SQL expression, e.g. now() or 'draft'")
     primary_key: bool = Field(False, description="Mark several columns for a composite key")
     unique: bool = False
     identity: Literal["always", "by default"] | None = None
-    generated: str | None = Field(None, description="Expression of a stored generated column")
+    generated: Expression | None = Field(None, description="Expression of a stored generated column")
     collation: str | None = None
     comment: str | None = None
     renamed_from: Identifier | None = None
@@ -279,7 +284,7 @@ class Unique(Strict):
 
 
 class Check(Strict):
-    expression: str
+    expression: Expression
     name: Identifier | None = None
 
 
@@ -288,7 +293,7 @@ class Index(Strict):
     name: Identifier | None = None
     unique: bool = False
     method: Literal["btree", "hash", "gist", "gin", "spgist", "brin"] = "btree"
-    where: str | None = Field(None, description="Predicate of a partial index")
+    where: Expression | None = Field(None, description="Predicate of a partial index")
     include: list[Identifier] = Field(default_factory=list)
 
 
@@ -317,6 +322,8 @@ class Table(Strict):
             _known(uq.columns, names, "unique constraint")
         for ix in self.indexes:
             _known(ix.include, names, "index INCLUDE")
+            for entry in ix.columns:
+                fragments.index_entry(entry, names)
         return self
 
 

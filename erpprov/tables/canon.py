@@ -1,6 +1,8 @@
 """Turn the desired model into the state vocabulary, in PostgreSQL's own spelling.
 
-One scratch build per call, in two stages inside one transaction that is always rolled back:
+One scratch build per call, in two stages inside one transaction that is always rolled back. Every
+string of the file in it was proven to be one type or one expression when the file was loaded
+(`erpprov.fragments`), and each statement goes in an extended-protocol message of its own:
 
 1. one "types" table (a few if there are more than 1000 combinations) whose columns are the
    distinct (type, default, collation, identity) combinations of all desired columns, added with
@@ -15,13 +17,12 @@ One scratch build per call, in two stages inside one transaction that is always 
 
 Keys, unique constraints, foreign keys and plain column indexes need no build: they are compared by
 shape, and their names are predicted (see `erpprov.tables.names`). Each stage goes to the server as
-one multi-statement string and is read back with the live side's catalog queries: a fixed number of
+one pipeline and is read back with the live side's catalog queries: a fixed number of
 round trips (at most 2 builds + 2 pipelined reads), whatever the number of tables.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import replace
@@ -31,6 +32,7 @@ from psycopg import sql
 
 from erpprov import model
 from erpprov.errors import ErpprovError
+from erpprov.fragments import index_entry
 from erpprov.tables import ddl
 from erpprov.tables.inspect import inspect_tables, read_tables, scratch_filter
 from erpprov.tables.names import choose_name
@@ -48,9 +50,6 @@ from erpprov.tables.state import (
 )
 
 COLUMNS_PER_TYPES_TABLE = 1000  # PostgreSQL allows 1600 columns per table
-# "col", "col DESC", "col ASC NULLS FIRST": the ordering words PostgreSQL's index syntax allows
-_ORDERING = re.compile(r"^(?P<body>.+?)(?:\s+(?P<dir>asc|desc))?(?:\s+nulls\s+(?P<nulls>first|last))?\s*$",
-                       re.IGNORECASE | re.DOTALL)
 
 ComboKey = tuple[str, str | None, str | None, str | None]  # spelling, default, collation, identity
 
@@ -74,37 +73,21 @@ def _combo_definition(name: str, key: ComboKey) -> sql.Composed:
     if collation:
         parts.append(sql.SQL("COLLATE {}").format(sql.Identifier(collation)))
     if default is not None:
-        parts.append(sql.SQL("DEFAULT {}").format(sql.SQL(default)))
+        parts.append(sql.SQL("DEFAULT {}").format(ddl.expression(default)))
     if identity:
         parts.append(sql.SQL("GENERATED {} AS IDENTITY").format(sql.SQL(identity.upper())))
     return sql.SQL(" ").join(parts)
 
 
-def split_entry(entry: str, columns: Iterable[str]) -> tuple[str, bool, bool, bool]:
-    """An index `columns` entry: (column-or-expression, is_column, descending, nulls_first)."""
-    names = set(columns)
-    if entry in names:
-        return entry, True, False, False
-    match = _ORDERING.match(entry)
-    body = entry.strip()
-    descending = nulls_first = False
-    if match and (match.group("dir") or match.group("nulls")):
-        body = match.group("body").strip()
-        descending = (match.group("dir") or "").lower() == "desc"
-        nulls = (match.group("nulls") or "").lower()
-        nulls_first = nulls == "first" if nulls else descending
-    return body, body in names, descending, nulls_first
-
-
 def _needs_build(index: model.Index, columns: set[str]) -> bool:
-    return index.where is not None or not all(split_entry(e, columns)[1] for e in index.columns)
+    return index.where is not None or not all(index_entry(e, columns)[1] for e in index.columns)
 
 
 def _written_keys(index: model.Index, columns: set[str]) -> tuple[IndexKey, ...]:
     """The index's `columns` entries as keys: columns, and expressions as written."""
     keys = []
     for entry in index.columns:
-        body, is_column, descending, nulls_first = split_entry(entry, columns)
+        body, is_column, descending, nulls_first = index_entry(entry, columns)
         keys.append(IndexKey(column=body if is_column else None, expression=None if is_column else body,
                              descending=descending, nulls_first=nulls_first))
     return tuple(keys)
@@ -132,12 +115,12 @@ def _scratch_table(table: sql.Identifier, t: model.Table, typed: dict[int, Colum
         if col.collation:
             item = sql.SQL("{} COLLATE {}").format(item, sql.SQL(col.collation))  # regcollation text
         if c.generated is not None:
-            item = sql.SQL("{} GENERATED ALWAYS AS ({}) STORED").format(item, sql.SQL(c.generated))
+            item = sql.SQL("{} GENERATED ALWAYS AS {} STORED").format(item, ddl.expression(c.generated))
         items.append(item)
     if partition_key:
         items.append(sql.SQL("{} integer").format(sql.Identifier(partition_key)))
     for check in t.checks:
-        body = sql.SQL("CHECK ({})").format(sql.SQL(check.expression))
+        body = sql.SQL("CHECK {}").format(ddl.expression(check.expression))
         items.append(sql.SQL("CONSTRAINT {} {}").format(sql.Identifier(check.name), body) if check.name else body)
     query = sql.SQL("CREATE TABLE {} ({})").format(table, sql.SQL(", ").join(items))
     if partition_key:
@@ -146,8 +129,12 @@ def _scratch_table(table: sql.Identifier, t: model.Table, typed: dict[int, Colum
 
 
 def _execute(conn: psycopg.Connection, statements: Iterable[sql.Composable]) -> None:
-    # no parameters: sent as one simple-protocol multi-statement string, one round trip
-    conn.execute(sql.SQL(";\n").join(statements).as_string(conn))
+    """Each statement in an extended-protocol message of its own, which the server refuses to hold
+    more than one statement (a second wall behind `erpprov.fragments`); pipelined, so the whole
+    build is still one round trip."""
+    with conn.pipeline():
+        for statement in statements:
+            conn.execute(statement, prepare=False)
 
 
 def _culprit(conn: psycopg.Connection, units: list[_Unit], error: psycopg.Error) -> ErpprovError:
@@ -157,7 +144,7 @@ def _culprit(conn: psycopg.Connection, units: list[_Unit], error: psycopg.Error)
         for unit in units:
             try:
                 with conn.transaction():
-                    conn.execute(unit.statement)
+                    _execute(conn, [unit.statement])
             except psycopg.Error as exc:
                 return ErpprovError(f"{unit.what}: PostgreSQL rejects it: {exc.diag.message_primary or exc}",
                                     hint="the type, default or expression must be valid PostgreSQL SQL")
@@ -246,7 +233,7 @@ def _settle_reprints(conn: psycopg.Connection, desired: TablesState, live: Table
         for key, name, definition in checks]
     statements += [sql.SQL("CREATE INDEX {} ON {} ({}) WHERE {}").format(
         sql.Identifier(name), sql.Identifier(schema, copies[key]),
-        sql.Identifier(live.tables[key].columns[0].name), sql.SQL(predicate))
+        sql.Identifier(live.tables[key].columns[0].name), ddl.expression(predicate))
         for key, name, predicate in predicates]
     try:
         with conn.transaction(force_rollback=True):

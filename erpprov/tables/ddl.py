@@ -1,5 +1,7 @@
 """SQL builders. Identifiers always go through sql.Identifier; types, defaults and expressions are
-SQL by nature (and on the desired side already re-printed by PostgreSQL), so they go in as sql.SQL."""
+SQL by nature, so they go in as sql.SQL: either printed by PostgreSQL, or as written in the file and
+then proven by `erpprov.fragments` when it was loaded. An expression is always spliced through
+`expression()`, in the parentheses it was proven in."""
 
 from __future__ import annotations
 
@@ -30,6 +32,10 @@ def idents(names: tuple[str, ...] | list[str]) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(n) for n in names)
 
 
+def expression(text: str) -> sql.Composed:
+    return sql.SQL("({})").format(sql.SQL(text))
+
+
 def column_definition(col: ColumnState) -> sql.Composed:
     """`name type [COLLATE c] [DEFAULT e | GENERATED ...] [NOT NULL]`. A serial column is written
     the way the user spelled it (serial/bigserial), which makes PostgreSQL create and own its
@@ -39,11 +45,11 @@ def column_definition(col: ColumnState) -> sql.Composed:
     if col.collation:
         parts.append(sql.SQL("COLLATE {}").format(sql.SQL(col.collation)))  # regcollation text: quoted
     if col.default is not None:
-        parts.append(sql.SQL("DEFAULT {}").format(sql.SQL(col.default_source or col.default)))
+        parts.append(sql.SQL("DEFAULT {}").format(expression(col.default_source or col.default)))
     if col.identity:
         parts.append(sql.SQL("GENERATED {} AS IDENTITY").format(sql.SQL(col.identity.upper())))
     if col.generated is not None:
-        parts.append(sql.SQL("GENERATED ALWAYS AS ({}) STORED").format(sql.SQL(col.generated_source or col.generated)))
+        parts.append(sql.SQL("GENERATED ALWAYS AS {} STORED").format(expression(col.generated_source or col.generated)))
     if col.not_null and not col.serial and not col.identity:
         parts.append(sql.SQL("NOT NULL"))
     return sql.SQL(" ").join(parts)
@@ -88,7 +94,7 @@ def create_table(schema: str, name: str, columns: tuple[ColumnState, ...],
 
 def index_key(key: IndexKey) -> sql.Composed:
     parts: list[sql.Composable] = [
-        sql.Identifier(key.column) if key.expression is None else sql.SQL("({})").format(sql.SQL(key.expression))
+        sql.Identifier(key.column) if key.expression is None else expression(key.expression)
     ]
     if key.opclass:
         parts.append(sql.Identifier(key.opclass))
@@ -116,7 +122,7 @@ def index_tail(index: IndexState) -> sql.Composed:
     if index.include:
         query = sql.SQL("{} INCLUDE ({})").format(query, idents(index.include))
     if index.predicate:
-        query = sql.SQL("{} WHERE {}").format(query, sql.SQL(index.predicate))
+        query = sql.SQL("{} WHERE {}").format(query, expression(index.predicate))
     return query
 
 

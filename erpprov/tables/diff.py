@@ -529,7 +529,7 @@ class _Differ:
                 steps.append(ddl.render(sql.SQL("ALTER SEQUENCE {} AS {}").format(ddl.ident(*old.sequence),
                                                                                   sql.SQL(new.type))))
         if new.default is not None and (change_default or (change_type and old.default is not None)):
-            alter(sql.SQL("SET DEFAULT {}").format(sql.SQL(new.default_source or new.default)))
+            alter(sql.SQL("SET DEFAULT {}").format(ddl.expression(new.default_source or new.default)))
         if change_serial and new.serial:
             taken = self.taken(s)
             seq = choose_name(t, [c], "seq", taken)

@@ -34,6 +34,7 @@ BAD_INPUT_KINDS: dict[str, str] = {
     "invalid_identifiers": "empty, NUL, and longer than 63 bytes names",
     "hostile_passwords": "passwords with quotes, backslashes, $$ and SQL",
     "sql_looking_values": "'; DROP TABLE x; -- in comments, settings, valid_until, versions, encodings",
+    "sql_fragment_injection": "types, defaults, checks and index expressions that hold statements or escape",
 }
 
 COVERED: dict[str, list[str]] = defaultdict(list)

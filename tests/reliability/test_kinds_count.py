@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from . import test_bad_input, test_hostile_sql  # noqa: F401  (importing them registers their kinds)
+from . import test_bad_input, test_hostile_sql, test_sql_fragments  # noqa: F401  (importing them registers their kinds)
 from .kinds import BAD_INPUT_KINDS, COVERED
 
-EXPECTED_KINDS = 22
+EXPECTED_KINDS = 23
 
 
 def test_every_listed_kind_is_covered_and_counted():

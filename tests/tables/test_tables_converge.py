@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -276,18 +277,27 @@ def test_odd_identifiers_converge(conn):
 
 
 def _count_queries(pg, monkeypatch, func) -> int:
-    """Statements sent while func runs on a fresh connection: psycopg sends every query, pipelined
-    or not, through Cursor.execute, which we wrap."""
+    """Round trips while func runs on a fresh connection: each statement sent on its own, and each
+    pipeline as a whole (its statements travel together). psycopg sends every query through
+    Cursor.execute and every pipeline through Connection.pipeline, which we wrap."""
     counter = {"n": 0}
-    original = psycopg.Cursor.execute
+    execute, pipeline = psycopg.Cursor.execute, psycopg.Connection.pipeline
 
-    def execute(self, *args, **kwargs):
-        counter["n"] += 1
-        return original(self, *args, **kwargs)
+    def counted_execute(self, *args, **kwargs):
+        counter["n"] += self.connection._pipeline is None
+        return execute(self, *args, **kwargs)
+
+    @contextmanager
+    def counted_pipeline(self):
+        counter["n"] += self._pipeline is None
+        with pipeline(self) as p:
+            yield p
 
     with pg.connect() as c, monkeypatch.context() as patch:
-        patch.setattr(psycopg.Cursor, "execute", execute)
+        patch.setattr(psycopg.Cursor, "execute", counted_execute)
+        patch.setattr(psycopg.Connection, "pipeline", counted_pipeline)
         func(c)
+    assert counter["n"] > 0, "the spy saw nothing: it no longer intercepts psycopg"
     return counter["n"]
 
 
