@@ -1,4 +1,4 @@
-"""Helpers for the table reconciler tests: plan, apply (a stand-in for the executor), converge."""
+"""Helpers for the table reconciler tests: plan, apply (through the real executor), converge."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import psycopg
 import yaml
 from pydantic import TypeAdapter
 
-from erpprov import model
+from erpprov import executor, model
 from erpprov.plan import Action
-from erpprov.tables import canonicalize, diff_read_rows, inspect_tables
+from erpprov.tables import canonicalize, diff_read_rows, explain_failure, inspect_tables
 from erpprov.tables.state import TableDiff, TablesState
 
 
@@ -26,12 +26,13 @@ def plan(conn: psycopg.Connection, desired: list[model.Table], prune: Collection
 
 
 def apply(conn: psycopg.Connection, actions: list[Action]) -> None:
-    """What the executor will do for one database: every statement, ordered stably by phase, in
-    ONE transaction."""
-    with conn.transaction():
-        for action in sorted(actions, key=lambda a: a.phase):
-            for statement in action.sql:
-                conn.execute(statement.text)
+    """The real executor, as apply runs it: one transaction for the database, and a failure
+    explained on a fresh connection (`ApplyFailed`)."""
+    info = conn.info
+    settings = model.Connection.model_validate({
+        "pg_host": info.host, "pg_port": info.port, "pg_user": info.user, "pg_password": info.password,
+        "pg_database": info.dbname})
+    executor.execute(actions, settings, conn, lambda kind, action: None, explain_failure)
 
 
 def describe(actions: list[Action]) -> str:

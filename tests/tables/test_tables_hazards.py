@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 
+from erpprov.executor import ApplyFailed
 from erpprov.plan import Hazard, Op
-from erpprov.tables import explain_failure, inspect_tables
+from erpprov.tables import inspect_tables
 from tests.tables.tablekit import apply, converge, plan, tables
 
 BASE = """
@@ -130,15 +130,16 @@ def test_not_null_over_nulls_fails_untouched_with_a_clear_message(conn):
     result = plan(conn, spec)
     action = _only(result, "items.label")
     assert Hazard.VALIDATES_DATA in action.hazards
-    with pytest.raises(psycopg.errors.NotNullViolation) as failure:
+    with pytest.raises(ApplyFailed) as failure:
         apply(conn, result.actions)
     # the whole transaction rolled back: the type change that ran first is undone too
     column = inspect_tables(conn).tables[("public", "items")].column("label")
     assert column.type == "character varying(50)" and not column.not_null
     assert conn.execute("SELECT count(*) FROM items WHERE label IS NULL").fetchone()[0] == 2
-    message = explain_failure(conn, action, failure.value)
-    assert message is not None
+    message, hint = str(failure.value), failure.value.hint or ""
+    assert message.startswith(action.address), message
     assert "public.items" in message and "label" in message and "2 rows hold NULL" in message
+    assert "nothing in this transaction was applied" in hint and "SET NOT NULL" in hint
     # fix the data, and the same plan goes through
     conn.execute("UPDATE items SET label = 'x' WHERE label IS NULL")
     converge(conn, spec)
