@@ -73,3 +73,11 @@ def managed_view(state: TablesState, owners: bool = False) -> dict:
     return {key: (sorted(t.columns, key=lambda c: c.name), sorted(t.constraints, key=lambda c: c.name),
                   sorted(t.indexes, key=lambda i: i.name), t.comment, t.owner if owners else None)
             for key, t in state.tables.items()}
+
+
+def assert_declared(conn: psycopg.Connection, desired: list[model.Table]) -> None:
+    """The declared tables live exactly as declared (what an empty re-plan alone cannot show: a
+    diff that ignored a change would plan nothing on both runs)."""
+    live = inspect_tables(conn)
+    declared = canonicalize(conn, desired, live)
+    assert_same(TablesState({key: live.tables[key] for key in declared.tables if key in live.tables}), declared)

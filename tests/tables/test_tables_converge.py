@@ -11,7 +11,7 @@ import pytest
 from erpprov.loader import load_project
 from erpprov.plan import Op, Phase
 from erpprov.tables import canonicalize, inspect_tables
-from tests.tables.tablekit import converge, managed_view, plan, tables
+from tests.tables.tablekit import assert_declared, converge, managed_view, plan, tables
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,8 +106,10 @@ def test_type_and_default_spellings_converge_in_one_apply(conn):
 ])
 def test_each_spelling_added_to_an_existing_table_converges(conn, column):
     converge(conn, tables("- {name: host, columns: [{name: id, type: int}]}"))
-    first = converge(conn, tables(f"- {{name: host, columns: [{{name: id, type: int}}, {column}]}}"))
-    assert [a.op for a in first.actions] == [Op.CREATE]
+    spec = tables(f"- {{name: host, columns: [{{name: id, type: int}}, {column}]}}")
+    first = converge(conn, spec)
+    assert [(a.op, a.address.rsplit(".", 1)[-1]) for a in first.actions] == [(Op.CREATE, "v")]
+    assert_declared(conn, spec)
 
 
 def test_changes_to_existing_tables_converge(conn):
@@ -124,8 +126,14 @@ def test_changes_to_existing_tables_converge(conn):
                               "- {name: named_check, expression: \"w <> 'x'\"}")
     changed += "  indexes:\n    - {columns: [lower(w)]}\n    - {columns: [a, b DESC], where: \"h\"}\n"
     changed += "  comment: now with comments\n"
-    converge(conn, tables(changed))
-    converge(conn, tables(SPELLINGS), prune=["public"])
+    first = converge(conn, tables(changed))
+    touched = {a.address.split(".", 3)[-1] for a in first.actions}
+    assert {"spellings.a", "spellings.c", "spellings.r", "spellings.u", "spellings.f", "spellings.ad",
+            "spellings.named_check", "spellings"} <= touched, touched
+    assert_declared(conn, tables(changed))
+    back = converge(conn, tables(SPELLINGS), prune=["public"])
+    assert back.actions
+    assert_declared(conn, tables(SPELLINGS))
 
 
 def test_schemas_foreign_keys_and_index_features_converge(conn):
@@ -186,7 +194,12 @@ def test_replacing_a_referenced_key_recreates_foreign_keys(conn):
     converge(conn, tables(base % "id"))
     moved = base.replace("{name: id, type: int, primary_key: true}, {name: k, type: int, nullable: false}",
                          "{name: id, type: int}, {name: k, type: int, primary_key: true}") % "k"
-    converge(conn, tables(moved))
+    first = converge(conn, tables(moved))
+    ops = {(a.op, a.address.rsplit(".", 1)[-1]) for a in first.actions}
+    assert {(Op.REPLACE, "p_pkey"), (Op.DELETE, "c_pid_fkey"), (Op.CREATE, "c_pid_fkey")} <= ops, ops
+    assert_declared(conn, tables(moved))
+    fk = conn.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'c_pid_fkey'").fetchone()
+    assert fk == ("FOREIGN KEY (pid) REFERENCES p(k)",)
 
 
 def test_renames_keep_the_data_and_never_drop(conn):
@@ -234,8 +247,11 @@ def test_unmanaged_tables_and_columns_are_reported_and_left_alone(conn):
 
 
 def test_extension_tables_and_system_schemas_are_not_inspected(conn):
+    # A table that belongs to an extension (as pg_depend records it) is the extension's, not ours.
+    conn.execute("CREATE TABLE ext_owned (x int); CREATE TABLE plain (x int); "
+                 "ALTER EXTENSION plpgsql ADD TABLE ext_owned")
     live = inspect_tables(conn)
-    assert live.tables == {}
+    assert set(live.tables) == {("public", "plain")}
 
 
 WEIRD = '''
