@@ -92,7 +92,7 @@ def plan_sql(target: Target, admin: psycopg.Connection) -> tuple[Result, Snapsho
             contents.extend(_plan_database(target, admin, db, cluster, canon, snapshot))
         canon.passwords = passwords()
     result = Result()
-    result.extend(diff_roles(play, cluster, canon))
+    result.extend(diff_roles(play, cluster, canon, login_role=target.connection.pg_user))
     result.extend(diff_databases(play, cluster))
     result.extend(contents)
     return result, snapshot
