@@ -14,10 +14,11 @@ from erpprov.diff import (
     diff_roles,
     passwords_to_compare,
 )
+from erpprov.diff.privileges import owner_transferred
 from erpprov.errors import ErpprovError
 from erpprov.plan import Hazard, Op
 from erpprov.scram import matching_passwords, scram_verifier
-from erpprov.state import DatabaseState, LiveCluster, RoleState
+from erpprov.state import DatabaseState, LiveCluster, ObjectRef, RoleState
 
 PASSWORD = "pa'ss\\word"
 
@@ -157,6 +158,28 @@ def test_pruned_owner_of_a_new_database_is_planned_as_after_creation():
     live = cluster(app=RoleState("app"))
     addresses = [a.address for a in diff_databases(desired, live).actions]
     assert addresses == ["database.erp", "grant.erp.database.app"]
+
+
+def test_new_owner_receives_the_old_owners_acl_entries_merged_with_its_own():
+    ref = ObjectRef("table", "public", "t")
+    acl = {(ref, "a"): frozenset({("SELECT", False), ("UPDATE", False)}),
+           (ref, "b"): frozenset({("SELECT", True)}), (ref, "c"): frozenset({("SELECT", False)})}
+    assert owner_transferred(acl, {ref: ("a", "b")}) == {
+        (ref, "b"): frozenset({("SELECT", True), ("UPDATE", False)}), (ref, "c"): frozenset({("SELECT", False)})}
+
+
+def test_pruned_new_owner_of_a_database_loses_what_the_transfer_hands_it():
+    """ALTER DATABASE ... OWNER TO gives it the old owner's CREATE, CONNECT and TEMPORARY: a pruned
+    role without a grant must lose them in the same apply."""
+    desired = play(roles=[{"name": "b", "prune": True}], databases=[{"name": "erp", "owner": "b"}])
+    live = cluster(a=RoleState("a"), b=RoleState("b"))
+    live.databases["erp"] = DatabaseState("erp", "a")
+    live.database_acl[("erp", "a")] = frozenset({("CREATE", False), ("CONNECT", False), ("TEMPORARY", False)})
+    live.database_acl[("erp", "PUBLIC")] = frozenset({("CONNECT", False), ("TEMPORARY", False)})
+    actions = diff_databases(desired, live).actions
+    assert [(a.address, a.op, a.hazards) for a in actions] == [
+        ("database.erp", Op.UPDATE, ()), ("grant.erp.database.b", Op.DELETE, (Hazard.REVOKES_ACCESS,))]
+    assert actions[1].sql[0].text == 'REVOKE CONNECT, CREATE, TEMPORARY ON DATABASE "erp" FROM "b"'
 
 
 def test_password_checks_run_below_the_callers_priority(monkeypatch):
