@@ -26,7 +26,7 @@ class Hazard(str, Enum):
     VALIDATES_DATA = "validates_data"  # NOT NULL / unique / check / FK over existing rows may fail
     LOCKS_TABLE = "locks_table"  # ACCESS EXCLUSIVE on a table that holds rows
     DROPS_ROLE = "drops_role"  # a role and what it owns or was granted
-    REVOKES_ACCESS = "revokes_access"  # pruning privileges or memberships
+    REVOKES_ACCESS = "revokes_access"  # pruning privileges or memberships, taking LOGIN, SUPERUSER... from a role
     RECREATES_CONTAINER = "recreates_container"  # brief downtime; the data directory survives
 
 

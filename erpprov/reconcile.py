@@ -92,7 +92,7 @@ def plan_sql(target: Target, admin: psycopg.Connection) -> tuple[Result, Snapsho
             contents.extend(_plan_database(target, admin, db, cluster, canon, snapshot))
         canon.passwords = passwords()
     result = Result()
-    result.extend(diff_roles(play, cluster, canon))
+    result.extend(diff_roles(play, cluster, canon, login_role=target.connection.pg_user))
     result.extend(diff_databases(play, cluster))
     result.extend(contents)
     return result, snapshot
@@ -154,14 +154,17 @@ def _canonicalize_in_scratch_database(target: Target, admin: psycopg.Connection,
 def planned_objects(desired: tables.TablesState, live: tables.TablesState) -> Planned:
     """Tables, and the sequences that new serial/identity columns will own, with their owners, so
     that grants on "all tables/sequences in schema X" cover them in the same run. (Sequences of
-    existing columns are live objects already, under whatever name they have.)"""
-    new_sequences = {}
+    existing columns are live objects already, under whatever name they have; they are listed
+    when their table's owner is declared, which ALTER TABLE ... OWNER TO hands on to them.)"""
+    sequences = {}
     for key, table in desired.tables.items():
         existing = live.tables.get(key)
         for column in table.columns:
             if column.sequence and (existing is None or existing.column(column.name) is None):
-                new_sequences[column.sequence] = table.owner
-    return {"table": {key: table.owner for key, table in desired.tables.items()}, "sequence": new_sequences}
+                sequences[column.sequence] = table.owner
+        if existing is not None and table.owner is not None:
+            sequences |= {column.sequence: table.owner for column in existing.columns if column.sequence}
+    return {"table": {key: table.owner for key, table in desired.tables.items()}, "sequence": sequences}
 
 
 Event = Callable[[str, str], None]  # ("ok" | "changed" | "failed", address)

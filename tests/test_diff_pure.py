@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from erpprov import model
-from erpprov.diff import Canon, acl_changes, diff_databases, diff_roles, passwords_to_compare
-from erpprov.plan import Op
+from erpprov.diff import (
+    Canon,
+    acl_changes,
+    diff_databases,
+    diff_roles,
+    passwords_to_compare,
+)
+from erpprov.diff.privileges import owner_transferred
+from erpprov.errors import ErpprovError
+from erpprov.plan import Hazard, Op
 from erpprov.scram import matching_passwords, scram_verifier
-from erpprov.state import DatabaseState, LiveCluster, RoleState
+from erpprov.state import DatabaseState, LiveCluster, ObjectRef, RoleState
 
 PASSWORD = "pa'ss\\word"
 
@@ -34,7 +44,8 @@ def test_acl_changes_splits_grants_revokes_and_options():
 
 
 def test_new_role_sends_a_verifier_and_shows_no_secret():
-    result = diff_roles(play(roles=[{"name": "app", "login": True, "password": PASSWORD}]), cluster(), Canon())
+    result = diff_roles(play(roles=[{"name": "app", "login": True, "password": PASSWORD}]), cluster(), Canon(),
+                        login_role="postgres")
     [action] = result.actions
     assert action.op is Op.CREATE and action.address == "role.app"
     [statement] = action.sql
@@ -51,7 +62,7 @@ def test_matching_password_and_attributes_mean_no_action():
     desired = play(roles=[{"name": "app", "login": True, "password": PASSWORD}])
     canon = Canon(passwords=matching_passwords(passwords_to_compare(desired, live)))
     assert canon.passwords == {"app": True}
-    assert diff_roles(desired, live, canon).actions == []
+    assert diff_roles(desired, live, canon, login_role="postgres").actions == []
 
 
 def test_other_password_is_set_again_and_stays_hidden():
@@ -59,22 +70,69 @@ def test_other_password_is_set_again_and_stays_hidden():
     live.passwords["app"] = scram_verifier("another one")
     desired = play(roles=[{"name": "app", "login": True, "password": PASSWORD}])
     canon = Canon(passwords=matching_passwords(passwords_to_compare(desired, live)))
-    [action] = diff_roles(desired, live, canon).actions
+    [action] = diff_roles(desired, live, canon, login_role="postgres").actions
     assert action.op is Op.UPDATE and action.after == {"password": "(sensitive) (changed)"}
     assert PASSWORD not in action.sql[0].text and "SCRAM-SHA-256$4096:" in action.sql[0].text
 
 
 def test_changed_attribute_shows_before_and_after_only_for_it():
     live = cluster(app=RoleState("app", login=False, connection_limit=3))
-    result = diff_roles(play(roles=[{"name": "app", "login": True, "connection_limit": 3}]), live, Canon())
+    result = diff_roles(play(roles=[{"name": "app", "login": True, "connection_limit": 3}]), live, Canon(),
+                        login_role="postgres")
     [action] = result.actions
     assert (action.before, action.after) == ({"login": False}, {"login": True})
     assert action.sql[0].text == 'ALTER ROLE "app" WITH LOGIN'
 
 
+def test_lowering_an_access_attribute_is_a_revokes_access_hazard():
+    live = cluster(app=RoleState("app", login=True, createdb=True, createrole=True, connection_limit=3))
+    desired = play(roles=[{"name": "app", "createrole": True, "connection_limit": 4}])
+    [action] = diff_roles(desired, live, Canon(), login_role="postgres").actions
+    assert action.hazards == (Hazard.REVOKES_ACCESS,)
+    assert action.note == "app loses LOGIN, CREATEDB"
+    assert (action.before, action.after) == ({"login": True, "createdb": True, "connection_limit": 3},
+                                             {"login": False, "createdb": False, "connection_limit": 4})
+
+
+@pytest.mark.parametrize("attribute", ["superuser", "createrole", "createdb", "replication", "bypassrls", "login"])
+def test_each_access_attribute_is_hazardous_to_take_and_safe_to_give(attribute):
+    lowered = diff_roles(play(roles=[{"name": "app"}]), cluster(app=RoleState("app", **{attribute: True})),
+                         Canon(), login_role="postgres").actions
+    assert [a.hazards for a in lowered] == [(Hazard.REVOKES_ACCESS,)]
+    raised = diff_roles(play(roles=[{"name": "app", attribute: True}]), cluster(app=RoleState("app")),
+                        Canon(), login_role="postgres").actions
+    assert [a.hazards for a in raised] == [()]
+
+
+@pytest.mark.parametrize("connected_as", ["session", "current"])
+def test_the_role_erpprov_connects_as_keeps_its_access(connected_as):
+    """Whether it is the role in the inventory or the one the session runs as (a `role` setting)."""
+    live = cluster(admin=RoleState("admin", login=True, createrole=True))
+    login_role = "admin" if connected_as == "session" else "postgres"
+    if connected_as == "current":
+        live.current_user = "admin"
+    with pytest.raises(ErpprovError) as refused:
+        diff_roles(play(roles=[{"name": "admin", "createrole": True}]), live, Canon(), login_role=login_role)
+    assert "admin" in refused.value.message and "LOGIN" in refused.value.message
+    assert "CREATEROLE" not in refused.value.message
+    assert "login: true" in refused.value.hint and "pg_user" in refused.value.hint
+    with pytest.raises(ErpprovError, match="state: absent") as dropped:
+        diff_roles(play(roles=[{"name": "admin", "state": "absent"}]), live, Canon(), login_role=login_role)
+    assert "admin" in dropped.value.message and "pg_user" in dropped.value.hint
+    kept = diff_roles(play(roles=[{"name": "admin", "login": True, "createrole": True}]), live, Canon(),
+                      login_role=login_role)
+    assert kept.actions == []
+
+
+def test_prune_roles_never_drops_the_role_erpprov_connects_as():
+    live = cluster(admin=RoleState("admin", login=True), alice=RoleState("alice"))
+    result = diff_roles(play(prune_roles=["*"]), live, Canon(), login_role="admin")
+    assert {a.address for a in result.actions} == {"role.alice"}
+
+
 def test_undeclared_roles_are_listed_as_unmanaged_not_dropped():
     live = cluster(alice=RoleState("alice"))
-    result = diff_roles(play(), live, Canon())
+    result = diff_roles(play(), live, Canon(), login_role="postgres")
     assert result.actions == [] and result.unmanaged == ["role.alice"]
 
 
@@ -100,6 +158,28 @@ def test_pruned_owner_of_a_new_database_is_planned_as_after_creation():
     live = cluster(app=RoleState("app"))
     addresses = [a.address for a in diff_databases(desired, live).actions]
     assert addresses == ["database.erp", "grant.erp.database.app"]
+
+
+def test_new_owner_receives_the_old_owners_acl_entries_merged_with_its_own():
+    ref = ObjectRef("table", "public", "t")
+    acl = {(ref, "a"): frozenset({("SELECT", False), ("UPDATE", False)}),
+           (ref, "b"): frozenset({("SELECT", True)}), (ref, "c"): frozenset({("SELECT", False)})}
+    assert owner_transferred(acl, {ref: ("a", "b")}) == {
+        (ref, "b"): frozenset({("SELECT", True), ("UPDATE", False)}), (ref, "c"): frozenset({("SELECT", False)})}
+
+
+def test_pruned_new_owner_of_a_database_loses_what_the_transfer_hands_it():
+    """ALTER DATABASE ... OWNER TO gives it the old owner's CREATE, CONNECT and TEMPORARY: a pruned
+    role without a grant must lose them in the same apply."""
+    desired = play(roles=[{"name": "b", "prune": True}], databases=[{"name": "erp", "owner": "b"}])
+    live = cluster(a=RoleState("a"), b=RoleState("b"))
+    live.databases["erp"] = DatabaseState("erp", "a")
+    live.database_acl[("erp", "a")] = frozenset({("CREATE", False), ("CONNECT", False), ("TEMPORARY", False)})
+    live.database_acl[("erp", "PUBLIC")] = frozenset({("CONNECT", False), ("TEMPORARY", False)})
+    actions = diff_databases(desired, live).actions
+    assert [(a.address, a.op, a.hazards) for a in actions] == [
+        ("database.erp", Op.UPDATE, ()), ("grant.erp.database.b", Op.DELETE, (Hazard.REVOKES_ACCESS,))]
+    assert actions[1].sql[0].text == 'REVOKE CONNECT, CREATE, TEMPORARY ON DATABASE "erp" FROM "b"'
 
 
 def test_password_checks_run_below_the_callers_priority(monkeypatch):

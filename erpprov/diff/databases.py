@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from psycopg import sql
 
 from erpprov import model
@@ -11,12 +13,19 @@ from erpprov.ddl import (
     text,
 )
 from erpprov.diff.common import Canon, Planned, Result, comment_changes
-from erpprov.diff.privileges import diff_privileges, expand, grant_action, implicit_acl
+from erpprov.diff.privileges import (
+    diff_privileges,
+    expand,
+    grant_action,
+    implicit_acl,
+    owner_transferred,
+)
 from erpprov.plan import Action, Hazard, Op, Phase, Statement
 from erpprov.state import (
     LiveCluster,
     LiveDatabase,
     ObjectRef,
+    Privileges,
 )
 
 SYSTEM_DATABASES = {"postgres", "template0", "template1"}
@@ -91,15 +100,16 @@ def _diff_database_grants(db: model.Database, live: LiveCluster, pruned: set[str
     result = Result()
     ref = ObjectRef("database", None, db.name)
     declared = {g.to for g in db.grants}
+    acl = _database_acl(db, live)
     for role in sorted(pruned - declared):
-        have = _database_acl(db, live, role)
+        have = acl(role)
         action = grant_action(ref, role, frozenset(), have, database=None, phase=Phase.DATABASE_GRANT,
                               address=f"grant.{db.name}.database.{role}", hazards=(Hazard.REVOKES_ACCESS,))
         if action:
             result.actions.append(action)
     for grant in db.grants:
         want = expand(grant.privileges, "database", live.server_version, grant.with_grant_option)
-        have = _database_acl(db, live, grant.to)
+        have = acl(grant.to)
         action = grant_action(ref, grant.to, want, have, database=None, phase=Phase.DATABASE_GRANT,
                               address=f"grant.{db.name}.database.{grant.to}")
         if action:
@@ -107,12 +117,16 @@ def _diff_database_grants(db: model.Database, live: LiveCluster, pruned: set[str
     return result
 
 
-def _database_acl(db: model.Database, live: LiveCluster, role: str) -> frozenset[tuple[str, bool]]:
-    """What `role` holds on the database: its ACL, or for one this apply creates, what a new
-    database starts with."""
+def _database_acl(db: model.Database, live: LiveCluster) -> Callable[[str], Privileges]:
+    """What each role will hold on the database when its grants run: for one this apply creates,
+    what a new database starts with; else its ACL, as a change of owner (which runs first) leaves it."""
     if db.name not in live.databases:
-        return implicit_acl("database", db.owner or live.current_user, role, live.server_version)
-    return live.database_acl.get((db.name, role), frozenset())
+        return lambda role: implicit_acl("database", db.owner or live.current_user, role, live.server_version)
+    acl = {key: privileges for key, privileges in live.database_acl.items() if key[0] == db.name}
+    owner = live.databases[db.name].owner
+    if db.owner and db.owner != owner:
+        acl = owner_transferred(acl, {db.name: (owner, db.owner)})
+    return lambda role: acl.get((db.name, role), frozenset())
 
 
 def diff_database_contents(db: model.Database, live: LiveDatabase | None, cluster: LiveCluster, canon: Canon,

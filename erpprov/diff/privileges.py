@@ -7,7 +7,9 @@ PostgreSQL gives new objects, so one apply converges."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
+from dataclasses import replace
+from typing import TypeVar
 
 from psycopg import sql
 
@@ -29,6 +31,8 @@ from erpprov.state import (
     ObjectRef,
     Privileges,
 )
+
+_Object = TypeVar("_Object", bound=Hashable)  # an ObjectRef, or a database's name in the cluster's ACL
 
 _DEFACL_KIND = {"tables": "table", "sequences": "sequence", "functions": "function", "types": "type",
                 "schemas": "schema"}
@@ -87,6 +91,25 @@ def implicit_acl(kind: str, owner: str, grantee: str, server_version: int) -> Pr
         return frozenset({"database": {("CONNECT", False), ("TEMPORARY", False)},
                           "function": {("EXECUTE", False)}, "type": {("USAGE", False)}}.get(kind, set()))
     return frozenset()
+
+
+def owner_transferred(acl: dict[tuple[_Object, str], Privileges],
+                      changes: dict[_Object, tuple[str, str]]) -> dict[tuple[_Object, str], Privileges]:
+    """``acl`` once ALTER ... OWNER TO has run for each object in ``changes`` (old owner, new owner).
+
+    PostgreSQL rewrites the ACL rather than keeping it: every entry of the old owner becomes the new
+    owner's, merged with what the new owner held (grant options OR-ed); a NULL ACL, read as
+    acldefault(), stays NULL and so follows the new owner just the same."""
+    if not changes:
+        return acl
+    moved = dict(acl)
+    for obj, (old, new) in changes.items():
+        merged: dict[str, bool] = {}
+        for privilege, grantable in moved.pop((obj, old), frozenset()) | moved.get((obj, new), frozenset()):
+            merged[privilege] = merged.get(privilege, False) or grantable
+        if merged:
+            moved[(obj, new)] = frozenset(merged.items())
+    return moved
 
 
 def new_object_acl(ref: ObjectRef, owner: str, grantee: str, live: LiveDatabase, server_version: int) -> Privileges:
@@ -257,10 +280,20 @@ def _default_acl_action(database: str, key: DefaultAclKey, want: Privileges, hav
                        want, have, hazards)
 
 
+def _owner_changes(db: model.Database, live: LiveDatabase, planned: Planned) -> dict[ObjectRef, tuple[str, str]]:
+    """Existing objects whose owner this apply changes, as (old owner, new owner)."""
+    wanted = {ObjectRef("schema", None, s.name): s.owner for s in db.schemas if s.owner}
+    wanted |= {ObjectRef(kind, schema, name): owner for kind, objects in planned.items()
+               for (schema, name), owner in objects.items() if owner}
+    return {ref: (old, new) for ref, new in wanted.items() if (old := live.owners.get(ref)) not in (None, new)}
+
+
 def diff_privileges(db: model.Database, live: LiveDatabase, cluster: LiveCluster, canon: Canon,
                     planned: Planned, roles: list[model.Role]) -> Result:
     """Object privileges and default privileges in one database, and pruning for `prune: true` roles."""
     result = Result()
+    # Grants run after the owners have changed, so they start from the ACL that leaves.
+    live = replace(live, acl=owner_transferred(live.acl, _owner_changes(db, live, planned)))
     grants = _desired_grants(db, live, cluster, canon, planned)
     defaults = _desired_default_privileges(db, cluster)
     owners = {(ObjectRef("schema", None, s.name)): s.owner or cluster.current_user

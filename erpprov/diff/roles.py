@@ -17,6 +17,7 @@ from erpprov.ddl import (
     text,
 )
 from erpprov.diff.common import Canon, Result, comment_changes
+from erpprov.errors import ErpprovError
 from erpprov.plan import SENSITIVE, Action, Hazard, Op, Phase, Statement
 from erpprov.scram import scram_verifier
 from erpprov.state import (
@@ -71,17 +72,32 @@ def passwords_to_compare(play: model.Play, live: LiveCluster) -> dict[str, tuple
     }
 
 
-def diff_roles(play: model.Play, live: LiveCluster, canon: Canon) -> Result:
+# Attributes whose loss takes access away (to log in, or to do what they allow): lowering one is
+# a hazard, and erpprov never lowers one on the role it works as.
+ACCESS_FLAGS = ("login", "superuser", "createrole", "createdb", "replication", "bypassrls")
+
+
+def diff_roles(play: model.Play, live: LiveCluster, canon: Canon, *, login_role: str) -> Result:
+    """``login_role``: the role erpprov logs in as (the inventory's pg_user). Neither it nor the
+    role the session runs as (`live.current_user`, which a `role` setting may make another) is
+    dropped or loses an attribute of ACCESS_FLAGS: the next run could not log in or do its work."""
     result = Result()
     declared = {r.name for r in play.roles}
+    own = {login_role, live.current_user}
     for role in play.roles:
         if role.state == "absent":
             if role.name in live.roles:
+                if role.name in own:
+                    raise ErpprovError(
+                        f"role {role.name} is the role erpprov connects as; the playbook sets state: absent "
+                        "on it, and dropping it would lock erpprov out",
+                        hint="remove the role from the playbook, or connect as another role (pg_user in the "
+                             "inventory) to drop it")
                 result.actions.extend(drop_role(role.name, live))
             continue
-        result.extend(_diff_role(role, desired_role(role, canon), live, canon))
+        result.extend(_diff_role(role, desired_role(role, canon), live, canon, own))
     for name in sorted(live.roles):
-        if name in declared or name == live.current_user:
+        if name in declared or name in own:
             continue
         if any(fnmatch.fnmatchcase(name, pattern) for pattern in play.prune_roles):
             result.actions.extend(drop_role(name, live))
@@ -90,7 +106,7 @@ def diff_roles(play: model.Play, live: LiveCluster, canon: Canon) -> Result:
     return result
 
 
-def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Canon) -> Result:
+def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Canon, own: set[str]) -> Result:
     result = Result()
     have = live.roles.get(role.name)
     address = f"role.{role.name}"
@@ -115,6 +131,13 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Cano
         result.actions.append(Action(address, Op.CREATE, Phase.ROLE, sql=tuple(statements), after=after))
     else:
         changed = [a for a in ROLE_FLAGS + ("connection_limit", "valid_until") if getattr(have, a) != getattr(want, a)]
+        lost = [a.upper() for a in ACCESS_FLAGS if getattr(have, a) and not getattr(want, a)]
+        if lost and role.name in own:
+            raise ErpprovError(
+                f"role {role.name} is the role erpprov connects as; the playbook would take {', '.join(lost)} "
+                "from it, and erpprov would lose the access it works with",
+                hint=f"declare {', '.join(a.lower() + ': true' for a in lost)} on role {role.name}, or connect "
+                     "as another role (pg_user in the inventory) to change it")
         statements: list[Statement] = []
         before, after = {a: getattr(have, a) for a in changed}, {a: getattr(want, a) for a in changed}
         set_password = False
@@ -147,6 +170,8 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Cano
         if statements:
             result.actions.append(Action(address, Op.UPDATE, Phase.ROLE, sql=tuple(statements),
                                          before=before, after=after,
+                                         hazards=(Hazard.REVOKES_ACCESS,) if lost else (),
+                                         note=f"{role.name} loses {', '.join(lost)}" if lost else None,
                                          repeats=set_password and live.passwords is None and not changed))
     result.actions.extend(_diff_members(role, want.members, have.members if have else (), live))
     return result
