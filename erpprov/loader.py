@@ -9,12 +9,12 @@ import difflib
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from erpprov.envfile import load_env_file
 from erpprov.errors import ErpprovError, Location
@@ -25,6 +25,29 @@ from erpprov.yamlsrc import Source, load_yaml
 
 # Keys of a play that are not rendered as part of the desired state.
 _PLAY_META = ("vars", "vars_files")
+
+# The documented defaults of the connection variables (pg_user: postgres, ...), visible to templates
+# as the lowest-precedence variables, as the values erpprov itself connects with.
+_CONNECTION_DEFAULTS = {name: field.default for name, field in Connection.model_fields.items()
+                        if field.default is not None}
+
+
+class DeferredSecret(SecretStr):
+    """A role's password, rendered when a plan first needs it: an exported playbook names password
+    variables nobody has to set while the roles exist and keep their passwords (on_create)."""
+
+    def __init__(self, render: Callable[[], str]):
+        super().__init__("")
+        self._render: Callable[[], str] | None = render
+
+    def get_secret_value(self) -> str:
+        if self._render is not None:
+            self._secret_value = self._render()  # an ErpprovError here points at the password's line
+            self._render = None
+        return self._secret_value
+
+    def _display(self) -> str:
+        return "**********"  # without rendering: a password shown masked is never needed
 
 
 @dataclass(frozen=True)
@@ -123,7 +146,7 @@ def load_project(
             hosts = [h for h in hosts if h in limited]
         play_vars = _play_vars(raw, index, source, playbook.parent)
         for host in hosts:
-            merged = {**inventory.variables(host), **play_vars, **(extra_vars or {})}
+            merged = {**_CONNECTION_DEFAULTS, **inventory.variables(host), **play_vars, **(extra_vars or {})}
             fixed = {
                 "env": env,
                 "playbook_dir": str(playbook_dir),
@@ -169,7 +192,12 @@ def _target(
     project_dir: Path,
     inventory: Inventory,
 ) -> Target:
-    def render(text: str, path: tuple[Any, ...]) -> str:
+    def render(text: str, path: tuple[Any, ...]) -> Any:
+        if len(path) == 3 and path[0] == "roles" and path[2] == "password":
+            return DeferredSecret(lambda: render_now(text, path))
+        return render_now(text, path)
+
+    def render_now(text: str, path: tuple[Any, ...]) -> str:
         try:
             return render_string(text, variables)
         except TemplateError as exc:

@@ -24,7 +24,13 @@ _SECRET_NAME = re.compile(r"pass|secret|token|key", re.IGNORECASE)
 
 def secrets_of(target: Target) -> list[str]:
     """Values that must never be shown: passwords, and variables named like a secret."""
-    values = [r.password.get_secret_value() for r in target.play.roles if r.password is not None]
+    values = []
+    for role in target.play.roles:
+        if role.password is not None:
+            try:
+                values.append(role.password.get_secret_value())
+            except ErpprovError:  # rendered only when needed; a template using it fails on its own
+                continue
     if target.connection.pg_password is not None:
         values.append(target.connection.pg_password.get_secret_value())
     for name in target.variables:
