@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from erpprov import taint
 from erpprov.envfile import load_env_file
 from erpprov.errors import ErpprovError, Location
 from erpprov.inventory import Inventory, load_inventory
@@ -59,6 +60,7 @@ class Target:
     connection: Connection
     project_dir: Path
     variables: Mapping[str, Any]  # rendered lazily: templates may use any of them
+    secrets: frozenset[str] = frozenset()  # play values rendered from a secret: never shown (taint.py)
 
     @property
     def main_database(self) -> str | None:
@@ -199,10 +201,16 @@ def _target(
 
     def render_now(text: str, path: tuple[Any, ...]) -> str:
         try:
-            return render_string(text, variables)
+            value = render_string(text, variables)
         except TemplateError as exc:
             where = source.locate((index,) + path)
             raise ErpprovError(f"{exc.message} (host {host})", location=where, hint=exc.hint) from None
+        if value and value not in secrets and _depends_on_a_secret(text, value, shadowed):
+            secrets.add(value)
+        return value
+
+    secrets: set[str] = set()
+    shadowed = taint.shadow(variables)
 
     body = {k: v for k, v in raw.items() if k not in _PLAY_META}
     rendered = walk_strings(body, render)
@@ -230,7 +238,15 @@ def _target(
             f"host {host}: {'.'.join(map(str, first['loc']))}: {first['msg']}",
             location=Location(str(inventory.path)),
         ) from None
-    return Target(host=host, play=play, connection=connection, project_dir=project_dir, variables=variables)
+    return Target(host=host, play=play, connection=connection, project_dir=project_dir, variables=variables,
+                  secrets=frozenset(secrets))
+
+
+def _depends_on_a_secret(text: str, value: str, shadowed: LazyVars) -> bool:
+    try:
+        return render_string(text, shadowed) != value
+    except TemplateError:  # it cannot even render without the secret (int() of a canary...)
+        return True
 
 
 def _validation_error(exc: ValidationError, source: Source, prefix: tuple[Any, ...], model: type[BaseModel]) -> ErpprovError:
