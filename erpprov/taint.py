@@ -99,13 +99,13 @@ def redact(value: Any, secrets: Iterable[str]) -> Any:
 
 def known_secrets(target: Target) -> list[str]:
     """The values a plan hides wherever they appear: play values rendered from a secret, and the
-    passwords (a role's may come from a variable of any name)."""
+    roles' passwords (which may come from a variable of any name)."""
     values = set(target.secrets)
     for role in target.play.roles:
         with suppress(ErpprovError):  # rendered when needed; a template using it fails on its own
             values.add(role.password.get_secret_value() if role.password is not None else "")
-    if target.connection.pg_password is not None:
-        values.add(target.connection.pg_password.get_secret_value())
+    # pg_password is not listed: its name makes it a secret source already, and its common default
+    # ("postgres") would hide the admin's name everywhere.
     return [v for v in values if len(v) >= 3]
 
 
