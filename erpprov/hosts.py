@@ -45,10 +45,9 @@ def for_each_target(project: Project, work: Callable[[Target], T], forks: int = 
 
 
 def inputs_fingerprint(project: Project) -> str:
-    """Digest of the rendered desired state of every target; secrets are redacted by pydantic."""
-    return fingerprint([
-        (t.host, t.play.model_dump(mode="json"), t.connection.model_dump(mode="json")) for t in project.targets
-    ])
+    """Digest of the rendered desired state of every target. Secrets count as their masked repr,
+    which needs no rendering: a password is rendered only when a plan needs it."""
+    return fingerprint([(t.host, t.play.model_dump(), t.connection.model_dump()) for t in project.targets])
 
 
 class Printer:

@@ -9,13 +9,14 @@ import difflib
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
+from erpprov import taint
 from erpprov.envfile import load_env_file
 from erpprov.errors import ErpprovError, Location
 from erpprov.inventory import Inventory, load_inventory
@@ -25,6 +26,29 @@ from erpprov.yamlsrc import Source, load_yaml
 
 # Keys of a play that are not rendered as part of the desired state.
 _PLAY_META = ("vars", "vars_files")
+
+# The documented defaults of the connection variables (pg_user: postgres, ...), visible to templates
+# as the lowest-precedence variables, as the values erpprov itself connects with.
+_CONNECTION_DEFAULTS = {name: field.default for name, field in Connection.model_fields.items()
+                        if field.default is not None}
+
+
+class DeferredSecret(SecretStr):
+    """A role's password, rendered when a plan first needs it: an exported playbook names password
+    variables nobody has to set while the roles exist and keep their passwords (on_create)."""
+
+    def __init__(self, render: Callable[[], str]):
+        super().__init__("")
+        self._render: Callable[[], str] | None = render
+
+    def get_secret_value(self) -> str:
+        if self._render is not None:
+            self._secret_value = self._render()  # an ErpprovError here points at the password's line
+            self._render = None
+        return self._secret_value
+
+    def _display(self) -> str:
+        return "**********"  # without rendering: a password shown masked is never needed
 
 
 @dataclass(frozen=True)
@@ -36,6 +60,7 @@ class Target:
     connection: Connection
     project_dir: Path
     variables: Mapping[str, Any]  # rendered lazily: templates may use any of them
+    secrets: frozenset[str] = frozenset()  # play values rendered from a secret: never shown (taint.py)
 
     @property
     def main_database(self) -> str | None:
@@ -123,7 +148,7 @@ def load_project(
             hosts = [h for h in hosts if h in limited]
         play_vars = _play_vars(raw, index, source, playbook.parent)
         for host in hosts:
-            merged = {**inventory.variables(host), **play_vars, **(extra_vars or {})}
+            merged = {**_CONNECTION_DEFAULTS, **inventory.variables(host), **play_vars, **(extra_vars or {})}
             fixed = {
                 "env": env,
                 "playbook_dir": str(playbook_dir),
@@ -169,12 +194,23 @@ def _target(
     project_dir: Path,
     inventory: Inventory,
 ) -> Target:
-    def render(text: str, path: tuple[Any, ...]) -> str:
+    def render(text: str, path: tuple[Any, ...]) -> Any:
+        if len(path) == 3 and path[0] == "roles" and path[2] == "password":
+            return DeferredSecret(lambda: render_now(text, path))
+        return render_now(text, path)
+
+    def render_now(text: str, path: tuple[Any, ...]) -> str:
         try:
-            return render_string(text, variables)
+            value = render_string(text, variables)
         except TemplateError as exc:
             where = source.locate((index,) + path)
             raise ErpprovError(f"{exc.message} (host {host})", location=where, hint=exc.hint) from None
+        if value and value not in secrets and _depends_on_a_secret(text, value, shadowed):
+            secrets.add(value)
+        return value
+
+    secrets: set[str] = set()
+    shadowed = taint.shadow(variables)
 
     body = {k: v for k, v in raw.items() if k not in _PLAY_META}
     rendered = walk_strings(body, render)
@@ -202,7 +238,15 @@ def _target(
             f"host {host}: {'.'.join(map(str, first['loc']))}: {first['msg']}",
             location=Location(str(inventory.path)),
         ) from None
-    return Target(host=host, play=play, connection=connection, project_dir=project_dir, variables=variables)
+    return Target(host=host, play=play, connection=connection, project_dir=project_dir, variables=variables,
+                  secrets=frozenset(secrets))
+
+
+def _depends_on_a_secret(text: str, value: str, shadowed: LazyVars) -> bool:
+    try:
+        return render_string(text, shadowed) != value
+    except TemplateError:  # it cannot even render without the secret (int() of a canary...)
+        return True
 
 
 def _validation_error(exc: ValidationError, source: Source, prefix: tuple[Any, ...], model: type[BaseModel]) -> ErpprovError:

@@ -435,6 +435,8 @@ class TemplateFile(Strict):
     src: str = Field(description="Template under templates/, e.g. app.env.j2")
     dest: str = Field(description="File to write, relative to the project")
     mode: str = Field("0600", pattern=r"^0?[0-7]{3}$")
+    outside_project: bool = Field(False, description="Allow a dest outside the project directory "
+                                  "(absolute, ../, or through a symlink)")
 
 
 # --- plays ----------------------------------------------------------------------------------

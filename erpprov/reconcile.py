@@ -37,6 +37,7 @@ from erpprov.loader import Target
 from erpprov.plan import Action, Hazard, HostPlan, Op, fingerprint, in_order
 from erpprov.scram import matching_passwords_started
 from erpprov.state import LiveCluster, LiveDatabase
+from erpprov.taint import known_secrets, redact, redact_actions
 from erpprov.templatefiles import plan_templates, write_templates
 
 
@@ -61,13 +62,15 @@ def plan_target(target: Target, *, driver: Driver | None = None, wait: float = 0
     carry (at a thousand tables it costs more than reading them)."""
     driver = driver or make_driver(target)
     container_actions = driver.plan()
-    host_plan = HostPlan(host=target.host, driver=driver.name, actions=container_actions + plan_templates(target))
+    files, file_warnings = plan_templates(target)
+    host_plan = HostPlan(host=target.host, driver=driver.name, actions=container_actions + files,
+                         warnings=file_warnings)
     if container_actions:
         # No server to read yet: its contents are planned once it runs (`plan --offline` shows them).
         state = "does not exist" if any(a.op is Op.CREATE for a in container_actions) else "is not running"
         host_plan.warnings.append(f"the server {state} yet; its contents are planned when apply has started it "
                                   "(`erpprov plan --offline` shows what the files create)")
-        return host_plan
+        return _shown(host_plan, target)
     with connection_kept(target.connection), connect(target.connection, wait=wait) as admin:
         result, snapshot = plan_sql(target, admin)
     host_plan.actions.extend(result.actions)
@@ -75,7 +78,15 @@ def plan_target(target: Target, *, driver: Driver | None = None, wait: float = 0
     host_plan.warnings.extend(result.warnings)
     if fingerprinted:
         host_plan.fingerprint = snapshot.digest()
-    return host_plan
+    return _shown(host_plan, target)
+
+
+def _shown(plan: HostPlan, target: Target) -> HostPlan:
+    """The plan as printed and saved: nothing rendered from a secret (a comment "{{ pg_password }}")."""
+    secrets = known_secrets(target)
+    plan.actions = redact_actions(plan.actions, secrets)
+    plan.warnings = [redact(w, secrets) for w in plan.warnings]
+    return plan
 
 
 def plan_sql(target: Target, admin: psycopg.Connection) -> tuple[Result, Snapshot]:
@@ -208,6 +219,7 @@ def apply_target(target: Target, options: ApplyOptions, event: Event, progress: 
                  driver: Driver | None = None) -> ApplyReport:
     driver = driver or make_driver(target)
     report = ApplyReport(host=target.host, driver=driver.name)
+    plan_templates(target)  # a file that cannot be rendered or written stops apply before any change
     container_actions = driver.plan()
     _check_hazards(container_actions, options)
     if container_actions:
@@ -220,7 +232,7 @@ def apply_target(target: Target, options: ApplyOptions, event: Event, progress: 
         wait = max(wait, target.play.container.wait_timeout)
     try:
         _apply_sql(target, options, event, report, wait)
-        files = plan_templates(target)
+        files, _ = plan_templates(target)
         write_templates(target, files)
         for action in files:
             event("changed", action.address)
@@ -269,7 +281,7 @@ def _apply_sql(target: Target, options: ApplyOptions, event: Event, report: Appl
             result, snapshot = plan_sql(target, admin)
             report.warnings = result.warnings
             if options.saved is not None:
-                _check_saved(options.saved, result, snapshot)
+                _check_saved(options.saved, redact_actions(result.actions, known_secrets(target)), snapshot)
             _check_hazards(result.actions, options)
             if not result.actions:
                 return  # nothing ran, so nothing can have failed to converge
@@ -282,7 +294,7 @@ def _apply_sql(target: Target, options: ApplyOptions, event: Event, report: Appl
             hint="this is a bug in erpprov; please report it with the output of `erpprov plan --sql`")
 
 
-def _check_saved(saved: dict[str, Any], result: Result, snapshot: Snapshot) -> None:
+def _check_saved(saved: dict[str, Any], shown: list[Action], snapshot: Snapshot) -> None:
     host = saved.get("host")
     if saved.get("fingerprint") != snapshot.digest():
         raise ErpprovError(f"host {host}: the live state changed since the plan was saved; nothing was applied",
@@ -290,7 +302,7 @@ def _check_saved(saved: dict[str, Any], result: Result, snapshot: Snapshot) -> N
     # The server's part of the saved plan: the container and the files are planned again by apply.
     planned = [a for a in saved.get("actions", [])
                if a["address"].split(".")[0] not in ("container", "cluster", "file")]
-    if planned != [a.to_json() for a in in_order(result.actions)]:
+    if planned != [a.to_json() for a in in_order(shown)]:
         raise ErpprovError(f"host {host}: the actions differ from the saved plan; nothing was applied",
                            hint="the playbook or its variables changed; run `erpprov plan -o FILE` again")
 
@@ -327,5 +339,6 @@ def plan_offline(target: Target) -> HostPlan:
             cluster.stop()
         finally:
             shutil.rmtree(base, ignore_errors=True)
-    return HostPlan(host=target.host, driver="offline", actions=result.actions + plan_templates(target),
-                    warnings=result.warnings)
+    files, file_warnings = plan_templates(target)
+    return _shown(HostPlan(host=target.host, driver="offline", actions=result.actions + files,
+                           warnings=result.warnings + file_warnings), target)

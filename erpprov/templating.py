@@ -52,6 +52,18 @@ class LazyVars(Mapping[str, Any]):
         self._done[key] = value
         return value
 
+    @property
+    def raw(self) -> Mapping[str, Any]:
+        return self._raw
+
+    @property
+    def fixed(self) -> Mapping[str, Any]:
+        return self._fixed
+
+    def __contains__(self, key: object) -> bool:
+        # Mapping's own `in` renders the value: a failing template would escape a membership test.
+        return key in self._fixed or key in self._raw
+
     def __iter__(self) -> Iterator[str]:
         yield from self._fixed
         yield from (k for k in self._raw if k not in self._fixed)

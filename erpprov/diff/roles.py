@@ -119,8 +119,8 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Cano
             "so they are left as they are")
         want = replace(want, **{a: getattr(have, a) if have else False
                                 for a in ("superuser", "replication", "bypassrls")})
-    password = role.password.get_secret_value() if role.password is not None else None
     if have is None:
+        password = role.password.get_secret_value() if role.password is not None else None
         options = _role_options(want, ROLE_FLAGS + ("connection_limit",)
                                 + (("valid_until",) if want.valid_until else ()))
         statements = [_password_statement(sql.SQL("CREATE ROLE {} WITH ").format(name), options, password)]
@@ -141,7 +141,7 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Cano
         statements: list[Statement] = []
         before, after = {a: getattr(have, a) for a in changed}, {a: getattr(want, a) for a in changed}
         set_password = False
-        if password is not None:
+        if role.password is not None:
             stored = None if live.passwords is None else live.passwords.get(role.name)
             policy = _password_policy(role, live)
             if live.passwords is None:
@@ -156,7 +156,9 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Cano
                 set_password = True
         if changed or set_password:
             statements.append(_password_statement(sql.SQL("ALTER ROLE {} WITH ").format(name),
-                                                  _role_options(want, changed), password if set_password else None))
+                                                  _role_options(want, changed),
+                                                  role.password.get_secret_value()
+                                                  if set_password and role.password is not None else None))
             if set_password:
                 before["password"] = SENSITIVE if stored else None
                 after["password"] = SENSITIVE + " (changed)"
