@@ -54,11 +54,6 @@ def _bucket(action: Action) -> tuple[int, str]:
     return (5, db) if db else (6, "")
 
 
-def session_settings(conn: psycopg.Connection, settings: Connection) -> None:
-    conn.execute("SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false)",
-                 (f"{int(settings.pg_lock_timeout * 1000)}ms", f"{int(settings.pg_statement_timeout * 1000)}ms"))
-
-
 def execute(actions: list[Action], settings: Connection, admin: psycopg.Connection, event: Event,
             explain: Explain | None = None) -> None:
     def explained(conn: psycopg.Connection, action: Action, exc: psycopg.Error) -> str | None:
@@ -77,7 +72,6 @@ def execute(actions: list[Action], settings: Connection, admin: psycopg.Connecti
         batch = list(group)
         if database:
             with connect(settings, database) as conn:
-                session_settings(conn, settings)
                 _run(conn, batch, event, explained)
         else:
             _run(admin, batch, event, explained)

@@ -32,7 +32,7 @@ from erpprov.diff import (
 from erpprov.drivers import make_driver
 from erpprov.drivers.base import Driver, Progress
 from erpprov.errors import ErpprovError
-from erpprov.executor import application_name, apply_lock, execute, session_settings
+from erpprov.executor import application_name, apply_lock, execute
 from erpprov.loader import Target
 from erpprov.plan import Action, Hazard, HostPlan, Op, fingerprint, in_order
 from erpprov.scram import matching_passwords_started
@@ -261,7 +261,6 @@ def _apply_sql(target: Target, options: ApplyOptions, event: Event, report: Appl
 
     with connection_kept(target.connection), \
             connect(target.connection, wait=wait, application_name=application_name()) as admin:
-        session_settings(admin, target.connection)
         with apply_lock(admin, options.lock_wait):
             result, snapshot = plan_sql(target, admin)
             report.warnings = result.warnings
