@@ -14,6 +14,7 @@ import psycopg
 
 from erpprov.connect import connect
 from erpprov.errors import ErpprovError
+from erpprov.lockers import advisory_holder
 from erpprov.model import Connection
 from erpprov.plan import Action, Phase
 
@@ -112,7 +113,7 @@ def apply_lock(admin: psycopg.Connection, wait: float) -> Iterator[None]:
     deadline = time.monotonic() + wait
     while not admin.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEYS).fetchone()[0]:
         if time.monotonic() >= deadline:
-            raise ErpprovError(f"another erpprov apply holds the lock on this server: {_holder(admin)}",
+            raise ErpprovError(f"another erpprov apply holds the lock on this server: {advisory_holder(admin, LOCK_KEYS)}",
                                hint="wait for it to finish, or pass a longer --lock-wait")
         time.sleep(0.25)
     try:
@@ -121,18 +122,6 @@ def apply_lock(admin: psycopg.Connection, wait: float) -> Iterator[None]:
         if not admin.closed and not admin.broken:  # a lost session has released its locks already
             admin.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
 
-
-def _holder(admin: psycopg.Connection) -> str:
-    row = admin.execute("""
-        SELECT a.pid, a.application_name, a.usename, coalesce(host(a.client_addr), 'local'),
-               to_char(now() - a.backend_start, 'HH24:MI:SS')
-        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-        WHERE l.locktype = 'advisory' AND l.classid = %s AND l.objid = %s AND l.granted
-    """, LOCK_KEYS).fetchone()
-    if row is None:
-        return "(it has just been released)"
-    pid, app, user, addr, age = row
-    return f"{app or 'a session'} as {user} from {addr}, server pid {pid}, connected for {age}"
 
 
 def application_name() -> str:
