@@ -7,7 +7,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from itertools import groupby
 
 import psycopg
@@ -107,21 +107,43 @@ def _statement(conn: psycopg.Connection, action: Action, text: str, shown: str, 
         raise ApplyFailed(action, shown, diag + detail, explanation) from None
 
 
+# Where every apply of a server takes its lock, whatever its pg_database: an advisory lock belongs
+# to one database. initdb creates `postgres` with CONNECT for PUBLIC; template1 would do too, but a
+# session in it stops CREATE DATABASE from copying it.
+LOCK_DATABASE = "postgres"
+
+
 @contextmanager
-def apply_lock(admin: psycopg.Connection, wait: float) -> Iterator[None]:
-    """One apply at a time per server: a session advisory lock, waited for up to ``wait`` seconds."""
+def apply_lock(settings: Connection, admin: psycopg.Connection, wait: float,
+               warn: Callable[[str], None]) -> Iterator[None]:
+    """One apply at a time per server: a session advisory lock in LOCK_DATABASE, waited for up to
+    ``wait`` seconds. A server where that database cannot be reached gets the lock in ``admin``'s
+    database, as ``warn`` says: then only applies through the same pg_database exclude each other."""
+    with ExitStack() as stack:
+        holder = admin
+        if admin.info.dbname != LOCK_DATABASE:
+            try:
+                holder = stack.enter_context(connect(settings, LOCK_DATABASE, application_name=application_name()))
+            except ErpprovError as exc:
+                warn(f"the apply lock is held in database {admin.info.dbname}, not {LOCK_DATABASE} ({exc.message}): "
+                     "an apply through another pg_database would not wait for this one")
+        with _advisory_lock(holder, wait):
+            yield
+
+
+@contextmanager
+def _advisory_lock(conn: psycopg.Connection, wait: float) -> Iterator[None]:
     deadline = time.monotonic() + wait
-    while not admin.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEYS).fetchone()[0]:
+    while not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEYS).fetchone()[0]:
         if time.monotonic() >= deadline:
-            raise ErpprovError(f"another erpprov apply holds the lock on this server: {advisory_holder(admin, LOCK_KEYS)}",
+            raise ErpprovError(f"another erpprov apply holds the lock on this server: {advisory_holder(conn, LOCK_KEYS)}",
                                hint="wait for it to finish, or pass a longer --lock-wait")
         time.sleep(0.25)
     try:
         yield
     finally:
-        if not admin.closed and not admin.broken:  # a lost session has released its locks already
-            admin.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
-
+        if not conn.closed and not conn.broken:  # a lost session has released its locks already
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
 
 
 def application_name() -> str:

@@ -261,9 +261,10 @@ def _apply_sql(target: Target, options: ApplyOptions, event: Event, report: Appl
 
     with connection_kept(target.connection), \
             connect(target.connection, wait=wait, application_name=application_name()) as admin:
-        with apply_lock(admin, options.lock_wait):
+        lock_warnings: list[str] = []
+        with apply_lock(target.connection, admin, options.lock_wait, lock_warnings.append):
             result, snapshot = plan_sql(target, admin)
-            report.warnings = result.warnings
+            report.warnings = lock_warnings + result.warnings
             if options.saved is not None:
                 _check_saved(options.saved, result, snapshot)
             _check_hazards(result.actions, options)
