@@ -39,6 +39,9 @@ def conninfo(conn: Connection, dbname: str | None = None, application_name: str 
         "dbname": dbname or conn.pg_database,
         "connect_timeout": max(1, int(conn.pg_connect_timeout)),
         "application_name": application_name,
+        # Names and text come back as str whatever the database's encoding (a SQL_ASCII database
+        # would otherwise hand psycopg bytes).
+        "client_encoding": "UTF8",
         "options": session_options(conn),
     }
     if conn.pg_password is not None:
@@ -102,9 +105,15 @@ def _hint(text: str) -> str | None:
 
 @contextmanager
 def connection_kept(conn: Connection) -> Iterator[None]:
-    """A server that goes away mid-run (restart, removed container) is a fault to report, not a bug."""
+    """A server that goes away mid-run (restart, removed container), or one holding what erpprov
+    cannot read, is a fault to report, not a bug."""
     try:
         yield
+    except psycopg.errors.CharacterNotInRepertoire as exc:
+        # UTF-8 is asked for on every connection; only a SQL_ASCII database can hold other bytes
+        raise ErpprovError(f"the server holds text that is not valid UTF-8: {summary(exc)}",
+                           hint="a SQL_ASCII database may hold names or comments written in another encoding; "
+                                "rename or rewrite them in UTF-8") from None
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
         state = getattr(exc, "sqlstate", None)
         if state and not state.startswith("08") and state not in _SHUTDOWN:
