@@ -50,12 +50,12 @@ def export_cmd(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ..
     The connection is the inventory's for the host (as in PLAYBOOK, default playbooks/dev.yaml).
     Applied to the same server, the exported playbook plans no change.
     """
-    from erpprov.connect import connect
+    from erpprov.connect import connect, connection_kept
     from erpprov.export import export_playbook
     from erpprov.files import write_private
 
     target = single_target(playbook, inventory, extra_vars, limit, host)
-    with connect(target.connection) as admin:
+    with connection_kept(target.connection), connect(target.connection) as admin:
         exported = export_playbook(admin, target.connection, databases=list(databases) or None,
                                    hosts=target.host)
     text = render_playbook(exported, target.host)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -22,6 +23,13 @@ _TRANSIENT = ("connection refused", "the database system is starting up", "the d
 # admin_shutdown, crash_shutdown, cannot_connect_now: the server went away under us
 _SHUTDOWN = {"57P01", "57P02", "57P03"}
 
+# What a server-side timeout means for the user, by SQLSTATE (lock_not_available, query_canceled).
+_TIMEOUT_HINTS = {
+    "55P03": "another session holds a lock erpprov needs; wait for its transaction to end, or raise pg_lock_timeout",
+    "57014": "the statement was canceled, by pg_statement_timeout (raise it for this host if the statement "
+             "may take longer) or by an administrator",
+}
+
 
 def conninfo(conn: Connection, dbname: str | None = None, application_name: str = "erpprov") -> dict[str, Any]:
     params: dict[str, Any] = {
@@ -31,6 +39,10 @@ def conninfo(conn: Connection, dbname: str | None = None, application_name: str 
         "dbname": dbname or conn.pg_database,
         "connect_timeout": max(1, int(conn.pg_connect_timeout)),
         "application_name": application_name,
+        # Names and text come back as str whatever the database's encoding (a SQL_ASCII database
+        # would otherwise hand psycopg bytes).
+        "client_encoding": "UTF8",
+        "options": session_options(conn),
     }
     if conn.pg_password is not None:
         params["password"] = conn.pg_password.get_secret_value()
@@ -39,6 +51,15 @@ def conninfo(conn: Connection, dbname: str | None = None, application_name: str 
         if value is not None:
             params[key] = value
     return params
+
+
+def session_options(conn: Connection) -> str:
+    """The host's timeouts as startup options: every session has them from its first statement,
+    with no round trip to set them. `options` replaces libpq's PGOPTIONS, so the user's come
+    first and ours, later, win."""
+    ours = (f"-c lock_timeout={int(conn.pg_lock_timeout * 1000)}ms "
+            f"-c statement_timeout={int(conn.pg_statement_timeout * 1000)}ms")
+    return f"{os.environ.get('PGOPTIONS', '')} {ours}".strip()
 
 
 def connect(conn: Connection, dbname: str | None = None, *, wait: float = 0.0,
@@ -84,13 +105,19 @@ def _hint(text: str) -> str | None:
 
 @contextmanager
 def connection_kept(conn: Connection) -> Iterator[None]:
-    """A server that goes away mid-run (restart, removed container) is a fault to report, not a bug."""
+    """A server that goes away mid-run (restart, removed container), or one holding what erpprov
+    cannot read, is a fault to report, not a bug."""
     try:
         yield
+    except psycopg.errors.CharacterNotInRepertoire as exc:
+        # UTF-8 is asked for on every connection; only a SQL_ASCII database can hold other bytes
+        raise ErpprovError(f"the server holds text that is not valid UTF-8: {summary(exc)}",
+                           hint="a SQL_ASCII database may hold names or comments written in another encoding; "
+                                "rename or rewrite them in UTF-8") from None
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
         state = getattr(exc, "sqlstate", None)
         if state and not state.startswith("08") and state not in _SHUTDOWN:
-            raise ErpprovError(f"the server refused: {summary(exc)}") from None
+            raise ErpprovError(f"the server refused: {summary(exc)}", hint=_TIMEOUT_HINTS.get(state)) from None
         raise ErpprovError(
             f"lost the connection to {conn.pg_host}:{conn.pg_port}: {summary(exc)}",
             hint="the server stopped or restarted; transactions that had not committed were rolled back; "

@@ -7,13 +7,14 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from itertools import groupby
 
 import psycopg
 
 from erpprov.connect import connect
 from erpprov.errors import ErpprovError
+from erpprov.lockers import advisory_holder
 from erpprov.model import Connection
 from erpprov.plan import Action, Phase
 
@@ -54,11 +55,6 @@ def _bucket(action: Action) -> tuple[int, str]:
     return (5, db) if db else (6, "")
 
 
-def session_settings(conn: psycopg.Connection, settings: Connection) -> None:
-    conn.execute("SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false)",
-                 (f"{int(settings.pg_lock_timeout * 1000)}ms", f"{int(settings.pg_statement_timeout * 1000)}ms"))
-
-
 def execute(actions: list[Action], settings: Connection, admin: psycopg.Connection, event: Event,
             explain: Explain | None = None) -> None:
     def explained(conn: psycopg.Connection, action: Action, exc: psycopg.Error) -> str | None:
@@ -77,7 +73,6 @@ def execute(actions: list[Action], settings: Connection, admin: psycopg.Connecti
         batch = list(group)
         if database:
             with connect(settings, database) as conn:
-                session_settings(conn, settings)
                 _run(conn, batch, event, explained)
         else:
             _run(admin, batch, event, explained)
@@ -112,33 +107,43 @@ def _statement(conn: psycopg.Connection, action: Action, text: str, shown: str, 
         raise ApplyFailed(action, shown, diag + detail, explanation) from None
 
 
+# Where every apply of a server takes its lock, whatever its pg_database: an advisory lock belongs
+# to one database. initdb creates `postgres` with CONNECT for PUBLIC; template1 would do too, but a
+# session in it stops CREATE DATABASE from copying it.
+LOCK_DATABASE = "postgres"
+
+
 @contextmanager
-def apply_lock(admin: psycopg.Connection, wait: float) -> Iterator[None]:
-    """One apply at a time per server: a session advisory lock, waited for up to ``wait`` seconds."""
+def apply_lock(settings: Connection, admin: psycopg.Connection, wait: float,
+               warn: Callable[[str], None]) -> Iterator[None]:
+    """One apply at a time per server: a session advisory lock in LOCK_DATABASE, waited for up to
+    ``wait`` seconds. A server where that database cannot be reached gets the lock in ``admin``'s
+    database, as ``warn`` says: then only applies through the same pg_database exclude each other."""
+    with ExitStack() as stack:
+        holder = admin
+        if admin.info.dbname != LOCK_DATABASE:
+            try:
+                holder = stack.enter_context(connect(settings, LOCK_DATABASE, application_name=application_name()))
+            except ErpprovError as exc:
+                warn(f"the apply lock is held in database {admin.info.dbname}, not {LOCK_DATABASE} ({exc.message}): "
+                     "an apply through another pg_database would not wait for this one")
+        with _advisory_lock(holder, wait):
+            yield
+
+
+@contextmanager
+def _advisory_lock(conn: psycopg.Connection, wait: float) -> Iterator[None]:
     deadline = time.monotonic() + wait
-    while not admin.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEYS).fetchone()[0]:
+    while not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEYS).fetchone()[0]:
         if time.monotonic() >= deadline:
-            raise ErpprovError(f"another erpprov apply holds the lock on this server: {_holder(admin)}",
+            raise ErpprovError(f"another erpprov apply holds the lock on this server: {advisory_holder(conn, LOCK_KEYS)}",
                                hint="wait for it to finish, or pass a longer --lock-wait")
         time.sleep(0.25)
     try:
         yield
     finally:
-        if not admin.closed and not admin.broken:  # a lost session has released its locks already
-            admin.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
-
-
-def _holder(admin: psycopg.Connection) -> str:
-    row = admin.execute("""
-        SELECT a.pid, a.application_name, a.usename, coalesce(host(a.client_addr), 'local'),
-               to_char(now() - a.backend_start, 'HH24:MI:SS')
-        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-        WHERE l.locktype = 'advisory' AND l.classid = %s AND l.objid = %s AND l.granted
-    """, LOCK_KEYS).fetchone()
-    if row is None:
-        return "(it has just been released)"
-    pid, app, user, addr, age = row
-    return f"{app or 'a session'} as {user} from {addr}, server pid {pid}, connected for {age}"
+        if not conn.closed and not conn.broken:  # a lost session has released its locks already
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
 
 
 def application_name() -> str:

@@ -32,7 +32,7 @@ from erpprov.diff import (
 from erpprov.drivers import make_driver
 from erpprov.drivers.base import Driver, Progress
 from erpprov.errors import ErpprovError
-from erpprov.executor import application_name, apply_lock, execute, session_settings
+from erpprov.executor import application_name, apply_lock, execute
 from erpprov.loader import Target
 from erpprov.plan import Action, Hazard, HostPlan, Op, fingerprint, in_order
 from erpprov.scram import matching_passwords_started
@@ -276,10 +276,10 @@ def _apply_sql(target: Target, options: ApplyOptions, event: Event, report: Appl
 
     with connection_kept(target.connection), \
             connect(target.connection, wait=wait, application_name=application_name()) as admin:
-        session_settings(admin, target.connection)
-        with apply_lock(admin, options.lock_wait):
+        lock_warnings: list[str] = []
+        with apply_lock(target.connection, admin, options.lock_wait, lock_warnings.append):
             result, snapshot = plan_sql(target, admin)
-            report.warnings = result.warnings
+            report.warnings = lock_warnings + result.warnings
             if options.saved is not None:
                 _check_saved(options.saved, redact_actions(result.actions, known_secrets(target)), snapshot)
             _check_hazards(result.actions, options)

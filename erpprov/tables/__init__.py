@@ -21,13 +21,13 @@ from erpprov.tables.inspect import inspect_tables, with_row_signal
 from erpprov.tables.state import TableDiff, TablesState
 
 __all__ = [
-           "TableDiff",
-           "diff_read_rows",
-           "TablesState",
-           "canonicalize",
-           "diff_tables",
-           "explain_failure",
-           "inspect_tables",
+    "TableDiff",
+    "TablesState",
+    "canonicalize",
+    "diff_read_rows",
+    "diff_tables",
+    "explain_failure",
+    "inspect_tables",
 ]
 
 
@@ -38,6 +38,13 @@ def diff_read_rows(conn: psycopg.Connection, desired: TablesState, live: TablesS
     actions does not need it; one with actions is made again once it is read."""
     diff = diff_tables(desired, live, database=database, prune_schemas=prune_schemas)
     if diff.actions:
-        live = with_row_signal(conn, live)
+        live = with_row_signal(conn, live, _touchable(desired, live, prune_schemas))
         diff = diff_tables(desired, live, database=database, prune_schemas=prune_schemas)
     return diff, live
+
+
+def _touchable(desired: TablesState, live: TablesState, prune_schemas: Collection[str]) -> set[tuple[str, str]]:
+    """The live tables whose rows an action's hazards can depend on: the declared ones (and those
+    they are renamed from), and those a prune may drop. Any other table is left alone."""
+    keys = set(desired.tables) | {(t.schema, t.renamed_from) for t in desired.tables.values() if t.renamed_from}
+    return keys | {key for key in live.tables if key[0] in prune_schemas}

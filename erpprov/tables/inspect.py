@@ -9,11 +9,14 @@ The four queries go out in one pipeline: one network round trip.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import replace
 
 import psycopg
 from psycopg import sql
 
+from erpprov.errors import ErpprovError
+from erpprov.lockers import exclusive_lockers
 from erpprov.tables.state import (
     FOREIGN_KEY,
     ColumnState,
@@ -199,17 +202,30 @@ def inspect_tables(conn: psycopg.Connection) -> TablesState:
 
 
 
+# Only the tables asked about: pg_relation_size opens each one, and so waits on any session that
+# holds it in ACCESS EXCLUSIVE mode.
+ROWS = _REL + """SELECT r.nspname, r.relname, r.relkind = 'r' AND pg_relation_size(r.oid) > 0
+FROM rel r JOIN unnest(%s::text[], %s::text[]) AS asked(schema, name)
+  ON asked.schema = r.nspname AND asked.name = r.relname"""
 
-ROWS = _REL + """SELECT r.nspname, r.relname, r.relkind = 'r' AND pg_relation_size(r.oid) > 0 FROM rel r"""
 
-
-def with_row_signal(conn: psycopg.Connection, live: TablesState) -> TablesState:
-    """``live`` with `has_rows` read: whether each table has data pages. Only the hazards and notes
-    of table actions use it, and asking costs a relation open per table (at a thousand tables, a
-    sixth of the reading), so it is read once a diff has actions. Until then, every table counts
-    as one that may hold rows."""
+def with_row_signal(conn: psycopg.Connection, live: TablesState, asked: Collection[tuple[str, str]]) -> TablesState:
+    """``live`` with `has_rows` read for the ``asked`` tables: whether each has data pages. Only the
+    hazards and notes of table actions use it, and asking costs a relation open per table (at a
+    thousand tables, a sixth of the reading), so it is read once a diff has actions, and only for
+    the tables actions can touch. Until then, every table counts as one that may hold rows."""
     tables = dict(live.tables)
-    for schema, name, has_rows in conn.execute(sql.SQL(ROWS).format(filter=LIVE_FILTER)).fetchall():
-        if (schema, name) in tables:
-            tables[(schema, name)] = replace(tables[(schema, name)], has_rows=has_rows)
+    wanted = sorted(key for key in asked if key in tables)
+    try:
+        rows = conn.execute(sql.SQL(ROWS).format(filter=LIVE_FILTER),
+                            ([s for s, _ in wanted], [n for _, n in wanted])).fetchall()
+    except psycopg.errors.LockNotAvailable:
+        lockers = exclusive_lockers(conn, wanted)
+        raise ErpprovError(
+            "a table the plan changes is locked by another session: "
+            + ("; ".join(lockers) if lockers else "(the lock has just been released)"),
+            hint="erpprov gave up after pg_lock_timeout; wait for that session's transaction to end and run it "
+                 "again, or raise pg_lock_timeout for this host") from None
+    for schema, name, has_rows in rows:
+        tables[(schema, name)] = replace(tables[(schema, name)], has_rows=has_rows)
     return TablesState(tables)

@@ -3,10 +3,24 @@ advisory lock), none fails except with the lock-wait message, and the final stat
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import yaml
 
-from .conftest import assert_converged, finish, pg_env, server_vars, start_erpprov, unique, write_project
+from erpprov.executor import LOCK_KEYS
+
+from .conftest import (
+    assert_clean_error,
+    assert_converged,
+    erpprov,
+    finish,
+    pg_env,
+    server_vars,
+    start_erpprov,
+    unique,
+    write_project,
+)
 
 
 @pytest.mark.parametrize("count", [2, 10])
@@ -31,3 +45,71 @@ def test_concurrent_applies_take_turns(tmp_path, pg, count):
     assert sum(f"changed: [localhost] role {role}" in r.stdout for r in results) == 1
     assert sum(f"changed: [localhost] table {databases[0]}.public.t0" in r.stdout for r in results) == 1
     assert_converged(root, pg_env(pg))
+
+
+def _waiting_for_the_lock(pg, pids: list[int]) -> set[int]:  # type: ignore[no-untyped-def]
+    """Which of the erpprov processes ``pids`` are polling for the apply lock in database postgres."""
+    with pg.connect("postgres") as conn:
+        rows = conn.execute("""
+            SELECT application_name FROM pg_stat_activity
+            WHERE datname = 'postgres' AND query LIKE '%%pg_try_advisory_lock%%' AND application_name LIKE 'erpprov apply%%'
+        """).fetchall()
+    return {pid for pid in pids for (name,) in rows if name.startswith(f"erpprov apply pid={pid} ")}
+
+
+def test_applies_through_different_pg_databases_take_turns(tmp_path, pg):
+    """The advisory lock belongs to one database: every apply takes it in `postgres`, whatever the
+    inventory's pg_database, or two of them would run at once."""
+    role = unique("conc")
+    play = [{"name": "concurrent", "hosts": "dev", "roles": [{"name": role, "login": True}],
+             "databases": [{"name": pg.dbname, "tables": [{"name": "t0", "columns": [
+                 {"name": "id", "type": "serial", "primary_key": True}]}]}]}]
+    roots = [write_project(tmp_path / via, yaml.safe_dump(play), {**server_vars(pg), "pg_database": via})
+             for via in ("postgres", pg.dbname)]
+    with pg.connect("postgres") as holder:  # an apply of a third inventory holds the lock meanwhile
+        holder.execute("SELECT pg_advisory_lock(%s, %s)", LOCK_KEYS)
+        runs = [start_erpprov(root, "apply", "--lock-wait", "90", env=pg_env(pg)) for root in roots]
+        waiting: set[int] = set()
+        for _ in range(600):  # bounded: 60 s at most
+            waiting = _waiting_for_the_lock(pg, [p.pid for p in runs])
+            if len(waiting) == 2 or any(p.poll() is not None for p in runs):
+                break
+            time.sleep(0.1)
+        granted = holder.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                                 "AND classid = %s AND objid = %s", LOCK_KEYS).fetchall()
+        holder.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
+        holder_pid = holder.info.backend_pid
+    results = [finish(proc, timeout=150) for proc in runs]
+    assert waiting == {p.pid for p in runs}, f"not both waited for the lock: {[str(r) for r in results]}"
+    assert granted == [(holder_pid,)]  # neither apply had it while they waited
+    for run in results:
+        assert run.returncode == 0, str(run)
+    assert sum(f"changed: [localhost] role {role}" in r.stdout for r in results) == 1
+    assert sum(f"changed: [localhost] table {pg.dbname}.public.t0" in r.stdout for r in results) == 1
+    assert_converged(roots[1], pg_env(pg))
+
+
+def test_the_lock_holder_through_postgres_stops_an_apply_through_another_database(tmp_path, pg):
+    root = write_project(tmp_path, yaml.safe_dump([{"name": "p", "hosts": "dev", "databases": [{"name": pg.dbname}]}]),
+                         {**server_vars(pg), "pg_database": pg.dbname})
+    with pg.connect("postgres", application_name="erpprov apply pid=4242 on laptop") as holder:
+        holder.execute("SELECT pg_advisory_lock(%s, %s)", LOCK_KEYS)
+        blocked = erpprov(root, "apply", "--lock-wait", "1", env=pg_env(pg))
+    assert_clean_error(blocked, "another erpprov apply holds the lock", "erpprov apply pid=4242 on laptop")
+
+
+def test_without_connect_on_postgres_the_lock_falls_back_and_says_so(tmp_path, own_cluster):
+    """An admin that may not enter `postgres` still applies: the lock is taken in its pg_database,
+    and the output says that other pg_databases would not wait for it."""
+    with own_cluster.connect() as conn:
+        conn.execute("CREATE ROLE deployer LOGIN CREATEROLE CREATEDB PASSWORD 'deployer-secret'")
+        conn.execute("CREATE DATABASE deploy OWNER deployer")
+        conn.execute("REVOKE CONNECT ON DATABASE postgres FROM PUBLIC")
+    play = [{"name": "p", "hosts": "dev", "databases": [{"name": "deploy", "tables": [
+        {"name": "t0", "columns": [{"name": "id", "type": "integer"}]}]}]}]
+    host = own_cluster.host_vars(pg_user="deployer", pg_database="deploy", pg_password="deployer-secret")
+    root = write_project(tmp_path, yaml.safe_dump(play), host)
+    run = erpprov(root, "apply", env=own_cluster.env)
+    assert run.returncode == 0, str(run)
+    assert "changed: [localhost] table deploy.public.t0" in run.stdout, str(run)
+    assert "the apply lock is held in database deploy, not postgres" in run.stdout, str(run)
