@@ -56,9 +56,14 @@ def conninfo(conn: Connection, dbname: str | None = None, application_name: str 
 def session_options(conn: Connection) -> str:
     """The host's timeouts as startup options: every session has them from its first statement,
     with no round trip to set them. `options` replaces libpq's PGOPTIONS, so the user's come
-    first and ours, later, win."""
+    first and ours, later, win.
+
+    standard_conforming_strings stays on whatever the server or database says: playbook
+    expressions are proven with a lexer that treats a backslash in '...' as a plain character
+    (erpprov.fragments), and the server must read them the same way."""
     ours = (f"-c lock_timeout={int(conn.pg_lock_timeout * 1000)}ms "
-            f"-c statement_timeout={int(conn.pg_statement_timeout * 1000)}ms")
+            f"-c statement_timeout={int(conn.pg_statement_timeout * 1000)}ms "
+            "-c standard_conforming_strings=on")
     return f"{os.environ.get('PGOPTIONS', '')} {ours}".strip()
 
 
