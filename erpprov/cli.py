@@ -7,8 +7,9 @@ import functools
 import gc
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -306,10 +307,16 @@ def single_target(playbook: Path | None, inventory: Path, extra_vars: tuple[str,
     if not targets:
         raise ErpprovError(f"no play targets host {host!r}" if host else "the playbook targets no host",
                            hint="check --limit / --host and the plays' hosts:")
-    if len({t.host for t in targets}) > 1:
-        raise ErpprovError(f"several hosts match ({', '.join(sorted({t.host for t in targets}))})",
-                           hint="choose one with --host or --limit")
+    only_host([t.host for t in targets])
     return targets[0]
+
+
+def only_host(hosts: list[str]) -> str:
+    """The one host a single-host command works on, or an error naming the candidates."""
+    if len(set(hosts)) > 1:
+        raise ErpprovError(f"several hosts match ({', '.join(sorted(set(hosts)))})",
+                           hint="choose one with --host or -l/--limit")
+    return hosts[0]
 
 
 @main.command()
@@ -398,5 +405,5 @@ def destroy(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...],
 
 
 # backup, restore, init (cli_ops) and export (cli_export) add their commands to `main` when imported.
-import erpprov.cli_export  # noqa: E402,F401
-import erpprov.cli_ops  # noqa: E402,F401
+import erpprov.cli_export
+import erpprov.cli_ops  # noqa: F401
