@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from erpprov import __version__
+from erpprov.display import shown, shown_lines
 from erpprov.errors import ErpprovError
 
 DEFAULT_PLAYBOOK = Path("playbooks/dev.yaml")
@@ -24,7 +25,7 @@ def _fail(exc: BaseException, verbose: bool, message: str | None = None) -> None
         import traceback
 
         traceback.print_exception(exc, file=sys.stderr)
-    click.echo(f"error: {message or exc}", err=True)
+    click.echo(f"error: {shown_lines(message or str(exc))}", err=True)
     sys.exit(1)
 
 
@@ -119,7 +120,8 @@ def validate(playbooks: tuple[Path, ...], inventory: Path, extra_vars: tuple[str
             click.echo(f"{playbook}: valid, but no play matches any host", err=True)
             continue
         plays = len({t.play.name for t in project.targets})
-        click.echo(f"{playbook}: valid ({plays} play{'s' if plays != 1 else ''}, hosts: {', '.join(project.hosts)})")
+        click.echo(f"{playbook}: valid ({plays} play{'s' if plays != 1 else ''}, "
+                   f"hosts: {', '.join(shown(h) for h in project.hosts)})")
 
 
 @main.command()
@@ -184,7 +186,7 @@ def plan(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], li
         write_private(out, render.dump(saved))
         click.echo(f"Saved the plan to {out}; apply exactly it with `erpprov apply {out}`.", err=True)
     for outcome in failed:
-        click.echo(f"error: [{outcome.target.host}] {outcome.error}", err=True)
+        _host_error(outcome.target.host, outcome.error)
     if failed:
         sys.exit(1)
     if detailed_exitcode and any(not p.empty for p in plans):
@@ -234,7 +236,7 @@ def apply(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], l
         host = target.host
 
         def event(kind: str, address: str) -> None:
-            line = f"{kind}: [{host}] {address.replace('.', ' ', 1)}"
+            line = f"{kind}: [{shown(host)}] {shown(address.replace('.', ' ', 1))}"
             say(click.style(line, fg=_EVENT_COLOURS[kind]) if colour else line)
 
         host_saved = None
@@ -256,19 +258,23 @@ def apply(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], l
         errors = [o.error for o in mine if o.error]
         skipped = len([t for t in project.targets if t.host == host]) - len(mine)
         ok = sum(len(r.ok) for r in reports if r)
-        line = f"{host:<24} ok={ok:<4} changed={changed:<4} failed={len(errors):<3} skipped={skipped}"
+        line = f"{shown(host):<24} ok={ok:<4} changed={changed:<4} failed={len(errors):<3} skipped={skipped}"
         say(click.style(line, fg="red" if errors else ("yellow" if changed else "green")) if colour else line)
         for report in reports:
             for warning in (report.warnings if report else []):
-                say(f"  ! {warning}")
+                say(f"  ! {shown(warning)}")
         for error in errors:
             failed = True
-            click.echo(f"error: [{host}] {error}", err=True)
+            _host_error(host, error)
     if failed:
         sys.exit(1)
 
 
 _EVENT_COLOURS = {"ok": "green", "changed": "yellow", "failed": "red"}
+
+
+def _host_error(host: str, error: BaseException | None) -> None:
+    click.echo(f"error: [{shown(host)}] {shown_lines(str(error))}", err=True)
 
 
 def _confirm_hazards(say: Callable[[str], None]) -> Callable[[list[Any]], bool]:
@@ -281,7 +287,7 @@ def _confirm_hazards(say: Callable[[str], None]) -> Callable[[list[Any]], bool]:
         with lock:
             say("These changes are hazardous:")
             for action, hazard in refused:
-                say(f"  {action.address} ({hazard.value}){': ' + action.note if action.note else ''}")
+                say(f"  {shown(action.address)} ({hazard.value}){': ' + shown(action.note) if action.note else ''}")
             return click.prompt("Type 'yes' to apply them", default="", show_default=False) == "yes"
 
     return confirm
