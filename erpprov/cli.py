@@ -245,7 +245,7 @@ def apply(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], l
             if host_saved is None:
                 raise ErpprovError(f"the saved plan has no entry for host {host}")
         options = ApplyOptions(allow_hazards=allowed, lock_wait=lock_wait, saved=host_saved, confirm=confirm)
-        return apply_target(target, options, event, lambda text: say(f"  [{host}] {text}"))
+        return apply_target(target, options, event, lambda text: say(f"  [{shown(host)}] {shown(text)}"))
 
     outcomes = for_each_target(project, work, forks)
     say("")
@@ -339,11 +339,11 @@ def status(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], 
     for target in project.targets:
         report = check_target(target)
         healthy &= report.healthy
-        click.echo(f"{target.host} ({report.driver}): {'healthy' if report.healthy else 'UNHEALTHY'}")
+        click.echo(f"{shown(target.host)} ({report.driver}): {'healthy' if report.healthy else 'UNHEALTHY'}")
         for name, ok, detail in report.checks:
-            click.echo(f"  {'ok  ' if ok else 'FAIL'} {name}: {detail}")
+            click.echo(f"  {'ok  ' if ok else 'FAIL'} {shown(name)}: {shown(str(detail))}")
         for name, value in report.facts.items():
-            click.echo(f"       {name}: {value}")
+            click.echo(f"       {shown(name)}: {shown(str(value))}")
     if not healthy:
         sys.exit(1)
 
@@ -362,7 +362,7 @@ def logs(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], li
 
     target = single_target(playbook, inventory, extra_vars, limit, host)
     for line in make_driver(target).logs(tail, follow):
-        click.echo(line)
+        click.echo(shown(line))  # the server logs names as they were sent
 
 
 @main.command()
@@ -406,8 +406,8 @@ def destroy(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...],
                                  default="", show_default=False)
             if typed != name:
                 raise ErpprovError("confirmation did not match; nothing was deleted")
-        driver.destroy(volumes, lambda text, host=target.host: click.echo(f"  [{host}] {text}"))
-        click.echo(f"destroyed: [{target.host}] {name}{' and its data' if volumes else ''}")
+        driver.destroy(volumes, lambda text, host=target.host: click.echo(f"  [{shown(host)}] {shown(text)}"))
+        click.echo(f"destroyed: [{shown(target.host)}] {shown(name)}{' and its data' if volumes else ''}")
 
 
 # backup, restore, init (cli_ops) and export (cli_export) add their commands to `main` when imported.

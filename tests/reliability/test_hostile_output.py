@@ -142,3 +142,16 @@ def test_every_renderer_escapes_warnings_notes_and_values():
     assert "! role.x\\x1b[31m\\ny\\r```: the password cannot be compared" in rendered
     assert "<code>hx\\x1b[31m\\ny\\r```</code>" in markdown([plan])
     assert json.loads(dump(document([plan])))["hosts"][0]["unmanaged"] == [f"role.{evil}"]
+
+
+def test_names_from_the_files_are_escaped_in_plan_apply_and_status(tmp_path, pg):
+    """The files are reviewed as YAML, where "\\e[8m" reads harmlessly; the terminal must not run it."""
+    pg.inventory(tmp_path)
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "dev.yaml").write_text(
+        '- name: p\n  hosts: dev\n  roles:\n    - {name: "app\\e[8m\\rhidden", login: true, password: pw}\n')
+    for args in (("plan",), ("apply",), ("status",)):
+        run = run_erpprov(tmp_path, *args)
+        assert run.returncode == 0, run.stderr
+        _no_raw_controls(run.stdout + run.stderr)
+        assert "app\\x1b[8m\\rhidden" in run.stdout, args
