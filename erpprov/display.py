@@ -1,4 +1,4 @@
-"""Names and values as output may quote them: control characters made visible.
+r"""Names and values as output may quote them: control characters made visible.
 
 Names come from the files and from the live server, where any role may create a table called
 "x\x1b[2K" or one holding a newline and a code fence. Printed raw, an ANSI sequence erases the
