@@ -7,12 +7,14 @@ import functools
 import gc
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
 from erpprov import __version__
+from erpprov.display import shown, shown_lines
 from erpprov.errors import ErpprovError
 
 DEFAULT_PLAYBOOK = Path("playbooks/dev.yaml")
@@ -23,7 +25,7 @@ def _fail(exc: BaseException, verbose: bool, message: str | None = None) -> None
         import traceback
 
         traceback.print_exception(exc, file=sys.stderr)
-    click.echo(f"error: {message or exc}", err=True)
+    click.echo(f"error: {shown_lines(message or str(exc))}", err=True)
     sys.exit(1)
 
 
@@ -118,7 +120,8 @@ def validate(playbooks: tuple[Path, ...], inventory: Path, extra_vars: tuple[str
             click.echo(f"{playbook}: valid, but no play matches any host", err=True)
             continue
         plays = len({t.play.name for t in project.targets})
-        click.echo(f"{playbook}: valid ({plays} play{'s' if plays != 1 else ''}, hosts: {', '.join(project.hosts)})")
+        click.echo(f"{playbook}: valid ({plays} play{'s' if plays != 1 else ''}, "
+                   f"hosts: {', '.join(shown(h) for h in project.hosts)})")
 
 
 @main.command()
@@ -183,7 +186,7 @@ def plan(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], li
         write_private(out, render.dump(saved))
         click.echo(f"Saved the plan to {out}; apply exactly it with `erpprov apply {out}`.", err=True)
     for outcome in failed:
-        click.echo(f"error: [{outcome.target.host}] {outcome.error}", err=True)
+        _host_error(outcome.target.host, outcome.error)
     if failed:
         sys.exit(1)
     if detailed_exitcode and any(not p.empty for p in plans):
@@ -233,7 +236,7 @@ def apply(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], l
         host = target.host
 
         def event(kind: str, address: str) -> None:
-            line = f"{kind}: [{host}] {address.replace('.', ' ', 1)}"
+            line = f"{kind}: [{shown(host)}] {shown(address.replace('.', ' ', 1))}"
             say(click.style(line, fg=_EVENT_COLOURS[kind]) if colour else line)
 
         host_saved = None
@@ -242,7 +245,7 @@ def apply(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], l
             if host_saved is None:
                 raise ErpprovError(f"the saved plan has no entry for host {host}")
         options = ApplyOptions(allow_hazards=allowed, lock_wait=lock_wait, saved=host_saved, confirm=confirm)
-        return apply_target(target, options, event, lambda text: say(f"  [{host}] {text}"))
+        return apply_target(target, options, event, lambda text: say(f"  [{shown(host)}] {shown(text)}"))
 
     outcomes = for_each_target(project, work, forks)
     say("")
@@ -255,19 +258,23 @@ def apply(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], l
         errors = [o.error for o in mine if o.error]
         skipped = len([t for t in project.targets if t.host == host]) - len(mine)
         ok = sum(len(r.ok) for r in reports if r)
-        line = f"{host:<24} ok={ok:<4} changed={changed:<4} failed={len(errors):<3} skipped={skipped}"
+        line = f"{shown(host):<24} ok={ok:<4} changed={changed:<4} failed={len(errors):<3} skipped={skipped}"
         say(click.style(line, fg="red" if errors else ("yellow" if changed else "green")) if colour else line)
         for report in reports:
             for warning in (report.warnings if report else []):
-                say(f"  ! {warning}")
+                say(f"  ! {shown(warning)}")
         for error in errors:
             failed = True
-            click.echo(f"error: [{host}] {error}", err=True)
+            _host_error(host, error)
     if failed:
         sys.exit(1)
 
 
 _EVENT_COLOURS = {"ok": "green", "changed": "yellow", "failed": "red"}
+
+
+def _host_error(host: str, error: BaseException | None) -> None:
+    click.echo(f"error: [{shown(host)}] {shown_lines(str(error))}", err=True)
 
 
 def _confirm_hazards(say: Callable[[str], None]) -> Callable[[list[Any]], bool]:
@@ -280,7 +287,7 @@ def _confirm_hazards(say: Callable[[str], None]) -> Callable[[list[Any]], bool]:
         with lock:
             say("These changes are hazardous:")
             for action, hazard in refused:
-                say(f"  {action.address} ({hazard.value}){': ' + action.note if action.note else ''}")
+                say(f"  {shown(action.address)} ({hazard.value}){': ' + shown(action.note) if action.note else ''}")
             return click.prompt("Type 'yes' to apply them", default="", show_default=False) == "yes"
 
     return confirm
@@ -306,10 +313,16 @@ def single_target(playbook: Path | None, inventory: Path, extra_vars: tuple[str,
     if not targets:
         raise ErpprovError(f"no play targets host {host!r}" if host else "the playbook targets no host",
                            hint="check --limit / --host and the plays' hosts:")
-    if len({t.host for t in targets}) > 1:
-        raise ErpprovError(f"several hosts match ({', '.join(sorted({t.host for t in targets}))})",
-                           hint="choose one with --host or --limit")
+    only_host([t.host for t in targets])
     return targets[0]
+
+
+def only_host(hosts: list[str]) -> str:
+    """The one host a single-host command works on, or an error naming the candidates."""
+    if len(set(hosts)) > 1:
+        raise ErpprovError(f"several hosts match ({', '.join(sorted(set(hosts)))})",
+                           hint="choose one with --host or -l/--limit")
+    return hosts[0]
 
 
 @main.command()
@@ -326,11 +339,11 @@ def status(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], 
     for target in project.targets:
         report = check_target(target)
         healthy &= report.healthy
-        click.echo(f"{target.host} ({report.driver}): {'healthy' if report.healthy else 'UNHEALTHY'}")
+        click.echo(f"{shown(target.host)} ({report.driver}): {'healthy' if report.healthy else 'UNHEALTHY'}")
         for name, ok, detail in report.checks:
-            click.echo(f"  {'ok  ' if ok else 'FAIL'} {name}: {detail}")
+            click.echo(f"  {'ok  ' if ok else 'FAIL'} {shown(name)}: {shown(str(detail))}")
         for name, value in report.facts.items():
-            click.echo(f"       {name}: {value}")
+            click.echo(f"       {shown(name)}: {shown(str(value))}")
     if not healthy:
         sys.exit(1)
 
@@ -349,7 +362,7 @@ def logs(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], li
 
     target = single_target(playbook, inventory, extra_vars, limit, host)
     for line in make_driver(target).logs(tail, follow):
-        click.echo(line)
+        click.echo(shown(line))  # the server logs names as they were sent
 
 
 @main.command()
@@ -393,10 +406,10 @@ def destroy(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...],
                                  default="", show_default=False)
             if typed != name:
                 raise ErpprovError("confirmation did not match; nothing was deleted")
-        driver.destroy(volumes, lambda text, host=target.host: click.echo(f"  [{host}] {text}"))
-        click.echo(f"destroyed: [{target.host}] {name}{' and its data' if volumes else ''}")
+        driver.destroy(volumes, lambda text, host=target.host: click.echo(f"  [{shown(host)}] {shown(text)}"))
+        click.echo(f"destroyed: [{shown(target.host)}] {shown(name)}{' and its data' if volumes else ''}")
 
 
 # backup, restore, init (cli_ops) and export (cli_export) add their commands to `main` when imported.
-import erpprov.cli_export  # noqa: E402,F401
-import erpprov.cli_ops  # noqa: E402,F401
+import erpprov.cli_export
+import erpprov.cli_ops  # noqa: F401

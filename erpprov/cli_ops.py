@@ -20,6 +20,7 @@ from erpprov.cli import (
     project_options,
     single_target,
 )
+from erpprov.display import shown
 
 
 def _default_database(target: Any) -> str:
@@ -31,7 +32,7 @@ def _default_database(target: Any) -> str:
 
 
 def _progress(text: str) -> None:
-    click.echo(f"  {text}", err=True)
+    click.echo(f"  {shown(text)}", err=True)
 
 
 @click.command("backup")
@@ -58,7 +59,7 @@ def backup_cmd(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ..
     target = single_target(playbook, inventory, extra_vars, limit, host)
     database = database or _default_database(target)
     result = backup(target, database=database, out=output, fmt=fmt, progress=_progress)  # type: ignore[arg-type]
-    click.echo(f"backed up {database} on {target.host} to {result.path}")
+    click.echo(f"backed up {shown(database)} on {shown(target.host)} to {result.path}")
     click.echo(f"  size:   {result.size} bytes ({human_size(result.size)})")
     click.echo(f"  sha256: {result.sha256}")
 
@@ -90,7 +91,7 @@ def restore_cmd(file: Path, playbook: Path | None, inventory: Path, extra_vars: 
     confirm = (lambda question: click.confirm(question, default=False)) if sys.stdin.isatty() else None
     result = restore(target, file, database=database, into=into, yes=yes, confirm=confirm, progress=_progress)
     where = f"the new database {result.database}" if result.created else result.database
-    click.echo(f"restored {result.size} bytes into {where} on {target.host} ({result.format} format)")
+    click.echo(f"restored {result.size} bytes into {shown(where)} on {shown(target.host)} ({result.format} format)")
 
 
 @click.command("init")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from erpprov.errors import ErpprovError, Location
@@ -11,9 +13,18 @@ _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*?)\s*$
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
 
 
-def parse_env(text: str, file: str = ".env") -> dict[str, str]:
-    """KEY=VALUE lines; `export ` prefixes, comments, single and double quotes (with escapes)."""
+def _to_stderr(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def parse_env(text: str, file: str = ".env", warn: Callable[[str], None] = _to_stderr) -> dict[str, str]:
+    """KEY=VALUE lines; `export ` prefixes, comments, single and double quotes (with escapes).
+    A key set twice keeps the later value, as docker compose and python-dotenv read it, and is
+    reported through ``warn``: one of the two lines is a mistake the user should hear about."""
     result: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    # Editors on Windows save UTF-8 with a byte order mark; it is not part of the first name.
+    text = text.removeprefix("\ufeff")
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
@@ -27,6 +38,10 @@ def parse_env(text: str, file: str = ".env") -> dict[str, str]:
             )
         key, raw = match.groups()
         result[key] = _value(raw, Location(file, number, line.index("=") + 2))
+        if key in first_line:
+            warn(f"{file}:{number}: {key} is set again (first at line {first_line[key]}); "
+                 f"the value of line {number} is used")
+        first_line.setdefault(key, number)
     return result
 
 

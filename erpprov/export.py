@@ -17,6 +17,7 @@ What is left out on purpose:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -71,7 +72,9 @@ def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
     cluster = catalog.read_cluster(admin)
     chosen = _chosen_databases(cluster, databases)
     play: dict[str, Any] = {"name": name, "hosts": hosts}
-    roles = [_role(cluster.roles[r]) for r in sorted(cluster.roles) if r != cluster.current_user]
+    names = sorted(r for r in cluster.roles if r != cluster.current_user)
+    variables = password_variables(names)
+    roles = [_role(cluster.roles[r], variables[r]) for r in names]
     if roles:
         play["roles"] = roles
     exported = []
@@ -122,7 +125,28 @@ def password_variable(role: str) -> str:
     return f"{stem}_PASSWORD"
 
 
-def _role(state: RoleState) -> dict[str, Any]:
+def password_variables(roles: Iterable[str]) -> dict[str, str]:
+    """Each role's password variable, distinct for roles that spell alike (my-app and my_app).
+
+    Where several roles share a variable, the one whose name is the variable in lower case
+    (my_app) keeps it, and the others get a digest of their name after a double underscore,
+    which a plain variable never holds (runs of other characters become one "_"). The choice
+    depends only on the names, so the same server exports the same variables."""
+    by_variable: dict[str, list[str]] = defaultdict(list)
+    for role in sorted(set(roles)):
+        by_variable[password_variable(role)].append(role)
+    result = {}
+    for variable, names in by_variable.items():
+        for name in names:
+            if len(names) == 1 or name == variable.removesuffix("_PASSWORD").lower():
+                result[name] = variable
+            else:
+                digest = hashlib.sha256(name.encode()).hexdigest()[:8].upper()
+                result[name] = variable.removesuffix("_PASSWORD") + f"__{digest}_PASSWORD"
+    return result
+
+
+def _role(state: RoleState, variable: str) -> dict[str, Any]:
     role: dict[str, Any] = {"name": state.name}
     for attribute in _ROLE_ATTRIBUTES:
         value = getattr(state, attribute)
@@ -131,7 +155,7 @@ def _role(state: RoleState) -> dict[str, Any]:
     if state.login:
         # Never the password: a placeholder the user fills in, and on_create so that applying the
         # export to the server it came from leaves the live passwords alone.
-        role["password"] = "{{ env." + password_variable(state.name) + " }}"
+        role["password"] = "{{ env." + variable + " }}"
         role["update_password"] = "on_create"
     if state.settings:
         role["settings"] = dict(state.settings)

@@ -118,8 +118,7 @@ def load_project(
     environ: dict[str, str] | None = None,
 ) -> Project:
     inventory = load_inventory(inventory_path)
-    env = dict(load_env_file(inventory_path.parent / ".env"))
-    env.update(os.environ if environ is None else environ)
+    env = _environment(inventory_path, environ)
     source = load_yaml(playbook, what="playbook", missing_hint="check the path, or name another playbook")
     plays = source.data
     if plays is None:
@@ -158,6 +157,32 @@ def load_project(
             variables = LazyVars(merged, fixed)
             targets.append(_target(raw, index, host, variables, source, project_dir, inventory))
     return Project(inventory=inventory, playbook=playbook, targets=targets)
+
+
+def _environment(inventory_path: Path, environ: dict[str, str] | None) -> dict[str, str]:
+    """`env` of the templates: the process environment over the .env beside the inventory."""
+    env = dict(load_env_file(inventory_path.parent / ".env"))
+    env.update(os.environ if environ is None else environ)
+    return env
+
+
+def load_connections(
+    inventory_path: Path,
+    *,
+    extra_vars: dict[str, Any] | None = None,
+    limit: str | None = None,
+    environ: dict[str, str] | None = None,
+) -> dict[str, Connection]:
+    """How to reach each inventory host (matching ``limit``), for commands that read a server
+    before any playbook describes it (`export`)."""
+    inventory = load_inventory(inventory_path)
+    env = _environment(inventory_path, environ)
+    connections = {}
+    for host in inventory.match(limit) if limit else inventory.hosts:
+        fixed = {"env": env, "inventory_hostname": host, "project_dir": str(inventory_path.resolve().parent)}
+        variables = LazyVars({**inventory.variables(host), **(extra_vars or {})}, fixed)
+        connections[host] = _connection(host, variables, inventory)
+    return connections
 
 
 def _play_vars(raw: dict[str, Any], index: int, source: Source, base: Path) -> dict[str, Any]:
@@ -219,6 +244,12 @@ def _target(
         play = Play.model_validate(rendered)
     except ValidationError as exc:
         raise _validation_error(exc, source, (index,), Play) from None
+    connection = _connection(host, variables, inventory)
+    return Target(host=host, play=play, connection=connection, project_dir=project_dir, variables=variables,
+                  secrets=frozenset(secrets))
+
+
+def _connection(host: str, variables: LazyVars, inventory: Inventory) -> Connection:
     connection_vars = {}
     for key in Connection.model_fields:
         if key in variables:
@@ -231,15 +262,13 @@ def _target(
                     hint=exc.hint,
                 ) from None
     try:
-        connection = Connection.model_validate(connection_vars)
+        return Connection.model_validate(connection_vars)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ErpprovError(
             f"host {host}: {'.'.join(map(str, first['loc']))}: {first['msg']}",
             location=Location(str(inventory.path)),
         ) from None
-    return Target(host=host, play=play, connection=connection, project_dir=project_dir, variables=variables,
-                  secrets=frozenset(secrets))
 
 
 def _depends_on_a_secret(text: str, value: str, shadowed: LazyVars) -> bool:

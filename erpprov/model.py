@@ -45,6 +45,17 @@ TypeName = Annotated[str, AfterValidator(fragments.type_name)]
 Expression = Annotated[str, AfterValidator(fragments.expression)]
 
 
+def _role_name(value: str) -> str:
+    # PostgreSQL keeps pg_* for its predefined roles: CREATE ROLE would fail mid-apply. Membership
+    # in them (member_of: [pg_read_all_data]) stays a plain Identifier.
+    if value.startswith("pg_"):
+        raise ValueError(f"{value!r}: names starting with pg_ are reserved for PostgreSQL's own roles")
+    return value
+
+
+RoleName = Annotated[Identifier, AfterValidator(_role_name)]
+
+
 def _stringify(value: Any) -> Any:
     """A name -> string map from YAML: true becomes 'true' (as PostgreSQL spells it), 5432 '5432'."""
     if isinstance(value, dict):
@@ -205,7 +216,7 @@ def _membership(value: Any) -> Any:
 
 
 class Role(Strict):
-    name: Identifier
+    name: RoleName
     state: Literal["present", "absent"] = "present"
     login: bool = False
     superuser: bool = False

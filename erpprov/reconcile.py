@@ -29,6 +29,7 @@ from erpprov.diff import (
     function_signatures,
     passwords_to_compare,
 )
+from erpprov.display import shown
 from erpprov.drivers import make_driver
 from erpprov.drivers.base import Driver, Progress
 from erpprov.errors import ErpprovError
@@ -209,7 +210,9 @@ def _check_hazards(actions: list[Action], options: ApplyOptions) -> None:
     if refused and options.confirm is not None and options.confirm(refused):
         return
     if refused:
-        lines = "\n".join(f"  {a.address} ({h.value}){': ' + a.note if a.note else ''}" for a, h in refused)
+        # One line per refusal: a name holding a newline must not forge a line of its own.
+        lines = "\n".join(f"  {shown(a.address)} ({h.value}){': ' + shown(a.note) if a.note else ''}"
+                          for a, h in refused)
         kinds = " ".join(f"--allow-hazard {k}" for k in sorted({h.value for _, h in refused}))
         raise ErpprovError(f"apply refuses {len(refused)} hazardous change(s); nothing was changed:\n{lines}",
                            hint=f"review them with `erpprov plan`, then pass {kinds} (or --allow-destructive)")
@@ -290,7 +293,7 @@ def _apply_sql(target: Target, options: ApplyOptions, event: Event, report: Appl
     leftover = [a for a in again.actions if not a.repeats]
     if leftover:
         raise ErpprovError(
-            "apply did not converge: a fresh plan still shows " + ", ".join(a.address for a in leftover),
+            "apply did not converge: a fresh plan still shows " + ", ".join(shown(a.address) for a in leftover),
             hint="this is a bug in erpprov; please report it with the output of `erpprov plan --sql`")
 
 

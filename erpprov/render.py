@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from typing import Any
 
 import click
 
 from erpprov import __version__
+from erpprov.display import json_shown, shown
 from erpprov.plan import Action, HostPlan, Op
 
 FORMAT_VERSION = "1.0"
@@ -16,11 +19,9 @@ _COLOUR = {Op.CREATE: "green", Op.UPDATE: "yellow", Op.REPLACE: "magenta", Op.DE
 
 
 def _value(value: Any) -> str:
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
     if value is None:
         return "null"
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return json_shown(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str))
 
 
 def _attribute_lines(action: Action) -> list[str]:
@@ -29,11 +30,11 @@ def _attribute_lines(action: Action) -> list[str]:
     if action.op is Op.UPDATE or action.op is Op.REPLACE:
         for key in sorted(set(before) | set(after)):
             if before.get(key) != after.get(key) or key not in before:
-                lines.append(f"{key}: {_value(before.get(key))} → {_value(after.get(key))}")
+                lines.append(f"{shown(key)}: {_value(before.get(key))} → {_value(after.get(key))}")
     elif action.op is Op.CREATE:
-        lines = [f"{key}: {_value(value)}" for key, value in sorted(after.items())]
+        lines = [f"{shown(key)}: {_value(value)}" for key, value in sorted(after.items())]
     else:
-        lines = [f"{key}: {_value(value)}" for key, value in sorted(before.items())]
+        lines = [f"{shown(key)}: {_value(value)}" for key, value in sorted(before.items())]
     return lines
 
 
@@ -46,28 +47,30 @@ def text(plans: list[HostPlan], *, show_sql: bool = False, colour: bool = False)
     style = (lambda s, c: click.style(s, fg=c)) if colour else (lambda s, c: s)
     out: list[str] = []
     for plan in plans:
-        out.append(style(f"{plan.host} (driver: {plan.driver})", "cyan"))
+        out.append(style(f"{shown(plan.host)} (driver: {shown(plan.driver)})", "cyan"))
         if plan.empty:
             out.append("  No changes. The live state matches the files.")
         for action in plan.ordered():
-            head = f"  {_SYMBOL[action.op]} {action.address}"
+            head = f"  {_SYMBOL[action.op]} {shown(action.address)}"
             if action.database and action.kind == "role":
-                head += f" (in database {action.database})"
+                head += f" (in database {shown(action.database)})"
             if action.hazards:
                 head += "  " + style("[" + ", ".join(h.value for h in action.hazards) + "]", "red")
             out.append(style(head, _COLOUR[action.op]) if not action.hazards else head)
             out.extend(f"      {line}" for line in _attribute_lines(action))
             if action.note:
-                lines = action.note.splitlines()
+                # Lines of a note are its structure (a file's diff); a newline in a name quoted in it
+                # can only add a comment line under this action, never an action or a hazard tag.
+                lines = [shown(line) for line in action.note.split("\n")]
                 out.extend(f"      {line}" if action.kind == "file" else f"      # {line}" for line in lines)
             if show_sql:
-                out.extend(f"      | {s.display};" for s in action.sql)
+                out.extend(f"      | {shown(s.display)};" for s in action.sql)
         for warning in plan.warnings:
-            out.append(style(f"  ! {warning}", "yellow"))
+            out.append(style(f"  ! {shown(warning)}", "yellow"))
         if plan.unmanaged:
-            shown = ", ".join(plan.unmanaged[:20])
+            listed = ", ".join(shown(address) for address in plan.unmanaged[:20])
             more = f" and {len(plan.unmanaged) - 20} more" if len(plan.unmanaged) > 20 else ""
-            out.append(f"  Unmanaged (left alone): {shown}{more}")
+            out.append(f"  Unmanaged (left alone): {listed}{more}")
         out.append(f"  {summary(plan)}")
         out.append("")
     return "\n".join(out)
@@ -99,7 +102,7 @@ def as_json(plans: list[HostPlan], *, inputs: str = "") -> str:
 
 def dump(doc: dict[str, Any]) -> str:
     """A plan document as the stable text printed and saved (sorted keys: byte-stable)."""
-    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json_shown(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False)) + "\n"
 
 
 def markdown(plans: list[HostPlan]) -> str:
@@ -109,16 +112,21 @@ def markdown(plans: list[HostPlan]) -> str:
             totals[key] += value
     hazards = sorted({h.value for p in plans for a in p.actions for h in a.hazards})
     out = ["### erpprov plan", "",
-           f"**{totals['add']} to add, {totals['change']} to change, {totals['destroy']} to destroy** "
-           f"on {len(plans)} host{'s' if len(plans) != 1 else ''}."]
+           (f"**{totals['add']} to add, {totals['change']} to change, {totals['destroy']} to destroy** "
+            f"on {len(plans)} host{'s' if len(plans) != 1 else ''}.")]
     if hazards:
         out.append(f"\n:warning: Hazards needing permission: {', '.join(f'`{h}`' for h in hazards)}")
     out.append("")
     for plan in plans:
         counts = plan.counts()
-        out += [f"<details><summary><code>{plan.host}</code> ({plan.driver}): +{counts['add']} "
-                f"~{counts['change']} -{counts['destroy']}</summary>", "", "```diff"]
+        host, driver = html.escape(shown(plan.host)), html.escape(shown(plan.driver))
+        summary_line = (f"<details><summary><code>{host}</code> ({driver}): +{counts['add']} "
+                        f"~{counts['change']} -{counts['destroy']}</summary>")
+        out += [summary_line, ""]
         body = text([plan]).splitlines()[1:]
-        out += [line[2:] if line.startswith("  ") else line for line in body if line.strip()]
-        out += ["```", "", "</details>", ""]
+        lines = [line.removeprefix("  ") for line in body if line.strip()]
+        # A fence ends at a line of as many backticks as opened it: a longer one than any run in
+        # the body (a name or a file may hold ```) keeps the body inside the code block.
+        fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", "\n".join(lines))), default=0))
+        out += [fence + "diff", *lines, fence, "", "</details>", ""]
     return "\n".join(out)

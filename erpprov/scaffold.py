@@ -8,6 +8,7 @@ new project starts from exactly what the repository documents and tests.
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -53,6 +54,21 @@ def project_files() -> dict[str, str]:
     return files
 
 
+def _mode(path: Path) -> int:
+    """.env-like files are where people put secrets: owner only. The rest is for the team to read."""
+    return 0o600 if path.name.startswith(".env") else 0o644
+
+
+def _make_directories(directory: Path) -> None:
+    """Create ``directory`` and missing parents as 0755, whatever the umask; existing ones are the
+    user's and keep their mode."""
+    if directory.is_dir():
+        return
+    _make_directories(directory.parent)
+    directory.mkdir()
+    os.chmod(directory, 0o755)
+
+
 def init_project(directory: Path) -> list[Path]:
     """Write a new project into ``directory``; refuses (writing nothing) if any file exists."""
     if directory.exists() and not directory.is_dir():
@@ -66,10 +82,14 @@ def init_project(directory: Path) -> list[Path]:
     written: list[Path] = []
     try:
         for path, content in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("x", encoding="utf-8") as handle:  # "x": a file that appeared meanwhile is not clobbered
-                handle.write(content)
+            _make_directories(path.parent)
+            # O_EXCL: a file that appeared meanwhile is not clobbered. The mode is set explicitly
+            # because open() only narrows it by the umask: under umask 000 it would be 0666.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             written.append(path)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                os.fchmod(fd, _mode(path))
+                handle.write(content)
     except OSError as exc:
         for path in written:  # all or nothing
             path.unlink(missing_ok=True)

@@ -1,7 +1,8 @@
 import pytest
 
-from erpprov.envfile import parse_env
+from erpprov.envfile import load_env_file, parse_env
 from erpprov.errors import ErpprovError
+from tests.helpers import run_erpprov, write_project
 
 
 def test_forms_people_write():
@@ -41,3 +42,27 @@ def test_bad_lines_name_file_and_line(text, line):
         parse_env(text, "proj/.env")
     assert err.value.location.file == "proj/.env"
     assert err.value.location.line == line
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_name():
+    """Editors on Windows save UTF-8 with a BOM; the first line is still KEY=VALUE."""
+    assert parse_env("\ufeffPOSTGRES_PASSWORD=s3cret\nB=2\n") == {"POSTGRES_PASSWORD": "s3cret", "B": "2"}
+
+
+def test_a_byte_order_mark_in_a_file_on_disk_is_accepted(tmp_path):
+    (tmp_path / ".env").write_bytes(b"\xef\xbb\xbfA=1\n")
+    assert load_env_file(tmp_path / ".env") == {"A": "1"}
+
+
+def test_a_key_set_twice_is_reported_with_both_lines():
+    warnings: list[str] = []
+    parsed = parse_env("A=first\nB=x\n# c\nexport A=second\n", "proj/.env", warn=warnings.append)
+    assert parsed["A"] == "second"  # as docker compose and python-dotenv read it
+    assert warnings == ["proj/.env:4: A is set again (first at line 1); the value of line 4 is used"]
+
+
+def test_a_key_set_twice_warns_on_stderr_through_the_cli(tmp_path):
+    write_project(tmp_path, "- {name: p, hosts: dev}\n", env="A=1\nA=2\n")
+    result = run_erpprov(tmp_path, "validate", "playbooks/site.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "warning: .env:2: A is set again (first at line 1)" in result.stderr.replace(str(tmp_path) + "/", "")

@@ -4,6 +4,7 @@ it came from, and applied to a new database it rebuilds the same tables, schemas
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from psycopg import sql
 from pydantic import SecretStr
 
 from erpprov import catalog
-from erpprov.export import export_playbook, password_variable
+from erpprov.export import export_playbook, password_variable, password_variables
 from erpprov.loader import Target, load_project
 from erpprov.model import Connection
 from erpprov.state import ObjectRef
@@ -315,3 +316,98 @@ def test_text_that_looks_like_a_template_loads_as_itself(tmp_path: Path, pg: Any
     table = targets[0].play.databases[0].tables[0]
     assert table.comment == "see {{ x }}"
     assert plan_of(targets) == []
+
+
+def test_password_variables_are_distinct_for_names_that_spell_alike() -> None:
+    names = ["my-app", "my_app", "App", "app", "MY APP", "9lives", "_9lives"]
+    variables = password_variables(names)
+    assert len(set(variables.values())) == len(names), variables
+    # the name that is its own spelling keeps the plain variable; the others are told apart
+    assert variables["my_app"] == "MY_APP_PASSWORD" and variables["app"] == "APP_PASSWORD"
+    assert password_variables(list(reversed(names))) == variables
+    assert password_variables(["my-app"]) == {"my-app": "MY_APP_PASSWORD"}  # no clash, no suffix
+
+
+def test_roles_that_spell_alike_export_distinct_placeholders(tmp_path: Path, pg: Any) -> None:
+    with pg.connect() as conn:
+        conn.execute('CREATE ROLE "my-app" LOGIN; CREATE ROLE my_app LOGIN')
+    exported = _export(pg, pg.dbname)
+    roles = {r["name"]: r["password"] for r in exported[0]["roles"]}
+    assert roles["my_app"] == "{{ env.MY_APP_PASSWORD }}"
+    assert roles["my-app"] != roles["my_app"] and roles["my-app"].startswith("{{ env.MY_APP_")
+
+
+def _cli_export(cwd: Path, *args: str) -> Any:
+    from tests.helpers import run_erpprov
+
+    return run_erpprov(cwd, "export", *args)
+
+
+def test_two_exports_of_one_server_are_byte_identical(tmp_path: Path, pg: Any) -> None:
+    """`export nightly && git diff --exit-code` needs no clock in the file."""
+    _build(pg)
+    pg.inventory(tmp_path)
+    first = _cli_export(tmp_path, "--db", pg.dbname, "-o", "one.yaml")
+    second = _cli_export(tmp_path, "--db", pg.dbname, "-o", "two.yaml")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert (tmp_path / "one.yaml").read_bytes() == (tmp_path / "two.yaml").read_bytes()
+    # two runs within one second agree even with a clock in the header: it must hold none
+    assert re.search(r"\d\d:\d\d", (tmp_path / "one.yaml").read_text().split("\n- ")[0]) is None
+
+
+ORDERED_SQL = [
+    "CREATE SCHEMA {s}",
+    "CREATE TABLE {s}.b (id int PRIMARY KEY, x int, y int)",
+    "CREATE TABLE {s}.a (id int PRIMARY KEY, b_id int, z text)",
+    "ALTER TABLE {s}.a ADD CONSTRAINT a_b_fk FOREIGN KEY (b_id) REFERENCES {s}.b (id)",
+    "ALTER TABLE {s}.a ADD CONSTRAINT a_z_check CHECK (z <> '')",
+    "ALTER TABLE {s}.a ADD CONSTRAINT a_b_z_check CHECK (b_id > 0)",
+    "CREATE INDEX b_y_idx ON {s}.b (y)",
+    "CREATE INDEX b_x_idx ON {s}.b (x)",
+    "GRANT SELECT ON {s}.a TO ordered_reader",
+    "GRANT SELECT ON {s}.b TO ordered_reader",
+    "GRANT USAGE ON SCHEMA {s} TO ordered_reader",
+]
+
+
+def test_export_does_not_depend_on_the_order_objects_were_created_in(pg: Any) -> None:
+    from erpprov.cli_export import render_playbook
+
+    with pg.connect() as conn:
+        conn.execute("CREATE ROLE ordered_reader")
+    # the tables in the other order too (a's foreign key is a statement of its own)
+    orders = {"first": ORDERED_SQL, "second": [ORDERED_SQL[i] for i in (0, 2, 1)] + ORDERED_SQL[:2:-1]}
+    texts = []
+    for name, statements in orders.items():
+        database = f"{pg.dbname}_{name}"
+        with pg.connect("postgres") as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        with pg.connect(database) as conn:
+            for statement in statements:
+                conn.execute(statement.format(s="app"))
+        texts.append(render_playbook(_export(pg, database), "localhost").replace(database, "DB"))
+    assert texts[0] == texts[1]
+
+
+def test_export_takes_its_host_from_the_inventory_alone(tmp_path: Path, pg: Any) -> None:
+    """Adopting a database is the first thing a new team does: there is no playbook yet."""
+    _build(pg)
+    pg.inventory(tmp_path)
+    done = _cli_export(tmp_path, "--db", pg.dbname)
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load(done.stdout)[0]["databases"][0]["name"] == pg.dbname
+    assert yaml.safe_load(done.stdout)[0]["hosts"] == "localhost"
+
+
+def test_export_with_several_inventory_hosts_asks_for_one(tmp_path: Path, pg: Any) -> None:
+    host = {"driver": "external", "pg_host": pg.host, "pg_port": pg.port, "pg_user": pg.user,
+            "pg_password": pg.password}
+    inventory = {"all": {"children": {"dev": {"hosts": {"db1": host, "db2": host}}}}}
+    (tmp_path / "inventory.yaml").write_text(yaml.safe_dump(inventory))
+    refused = _cli_export(tmp_path, "--db", pg.dbname)
+    assert refused.returncode == 1
+    assert "several hosts match (db1, db2)" in refused.stderr and "--limit" in refused.stderr
+    assert "Traceback" not in refused.stderr and "playbook not found" not in refused.stderr
+    chosen = _cli_export(tmp_path, "--db", pg.dbname, "-l", "db2")
+    assert chosen.returncode == 0, chosen.stderr
+    assert yaml.safe_load(chosen.stdout)[0]["hosts"] == "db2"

@@ -105,3 +105,17 @@ def test_cli_init(tmp_path: Path) -> None:
         here = runner.invoke(init_cmd, [])
         assert here.exit_code == 0, here.output
         assert Path("playbooks/dev.yaml").is_file()
+
+
+def test_init_modes_do_not_depend_on_the_umask(tmp_path: Path) -> None:
+    """Under umask 000 a plain open() would leave the project world-writable."""
+    project = tmp_path / "proj"
+    previous = os.umask(0)
+    try:
+        written = init_project(project)
+    finally:
+        os.umask(previous)
+    modes = {str(p.relative_to(project)): p.stat().st_mode & 0o777 for p in written}
+    assert modes == {name: 0o600 if name.startswith(".env") else 0o644 for name in EXPECTED}
+    for directory in ("", "playbooks", "templates", "schema"):
+        assert (project / directory).stat().st_mode & 0o777 == 0o755, directory

@@ -165,6 +165,12 @@ ERROR_CASES = {
           roles:
             - name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
     """, 4, "at most 63 bytes", None),
+    "reserved role name": ("""
+        - name: p
+          roles:
+            - name: app
+            - name: pg_app
+    """, 5, "reserved for PostgreSQL's own roles", None),
     "bad privilege": ("""
         - name: p
           databases:

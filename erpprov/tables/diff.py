@@ -514,6 +514,9 @@ class _Differ:
             alter(sql.SQL("DROP DEFAULT"))
             if old.sequence:
                 steps.append(ddl.render(sql.SQL("DROP SEQUENCE {}").format(ddl.ident(*old.sequence))))
+                # Even with no rows the sequence may have advanced: where numbering stood is lost.
+                hazards.add(Hazard.DELETES_DATA)
+                notes.append(f"the sequence {'.'.join(old.sequence)} is dropped and its current value is lost")
         elif old.default is not None and (change_default or change_type) and not old.serial:
             alter(sql.SQL("DROP DEFAULT"))  # before a type change: the old default may not cast
         if change_type:

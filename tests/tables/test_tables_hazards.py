@@ -143,3 +143,15 @@ def test_not_null_over_nulls_fails_untouched_with_a_clear_message(conn):
     # fix the data, and the same plan goes through
     conn.execute("UPDATE items SET label = 'x' WHERE label IS NULL")
     converge(conn, spec)
+
+
+def test_serial_to_integer_deletes_the_sequence_and_its_value(conn):
+    """The column keeps its values, but the sequence goes: where numbering stood is lost."""
+    converge(conn, tables("- {name: tickets, columns: [{name: id, type: serial}]}"))
+    conn.execute("SELECT nextval('tickets_id_seq') FROM generate_series(1, 5)")  # no rows, a used sequence
+    plain = tables("- {name: tickets, columns: [{name: id, type: integer}]}")
+    action = _only(plan(conn, plain), "tickets.id")
+    assert action.hazards == (Hazard.DELETES_DATA,)
+    assert "tickets_id_seq" in action.note and "current value" in action.note
+    converge(conn, plain)
+    assert conn.execute("SELECT to_regclass('tickets_id_seq')").fetchone()[0] is None
