@@ -24,8 +24,10 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.server import throwaway_server
-from erpprov import model
-from erpprov.tables import canonicalize, diff_tables, inspect_tables
+from erpprov.core import model
+from erpprov.diff.tables import diff_tables
+from erpprov.state.canon import canonicalize
+from erpprov.state.table_catalog import inspect_tables
 
 
 def make_tables(n: int, checks: bool) -> list[model.Table]:

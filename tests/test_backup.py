@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 from psycopg import sql
 
-from erpprov.backup import BackupResult, backup, restore
-from erpprov.cluster import free_port
+from erpprov.core.target import Target
+from erpprov.drivers.embedded import free_port
 from erpprov.errors import ErpprovError
-from erpprov.loader import Target
+from erpprov.ops.backup import BackupResult, backup, restore
 from tests.helpers import load_targets
 
 ROWS = [
@@ -325,7 +325,7 @@ def project_args(tmp: Path, pg) -> list[str]:
 
 
 def test_cli_backup_and_restore(pg, tmp_path: Path) -> None:
-    from erpprov.cli_ops import backup_cmd, restore_cmd
+    from erpprov.cli.ops import backup_cmd, restore_cmd
 
     seed(pg)
     args = project_args(tmp_path, pg)
@@ -355,7 +355,7 @@ def test_cli_backup_and_restore(pg, tmp_path: Path) -> None:
 
 
 def test_cli_errors_are_one_message(pg, tmp_path: Path) -> None:
-    from erpprov.cli_ops import backup_cmd, restore_cmd
+    from erpprov.cli.ops import backup_cmd, restore_cmd
 
     args = project_args(tmp_path, pg)
     runner = CliRunner()

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 import yaml
 
-from erpprov.cluster import free_port
+from erpprov.drivers.embedded import free_port
 from tests.dockerenv import needs_engine
 from tests.helpers import run_erpprov
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from erpprov import model
+from erpprov.core import model
+from erpprov.core.actions import Hazard, Op
 from erpprov.diff import (
     Canon,
     acl_changes,
@@ -16,9 +17,8 @@ from erpprov.diff import (
 )
 from erpprov.diff.privileges import owner_transferred
 from erpprov.errors import ErpprovError
-from erpprov.plan import Hazard, Op
-from erpprov.scram import matching_passwords, scram_verifier
-from erpprov.state import DatabaseState, LiveCluster, ObjectRef, RoleState
+from erpprov.postgres.scram import matching_passwords, scram_verifier
+from erpprov.state.cluster import DatabaseState, LiveCluster, ObjectRef, RoleState
 
 PASSWORD = "pa'ss\\word"
 
@@ -189,7 +189,7 @@ def test_password_checks_run_below_the_callers_priority(monkeypatch):
     import sys
     import threading
 
-    from erpprov import scram
+    from erpprov.postgres import scram
 
     seen: list[int] = []
     real = scram.password_matches

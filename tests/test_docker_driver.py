@@ -21,7 +21,9 @@ import psycopg
 import pytest
 import yaml
 
-from erpprov.cluster import free_port
+from erpprov.core.actions import Hazard, Op, Phase
+from erpprov.core.model import Container
+from erpprov.core.target import Target
 from erpprov.drivers.docker_spec import (
     DEFAULT_SHM_SIZE,
     SENSITIVE,
@@ -34,10 +36,9 @@ from erpprov.drivers.docker_spec import (
     parse_port,
     spec_hash,
 )
+from erpprov.drivers.embedded import free_port
 from erpprov.errors import ErpprovError
-from erpprov.loader import Target, load_project
-from erpprov.model import Container
-from erpprov.plan import Hazard, Op, Phase
+from erpprov.load.project import load_project
 from tests.dockerenv import needs_engine
 
 # --- unit tests of the pure half (no engine) ----------------------------------------------------

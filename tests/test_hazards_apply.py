@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from erpprov.core.actions import Hazard
 from erpprov.errors import ErpprovError
-from erpprov.plan import Hazard
-from erpprov.reconcile import plan_target
+from erpprov.plan.build import plan_target
 from tests.helpers import apply_all, load_targets, plan_of, run_erpprov
 
 TABLE = """

@@ -15,8 +15,8 @@ from pathlib import Path
 import psycopg
 import yaml
 
-from erpprov.cluster import free_port
-from erpprov.executor import LOCK_KEYS
+from erpprov.apply.executor import LOCK_KEYS
+from erpprov.drivers.embedded import free_port
 from tests.helpers import run_erpprov as erpprov
 
 SECRET = "Pa55-w0rd-that-must-never-show"

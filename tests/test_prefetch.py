@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from erpprov import yamlsrc
 from erpprov.errors import ErpprovError
+from erpprov.load import yamlsrc
 from tests.helpers import run_erpprov
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prefetch forks on Linux only")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import jsonschema
 
-from erpprov import render
-from erpprov.plan import Action, Hazard, HostPlan, Op, Phase, Statement
+from erpprov.core.actions import Action, Hazard, HostPlan, Op, Phase, Statement
+from erpprov.plan import render
 
 ROOT = Path(__file__).resolve().parent.parent
 VERIFIER = "SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from erpprov.templating import LazyVars, TemplateError, walk_strings
+from erpprov.load.templating import LazyVars, TemplateError, walk_strings
 
 _text = st.sampled_from(["plain", "{{ x }}", "a{b", "", "{% if y %}z{% endif %}", "}"])
 _leaf = st.one_of(_text, st.integers(), st.booleans(), st.none())

@@ -5,9 +5,9 @@ in, actions out. No I/O here, so every rule is unit-testable without a server. T
 own diff in `erpprov.tables`.
 """
 
-from erpprov.diff.common import Canon, Planned, Result
 from erpprov.diff.databases import diff_database_contents, diff_databases
 from erpprov.diff.privileges import GrantTargetMissing, acl_changes, function_signatures
+from erpprov.diff.result import Canon, Planned, Result
 from erpprov.diff.roles import diff_roles, passwords_to_compare
 
 __all__ = ["Canon", "Planned", "Result", "diff_database_contents", "diff_databases", "GrantTargetMissing",

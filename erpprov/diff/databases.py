@@ -6,13 +6,8 @@ from collections.abc import Callable
 
 from psycopg import sql
 
-from erpprov import model
-from erpprov.ddl import (
-    ident,
-    literal,
-    text,
-)
-from erpprov.diff.common import Canon, Planned, Result, comment_changes
+from erpprov.core import model
+from erpprov.core.actions import Action, Hazard, Op, Phase, Statement
 from erpprov.diff.privileges import (
     diff_privileges,
     expand,
@@ -20,8 +15,13 @@ from erpprov.diff.privileges import (
     implicit_acl,
     owner_transferred,
 )
-from erpprov.plan import Action, Hazard, Op, Phase, Statement
-from erpprov.state import (
+from erpprov.diff.result import Canon, Planned, Result, comment_changes
+from erpprov.postgres.ddl import (
+    ident,
+    literal,
+    text,
+)
+from erpprov.state.cluster import (
     LiveCluster,
     LiveDatabase,
     ObjectRef,

@@ -13,17 +13,17 @@ from typing import TypeVar
 
 from psycopg import sql
 
-from erpprov import model
-from erpprov.ddl import (
+from erpprov.core import model
+from erpprov.core.actions import Action, Hazard, Op, Phase, Statement
+from erpprov.diff.result import Canon, Planned, Result
+from erpprov.postgres.ddl import (
     grantee,
     ident,
     object_clause,
     privilege_list,
     text,
 )
-from erpprov.diff.common import Canon, Planned, Result
-from erpprov.plan import Action, Hazard, Op, Phase, Statement
-from erpprov.state import (
+from erpprov.state.cluster import (
     PUBLIC,
     DefaultAclKey,
     LiveCluster,

@@ -8,19 +8,19 @@ from dataclasses import replace
 
 from psycopg import sql
 
-from erpprov import model
-from erpprov.ddl import (
+from erpprov.core import model
+from erpprov.core.actions import SENSITIVE, Action, Hazard, Op, Phase, Statement
+from erpprov.diff.result import Canon, Result, comment_changes
+from erpprov.errors import ErpprovError
+from erpprov.postgres.ddl import (
     canonical_setting,
     ident,
     literal,
     setting_value,
     text,
 )
-from erpprov.diff.common import Canon, Result, comment_changes
-from erpprov.errors import ErpprovError
-from erpprov.plan import SENSITIVE, Action, Hazard, Op, Phase, Statement
-from erpprov.scram import scram_verifier
-from erpprov.state import (
+from erpprov.postgres.scram import scram_verifier
+from erpprov.state.cluster import (
     ROLE_FLAGS,
     LiveCluster,
     Member,

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from erpprov.loader import Target
-from erpprov.plan import Action
+from erpprov.core.actions import Action
+from erpprov.core.target import Target
 
 Progress = Callable[[str], None]  # receives short human-readable progress lines
 
@@ -75,7 +75,9 @@ class Driver(ABC):
         it. Connection settings travel in the environment, never in argv.
 
         By default the local client programs, as `exec`."""
-        from erpprov.drivers.external import start_client  # external imports this module
+        from erpprov.drivers.external import (
+            start_client,  # external imports this module
+        )
 
         return start_client(self.target, argv)
 

@@ -19,12 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import docker
-from docker.errors import APIError, ContainerError, DockerException, ImageNotFound, NotFound
+from docker.errors import (
+    APIError,
+    ContainerError,
+    DockerException,
+    ImageNotFound,
+    NotFound,
+)
 from docker.models.containers import Container as DockerContainer
 from docker.models.images import Image
 from docker.types import Mount
 
-from erpprov.connect import connect
+from erpprov.core.actions import Action, Hazard, Op, Phase
+from erpprov.core.target import Target
 from erpprov.drivers.base import Driver, DriverStatus, Progress, resolve_data_dir
 from erpprov.drivers.docker_spec import (
     HASH_LABEL,
@@ -43,8 +50,7 @@ from erpprov.drivers.docker_spec import (
     spec_hash,
 )
 from erpprov.errors import ErpprovError
-from erpprov.loader import Target
-from erpprov.plan import Action, Hazard, Op, Phase
+from erpprov.postgres.connect import connect
 
 LOG_LINES_ON_FAILURE = 20
 PROGRESS_EVERY = 2.0  # seconds between two progress lines of the same kind

@@ -23,8 +23,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from erpprov.model import Container, Healthcheck
-from erpprov.plan import SENSITIVE
+from erpprov.core.actions import SENSITIVE
+from erpprov.core.model import Container, Healthcheck
 
 MANAGED_LABEL = "erpprov.managed"
 HASH_LABEL = "erpprov.spec-hash"

@@ -6,12 +6,12 @@ import os
 import subprocess
 from collections.abc import Iterator
 
-from erpprov.cluster import find_bindir
+from erpprov.core.actions import Action
+from erpprov.core.model import Connection
+from erpprov.core.target import Target
 from erpprov.drivers.base import Driver, DriverStatus, Progress
+from erpprov.drivers.embedded import find_bindir
 from erpprov.errors import ErpprovError
-from erpprov.loader import Target
-from erpprov.model import Connection
-from erpprov.plan import Action
 
 
 class ExternalDriver(Driver):

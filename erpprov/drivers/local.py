@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from erpprov.cluster import LocalCluster
+from erpprov.core.actions import Action, Op, Phase
+from erpprov.core.target import Target
 from erpprov.drivers.base import Driver, DriverStatus, Progress, resolve_data_dir
+from erpprov.drivers.embedded import LocalCluster
 from erpprov.errors import ErpprovError
-from erpprov.loader import Target
-from erpprov.plan import Action, Op, Phase
 
 
 class LocalDriver(Driver):

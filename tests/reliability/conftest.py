@@ -21,7 +21,7 @@ import psycopg
 import pytest
 import yaml
 
-from erpprov.cluster import LocalCluster, free_port
+from erpprov.drivers.embedded import LocalCluster, free_port
 from tests.helpers import reachable_tempdir
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from erpprov.errors import ErpprovError
-from erpprov.loader import load_project
-from erpprov.yamlsrc import parse_yaml
+from erpprov.load.project import load_project
+from erpprov.load.yamlsrc import parse_yaml
 
 from .conftest import MiB, Run, assert_clean_error, erpprov, erpprov_many, write_project
 from .kinds import covers

@@ -8,7 +8,7 @@ import time
 import pytest
 import yaml
 
-from erpprov.executor import LOCK_KEYS
+from erpprov.apply.executor import LOCK_KEYS
 
 from .conftest import (
     assert_clean_error,

@@ -9,8 +9,8 @@ from pathlib import Path
 import psycopg
 import yaml
 
-from erpprov.cluster import free_port
-from erpprov.executor import LOCK_KEYS
+from erpprov.apply.executor import LOCK_KEYS
+from erpprov.drivers.embedded import free_port
 from tests.dockerenv import needs_engine
 
 from .conftest import assert_converged, erpprov, finish, start_erpprov, write_project

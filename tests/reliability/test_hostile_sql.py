@@ -107,7 +107,7 @@ def test_passwords_with_quotes_and_backslashes(tmp_path, pg, password):
              "vars": {"pw": "{{ env_pw }}"}}]
     before = snapshot(pg.connect, [pg.dbname])
     (tmp_path / "pw.yaml").write_text(yaml.safe_dump({"env_pw": password}, allow_unicode=True))
-    from erpprov.loader import load_project
+    from erpprov.load.project import load_project
 
     (tmp_path / "playbooks").mkdir(exist_ok=True)
     (tmp_path / "playbooks" / "site.yaml").write_text(_dump(play))

@@ -131,8 +131,8 @@ def test_sslmode_require_is_used(tmp_path, ssl_cluster):
     root = _tls_project(tmp_path, own, pg_sslmode="require")
     assert erpprov(root, "apply", env=own.env, mem=None).returncode == 0  # pg_hba accepts TLS only
     assert_converged(root, own.env)
-    from erpprov.connect import connect
-    from erpprov.loader import load_project
+    from erpprov.load.project import load_project
+    from erpprov.postgres.connect import connect
 
     target = load_project(root / "playbooks" / "dev.yaml", root / "inventory.yaml", environ=own.env).targets[0]
     with connect(target.connection) as conn:

@@ -8,9 +8,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from erpprov.loader import load_project
-from erpprov.plan import Op, Phase
-from erpprov.tables import canonicalize, inspect_tables
+from erpprov.core.actions import Op, Phase
+from erpprov.load.project import load_project
+from erpprov.state.canon import canonicalize
+from erpprov.state.table_catalog import inspect_tables
 from tests.tables.tablekit import assert_declared, converge, managed_view, plan, tables
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,155 @@
+"""Stage 5, apply, for one target: start the server if needed, take the lock, plan again inside
+it, refuse hazards not allowed, execute, and plan once more: that plan must be empty.
+
+    plan (inside the lock) ─► hazards gate ─► execute ─► re-plan: must be empty
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from erpprov.apply.executor import application_name, apply_lock, execute
+from erpprov.apply.explain import explain_failure
+from erpprov.core.actions import Action, Hazard, in_order
+from erpprov.core.display import shown
+from erpprov.core.target import Target
+from erpprov.drivers import make_driver
+from erpprov.drivers.base import Driver, Progress
+from erpprov.errors import ErpprovError
+from erpprov.files.templates import plan_templates, write_templates
+from erpprov.load.taint import known_secrets, redact_actions
+from erpprov.plan.build import plan_sql
+from erpprov.postgres.connect import connect, connection_kept
+from erpprov.state.snapshot import Snapshot
+
+Event = Callable[[str, str], None]  # ("ok" | "changed" | "failed", address)
+
+
+@dataclass
+class ApplyOptions:
+    allow_hazards: frozenset[Hazard] = frozenset()
+    lock_wait: float = 30.0
+    connect_wait: float = 10.0  # how long a server may refuse connections (longer right after a start)
+    saved: dict[str, Any] | None = None  # this host's entry of a `plan -o` file
+    # Asked, when set, whether hazards not allowed by flags may go ahead (a typed confirmation).
+    confirm: Callable[[list[tuple[Action, Hazard]]], bool] | None = None
+
+
+@dataclass
+class ApplyReport:
+    host: str
+    driver: str
+    changed: list[Action] = field(default_factory=list)
+    ok: list[str] = field(default_factory=list)  # declared objects that were already right
+    warnings: list[str] = field(default_factory=list)
+
+
+def refused_hazards(actions: list[Action], allowed: frozenset[Hazard]) -> list[tuple[Action, Hazard]]:
+    return [(a, h) for a in actions for h in a.hazards if h not in allowed]
+
+
+def _check_hazards(actions: list[Action], options: ApplyOptions) -> None:
+    refused = refused_hazards(actions, options.allow_hazards)
+    if refused and options.confirm is not None and options.confirm(refused):
+        return
+    if refused:
+        # One line per refusal: a name holding a newline must not forge a line of its own.
+        lines = "\n".join(f"  {shown(a.address)} ({h.value}){': ' + shown(a.note) if a.note else ''}"
+                          for a, h in refused)
+        kinds = " ".join(f"--allow-hazard {k}" for k in sorted({h.value for _, h in refused}))
+        raise ErpprovError(f"apply refuses {len(refused)} hazardous change(s); nothing was changed:\n{lines}",
+                           hint=f"review them with `erpprov plan`, then pass {kinds} (or --allow-destructive)")
+
+
+def apply_target(target: Target, options: ApplyOptions, event: Event, progress: Progress,
+                 driver: Driver | None = None) -> ApplyReport:
+    driver = driver or make_driver(target)
+    report = ApplyReport(host=target.host, driver=driver.name)
+    plan_templates(target)  # a file that cannot be rendered or written stops apply before any change
+    container_actions = driver.plan()
+    _check_hazards(container_actions, options)
+    if container_actions:
+        driver.ensure(progress)
+        for action in container_actions:
+            event("changed", action.address)
+        report.changed.extend(container_actions)
+    wait = options.connect_wait
+    if container_actions and target.play.container:
+        wait = max(wait, target.play.container.wait_timeout)
+    try:
+        _apply_sql(target, options, event, report, wait)
+        files, _ = plan_templates(target)
+        write_templates(target, files)
+        for action in files:
+            event("changed", action.address)
+        report.changed.extend(files)
+        changed = {a.address for a in report.changed}
+        report.ok = [address for address in declared_addresses(target, driver) if address not in changed]
+        for address in report.ok:
+            event("ok", address)
+    except ErpprovError as exc:
+        raise HostFailed(exc, report) from None
+    return report
+
+
+def declared_addresses(target: Target, driver: Driver) -> list[str]:
+    """The objects a play declares, by address, for Ansible-style "ok" lines."""
+    play = target.play
+    addresses = [driver.address] if driver.address else []
+    addresses += [f"role.{r.name}" for r in play.roles if r.state == "present"]
+    for db in play.databases:
+        addresses.append(f"database.{db.name}")
+        addresses += [f"schema.{db.name}.{s.name}" for s in db.schemas]
+        addresses += [f"extension.{db.name}.{e.name}" for e in db.extensions]
+        addresses += [f"table.{db.name}.{t.schema_}.{t.name}" for t in db.tables]
+    addresses += [f"file.{f.dest}" for f in play.templates]
+    return addresses
+
+
+class HostFailed(ErpprovError):
+    """An apply that failed part-way: the error, plus what had been changed before it."""
+
+    def __init__(self, cause: ErpprovError, report: ApplyReport):
+        super().__init__(cause.message, location=cause.location, hint=cause.hint)
+        self.report = report
+
+
+def _apply_sql(target: Target, options: ApplyOptions, event: Event, report: ApplyReport, wait: float) -> None:
+    def record(kind: str, action: Action) -> None:
+        if kind == "changed":
+            report.changed.append(action)
+        event(kind, action.address)
+
+    with connection_kept(target.connection), \
+            connect(target.connection, wait=wait, application_name=application_name()) as admin:
+        lock_warnings: list[str] = []
+        with apply_lock(target.connection, admin, options.lock_wait, lock_warnings.append):
+            result, snapshot = plan_sql(target, admin)
+            report.warnings = lock_warnings + result.warnings
+            if options.saved is not None:
+                _check_saved(options.saved, redact_actions(result.actions, known_secrets(target)), snapshot)
+            _check_hazards(result.actions, options)
+            if not result.actions:
+                return  # nothing ran, so nothing can have failed to converge
+            execute(result.actions, target.connection, admin, record, explain=explain_failure)
+            again, _ = plan_sql(target, admin)
+    leftover = [a for a in again.actions if not a.repeats]
+    if leftover:
+        raise ErpprovError(
+            "apply did not converge: a fresh plan still shows " + ", ".join(shown(a.address) for a in leftover),
+            hint="this is a bug in erpprov; please report it with the output of `erpprov plan --sql`")
+
+
+def _check_saved(saved: dict[str, Any], shown: list[Action], snapshot: Snapshot) -> None:
+    host = saved.get("host")
+    if saved.get("fingerprint") != snapshot.digest():
+        raise ErpprovError(f"host {host}: the live state changed since the plan was saved; nothing was applied",
+                           hint="run `erpprov plan -o FILE` again and review the new plan")
+    # The server's part of the saved plan: the container and the files are planned again by apply.
+    planned = [a for a in saved.get("actions", [])
+               if a["address"].split(".")[0] not in ("container", "cluster", "file")]
+    if planned != [a.to_json() for a in in_order(shown)]:
+        raise ErpprovError(f"host {host}: the actions differ from the saved plan; nothing was applied",
+                           hint="the playbook or its variables changed; run `erpprov plan -o FILE` again")
