@@ -364,3 +364,20 @@ def test_cli_errors_are_one_message(pg, tmp_path: Path) -> None:
     wrong = runner.invoke(backup_cmd, [*args, "--db", "no_such_db"])
     assert wrong.exit_code == 1 and 'database "no_such_db" does not exist' in wrong.output
     assert "Traceback" not in wrong.output
+
+
+def test_client_programs_get_every_connection_setting_of_the_library() -> None:
+    """Whatever erpprov's own connections set (TLS files, timeouts) reaches pg_dump/psql/pg_restore,
+    through the environment, never argv."""
+    from erpprov.drivers.external import client_env
+    from erpprov.model import Connection
+
+    conn = Connection(pg_host="db.example", pg_port=5433, pg_user="admin", pg_password="pw", pg_database="erp",
+                      pg_sslmode="verify-full", pg_sslrootcert="/ca.crt", pg_sslcert="/c.crt", pg_sslkey="/c.key",
+                      pg_connect_timeout=7)
+    env = client_env(conn)  # a setting conninfo gains without a libpq variable here fails: KeyError
+    assert {key: env[key] for key in ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSSLMODE",
+                                      "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY", "PGCONNECT_TIMEOUT")} == {
+        "PGHOST": "db.example", "PGPORT": "5433", "PGUSER": "admin", "PGPASSWORD": "pw", "PGDATABASE": "erp",
+        "PGSSLMODE": "verify-full", "PGSSLROOTCERT": "/ca.crt", "PGSSLCERT": "/c.crt", "PGSSLKEY": "/c.key",
+        "PGCONNECT_TIMEOUT": "7"}
