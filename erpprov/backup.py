@@ -8,7 +8,9 @@ Safety rules:
   place only when pg_dump succeeded and its output is complete; on any failure it is deleted, so a
   file with a backup's name is always a whole backup. Backups hold data: mode 0600.
 - a restore runs in one transaction and stops at the first error, so a failed restore leaves the
-  database as it was. Restoring over a non-empty database needs an explicit yes.
+  database as it was; a plain file that could leave that transaction (COMMIT, psql meta-commands
+  such as `\\!`) is refused before it runs (restorecheck.py). Restoring over a non-empty database
+  needs an explicit yes.
 - ownership and privileges are restored as dumped (no --no-owner / --no-acl): erpprov manages the
   roles, so they exist after `erpprov apply`; a missing role stops the restore with a clear error
   instead of silently handing every object to whoever ran the restore.
@@ -35,6 +37,7 @@ from psycopg import sql
 
 from erpprov.errors import ErpprovError
 from erpprov.loader import Target
+from erpprov.restorecheck import check_plain_dump
 
 Progress = Callable[[str], None]
 Format = Literal["plain", "custom"]
@@ -301,6 +304,8 @@ def restore(target: Target, file: Path, *, database: str, into: str | None = Non
     """Restore ``file`` into ``database``, or into the new database ``into``. One transaction:
     on failure nothing changed (a database created for ``into`` is dropped again)."""
     fmt = detect_format(file)
+    if fmt == "plain":
+        check_plain_dump(file)  # before anything is changed, even the database made for --into
     size = file.stat().st_size
     name = into or database
     created = _prepare(target, database, into, yes, confirm)
