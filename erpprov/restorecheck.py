@@ -15,6 +15,7 @@ client_encoding), which would make psql read the rest of the file differently fr
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,34 +38,39 @@ _UNSAFE_ENCODINGS = {"sjis", "shift_jis_2004", "big5", "gbk", "uhc", "gb18030", 
 
 @dataclass
 class _Reader:
-    path: Path
+    name: str
     pending: list[str] = field(default_factory=list)  # lines of the statement not yet complete
     first_line: int = 1  # the file's line number of pending[0]
     in_copy: bool = False
 
     def fail(self, line: int, why: str) -> ErpprovError:
-        return ErpprovError(f"{self.path}:{line}: {why}; the file was not restored and nothing was changed",
+        return ErpprovError(f"{self.name}:{line}: {why}; the file was not restored and nothing was changed",
                             hint="restore only files made by pg_dump or `erpprov backup`")
 
 
 def check_plain_dump(path: Path) -> None:
     """Raise an ErpprovError naming the first line of ``path`` that could act outside the restore's
     transaction, before anything is run."""
-    reader = _Reader(path)
     with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            line = _decode(raw)
-            if reader.in_copy:
-                reader.in_copy = line.rstrip("\r\n") != "\\."
-                reader.first_line = number + 1
-                continue
-            if _DUMP_META.fullmatch(line) and _between_statements(reader.pending):
-                line = "\n"  # psql runs it as a meta-command of its own; its key need not lex as SQL
-            if not reader.pending:
-                reader.first_line = number
-            reader.pending.append(line)
-            if ";" in line or "\\" in line:  # only then can a statement end or a meta-command start
-                _consume(reader, final=False)
+        check_script(handle, str(path))
+
+
+def check_script(lines: Iterable[bytes], name: str) -> None:
+    """As check_plain_dump, for the lines of a script (what pg_restore prints for an archive)."""
+    reader = _Reader(name)
+    for number, raw in enumerate(lines, start=1):
+        line = _decode(raw)
+        if reader.in_copy:
+            reader.in_copy = line.rstrip("\r\n") != "\\."
+            reader.first_line = number + 1
+            continue
+        if _DUMP_META.fullmatch(line) and _between_statements(reader.pending):
+            line = "\n"  # psql runs it as a meta-command of its own; its key need not lex as SQL
+        if not reader.pending:
+            reader.first_line = number
+        reader.pending.append(line)
+        if ";" in line or "\\" in line:  # only then can a statement end or a meta-command start
+            _consume(reader, final=False)
     _consume(reader, final=True)
 
 

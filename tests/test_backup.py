@@ -460,3 +460,26 @@ def test_pg_dumps_restrict_lines_pass_and_lines_are_counted_past_them(tmp_path: 
     dump.write_text(dump.read_text() + "\nSELECT 1;\nROLLBACK;\n")
     with pytest.raises(ErpprovError, match=r"d\.sql:14: transaction control \(ROLLBACK\)"):
         check_plain_dump(dump)
+
+
+def test_an_archive_entry_holding_commit_is_refused(pg, tmp_path: Path) -> None:
+    """pg_restore runs an entry's SQL as it stands: a COMMIT in it would end the one transaction."""
+    seed(pg)
+    padding = "x" * 40
+    with pg.connect() as conn:
+        conn.execute(f"COMMENT ON TABLE items IS '{padding}'")
+    target = target_of(tmp_path, pg)
+    result = backup(target, database=pg.dbname, out=tmp_path / "b.dump", fmt="custom")
+    payload = "'; COMMIT; SELECT '".ljust(len(padding), "y")  # same length: the archive stays readable
+    data = result.path.read_bytes()
+    assert data.count(padding.encode()) == 1
+    hostile = tmp_path / "hostile.dump"
+    hostile.write_bytes(data.replace(padding.encode(), payload.encode()))
+    with pg.connect() as conn:
+        conn.execute("DELETE FROM items WHERE id > 1")
+    live = rows(pg)
+    with pytest.raises(ErpprovError, match=r"hostile\.dump \(as pg_restore prints it\):\d+: transaction control"):
+        restore(target, hostile, database=pg.dbname, yes=True)
+    assert rows(pg) == live
+    restore(target, result.path, database=pg.dbname, yes=True)  # the untouched archive restores
+    assert rows(pg) == ROWS
