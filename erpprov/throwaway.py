@@ -54,8 +54,8 @@ def _identity(pid: int) -> str | None:
 def _owner_alive(owner: str) -> bool:
     try:
         pid = int(owner.split()[0])
-    except (IndexError, ValueError):
-        return False
+    except (IndexError, ValueError):  # still being written by its owner
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
