@@ -108,3 +108,22 @@ def test_after_sigkill_the_next_offline_plan_reaps_the_orphan(tmp_path, temp_roo
     assert "table.orphans.public.t39" in run.stdout
     assert _wait_gone(postmaster), "the orphaned server still runs"
     assert not orphan.exists() and not list(temp_root.iterdir()), "the orphan's directory is still there"
+
+
+def test_the_reaper_leaves_live_owners_alone(temp_root, monkeypatch):
+    """A directory whose owner still runs (another offline plan, another host's thread) is never
+    touched; one whose owner died is removed, also when its pid was reused since."""
+    from erpprov.throwaway import OWNER, _identity, reap_orphans
+
+    monkeypatch.setattr("tempfile.tempdir", str(temp_root))
+    exited = subprocess.Popen(["true"])
+    exited.wait()
+    live, dead, reused, writing = (temp_root / f"{PREFIX}{name}" for name in ("live", "dead", "reused", "writing"))
+    for directory in (live, dead, reused, writing):
+        directory.mkdir()
+    (live / OWNER).write_text(_identity(os.getpid()) or "")
+    (dead / OWNER).write_text(f"{exited.pid} 1")
+    (reused / OWNER).write_text(f"{os.getpid()} 1")  # our pid, but another start time
+    (writing / OWNER).write_text("")
+    assert sorted(reap_orphans()) == sorted([dead, reused])
+    assert sorted(temp_root.iterdir()) == sorted([live, writing])
