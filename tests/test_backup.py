@@ -364,3 +364,122 @@ def test_cli_errors_are_one_message(pg, tmp_path: Path) -> None:
     wrong = runner.invoke(backup_cmd, [*args, "--db", "no_such_db"])
     assert wrong.exit_code == 1 and 'database "no_such_db" does not exist' in wrong.output
     assert "Traceback" not in wrong.output
+
+
+def test_client_programs_get_every_connection_setting_of_the_library() -> None:
+    """Whatever erpprov's own connections set (TLS files, timeouts) reaches pg_dump/psql/pg_restore,
+    through the environment, never argv."""
+    from erpprov.core.model import Connection
+    from erpprov.drivers.external import client_env
+
+    conn = Connection(pg_host="db.example", pg_port=5433, pg_user="admin", pg_password="pw", pg_database="erp",
+                      pg_sslmode="verify-full", pg_sslrootcert="/ca.crt", pg_sslcert="/c.crt", pg_sslkey="/c.key",
+                      pg_connect_timeout=7)
+    env = client_env(conn)  # a setting conninfo gains without a libpq variable here fails: KeyError
+    assert {key: env[key] for key in ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSSLMODE",
+                                      "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY", "PGCONNECT_TIMEOUT")} == {
+        "PGHOST": "db.example", "PGPORT": "5433", "PGUSER": "admin", "PGPASSWORD": "pw", "PGDATABASE": "erp",
+        "PGSSLMODE": "verify-full", "PGSSLROOTCERT": "/ca.crt", "PGSSLCERT": "/c.crt", "PGSSLKEY": "/c.key",
+        "PGCONNECT_TIMEOUT": "7"}
+
+
+# --- a plain file must not leave the restore's one transaction ------------------------------------
+
+HOSTILE = {
+    "commit": "DELETE FROM items;\nCOMMIT;\nthis is not sql;\n",
+    "end_then_drop": "DELETE FROM items;\nend ;\nDROP TABLE items;\n",
+    "savepoint_release": "SAVEPOINT s;\nDELETE FROM items;\nRELEASE SAVEPOINT s;\nCOMMIT;\n",
+    "prepare_transaction": "DELETE FROM items;\nPREPARE TRANSACTION 'restore';\n",
+    "hidden_in_atomic": "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN; DELETE FROM items; COMMIT; END;\n",
+    "shell": "DELETE FROM items;\n\\! touch MARKER\n",
+    "shell_after_a_statement": "SELECT 1; \\! touch MARKER\n",
+    "shell_after_copy_in_a_string": "SELECT $$\nCOPY items FROM stdin;\n$$;\n\\! touch MARKER\n\\.\n",
+    "output_redirect": "\\o MARKER\nSELECT 1;\n",
+    "connect_elsewhere": "\\connect postgres\nDROP TABLE IF EXISTS items;\n",
+    "lexer_switch": "SET standard_conforming_strings = off;\nSELECT 'a\\' ' \\! touch MARKER '\n;\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_a_plain_file_that_could_leave_the_transaction_is_refused(pg, tmp_path: Path, name: str) -> None:
+    """COMMIT and its kin would keep what ran before them; psql meta-commands run shell commands and
+    write files on this machine. Either is refused before anything runs."""
+    seed(pg)
+    marker = tmp_path / "pwned"
+    hostile = tmp_path / f"{name}.sql"
+    hostile.write_text(HOSTILE[name].replace("MARKER", str(marker)))
+    target = target_of(tmp_path, pg)
+    with pytest.raises(ErpprovError, match=r"not allowed.*nothing was changed") as info:
+        restore(target, hostile, database=pg.dbname, yes=True)
+    assert f"{hostile}:" in str(info.value)  # names the line
+    new_db = f"{pg.dbname}_hostile"
+    with pytest.raises(ErpprovError, match="not allowed"):
+        restore(target, hostile, database=pg.dbname, into=new_db)
+    assert rows(pg) == ROWS
+    assert not marker.exists(), "a psql meta-command ran"
+    assert not database_exists(pg, new_db)
+    with pg.connect("postgres") as admin:
+        assert admin.execute("SELECT count(*) FROM pg_prepared_xacts").fetchone() == (0,)
+
+
+def test_real_dumps_with_look_alike_contents_still_restore(pg, tmp_path: Path) -> None:
+    """pg_dump's own output, with data, comments and function bodies that look like what is refused."""
+    seed(pg)
+    tricky = ["COMMIT;", "\\! touch MARKER", "\\.", "\\connect postgres", "line\n\\! x\nCOMMIT;", "end;"]
+    with pg.connect() as conn:
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO items (id, note) VALUES (%s, %s)",
+                            [(100 + i, text) for i, text in enumerate(tricky)])
+        conn.execute("COMMENT ON TABLE items IS 'COMMIT; \\! touch MARKER'")
+        conn.execute("CREATE FUNCTION atomic_body() RETURNS int LANGUAGE sql BEGIN ATOMIC "
+                     "SELECT CASE WHEN 1 = 1 THEN 1 END; SELECT 2; END")
+        conn.execute("CREATE PROCEDURE plpgsql_body() LANGUAGE plpgsql AS $body$ BEGIN "
+                     "RAISE NOTICE 'COMMIT; \\! x'; END $body$")
+        conn.execute("CREATE TABLE \"COMMIT;\" (\"\\!\" text)")
+    target = target_of(tmp_path, pg)
+    result = backup(target, database=pg.dbname, out=tmp_path / "tricky.sql")
+    new_db = f"{pg.dbname}_tricky"
+    restore(target, result.path, database=pg.dbname, into=new_db)
+    with pg.connect(new_db) as conn:
+        notes = [r[0] for r in conn.execute("SELECT note FROM items WHERE id >= 100 ORDER BY id")]
+        assert conn.execute("SELECT atomic_body()").fetchone() == (2,)
+        assert conn.execute("SELECT obj_description('items'::regclass)").fetchone() == ("COMMIT; \\! touch MARKER",)
+        assert conn.execute("SELECT to_regclass('\"COMMIT;\"') IS NOT NULL").fetchone() == (True,)
+    assert notes == tricky
+    restore(target, result.path, database=pg.dbname, yes=True)  # over itself too
+    assert rows(pg)[:len(ROWS)] == ROWS
+
+
+def test_pg_dumps_restrict_lines_pass_and_lines_are_counted_past_them(tmp_path: Path) -> None:
+    from erpprov.ops.restorecheck import check_plain_dump
+
+    dump = tmp_path / "d.sql"
+    dump.write_text("--\n-- c\n--\n\n\\restrict 1e5abc\nSET standard_conforming_strings = on;\n"
+                    "COPY t (a) FROM stdin;\n\\N\n\\.\n\n\\unrestrict 1e5abc\n")
+    check_plain_dump(dump)
+    dump.write_text(dump.read_text() + "\nSELECT 1;\nROLLBACK;\n")
+    with pytest.raises(ErpprovError, match=r"d\.sql:14: transaction control \(ROLLBACK\)"):
+        check_plain_dump(dump)
+
+
+def test_an_archive_entry_holding_commit_is_refused(pg, tmp_path: Path) -> None:
+    """pg_restore runs an entry's SQL as it stands: a COMMIT in it would end the one transaction."""
+    seed(pg)
+    padding = "x" * 40
+    with pg.connect() as conn:
+        conn.execute(f"COMMENT ON TABLE items IS '{padding}'")
+    target = target_of(tmp_path, pg)
+    result = backup(target, database=pg.dbname, out=tmp_path / "b.dump", fmt="custom")
+    payload = "'; COMMIT; SELECT '".ljust(len(padding), "y")  # same length: the archive stays readable
+    data = result.path.read_bytes()
+    assert data.count(padding.encode()) == 1
+    hostile = tmp_path / "hostile.dump"
+    hostile.write_bytes(data.replace(padding.encode(), payload.encode()))
+    with pg.connect() as conn:
+        conn.execute("DELETE FROM items WHERE id > 1")
+    live = rows(pg)
+    with pytest.raises(ErpprovError, match=r"hostile\.dump \(as pg_restore prints it\):\d+: transaction control"):
+        restore(target, hostile, database=pg.dbname, yes=True)
+    assert rows(pg) == live
+    restore(target, result.path, database=pg.dbname, yes=True)  # the untouched archive restores
+    assert rows(pg) == ROWS

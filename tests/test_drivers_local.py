@@ -45,3 +45,31 @@ def test_the_rule_and_both_drivers_agree_on_the_data_dir(tmp_path: Path, configu
     except ErpprovError:
         pytest.skip("no PostgreSQL binaries for the local driver")
     assert local.cluster.data_dir == want
+
+
+def test_the_server_gets_a_minimal_environment(server_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secrets in erpprov's environment (POSTGRES_PASSWORD, a cloud token) never reach the server
+    process, whose environment any superuser SQL session could read (pg_read_file, COPY PROGRAM)."""
+    from erpprov.drivers.embedded import free_port
+    from erpprov.drivers.local import LocalDriver
+
+    monkeypatch.setenv("POSTGRES_PASSWORD", "secret-in-the-environment")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "another-secret")
+    host = {"driver": "local", "pg_host": "127.0.0.1", "pg_port": free_port(), "pg_user": "postgres",
+            "pg_password": "cluster-password"}
+    play = {"name": "environment", "hosts": "dev",
+            "container": {"name": "db", "image": "postgres:16", "data_dir": str(server_tmp / "data")}}
+    playbook = write_project(server_tmp, yaml.safe_dump([play]),
+                             inventory=yaml.safe_dump({"all": {"children": {"dev": {"hosts": {"localhost": host}}}}}))
+    driver = LocalDriver(load_project(playbook, server_tmp / "inventory.yaml", environ={}).targets[0])
+    try:
+        driver.ensure(lambda line: None)
+        postmaster = int((driver.cluster.data_dir / "postmaster.pid").read_text().split()[0])
+        environ = dict(entry.split("=", 1) for entry in
+                       Path(f"/proc/{postmaster}/environ").read_bytes().decode().split("\0") if "=" in entry)
+    finally:
+        driver.cluster.stop()
+    assert "secret-in-the-environment" not in environ.values()
+    assert "another-secret" not in environ.values()
+    assert not {"POSTGRES_PASSWORD", "AWS_SECRET_ACCESS_KEY", "PYTHONPATH"} & set(environ)
+    assert environ.get("LC_ALL") == "C.UTF-8"

@@ -81,3 +81,34 @@ def test_an_error_inside_a_template_file_names_the_file(tmp_path, pg):
     (tmp_path / "templates" / "syntax.j2").write_text("A=1\nX={{ 1 +  }}\n")
     with pytest.raises(ErpprovError, match="templates/syntax.j2:2: template syntax error: "):
         plan_target(load_targets(tmp_path, pg, PLAY.format(password="x", src="syntax.j2"))[0])
+
+
+RUNAWAY = {
+    "nested_loops": "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+    "prebuilt_lists": "{% set r = range(100000) | list %}{% for a in r %}{% for b in r %}{% endfor %}{% endfor %}",
+    "macro_in_a_loop": "{% macro f() %}{% for b in range(100000) %}{% endfor %}{% endmacro %}"
+                       "{% for a in range(100000) %}{{ f() }}{% endfor %}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(RUNAWAY))
+def test_a_runaway_template_file_is_stopped_in_a_multi_host_run(tmp_path, pg, name):
+    """Hosts are planned in a thread pool, where no signal can interrupt a render: the time bound
+    must hold there too, for every host."""
+    import yaml
+
+    from tests.helpers import run_erpprov
+
+    hosts = {h: {"driver": "external", "pg_host": pg.host, "pg_port": pg.port, "pg_user": pg.user,
+                 "pg_password": pg.password, "out": h} for h in ("alpha", "beta")}
+    (tmp_path / "inventory.yaml").write_text(yaml.safe_dump({"all": {"children": {"dev": {"hosts": hosts}}}}))
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "loop.j2").write_text(RUNAWAY[name] + "\n")
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "site.yaml").write_text(yaml.safe_dump([{
+        "name": "runaway", "hosts": "dev", "templates": [{"src": "loop.j2", "dest": "out/{{ out }}.txt"}]}]))
+    run = run_erpprov(tmp_path, "plan", "playbooks/site.yaml", timeout=120)  # a hang is a timeout here
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr
+    for host in ("alpha", "beta"):
+        assert f"[{host}]" in run.stderr and "templates/loop.j2: template still rendering after" in run.stderr

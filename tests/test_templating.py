@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import os
+import threading
 from typing import Any
 
 import pytest
@@ -83,3 +85,43 @@ def test_templates_read_variables_but_cannot_change_them() -> None:
                 variables[name]
         assert variables["first"] == "1-1-1"
     assert raw["xs"] == [1, 2] and raw["conf"] == {"a": 1}
+
+
+def _in_a_thread(fn: Any) -> BaseException | None:
+    """What ``fn`` raised in a worker thread (where hosts render), or None."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+            raised.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=120)  # a hang, not a speed limit
+    assert not worker.is_alive(), "the render was not stopped"
+    return raised[0] if raised else None
+
+
+def test_runaway_loops_are_stopped_off_the_main_thread() -> None:
+    from erpprov.load.templating import render_string
+
+    error = _in_a_thread(lambda: render_string(
+        "{% set r = range(100000) | list %}{% for a in r %}{% for b in r %}{% endfor %}{% endfor %}", {}))
+    assert isinstance(error, TemplateError) and "still rendering" in error.message
+
+
+def test_lookup_file_refuses_special_and_oversized_files(tmp_path: Any) -> None:
+    from erpprov.load.templating import MAX_OUTPUT_CHARS, render_string
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * (MAX_OUTPUT_CHARS + 1))
+    for path, message in (("/dev/zero", "not a regular file"), (str(fifo), "not a regular file"),
+                          (str(big), "larger than")):
+        error = _in_a_thread(lambda p=path: render_string("{{ lookup('file', '" + p + "') }}", {}))
+        assert isinstance(error, TemplateError) and message in error.message, (path, error)
+    (tmp_path / "secret").write_text("s3cret\n")
+    assert render_string("{{ lookup('file', '" + str(tmp_path / "secret") + "') }}", {}) == "s3cret"

@@ -6,7 +6,9 @@ from __future__ import annotations
 import functools
 import gc
 import json
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -105,6 +107,16 @@ def main() -> None:
     # default threshold of 700 allocations made the collector rescan them over and over, a third
     # of a no-op plan's time at a thousand tables. Cycles are still collected, just less often.
     gc.set_threshold(200_000, 30, 30)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    """SIGTERM (a cancelled CI job, `docker stop`, systemd) ends the run like an error does: every
+    cleanup runs (throwaway servers stopped, transactions rolled back), and the worker threads
+    finish theirs before the process exits."""
+    click.echo("terminated", err=True)
+    raise SystemExit(128 + signum)
 
 
 @main.command()

@@ -136,10 +136,8 @@ class LocalCluster:
         kwargs: dict[str, object] = {}
         if self.user is not None:
             kwargs = {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []}
-        env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
-        env.pop("PGDATA", None)
         try:
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd="/", env=env,
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd="/", env=_server_environ(),
                                   check=False, **kwargs)  # type: ignore[arg-type]
         except (PermissionError, FileNotFoundError):
             raise ErpprovError(
@@ -254,6 +252,18 @@ class LocalCluster:
     def _give_away(self, path: Path) -> None:
         if self.user is not None:
             os.chown(path, self.user.pw_uid, self.user.pw_gid)
+
+
+# What initdb, pg_ctl and the server need from the environment. Nothing else is passed on: the
+# server outlives this command, and any superuser session can read its environment, so erpprov's
+# own secrets (POSTGRES_PASSWORD, cloud tokens) must never travel with it.
+_SERVER_ENVIRON = ("PATH", "TZ", "TMPDIR")
+
+
+def _server_environ() -> dict[str, str]:
+    env = {key: os.environ[key] for key in _SERVER_ENVIRON if key in os.environ}
+    env.setdefault("PATH", os.defpath)
+    return {**env, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
 
 
 def _last_lines(text: str, count: int = 5) -> str:

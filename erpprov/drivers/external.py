@@ -37,15 +37,19 @@ class ExternalDriver(Driver):
         raise ErpprovError(f"host {self.target.host} uses the external driver; erpprov does not destroy it")
 
 
+# libpq's environment variable for each connection parameter the library sets (connect.conninfo)
+_LIBPQ_ENV = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "dbname": "PGDATABASE", "password": "PGPASSWORD",
+              "connect_timeout": "PGCONNECT_TIMEOUT", "application_name": "PGAPPNAME", "sslmode": "PGSSLMODE",
+              "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY"}
+
+
 def client_env(conn: Connection) -> dict[str, str]:
-    """libpq environment for client programs, so the password never appears on a command line."""
-    env = {**os.environ, "PGHOST": conn.pg_host, "PGPORT": str(conn.pg_port), "PGUSER": conn.pg_user,
-           "PGDATABASE": conn.pg_database}
-    if conn.pg_password is not None:
-        env["PGPASSWORD"] = conn.pg_password.get_secret_value()
-    if conn.pg_sslmode:
-        env["PGSSLMODE"] = conn.pg_sslmode
-    return env
+    """libpq environment for client programs: every setting erpprov's own connections use (TLS
+    verification included), in the environment so the password never appears on a command line."""
+    from erpprov.postgres.connect import conninfo
+
+    params = conninfo(conn, application_name="erpprov-client")
+    return {**os.environ, **{_LIBPQ_ENV[key]: str(value) for key, value in params.items()}}
 
 
 def _client_program(argv: list[str]) -> list[str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import os
 import pickle
-import stat
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import yaml
 from yaml import events
 
 from erpprov.errors import ErpprovError, Location
+from erpprov.load.reading import NotARegularFile, read_regular
 
 # Bounds that keep hostile input (alias bombs, pathological nesting, huge files) from hanging us.
 MAX_BYTES = 10 * 1024 * 1024
@@ -332,25 +332,15 @@ def load_yaml(path: Path, *, what: str = "file", missing_hint: str | None = None
 
 def _read(path: Path, what: str, missing_hint: str | None) -> bytes:
     try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        return read_regular(path, MAX_BYTES)
     except FileNotFoundError:
         raise ErpprovError(f"{what} not found: {path}", hint=missing_hint) from None
     except IsADirectoryError:
         raise ErpprovError(f"{what} is a directory, not a file: {path}") from None
+    except NotARegularFile:
+        raise ErpprovError(f"{what} is not a regular file: {path}", hint="point at a YAML file") from None
     except OSError as exc:
         raise ErpprovError(f"cannot read {what} {path}: {exc.strerror}") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        if stat.S_ISDIR(mode):
-            raise ErpprovError(f"{what} is a directory, not a file: {path}")
-        raise ErpprovError(f"{what} is not a regular file: {path}", hint="point at a YAML file")
-    with os.fdopen(fd, "rb") as handle:
-        try:
-            return handle.read(MAX_BYTES + 1)  # never more than the limit, whatever the file claims
-        except OSError as exc:
-            raise ErpprovError(f"cannot read {what} {path}: {exc.strerror}") from None
 
 
 # --- parsing a large file on another core ------------------------------------------------------

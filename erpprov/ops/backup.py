@@ -8,7 +8,9 @@ Safety rules:
   place only when pg_dump succeeded and its output is complete; on any failure it is deleted, so a
   file with a backup's name is always a whole backup. Backups hold data: mode 0600.
 - a restore runs in one transaction and stops at the first error, so a failed restore leaves the
-  database as it was. Restoring over a non-empty database needs an explicit yes.
+  database as it was; a file that could leave that transaction (COMMIT, psql meta-commands such
+  as `\\!`) is refused before it runs (restorecheck.py; an archive is checked as pg_restore
+  prints it). Restoring over a non-empty database needs an explicit yes.
 - ownership and privileges are restored as dumped (no --no-owner / --no-acl): erpprov manages the
   roles, so they exist after `erpprov apply`; a missing role stops the restore with a clear error
   instead of silently handing every object to whoever ran the restore.
@@ -35,6 +37,7 @@ from psycopg import sql
 
 from erpprov.core.target import Target
 from erpprov.errors import ErpprovError
+from erpprov.ops.restorecheck import check_plain_dump, check_script
 
 Progress = Callable[[str], None]
 Format = Literal["plain", "custom"]
@@ -301,6 +304,11 @@ def restore(target: Target, file: Path, *, database: str, into: str | None = Non
     """Restore ``file`` into ``database``, or into the new database ``into``. One transaction:
     on failure nothing changed (a database created for ``into`` is dropped again)."""
     fmt = detect_format(file)
+    # Before anything is changed, even the database made for --into
+    if fmt == "plain":
+        check_plain_dump(file)
+    else:
+        _check_archive(target, file, into or database)
     size = file.stat().st_size
     name = into or database
     created = _prepare(target, database, into, yes, confirm)
@@ -394,26 +402,54 @@ def restore_argv(database: str, fmt: Format) -> list[str]:
             "--dbname", database, "-c", "SET client_min_messages = warning", "-f", "-"]
 
 
+def _send(file: Path, stdin: IO[bytes], sent: Callable[[int], None] = lambda size: None) -> None:
+    """Stream ``file`` into a client's stdin; ``sent`` hears how much went so far."""
+    total = 0
+    with file.open("rb") as source:
+        while chunk := source.read(CHUNK):
+            try:
+                stdin.write(chunk)
+            except BrokenPipeError:  # the client stopped at an error; its stderr says which
+                break
+            total += len(chunk)
+            sent(total)
+    try:
+        stdin.close()
+    except BrokenPipeError:
+        pass
+
+
+def _check_archive(target: Target, file: Path, database: str) -> None:
+    """pg_restore runs each entry of an archive as it stands: an entry holding COMMIT would end the
+    restore's transaction as in a plain file. So the archive is first checked as pg_restore prints
+    it (a script, nothing connected to), with the same rules as a plain file."""
+    proc = _start(target, ["pg_restore", "--file=-"])
+    assert proc.stdin is not None and proc.stdout is not None
+    stderr = _Tail(proc.stderr)
+    stderr.start()
+    feeder = threading.Thread(target=_send, args=(file, proc.stdin), daemon=True)  # pipes both ways at once
+    feeder.start()
+    try:
+        check_script(proc.stdout, f"{file} (as pg_restore prints it)")
+        code = proc.wait()
+    except BaseException:
+        _stop(proc)
+        raise
+    finally:
+        feeder.join(timeout=10)
+    if code != 0:
+        raise _restore_error(file, database, "custom", stderr.text())
+
+
 def _run_restore(target: Target, file: Path, database: str, fmt: Format, size: int, throttle: _Throttle) -> None:
     proc = _start(target, restore_argv(database, fmt))
     assert proc.stdin is not None
     stdout, stderr = _Tail(proc.stdout, keep=0), _Tail(proc.stderr)  # psql prints SELECT results: discard
     stdout.start()
     stderr.start()
-    sent = 0
     try:
-        with file.open("rb") as source:
-            while chunk := source.read(CHUNK):
-                try:
-                    proc.stdin.write(chunk)
-                except BrokenPipeError:  # the client stopped at an error; its stderr says which
-                    break
-                sent += len(chunk)
-                throttle(f"restore into {database}: {human_size(sent)} of {human_size(size)}")
-        try:
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
+        _send(file, proc.stdin, lambda sent: throttle(f"restore into {database}: {human_size(sent)} of "
+                                                      f"{human_size(size)}"))
         code = proc.wait()
     except BaseException:
         _stop(proc)

@@ -8,7 +8,6 @@ but rolled-back scratch builds (docs/design.md).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection
 from dataclasses import replace
 
@@ -156,20 +155,9 @@ def plan_offline(target: Target) -> HostPlan:
     Canonical forms still come from PostgreSQL itself: a throwaway embedded cluster stands in for
     the empty instance, so the offline plan is exactly what `apply` would do on a new machine.
     """
-    import secrets
-    import shutil
-    import tempfile
-    from pathlib import Path
+    from erpprov.drivers.throwaway import throwaway_cluster
 
-    from erpprov.drivers.embedded import LocalCluster, free_port
-
-    base = Path(tempfile.mkdtemp(prefix="erpprov-offline-"))
-    os.chmod(base, 0o755)  # as root the server runs as another account that must reach its data dir
-    password = secrets.token_urlsafe(16)
-    cluster = LocalCluster(base / "data", free_port(), superuser=target.connection.pg_user)
-    try:
-        cluster.init(password, durable=False)
-        cluster.start()
+    with throwaway_cluster(target.connection.pg_user) as (cluster, password):
         stand_in = target.connection.model_copy(update={
             "pg_host": cluster.host, "pg_port": cluster.port, "pg_password": SecretStr(password),
             "pg_sslmode": None, "pg_database": "postgres"})
@@ -177,11 +165,6 @@ def plan_offline(target: Target) -> HostPlan:
                          project_dir=target.project_dir, variables=target.variables)
         with connect(stand_in, wait=10) as admin:
             result, _ = plan_sql(offline, admin)
-    finally:
-        try:
-            cluster.stop()
-        finally:
-            shutil.rmtree(base, ignore_errors=True)
     files, file_warnings = plan_templates(target)
     return _shown(HostPlan(host=target.host, driver="offline", actions=result.actions + files,
                            warnings=result.warnings + file_warnings), target)

@@ -159,6 +159,32 @@ def test_verify_full_with_a_wrong_root_cert_fails_clearly(tmp_path, ssl_cluster)
     assert_clean_error(run, "cannot connect", "certificate verify failed")
 
 
+def test_client_programs_use_every_tls_setting(tmp_path, ssl_cluster):
+    """pg_dump and psql verify the server as erpprov's own connections do (verify-full + root cert)."""
+    own, root_crt, _ = ssl_cluster
+    root = _tls_project(tmp_path, own, pg_sslmode="verify-full", pg_sslrootcert=str(root_crt))
+    assert erpprov(root, "apply", env=own.env, mem=None).returncode == 0
+    with own.connect("tlsdb") as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS shipped (id int)")
+        conn.execute("INSERT INTO shipped VALUES (7)")
+    run = erpprov(root, "backup", "--db", "tlsdb", "-o", "tls.sql", env=own.env, mem=None)
+    assert run.returncode == 0, str(run)
+    run = erpprov(root, "restore", "tls.sql", "--db", "tlsdb", "--into", "tlsdb_copy", env=own.env, mem=None)
+    assert run.returncode == 0, str(run)
+    with own.connect("tlsdb_copy") as conn:
+        assert conn.execute("SELECT id FROM shipped").fetchall() == [(7,)]
+
+
+def test_client_programs_refuse_a_server_the_root_cert_does_not_vouch_for(tmp_path, ssl_cluster):
+    """With a root certificate, libpq verifies the server even under `require`: a backup must too,
+    instead of silently talking to whoever answers."""
+    own, _, wrong = ssl_cluster
+    root = _tls_project(tmp_path, own, pg_sslmode="require", pg_sslrootcert=str(wrong))
+    run = erpprov(root, "backup", "--db", "postgres", "-o", "wrong.sql", env=own.env, mem=None)
+    assert_clean_error(run, "certificate verify failed")
+    assert not (root / "wrong.sql").exists()
+
+
 # --- where passwords come from -------------------------------------------------------------------
 
 def test_password_from_pgpassfile(tmp_path, ssl_cluster):
