@@ -325,7 +325,7 @@ def project_args(tmp: Path, pg) -> list[str]:
 
 
 def test_cli_backup_and_restore(pg, tmp_path: Path) -> None:
-    from erpprov.cli.ops import backup_cmd, restore_cmd
+    from erpprov.cli.commands.backup import backup_cmd, restore_cmd
 
     seed(pg)
     args = project_args(tmp_path, pg)
@@ -355,7 +355,7 @@ def test_cli_backup_and_restore(pg, tmp_path: Path) -> None:
 
 
 def test_cli_errors_are_one_message(pg, tmp_path: Path) -> None:
-    from erpprov.cli.ops import backup_cmd, restore_cmd
+    from erpprov.cli.commands.backup import backup_cmd, restore_cmd
 
     args = project_args(tmp_path, pg)
     runner = CliRunner()
@@ -370,7 +370,7 @@ def test_client_programs_get_every_connection_setting_of_the_library() -> None:
     """Whatever erpprov's own connections set (TLS files, timeouts) reaches pg_dump/psql/pg_restore,
     through the environment, never argv."""
     from erpprov.core.model import Connection
-    from erpprov.drivers.external import client_env
+    from erpprov.drivers.clients import client_env
 
     conn = Connection(pg_host="db.example", pg_port=5433, pg_user="admin", pg_password="pw", pg_database="erp",
                       pg_sslmode="verify-full", pg_sslrootcert="/ca.crt", pg_sslcert="/c.crt", pg_sslkey="/c.key",

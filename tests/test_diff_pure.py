@@ -8,6 +8,7 @@ import pytest
 
 from erpprov.core import model
 from erpprov.core.actions import Hazard, Op
+from erpprov.core.cluster import DatabaseState, LiveCluster, ObjectRef, RoleState
 from erpprov.diff import (
     Canon,
     acl_changes,
@@ -18,7 +19,6 @@ from erpprov.diff import (
 from erpprov.diff.privileges import owner_transferred
 from erpprov.errors import ErpprovError
 from erpprov.postgres.scram import matching_passwords, scram_verifier
-from erpprov.state.cluster import DatabaseState, LiveCluster, ObjectRef, RoleState
 
 PASSWORD = "pa'ss\\word"
 

@@ -14,12 +14,12 @@ from click.testing import CliRunner
 from psycopg import sql
 from pydantic import SecretStr
 
+from erpprov.core.cluster import ObjectRef
 from erpprov.core.model import Connection
 from erpprov.core.target import Target
 from erpprov.load.project import load_project
 from erpprov.ops.export import export_playbook, password_variable, password_variables
 from erpprov.state import catalog
-from erpprov.state.cluster import ObjectRef
 from tests.helpers import apply_all, plan_of
 
 APP_PASSWORD = "app-secret-pw-4711"
@@ -196,7 +196,6 @@ def test_exported_playbook_rebuilds_a_new_database(tmp_path: Path, pg: Any, expo
 
 
 def test_export_command_writes_a_private_file(tmp_path: Path, pg: Any) -> None:
-    import erpprov.cli.export  # noqa: F401  (until cli.py imports it)
     from erpprov.cli import main
 
     _build(pg)
@@ -372,7 +371,7 @@ ORDERED_SQL = [
 
 
 def test_export_does_not_depend_on_the_order_objects_were_created_in(pg: Any) -> None:
-    from erpprov.cli.export import render_playbook
+    from erpprov.cli.commands.export import render_playbook
 
     with pg.connect() as conn:
         conn.execute("CREATE ROLE ordered_reader")

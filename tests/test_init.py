@@ -91,7 +91,7 @@ def test_init_into_a_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_cli_init(tmp_path: Path) -> None:
-    from erpprov.cli.ops import init_cmd
+    from erpprov.cli.commands.init import init_cmd
 
     runner = CliRunner()
     target = tmp_path / "proj"

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from erpprov.load.templating import LazyVars, TemplateError, walk_strings
+from erpprov.load.template_errors import TemplateError
+from erpprov.load.templating import LazyVars, walk_strings
 
 _text = st.sampled_from(["plain", "{{ x }}", "a{b", "", "{% if y %}z{% endif %}", "}"])
 _leaf = st.one_of(_text, st.integers(), st.booleans(), st.none())
@@ -113,7 +114,8 @@ def test_runaway_loops_are_stopped_off_the_main_thread() -> None:
 
 
 def test_lookup_file_refuses_special_and_oversized_files(tmp_path: Any) -> None:
-    from erpprov.load.templating import MAX_OUTPUT_CHARS, render_string
+    from erpprov.load.template_errors import MAX_OUTPUT_CHARS
+    from erpprov.load.templating import render_string
 
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)

@@ -2,7 +2,7 @@
 
 One model, validated by pydantic, that is also the source of the playbook JSON Schema. The keys are
 short PostgreSQL/Ansible words; each has exactly one spelling. The reconciler compares these
-objects with the live state read into the same shapes (see `erpprov.state.cluster`).
+objects with the live state read into the same shapes (see `erpprov.core.cluster`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from erpprov.postgres import fragments
+from erpprov.core import fragments
 
 MAX_NAME_BYTES = 63  # PostgreSQL silently truncates longer names; then a diff could never converge
 

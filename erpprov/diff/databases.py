@@ -8,6 +8,12 @@ from psycopg import sql
 
 from erpprov.core import model
 from erpprov.core.actions import Action, Hazard, Op, Phase, Statement
+from erpprov.core.cluster import (
+    LiveCluster,
+    LiveDatabase,
+    ObjectRef,
+    Privileges,
+)
 from erpprov.diff.privileges import (
     diff_privileges,
     expand,
@@ -20,12 +26,6 @@ from erpprov.postgres.ddl import (
     ident,
     literal,
     text,
-)
-from erpprov.state.cluster import (
-    LiveCluster,
-    LiveDatabase,
-    ObjectRef,
-    Privileges,
 )
 
 SYSTEM_DATABASES = {"postgres", "template0", "template1"}

@@ -15,6 +15,14 @@ from psycopg import sql
 
 from erpprov.core import model
 from erpprov.core.actions import Action, Hazard, Op, Phase, Statement
+from erpprov.core.cluster import (
+    PUBLIC,
+    DefaultAclKey,
+    LiveCluster,
+    LiveDatabase,
+    ObjectRef,
+    Privileges,
+)
 from erpprov.diff.result import Canon, Planned, Result
 from erpprov.postgres.ddl import (
     grantee,
@@ -22,14 +30,6 @@ from erpprov.postgres.ddl import (
     object_clause,
     privilege_list,
     text,
-)
-from erpprov.state.cluster import (
-    PUBLIC,
-    DefaultAclKey,
-    LiveCluster,
-    LiveDatabase,
-    ObjectRef,
-    Privileges,
 )
 
 _Object = TypeVar("_Object", bound=Hashable)  # an ObjectRef, or a database's name in the cluster's ACL

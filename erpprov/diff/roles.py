@@ -10,6 +10,12 @@ from psycopg import sql
 
 from erpprov.core import model
 from erpprov.core.actions import SENSITIVE, Action, Hazard, Op, Phase, Statement
+from erpprov.core.cluster import (
+    ROLE_FLAGS,
+    LiveCluster,
+    Member,
+    RoleState,
+)
 from erpprov.diff.result import Canon, Result, comment_changes
 from erpprov.errors import ErpprovError
 from erpprov.postgres.ddl import (
@@ -20,12 +26,6 @@ from erpprov.postgres.ddl import (
     text,
 )
 from erpprov.postgres.scram import scram_verifier
-from erpprov.state.cluster import (
-    ROLE_FLAGS,
-    LiveCluster,
-    Member,
-    RoleState,
-)
 
 
 def desired_role(role: model.Role, canon: Canon) -> RoleState:

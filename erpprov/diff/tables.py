@@ -27,9 +27,7 @@ from dataclasses import replace
 from psycopg import sql
 
 from erpprov.core.actions import Action, Hazard, Op, Phase, Statement
-from erpprov.postgres import table_ddl as ddl
-from erpprov.postgres.naming import choose_name
-from erpprov.state.tables import (
+from erpprov.core.tables import (
     CHECK,
     FOREIGN_KEY,
     KIND_WORDS,
@@ -42,6 +40,8 @@ from erpprov.state.tables import (
     TablesState,
     TableState,
 )
+from erpprov.postgres import table_ddl as ddl
+from erpprov.postgres.naming import choose_name
 
 # --- type changes -----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from erpprov.core.actions import Action
 from erpprov.core.target import Target
+from erpprov.drivers.clients import run_client, start_client
 
 Progress = Callable[[str], None]  # receives short human-readable progress lines
 
@@ -65,8 +66,6 @@ class Driver(ABC):
         """Run a PostgreSQL client program (psql, pg_dump, ...) against the server.
 
         By default the local client programs, connected through the target's connection settings."""
-        from erpprov.drivers.external import run_client  # external imports this module
-
         return run_client(self.target, argv)
 
     def client_process(self, argv: list[str]) -> subprocess.Popen[bytes]:
@@ -75,10 +74,6 @@ class Driver(ABC):
         it. Connection settings travel in the environment, never in argv.
 
         By default the local client programs, as `exec`."""
-        from erpprov.drivers.external import (
-            start_client,  # external imports this module
-        )
-
         return start_client(self.target, argv)
 
     @abstractmethod

@@ -22,7 +22,8 @@ from erpprov.errors import ErpprovError, Location
 from erpprov.load import taint
 from erpprov.load.envfile import load_env_file
 from erpprov.load.inventory import Inventory, load_inventory
-from erpprov.load.templating import LazyVars, TemplateError, render_string, walk_strings
+from erpprov.load.template_errors import TemplateError
+from erpprov.load.templating import LazyVars, render_string, walk_strings
 from erpprov.load.yamlsrc import Source, load_yaml
 
 # Keys of a play that are not rendered as part of the desired state.

@@ -25,7 +25,7 @@ from jinja2.compiler import CodeGenerator, Frame
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from erpprov.load.reading import NotARegularFile, read_regular
-from erpprov.load.templating import MAX_OUTPUT_CHARS, RENDER_SECONDS, TemplateError
+from erpprov.load.template_errors import MAX_OUTPUT_CHARS, RENDER_SECONDS, TemplateError
 
 
 def _lookup(kind: str, name: str) -> str:

@@ -11,18 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Callable
 
-MAX_TEMPLATE_CHARS = 100_000  # of a template's source
-MAX_OUTPUT_CHARS = 1_000_000  # of what one template renders, and of any value built by * or **
-RENDER_SECONDS = 5.0
-
-
-class TemplateError(Exception):
-    """A rendering failure; the loader adds the file:line of the value being rendered."""
-
-    def __init__(self, message: str, hint: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+from erpprov.load.template_errors import MAX_TEMPLATE_CHARS, TemplateError
 
 
 class LazyVars(Mapping[str, Any]):

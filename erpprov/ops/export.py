@@ -26,12 +26,7 @@ from typing import Any
 import psycopg
 
 from erpprov.core import model
-from erpprov.diff.privileges import all_privileges, implicit_acl
-from erpprov.errors import ErpprovError
-from erpprov.postgres.connect import connect
-from erpprov.postgres.naming import column_addition, make_object_name
-from erpprov.state import catalog
-from erpprov.state.cluster import (
+from erpprov.core.cluster import (
     PUBLIC,
     ROLE_FLAGS,
     LiveCluster,
@@ -41,8 +36,7 @@ from erpprov.state.cluster import (
     Privileges,
     RoleState,
 )
-from erpprov.state.table_catalog import inspect_tables
-from erpprov.state.tables import (
+from erpprov.core.tables import (
     CHECK,
     FOREIGN_KEY,
     PRIMARY_KEY,
@@ -54,6 +48,12 @@ from erpprov.state.tables import (
     TablesState,
     TableState,
 )
+from erpprov.diff.privileges import all_privileges, implicit_acl
+from erpprov.errors import ErpprovError
+from erpprov.postgres.connect import connect
+from erpprov.postgres.naming import column_addition, make_object_name
+from erpprov.state import catalog
+from erpprov.state.table_catalog import inspect_tables
 
 # The databases every cluster has; exported only when named explicitly.
 SYSTEM_DATABASES = frozenset({"postgres"})

@@ -16,6 +16,8 @@ from pydantic import SecretStr
 
 from erpprov.core import model
 from erpprov.core.actions import HostPlan, Op
+from erpprov.core.cluster import LiveCluster
+from erpprov.core.tables import TableDiff, TablesState
 from erpprov.core.target import Target
 from erpprov.diff import (
     Canon,
@@ -38,11 +40,9 @@ from erpprov.postgres.connect import connect, connection_kept
 from erpprov.postgres.scram import matching_passwords_started
 from erpprov.state import catalog
 from erpprov.state.canon import canonicalize
-from erpprov.state.cluster import LiveCluster
 from erpprov.state.scratch import canonicalize_in_scratch_database
 from erpprov.state.snapshot import Snapshot
 from erpprov.state.table_catalog import inspect_tables, with_row_signal
-from erpprov.state.tables import TableDiff, TablesState
 
 
 def plan_target(target: Target, *, driver: Driver | None = None, wait: float = 0.0,

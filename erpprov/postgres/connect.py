@@ -60,7 +60,7 @@ def session_options(conn: Connection) -> str:
 
     standard_conforming_strings stays on whatever the server or database says: playbook
     expressions are proven with a lexer that treats a backslash in '...' as a plain character
-    (erpprov.postgres.fragments), and the server must read them the same way."""
+    (erpprov.core.fragments), and the server must read them the same way."""
     ours = (f"-c lock_timeout={int(conn.pg_lock_timeout * 1000)}ms "
             f"-c statement_timeout={int(conn.pg_statement_timeout * 1000)}ms "
             "-c standard_conforming_strings=on")

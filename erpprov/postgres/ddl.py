@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from psycopg import sql
 
-from erpprov.state.cluster import PUBLIC, ObjectRef
+from erpprov.core.cluster import PUBLIC, ObjectRef
 
 
 def text(query: sql.Composable) -> str:

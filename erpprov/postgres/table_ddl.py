@@ -1,6 +1,6 @@
 """SQL builders. Identifiers always go through sql.Identifier; types, defaults and expressions are
 SQL by nature, so they go in as sql.SQL: either printed by PostgreSQL, or as written in the file and
-then proven by `erpprov.postgres.fragments` when it was loaded. An expression is always spliced through
+then proven by `erpprov.core.fragments` when it was loaded. An expression is always spliced through
 `expression()`, in the parentheses it was proven in."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from psycopg import sql
 
 from erpprov.core.actions import Statement
-from erpprov.state.tables import (
+from erpprov.core.tables import (
     CHECK,
     FOREIGN_KEY,
     PRIMARY_KEY,

@@ -2,7 +2,7 @@
 
 One scratch build per call, in two stages inside one transaction that is always rolled back. Every
 string of the file in it was proven to be one type or one expression when the file was loaded
-(`erpprov.postgres.fragments`), and each statement goes in an extended-protocol message of its own:
+(`erpprov.core.fragments`), and each statement goes in an extended-protocol message of its own:
 
 1. one "types" table (a few if there are more than 1000 combinations) whose columns are the
    distinct (type, default, collation, identity) combinations of all desired columns, added with
@@ -31,12 +31,8 @@ import psycopg
 from psycopg import sql
 
 from erpprov.core import model
-from erpprov.errors import ErpprovError
-from erpprov.postgres import table_ddl as ddl
-from erpprov.postgres.fragments import index_entry
-from erpprov.postgres.naming import choose_name
-from erpprov.state.table_catalog import inspect_tables, read_tables, scratch_filter
-from erpprov.state.tables import (
+from erpprov.core.fragments import index_entry
+from erpprov.core.tables import (
     CHECK,
     FOREIGN_KEY,
     PRIMARY_KEY,
@@ -48,6 +44,10 @@ from erpprov.state.tables import (
     TablesState,
     TableState,
 )
+from erpprov.errors import ErpprovError
+from erpprov.postgres import table_ddl as ddl
+from erpprov.postgres.naming import choose_name
+from erpprov.state.table_catalog import inspect_tables, read_tables, scratch_filter
 
 COLUMNS_PER_TYPES_TABLE = 1000  # PostgreSQL allows 1600 columns per table
 
@@ -130,7 +130,7 @@ def _scratch_table(table: sql.Identifier, t: model.Table, typed: dict[int, Colum
 
 def _execute(conn: psycopg.Connection, statements: Iterable[sql.Composable]) -> None:
     """Each statement in an extended-protocol message of its own, which the server refuses to hold
-    more than one statement (a second wall behind `erpprov.postgres.fragments`); pipelined, so the whole
+    more than one statement (a second wall behind `erpprov.core.fragments`); pipelined, so the whole
     build is still one round trip."""
     with conn.pipeline():
         for statement in statements:

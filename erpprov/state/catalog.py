@@ -12,8 +12,7 @@ from typing import Any
 
 import psycopg
 
-from erpprov.errors import ErpprovError
-from erpprov.state.cluster import (
+from erpprov.core.cluster import (
     DatabaseState,
     DefaultAclKey,
     ExtensionState,
@@ -24,6 +23,7 @@ from erpprov.state.cluster import (
     RoleState,
     SchemaState,
 )
+from erpprov.errors import ErpprovError
 
 USER_SCHEMA = "{n}.nspname !~ '^pg_' AND {n}.nspname <> 'information_schema'"
 

@@ -8,11 +8,11 @@ import psycopg
 from psycopg import sql
 
 from erpprov.core import model
+from erpprov.core.tables import TablesState
 from erpprov.core.target import Target
 from erpprov.errors import ErpprovError
 from erpprov.postgres.connect import connect
 from erpprov.state.canon import canonicalize
-from erpprov.state.tables import TablesState
 
 
 def canonicalize_in_scratch_database(target: Target, admin: psycopg.Connection, declared: list[model.Table],

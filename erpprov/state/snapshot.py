@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from erpprov.core.cluster import LiveCluster, LiveDatabase
 from erpprov.core.digest import fingerprint
-from erpprov.state.cluster import LiveCluster, LiveDatabase
-from erpprov.state.tables import TablesState
+from erpprov.core.tables import TablesState
 
 
 @dataclass

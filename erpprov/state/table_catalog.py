@@ -15,9 +15,7 @@ from dataclasses import replace
 import psycopg
 from psycopg import sql
 
-from erpprov.errors import ErpprovError
-from erpprov.postgres.locks import exclusive_lockers
-from erpprov.state.tables import (
+from erpprov.core.tables import (
     FOREIGN_KEY,
     ColumnState,
     ConstraintState,
@@ -26,6 +24,8 @@ from erpprov.state.tables import (
     TablesState,
     TableState,
 )
+from erpprov.errors import ErpprovError
+from erpprov.postgres.locks import exclusive_lockers
 
 # Which relations count as user tables of the database.
 LIVE_FILTER = sql.SQL(

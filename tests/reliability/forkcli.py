@@ -89,7 +89,6 @@ def serve(jobs: list[dict], parallel: int) -> list[dict]:
 
 if __name__ == "__main__":
     import erpprov.cli  # noqa: F401  (imported once, before any fork)
-    import erpprov.cli.ops  # noqa: F401
     import erpprov.load.project  # noqa: F401
 
     request = json.load(sys.stdin)

@@ -1,6 +1,6 @@
 """`plan` must be safe to run on a stranger's pull request: a type, default, check, generated column
 or index expression from the playbook reaches the server only once proven to be one type or one
-expression (erpprov.postgres.fragments), and the scratch build sends one statement per extended-protocol
+expression (erpprov.core.fragments), and the scratch build sends one statement per extended-protocol
 message, so even an unproven string could not end the transaction."""
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from erpprov.core import model
+from erpprov.core import fragments, model
 from erpprov.errors import ErpprovError
 from erpprov.load.project import load_project
-from erpprov.postgres import fragments
 from erpprov.state.canon import canonicalize
 from tests.helpers import reachable_tempdir
 

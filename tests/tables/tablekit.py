@@ -12,10 +12,10 @@ from erpprov.apply import executor
 from erpprov.apply.explain import explain_failure
 from erpprov.core import model
 from erpprov.core.actions import Action
+from erpprov.core.tables import TableDiff, TablesState
 from erpprov.plan.build import diff_read_rows
 from erpprov.state.canon import canonicalize
 from erpprov.state.table_catalog import inspect_tables
-from erpprov.state.tables import TableDiff, TablesState
 
 
 def tables(text: str) -> list[model.Table]:

@@ -1,8 +1,4 @@
-"""The `export` command: the live server as a playbook (issue #7).
-
-Like `erpprov.cli.ops`, this module adds its command to `erpprov.cli.main` itself, at its end, so
-importing it from the END of cli.py registers it whichever module is imported first.
-"""
+"""`export`: the live server as a playbook."""
 
 from __future__ import annotations
 
@@ -11,9 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from erpprov.cli import (
+from erpprov.cli.options import (
     handles_errors,
-    main,
     only_host,
     project_options,
     single_target,
@@ -89,5 +84,3 @@ def export_cmd(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ..
         write_private(output, text)
         click.echo(f"exported {name} to {output}", err=True)
 
-
-main.add_command(export_cmd)

@@ -1,10 +1,4 @@
-"""The `backup`, `restore` and `init` commands.
-
-This module uses cli.py's helpers at import time (the option decorators), so it adds its commands to
-`erpprov.cli.main` itself, at its end: importing it from the END of cli.py registers them whichever
-of the two modules is imported first (a `from erpprov.cli.ops import backup_cmd` at the end of
-cli.py would fail when this module is imported first, as the tests do).
-"""
+"""`backup` and `restore`: pg_dump and pg_restore/psql, checked and within one transaction."""
 
 from __future__ import annotations
 
@@ -14,12 +8,7 @@ from typing import Any
 
 import click
 
-from erpprov.cli import (
-    handles_errors,
-    main,
-    project_options,
-    single_target,
-)
+from erpprov.cli.options import handles_errors, project_options, single_target
 from erpprov.core.display import shown
 
 
@@ -92,29 +81,3 @@ def restore_cmd(file: Path, playbook: Path | None, inventory: Path, extra_vars: 
     result = restore(target, file, database=database, into=into, yes=yes, confirm=confirm, progress=_progress)
     where = f"the new database {result.database}" if result.created else result.database
     click.echo(f"restored {result.size} bytes into {shown(where)} on {shown(target.host)} ({result.format} format)")
-
-
-@click.command("init")
-@click.argument("directory", required=False, default=Path("."), type=click.Path(path_type=Path, file_okay=False))
-@handles_errors
-def init_cmd(directory: Path) -> None:
-    """Start a new project in DIRECTORY (default: here) from the shipped example.
-
-    Writes inventory.yaml, playbooks/dev.yaml, templates/app.env.j2, schema/playbook.schema.json,
-    .env.example and .gitignore; never overwrites an existing file.
-    """
-    from erpprov.ops.scaffold import init_project
-
-    for path in init_project(directory):
-        click.echo(f"created {path}")
-    click.echo("")
-    click.echo("Next: copy .env.example to .env and set the passwords, then run `erpprov plan` "
-               "and `erpprov apply`" + (f" in {directory}" if directory != Path(".") else "") + ".")
-
-
-def register(group: click.Group) -> None:
-    for command in (backup_cmd, restore_cmd, init_cmd):
-        group.add_command(command)
-
-
-register(main)
