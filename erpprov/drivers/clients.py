@@ -15,7 +15,8 @@ from erpprov.errors import ErpprovError
 # libpq's environment variable for each connection parameter the library sets (connect.conninfo)
 _LIBPQ_ENV = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "dbname": "PGDATABASE", "password": "PGPASSWORD",
               "connect_timeout": "PGCONNECT_TIMEOUT", "application_name": "PGAPPNAME", "sslmode": "PGSSLMODE",
-              "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY"}
+              "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY",
+              "client_encoding": "PGCLIENTENCODING", "options": "PGOPTIONS"}
 
 
 def client_env(conn: Connection) -> dict[str, str]:

@@ -228,6 +228,12 @@ def _settle_reprints(conn: psycopg.Connection, desired: TablesState, live: Table
     statements = [sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema))]
     statements += [sql.SQL("CREATE TABLE {} (LIKE {})").format(sql.Identifier(schema, copy), sql.Identifier(*key))
                    for key, copy in copies.items()]
+    # A column the plan retypes is what the desired text will be read against once applied (ALTER
+    # COLUMN TYPE reprints a live check in casts of the old type): the copy takes the new type first.
+    statements += [sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING NULL").format(
+        sql.Identifier(schema, copy), sql.Identifier(column.name), sql.SQL(column.type))
+        for key, copy in copies.items() for column in desired.tables[key].columns
+        if (old := live.tables[key].column(column.name)) is not None and old.type != column.type]
     statements += [sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
         sql.Identifier(schema, copies[key]), sql.Identifier(name), sql.SQL(definition))
         for key, name, definition in checks]

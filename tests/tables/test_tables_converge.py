@@ -402,3 +402,15 @@ def test_an_invalid_declaration_is_named_in_the_error(conn):
         canonicalize(conn, tables("- {name: bad, columns: [{name: id, type: int}], checks: [{expression: 'nope > 1'}]}"))
     assert "public.bad" in str(error.value) and "nope" in str(error.value)
     assert inspect_tables(conn).tables == {}  # the scratch build left nothing behind
+
+
+def test_retyping_a_column_under_a_check_converges(conn):
+    """ALTER COLUMN TYPE reprints a live check in casts of the old type ((n)::numeric > ...): the
+    plan must compare the check as it will read after the retype, and replace it, in one apply."""
+    spec = "- {name: t, columns: [{name: n, type: %s}], checks: [{expression: 'n > -100'}]}"
+    converge(conn, tables(spec % "'numeric(8,2)'"))
+    first = converge(conn, tables(spec % "bigint"))
+    ops = {(a.op, a.address.rsplit(".", 1)[-1]) for a in first.actions}
+    assert ops == {(Op.UPDATE, "n"), (Op.DELETE, "t_n_check"), (Op.CREATE, "t_n_check")}, ops
+    assert conn.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 't_n_check'"
+                        ).fetchone() == ("CHECK ((n > '-100'::integer))",)
