@@ -1,5 +1,5 @@
 """Run a plan's actions: cluster-wide first, CREATE DATABASE alone, then one transaction per
-database, drops last (DESIGN decisions 4 and 5)."""
+database, drops last (docs/design.md, decisions 4 and 5)."""
 
 from __future__ import annotations
 

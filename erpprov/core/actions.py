@@ -29,7 +29,7 @@ class Hazard(str, Enum):
 
 
 class Phase(int, Enum):
-    """Execution order (DESIGN decision 4): dependencies first, drops last."""
+    """Execution order (docs/design.md, decision 4): dependencies first, drops last."""
 
     CONTAINER = 0
     ROLE = 10

@@ -1,6 +1,6 @@
 """The table diff: desired state against live state, into plan actions. Pure: no I/O.
 
-Ownership rules (DESIGN decision 6):
+Ownership rules (docs/design.md, decision 6):
 * tables and columns the file does not mention are reported as unmanaged and left alone, unless
   their schema is in `prune_schemas`, in which case they are dropped (DELETES_DATA);
 * a declared table's keys, checks, foreign keys and indexes are exactly what the file says: others

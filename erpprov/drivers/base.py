@@ -1,4 +1,4 @@
-"""The one small interface every server driver implements (DESIGN decision 9)."""
+"""The one small interface every server driver implements (docs/design.md, decision 9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The docker driver: the play's `container:` run through the Docker Engine API (DESIGN decision 9).
+"""The docker driver: the play's `container:` run through the Docker Engine API (docs/design.md, decision 9).
 
 The pure spec/compare half lives in `docker_spec`; this module is the I/O around it: finding the
 container, pulling, creating, waiting for health, and the guards that keep data safe (a container

@@ -1,7 +1,7 @@
 """Read the live state from the system catalogs, in bulk.
 
 A fixed number of queries per cluster and per database, whatever the number of roles, objects or
-grants (DESIGN decision 2). ACLs are read with aclexplode over coalesce(acl, acldefault(...)), so a
+grants (docs/design.md, decision 2). ACLs are read with aclexplode over coalesce(acl, acldefault(...)), so a
 NULL ACL reads as the built-in defaults it stands for and never shows as drift.
 """
 
