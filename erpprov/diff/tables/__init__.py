@@ -21,12 +21,15 @@ foreign keys precede the drops of the keys and tables they reference.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import replace
 
 from psycopg import sql
 
-from erpprov.core.actions import Action, Hazard, Op, Phase, Statement
+from erpprov.core.actions import Hazard, Op, Phase, Statement
+from erpprov.diff.tables.emit import Emitter, Order, Slot, hazards_on
+from erpprov.diff.tables.match import match
+from erpprov.diff.tables.retype import type_change
 from erpprov.postgres import table_ddl as ddl
 from erpprov.postgres.naming import choose_name
 from erpprov.state.tables import (
@@ -42,49 +45,6 @@ from erpprov.state.tables import (
     TablesState,
     TableState,
 )
-
-# --- type changes -----------------------------------------------------------------------------
-
-_TYPE = re.compile(r"^(?P<base>[^(\[]+)\s*(?:\((?P<args>[^)]*)\))?(?P<rest>.*)$", re.DOTALL)
-_INTEGER_RANK = {"smallint": 1, "integer": 2, "bigint": 3}
-_NO_REWRITE_WIDENING = {"character varying", "numeric", "bit varying"}  # larger limits keep the bytes
-_TEXTUAL = {"character varying", "text"}
-
-
-def _parts(type_: str) -> tuple[str, tuple[int, ...], str]:
-    match = _TYPE.match(type_)
-    if not match:
-        return type_, (), ""
-    args = tuple(int(a) for a in match.group("args").split(",") if a.strip().isdigit()) if match.group("args") else ()
-    return match.group("base").strip(), args, match.group("rest").strip()
-
-
-def type_change(old: str, new: str) -> tuple[set[Hazard], str]:
-    """Hazards of ALTER COLUMN TYPE old -> new (both in format_type spelling), and a note.
-    Without rows nothing can be lost; the caller drops data-dependent hazards for empty tables."""
-    if old == new:
-        return set(), ""
-    (ob, oa, orest), (nb, na, nrest) = _parts(old), _parts(new)
-    if ob == nb and orest == nrest:
-        if not na or (len(na) == len(oa) and all(n >= o for n, o in zip(na, oa))
-                      and (ob != "numeric" or na[1:] == oa[1:])):
-            if ob in _NO_REWRITE_WIDENING:
-                return set(), f"{old} -> {new} widens the limit: no rewrite"
-            return {Hazard.REWRITES_TABLE}, f"{old} -> {new} rewrites the table"
-        return ({Hazard.DELETES_DATA, Hazard.REWRITES_TABLE, Hazard.VALIDATES_DATA},
-                f"{old} -> {new} narrows the type: longer values fail the cast or are cut")
-    if ob in _TEXTUAL and nb == "text" and not orest and not nrest:
-        return set(), f"{old} -> {new} is binary compatible: no rewrite"
-    if ob in _INTEGER_RANK and nb in _INTEGER_RANK and not orest and not nrest:
-        if _INTEGER_RANK[nb] > _INTEGER_RANK[ob]:
-            return {Hazard.REWRITES_TABLE}, f"{old} -> {new} rewrites the table"
-        return ({Hazard.DELETES_DATA, Hazard.REWRITES_TABLE, Hazard.VALIDATES_DATA},
-                f"{old} -> {new} narrows the type: values out of range make it fail")
-    if nb in _TEXTUAL and not na and not nrest:  # anything prints as text
-        return {Hazard.REWRITES_TABLE}, f"{old} -> {new} rewrites the table"
-    return ({Hazard.REWRITES_TABLE, Hazard.VALIDATES_DATA, Hazard.DELETES_DATA},
-            f"{old} -> {new} casts every value: values that do not convert make it fail, some may lose precision")
-
 
 # --- helpers ------------------------------------------------------------------------------------
 
@@ -104,76 +64,6 @@ def _rename_in_text(text: str | None, old: str, new: str) -> str | None:
     return re.sub(pattern, lambda _: _quoted(new), text)
 
 
-def _hazards(table: TableState | None, *hazards: Hazard) -> tuple[Hazard, ...]:
-    """Data-dependent hazards only count on a table that may hold rows."""
-    if table is None or not table.has_rows:
-        return tuple(h for h in hazards if h is Hazard.DELETES_DATA)
-    return tuple(dict.fromkeys(hazards))
-
-
-# Order within a phase (the executor's stable sort keeps it): renames first, then foreign keys
-# that must go, then other early drops, then the rest, then what must wait for all of that.
-RENAME, FK_DROP, EARLY_DROP, NORMAL, LATE = 0, 1, 2, 5, 6
-
-
-class _Emitter:
-    """Actions bucketed by (phase, order); within a bucket, in the order emitted. Flattened in
-    bucket order, so the executor's stable sort by phase keeps the order within each phase."""
-
-    def __init__(self, database: str):
-        self.database = database
-        self.buckets: dict[tuple[int, int], list[Action]] = {}
-
-    def add(self, address: str, op: Op, phase: Phase, statements: Iterable[Statement], *, before=None, after=None,
-            hazards: Iterable[Hazard] = (), note: str | None = None, order: int = NORMAL) -> None:
-        self.buckets.setdefault((int(phase), order), []).append(Action(
-            address=address, op=op, phase=phase, database=self.database, sql=tuple(statements), before=before,
-            after=after, hazards=tuple(dict.fromkeys(hazards)), note=note))
-
-    def actions(self) -> list[Action]:
-        return [a for key in sorted(self.buckets) for a in self.buckets[key]]
-
-
-def _match(wanted: Iterable, live: Iterable, usable=lambda obj: True) -> tuple[list, list, list]:
-    """(pairs, only wanted, only live) for constraints or indexes (see the module docstring)."""
-    wanted, pool = list(wanted), [o for o in live if usable(o)]
-    pairs: list[tuple] = []
-    missing: list = []
-    by_name = {o.name: o for o in pool}
-    claimed: set[str] = set()
-
-    def claim(w, o) -> None:
-        pairs.append((w, o))
-        claimed.add(o.name)
-
-    rest = []
-    for w in wanted:
-        o = by_name.get(w.name)
-        if w.declared_name and o is not None and _kind(o) == _kind(w):
-            claim(w, o)
-        else:
-            rest.append(w)
-    second = []
-    for w in rest:
-        twin = next((o for o in pool if o.name not in claimed and o.shape() == w.shape()), None) \
-            if not w.declared_name else None
-        if twin is not None:
-            claim(w, twin)
-        else:
-            second.append(w)
-    for w in second:
-        o = by_name.get(w.name)
-        if o is not None and o.name not in claimed and _kind(o) == _kind(w):
-            claim(w, o)
-        else:
-            missing.append(w)
-    return pairs, missing, [o for o in pool if o.name not in claimed]
-
-
-def _kind(obj) -> str:
-    return getattr(obj, "kind", "index")
-
-
 # --- the diff -----------------------------------------------------------------------------------
 
 
@@ -185,7 +75,7 @@ def diff_tables(desired: TablesState, live: TablesState, *, database: str,
 class _Differ:
     def __init__(self, desired: TablesState, live: TablesState, database: str, prune: set[str]):
         self.desired, self.live, self.db, self.prune = desired, live, database, prune
-        self.out = _Emitter(database)
+        self.out = Emitter(database)
         self.unmanaged: list[str] = []
         self._taken: dict[str, set[str]] = {}  # names used per schema, live and desired (lazy)
         self._live_names: dict[str, set[str]] = {}  # names used per schema, live (lazy)
@@ -242,7 +132,7 @@ class _Differ:
                 self.out.add(self.a_table(want.schema, want.name), Op.UPDATE, Phase.TABLE,
                              [ddl.alter_table(want.schema, want.renamed_from,
                                               sql.SQL("RENAME TO {}").format(ddl.ident(want.name)))],
-                             before={"name": want.renamed_from}, after={"name": want.name}, order=RENAME,
+                             before={"name": want.renamed_from}, after={"name": want.name}, order=Order.RENAME,
                              note=f"renamed from {want.renamed_from}; data, keys and indexes are kept")
         tables = {}
         for key, table in self.live.tables.items():
@@ -265,7 +155,7 @@ class _Differ:
                     self.out.add(self.a_column(want.schema, want.name, new), Op.UPDATE, Phase.TABLE,
                                  [ddl.alter_table(want.schema, want.name, sql.SQL("RENAME COLUMN {} TO {}").format(
                                      ddl.ident(old), ddl.ident(new)))],
-                                 before={"name": old}, after={"name": new}, order=RENAME,
+                                 before={"name": old}, after={"name": new}, order=Order.RENAME,
                                  note=f"renamed from {old}; the data is kept")
         if renames or column_renames:
             tables = {k: self._renamed(t, renames, column_renames) for k, t in tables.items()}
@@ -335,7 +225,7 @@ class _Differ:
             return bool(set(obj.columns) & retyped)
 
         # keys and checks (foreign keys come later, once every table is known)
-        pairs, missing, extra = _match([c for c in want.constraints if c.kind != FOREIGN_KEY],
+        pairs, missing, extra = match([c for c in want.constraints if c.kind != FOREIGN_KEY],
                                        [c for c in have.constraints if c.kind != FOREIGN_KEY], usable)
         # Keys that go away go first, before keys are added (a table has one primary key; names
         # free up) and before foreign keys are created (PostgreSQL would tie a new foreign key to
@@ -343,11 +233,11 @@ class _Differ:
         for h in extra:
             if ours(h):
                 phase = Phase.TABLE if early(h) else Phase.CONSTRAINT if h.kind != CHECK else Phase.DROP_CONSTRAINT
-                self._drop_constraint(s, t, h, phase=phase, order=EARLY_DROP)
+                self._drop_constraint(s, t, h, Slot(phase, Order.EARLY_DROP))
         for w, h in pairs:
             if w.shape() != h.shape():
                 if early(h):
-                    self._drop_constraint(s, t, h, phase=Phase.TABLE, order=EARLY_DROP)
+                    self._drop_constraint(s, t, h, Slot(Phase.TABLE, Order.EARLY_DROP))
                     self._add_constraint(s, t, w, have, Phase.CONSTRAINT)
                 else:
                     self._replace_constraint(s, t, w, h, have)
@@ -356,20 +246,20 @@ class _Differ:
         for w in missing:
             self._add_constraint(s, t, w, have, Phase.CONSTRAINT)
 
-        pairs_i, missing_i, extra_i = _match(want.indexes, have.indexes, usable)
+        pairs_i, missing_i, extra_i = match(want.indexes, have.indexes, usable)
         for h in extra_i:
             if ours(h):
                 phase = Phase.TABLE if early(h) else Phase.CONSTRAINT if _key_like(h) else Phase.DROP_INDEX
                 self.out.add(self.a_index(s, h.name), Op.DELETE, phase, [ddl.drop_index(s, h.name)],
-                             before=_index_view(h), order=EARLY_DROP)
+                             before=_index_view(h), order=Order.EARLY_DROP)
         for w, h in pairs_i:
             if w.shape() == h.shape():
                 continue
-            hazards = _hazards(have, Hazard.VALIDATES_DATA) if w.unique else ()
+            hazards = hazards_on(have, Hazard.VALIDATES_DATA) if w.unique else ()
             note = "a unique index fails to build over duplicate values" if w.unique and have.has_rows else None
             if early(h):
                 self.out.add(self.a_index(s, h.name), Op.DELETE, Phase.TABLE, [ddl.drop_index(s, h.name)],
-                             before=_index_view(h), order=EARLY_DROP)
+                             before=_index_view(h), order=Order.EARLY_DROP)
                 missing_i.append(w)
             else:
                 self.out.add(self.a_index(s, w.name), Op.REPLACE, Phase.INDEX,
@@ -379,7 +269,7 @@ class _Differ:
             name = self._free_name(s, w.name, have, [i.name for i in have.indexes])
             self.out.add(self.a_index(s, name), Op.CREATE, Phase.INDEX,
                          [ddl.render(ddl.create_index(s, t, w, name=name))], after=_index_view(w),
-                         hazards=_hazards(have, Hazard.VALIDATES_DATA) if w.unique else (),
+                         hazards=hazards_on(have, Hazard.VALIDATES_DATA) if w.unique else (),
                          note="a unique index fails to build over duplicate values" if w.unique and have.has_rows
                          else None)
 
@@ -433,16 +323,16 @@ class _Differ:
             elif col.name in rebuilt:
                 self.out.add(self.a_column(s, t, col.name), Op.DELETE, Phase.COLUMN,
                              [ddl.alter_table(s, t, sql.SQL("DROP COLUMN {}").format(ddl.ident(col.name)))],
-                             before=_column_view(old), order=EARLY_DROP,
-                             hazards=_hazards(have, Hazard.DELETES_DATA) if old.generated is None else (),
+                             before=_column_view(old), order=Order.EARLY_DROP,
+                             hazards=hazards_on(have, Hazard.DELETES_DATA) if old.generated is None else (),
                              note="dropped to be added again (PostgreSQL cannot change a generated column in "
                                   "place); its indexes and constraints are created again")
                 self.out.add(self.a_column(s, t, col.name), Op.CREATE, Phase.COLUMN,
                              [ddl.alter_table(s, t, sql.SQL("ADD COLUMN {}").format(ddl.column_definition(col))),
                               *([ddl.comment("COLUMN", ddl.ident(s, t, col.name), col.comment)]
                                 if col.comment else [])],
-                             after=_column_view(col), order=LATE,
-                             hazards=_hazards(have, Hazard.REWRITES_TABLE, Hazard.LOCKS_TABLE),
+                             after=_column_view(col), order=Order.LATE,
+                             hazards=hazards_on(have, Hazard.REWRITES_TABLE, Hazard.LOCKS_TABLE),
                              note="the stored values are computed for every row" if have.has_rows else None)
                 continue
             else:
@@ -460,7 +350,7 @@ class _Differ:
                              Phase.COLUMN if old.generated else Phase.DROP_COLUMN,
                              [ddl.alter_table(s, t, sql.SQL("DROP COLUMN {}").format(ddl.ident(name)))],
                              before={"type": old.type}, hazards=(Hazard.DELETES_DATA,),
-                             order=EARLY_DROP if old.generated else NORMAL,
+                             order=Order.EARLY_DROP if old.generated else Order.NORMAL,
                              note=f"the values of {name} are lost")
             else:
                 self.unmanaged.append(self.a_column(s, t, name))
@@ -480,7 +370,7 @@ class _Differ:
             hazards.append(Hazard.VALIDATES_DATA)
             notes.append(f"NOT NULL without a default: fails if {s}.{t} has any row")
         self.out.add(self.a_column(s, t, col.name), Op.CREATE, Phase.COLUMN, statements,
-                     after=_column_view(col), hazards=_hazards(have, *hazards),
+                     after=_column_view(col), hazards=hazards_on(have, *hazards),
                      note="; ".join(notes) if notes and have.has_rows else None)
 
     def _alter_column(self, s: str, t: str, old: ColumnState, new: ColumnState, have: TableState, *,
@@ -556,14 +446,14 @@ class _Differ:
             if late_null_drop:
                 self.out.add(self.a_column(s, t, c), Op.UPDATE, Phase.DROP_CONSTRAINT,
                              [ddl.alter_column(s, t, c, sql.SQL("DROP NOT NULL"))],
-                             before={"not_null": True}, after={"not_null": False}, order=LATE)
+                             before={"not_null": True}, after={"not_null": False}, order=Order.LATE)
                 before.pop("not_null", None)
                 after.pop("not_null", None)
             else:
                 alter(sql.SQL("DROP NOT NULL"))
         if steps:
             self.out.add(self.a_column(s, t, c), Op.UPDATE, Phase.COLUMN, steps, before=before, after=after,
-                         hazards=_hazards(have, *sorted(hazards, key=lambda h: h.value)),
+                         hazards=hazards_on(have, *sorted(hazards, key=lambda h: h.value)),
                          note="; ".join(n for n in notes if n) or None)
 
     # --- constraints ----------------------------------------------------------------------------
@@ -579,27 +469,26 @@ class _Differ:
                 CHECK: "fails if an existing row violates it",
                 FOREIGN_KEY: "fails if an existing row references a key that does not exist"}[con.kind]
         self.out.add(self.a_constraint(s, t, con.name), Op.CREATE, phase, [ddl.add_constraint(s, t, con)],
-                     after=_constraint_view(con), hazards=_hazards(have, *_adding_hazards(con)),
+                     after=_constraint_view(con), hazards=hazards_on(have, *_adding_hazards(con)),
                      note=f"{word}: {note}" if have is not None and have.has_rows else None)
 
-    def _drop_constraint(self, s: str, t: str, con: ConstraintState, *, phase: Phase = Phase.DROP_CONSTRAINT,
-                         order: int = NORMAL) -> None:
-        self.out.add(self.a_constraint(s, t, con.name), Op.DELETE, phase, [ddl.drop_constraint(s, t, con.name)],
-                     before=_constraint_view(con), order=order)
+    def _drop_constraint(self, s: str, t: str, con: ConstraintState, slot: Slot) -> None:
+        self.out.add(self.a_constraint(s, t, con.name), Op.DELETE, slot.phase, [ddl.drop_constraint(s, t, con.name)],
+                     before=_constraint_view(con), order=slot.order)
 
     def _replace_constraint(self, s: str, t: str, want: ConstraintState, have_con: ConstraintState,
                             table: TableState, phase: Phase = Phase.CONSTRAINT) -> None:
         self.out.add(self.a_constraint(s, t, want.name), Op.REPLACE, phase,
                      [ddl.drop_constraint(s, t, have_con.name), ddl.add_constraint(s, t, want)],
                      before=_constraint_view(have_con), after=_constraint_view(want),
-                     hazards=_hazards(table, *_adding_hazards(want)),
+                     hazards=hazards_on(table, *_adding_hazards(want)),
                      note="dropped and added again; adding it checks every existing row" if table.has_rows else None)
 
     def _validate(self, s: str, t: str, con: ConstraintState, table: TableState) -> None:
         self.out.add(self.a_constraint(s, t, con.name), Op.UPDATE, Phase.CONSTRAINT,
                      [ddl.alter_table(s, t, sql.SQL("VALIDATE CONSTRAINT {}").format(ddl.ident(con.name)))],
                      before={"validated": False}, after={"validated": True},
-                     hazards=_hazards(table, Hazard.VALIDATES_DATA), note="fails if an existing row violates it")
+                     hazards=hazards_on(table, Hazard.VALIDATES_DATA), note="fails if an existing row violates it")
 
     def _broken_keys(self, pairs: list[tuple[TableState, TableState | None]]) -> set[tuple]:
         """Live primary keys and unique constraints that will be replaced or dropped: the foreign
@@ -610,10 +499,10 @@ class _Differ:
                 continue
             wanted = [c for c in want.constraints if c.kind in (PRIMARY_KEY, UNIQUE)]
             live = [c for c in have.constraints if c.kind in (PRIMARY_KEY, UNIQUE)]
-            matched, _, extra = _match(wanted, live)
+            matched, _, extra = match(wanted, live)
             for h in extra + [h for w, h in matched if w.shape() != h.shape()]:
                 broken.add((have.schema, have.name, h.columns))
-            matched_i, _, extra_i = _match(want.indexes, have.indexes)
+            matched_i, _, extra_i = match(want.indexes, have.indexes)
             for i in extra_i + [h for w, h in matched_i if w.shape() != h.shape()]:
                 if _key_like(i):
                     broken.add((have.schema, have.name, tuple(k.column for k in i.keys)))
@@ -633,11 +522,11 @@ class _Differ:
             rebuilt = self.rebuilt.get(want.key, set())
             kept = self._kept(want, have)
             live = [c for c in have.constraints if c.kind == FOREIGN_KEY and not (set(c.columns) & rebuilt)]
-            pairs_f, missing, extra = _match(wanted, live)
+            pairs_f, missing, extra = match(wanted, live)
             for w, h in pairs_f:
                 slot = self._fk_drop_slot(s, t, h, broken)
-                if slot["phase"] != Phase.DROP_CONSTRAINT:  # it must go early: dropped, added back later
-                    self._drop_constraint(s, t, h, **slot)
+                if slot.phase != Phase.DROP_CONSTRAINT:  # it must go early: dropped, added back later
+                    self._drop_constraint(s, t, h, slot)
                     self._add_constraint(s, t, w, have, Phase.FOREIGN_KEY)
                 elif w.shape() != h.shape():
                     self._replace_constraint(s, t, w, h, have, Phase.FOREIGN_KEY)
@@ -648,19 +537,19 @@ class _Differ:
             for h in extra:
                 if set(h.columns) & kept:
                     continue
-                self._drop_constraint(s, t, h, **self._fk_drop_slot(s, t, h, broken))
+                self._drop_constraint(s, t, h, self._fk_drop_slot(s, t, h, broken))
 
-    def _fk_drop_slot(self, s: str, t: str, fk: ConstraintState, broken: set[tuple]) -> dict:
+    def _fk_drop_slot(self, s: str, t: str, fk: ConstraintState, broken: set[tuple]) -> Slot:
         """When a foreign key that goes away, or is dropped to be added again, must be dropped:
         before any column type change at either end (both ends change type without the key
         checking them), before the key it references is replaced, else with the other drops
         (first)."""
         if any((s, t, c) in self.retyped for c in fk.columns) or any(
                 (fk.ref_schema, fk.ref_table, c) in self.retyped for c in fk.ref_columns):
-            return {"phase": Phase.TABLE, "order": FK_DROP}
+            return Slot(Phase.TABLE, Order.FK_DROP)
         if (fk.ref_schema, fk.ref_table, fk.ref_columns) in broken:
-            return {"phase": Phase.CONSTRAINT, "order": FK_DROP}
-        return {"phase": Phase.DROP_CONSTRAINT, "order": FK_DROP}
+            return Slot(Phase.CONSTRAINT, Order.FK_DROP)
+        return Slot(Phase.DROP_CONSTRAINT, Order.FK_DROP)
 
     # --- tables not in the file -----------------------------------------------------------------
 
@@ -676,7 +565,7 @@ class _Differ:
             for con in table.constraints:
                 if con.kind == FOREIGN_KEY:
                     self._drop_constraint(table.schema, table.name, con,
-                                          **self._fk_drop_slot(table.schema, table.name, con, broken))
+                                          self._fk_drop_slot(table.schema, table.name, con, broken))
         for table in doomed:
             if table.key in dropping:
                 self.out.add(self.a_table(table.schema, table.name), Op.DELETE, Phase.DROP_TABLE,
