@@ -2,7 +2,7 @@
 
 Pure functions: desired model + live state (+ the server's canonical spellings, read beforehand)
 in, actions out. No I/O here, so every rule is unit-testable without a server. Tables have their
-own diff in `erpprov.tables`.
+own diff in `erpprov.diff.tables`.
 """
 
 from erpprov.diff.databases import diff_database_contents, diff_databases
