@@ -19,13 +19,14 @@ class Context:
     db: str
     prune: set[str]  # schemas whose undeclared tables and columns are dropped
     out: Emitter
-    unmanaged: list[str] = field(default_factory=list)
-    same: set[TableKey] = field(default_factory=set)  # tables with nothing to change
-    rebuilt: dict[TableKey, set[str]] = field(default_factory=dict)  # columns dropped and added again
-    retyped: set[tuple[str, str, str]] = field(default_factory=set)  # (schema, table, column) changing type
+    # filled in by the steps, for the steps after them
+    unmanaged: list[str] = field(default_factory=list, init=False)
+    same: set[TableKey] = field(default_factory=set, init=False)  # tables with nothing to change
+    rebuilt: dict[TableKey, set[str]] = field(default_factory=dict, init=False)  # columns dropped and added again
+    retyped: set[tuple[str, str, str]] = field(default_factory=set, init=False)  # (schema, table, column) changing type
     # names used per schema, live and live or desired: read lazily, only when something gets a new name
-    _live_names: dict[str, set[str]] = field(default_factory=dict)
-    _taken: dict[str, set[str]] = field(default_factory=dict)
+    _live_names: dict[str, set[str]] = field(default_factory=dict, init=False)
+    _taken: dict[str, set[str]] = field(default_factory=dict, init=False)
 
     def live_names(self, schema: str) -> set[str]:
         if schema not in self._live_names:
