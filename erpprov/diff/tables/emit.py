@@ -1,0 +1,57 @@
+"""How the table diff emits actions, so that they run in dependency order.
+
+The executor sorts actions by phase with a stable sort, so within a phase they run in the order
+they are listed. The diff finds them in another order (table by table), hence the buckets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import IntEnum
+from typing import NamedTuple
+
+from erpprov.core.actions import Action, Hazard, Op, Phase, Statement
+from erpprov.core.tables import TableState
+
+
+class Order(IntEnum):
+    """Order within a phase: renames first, then foreign keys that must go, then other early
+    drops, then the rest, then what must wait for all of that."""
+
+    RENAME = 0
+    FK_DROP = 1
+    EARLY_DROP = 2
+    NORMAL = 5
+    LATE = 6
+
+
+class Slot(NamedTuple):
+    """Where an action goes in the plan: its phase, and its place within the phase."""
+
+    phase: Phase
+    order: Order = Order.NORMAL
+
+
+class Emitter:
+    """Actions bucketed by (phase, order); within a bucket, in the order emitted."""
+
+    def __init__(self, database: str):
+        self.database = database
+        self.buckets: dict[tuple[int, int], list[Action]] = {}
+
+    def add(self, address: str, op: Op, phase: Phase, statements: Iterable[Statement], *,
+            before: dict[str, object] | None = None, after: dict[str, object] | None = None,
+            hazards: Iterable[Hazard] = (), note: str | None = None, order: Order = Order.NORMAL) -> None:
+        self.buckets.setdefault((int(phase), order), []).append(Action(
+            address=address, op=op, phase=phase, database=self.database, sql=tuple(statements), before=before,
+            after=after, hazards=tuple(dict.fromkeys(hazards)), note=note))
+
+    def actions(self) -> list[Action]:
+        return [a for key in sorted(self.buckets) for a in self.buckets[key]]
+
+
+def hazards_on(table: TableState | None, *hazards: Hazard) -> tuple[Hazard, ...]:
+    """Data-dependent hazards only count on a table that may hold rows (None: a new table)."""
+    if table is None or not table.has_rows:
+        return tuple(h for h in hazards if h is Hazard.DELETES_DATA)
+    return tuple(dict.fromkeys(hazards))
