@@ -106,7 +106,7 @@ def markdown(results: Any, env: dict[str, str], args: Any, elapsed: float) -> st
       f"Command: `python -m bench --sizes {','.join(map(str, args.sizes))} --runs {args.runs}"
       + (" --no-ansible" if not args.ansible_sizes else
          f" --ansible-sizes {','.join(map(str, args.ansible_sizes))} --ansible-runs {args.ansible_runs}")
-      + "`.\n")
+      + (" --baseline CHECKOUT" if getattr(args, "baseline", None) else "") + "`.\n")
     w("## Machine and versions\n")
     w("| | |\n|---|---|")
     for key, value in env.items():
