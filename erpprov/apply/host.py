@@ -13,6 +13,7 @@ from typing import Any
 from erpprov.apply.executor import application_name, apply_lock, execute
 from erpprov.apply.explain import explain_failure
 from erpprov.core.actions import Action, Hazard, in_order
+from erpprov.core.address import Address
 from erpprov.core.display import shown
 from erpprov.core.target import Target
 from erpprov.drivers import make_driver
@@ -98,13 +99,13 @@ def declared_addresses(target: Target, driver: Driver) -> list[str]:
     """The objects a play declares, by address, for Ansible-style "ok" lines."""
     play = target.play
     addresses = [driver.address] if driver.address else []
-    addresses += [f"role.{r.name}" for r in play.roles if r.state == "present"]
+    addresses += [Address("role", r.name) for r in play.roles if r.state == "present"]
     for db in play.databases:
-        addresses.append(f"database.{db.name}")
-        addresses += [f"schema.{db.name}.{s.name}" for s in db.schemas]
-        addresses += [f"extension.{db.name}.{e.name}" for e in db.extensions]
-        addresses += [f"table.{db.name}.{t.schema_}.{t.name}" for t in db.tables]
-    addresses += [f"file.{f.dest}" for f in play.templates]
+        addresses.append(Address("database", db.name))
+        addresses += [Address("schema", db.name, s.name) for s in db.schemas]
+        addresses += [Address("extension", db.name, e.name) for e in db.extensions]
+        addresses += [Address("table", db.name, t.schema_, t.name) for t in db.tables]
+    addresses += [Address("file", f.dest) for f in play.templates]
     return addresses
 
 

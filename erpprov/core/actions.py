@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from erpprov.core.address import Address
+
 SENSITIVE = "(sensitive)"  # how a secret reads in every plan, output and log line
 
 
@@ -72,7 +74,7 @@ class Statement:
 
 @dataclass(frozen=True)
 class Action:
-    address: str  # e.g. role.myapp, database.erp, table.erp.public.users
+    address: Address  # e.g. role.myapp, database.erp, table.erp.public.users
     op: Op
     phase: Phase
     database: str | None = None  # None: cluster-wide, run on the admin connection
@@ -86,15 +88,17 @@ class Action:
 
     @property
     def kind(self) -> str:
-        return self.address.split(".", 1)[0]
+        return self.address.kind
 
     @property
     def name(self) -> str:
-        return self.address.split(".", 1)[1] if "." in self.address else self.address
+        return self.address.name
 
     def to_json(self) -> dict[str, Any]:
         return {
             "address": self.address,
+            "kind": self.address.kind,  # the address's structure, for machines: no need to parse its text
+            "parts": list(self.address.parts),
             "operation": self.op.value,
             "database": self.database,
             "before": self.before,
@@ -115,7 +119,7 @@ class HostPlan:
     host: str
     driver: str
     actions: list[Action] = field(default_factory=list)
-    unmanaged: list[str] = field(default_factory=list)  # addresses of live objects the files leave alone
+    unmanaged: list[Address] = field(default_factory=list)  # addresses of live objects the files leave alone
     warnings: list[str] = field(default_factory=list)  # e.g. a password that cannot be compared
     fingerprint: str = ""  # of the live state the plan was computed from
 

@@ -8,6 +8,7 @@ from psycopg import sql
 
 from erpprov.core import model
 from erpprov.core.actions import Action, Hazard, Op, Phase, Statement
+from erpprov.core.address import Address
 from erpprov.core.cluster import (
     LiveCluster,
     LiveDatabase,
@@ -36,7 +37,7 @@ def diff_databases(play: model.Play, live: LiveCluster) -> Result:
     for db in play.databases:
         have = live.databases.get(db.name)
         name = ident(db.name)
-        address = f"database.{db.name}"
+        address = Address("database", db.name)
         if have is None:
             options: list[sql.Composable] = []
             if db.owner:
@@ -86,7 +87,7 @@ def diff_databases(play: model.Play, live: LiveCluster) -> Result:
                         "(recreate the database, e.g. backup, drop, apply, restore, to change it)")
         result.extend(_diff_database_grants(db, live, {r.name for r in play.roles if r.prune}))
     declared = {db.name for db in play.databases}
-    result.unmanaged.extend(f"database.{name}" for name in sorted(live.databases)
+    result.unmanaged.extend(Address("database", name) for name in sorted(live.databases)
                             if name not in declared and name not in SYSTEM_DATABASES)
     return result
 
@@ -104,14 +105,14 @@ def _diff_database_grants(db: model.Database, live: LiveCluster, pruned: set[str
     for role in sorted(pruned - declared):
         have = acl(role)
         action = grant_action(ref, role, frozenset(), have, database=None, phase=Phase.DATABASE_GRANT,
-                              address=f"grant.{db.name}.database.{role}", hazards=(Hazard.REVOKES_ACCESS,))
+                              address=Address("grant", db.name, "database", role), hazards=(Hazard.REVOKES_ACCESS,))
         if action:
             result.actions.append(action)
     for grant in db.grants:
         want = expand(grant.privileges, "database", live.server_version, grant.with_grant_option)
         have = acl(grant.to)
         action = grant_action(ref, grant.to, want, have, database=None, phase=Phase.DATABASE_GRANT,
-                              address=f"grant.{db.name}.database.{grant.to}")
+                              address=Address("grant", db.name, "database", grant.to))
         if action:
             result.actions.append(action)
     return result
@@ -149,7 +150,7 @@ def _diff_schemas(db: model.Database, live: LiveDatabase) -> Result:
     for schema in db.schemas:
         have = live.schemas.get(schema.name)
         name = ident(schema.name)
-        address = f"schema.{db.name}.{schema.name}"
+        address = Address("schema", db.name, schema.name)
         statements: list[sql.Composable] = []
         before: dict[str, object] = {}
         after: dict[str, object] = {}
@@ -176,13 +177,13 @@ def _diff_schemas(db: model.Database, live: LiveDatabase) -> Result:
     declared = {s.name for s in db.schemas} | {t.schema_ for t in db.tables}
     for name in sorted(set(live.schemas) - declared - {"public"}):
         if db.prune:
-            result.actions.append(Action(f"schema.{db.name}.{name}", Op.DELETE, Phase.DROP_SCHEMA, database=db.name,
+            result.actions.append(Action(Address("schema", db.name, name), Op.DELETE, Phase.DROP_SCHEMA, database=db.name,
                                          sql=(Statement(text(sql.SQL("DROP SCHEMA {} CASCADE").format(ident(name)))),),
                                          before={"owner": live.schemas[name].owner},
                                          hazards=(Hazard.DELETES_DATA,),
                                          note="drops every object in the schema"))
         else:
-            result.unmanaged.append(f"schema.{db.name}.{name}")
+            result.unmanaged.append(Address("schema", db.name, name))
     return result
 
 
@@ -191,7 +192,7 @@ def _diff_extensions(db: model.Database, live: LiveDatabase) -> Result:
     for ext in db.extensions:
         have = live.extensions.get(ext.name)
         name = ident(ext.name)
-        address = f"extension.{db.name}.{ext.name}"
+        address = Address("extension", db.name, ext.name)
         if have is None:
             create = sql.SQL("CREATE EXTENSION {}").format(name)
             if ext.schema_:
@@ -216,6 +217,6 @@ def _diff_extensions(db: model.Database, live: LiveDatabase) -> Result:
             result.actions.append(Action(address, Op.UPDATE, Phase.EXTENSION, database=db.name,
                                          sql=tuple(Statement(text(s)) for s in statements), before=before, after=after))
     declared = {e.name for e in db.extensions}
-    result.unmanaged.extend(f"extension.{db.name}.{name}" for name in sorted(live.extensions)
+    result.unmanaged.extend(Address("extension", db.name, name) for name in sorted(live.extensions)
                             if name not in declared and name != "plpgsql")
     return result

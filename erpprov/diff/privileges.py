@@ -15,6 +15,7 @@ from psycopg import sql
 
 from erpprov.core import model
 from erpprov.core.actions import Action, Hazard, Op, Phase, Statement
+from erpprov.core.address import Address
 from erpprov.core.cluster import (
     PUBLIC,
     DefaultAclKey,
@@ -126,14 +127,14 @@ def new_object_acl(ref: ObjectRef, owner: str, grantee: str, live: LiveDatabase,
 
 
 def grant_action(ref: ObjectRef, to: str, want: Privileges, have: Privileges, *, database: str | None,
-                 phase: Phase, address: str, hazards: tuple[Hazard, ...] = ()) -> Action | None:
+                 phase: Phase, address: Address, hazards: tuple[Hazard, ...] = ()) -> Action | None:
     """GRANT what is missing, REVOKE what is extra, and fix grant options: exact for this grantee."""
     if want == have:
         return None
     return _acl_action(address, phase, database, sql.SQL(""), object_clause(ref), to, want, have, hazards)
 
 
-def _acl_action(address: str, phase: Phase, database: str | None, prefix: sql.Composable, on: sql.Composable,
+def _acl_action(address: Address, phase: Phase, database: str | None, prefix: sql.Composable, on: sql.Composable,
                 to: str, want: Privileges, have: Privileges, hazards: tuple[Hazard, ...]) -> Action:
     """The action that takes `to` from `have` to `want` on `on` (GRANT/REVOKE, after `prefix`)."""
     return Action(address, _op(want, have), phase, database=database,
@@ -142,8 +143,8 @@ def _acl_action(address: str, phase: Phase, database: str | None, prefix: sql.Co
                   after={"privileges": _privilege_view(want)} if want else None, hazards=hazards)
 
 
-def _grant_address(database: str, ref: ObjectRef, to: str) -> str:
-    return f"grant.{database}.{ref.kind}.{ref.label()}.{to}"
+def _grant_address(database: str, ref: ObjectRef, to: str) -> Address:
+    return Address("grant", database, ref.kind, *([ref.schema] if ref.schema else []), ref.name, to)
 
 
 def _privilege_view(privileges: Privileges) -> list[str]:
@@ -275,7 +276,7 @@ def _default_acl_action(database: str, key: DefaultAclKey, want: Privileges, hav
     prefix = sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} ").format(ident(key.for_role))
     if key.schema is not None:
         prefix = prefix + sql.SQL("IN SCHEMA {} ").format(ident(key.schema))
-    address = f"default_privileges.{database}.{key.for_role}.{key.schema or '*'}.{key.on}.{key.grantee}"
+    address = Address("default_privileges", database, key.for_role, key.schema or "*", key.on, key.grantee)
     return _acl_action(address, Phase.DEFAULT_PRIVILEGE, database, prefix, sql.SQL(key.on.upper()), key.grantee,
                        want, have, hazards)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from erpprov.core.actions import Action
+from erpprov.core.address import Address
 
 Planned = dict[str, dict[tuple[str, str], str | None]]  # kind -> {(schema, name): owner, None: admin}
 
@@ -23,7 +24,7 @@ class Canon:
 @dataclass
 class Result:
     actions: list[Action] = field(default_factory=list)
-    unmanaged: list[str] = field(default_factory=list)
+    unmanaged: list[Address] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     def extend(self, other: Result) -> None:

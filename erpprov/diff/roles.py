@@ -10,6 +10,7 @@ from psycopg import sql
 
 from erpprov.core import model
 from erpprov.core.actions import SENSITIVE, Action, Hazard, Op, Phase, Statement
+from erpprov.core.address import Address
 from erpprov.core.cluster import (
     ROLE_FLAGS,
     LiveCluster,
@@ -102,14 +103,14 @@ def diff_roles(play: model.Play, live: LiveCluster, canon: Canon, *, login_role:
         if any(fnmatch.fnmatchcase(name, pattern) for pattern in play.prune_roles):
             result.actions.extend(drop_role(name, live))
         else:
-            result.unmanaged.append(f"role.{name}")
+            result.unmanaged.append(Address("role", name))
     return result
 
 
 def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Canon, own: set[str]) -> Result:
     result = Result()
     have = live.roles.get(role.name)
-    address = f"role.{role.name}"
+    address = Address("role", role.name)
     name = ident(role.name)
     if not live.is_superuser and (want.superuser or want.replication or want.bypassrls) and (
         have is None or not (have.superuser == want.superuser and have.replication == want.replication
@@ -244,7 +245,7 @@ def _diff_members(role: model.Role, want: tuple[Member, ...], have: tuple[Member
                 grant = grant + sql.SQL(" WITH ADMIN OPTION")
             statements.append(grant)
         actions.append(Action(
-            f"membership.{role.name}.{member.role}", Op.CREATE if existing is None else Op.UPDATE, Phase.MEMBERSHIP,
+            Address("membership", role.name, member.role), Op.CREATE if existing is None else Op.UPDATE, Phase.MEMBERSHIP,
             sql=tuple(Statement(text(s)) for s in statements),
             before=existing.__dict__ if existing else None, after=wanted.__dict__,
         ))
@@ -253,7 +254,7 @@ def _diff_members(role: model.Role, want: tuple[Member, ...], have: tuple[Member
         for member in have:
             if member.role not in wanted_roles:
                 actions.append(Action(
-                    f"membership.{role.name}.{member.role}", Op.DELETE, Phase.MEMBERSHIP,
+                    Address("membership", role.name, member.role), Op.DELETE, Phase.MEMBERSHIP,
                     sql=(Statement(text(sql.SQL("REVOKE {} FROM {}").format(ident(member.role), ident(role.name)))),),
                     before=member.__dict__, hazards=(Hazard.REVOKES_ACCESS,),
                 ))
@@ -265,13 +266,13 @@ def drop_role(name: str, live: LiveCluster) -> list[Action]:
     actions = []
     for database in sorted(db for db in live.databases if db != "template0"):
         actions.append(Action(
-            f"role.{name}", Op.DELETE, Phase.DROP_ROLE, database=database,
+            Address("role", name), Op.DELETE, Phase.DROP_ROLE, database=database,
             sql=(Statement(text(sql.SQL("REASSIGN OWNED BY {} TO {}").format(ident(name), ident(live.current_user)))),
                  Statement(text(sql.SQL("DROP OWNED BY {}").format(ident(name))))),
             hazards=(Hazard.DROPS_ROLE,),
             note=f"objects owned by {name} in {database} pass to {live.current_user}; its privileges are revoked",
         ))
-    actions.append(Action(f"role.{name}", Op.DELETE, Phase.DROP_ROLE,
+    actions.append(Action(Address("role", name), Op.DELETE, Phase.DROP_ROLE,
                           sql=(Statement(text(sql.SQL("DROP ROLE {}").format(ident(name)))),),
                           before=_role_view(live.roles[name]), hazards=(Hazard.DROPS_ROLE,)))
     return actions

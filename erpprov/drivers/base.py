@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from erpprov.core.actions import Action
+from erpprov.core.address import Address
 from erpprov.core.target import Target
 from erpprov.drivers.clients import run_client, start_client
 
@@ -43,10 +44,10 @@ class Driver(ABC):
         self.target = target
 
     @property
-    def address(self) -> str | None:
+    def address(self) -> Address | None:
         """The plan address of the server this driver runs (None when it runs none)."""
         container = self.target.play.container
-        return f"container.{container.name}" if container else None
+        return Address("container", container.name) if container else None
 
     @abstractmethod
     def plan(self) -> list[Action]:

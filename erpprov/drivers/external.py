@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from erpprov.core.actions import Action
+from erpprov.core.address import Address
 from erpprov.drivers.base import Driver, DriverStatus, Progress
 from erpprov.errors import ErpprovError
 
@@ -13,7 +14,7 @@ class ExternalDriver(Driver):
     name = "external"
 
     @property
-    def address(self) -> str | None:
+    def address(self) -> Address | None:
         return None
 
     def plan(self) -> list[Action]:

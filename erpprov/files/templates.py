@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from erpprov.core.actions import SENSITIVE, Action, Op, Phase
+from erpprov.core.address import Address
 from erpprov.core.model import TemplateFile
 from erpprov.core.target import Target
 from erpprov.errors import ErpprovError
@@ -120,7 +121,7 @@ def plan_templates(target: Target) -> tuple[list[Action], list[str]]:
         shown = _shown_lines(target, spec, lines)
         mode = int(spec.mode, 8)
         if shown != lines and mode & 0o044:
-            warnings.append(f"file.{spec.dest} holds secrets and mode {mode:04o} lets others read it; "
+            warnings.append(f"{Address('file', spec.dest)} holds secrets and mode {mode:04o} lets others read it; "
                             "use mode 0600 or 0640")
         current, current_mode = _read(path)
         if current == content.encode() and current_mode == mode:
@@ -128,7 +129,7 @@ def plan_templates(target: Target) -> tuple[list[Action], list[str]]:
         old = current.decode("utf-8", errors="replace").splitlines() if current is not None else None
         note = masked_diff(old, lines, shown, spec.dest) if current != content.encode() else "mode only"
         before = {"mode": f"{current_mode:04o}"} if current_mode is not None else None
-        actions.append(Action(f"file.{spec.dest}", Op.CREATE if current is None else Op.UPDATE, Phase.FILE,
+        actions.append(Action(Address("file", spec.dest), Op.CREATE if current is None else Op.UPDATE, Phase.FILE,
                               before=before, after={"mode": f"{mode:04o}", "from": f"templates/{spec.src}"},
                               note=note or "line endings only"))
     return actions, warnings
@@ -138,7 +139,7 @@ def write_templates(target: Target, actions: list[Action]) -> None:
     """Write the files whose actions are listed, rendering them anew (plans never hold contents)."""
     wanted = {a.address for a in actions}
     for spec in target.play.templates:
-        if f"file.{spec.dest}" in wanted:
+        if Address("file", spec.dest) in wanted:
             path = destination(target, spec)
             try:
                 write_private(path, render(target, spec), mode=int(spec.mode, 8))

@@ -13,7 +13,7 @@ from erpprov import __version__
 from erpprov.core.actions import Action, HostPlan, Op
 from erpprov.core.display import json_shown, shown
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"  # 1.1: actions carry their address as kind + parts too
 _SYMBOL = {Op.CREATE: "+", Op.UPDATE: "~", Op.REPLACE: "-/+", Op.DELETE: "-"}
 _COLOUR = {Op.CREATE: "green", Op.UPDATE: "yellow", Op.REPLACE: "magenta", Op.DELETE: "red"}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from erpprov.core.address import Address
 from erpprov.core.tables import ConstraintState, IndexState, TablesState, TableState
 from erpprov.diff.tables.emit import Emitter
 
@@ -20,7 +21,7 @@ class Context:
     prune: set[str]  # schemas whose undeclared tables and columns are dropped
     out: Emitter
     # filled in by the steps, for the steps after them
-    unmanaged: list[str] = field(default_factory=list, init=False)
+    unmanaged: list[Address] = field(default_factory=list, init=False)
     same: set[TableKey] = field(default_factory=set, init=False)  # tables with nothing to change
     rebuilt: dict[TableKey, set[str]] = field(default_factory=dict, init=False)  # columns dropped and added again
     retyped: set[tuple[str, str, str]] = field(default_factory=set, init=False)  # (schema, table, column) changing type
@@ -60,17 +61,17 @@ class Context:
         return {c.name for c in have.columns} - {c.name for c in want.columns}
 
     # addresses
-    def a_table(self, s: str, t: str) -> str:
-        return f"table.{self.db}.{s}.{t}"
+    def a_table(self, s: str, t: str) -> Address:
+        return Address("table", self.db, s, t)
 
-    def a_column(self, s: str, t: str, c: str) -> str:
-        return f"column.{self.db}.{s}.{t}.{c}"
+    def a_column(self, s: str, t: str, c: str) -> Address:
+        return Address("column", self.db, s, t, c)
 
-    def a_constraint(self, s: str, t: str, n: str) -> str:
-        return f"constraint.{self.db}.{s}.{t}.{n}"
+    def a_constraint(self, s: str, t: str, n: str) -> Address:
+        return Address("constraint", self.db, s, t, n)
 
-    def a_index(self, s: str, n: str) -> str:
-        return f"index.{self.db}.{s}.{n}"
+    def a_index(self, s: str, n: str) -> Address:
+        return Address("index", self.db, s, n)
 
 
 @dataclass(frozen=True)

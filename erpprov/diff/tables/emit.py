@@ -11,6 +11,7 @@ from enum import IntEnum
 from typing import NamedTuple
 
 from erpprov.core.actions import Action, Hazard, Op, Phase, Statement
+from erpprov.core.address import Address
 from erpprov.core.tables import TableState
 
 
@@ -39,7 +40,7 @@ class Emitter:
         self.database = database
         self.buckets: dict[tuple[int, int], list[Action]] = {}
 
-    def add(self, address: str, op: Op, phase: Phase, statements: Iterable[Statement], *,
+    def add(self, address: Address, op: Op, phase: Phase, statements: Iterable[Statement], *,
             before: dict[str, object] | None = None, after: dict[str, object] | None = None,
             hazards: Iterable[Hazard] = (), note: str | None = None, order: Order = Order.NORMAL) -> None:
         self.buckets.setdefault((int(phase), order), []).append(Action(
