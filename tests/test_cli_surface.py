@@ -11,6 +11,7 @@ import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -154,4 +155,227 @@ def test_psql_on_an_external_server_with_db_and_user(tmp_path: Path, pg: Any) ->
                            input="SELECT 'who=' || current_user || ' db=' || current_database();\n",
                            capture_output=True, text=True, timeout=60, env=cli_environ(env))
     assert admin.returncode == 0 and "who=postgres db=postgres" in admin.stdout, admin
+    assert_converged(root, env)
+
+
+# --- choosing hosts: -l/--limit and --host ---------------------------------------------------------
+
+def _two_host_project(root: Path, pg: Any, play: list[dict[str, Any]]) -> Path:
+    """Hosts `a` (the test server) and `b` (a port nothing listens on), both in group dev."""
+    write_project(root, yaml.safe_dump(play), server_vars(pg))
+    hosts = {"a": server_vars(pg), "b": {**server_vars(pg), "pg_port": free_port()}}
+    (root / "inventory.yaml").write_text(yaml.safe_dump({"all": {"children": {"dev": {"hosts": hosts}}}}))
+    return root
+
+
+def test_limit_and_host_choose_one_of_several_hosts(tmp_path: Path, pg: Any) -> None:
+    play = [{"name": "p", "hosts": "dev", "databases": [{"name": pg.dbname, "tables": [
+        {"name": "items", "columns": [{"name": "id", "type": "integer"}]}]}]}]
+    root = _two_host_project(tmp_path, pg, play)
+    env = pg_env(pg)
+
+    everyone = erpprov(root, "plan", env=env, mem=None)
+    assert everyone.returncode == 1 and "error: [b] cannot connect" in everyone.stderr, str(everyone)
+    limited = erpprov(root, "plan", "-l", "a", "--detailed-exitcode", env=env, mem=None)
+    assert limited.returncode == 2, str(limited)
+    assert "a (driver: external)" in limited.stdout and "b (driver" not in limited.stdout
+    assert "+ table.{}.public.items".format(pg.dbname) in limited.stdout
+    _ok(erpprov(root, "apply", "--limit", "a:!b", env=env, mem=None))
+    with pg.connect() as conn:
+        conn.execute("INSERT INTO items SELECT generate_series(1, 5)")
+
+    # One host at a time for the single-host commands: naming none is refused, clearly.
+    restore_args = ("restore", str(tmp_path / "a.sql"), "--into", f"{pg.dbname}_copy")
+    for args in (("backup",), ("export",), restore_args):
+        assert_clean_error(erpprov(root, *args, env=env, mem=None), "several hosts match (a, b)", "--host")
+    assert_clean_error(erpprov(root, "backup", "--host", "c", env=env, mem=None), "no play targets host 'c'")
+
+    backup = _ok(erpprov(root, "backup", "--host", "a", "-o", str(tmp_path / "a.sql"), env=env, mem=None))
+    assert f"backed up {pg.dbname} on a to" in backup.stdout
+    exported = _ok(erpprov(root, "export", "--host", "a", "--db", pg.dbname, env=env, mem=None))
+    assert "# Exported by erpprov from a at" in exported.stdout
+    assert [t["name"] for t in yaml.safe_load(exported.stdout)[0]["databases"][0]["tables"]] == ["items"]
+    restored = _ok(erpprov(root, *restore_args[:2], "--host", "a", *restore_args[2:], env=env, mem=None))
+    assert f"into the new database {pg.dbname}_copy on a" in restored.stdout
+    with pg.connect(f"{pg.dbname}_copy") as conn:
+        assert conn.execute("SELECT count(*) FROM items").fetchone()[0] == 5
+    # -l narrows the single-host commands as well
+    again = _ok(erpprov(root, "backup", "-l", "a", "-o", str(tmp_path / "b.sql"), env=env, mem=None))
+    assert "on a to" in again.stdout
+    assert_converged(root, env, "-l", "a")
+
+
+# --- schema -o ------------------------------------------------------------------------------------
+
+def test_schema_output_writes_the_same_schema_as_stdout(tmp_path: Path) -> None:
+    printed = _ok(erpprov(tmp_path, "schema"))
+    written = _ok(erpprov(tmp_path, "schema", "-o", "schema.json"))
+    assert written.stdout == ""
+    document = json.loads((tmp_path / "schema.json").read_text())
+    assert (tmp_path / "schema.json").read_text() == printed.stdout
+    assert "container" in json.dumps(document) and document.get("type") == "array"
+
+
+# --- plan --forks ---------------------------------------------------------------------------------
+
+class RefusingServer:
+    """A loopback listener that keeps each connection waiting ``hold`` seconds, then refuses it with
+    a PostgreSQL error, counting how many connections it held at once: hosts planned in parallel
+    are waiting on it at the same time."""
+
+    def __init__(self, hold: float) -> None:
+        self.hold = hold
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.open = 0
+        self.most = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed
+            with self.lock:
+                self.open += 1
+                self.most = max(self.most, self.open)
+            threading.Thread(target=self._refuse, args=(conn,), daemon=True).start()
+
+    def _refuse(self, conn: socket.socket) -> None:
+        fields = b"SFATAL\0C53300\0Mheld and refused by the test\0\0"
+        with conn:
+            try:
+                conn.settimeout(30)
+                conn.recv(4096)  # the startup packet
+                time.sleep(self.hold)
+                conn.sendall(b"E" + struct.pack("!I", len(fields) + 4) + fields)
+            except OSError:
+                pass
+            with self.lock:  # before the close: the client moves on only once it is refused
+                self.open -= 1
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("forks", [1, 2])
+def test_plan_forks_bounds_the_hosts_planned_at_once(tmp_path: Path, forks: int) -> None:
+    refusing = RefusingServer(hold=2.0)
+    try:
+        hosts = {f"h{i}": {"driver": "external", "pg_host": "127.0.0.1", "pg_port": refusing.port,
+                           "pg_password": "x", "pg_connect_timeout": 30, "pg_sslmode": "disable"} for i in range(2)}
+        root = write_project(tmp_path, yaml.safe_dump([{"name": "p", "hosts": "dev",
+                                                        "databases": [{"name": "x"}]}]))
+        (root / "inventory.yaml").write_text(yaml.safe_dump({"all": {"children": {"dev": {"hosts": hosts}}}}))
+        run = erpprov(root, "plan", "--forks", str(forks), timeout=120, mem=None)
+    finally:
+        refusing.close()
+    assert run.returncode == 1, str(run)
+    assert all(f"error: [h{i}] cannot connect" in run.stderr and "held and refused by the test" in run.stderr
+               for i in range(2)), str(run)
+    # Each host waits 2 s on its connection: with --forks 2 both wait together, with --forks 1
+    # the second connects only once the first was refused.
+    assert refusing.most == forks, (refusing.most, str(run))
+
+
+# --- colour ---------------------------------------------------------------------------------------
+
+def _on_terminal(cwd: Path, *args: str, env: dict[str, str]) -> tuple[int, str]:
+    """`erpprov ARGS` with its stdout on a pseudo-terminal, as in an interactive shell."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "erpprov", *args], cwd=cwd, stdout=slave,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the other end closed
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif proc.poll() is not None:
+                break
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        os.close(master)
+    return code, out.decode(errors="replace")
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(tmp_path: Path, pg: Any) -> None:
+    role = f"colour_{uuid.uuid4().hex[:8]}"
+    root = write_project(tmp_path, yaml.safe_dump([{"name": "p", "hosts": "dev", "roles": [{"name": role}]}]),
+                         server_vars(pg))
+    env = cli_environ(pg_env(pg), drop=("NO_COLOR",))
+    code, coloured = _on_terminal(root, "plan", env=env)
+    assert code == 0 and f"+ role.{role}" in coloured and "\x1b[" in coloured, coloured
+    code, plain = _on_terminal(root, "plan", "--no-color", env=env)
+    assert code == 0 and f"+ role.{role}" in plain and "\x1b[" not in plain, plain
+    code, plain = _on_terminal(root, "plan", env={**env, "NO_COLOR": "1"})
+    assert code == 0 and f"+ role.{role}" in plain and "\x1b[" not in plain, plain
+    code, applied = _on_terminal(root, "apply", "--no-color", env=env)
+    assert code == 0 and f"changed: [localhost] role {role}" in applied and "\x1b[" not in applied, applied
+    piped = subprocess.run([sys.executable, "-m", "erpprov", "plan"], cwd=root, capture_output=True, text=True,
+                           timeout=120, env=env, stdin=subprocess.DEVNULL)
+    assert piped.returncode == 0 and "No changes." in piped.stdout and "\x1b[" not in piped.stdout + piped.stderr
+    assert_converged(root, pg_env(pg))
+
+
+# --- hazards refused by apply, then allowed by its flags ----------------------------------------
+
+def test_drops_role_and_revokes_access_refused_then_allowed(tmp_path: Path, pg: Any) -> None:
+    tag = uuid.uuid4().hex[:8]
+    group, member, doomed = f"grp_{tag}", f"mem_{tag}", f"doomed_{tag}"
+
+    def play(after: bool) -> list[dict[str, Any]]:
+        roles = [{"name": group}, {"name": member, "member_of": [] if after else [group], "prune": after},
+                 {"name": doomed, "state": "absent" if after else "present"}]
+        return [{"name": "p", "hosts": "dev", "roles": roles}]
+
+    root = write_project(tmp_path, yaml.safe_dump(play(False)), server_vars(pg))
+    env = pg_env(pg)
+    _ok(erpprov(root, "apply", env=env, mem=None))
+    write_project(root, yaml.safe_dump(play(True)), server_vars(pg))
+
+    def live() -> tuple[bool, bool]:
+        with pg.connect("postgres") as conn:
+            exists = conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (doomed,)).fetchone()[0]
+            member_of = conn.execute("SELECT pg_has_role(%s, %s, 'MEMBER')", (member, group)).fetchone()[0]
+        return bool(exists), bool(member_of)
+
+    planned = erpprov(root, "plan", env=env, mem=None)
+    assert f"- role.{doomed}  [drops_role]" in planned.stdout, str(planned)
+    assert f"- membership.{member}.{group}  [revokes_access]" in planned.stdout, str(planned)
+    refused = erpprov(root, "apply", env=env, mem=None)
+    assert_clean_error(refused, "apply refuses", "nothing was changed", f"role.{doomed} (drops_role)",
+                       f"membership.{member}.{group} (revokes_access)",
+                       "--allow-hazard drops_role --allow-hazard revokes_access")
+    assert live() == (True, True)
+    half = erpprov(root, "apply", "--allow-hazard", "drops_role", env=env, mem=None)
+    assert_clean_error(half, "apply refuses 1 hazardous change(s)", "--allow-hazard revokes_access")
+    assert "(drops_role)" not in half.stderr and live() == (True, True)
+    assert_clean_error(erpprov(root, "apply", "--allow-hazard", "drops_everything", env=env, mem=None),
+                       "drops_everything", "hazards: deletes_data")
+    _ok(erpprov(root, "apply", "--allow-hazard", "drops_role", "--allow-hazard", "revokes_access", env=env, mem=None))
+    assert live() == (False, False)
+    assert_converged(root, env)
+
+    # --allow-destructive allows every kind at once.
+    with pg.connect("postgres") as conn:
+        conn.execute(f'CREATE ROLE "{doomed}"; GRANT "{group}" TO "{member}"')
+    assert_clean_error(erpprov(root, "apply", env=env, mem=None), "apply refuses", "(drops_role)", "(revokes_access)")
+    assert live() == (True, True)
+    _ok(erpprov(root, "apply", "--allow-destructive", env=env, mem=None))
+    assert live() == (False, False)
     assert_converged(root, env)
