@@ -45,6 +45,12 @@ def client_env(conn: Connection) -> dict[str, str]:
         env["PGPASSWORD"] = conn.pg_password.get_secret_value()
     if conn.pg_sslmode:
         env["PGSSLMODE"] = conn.pg_sslmode
+    # The same TLS files as erpprov's own connections (conninfo): without them psql/pg_dump could
+    # not verify the server, nor present the client certificate a `cert` server asks for.
+    for key in ("sslrootcert", "sslcert", "sslkey"):
+        value = getattr(conn, f"pg_{key}")
+        if value is not None:
+            env[f"PG{key.upper()}"] = value
     return env
 
 
