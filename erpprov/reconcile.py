@@ -106,6 +106,9 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     if db.name not in cluster.databases:
         source = db.template if db.template and db.template != "template0" else "template1"
     with connect(target.connection, source) as conn:
+        # Reading a table's definition waits for a lock someone else holds on it: bounded like
+        # apply's statements, or one long transaction elsewhere stalls plan and apply for ever.
+        session_settings(conn, target.connection)
         live = catalog.read_database(conn, db.name)
         # Function signatures are this database's: its own lookup, not added to the shared canon.
         canon = replace(canon, functions=catalog.canonical_functions(conn, function_signatures(db)))
