@@ -252,11 +252,16 @@ class RefusingServer:
                 conn.settimeout(30)
                 conn.recv(4096)  # the startup packet
                 time.sleep(self.hold)
-                conn.sendall(b"E" + struct.pack("!I", len(fields) + 4) + fields)
+                waited = True
             except OSError:
-                pass
-            with self.lock:  # before the close: the client moves on only once it is refused
+                waited = False
+            with self.lock:  # before the refusal: the client moves on only once it has it
                 self.open -= 1
+            if waited:
+                try:
+                    conn.sendall(b"E" + struct.pack("!I", len(fields) + 4) + fields)
+                except OSError:
+                    pass
 
     def close(self) -> None:
         self.sock.close()
@@ -264,7 +269,7 @@ class RefusingServer:
 
 @pytest.mark.parametrize("forks", [1, 2])
 def test_plan_forks_bounds_the_hosts_planned_at_once(tmp_path: Path, forks: int) -> None:
-    refusing = RefusingServer(hold=2.0)
+    refusing = RefusingServer(hold=1.5)
     try:
         hosts = {f"h{i}": {"driver": "external", "pg_host": "127.0.0.1", "pg_port": refusing.port,
                            "pg_password": "x", "pg_connect_timeout": 30, "pg_sslmode": "disable"} for i in range(2)}
@@ -277,7 +282,7 @@ def test_plan_forks_bounds_the_hosts_planned_at_once(tmp_path: Path, forks: int)
     assert run.returncode == 1, str(run)
     assert all(f"error: [h{i}] cannot connect" in run.stderr and "held and refused by the test" in run.stderr
                for i in range(2)), str(run)
-    # Each host waits 2 s on its connection: with --forks 2 both wait together, with --forks 1
+    # Each host waits 1.5 s on its connection: with --forks 2 both wait together, with --forks 1
     # the second connects only once the first was refused.
     assert refusing.most == forks, (refusing.most, str(run))
 
