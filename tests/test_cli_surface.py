@@ -46,6 +46,12 @@ def _ok(run: Run) -> Run:
     return run
 
 
+def fed(cwd: Path, stdin: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`erpprov ARGS` with ``stdin`` as its input (psql reads the commands to run from it)."""
+    return subprocess.run([sys.executable, "-m", "erpprov", *args], cwd=cwd, input=stdin, capture_output=True,
+                          text=True, timeout=60, env=cli_environ(env), check=False)
+
+
 # --- the local driver: logs and psql -------------------------------------------------------------
 
 LOCAL_PASSWORD = "local-driver-secret"
@@ -126,14 +132,12 @@ def _read_until(proc: subprocess.Popen[str], needle: str, timeout: float) -> str
 
 
 def test_psql_runs_what_stdin_feeds_it_on_the_local_cluster(local_project: Path) -> None:
-    run = subprocess.run([sys.executable, "-m", "erpprov", "psql"], cwd=local_project,
-                         input="SELECT current_database() || '/' || current_user || '/' || 40 + 2;\n",
-                         capture_output=True, text=True, timeout=60, env=cli_environ(_local_env()))
+    run = fed(local_project, "SELECT current_database() || '/' || current_user || '/' || 40 + 2;\n", "psql",
+              env=_local_env())
     assert run.returncode == 0, run.stderr
     assert "clidb/postgres/42" in run.stdout  # the play's first database, the admin user
-    failing = subprocess.run([sys.executable, "-m", "erpprov", "psql", "--db", "postgres"], cwd=local_project,
-                             input="\\set ON_ERROR_STOP on\nSELECT nonsense_column;\n", capture_output=True,
-                             text=True, timeout=60, env=cli_environ(_local_env()))
+    failing = fed(local_project, "\\set ON_ERROR_STOP on\nSELECT nonsense_column;\n", "psql", "--db", "postgres",
+                  env=_local_env())
     assert failing.returncode == 3 and "nonsense_column" in failing.stderr, failing  # psql's own exit code
 
 
@@ -144,16 +148,12 @@ def test_psql_on_an_external_server_with_db_and_user(tmp_path: Path, pg: Any) ->
     root = write_project(tmp_path, yaml.safe_dump(play), server_vars(pg))
     env = {**pg_env(pg), "ROLE_PW": "role-pw-1"}
     _ok(erpprov(root, "apply", env=env, mem=None))
-    run = subprocess.run([sys.executable, "-m", "erpprov", "psql", "--user", role], cwd=root,
-                         input="SELECT 'who=' || current_user || ' db=' || current_database();\n",
-                         capture_output=True, text=True, timeout=60,
-                         env=cli_environ({**env, "PGPASSWORD": "role-pw-1"}))
+    query = "SELECT 'who=' || current_user || ' db=' || current_database();\n"
+    run = fed(root, query, "psql", "--user", role, env={**env, "PGPASSWORD": "role-pw-1"})
     # Connecting as another role must not send the admin's password: the role's own comes from
     # the user's environment (or ~/.pgpass, or psql's prompt on a terminal).
     assert run.returncode == 0 and f"who={role} db={pg.dbname}" in run.stdout, run
-    admin = subprocess.run([sys.executable, "-m", "erpprov", "psql", "--db", "postgres"], cwd=root,
-                           input="SELECT 'who=' || current_user || ' db=' || current_database();\n",
-                           capture_output=True, text=True, timeout=60, env=cli_environ(env))
+    admin = fed(root, query, "psql", "--db", "postgres", env=env)
     assert admin.returncode == 0 and "who=postgres db=postgres" in admin.stdout, admin
     assert_converged(root, env)
 
@@ -179,7 +179,7 @@ def test_limit_and_host_choose_one_of_several_hosts(tmp_path: Path, pg: Any) -> 
     limited = erpprov(root, "plan", "-l", "a", "--detailed-exitcode", env=env, mem=None)
     assert limited.returncode == 2, str(limited)
     assert "a (driver: external)" in limited.stdout and "b (driver" not in limited.stdout
-    assert "+ table.{}.public.items".format(pg.dbname) in limited.stdout
+    assert f"+ table.{pg.dbname}.public.items" in limited.stdout
     _ok(erpprov(root, "apply", "--limit", "a:!b", env=env, mem=None))
     with pg.connect() as conn:
         conn.execute("INSERT INTO items SELECT generate_series(1, 5)")
@@ -332,7 +332,7 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(tmp_path: Path, pg: A
     code, applied = _on_terminal(root, "apply", "--no-color", env=env)
     assert code == 0 and f"changed: [localhost] role {role}" in applied and "\x1b[" not in applied, applied
     piped = subprocess.run([sys.executable, "-m", "erpprov", "plan"], cwd=root, capture_output=True, text=True,
-                           timeout=120, env=env, stdin=subprocess.DEVNULL)
+                           timeout=120, env=env, stdin=subprocess.DEVNULL, check=False)
     assert piped.returncode == 0 and "No changes." in piped.stdout and "\x1b[" not in piped.stdout + piped.stderr
     assert_converged(root, pg_env(pg))
 

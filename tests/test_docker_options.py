@@ -19,12 +19,13 @@ PGDATA = "/var/lib/postgresql/data"
 PLAYBOOK = "playbooks/site.yaml"  # where Project.target() writes it
 
 
-def _cli(project: Project, *args: str) -> Run:
-    return erpprov(project.tmp, *args, PLAYBOOK, timeout=240, mem=None)
+def _cli(created: Project, *args: str) -> Run:
+    return erpprov(created.tmp, *args, PLAYBOOK, timeout=240, mem=None)
 
 
 @pytest.mark.usefixtures("test_image")
-def test_start_period_on_failure_and_volume_then_recreate_only_when_allowed(project: Project, engine: Any) -> None:
+def test_start_period_on_failure_and_volume_then_recreate_only_when_allowed(project: Project,  # noqa: F811
+                                                                           engine: Any) -> None:
     volume = f"{project.name}-data"
     base = {"data_dir": None, "volume": volume, "restart": "on-failure",
             "healthcheck": {**project.container()["healthcheck"], "start_period": "7s"}}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,12 +20,12 @@ from tests.reliability.conftest import (
     Run,
     assert_clean_error,
     assert_converged,
-    cli_environ,
     erpprov,
     pg_env,
     server_vars,
     write_project,
 )
+from tests.test_cli_surface import fed
 
 
 def _ok(run: Run) -> Run:
@@ -67,8 +66,7 @@ def test_pg_database_is_where_cluster_wide_work_connects(tmp_path: Path, pg: Any
     _ok(erpprov(root, "apply", env=env, mem=None))
     assert_converged(root, env)
     # No database declared: psql opens pg_database.
-    psql = subprocess.run([sys.executable, "-m", "erpprov", "psql"], cwd=root, input="SELECT 'db=' || current_database();\n",
-                          capture_output=True, text=True, timeout=60, env=cli_environ(env))
+    psql = fed(root, "SELECT 'db=' || current_database();\n", "psql", env=env)
     assert psql.returncode == 0 and f"db={pg.dbname}" in psql.stdout, psql
     write_project(root, yaml.safe_dump(play), {**server_vars(pg), "pg_database": "no_such_db"})
     assert_clean_error(erpprov(root, "plan", env=env, mem=None), "cannot connect",
