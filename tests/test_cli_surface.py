@@ -193,7 +193,7 @@ def test_limit_and_host_choose_one_of_several_hosts(tmp_path: Path, pg: Any) -> 
     backup = _ok(erpprov(root, "backup", "--host", "a", "-o", str(tmp_path / "a.sql"), env=env, mem=None))
     assert f"backed up {pg.dbname} on a to" in backup.stdout
     exported = _ok(erpprov(root, "export", "--host", "a", "--db", pg.dbname, env=env, mem=None))
-    assert "# Exported by erpprov from a at" in exported.stdout
+    assert exported.stdout.startswith("# Exported by erpprov from a.\n")
     assert [t["name"] for t in yaml.safe_load(exported.stdout)[0]["databases"][0]["tables"]] == ["items"]
     restored = _ok(erpprov(root, *restore_args[:2], "--host", "a", *restore_args[2:], env=env, mem=None))
     assert f"into the new database {pg.dbname}_copy on a" in restored.stdout
