@@ -72,6 +72,13 @@ def psql(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], li
 
     target = single_target(playbook, inventory, extra_vars, limit, host)
     database = database or target.main_database or target.connection.pg_database
+    if user and user != target.connection.pg_user:
+        # The admin's password is not this role's: sending it would only fail authentication.
+        # Without it psql finds the role's own (PGPASSWORD, ~/.pgpass) or asks for it.
+        import dataclasses
+
+        target = dataclasses.replace(target, connection=target.connection.model_copy(
+            update={"pg_user": user, "pg_password": None}))
     argv = ["psql", "-d", database, "-U", user or target.connection.pg_user]
     sys.exit(make_driver(target).exec(argv, interactive=True))
 
