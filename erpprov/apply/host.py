@@ -12,7 +12,7 @@ from typing import Any
 
 from erpprov.apply.executor import application_name, apply_lock, execute
 from erpprov.apply.explain import explain_failure
-from erpprov.core.actions import Action, Hazard, in_order
+from erpprov.core.actions import Action, Hazard, execution_order
 from erpprov.core.display import shown
 from erpprov.core.target import Target
 from erpprov.drivers import make_driver
@@ -150,6 +150,6 @@ def _check_saved(saved: dict[str, Any], shown: list[Action], snapshot: Snapshot)
     # The server's part of the saved plan: the container and the files are planned again by apply.
     planned = [a for a in saved.get("actions", [])
                if a["address"].split(".")[0] not in ("container", "cluster", "file")]
-    if planned != [a.to_json() for a in in_order(shown)]:
+    if planned != [a.to_json() for a in execution_order(shown)]:
         raise ErpprovError(f"host {host}: the actions differ from the saved plan; nothing was applied",
                            hint="the playbook or its variables changed; run `erpprov plan -o FILE` again")

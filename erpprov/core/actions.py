@@ -83,6 +83,7 @@ class Action:
     transactional: bool = True  # CREATE DATABASE and friends run alone, outside a transaction
     note: str | None = None  # e.g. what a hazard means for this object
     repeats: bool = False  # cannot be verified (e.g. an unreadable password), so it runs every time
+    order: int = 0  # rank within its phase and database, where statements depend on each other (a rename first)
 
     @property
     def kind(self) -> str:
@@ -105,9 +106,27 @@ class Action:
         }
 
 
-def in_order(actions: list[Action]) -> list[Action]:
-    """The order apply runs them in (and a saved plan lists them in)."""
-    return sorted(actions, key=lambda a: (a.phase, a.database or ""))
+def _stage(action: Action) -> tuple[int, str]:
+    """Which run of the executor an action belongs to (DESIGN decisions 4 and 5): cluster-wide
+    objects on the admin connection, then each database's objects together on its own connection,
+    then what a role owns in each database, then the role itself."""
+    phase, database = action.phase, action.database or ""
+    if phase < Phase.DATABASE:
+        return (0, "")
+    if phase == Phase.DATABASE:
+        return (1, "")
+    if phase == Phase.DATABASE_GRANT:
+        return (2, "")
+    if phase < Phase.DROP_DATABASE:
+        return (3, database)
+    if phase < Phase.DROP_ROLE:
+        return (4, "")
+    return (5, database) if database else (6, "")
+
+
+def execution_order(actions: list[Action]) -> list[Action]:
+    """The one order of a plan: the order it is shown, saved, compared with a saved plan and run."""
+    return sorted(actions, key=lambda a: (_stage(a), a.phase, a.order))
 
 
 @dataclass
@@ -120,7 +139,7 @@ class HostPlan:
     fingerprint: str = ""  # of the live state the plan was computed from
 
     def ordered(self) -> list[Action]:
-        return in_order(self.actions)
+        return execution_order(self.actions)
 
     @property
     def empty(self) -> bool:

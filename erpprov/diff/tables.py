@@ -26,7 +26,7 @@ from dataclasses import replace
 
 from psycopg import sql
 
-from erpprov.core.actions import Action, Hazard, Op, Phase, Statement
+from erpprov.core.actions import Action, Hazard, Op, Phase, Statement, execution_order
 from erpprov.core.tables import (
     CHECK,
     FOREIGN_KEY,
@@ -111,27 +111,26 @@ def _hazards(table: TableState | None, *hazards: Hazard) -> tuple[Hazard, ...]:
     return tuple(dict.fromkeys(hazards))
 
 
-# Order within a phase (the executor's stable sort keeps it): renames first, then foreign keys
-# that must go, then other early drops, then the rest, then what must wait for all of that.
+# Order within a phase and database (Action.order): renames first, then foreign keys that must
+# go, then other early drops, then the rest, then what must wait for all of that.
 RENAME, FK_DROP, EARLY_DROP, NORMAL, LATE = 0, 1, 2, 5, 6
 
 
 class _Emitter:
-    """Actions bucketed by (phase, order); within a bucket, in the order emitted. Flattened in
-    bucket order, so the executor's stable sort by phase keeps the order within each phase."""
+    """Actions of one database, each ranked within its phase; of equal rank, in the order emitted."""
 
     def __init__(self, database: str):
         self.database = database
-        self.buckets: dict[tuple[int, int], list[Action]] = {}
+        self.emitted: list[Action] = []
 
     def add(self, address: str, op: Op, phase: Phase, statements: Iterable[Statement], *, before=None, after=None,
             hazards: Iterable[Hazard] = (), note: str | None = None, order: int = NORMAL) -> None:
-        self.buckets.setdefault((int(phase), order), []).append(Action(
+        self.emitted.append(Action(
             address=address, op=op, phase=phase, database=self.database, sql=tuple(statements), before=before,
-            after=after, hazards=tuple(dict.fromkeys(hazards)), note=note))
+            after=after, hazards=tuple(dict.fromkeys(hazards)), note=note, order=order))
 
     def actions(self) -> list[Action]:
-        return [a for key in sorted(self.buckets) for a in self.buckets[key]]
+        return execution_order(self.emitted)
 
 
 def _match(wanted: Iterable, live: Iterable, usable=lambda obj: True) -> tuple[list, list, list]:
