@@ -234,6 +234,8 @@ def test_the_order_shown_is_the_order_saved_and_the_order_the_server_runs(tmp_pa
     order = _statements(json.loads(shown.stdout))
     assert order == _statements(json.loads((cwd / "plan.json").read_text()))
     assert order[-1] == f'DROP ROLE "{owner}"'
+    refused = erpprov(cwd, "apply", "plan.json")
+    assert refused.returncode == 1 and "--allow-hazard drops_role (or --allow-destructive)" in refused.stderr
     start = pg_cluster.log_file.stat().st_size
     applied = erpprov(cwd, "apply", "plan.json", "--allow-destructive", env={"PGOPTIONS": "-c log_statement=all"})
     assert applied.returncode == 0, applied.stderr
