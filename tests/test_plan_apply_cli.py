@@ -244,3 +244,23 @@ def test_the_order_shown_is_the_order_saved_and_the_order_the_server_runs(tmp_pa
         logged = [line.split(" statement: ", 1)[1] for line in log.read().splitlines() if " statement: " in line]
     assert [s for s in logged if s in order] == order
     assert erpprov(cwd, "plan", "--detailed-exitcode").returncode == 0
+
+
+def test_two_plans_of_the_same_state_are_byte_identical(tmp_path, pg):
+    """A password that must be set (a new role, an existing role with another password) leaves no
+    trace of a random salt in the plan: the same files and live state give the same bytes."""
+    with pg.connect() as conn:
+        conn.execute("CREATE ROLE cli_old LOGIN PASSWORD 'not the one in the files'")
+    cwd = project(tmp_path, pg, simple_playbook(pg.dbname).replace(
+        "            - {name: cli_app", '            - {name: cli_old, login: true, password: "{{ env.APP_PASSWORD }}"}\n'
+        "            - {name: cli_app"))
+    first, second = (erpprov(cwd, "plan", "--format", "json", "--sql") for _ in range(2))
+    assert first.returncode == 0, first.stderr
+    assert '"role.cli_old"' in first.stdout and "(sensitive) (changed)" in first.stdout
+    assert first.stdout == second.stdout and SECRET not in first.stdout
+    assert erpprov(cwd, "plan", "-o", "a.json").returncode == 0 and erpprov(cwd, "plan", "-o", "b.json").returncode == 0
+    assert (cwd / "a.json").read_bytes() == (cwd / "b.json").read_bytes()
+    assert erpprov(cwd, "apply").returncode == 0
+    with psycopg.connect(host=pg.host, port=pg.port, user="cli_old", password=SECRET, dbname=pg.dbname) as conn:
+        assert conn.execute("SELECT current_user").fetchone()[0] == "cli_old"
+    assert erpprov(cwd, "plan", "--detailed-exitcode").returncode == 0

@@ -17,6 +17,7 @@ from erpprov.core.model import Connection
 from erpprov.errors import ErpprovError
 from erpprov.postgres.connect import connect
 from erpprov.postgres.locks import advisory_holder
+from erpprov.postgres.scram import executable
 
 # Two fixed keys for pg_advisory_lock(int, int): "erpprov" in ASCII, split in two.
 LOCK_KEYS = (0x65727070, 0x726F7600)
@@ -69,13 +70,13 @@ def _run(conn: psycopg.Connection, batch: list[Action], transactional: bool, eve
     if not transactional:  # CREATE DATABASE and friends cannot run inside a transaction
         for action in batch:
             for statement in action.sql:
-                _statement(conn, action, statement.text, statement.display, event, None)
+                _statement(conn, action, executable(statement), statement.display, event, None)
             event("changed", action)
         return
     with conn.transaction():
         for action in batch:
             for statement in action.sql:
-                _statement(conn, action, statement.text, statement.display, event, explained)
+                _statement(conn, action, executable(statement), statement.display, event, explained)
     for action in batch:
         event("changed", action)
 

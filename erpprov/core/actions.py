@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from pydantic import SecretStr
+
 SENSITIVE = "(sensitive)"  # how a secret reads in every plan, output and log line
 
 
@@ -60,10 +62,16 @@ class Phase(int, Enum):
 @dataclass(frozen=True)
 class Statement:
     """One SQL statement. `shown` replaces `text` wherever the statement is displayed or saved,
-    when the text carries a secret (a password verifier)."""
+    when the statement carries a secret.
+
+    A statement that sets a password holds it in `password`, and its `text` ends where the SCRAM
+    verifier goes: the verifier is computed when the statement runs (`postgres.scram.executable`),
+    with a fresh random salt. Drawn at plan time, the salt would make two plans of the same files
+    and live state differ."""
 
     text: str
     shown: str | None = None
+    password: SecretStr | None = None
 
     @property
     def display(self) -> str:
