@@ -184,9 +184,10 @@ def _password_statement(prefix: sql.Composable, options: list[sql.Composable],
     if password is None:
         return Statement(shown)
     # The verifier follows when the statement runs (a fresh salt each time): the diff stays a
-    # function of its inputs, and the clear text never leaves this process.
+    # function of its inputs, and the clear text never leaves this process. The password is
+    # rendered now, though: a variable that does not render must stop the plan, not the apply.
     head = text(prefix + sql.SQL(" ").join([*options, sql.SQL("PASSWORD ")]))
-    return Statement(head, shown=head + f"'{SENSITIVE}'", password=password)
+    return Statement(head, shown=head + f"'{SENSITIVE}'", password=SecretStr(password.get_secret_value()))
 
 
 def _settings_statements(role: str, have: tuple[tuple[str, str], ...],
