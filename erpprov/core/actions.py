@@ -116,8 +116,8 @@ class Action:
 
 def _stage(action: Action) -> tuple[int, str]:
     """Which run of the executor an action belongs to (DESIGN decisions 4 and 5): cluster-wide
-    objects on the admin connection, then each database's objects together on its own connection,
-    then what a role owns in each database, then the role itself."""
+    objects, CREATE DATABASE, database grants, each database's objects together on its own
+    connection, database drops, what a dropped role owns in each database, and last the role."""
     phase, database = action.phase, action.database or ""
     if phase < Phase.DATABASE:
         return (0, "")
