@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from erpprov.core.digest import fingerprint
 from erpprov.core.target import Target
 from erpprov.errors import ErpprovError
 from erpprov.load.project import Project
@@ -43,12 +42,6 @@ def for_each_target(project: Project, work: Callable[[Target], T], forks: int = 
     with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
         results = list(pool.map(run_host, by_host.values()))
     return [outcome for host in results for outcome in host]
-
-
-def inputs_fingerprint(project: Project) -> str:
-    """Digest of the rendered desired state of every target. Secrets count as their masked repr,
-    which needs no rendering: a password is rendered only when a plan needs it."""
-    return fingerprint([(t.host, t.play.model_dump(), t.connection.model_dump()) for t in project.targets])
 
 
 class Printer:

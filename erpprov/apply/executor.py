@@ -1,5 +1,5 @@
-"""Run a plan's actions: cluster-wide first, CREATE DATABASE alone, then one transaction per
-database, drops last (docs/design.md, decisions 4 and 5)."""
+"""Run a plan's actions in its execution order: consecutive actions on one connection in one
+transaction, CREATE DATABASE alone (docs/design.md, decisions 4 and 5)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from itertools import groupby
 
 import psycopg
 
-from erpprov.core.actions import Action, Phase
+from erpprov.core.actions import Action, execution_order
 from erpprov.core.model import Connection
 from erpprov.errors import ErpprovError
 from erpprov.postgres.connect import connect
 from erpprov.postgres.locks import advisory_holder
+from erpprov.postgres.scram import executable
 
 # Two fixed keys for pg_advisory_lock(int, int): "erpprov" in ASCII, split in two.
 LOCK_KEYS = (0x65727070, 0x726F7600)
@@ -39,22 +40,6 @@ class ApplyFailed(ErpprovError):
         )
 
 
-def _bucket(action: Action) -> tuple[int, str]:
-    """Groups of actions that run together, in order: (step, database)."""
-    phase, db = action.phase, action.database or ""
-    if phase < Phase.DATABASE:
-        return (0, "")
-    if phase == Phase.DATABASE:
-        return (1, "")
-    if phase == Phase.DATABASE_GRANT:
-        return (2, "")
-    if phase < Phase.DROP_DATABASE:
-        return (3, db)
-    if phase < Phase.DROP_ROLE:
-        return (4, "")
-    return (5, db) if db else (6, "")
-
-
 def execute(actions: list[Action], settings: Connection, admin: psycopg.Connection, event: Event,
             explain: Explain | None = None) -> None:
     def explained(conn: psycopg.Connection, action: Action, exc: psycopg.Error) -> str | None:
@@ -68,30 +53,31 @@ def execute(actions: list[Action], settings: Connection, admin: psycopg.Connecti
         except (psycopg.Error, ErpprovError):  # no explanation: the failure itself is still reported
             return None
 
-    ordered = sorted((a for a in actions if a.sql), key=lambda a: (_bucket(a), a.phase))
-    for (_, database), group in groupby(ordered, key=_bucket):
+    # Consecutive actions on one connection share a transaction; what cannot run in one (CREATE
+    # DATABASE) runs alone. The order is the plan's own, so the server sees what the plan showed.
+    runnable = (a for a in execution_order(actions) if a.sql)
+    for (database, transactional), group in groupby(runnable, key=lambda a: (a.database, a.transactional)):
         batch = list(group)
         if database:
             with connect(settings, database) as conn:
-                _run(conn, batch, event, explained)
+                _run(conn, batch, transactional, event, explained)
         else:
-            _run(admin, batch, event, explained)
+            _run(admin, batch, transactional, event, explained)
 
 
-def _run(conn: psycopg.Connection, batch: list[Action], event: Event, explained: Explain) -> None:
-    alone = [a for a in batch if not a.transactional]
-    together = [a for a in batch if a.transactional]
-    for action in alone:  # CREATE DATABASE and friends cannot run inside a transaction
-        for statement in action.sql:
-            _statement(conn, action, statement.text, statement.display, event, None)
-        event("changed", action)
-    if not together:
+def _run(conn: psycopg.Connection, batch: list[Action], transactional: bool, event: Event,
+         explained: Explain) -> None:
+    if not transactional:  # CREATE DATABASE and friends cannot run inside a transaction
+        for action in batch:
+            for statement in action.sql:
+                _statement(conn, action, executable(statement), statement.display, event, None)
+            event("changed", action)
         return
     with conn.transaction():
-        for action in together:
+        for action in batch:
             for statement in action.sql:
-                _statement(conn, action, statement.text, statement.display, event, explained)
-    for action in together:
+                _statement(conn, action, executable(statement), statement.display, event, explained)
+    for action in batch:
         event("changed", action)
 
 

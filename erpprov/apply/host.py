@@ -12,7 +12,8 @@ from typing import Any
 
 from erpprov.apply.executor import application_name, apply_lock, execute
 from erpprov.apply.explain import explain_failure
-from erpprov.core.actions import Action, Hazard, in_order
+from erpprov.apply.hazards import Confirm, check_hazards
+from erpprov.core.actions import Action, Hazard
 from erpprov.core.address import Address
 from erpprov.core.display import shown
 from erpprov.core.target import Target
@@ -21,9 +22,9 @@ from erpprov.drivers.base import Driver, Progress
 from erpprov.errors import ErpprovError
 from erpprov.files.templates import plan_templates, write_templates
 from erpprov.load.taint import known_secrets, redact_actions
+from erpprov.plan import planfile
 from erpprov.plan.build import plan_sql
 from erpprov.postgres.connect import connect, connection_kept
-from erpprov.state.snapshot import Snapshot
 
 Event = Callable[[str, str], None]  # ("ok" | "changed" | "failed", address)
 
@@ -34,8 +35,7 @@ class ApplyOptions:
     lock_wait: float = 30.0
     connect_wait: float = 10.0  # how long a server may refuse connections (longer right after a start)
     saved: dict[str, Any] | None = None  # this host's entry of a `plan -o` file
-    # Asked, when set, whether hazards not allowed by flags may go ahead (a typed confirmation).
-    confirm: Callable[[list[tuple[Action, Hazard]]], bool] | None = None
+    confirm: Confirm | None = None  # asked whether hazards not allowed may go ahead
 
 
 @dataclass
@@ -47,30 +47,13 @@ class ApplyReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def refused_hazards(actions: list[Action], allowed: frozenset[Hazard]) -> list[tuple[Action, Hazard]]:
-    return [(a, h) for a in actions for h in a.hazards if h not in allowed]
-
-
-def _check_hazards(actions: list[Action], options: ApplyOptions) -> None:
-    refused = refused_hazards(actions, options.allow_hazards)
-    if refused and options.confirm is not None and options.confirm(refused):
-        return
-    if refused:
-        # One line per refusal: a name holding a newline must not forge a line of its own.
-        lines = "\n".join(f"  {shown(a.address)} ({h.value}){': ' + shown(a.note) if a.note else ''}"
-                          for a, h in refused)
-        kinds = " ".join(f"--allow-hazard {k}" for k in sorted({h.value for _, h in refused}))
-        raise ErpprovError(f"apply refuses {len(refused)} hazardous change(s); nothing was changed:\n{lines}",
-                           hint=f"review them with `erpprov plan`, then pass {kinds} (or --allow-destructive)")
-
-
 def apply_target(target: Target, options: ApplyOptions, event: Event, progress: Progress,
                  driver: Driver | None = None) -> ApplyReport:
     driver = driver or make_driver(target)
     report = ApplyReport(host=target.host, driver=driver.name)
     plan_templates(target)  # a file that cannot be rendered or written stops apply before any change
     container_actions = driver.plan()
-    _check_hazards(container_actions, options)
+    check_hazards(container_actions, options.allow_hazards, options.confirm)
     if container_actions:
         driver.ensure(progress)
         for action in container_actions:
@@ -114,6 +97,7 @@ class HostFailed(ErpprovError):
 
     def __init__(self, cause: ErpprovError, report: ApplyReport):
         super().__init__(cause.message, location=cause.location, hint=cause.hint)
+        self.cause = cause  # its type, for callers that word some errors their own way
         self.report = report
 
 
@@ -130,8 +114,8 @@ def _apply_sql(target: Target, options: ApplyOptions, event: Event, report: Appl
             result, snapshot = plan_sql(target, admin)
             report.warnings = lock_warnings + result.warnings
             if options.saved is not None:
-                _check_saved(options.saved, redact_actions(result.actions, known_secrets(target)), snapshot)
-            _check_hazards(result.actions, options)
+                planfile.check_host(options.saved, redact_actions(result.actions, known_secrets(target)), snapshot)
+            check_hazards(result.actions, options.allow_hazards, options.confirm)
             if not result.actions:
                 return  # nothing ran, so nothing can have failed to converge
             execute(result.actions, target.connection, admin, record, explain=explain_failure)
@@ -141,16 +125,3 @@ def _apply_sql(target: Target, options: ApplyOptions, event: Event, report: Appl
         raise ErpprovError(
             "apply did not converge: a fresh plan still shows " + ", ".join(shown(a.address) for a in leftover),
             hint="this is a bug in erpprov; please report it with the output of `erpprov plan --sql`")
-
-
-def _check_saved(saved: dict[str, Any], shown: list[Action], snapshot: Snapshot) -> None:
-    host = saved.get("host")
-    if saved.get("fingerprint") != snapshot.digest():
-        raise ErpprovError(f"host {host}: the live state changed since the plan was saved; nothing was applied",
-                           hint="run `erpprov plan -o FILE` again and review the new plan")
-    # The server's part of the saved plan: the container and the files are planned again by apply.
-    planned = [a for a in saved.get("actions", [])
-               if a["address"].split(".")[0] not in ("container", "cluster", "file")]
-    if planned != [a.to_json() for a in in_order(shown)]:
-        raise ErpprovError(f"host {host}: the actions differ from the saved plan; nothing was applied",
-                           hint="the playbook or its variables changed; run `erpprov plan -o FILE` again")

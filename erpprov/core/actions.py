@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from pydantic import SecretStr
+
 from erpprov.core.address import Address
 
 SENSITIVE = "(sensitive)"  # how a secret reads in every plan, output and log line
@@ -62,10 +64,16 @@ class Phase(int, Enum):
 @dataclass(frozen=True)
 class Statement:
     """One SQL statement. `shown` replaces `text` wherever the statement is displayed or saved,
-    when the text carries a secret (a password verifier)."""
+    when the statement carries a secret.
+
+    A statement that sets a password holds it in `password`, and its `text` ends where the SCRAM
+    verifier goes: the verifier is computed when the statement runs (`postgres.scram.executable`),
+    with a fresh random salt. Drawn at plan time, the salt would make two plans of the same files
+    and live state differ."""
 
     text: str
     shown: str | None = None
+    password: SecretStr | None = None
 
     @property
     def display(self) -> str:
@@ -85,6 +93,7 @@ class Action:
     transactional: bool = True  # CREATE DATABASE and friends run alone, outside a transaction
     note: str | None = None  # e.g. what a hazard means for this object
     repeats: bool = False  # cannot be verified (e.g. an unreadable password), so it runs every time
+    order: int = 0  # rank within its phase and database, where statements depend on each other (a rename first)
 
     @property
     def kind(self) -> str:
@@ -109,9 +118,27 @@ class Action:
         }
 
 
-def in_order(actions: list[Action]) -> list[Action]:
-    """The order apply runs them in (and a saved plan lists them in)."""
-    return sorted(actions, key=lambda a: (a.phase, a.database or ""))
+def _stage(action: Action) -> tuple[int, str]:
+    """Which run of the executor an action belongs to (DESIGN decisions 4 and 5): cluster-wide
+    objects, CREATE DATABASE, database grants, each database's objects together on its own
+    connection, database drops, what a dropped role owns in each database, and last the role."""
+    phase, database = action.phase, action.database or ""
+    if phase < Phase.DATABASE:
+        return (0, "")
+    if phase == Phase.DATABASE:
+        return (1, "")
+    if phase == Phase.DATABASE_GRANT:
+        return (2, "")
+    if phase < Phase.DROP_DATABASE:
+        return (3, database)
+    if phase < Phase.DROP_ROLE:
+        return (4, "")
+    return (5, database) if database else (6, "")
+
+
+def execution_order(actions: list[Action]) -> list[Action]:
+    """The one order of a plan: the order it is shown, saved, compared with a saved plan and run."""
+    return sorted(actions, key=lambda a: (_stage(a), a.phase, a.order))
 
 
 @dataclass
@@ -124,7 +151,7 @@ class HostPlan:
     fingerprint: str = ""  # of the live state the plan was computed from
 
     def ordered(self) -> list[Action]:
-        return in_order(self.actions)
+        return execution_order(self.actions)
 
     @property
     def empty(self) -> bool:

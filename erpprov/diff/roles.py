@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from psycopg import sql
+from pydantic import SecretStr
 
 from erpprov.core import model
 from erpprov.core.actions import SENSITIVE, Action, Hazard, Op, Phase, Statement
@@ -26,7 +27,6 @@ from erpprov.postgres.ddl import (
     setting_value,
     text,
 )
-from erpprov.postgres.scram import scram_verifier
 
 
 def desired_role(role: model.Role, canon: Canon) -> RoleState:
@@ -121,7 +121,7 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Cano
         want = replace(want, **{a: getattr(have, a) if have else False
                                 for a in ("superuser", "replication", "bypassrls")})
     if have is None:
-        password = role.password.get_secret_value() if role.password is not None else None
+        password = role.password
         options = _role_options(want, ROLE_FLAGS + ("connection_limit",)
                                 + (("valid_until",) if want.valid_until else ()))
         statements = [_password_statement(sql.SQL("CREATE ROLE {} WITH ").format(name), options, password)]
@@ -158,8 +158,7 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Cano
         if changed or set_password:
             statements.append(_password_statement(sql.SQL("ALTER ROLE {} WITH ").format(name),
                                                   _role_options(want, changed),
-                                                  role.password.get_secret_value()
-                                                  if set_password and role.password is not None else None))
+                                                  role.password if set_password else None))
             if set_password:
                 before["password"] = SENSITIVE if stored else None
                 after["password"] = SENSITIVE + " (changed)"
@@ -180,14 +179,16 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Cano
     return result
 
 
-def _password_statement(prefix: sql.Composable, options: list[sql.Composable], password: str | None) -> Statement:
+def _password_statement(prefix: sql.Composable, options: list[sql.Composable],
+                        password: SecretStr | None) -> Statement:
     shown = text(prefix + sql.SQL(" ").join(options)) if options else text(prefix).removesuffix(" WITH ")
     if password is None:
         return Statement(shown)
-    verifier = scram_verifier(password)  # the clear text never leaves this process
-    with_password = prefix + sql.SQL(" ").join([*options, sql.SQL("PASSWORD {}").format(literal(verifier))])
-    return Statement(text(with_password), shown=text(prefix + sql.SQL(" ").join([*options, sql.SQL("PASSWORD ")]))
-                     + f"'{SENSITIVE}'")
+    # The verifier follows when the statement runs (a fresh salt each time): the diff stays a
+    # function of its inputs, and the clear text never leaves this process. The password is
+    # rendered now, though: a variable that does not render must stop the plan, not the apply.
+    head = text(prefix + sql.SQL(" ").join([*options, sql.SQL("PASSWORD ")]))
+    return Statement(head, shown=head + f"'{SENSITIVE}'", password=SecretStr(password.get_secret_value()))
 
 
 def _settings_statements(role: str, have: tuple[tuple[str, str], ...],

@@ -1,4 +1,5 @@
-"""Plans as people and machines read them: Terraform-style text, versioned JSON, and markdown."""
+"""Plans as people read them: Terraform-style text, and markdown for pull requests (the JSON
+document is plan/planfile.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,9 @@ from typing import Any
 
 import click
 
-from erpprov import __version__
 from erpprov.core.actions import Action, HostPlan, Op
 from erpprov.core.display import json_shown, shown
 
-FORMAT_VERSION = "1.1"  # 1.1: actions carry their address as kind + parts too
 _SYMBOL = {Op.CREATE: "+", Op.UPDATE: "~", Op.REPLACE: "-/+", Op.DELETE: "-"}
 _COLOUR = {Op.CREATE: "green", Op.UPDATE: "yellow", Op.REPLACE: "magenta", Op.DELETE: "red"}
 
@@ -74,35 +73,6 @@ def text(plans: list[HostPlan], *, show_sql: bool = False, colour: bool = False)
         out.append(f"  {summary(plan)}")
         out.append("")
     return "\n".join(out)
-
-
-def document(plans: list[HostPlan], *, inputs: str = "") -> dict[str, Any]:
-    return {
-        "format_version": FORMAT_VERSION,
-        "erpprov_version": __version__,
-        "inputs_fingerprint": inputs,
-        "hosts": [
-            {
-                "host": plan.host,
-                "driver": plan.driver,
-                "fingerprint": plan.fingerprint,
-                "summary": plan.counts(),
-                "actions": [a.to_json() for a in plan.ordered()],
-                "unmanaged": plan.unmanaged,
-                "warnings": plan.warnings,
-            }
-            for plan in plans
-        ],
-    }
-
-
-def as_json(plans: list[HostPlan], *, inputs: str = "") -> str:
-    return dump(document(plans, inputs=inputs))
-
-
-def dump(doc: dict[str, Any]) -> str:
-    """A plan document as the stable text printed and saved (sorted keys: byte-stable)."""
-    return json_shown(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False)) + "\n"
 
 
 def markdown(plans: list[HostPlan]) -> str:

@@ -19,6 +19,9 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
+from erpprov.core.actions import Statement
+from erpprov.postgres.ddl import literal, text
+
 ITERATIONS = 4096  # PostgreSQL's default scram_iterations
 
 
@@ -56,8 +59,16 @@ def _keys(password: str, salt: bytes, iterations: int) -> tuple[bytes, bytes]:
 def scram_verifier(password: str) -> str:
     salt, iterations = os.urandom(16), ITERATIONS
     stored, server = _keys(password, salt, iterations)
-    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    b64 = lambda raw: base64.b64encode(raw).decode()
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored)}:{b64(server)}"
+
+
+def executable(statement: Statement) -> str:
+    """The text to send for ``statement``: one that sets a password gets its verifier now, with a
+    fresh salt, so a plan never holds one and the server never sees the clear text."""
+    if statement.password is None:
+        return statement.text
+    return statement.text + text(literal(scram_verifier(statement.password.get_secret_value())))
 
 
 def password_matches(password: str, stored: str, role: str) -> bool:

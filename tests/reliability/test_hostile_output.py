@@ -16,7 +16,8 @@ from psycopg import sql
 from erpprov.core.actions import Action, Hazard, HostPlan, Op, Phase
 from erpprov.core.address import Address
 from erpprov.core.display import shown
-from erpprov.plan.render import document, dump, markdown, text
+from erpprov.plan.planfile import document, dump
+from erpprov.plan.render import markdown, text
 from tests.helpers import run_erpprov
 
 ERASE = "t\x1b[2K\x1b[1A\rclean"  # erase the line, move up, back to column 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,8 @@ def apply(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], l
     from erpprov.apply.host import ApplyOptions, ApplyReport, apply_target
     from erpprov.core.actions import Hazard
     from erpprov.core.target import Target
-    from erpprov.fanout import Printer, for_each_target, inputs_fingerprint
+    from erpprov.fanout import Printer, for_each_target
+    from erpprov.plan import planfile
 
     try:
         allowed = frozenset(Hazard) if allow_destructive else frozenset(Hazard(h) for h in allow_hazard)
@@ -49,12 +49,11 @@ def apply(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], l
     saved: dict[str, Any] | None = None
     path = playbook or DEFAULT_PLAYBOOK
     if path.suffix == ".json":
-        saved = _read_saved_plan(path)
+        saved = planfile.read(path)
         path, inventory, limit = Path(saved["playbook"]), Path(saved["inventory"]), saved.get("limit")
     project = load(path, inventory, extra_vars, limit)
-    if saved is not None and saved.get("inputs_fingerprint") != inputs_fingerprint(project):
-        raise ErpprovError("the playbook, inventory or variables changed since the plan was saved; "
-                           "nothing was applied", hint="run `erpprov plan -o FILE` again and review it")
+    if saved is not None:
+        planfile.check_inputs(saved, project)
     coloured = colour(no_color)
     say = Printer(click.echo)
     started = time.monotonic()
@@ -67,11 +66,7 @@ def apply(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], l
             line = f"{kind}: [{shown(host)}] {shown(address.replace('.', ' ', 1))}"
             say(click.style(line, fg=EVENT_COLOURS[kind]) if coloured else line)
 
-        host_saved = None
-        if saved is not None:
-            host_saved = next((h for h in saved["hosts"] if h["host"] == host), None)
-            if host_saved is None:
-                raise ErpprovError(f"the saved plan has no entry for host {host}")
+        host_saved = planfile.host_entry(saved, host) if saved is not None else None
         options = ApplyOptions(allow_hazards=allowed, lock_wait=lock_wait, saved=host_saved, confirm=confirm)
         return apply_target(target, options, event, lambda text: say(f"  [{shown(host)}] {shown(text)}"))
 
@@ -93,18 +88,18 @@ def apply(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], l
                 say(f"  ! {shown(warning)}")
         for error in errors:
             failed = True
-            host_error(host, error)
+            host_error(host, _worded(error))
     if failed:
         sys.exit(1)
 
 
-def _read_saved_plan(path: Path) -> dict[str, Any]:
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ErpprovError(f"saved plan not found: {path}") from None
-    except (OSError, ValueError) as exc:
-        raise ErpprovError(f"{path} is not a saved erpprov plan: {exc}") from None
-    if not isinstance(document, dict) or "hosts" not in document or "playbook" not in document:
-        raise ErpprovError(f"{path} is not a saved erpprov plan", hint="create one with `erpprov plan -o FILE`")
-    return document
+def _worded(error: ErpprovError) -> ErpprovError:
+    """A refusal of hazards, with how to allow them given in this command's flags."""
+    from erpprov.apply.hazards import HazardsRefused
+    from erpprov.apply.host import HostFailed
+
+    cause = error.cause if isinstance(error, HostFailed) else error
+    if not isinstance(cause, HazardsRefused):
+        return error
+    kinds = " ".join(f"--allow-hazard {h.value}" for h in cause.hazards)
+    return ErpprovError(cause.message, hint=f"review them with `erpprov plan`, then pass {kinds} (or --allow-destructive)")

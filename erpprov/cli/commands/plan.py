@@ -35,8 +35,8 @@ def plan(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], li
          no_color: bool) -> None:
     """Show what `apply` would change, without changing anything (a dry run for code review)."""
     from erpprov.core.actions import HostPlan
-    from erpprov.fanout import for_each_target, inputs_fingerprint
-    from erpprov.plan import render
+    from erpprov.fanout import for_each_target
+    from erpprov.plan import planfile, render
     from erpprov.plan.build import plan_offline, plan_target
 
     project = load(playbook or DEFAULT_PLAYBOOK, inventory, extra_vars, limit)
@@ -45,19 +45,16 @@ def plan(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], li
     outcomes = for_each_target(project, work, forks)
     failed = [o for o in outcomes if o.error]
     plans: list[HostPlan] = [o.value for o in outcomes if o.value is not None]
-    document = render.document(plans, inputs=inputs_fingerprint(project)) if fingerprinted else {}
+    inputs = planfile.inputs_fingerprint(project) if fingerprinted else ""
     if fmt == "json":
-        click.echo(render.dump(document), nl=False)
+        click.echo(planfile.dump(planfile.document(plans, inputs=inputs)), nl=False)
     elif fmt == "markdown":
         click.echo(render.markdown(plans))
     else:
         click.echo(render.text(plans, show_sql=show_sql or verbose, colour=colour(no_color)), nl=False)
     if out:
-        from erpprov.files.atomic import write_private
-
-        saved = {**document, "playbook": str(playbook or DEFAULT_PLAYBOOK), "inventory": str(inventory),
-                 "limit": limit}
-        write_private(out, render.dump(saved))
+        planfile.write(out, plans, inputs=inputs, playbook=playbook or DEFAULT_PLAYBOOK, inventory=inventory,
+                       limit=limit)
         click.echo(f"Saved the plan to {out}; apply exactly it with `erpprov apply {out}`.", err=True)
     for outcome in failed:
         host_error(outcome.target.host, outcome.error)

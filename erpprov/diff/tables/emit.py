@@ -1,7 +1,8 @@
 """How the table diff emits actions, so that they run in dependency order.
 
-The executor sorts actions by phase with a stable sort, so within a phase they run in the order
-they are listed. The diff finds them in another order (table by table), hence the buckets.
+The diff finds actions table by table; each carries its rank within its phase (`Action.order`),
+which `core.actions.execution_order` — the one order of plans, saved plans and the executor —
+sorts by after the phase. Of equal rank, actions keep the order they were emitted in.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Iterable
 from enum import IntEnum
 from typing import NamedTuple
 
-from erpprov.core.actions import Action, Hazard, Op, Phase, Statement
+from erpprov.core.actions import Action, Hazard, Op, Phase, Statement, execution_order
 from erpprov.core.address import Address
 from erpprov.core.tables import TableState
 
@@ -34,21 +35,21 @@ class Slot(NamedTuple):
 
 
 class Emitter:
-    """Actions bucketed by (phase, order); within a bucket, in the order emitted."""
+    """Actions of one database, each ranked within its phase."""
 
     def __init__(self, database: str):
         self.database = database
-        self.buckets: dict[tuple[int, int], list[Action]] = {}
+        self.emitted: list[Action] = []
 
     def add(self, address: Address, op: Op, phase: Phase, statements: Iterable[Statement], *,
             before: dict[str, object] | None = None, after: dict[str, object] | None = None,
             hazards: Iterable[Hazard] = (), note: str | None = None, order: Order = Order.NORMAL) -> None:
-        self.buckets.setdefault((int(phase), order), []).append(Action(
+        self.emitted.append(Action(
             address=address, op=op, phase=phase, database=self.database, sql=tuple(statements), before=before,
-            after=after, hazards=tuple(dict.fromkeys(hazards)), note=note))
+            after=after, hazards=tuple(dict.fromkeys(hazards)), note=note, order=order))
 
     def actions(self) -> list[Action]:
-        return [a for key in sorted(self.buckets) for a in self.buckets[key]]
+        return execution_order(self.emitted)
 
 
 def hazards_on(table: TableState | None, *hazards: Hazard) -> tuple[Hazard, ...]:
