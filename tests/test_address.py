@@ -13,10 +13,11 @@ from tests.helpers import load_targets, plan_of
 
 def test_a_dot_in_a_name_cannot_make_two_addresses_one():
     first, second = Address("table", "erp", "a.b", "c"), Address("table", "erp", "a", "b.c")
-    assert first != second and str(first) == 'table.erp."a.b".c' and str(second) == 'table.erp.a."b.c"'
+    assert first != second and str(first) == 'table.erp."a.b".c' and str(second) == "table.erp.a.b.c"
     assert (first.kind, first.parts) == ("table", ("erp", "a.b", "c"))
-    assert Address("role", 'we"ird') == 'role."we""ird"' and Address("role", "") == 'role.""'
+    assert Address("column", "erp", 'we"ird', "", "c") == 'column.erp."we""ird"."".c'
     assert Address("table", "erp", "public", "users") == "table.erp.public.users"  # plain names read as before
+    assert Address("file", "out/app.env") == "file.out/app.env" and Address("role", 'we"ird') == 'role.we"ird'
     assert first.name == 'erp."a.b".c'
 
 
@@ -39,4 +40,4 @@ def test_tables_whose_dotted_names_would_have_collided_are_two_actions(tmp_path,
             - {{name: "b.c", schema: a, columns: [{{name: id, type: int}}]}}
     """
     tables = [address for address, _ in plan_of(load_targets(tmp_path, pg, playbook)) if address.kind == "table"]
-    assert sorted(tables) == [f'table.{pg.dbname}."a.b".c', f'table.{pg.dbname}.a."b.c"']
+    assert sorted(tables) == [f'table.{pg.dbname}."a.b".c', f"table.{pg.dbname}.a.b.c"]
