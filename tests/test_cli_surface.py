@@ -4,6 +4,7 @@ process against a real server, as a user meets it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -232,7 +233,9 @@ class RefusingServer:
         self.open = 0
         self.most = 0
         self.lock = threading.Lock()
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.workers: list[threading.Thread] = []
+        self.server = threading.Thread(target=self._serve, daemon=True)
+        self.server.start()
 
     def _serve(self) -> None:
         while True:
@@ -243,7 +246,9 @@ class RefusingServer:
             with self.lock:
                 self.open += 1
                 self.most = max(self.most, self.open)
-            threading.Thread(target=self._refuse, args=(conn,), daemon=True).start()
+            worker = threading.Thread(target=self._refuse, args=(conn,), daemon=True)
+            self.workers.append(worker)
+            worker.start()
 
     def _refuse(self, conn: socket.socket) -> None:
         fields = b"SFATAL\0C53300\0Mheld and refused by the test\0\0"
@@ -264,7 +269,13 @@ class RefusingServer:
                     pass
 
     def close(self) -> None:
+        # close() alone does not wake a thread blocked in accept() on Linux; shutdown() does. A
+        # thread left behind would stop later tests that need a process with one thread (prefetch).
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
+        for thread in [self.server, *self.workers]:
+            thread.join(timeout=40)
 
 
 @pytest.mark.parametrize("forks", [1, 2])
