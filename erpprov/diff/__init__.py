@@ -10,5 +10,5 @@ from erpprov.diff.privileges import GrantTargetMissing, acl_changes, function_si
 from erpprov.diff.result import Canon, Planned, Result
 from erpprov.diff.roles import diff_roles, passwords_to_compare
 
-__all__ = ["Canon", "Planned", "Result", "diff_database_contents", "diff_databases", "GrantTargetMissing",
-           "acl_changes", "function_signatures", "diff_roles", "passwords_to_compare"]
+__all__ = ["Canon", "GrantTargetMissing", "Planned", "Result", "acl_changes", "diff_database_contents",
+           "diff_databases", "diff_roles", "function_signatures", "passwords_to_compare"]

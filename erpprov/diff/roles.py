@@ -235,7 +235,8 @@ def _diff_members(role: model.Role, want: tuple[Member, ...], have: tuple[Member
             options.append(sql.SQL("SET {}").format(sql.SQL("TRUE" if wanted.set else "FALSE")))
         statements = []
         if not pg16 and existing is not None and existing.admin and not wanted.admin:
-            statements.append(sql.SQL("REVOKE ADMIN OPTION FOR {} FROM {}").format(ident(member.role), ident(role.name)))
+            statements.append(sql.SQL("REVOKE ADMIN OPTION FOR {} FROM {}").format(ident(member.role),
+                                                                                 ident(role.name)))
         else:
             grant = sql.SQL("GRANT {} TO {}").format(ident(member.role), ident(role.name))
             if options:

@@ -223,7 +223,7 @@ class DockerDriver(Driver):
             self._guard_major(image)
             self._create_and_start(image, progress)
         else:
-            before, after = self._changes(container, image)
+            _before, after = self._changes(container, image)
             if after:
                 self._guard_major(image)
                 progress(f"recreating {self.spec.name} ({', '.join(after)} changed; "

@@ -8,8 +8,8 @@ Jinja2 itself (`erpprov.load.sandbox`) is imported only once a value holds a tem
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any, Callable
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 MAX_TEMPLATE_CHARS = 100_000  # of a template's source
 MAX_OUTPUT_CHARS = 1_000_000  # of what one template renders, and of any value built by * or **

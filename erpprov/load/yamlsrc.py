@@ -97,7 +97,7 @@ _MERGER = yaml.constructor.SafeConstructor()
 class _Open:
     """A mapping or sequence whose end event has not come yet."""
 
-    __slots__ = ("value", "is_map", "mark", "anchor", "counted", "key", "key_mark", "key_marks", "merges")
+    __slots__ = ("anchor", "counted", "is_map", "key", "key_mark", "key_marks", "mark", "merges", "value")
 
     def __init__(self, is_map: bool, mark: yaml.Mark, anchor: str | None, counted: int):
         self.value: Any = {} if is_map else []

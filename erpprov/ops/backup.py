@@ -19,6 +19,7 @@ Safety rules:
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import os
 import re
@@ -413,10 +414,8 @@ def _send(file: Path, stdin: IO[bytes], sent: Callable[[int], None] = lambda siz
                 break
             total += len(chunk)
             sent(total)
-    try:
+    with contextlib.suppress(BrokenPipeError):
         stdin.close()
-    except BrokenPipeError:
-        pass
 
 
 def _check_archive(target: Target, file: Path, database: str) -> None:

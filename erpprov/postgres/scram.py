@@ -8,6 +8,7 @@ of re-setting it on every run (which would report "changed" forever).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
@@ -72,7 +73,7 @@ def password_matches(password: str, stored: str, role: str) -> bool:
             iterations = int(iterations_text)
         except ValueError:
             return False
-        return all(hmac.compare_digest(a, b) for a, b in zip(_keys(password, salt, iterations), expected))
+        return all(hmac.compare_digest(a, b) for a, b in zip(_keys(password, salt, iterations), expected, strict=True))
     if stored.startswith("md5") and len(stored) == 35:
         digest = hashlib.md5((password + role).encode()).hexdigest()
         return hmac.compare_digest("md5" + digest, stored)
@@ -86,10 +87,9 @@ def _yield_to_caller() -> None:
     has a nice value of its own; elsewhere the same call would renice a process."""
     if sys.platform.startswith("linux"):
         thread = threading.get_native_id()
-        try:  # relative to the caller's own (inherited): setpriority sets an absolute value
+        # relative to the caller's own (inherited): setpriority sets an absolute value
+        with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + 10))
-        except OSError:
-            pass
 
 
 @contextmanager

@@ -283,7 +283,8 @@ def _table_builds(tables: list[model.Table], typed: dict[int, ColumnState], stan
     return built, needs_build, units
 
 
-def _built_map(scratch: TablesState, stand_in: dict[str, str], built: list[model.Table]) -> dict[tuple[str, str], TableState]:
+def _built_map(scratch: TablesState, stand_in: dict[str, str],
+               built: list[model.Table]) -> dict[tuple[str, str], TableState]:
     return {(t.schema_, t.name): scratch.tables[(stand_in[t.schema_], t.name)] for t in built}
 
 
@@ -332,7 +333,7 @@ def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_bu
                 columns=tuple(unique_columns), declared_name=name is not None))
         if scratch:  # checks, in declaration order (read back in creation order)
             checks = [c for c in scratch.constraints if c.kind == CHECK]
-            for declared, check in zip(t.checks, checks):
+            for declared, check in zip(t.checks, checks, strict=True):
                 constraints.append(ConstraintState(name=check.name, kind=CHECK, columns=check.columns,
                                                    definition=check.definition,
                                                    declared_name=declared.name is not None,
