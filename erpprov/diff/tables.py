@@ -21,8 +21,9 @@ foreign keys precede the drops of the keys and tables they reference.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import replace
+from typing import Any, TypeAlias
 
 from psycopg import sql
 
@@ -42,6 +43,8 @@ from erpprov.state.tables import (
     TablesState,
     TableState,
 )
+
+_Object: TypeAlias = ConstraintState | IndexState  # what _match pairs
 
 # --- type changes -----------------------------------------------------------------------------
 
@@ -66,7 +69,7 @@ def type_change(old: str, new: str) -> tuple[set[Hazard], str]:
         return set(), ""
     (ob, oa, orest), (nb, na, nrest) = _parts(old), _parts(new)
     if ob == nb and orest == nrest:
-        if not na or (len(na) == len(oa) and all(n >= o for n, o in zip(na, oa))
+        if not na or (len(na) == len(oa) and all(n >= o for n, o in zip(na, oa, strict=True))
                       and (ob != "numeric" or na[1:] == oa[1:])):
             if ob in _NO_REWRITE_WIDENING:
                 return set(), f"{old} -> {new} widens the limit: no rewrite"
@@ -124,7 +127,8 @@ class _Emitter:
         self.database = database
         self.buckets: dict[tuple[int, int], list[Action]] = {}
 
-    def add(self, address: str, op: Op, phase: Phase, statements: Iterable[Statement], *, before=None, after=None,
+    def add(self, address: str, op: Op, phase: Phase, statements: Iterable[Statement], *,
+            before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
             hazards: Iterable[Hazard] = (), note: str | None = None, order: int = NORMAL) -> None:
         self.buckets.setdefault((int(phase), order), []).append(Action(
             address=address, op=op, phase=phase, database=self.database, sql=tuple(statements), before=before,
@@ -134,7 +138,8 @@ class _Emitter:
         return [a for key in sorted(self.buckets) for a in self.buckets[key]]
 
 
-def _match(wanted: Iterable, live: Iterable, usable=lambda obj: True) -> tuple[list, list, list]:
+def _match(wanted: Iterable[_Object], live: Iterable[_Object],
+           usable: Callable[[_Object], bool] = lambda obj: True) -> tuple[list, list, list]:
     """(pairs, only wanted, only live) for constraints or indexes (see the module docstring)."""
     wanted, pool = list(wanted), [o for o in live if usable(o)]
     pairs: list[tuple] = []
@@ -142,7 +147,7 @@ def _match(wanted: Iterable, live: Iterable, usable=lambda obj: True) -> tuple[l
     by_name = {o.name: o for o in pool}
     claimed: set[str] = set()
 
-    def claim(w, o) -> None:
+    def claim(w: Any, o: Any) -> None:
         pairs.append((w, o))
         claimed.add(o.name)
 
@@ -170,7 +175,7 @@ def _match(wanted: Iterable, live: Iterable, usable=lambda obj: True) -> tuple[l
     return pairs, missing, [o for o in pool if o.name not in claimed]
 
 
-def _kind(obj) -> str:
+def _kind(obj: _Object) -> str:
     return getattr(obj, "kind", "index")
 
 
@@ -236,11 +241,11 @@ class _Differ:
         copy of the live state (also to foreign keys elsewhere that point at what was renamed)."""
         renames: dict[tuple[str, str], str] = {}
         for key, want in self.desired.tables.items():
-            old = (want.schema, want.renamed_from) if want.renamed_from else None
-            if key not in self.live.tables and old and old in self.live.tables and old not in self.desired.tables:
-                renames[old] = want.name
+            was = (want.schema, want.renamed_from) if want.renamed_from else None
+            if key not in self.live.tables and was and was in self.live.tables and was not in self.desired.tables:
+                renames[was] = want.name
                 self.out.add(self.a_table(want.schema, want.name), Op.UPDATE, Phase.TABLE,
-                             [ddl.alter_table(want.schema, want.renamed_from,
+                             [ddl.alter_table(*was,
                                               sql.SQL("RENAME TO {}").format(ddl.ident(want.name)))],
                              before={"name": want.renamed_from}, after={"name": want.name}, order=RENAME,
                              note=f"renamed from {want.renamed_from}; data, keys and indexes are kept")
@@ -287,10 +292,11 @@ class _Differ:
 
         constraints = []
         for c in table.constraints:
-            ref_table = renames.get((c.ref_schema, c.ref_table), c.ref_table) if c.ref_table else None
+            ref_table = renames.get((c.ref_schema or "", c.ref_table), c.ref_table) if c.ref_table else None
             ref_cols = column_renames.get((c.ref_schema or "", ref_table or ""), {})
             constraints.append(replace(c, columns=tuple(map(col, c.columns)), definition=text(c.definition),
-                                       ref_table=ref_table, ref_columns=tuple(ref_cols.get(r, r) for r in c.ref_columns)))
+                                       ref_table=ref_table,
+                                       ref_columns=tuple(ref_cols.get(r, r) for r in c.ref_columns)))
         indexes = [replace(i, keys=tuple(replace(k, column=col(k.column) if k.column else None,
                                                   expression=text(k.expression)) for k in i.keys),
                            include=tuple(map(col, i.include)), predicate=text(i.predicate),
@@ -321,15 +327,15 @@ class _Differ:
         rebuilt = self.rebuilt[want.key] = self._columns(want, have)
         kept = self._kept(want, have)
 
-        def usable(obj) -> bool:
+        def usable(obj: _Object) -> bool:
             return not (set(obj.columns) & rebuilt)  # else it goes with the column dropped and re-added
 
-        def ours(obj) -> bool:
+        def ours(obj: _Object) -> bool:
             return not (set(obj.columns) & kept)
 
         retyped = {c for (ss, tt, c) in self.retyped if (ss, tt) == (s, t)}
 
-        def early(obj) -> bool:
+        def early(obj: _Object) -> bool:
             """Involves a column changing type: a doomed object must go before the change, or
             PostgreSQL rebuilds it for the new type first (and an old expression may not fit)."""
             return bool(set(obj.columns) & retyped)
