@@ -11,13 +11,16 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from erpprov import __version__
 from erpprov.core.display import shown, shown_lines
 from erpprov.errors import ErpprovError
+
+if TYPE_CHECKING:
+    from erpprov.load.project import Project
 
 DEFAULT_PLAYBOOK = Path("playbooks/dev.yaml")
 
@@ -78,7 +81,7 @@ def project_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def load(playbook: Path, inventory: Path, extra_vars: tuple[str, ...], limit: str | None):
+def load(playbook: Path, inventory: Path, extra_vars: tuple[str, ...], limit: str | None) -> Project:
     from erpprov.load.project import build_validators, load_project, parse_extra_vars
 
     build_validators()
@@ -418,7 +421,10 @@ def destroy(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...],
                                  default="", show_default=False)
             if typed != name:
                 raise ErpprovError("confirmation did not match; nothing was deleted")
-        driver.destroy(volumes, lambda text, host=target.host: click.echo(f"  [{shown(host)}] {shown(text)}"))
+        def progress(text: str, host: str = target.host) -> None:
+            click.echo(f"  [{shown(host)}] {shown(text)}")
+
+        driver.destroy(volumes, progress)
         click.echo(f"destroyed: [{shown(target.host)}] {shown(name)}{' and its data' if volumes else ''}")
 
 
