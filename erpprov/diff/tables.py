@@ -147,7 +147,7 @@ def _match(wanted: Iterable[_Object], live: Iterable[_Object],
     by_name = {o.name: o for o in pool}
     claimed: set[str] = set()
 
-    def claim(w: Any, o: Any) -> None:
+    def claim(w: _Object, o: _Object) -> None:
         pairs.append((w, o))
         claimed.add(o.name)
 
