@@ -191,7 +191,8 @@ class Bench:
 
         assert self.baseline is not None
         argv = self.erpprov(files, "plan", "--detailed-exitcode", "--no-color")
-        ours, theirs = Series("erpprov", "no-op plan, interleaved", size), Series("baseline", "no-op plan, interleaved", size)
+        ours = Series("erpprov", "no-op plan, interleaved", size)
+        theirs = Series("baseline", "no-op plan, interleaved", size)
         env = {**os.environ, "PYTHONPATH": str(self.baseline)}
         for _ in range(self.runs):
             ours.add(self._run(argv, directory, None, f"erpprov no-op plan (N={size})"))

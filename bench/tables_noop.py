@@ -117,7 +117,7 @@ def main() -> None:
                     diff = diff_tables(desired, live, database="bench")
                     t3 = time.perf_counter()
                 assert not diff.actions, f"not a no-op: {len(diff.actions)} actions"
-                for key, value in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
+                for key, value in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t3 - t0), strict=True):
                     timings[key].append(value)
             with Counter() as only_inspect:
                 inspect_tables(conn)

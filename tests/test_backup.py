@@ -130,7 +130,7 @@ def test_restore_into_a_non_empty_database_needs_yes(pg, tmp_path: Path) -> None
     with pg.connect() as conn:
         conn.execute("UPDATE items SET name = 'changed after the backup' WHERE id = 1")
     changed = rows(pg)
-    with pytest.raises(ErpprovError, match="refusing to restore into .* not empty") as info:
+    with pytest.raises(ErpprovError, match=r"refusing to restore into .* not empty") as info:
         restore(target, result.path, database=pg.dbname)
     assert "--yes" in str(info.value) and "--into" in str(info.value)
     questions: list[str] = []
@@ -205,7 +205,8 @@ def test_a_bad_statement_in_the_middle_is_named(pg, tmp_path: Path) -> None:
                                    "SELECT no_such_function();\nCREATE TABLE public.items", 1))
     recreate(pg, pg.dbname)
     with pytest.raises(ErpprovError, match=r"psql:.*broken\.sql:\d+: ERROR:  function no_such_function\(\) does "
-                                           r"not exist[\s\S]*the failing statement, line \d+: SELECT no_such_function\(\);"):
+                                           r"not exist[\s\S]*the failing statement, line \d+: "
+                                           r"SELECT no_such_function\(\);"):
         restore(target, broken, database=pg.dbname)
     with pg.connect() as conn:
         assert conn.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'items%'").fetchone() == (0,)
@@ -286,7 +287,7 @@ def test_wrong_database(pg, tmp_path: Path) -> None:
 
 def test_server_down(pg, tmp_path: Path) -> None:
     target = target_of(tmp_path, pg, pg_port=free_port())
-    with pytest.raises(ErpprovError, match="(?i)connection refused") as info:
+    with pytest.raises(ErpprovError, match=r"(?i)connection refused") as info:
         backup(target, database=pg.dbname, fmt="custom")
     assert "is the server running" in str(info.value)
     assert pg.password not in str(info.value)

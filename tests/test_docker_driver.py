@@ -8,6 +8,7 @@ a unique name and is removed by a fixture finalizer, pass or fail.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -61,7 +62,7 @@ def _inspect(desired: dict[str, Any], image_env: dict[str, str], extra_env: dict
     for port in desired["ports"]:
         ip, host, inside = port.rsplit(":", 2)
         bindings.setdefault(f"{inside}/tcp", []).append({"HostIp": ip, "HostPort": host})
-    mounts = [dict(zip(("Type", "Source", "Destination"), m.split(":"))) for m in desired["mounts"]]
+    mounts = [dict(zip(("Type", "Source", "Destination"), m.split(":"), strict=True)) for m in desired["mounts"]]
     return {
         "Config": {"Image": desired["image"], "Env": [f"{k}={v}" for k, v in env.items()], "Cmd": desired["command"],
                    "Labels": {"erpprov.managed": "true", "org.opencontainers.image.title": "pg"},
@@ -220,10 +221,8 @@ def project(tmp_path: Path, engine: Any, test_image: str) -> Iterator[Project]:
 def _remove_container(engine: Any, name: str) -> None:
     import docker
 
-    try:
+    with contextlib.suppress(docker.errors.NotFound):
         engine.containers.get(name).remove(force=True)
-    except docker.errors.NotFound:
-        pass
 
 
 def _quiet(_line: str) -> None:

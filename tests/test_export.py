@@ -247,7 +247,8 @@ def test_functions_mixed_options_and_views_plan_empty_on_source(tmp_path: Path, 
     edge = next(s for s in _database(exported, pg.dbname)["schemas"] if s["name"] == "edge")
     assert {"to": "PUBLIC", "privileges": [], "functions": ["add(integer, integer)"]} in edge["grants"]
     assert {"to": "app_user", "privileges": ["EXECUTE"], "functions": ["add(integer, integer)"]} in edge["grants"]
-    assert {"to": "app_user", "privileges": ["SELECT"], "with_grant_option": True, "tables": ["notes"]} in edge["grants"]
+    assert {"to": "app_user", "privileges": ["SELECT"], "with_grant_option": True,
+            "tables": ["notes"]} in edge["grants"]
     assert all("notes_view" not in str(g) for g in edge["grants"])  # views are not exported
     notes = next(t for t in _database(exported, pg.dbname)["tables"] if t["name"] == "notes")
     assert notes["columns"][0]["type"] == "bigserial"

@@ -252,8 +252,8 @@ def test_two_plans_of_the_same_state_are_byte_identical(tmp_path, pg):
     with pg.connect() as conn:
         conn.execute("CREATE ROLE cli_old LOGIN PASSWORD 'not the one in the files'")
     cwd = project(tmp_path, pg, simple_playbook(pg.dbname).replace(
-        "            - {name: cli_app", '            - {name: cli_old, login: true, password: "{{ env.APP_PASSWORD }}"}\n'
-        "            - {name: cli_app"))
+        "            - {name: cli_app",
+        '            - {name: cli_old, login: true, password: "{{ env.APP_PASSWORD }}"}\n            - {name: cli_app'))
     first, second = (erpprov(cwd, "plan", "--format", "json", "--sql") for _ in range(2))
     assert first.returncode == 0, first.stderr
     assert '"role.cli_old"' in first.stdout and "(sensitive) (changed)" in first.stdout

@@ -215,7 +215,7 @@ def test_grant_on_a_missing_object_is_a_clear_error(tmp_path, pg):
                 - name: public
                   grants: [{{to: PUBLIC, privileges: [SELECT], tables: [ghost]}}]
     """)
-    with pytest.raises(ErpprovError, match="table public.ghost neither exists"):
+    with pytest.raises(ErpprovError, match=r"table public\.ghost neither exists"):
         plan_of(targets)
 
 

@@ -95,7 +95,7 @@ def _in_a_thread(fn: Any) -> BaseException | None:
     def run() -> None:
         try:
             fn()
-        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+        except BaseException as exc:  # handed back to the test
             raised.append(exc)
 
     worker = threading.Thread(target=run, daemon=True)

@@ -15,7 +15,7 @@ import psycopg
 from erpprov.core.actions import Action, execution_order
 from erpprov.core.model import Connection
 from erpprov.errors import ErpprovError
-from erpprov.postgres.connect import connect
+from erpprov.postgres.connect import connect, one_value
 from erpprov.postgres.locks import advisory_holder
 from erpprov.postgres.scram import executable
 
@@ -120,9 +120,10 @@ def apply_lock(settings: Connection, admin: psycopg.Connection, wait: float,
 @contextmanager
 def _advisory_lock(conn: psycopg.Connection, wait: float) -> Iterator[None]:
     deadline = time.monotonic() + wait
-    while not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEYS).fetchone()[0]:
+    while not one_value(conn, "SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEYS):
         if time.monotonic() >= deadline:
-            raise ErpprovError(f"another erpprov apply holds the lock on this server: {advisory_holder(conn, LOCK_KEYS)}",
+            raise ErpprovError("another erpprov apply holds the lock on this server: "
+                               f"{advisory_holder(conn, LOCK_KEYS)}",
                                hint="wait for it to finish, or pass a longer --lock-wait")
         time.sleep(0.25)
     try:

@@ -13,6 +13,7 @@ import psycopg
 from psycopg import errors, sql
 
 from erpprov.core.actions import Action
+from erpprov.postgres.connect import one_value
 
 
 def explain_failure(conn: psycopg.Connection, action: Action, error: BaseException) -> str | None:
@@ -25,8 +26,8 @@ def explain_failure(conn: psycopg.Connection, action: Action, error: BaseExcepti
         schema = diag.schema_name or "public"
         where = f"{schema}.{diag.table_name}"
         try:
-            count = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {} IS NULL").format(
-                sql.Identifier(schema, diag.table_name), sql.Identifier(diag.column_name))).fetchone()[0]
+            count = one_value(conn, sql.SQL("SELECT count(*) FROM {} WHERE {} IS NULL").format(
+                sql.Identifier(schema, diag.table_name), sql.Identifier(diag.column_name)))
         except psycopg.Error:
             return None
         rows = "1 row holds" if count == 1 else f"{count} rows hold"

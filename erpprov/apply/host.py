@@ -78,7 +78,7 @@ def apply_target(target: Target, options: ApplyOptions, event: Event, progress: 
     return report
 
 
-def declared_addresses(target: Target, driver: Driver) -> list[str]:
+def declared_addresses(target: Target, driver: Driver) -> list[Address]:
     """The objects a play declares, by address, for Ansible-style "ok" lines."""
     play = target.play
     addresses = [driver.address] if driver.address else []

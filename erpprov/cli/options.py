@@ -7,12 +7,15 @@ import gc
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from erpprov.core.display import shown, shown_lines
 from erpprov.errors import ErpprovError
+
+if TYPE_CHECKING:
+    from erpprov.load.project import Project
 
 DEFAULT_PLAYBOOK = Path("playbooks/dev.yaml")
 
@@ -73,7 +76,7 @@ def project_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def load(playbook: Path, inventory: Path, extra_vars: tuple[str, ...], limit: str | None):
+def load(playbook: Path, inventory: Path, extra_vars: tuple[str, ...], limit: str | None) -> Project:
     from erpprov.load.project import build_validators, load_project, parse_extra_vars
 
     build_validators()

@@ -29,7 +29,7 @@ class Address(str):
         address.kind, address.parts = kind, tuple(parts)
         return address
 
-    def __getnewargs__(self) -> tuple[Any, ...]:  # type: ignore[override]  # copy and pickle rebuild it
+    def __getnewargs__(self) -> tuple[Any, ...]:  # copy and pickle rebuild it from its structure
         return (self.kind, *self.parts)
 
     @property

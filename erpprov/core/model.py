@@ -8,6 +8,7 @@ objects with the live state read into the same shapes (see `erpprov.core.cluster
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -193,7 +194,7 @@ class DefaultPrivilege(Strict):
         return self
 
 
-def _grants_of(kind: str):
+def _grants_of(kind: str) -> Callable[[list[Grant]], list[Grant]]:
     def check(grants: list[Grant]) -> list[Grant]:
         fixed = [g.model_copy(update={"privileges": check_privileges(g.privileges, kind)}) for g in grants]
         return unique_names(fixed, f"grants to the same role on one {kind}", key="to")

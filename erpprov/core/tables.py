@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from erpprov.core.address import Address
+
 # pg_constraint.contype values we manage; exclusion constraints ('x') are reported but left alone.
 PRIMARY_KEY, UNIQUE, CHECK, FOREIGN_KEY = "p", "u", "c", "f"
 KIND_WORDS = {PRIMARY_KEY: "primary key", UNIQUE: "unique", CHECK: "check", FOREIGN_KEY: "foreign key"}
@@ -145,4 +147,4 @@ class TablesState:
 @dataclass
 class TableDiff:
     actions: list  # list[erpprov.core.actions.Action], in dependency order within each phase
-    unmanaged: list[str]  # addresses of live tables/columns the file does not mention
+    unmanaged: list[Address]  # of live tables/columns the file does not mention

@@ -48,9 +48,9 @@ def diff_databases(play: model.Play, live: LiveCluster) -> Result:
                     options.append(sql.SQL(key + " {}").format(ident(value) if key == "TEMPLATE" else literal(value)))
             if db.connection_limit != -1:
                 options.append(sql.SQL("CONNECTION LIMIT {}").format(literal(db.connection_limit)))
-            statements = [Statement(text(sql.SQL("CREATE DATABASE {}").format(name)
-                                         + (sql.SQL(" ") + sql.SQL(" ").join(options) if options else sql.SQL(""))))]
-            result.actions.append(Action(address, Op.CREATE, Phase.DATABASE, sql=tuple(statements),
+            create = Statement(text(sql.SQL("CREATE DATABASE {}").format(name)
+                                    + (sql.SQL(" ") + sql.SQL(" ").join(options) if options else sql.SQL(""))))
+            result.actions.append(Action(address, Op.CREATE, Phase.DATABASE, sql=(create,),
                                          transactional=False,
                                          after={"owner": db.owner or live.current_user,
                                                 **{k: v for k, v in db.model_dump(
@@ -63,7 +63,7 @@ def diff_databases(play: model.Play, live: LiveCluster) -> Result:
         else:
             before: dict[str, object] = {}
             after: dict[str, object] = {}
-            statements = []
+            statements: list[sql.Composable] = []
             if db.owner and have.owner != db.owner:
                 statements.append(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(name, ident(db.owner)))
                 before["owner"], after["owner"] = have.owner, db.owner
@@ -175,15 +175,16 @@ def _diff_schemas(db: model.Database, live: LiveDatabase) -> Result:
                                          database=db.name, sql=tuple(Statement(text(s)) for s in statements),
                                          before=before or None, after=after))
     declared = {s.name for s in db.schemas} | {t.schema_ for t in db.tables}
-    for name in sorted(set(live.schemas) - declared - {"public"}):
+    for stray in sorted(set(live.schemas) - declared - {"public"}):
         if db.prune:
-            result.actions.append(Action(Address("schema", db.name, name), Op.DELETE, Phase.DROP_SCHEMA, database=db.name,
-                                         sql=(Statement(text(sql.SQL("DROP SCHEMA {} CASCADE").format(ident(name)))),),
-                                         before={"owner": live.schemas[name].owner},
+            result.actions.append(Action(Address("schema", db.name, stray), Op.DELETE, Phase.DROP_SCHEMA,
+                                         database=db.name,
+                                         sql=(Statement(text(sql.SQL("DROP SCHEMA {} CASCADE").format(ident(stray)))),),
+                                         before={"owner": live.schemas[stray].owner},
                                          hazards=(Hazard.DELETES_DATA,),
                                          note="drops every object in the schema"))
         else:
-            result.unmanaged.append(Address("schema", db.name, name))
+            result.unmanaged.append(Address("schema", db.name, stray))
     return result
 
 

@@ -204,9 +204,10 @@ def _desired_grants(db: model.Database, live: LiveDatabase, cluster: LiveCluster
                 want[key] = want.get(key, frozenset()) | privileges
     # Grants written on a table are more specific than "all tables in schema": they win.
     for table in db.tables:
-        for grant in table.grants:
+        for table_grant in table.grants:
             ref = ObjectRef("table", table.schema_, table.name)
-            want[(ref, grant.to)] = expand(grant.privileges, "table", version, grant.with_grant_option)
+            want[(ref, table_grant.to)] = expand(table_grant.privileges, "table", version,
+                                                 table_grant.with_grant_option)
     return want
 
 

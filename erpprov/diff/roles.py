@@ -118,13 +118,14 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Cano
         result.warnings.append(
             f"{address}: SUPERUSER, REPLICATION and BYPASSRLS need a superuser; {live.current_user} is not one, "
             "so they are left as they are")
-        want = replace(want, **{a: getattr(have, a) if have else False
-                                for a in ("superuser", "replication", "bypassrls")})
+        want = replace(want, superuser=have.superuser if have else False,
+                       replication=have.replication if have else False, bypassrls=have.bypassrls if have else False)
     if have is None:
         password = role.password
         options = _role_options(want, ROLE_FLAGS + ("connection_limit",)
                                 + (("valid_until",) if want.valid_until else ()))
-        statements = [_password_statement(sql.SQL("CREATE ROLE {} WITH ").format(name), options, password)]
+        statements: list[Statement] = [
+            _password_statement(sql.SQL("CREATE ROLE {} WITH ").format(name), options, password)]
         statements += _settings_statements(role.name, (), want.settings)
         if want.comment:
             statements.append(Statement(text(sql.SQL("COMMENT ON ROLE {} IS {}").format(name, literal(want.comment)))))
@@ -139,7 +140,7 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Cano
                 "from it, and erpprov would lose the access it works with",
                 hint=f"declare {', '.join(a.lower() + ': true' for a in lost)} on role {role.name}, or connect "
                      "as another role (pg_user in the inventory) to change it")
-        statements: list[Statement] = []
+        statements = []
         before, after = {a: getattr(have, a) for a in changed}, {a: getattr(want, a) for a in changed}
         set_password = False
         if role.password is not None:
@@ -237,7 +238,8 @@ def _diff_members(role: model.Role, want: tuple[Member, ...], have: tuple[Member
             options.append(sql.SQL("SET {}").format(sql.SQL("TRUE" if wanted.set else "FALSE")))
         statements = []
         if not pg16 and existing is not None and existing.admin and not wanted.admin:
-            statements.append(sql.SQL("REVOKE ADMIN OPTION FOR {} FROM {}").format(ident(member.role), ident(role.name)))
+            statements.append(sql.SQL("REVOKE ADMIN OPTION FOR {} FROM {}").format(ident(member.role),
+                                                                                 ident(role.name)))
         else:
             grant = sql.SQL("GRANT {} TO {}").format(ident(member.role), ident(role.name))
             if options:
@@ -246,7 +248,8 @@ def _diff_members(role: model.Role, want: tuple[Member, ...], have: tuple[Member
                 grant = grant + sql.SQL(" WITH ADMIN OPTION")
             statements.append(grant)
         actions.append(Action(
-            Address("membership", role.name, member.role), Op.CREATE if existing is None else Op.UPDATE, Phase.MEMBERSHIP,
+            Address("membership", role.name, member.role), Op.CREATE if existing is None else Op.UPDATE,
+            Phase.MEMBERSHIP,
             sql=tuple(Statement(text(s)) for s in statements),
             before=existing.__dict__ if existing else None, after=wanted.__dict__,
         ))

@@ -133,12 +133,11 @@ class LocalCluster:
         bindir = bindir or self.bindir
         assert bindir is not None
         cmd = [str(bindir / args[0]), *args[1:]]
-        kwargs: dict[str, object] = {}
-        if self.user is not None:
-            kwargs = {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []}
-        try:
+        user = self.user
+        try:  # None for user, group and extra_groups leaves them as they are
             return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd="/", env=_server_environ(),
-                                  check=False, **kwargs)  # type: ignore[arg-type]
+                                  check=False, user=user.pw_uid if user else None, group=user.pw_gid if user else None,
+                                  extra_groups=[] if user else None)
         except (PermissionError, FileNotFoundError):
             raise ErpprovError(
                 f"cannot run {cmd[0]} as user {self.user.pw_name if self.user else os.getuid()}",

@@ -262,7 +262,8 @@ def _depends_on_a_secret(text: str, value: str, shadowed: LazyVars) -> bool:
         return True
 
 
-def _validation_error(exc: ValidationError, source: Source, prefix: tuple[Any, ...], model: type[BaseModel]) -> ErpprovError:
+def _validation_error(exc: ValidationError, source: Source, prefix: tuple[Any, ...],
+                      model: type[BaseModel]) -> ErpprovError:
     # A misspelled key also makes a required one "missing": report the misspelling first.
     errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]

@@ -1,7 +1,7 @@
 """The Jinja2 environment that playbook values and `templates:` files render in: Jinja2's
 immutable sandbox (a template reads variables, never changes them: their values are shared by
-every host and with the play itself), StrictUndefined, Ansible's lookup('env'/'file'), and bounds on time, output and the
-values `*` and `**` build.
+every host and with the play itself), StrictUndefined, Ansible's lookup('env'/'file'), and bounds
+on time, output and the values `*` and `**` build.
 
 The time bound is a deadline checked cooperatively (at every loop iteration, call and `*`/`**`),
 not a signal: hosts render in worker threads, where no signal can interrupt them."""
@@ -35,7 +35,8 @@ def _lookup(kind: str, name: str) -> str:
         return os.environ.get(name, "")
     if kind == "file":
         return _read_lookup_file(name)
-    raise TemplateError(f"lookup({kind!r}, ...) is not supported", hint="use lookup('env', NAME) or lookup('file', PATH)")
+    raise TemplateError(f"lookup({kind!r}, ...) is not supported",
+                        hint="use lookup('env', NAME) or lookup('file', PATH)")
 
 
 def _read_lookup_file(name: str) -> str:
@@ -104,7 +105,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             raise TemplateError(f"{left} ** {right} is too large")
         if op == "*":
             for seq, times in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and len(seq) * times > MAX_OUTPUT_CHARS:
+                if (isinstance(seq, (str, list, tuple)) and isinstance(times, int)
+                        and len(seq) * times > MAX_OUTPUT_CHARS):
                     raise TemplateError(f"a value of {len(seq) * times} elements is too large")
         return super().call_binop(context, op, left, right)
 

@@ -8,8 +8,8 @@ Jinja2 itself (`erpprov.load.sandbox`) is imported only once a value holds a tem
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any, Callable
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from erpprov.load.template_errors import MAX_TEMPLATE_CHARS, TemplateError
 

@@ -16,13 +16,19 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import yaml
 from yaml import events
 
 from erpprov.errors import ErpprovError, Location
 from erpprov.load.reading import NotARegularFile, read_regular
+
+if TYPE_CHECKING:
+    from yaml._yaml import Mark as _CMark
+
+    # Events carry the C parser's marks when libyaml does the parsing, the Python parser's otherwise.
+    Mark: TypeAlias = yaml.Mark | _CMark
 
 # Bounds that keep hostile input (alias bombs, pathological nesting, huge files) from hanging us.
 MAX_BYTES = 10 * 1024 * 1024
@@ -97,18 +103,18 @@ _MERGER = yaml.constructor.SafeConstructor()
 class _Open:
     """A mapping or sequence whose end event has not come yet."""
 
-    __slots__ = ("value", "is_map", "mark", "anchor", "counted", "key", "key_mark", "key_marks", "merges")
+    __slots__ = ("anchor", "counted", "is_map", "key", "key_mark", "key_marks", "mark", "merges", "value")
 
-    def __init__(self, is_map: bool, mark: yaml.Mark, anchor: str | None, counted: int):
+    def __init__(self, is_map: bool, mark: Mark, anchor: str | None, counted: int):
         self.value: Any = {} if is_map else []
         self.is_map = is_map
         self.mark = mark
         self.anchor = anchor
         self.counted = counted  # values counted before this one began: its own size is the difference
         self.key: Any = None
-        self.key_mark: yaml.Mark | None = None
-        self.key_marks: dict[Any, yaml.Mark] = {}
-        self.merges: list[tuple[Any, yaml.Mark]] = []
+        self.key_mark: Mark | None = None
+        self.key_marks: dict[Any, Mark] = {}
+        self.merges: list[tuple[Any, Mark]] = []
 
 
 class _Builder:
@@ -119,11 +125,11 @@ class _Builder:
         self.loader = loader
         self.count = 0
         self.anchors: dict[str, tuple[Any, int]] = {}
-        self.anchor_marks: dict[str, yaml.Mark] = {}
+        self.anchor_marks: dict[str, Mark] = {}
         self.tags: dict[str, str] = {}  # plain scalar text -> resolved tag; a playbook repeats most
         self.constants: dict[tuple[str, str], Any] = {}
 
-    def error(self, message: str, mark: yaml.Mark | None, hint: str | None = None) -> ErpprovError:
+    def error(self, message: str, mark: Mark | None, hint: str | None = None) -> ErpprovError:
         return ErpprovError(message, location=_mark(self.file, mark), hint=hint)
 
     def document(self) -> Any:
@@ -231,28 +237,31 @@ class _Builder:
         return value
 
     def _set(self, top: _Open, value: Any) -> None:
-        key = top.key
+        key, key_mark = top.key, top.key_mark
+        assert key_mark is not None  # set with the key, from its event's mark
         if key is _MERGE_KEY:
-            top.merges.append((value, top.key_mark))
+            top.merges.append((value, key_mark))
             return
         first = top.key_marks.get(key)
         if first is not None:
-            raise self.error(f"duplicate key {key!r} (first defined on line {first.line + 1})", top.key_mark,
+            raise self.error(f"duplicate key {key!r} (first defined on line {first.line + 1})", key_mark,
                              hint="YAML would silently keep only the last one; remove or rename one of them")
-        top.key_marks[key] = top.key_mark
+        top.key_marks[key] = key_mark
         top.value[key] = value
 
-    def _anchor(self, name: str, value: Any, size: int, mark: yaml.Mark) -> None:
+    def _anchor(self, name: str, value: Any, size: int, mark: Mark) -> None:
         if name in self.anchors:
             raise self.error(f"duplicate anchor &{name}", mark, hint="give each anchor its own name")
         self.anchors[name] = (value, size)
 
     def _alias(self, event: events.AliasEvent) -> Any:
-        found = self.anchors.get(event.anchor)
+        anchor = event.anchor
+        assert anchor is not None  # an alias is the name of its anchor
+        found = self.anchors.get(anchor)
         if found is None:
-            if event.anchor in self.anchor_marks:
-                raise self.error(f"alias *{event.anchor} refers to a value that contains it", event.start_mark)
-            raise self.error(f"alias *{event.anchor} has no anchor &{event.anchor} before it", event.start_mark)
+            if anchor in self.anchor_marks:
+                raise self.error(f"alias *{anchor} refers to a value that contains it", event.start_mark)
+            raise self.error(f"alias *{anchor} has no anchor &{anchor} before it", event.start_mark)
         value, size = found
         self.count += size
         return value
@@ -271,13 +280,13 @@ class _Builder:
         return result
 
 
-def _mark(file: str, mark: yaml.Mark | None) -> Location:
+def _mark(file: str, mark: Mark | None) -> Location:
     if mark is None:
         return Location(file)
     return Location(file, mark.line + 1, mark.column + 1)
 
 
-def _tab_at(text: str, mark: yaml.Mark | None) -> bool:
+def _tab_at(text: str, mark: Mark | None) -> bool:
     if mark is None:
         return "\t" in text
     lines = text.splitlines()

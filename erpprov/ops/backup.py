@@ -19,7 +19,9 @@ Safety rules:
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
+import io
 import os
 import re
 import subprocess
@@ -213,7 +215,8 @@ def _make_backup_dir(directory: Path) -> None:
 def _dump_into(target: Target, database: str, fmt: Format, handle: IO[bytes],
                throttle: _Throttle) -> tuple[int, str]:
     proc = _start(target, pg_dump_argv(database, fmt))
-    assert proc.stdin is not None and proc.stdout is not None
+    # read1 needs the buffered pipe Popen makes by default
+    assert proc.stdin is not None and isinstance(proc.stdout, io.BufferedReader)
     proc.stdin.close()  # pg_dump reads nothing
     stderr = _Tail(proc.stderr)
     stderr.start()
@@ -413,10 +416,8 @@ def _send(file: Path, stdin: IO[bytes], sent: Callable[[int], None] = lambda siz
                 break
             total += len(chunk)
             sent(total)
-    try:
+    with contextlib.suppress(BrokenPipeError):
         stdin.close()
-    except BrokenPipeError:
-        pass
 
 
 def _check_archive(target: Target, file: Path, database: str) -> None:

@@ -364,7 +364,7 @@ def _table(table: TableState, grants: list[dict[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {"name": table.name, "schema": table.schema}
     result["columns"] = [_column(c, c.name in pk_columns, c.name in column_unique) for c in table.columns]
     foreign_keys = [_foreign_key(c) for c in table.constraints if c.kind == FOREIGN_KEY]
-    uniques = [{"columns": list(c.columns), "name": c.name} for c in table.constraints
+    uniques: list[dict[str, Any]] = [{"columns": list(c.columns), "name": c.name} for c in table.constraints
                if c.kind == UNIQUE and not _is_column_unique(table, c)]
     checks = [{"name": c.name, "expression": _check_expression(c)} for c in table.constraints if c.kind == CHECK]
     indexes = [_index(i) for i in sorted(table.indexes, key=lambda i: i.name)]

@@ -9,7 +9,7 @@ import psycopg
 from erpprov.core.target import Target
 from erpprov.drivers import make_driver
 from erpprov.errors import ErpprovError
-from erpprov.postgres.connect import conninfo
+from erpprov.postgres.connect import conninfo, one_value
 
 
 @dataclass
@@ -39,7 +39,7 @@ def check_target(target: Target) -> HealthReport:
     params["connect_timeout"] = 3
     try:
         with psycopg.connect(**params) as conn:
-            version = conn.execute("SHOW server_version").fetchone()[0]
+            version = one_value(conn, "SHOW server_version")
         report.checks.append(("server", True, f"accepting connections, PostgreSQL {version}"))
     except psycopg.Error as exc:
         report.checks.append(("server", False, str(exc).strip().splitlines()[-1]))

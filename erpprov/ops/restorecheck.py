@@ -183,7 +183,7 @@ def _check_statement(reader: _Reader, text: str, start: int, end: int) -> bool:
     return isinstance(stmt, ast.CopyStmt) and bool(stmt.is_from) and stmt.filename is None
 
 
-def _check_lexer_settings(reader: _Reader, line: int, statement: str, stmt: ast.Node) -> None:
+def _check_lexer_settings(reader: _Reader, line: int, statement: str, stmt: ast.Node | None) -> None:
     if isinstance(stmt, ast.VariableSetStmt) and stmt.name in _LEXER_SETTINGS:
         values = [str(getattr(getattr(arg, "val", None), "sval", "") or "").lower() for arg in stmt.args or ()]
         safe = values == ["on"] if stmt.name == "standard_conforming_strings" else not (

@@ -36,7 +36,7 @@ from erpprov.drivers.base import Driver
 from erpprov.errors import ErpprovError
 from erpprov.files.templates import plan_templates
 from erpprov.load.taint import known_secrets, redact, redact_actions
-from erpprov.postgres.connect import connect, connection_kept
+from erpprov.postgres.connect import connect, connection_kept, one_value
 from erpprov.postgres.scram import matching_passwords_started
 from erpprov.state import catalog
 from erpprov.state.canon import canonicalize
@@ -112,8 +112,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         # Function signatures are this database's: its own lookup, not added to the shared canon.
         canon = replace(canon, functions=catalog.canonical_functions(conn, function_signatures(db)))
         live_tables = inspect_tables(conn)
-        if not db.tables or conn.execute(
-                "SELECT has_database_privilege(current_database(), 'CREATE')").fetchone()[0]:
+        if not db.tables or one_value(conn, "SELECT has_database_privilege(current_database(), 'CREATE')"):
             desired_tables = canonicalize(conn, db.tables, live_tables)
         else:
             desired_tables = canonicalize_in_scratch_database(target, admin, db.tables, live_tables)

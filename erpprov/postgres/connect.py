@@ -7,9 +7,11 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
+from psycopg import sql
+from psycopg.abc import Params
 
 from erpprov.core.model import Connection
 from erpprov.errors import ErpprovError
@@ -51,6 +53,14 @@ def conninfo(conn: Connection, dbname: str | None = None, application_name: str 
         if value is not None:
             params[key] = value
     return params
+
+
+def one_value(conn: psycopg.Connection, query: LiteralString | sql.Composed, params: Params | None = None) -> Any:
+    """The first column of the one row `query` returns: a count, a setting, a function's result."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise psycopg.ProgrammingError("the query returned no row")
+    return row[0]
 
 
 def session_options(conn: Connection) -> str:

@@ -8,6 +8,7 @@ of re-setting it on every run (which would report "changed" forever).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
@@ -59,7 +60,9 @@ def _keys(password: str, salt: bytes, iterations: int) -> tuple[bytes, bytes]:
 def scram_verifier(password: str) -> str:
     salt, iterations = os.urandom(16), ITERATIONS
     stored, server = _keys(password, salt, iterations)
-    b64 = lambda raw: base64.b64encode(raw).decode()
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored)}:{b64(server)}"
 
 
@@ -83,7 +86,7 @@ def password_matches(password: str, stored: str, role: str) -> bool:
             iterations = int(iterations_text)
         except ValueError:
             return False
-        return all(hmac.compare_digest(a, b) for a, b in zip(_keys(password, salt, iterations), expected))
+        return all(hmac.compare_digest(a, b) for a, b in zip(_keys(password, salt, iterations), expected, strict=True))
     if stored.startswith("md5") and len(stored) == 35:
         digest = hashlib.md5((password + role).encode()).hexdigest()
         return hmac.compare_digest("md5" + digest, stored)
@@ -97,10 +100,9 @@ def _yield_to_caller() -> None:
     has a nice value of its own; elsewhere the same call would renice a process."""
     if sys.platform.startswith("linux"):
         thread = threading.get_native_id()
-        try:  # relative to the caller's own (inherited): setpriority sets an absolute value
+        # relative to the caller's own (inherited): setpriority sets an absolute value
+        with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + 10))
-        except OSError:
-            pass
 
 
 @contextmanager

@@ -58,7 +58,7 @@ def column_definition(col: ColumnState) -> sql.Composed:
 _DEFERRABLE = {(False, False): "", (True, False): " DEFERRABLE", (True, True): " DEFERRABLE INITIALLY DEFERRED"}
 
 
-def constraint_body(con: ConstraintState) -> sql.Composed:
+def constraint_body(con: ConstraintState) -> sql.Composable:
     """What follows `CONSTRAINT name` in CREATE TABLE or ALTER TABLE ... ADD."""
     if con.kind == PRIMARY_KEY:
         return sql.SQL("PRIMARY KEY ({})").format(idents(con.columns))
@@ -93,9 +93,11 @@ def create_table(schema: str, name: str, columns: tuple[ColumnState, ...],
 
 
 def index_key(key: IndexKey) -> sql.Composed:
-    parts: list[sql.Composable] = [
-        sql.Identifier(key.column) if key.expression is None else expression(key.expression)
-    ]
+    if key.expression is None:
+        assert key.column is not None  # a key is a column or an expression
+        parts: list[sql.Composable] = [sql.Identifier(key.column)]
+    else:
+        parts = [expression(key.expression)]
     if key.opclass:
         parts.append(sql.Identifier(key.opclass))
     if key.descending:

@@ -57,7 +57,7 @@ ComboKey = tuple[str, str | None, str | None, str | None]  # spelling, default, 
 class _Unit:
     """One statement of the scratch build and what it is about, to name the culprit on error."""
 
-    def __init__(self, what: str, statement: sql.Composable):
+    def __init__(self, what: str, statement: sql.Composed):
         self.what, self.statement = what, statement
 
 
@@ -128,7 +128,7 @@ def _scratch_table(table: sql.Identifier, t: model.Table, typed: dict[int, Colum
     return query
 
 
-def _execute(conn: psycopg.Connection, statements: Iterable[sql.Composable]) -> None:
+def _execute(conn: psycopg.Connection, statements: Iterable[sql.Composed]) -> None:
     """Each statement in an extended-protocol message of its own, which the server refuses to hold
     more than one statement (a second wall behind `erpprov.core.fragments`); pipelined, so the whole
     build is still one round trip."""
@@ -289,7 +289,8 @@ def _table_builds(tables: list[model.Table], typed: dict[int, ColumnState], stan
     return built, needs_build, units
 
 
-def _built_map(scratch: TablesState, stand_in: dict[str, str], built: list[model.Table]) -> dict[tuple[str, str], TableState]:
+def _built_map(scratch: TablesState, stand_in: dict[str, str],
+               built: list[model.Table]) -> dict[tuple[str, str], TableState]:
     return {(t.schema_, t.name): scratch.tables[(stand_in[t.schema_], t.name)] for t in built}
 
 
@@ -315,7 +316,9 @@ def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_bu
     for t in tables:
         used = taken.setdefault(t.schema_, set())
         used.add(t.name)
-        used.update(x.name for x in [*t.foreign_keys, *t.unique, *t.checks, *t.indexes] if x.name)
+        named: list[model.ForeignKey | model.Unique | model.Check | model.Index] = [
+            *t.foreign_keys, *t.unique, *t.checks, *t.indexes]
+        used.update(x.name for x in named if x.name)
         scratch = built.get((t.schema_, t.name))
         if scratch:
             used.update(c.name for c in scratch.constraints)
@@ -338,7 +341,7 @@ def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_bu
                 columns=tuple(unique_columns), declared_name=name is not None))
         if scratch:  # checks, in declaration order (read back in creation order)
             checks = [c for c in scratch.constraints if c.kind == CHECK]
-            for declared, check in zip(t.checks, checks):
+            for declared, check in zip(t.checks, checks, strict=True):
                 constraints.append(ConstraintState(name=check.name, kind=CHECK, columns=check.columns,
                                                    definition=check.definition,
                                                    declared_name=declared.name is not None,
@@ -357,7 +360,8 @@ def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_bu
                                           source=ddl.index_tail(_as_written(ix, names)).as_string(None)))
             else:
                 keys = _written_keys(ix, names)  # plain columns only (else it is built)
-                name = ix.name or choose_name(t.name, [k.column for k in keys] + list(ix.include), "idx", used)
+                name = ix.name or choose_name(t.name, [k.column for k in keys if k.column] + list(ix.include),
+                                                "idx", used)
                 indexes.append(IndexState(name=name, unique=ix.unique, method=ix.method, keys=keys,
                                           include=tuple(ix.include), declared_name=ix.name is not None))
         result[(t.schema_, t.name)] = TableState(

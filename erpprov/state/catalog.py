@@ -59,7 +59,7 @@ def read_cluster(conn: psycopg.Connection) -> LiveCluster:
         FROM pg_roles r WHERE r.rolname !~ '^pg_'
     """):
         name, login, su, cdb, crole, inh, repl, bypass, limit, until, config, comment = row
-        settings = tuple(sorted(tuple(item.split("=", 1)) for item in config))  # type: ignore[misc]
+        settings = tuple(sorted(tuple(item.split("=", 1)) for item in config))
         live.roles[name] = RoleState(
             name=name, login=login, superuser=su, createdb=cdb, createrole=crole, inherit=inh,
             replication=repl, bypassrls=bypass, connection_limit=limit,

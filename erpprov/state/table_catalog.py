@@ -134,7 +134,7 @@ def read_tables(conn: psycopg.Connection, where: sql.Composable) -> TablesState:
     queries = [sql.SQL(q).format(filter=where) for q in (TABLES, COLUMNS, CONSTRAINTS, INDEXES)]
     cursors = [conn.cursor() for _ in queries]
     with conn.pipeline():
-        for cursor, query in zip(cursors, queries):
+        for cursor, query in zip(cursors, queries, strict=True):
             cursor.execute(query)
     tables, columns, constraints, indexes = (cursor.fetchall() for cursor in cursors)
     return _assemble(tables, columns, constraints, indexes)

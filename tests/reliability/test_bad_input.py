@@ -192,7 +192,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
             case.setup(root)
         positional = () if (case.args and not case.args[0].startswith("-")) else ("playbooks/dev.yaml",)
         jobs.append((root, ("validate", *positional, *case.args), case.timeout))
-    return dict(zip(CASES, erpprov_many(jobs, parallel=3)))
+    return dict(zip(CASES, erpprov_many(jobs, parallel=3), strict=True))
 
 
 def check(results: dict[str, Run], name: str, *fragments: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from pathlib import Path
@@ -62,7 +63,5 @@ def test_container_removed_mid_apply(tmp_path, engine, test_image):
             assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0] == 6
         assert_converged(root, env)
     finally:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             engine.containers.get(name).remove(force=True)
-        except docker.errors.NotFound:
-            pass

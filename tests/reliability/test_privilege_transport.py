@@ -70,8 +70,9 @@ def test_non_superuser_admin_does_what_it_can_and_reports_the_rest(tmp_path, pg)
     applied = erpprov(root, "apply", env=env, mem=None)
     assert applied.returncode == 0, str(applied)
     with pg.connect("postgres") as conn:
-        flags = {r[0]: tuple(r[1:]) for r in conn.execute("SELECT rolname, rolsuper, rolreplication, rolbypassrls FROM pg_roles "
-                                  "WHERE rolname = ANY(%s)", ([su, repl, brls],))}
+        rows = conn.execute("SELECT rolname, rolsuper, rolreplication, rolbypassrls FROM pg_roles "
+                            "WHERE rolname = ANY(%s)", ([su, repl, brls],))
+        flags = {r[0]: tuple(r[1:]) for r in rows}
         assert flags == {su: (False, False, False), repl: (False, False, False), brls: (False, False, False)}
     with psycopg.connect(host=pg.host, port=pg.port, user=app, password="app-pw-1", dbname=db) as conn:
         conn.execute("SELECT * FROM erp.t")

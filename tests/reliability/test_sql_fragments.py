@@ -5,6 +5,7 @@ message, so even an unproven string could not end the transaction."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -160,10 +161,8 @@ def test_token_soup_is_refused_or_stays_inside_the_scratch_build(pg, soup, place
         return  # refused with a message: nothing reached a server
     with pg.connect() as conn:
         before = snapshot(pg.connect, [pg.dbname])
-        try:
+        with contextlib.suppress(ErpprovError):
             canonicalize(conn, [table])
-        except ErpprovError:
-            pass
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     assert snapshot(pg.connect, [pg.dbname]) == before
 
@@ -174,8 +173,8 @@ def test_proofs_follow_the_server_lexer_for_backslashes(pg):
     text = "'a\\' || ';COMMIT;--'"
     assert fragments.expression(text) == text
     with pg.connect() as conn:
-        conn.execute("ALTER DATABASE {} SET standard_conforming_strings = off".format(
-            psycopg.sql.Identifier(pg.dbname).as_string(conn)))
+        database = psycopg.sql.Identifier(pg.dbname).as_string(conn)
+        conn.execute(f"ALTER DATABASE {database} SET standard_conforming_strings = off")
     from erpprov.core.model import Connection
     from erpprov.postgres.connect import connect
 

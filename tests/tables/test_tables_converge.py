@@ -399,7 +399,8 @@ def test_an_invalid_declaration_is_named_in_the_error(conn):
 """))
     assert "public.bad.amount" in str(error.value) and "nosuchtype" in str(error.value)
     with pytest.raises(ErpprovError) as error:
-        canonicalize(conn, tables("- {name: bad, columns: [{name: id, type: int}], checks: [{expression: 'nope > 1'}]}"))
+        canonicalize(conn, tables("- {name: bad, columns: [{name: id, type: int}], "
+                                  "checks: [{expression: 'nope > 1'}]}"))
     assert "public.bad" in str(error.value) and "nope" in str(error.value)
     assert inspect_tables(conn).tables == {}  # the scratch build left nothing behind
 

@@ -102,4 +102,5 @@ def _worded(error: ErpprovError) -> ErpprovError:
     if not isinstance(cause, HazardsRefused):
         return error
     kinds = " ".join(f"--allow-hazard {h.value}" for h in cause.hazards)
-    return ErpprovError(cause.message, hint=f"review them with `erpprov plan`, then pass {kinds} (or --allow-destructive)")
+    return ErpprovError(cause.message,
+                        hint=f"review them with `erpprov plan`, then pass {kinds} (or --allow-destructive)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -106,5 +107,9 @@ def destroy(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...],
                                  default="", show_default=False)
             if typed != name:
                 raise ErpprovError("confirmation did not match; nothing was deleted")
-        driver.destroy(volumes, lambda text, host=target.host: click.echo(f"  [{shown(host)}] {shown(text)}"))
+        driver.destroy(volumes, functools.partial(_progress, target.host))
         click.echo(f"destroyed: [{shown(target.host)}] {shown(name)}{' and its data' if volumes else ''}")
+
+
+def _progress(host: str, text: str) -> None:
+    click.echo(f"  [{shown(host)}] {shown(text)}")

@@ -27,7 +27,7 @@ def type_change(old: str, new: str) -> tuple[set[Hazard], str]:
         return set(), ""
     (ob, oa, orest), (nb, na, nrest) = _parts(old), _parts(new)
     if ob == nb and orest == nrest:
-        if not na or (len(na) == len(oa) and all(n >= o for n, o in zip(na, oa))
+        if not na or (len(na) == len(oa) and all(n >= o for n, o in zip(na, oa, strict=True))
                       and (ob != "numeric" or na[1:] == oa[1:])):
             if ob in _NO_REWRITE_WIDENING:
                 return set(), f"{old} -> {new} widens the limit: no rewrite"
