@@ -1,7 +1,7 @@
 """The vocabulary both sides are read into: the desired state (from playbooks) and the live state
 (from the catalogs) use these same shapes, so the diff compares like with like.
 
-Tables have their own vocabulary in `erpprov.tables`.
+Tables have their own vocabulary in `erpprov.core.tables`.
 """
 
 from __future__ import annotations
