@@ -72,6 +72,8 @@ def test_no_secret_in_any_output_plan_file_or_server_log(tmp_path, pg, pg_cluste
     texts = [o.stdout + o.stderr for o in outputs] + [(cwd / "plan.json").read_text(), pg_cluster.tail_log(5000)]
     assert "CREATE ROLE" in texts[0] and "ALTER ROLE" not in texts[0]
     assert "(sensitive)" in texts[0]
+    # The server log did record what apply sent (an empty log would hide nothing and prove nothing).
+    assert "statement: CREATE ROLE" in texts[-1] and "SCRAM-SHA-256$" in texts[-1], texts[-1][-2000:]
     for text in texts:
         assert SECRET not in text
         assert pg.password not in text
