@@ -312,7 +312,8 @@ def test_permission_denied(pg, tmp_path: Path) -> None:
     other = f"{pg.dbname}_empty"
     with pg.connect("postgres") as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(other)))
-        admin.execute(sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))  # PG 15's default already
+    with pg.connect(other) as conn:  # in the database restored into: a REVOKE acts on its own database
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")  # PG 15's default already; explicit here
     with pytest.raises(ErpprovError, match="permission denied for schema public"):
         restore(target, dump, database=other)
 
