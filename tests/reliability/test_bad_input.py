@@ -312,9 +312,9 @@ def test_variable_cycles(results, name):
 @covers("variable_cycle")
 def test_very_long_variable_chain(results):
     run = results["chain_5000"]
-    assert not run.timed_out and "Traceback" not in run.stderr, str(run)
-    # Either it resolves (valid) or it stops with a clean recursion error: both are bounded.
-    assert run.returncode == 0 or run.stderr.startswith("error: "), str(run)
+    # 5000 variables each naming the next nest 5000 renders deep: erpprov stops with a clean error at
+    # the first value, rather than exhausting the stack (a Python RecursionError) or running on.
+    assert_clean_error(run, "dev.yaml:1:", "template recursion too deep")
 
 
 @covers("template_runaway_loop")
