@@ -15,14 +15,9 @@ from erpprov.core.cluster import (
     ObjectRef,
     Privileges,
 )
-from erpprov.diff.privileges import (
-    diff_privileges,
-    expand,
-    grant_action,
-    implicit_acl,
-    owner_transferred,
-)
+from erpprov.diff.privileges import diff_privileges, grant_action
 from erpprov.diff.result import Canon, Planned, Result, comment_changes
+from erpprov.postgres.acl import expand, implicit_acl, owner_transferred
 from erpprov.postgres.ddl import (
     ident,
     literal,

@@ -48,8 +48,8 @@ from erpprov.core.tables import (
     TablesState,
     TableState,
 )
-from erpprov.diff.privileges import all_privileges, implicit_acl
 from erpprov.errors import ErpprovError
+from erpprov.postgres.acl import all_privileges, implicit_acl
 from erpprov.postgres.connect import connect
 from erpprov.postgres.naming import column_addition, make_object_name
 from erpprov.state import catalog
