@@ -17,6 +17,7 @@ from erpprov.core.cluster import (
     LiveCluster,
     Member,
     RoleState,
+    attributes_beyond_defaults,
 )
 from erpprov.diff.result import Canon, Result, comment_changes
 from erpprov.errors import ErpprovError
@@ -205,13 +206,9 @@ def _settings_statements(role: str, have: tuple[tuple[str, str], ...],
     return statements
 
 
-_CREATE_ROLE_DEFAULTS = RoleState(name="")
-
-
 def _role_view(state: RoleState) -> dict[str, object]:
     """Attributes that differ from CREATE ROLE's defaults: what a reviewer needs to see."""
-    view: dict[str, object] = {a: getattr(state, a) for a in ROLE_FLAGS + ("connection_limit", "valid_until")
-                               if getattr(state, a) != getattr(_CREATE_ROLE_DEFAULTS, a)}
+    view = attributes_beyond_defaults(state)
     if state.settings:
         view["settings"] = dict(state.settings)
     if state.comment is not None:

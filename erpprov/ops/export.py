@@ -28,13 +28,13 @@ import psycopg
 from erpprov.core import model
 from erpprov.core.cluster import (
     PUBLIC,
-    ROLE_FLAGS,
     LiveCluster,
     LiveDatabase,
     Member,
     ObjectRef,
     Privileges,
     RoleState,
+    attributes_beyond_defaults,
 )
 from erpprov.core.tables import (
     CHECK,
@@ -61,8 +61,6 @@ SYSTEM_DATABASES = frozenset({"postgres"})
 BUILTIN_EXTENSIONS = frozenset({"plpgsql"})
 
 _SERIAL_TYPES = {"integer": "serial", "bigint": "bigserial", "smallint": "smallserial"}
-_CREATE_ROLE_DEFAULTS = RoleState(name="")
-_ROLE_ATTRIBUTES = ROLE_FLAGS + ("connection_limit", "valid_until")
 
 
 def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
@@ -148,11 +146,7 @@ def password_variables(roles: Iterable[str]) -> dict[str, str]:
 
 
 def _role(state: RoleState, variable: str) -> dict[str, Any]:
-    role: dict[str, Any] = {"name": state.name}
-    for attribute in _ROLE_ATTRIBUTES:
-        value = getattr(state, attribute)
-        if value != getattr(_CREATE_ROLE_DEFAULTS, attribute):
-            role[attribute] = value
+    role: dict[str, Any] = {"name": state.name, **attributes_beyond_defaults(state)}
     if state.login:
         # Never the password: a placeholder the user fills in, and on_create so that applying the
         # export to the server it came from leaves the live passwords alone.
