@@ -36,6 +36,7 @@ from erpprov.core.cluster import (
     RoleState,
     attributes_beyond_defaults,
 )
+from erpprov.core.fragments import index_ordering
 from erpprov.core.tables import (
     CHECK,
     FOREIGN_KEY,
@@ -452,10 +453,10 @@ def _index(index: IndexState) -> dict[str, Any]:
 
 
 def _index_key(key: IndexKey) -> str:
-    """A column name or an expression, then the ordering when it is not the default."""
+    """A column name or an expression, then the ordering when it is not the default. Unlike the
+    SQL, an entry names its column bare: the loader matches it against the table's columns."""
     body = key.column if key.column is not None else (key.expression or "")
     if key.opclass:
         body = f"{body} {key.opclass}"
-    if key.descending:
-        return body + (" DESC" if key.nulls_first else " DESC NULLS LAST")
-    return body + (" NULLS FIRST" if key.nulls_first else "")
+    order = index_ordering(key.descending, key.nulls_first)
+    return f"{body} {order}" if order else body
