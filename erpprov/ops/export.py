@@ -52,7 +52,7 @@ from erpprov.core.tables import (
 from erpprov.errors import ErpprovError
 from erpprov.postgres.acl import all_privileges, implicit_acl
 from erpprov.postgres.connect import connect
-from erpprov.postgres.naming import column_addition, make_object_name
+from erpprov.postgres.naming import column_addition, make_object_name, unquote
 from erpprov.state import catalog
 from erpprov.state.table_catalog import inspect_tables
 
@@ -402,17 +402,10 @@ def _column(column: ColumnState, primary_key: bool, unique: bool) -> dict[str, A
     if column.generated is not None:
         result["generated"] = column.generated
     if column.collation is not None:
-        result["collation"] = _unquote(column.collation)
+        result["collation"] = unquote(column.collation)  # regcollation text quotes "C"; the playbook does not
     if column.comment is not None:
         result["comment"] = column.comment
     return result
-
-
-def _unquote(name: str) -> str:
-    """regcollation text quotes names like "C"; the playbook holds the plain name."""
-    if len(name) >= 2 and name[0] == name[-1] == '"':
-        return name[1:-1].replace('""', '"')
-    return name
 
 
 def _check_expression(constraint: ConstraintState) -> str:
