@@ -28,6 +28,7 @@ from erpprov.postgres.ddl import (
     ident,
     object_clause,
     privilege_list,
+    render,
     text,
 )
 
@@ -58,7 +59,7 @@ def _acl_statements(want: Privileges, have: Privileges, prefix: sql.Composable, 
         "grant": "GRANT {} ON {} TO {}",
         "grant_option": "GRANT {} ON {} TO {} WITH GRANT OPTION",
     }
-    return tuple(Statement(text(prefix + sql.SQL(form).format(privilege_list(changes[kind]), on, who)))
+    return tuple(render(prefix + sql.SQL(form).format(privilege_list(changes[kind]), on, who))
                  for kind, form in forms.items() if changes[kind])
 
 

@@ -6,15 +6,22 @@ from collections.abc import Iterable
 
 from psycopg import sql
 
+from erpprov.core.actions import Statement
 from erpprov.core.cluster import PUBLIC, ObjectRef
 from erpprov.postgres.naming import quote, unquote
 
 
 def text(query: sql.Composable) -> str:
+    # Composed without a connection: a plan is text, built by a diff that has none.
     return query.as_string(None)
 
 
-def ident(*names: str) -> sql.Composable:
+def render(query: sql.Composable) -> Statement:
+    """A plan's statement: the query's text."""
+    return Statement(text(query))
+
+
+def ident(*names: str) -> sql.Identifier:
     return sql.Identifier(*names)
 
 

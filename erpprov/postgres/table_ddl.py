@@ -19,14 +19,7 @@ from erpprov.core.tables import (
     IndexKey,
     IndexState,
 )
-
-
-def render(query: sql.Composable) -> Statement:
-    return Statement(query.as_string(None))
-
-
-def ident(*parts: str) -> sql.Identifier:
-    return sql.Identifier(*parts)
+from erpprov.postgres.ddl import ident, render
 
 
 def idents(names: tuple[str, ...] | list[str]) -> sql.Composed:
