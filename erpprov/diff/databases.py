@@ -24,7 +24,8 @@ from erpprov.postgres.ddl import (
     render,
 )
 
-SYSTEM_DATABASES = {"postgres", "template0", "template1"}
+# The databases initdb creates: never reported as unmanaged, whatever the play declares.
+INITDB_DATABASES = frozenset({"postgres", "template0", "template1"})
 
 
 def diff_databases(play: model.Play, live: LiveCluster) -> Result:
@@ -83,7 +84,7 @@ def diff_databases(play: model.Play, live: LiveCluster) -> Result:
         result.extend(_diff_database_grants(db, live, {r.name for r in play.roles if r.prune}))
     declared = {db.name for db in play.databases}
     result.unmanaged.extend(Address("database", name) for name in sorted(live.databases)
-                            if name not in declared and name not in SYSTEM_DATABASES)
+                            if name not in declared and name not in INITDB_DATABASES)
     return result
 
 

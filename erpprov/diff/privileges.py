@@ -22,7 +22,7 @@ from erpprov.core.cluster import (
     Privileges,
 )
 from erpprov.diff.result import Canon, Planned, Result
-from erpprov.postgres.acl import expand, implicit_acl, new_object_acl, owner_transferred
+from erpprov.postgres.acl import DEFAULT_PRIVILEGE_KIND, expand, implicit_acl, new_object_acl, owner_transferred
 from erpprov.postgres.ddl import (
     grantee,
     ident,
@@ -31,10 +31,6 @@ from erpprov.postgres.ddl import (
     render,
     text,
 )
-
-_DEFACL_KIND = {"tables": "table", "sequences": "sequence", "functions": "function", "types": "type",
-                "schemas": "schema"}
-
 
 # --- roles ----------------------------------------------------------------------------------
 
@@ -193,7 +189,7 @@ def _desired_default_privileges(db: model.Database, cluster: LiveCluster) -> dic
     items = [(d, None) for d in db.default_privileges] + [(d, s.name) for s in db.schemas
                                                           for d in s.default_privileges]
     return {DefaultAclKey(d.for_role or cluster.current_user, schema, d.on, d.to):
-            expand(d.privileges, _DEFACL_KIND[d.on], cluster.server_version, d.with_grant_option)
+            expand(d.privileges, DEFAULT_PRIVILEGE_KIND[d.on], cluster.server_version, d.with_grant_option)
             for d, schema in items}
 
 
@@ -205,7 +201,7 @@ def _diff_default_privileges(database: str, defaults: dict[DefaultAclKey, Privil
         if key in live.default_acl:
             have = live.default_acl[key]
         elif key.schema is None and not row_exists:
-            have = implicit_acl(_DEFACL_KIND[key.on], key.for_role, key.grantee, server_version)
+            have = implicit_acl(DEFAULT_PRIVILEGE_KIND[key.on], key.for_role, key.grantee, server_version)
         else:
             have = frozenset()
         if want != have:

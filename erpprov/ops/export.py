@@ -50,14 +50,14 @@ from erpprov.core.tables import (
     TableState,
 )
 from erpprov.errors import ErpprovError
-from erpprov.postgres.acl import all_privileges, implicit_acl
+from erpprov.postgres.acl import DEFAULT_PRIVILEGE_KIND, all_privileges, implicit_acl
 from erpprov.postgres.connect import connect
 from erpprov.postgres.naming import column_addition, make_object_name, unquote
 from erpprov.state import catalog
 from erpprov.state.table_catalog import inspect_tables
 
-# The databases every cluster has; exported only when named explicitly.
-SYSTEM_DATABASES = frozenset({"postgres"})
+# Left out unless named: the maintenance database every cluster has (templates are never read).
+EXPORTED_ONLY_WHEN_NAMED = frozenset({"postgres"})
 # Extensions every new database already has (from template1): declaring them adds nothing.
 BUILTIN_EXTENSIONS = frozenset({"plpgsql"})
 
@@ -106,7 +106,7 @@ def _escape_templates(node: Any, key: str | None = None) -> Any:
 
 def _chosen_databases(cluster: LiveCluster, databases: list[str] | None) -> list[str]:
     if databases is None:
-        return sorted(set(cluster.databases) - SYSTEM_DATABASES)
+        return sorted(set(cluster.databases) - EXPORTED_ONLY_WHEN_NAMED)
     missing = [d for d in databases if d not in cluster.databases]
     if missing:
         raise ErpprovError(f"no database named {', '.join(sorted(missing))} on the server (templates cannot be "
@@ -339,7 +339,7 @@ def _default_privileges(rows: _DefaultRows, database_wide: bool, version: int) -
     entries = []
     for for_role, on in sorted(rows):
         acl = rows[(for_role, on)]
-        kind = on[:-1]
+        kind = DEFAULT_PRIVILEGE_KIND[on]
         if database_wide:
             acl = _explicit_acl(acl, kind, for_role, version)
         for grantee, privileges in sorted(acl.items()):

@@ -15,6 +15,10 @@ from erpprov.core.cluster import PUBLIC, DefaultAclKey, LiveDatabase, ObjectRef,
 
 _Object = TypeVar("_Object", bound=Hashable)  # an ObjectRef, or a database's name in the cluster's ACL
 
+# ALTER DEFAULT PRIVILEGES ... ON <word>: the kind of object each word is about.
+DEFAULT_PRIVILEGE_KIND = {"tables": "table", "sequences": "sequence", "functions": "function", "types": "type",
+                          "schemas": "schema"}
+
 
 def all_privileges(kind: str, server_version: int) -> tuple[str, ...]:
     """What ALL stands for on ``kind``: the playbook's vocabulary, plus MAINTAIN on tables from 17."""
