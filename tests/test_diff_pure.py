@@ -16,8 +16,8 @@ from erpprov.diff import (
     diff_roles,
     passwords_to_compare,
 )
-from erpprov.diff.privileges import owner_transferred
 from erpprov.errors import ErpprovError
+from erpprov.postgres.acl import owner_transferred
 from erpprov.postgres.scram import (
     executable,
     matching_passwords,

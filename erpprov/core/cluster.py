@@ -39,6 +39,16 @@ class RoleState:
 
 
 ROLE_FLAGS = ("login", "superuser", "createdb", "createrole", "inherit", "replication", "bypassrls")
+ROLE_ATTRIBUTES = ROLE_FLAGS + ("connection_limit", "valid_until")
+
+# A role as CREATE ROLE makes it when no option is written (RoleState's defaults are exactly those).
+CREATE_ROLE_DEFAULTS = RoleState(name="")
+
+
+def attributes_beyond_defaults(state: RoleState) -> dict[str, object]:
+    """The attributes of ``state`` that CREATE ROLE would not give it: what a plan shows and an
+    export writes, in ROLE_ATTRIBUTES order."""
+    return {a: getattr(state, a) for a in ROLE_ATTRIBUTES if getattr(state, a) != getattr(CREATE_ROLE_DEFAULTS, a)}
 
 
 @dataclass(frozen=True)

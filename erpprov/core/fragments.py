@@ -114,6 +114,16 @@ def expression(text: str) -> str:
     return text
 
 
+def index_ordering(descending: bool, nulls_first: bool) -> str:
+    """The words after an index key that give its order, each left out where it is PostgreSQL's
+    default (ASC; NULLS LAST ascending, NULLS FIRST descending). A playbook entry and the SQL
+    write them alike, so one speller serves both; `index_entry` reads them back."""
+    words = ["DESC"] if descending else []
+    if nulls_first != descending:
+        words.append("NULLS FIRST" if nulls_first else "NULLS LAST")
+    return " ".join(words)
+
+
 def index_entry(entry: str, columns: Iterable[str]) -> tuple[str, bool, bool, bool]:
     """An index `columns` entry: (column-or-expression, is_column, descending, nulls_first). A
     column is named as an identifier, whatever characters its name holds; anything else must be

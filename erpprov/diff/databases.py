@@ -7,7 +7,7 @@ from collections.abc import Callable
 from psycopg import sql
 
 from erpprov.core import model
-from erpprov.core.actions import Action, Hazard, Op, Phase, Statement
+from erpprov.core.actions import Action, Hazard, Op, Phase
 from erpprov.core.address import Address
 from erpprov.core.cluster import (
     LiveCluster,
@@ -15,21 +15,17 @@ from erpprov.core.cluster import (
     ObjectRef,
     Privileges,
 )
-from erpprov.diff.privileges import (
-    diff_privileges,
-    expand,
-    grant_action,
-    implicit_acl,
-    owner_transferred,
-)
+from erpprov.diff.privileges import diff_privileges, grant_action
 from erpprov.diff.result import Canon, Planned, Result, comment_changes
+from erpprov.postgres.acl import expand, implicit_acl, owner_transferred
 from erpprov.postgres.ddl import (
     ident,
     literal,
-    text,
+    render,
 )
 
-SYSTEM_DATABASES = {"postgres", "template0", "template1"}
+# The databases initdb creates: never reported as unmanaged, whatever the play declares.
+INITDB_DATABASES = frozenset({"postgres", "template0", "template1"})
 
 
 def diff_databases(play: model.Play, live: LiveCluster) -> Result:
@@ -48,8 +44,8 @@ def diff_databases(play: model.Play, live: LiveCluster) -> Result:
                     options.append(sql.SQL(key + " {}").format(ident(value) if key == "TEMPLATE" else literal(value)))
             if db.connection_limit != -1:
                 options.append(sql.SQL("CONNECTION LIMIT {}").format(literal(db.connection_limit)))
-            create = Statement(text(sql.SQL("CREATE DATABASE {}").format(name)
-                                    + (sql.SQL(" ") + sql.SQL(" ").join(options) if options else sql.SQL(""))))
+            create = render(sql.SQL("CREATE DATABASE {}").format(name)
+                                    + (sql.SQL(" ") + sql.SQL(" ").join(options) if options else sql.SQL("")))
             result.actions.append(Action(address, Op.CREATE, Phase.DATABASE, sql=(create,),
                                          transactional=False,
                                          after={"owner": db.owner or live.current_user,
@@ -57,8 +53,8 @@ def diff_databases(play: model.Play, live: LiveCluster) -> Result:
                                                     include={"encoding", "locale", "lc_collate", "lc_ctype",
                                                              "template"}).items() if v is not None}}))
             if db.comment:
-                result.actions.append(Action(address, Op.UPDATE, Phase.DATABASE_GRANT, sql=(Statement(text(
-                    sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, literal(db.comment)))),),
+                result.actions.append(Action(address, Op.UPDATE, Phase.DATABASE_GRANT, sql=(render(
+                    sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, literal(db.comment))),),
                     after={"comment": db.comment}))
         else:
             before: dict[str, object] = {}
@@ -76,7 +72,7 @@ def diff_databases(play: model.Play, live: LiveCluster) -> Result:
                 before["comment"], after["comment"] = have.comment, db.comment or None
             if statements:
                 result.actions.append(Action(address, Op.UPDATE, Phase.DATABASE,
-                                             sql=tuple(Statement(text(s)) for s in statements),
+                                             sql=tuple(render(s) for s in statements),
                                              before=before, after=after))
             for attr, wanted in (("encoding", db.encoding), ("lc_collate", db.lc_collate or db.locale),
                                  ("lc_ctype", db.lc_ctype or db.locale)):
@@ -88,7 +84,7 @@ def diff_databases(play: model.Play, live: LiveCluster) -> Result:
         result.extend(_diff_database_grants(db, live, {r.name for r in play.roles if r.prune}))
     declared = {db.name for db in play.databases}
     result.unmanaged.extend(Address("database", name) for name in sorted(live.databases)
-                            if name not in declared and name not in SYSTEM_DATABASES)
+                            if name not in declared and name not in INITDB_DATABASES)
     return result
 
 
@@ -172,14 +168,14 @@ def _diff_schemas(db: model.Database, live: LiveDatabase) -> Result:
                 before["comment"], after["comment"] = have.comment, schema.comment or None
         if statements:
             result.actions.append(Action(address, Op.CREATE if have is None else Op.UPDATE, Phase.SCHEMA,
-                                         database=db.name, sql=tuple(Statement(text(s)) for s in statements),
+                                         database=db.name, sql=tuple(render(s) for s in statements),
                                          before=before or None, after=after))
     declared = {s.name for s in db.schemas} | {t.schema_ for t in db.tables}
     for stray in sorted(set(live.schemas) - declared - {"public"}):
         if db.prune:
             result.actions.append(Action(Address("schema", db.name, stray), Op.DELETE, Phase.DROP_SCHEMA,
                                          database=db.name,
-                                         sql=(Statement(text(sql.SQL("DROP SCHEMA {} CASCADE").format(ident(stray)))),),
+                                         sql=(render(sql.SQL("DROP SCHEMA {} CASCADE").format(ident(stray))),),
                                          before={"owner": live.schemas[stray].owner},
                                          hazards=(Hazard.DELETES_DATA,),
                                          note="drops every object in the schema"))
@@ -201,7 +197,7 @@ def _diff_extensions(db: model.Database, live: LiveDatabase) -> Result:
             if ext.version:
                 create = create + sql.SQL(" VERSION {}").format(literal(ext.version))
             result.actions.append(Action(address, Op.CREATE, Phase.EXTENSION, database=db.name,
-                                         sql=(Statement(text(create)),),
+                                         sql=(render(create),),
                                          after={k: v for k, v in (("version", ext.version),
                                                                   ("schema", ext.schema_)) if v}))
             continue
@@ -216,7 +212,7 @@ def _diff_extensions(db: model.Database, live: LiveDatabase) -> Result:
             before["schema"], after["schema"] = have.schema, ext.schema_
         if statements:
             result.actions.append(Action(address, Op.UPDATE, Phase.EXTENSION, database=db.name,
-                                         sql=tuple(Statement(text(s)) for s in statements), before=before, after=after))
+                                         sql=tuple(render(s) for s in statements), before=before, after=after))
     declared = {e.name for e in db.extensions}
     result.unmanaged.extend(Address("extension", db.name, name) for name in sorted(live.extensions)
                             if name not in declared and name != "plpgsql")

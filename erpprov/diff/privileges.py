@@ -7,9 +7,7 @@ PostgreSQL gives new objects, so one apply converges."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
 from dataclasses import replace
-from typing import TypeVar
 
 from psycopg import sql
 
@@ -17,7 +15,6 @@ from erpprov.core import model
 from erpprov.core.actions import Action, Hazard, Op, Phase, Statement
 from erpprov.core.address import Address
 from erpprov.core.cluster import (
-    PUBLIC,
     DefaultAclKey,
     LiveCluster,
     LiveDatabase,
@@ -25,33 +22,15 @@ from erpprov.core.cluster import (
     Privileges,
 )
 from erpprov.diff.result import Canon, Planned, Result
+from erpprov.postgres.acl import DEFAULT_PRIVILEGE_KIND, expand, implicit_acl, new_object_acl, owner_transferred
 from erpprov.postgres.ddl import (
     grantee,
     ident,
     object_clause,
     privilege_list,
+    render,
     text,
 )
-
-_Object = TypeVar("_Object", bound=Hashable)  # an ObjectRef, or a database's name in the cluster's ACL
-
-_DEFACL_KIND = {"tables": "table", "sequences": "sequence", "functions": "function", "types": "type",
-                "schemas": "schema"}
-
-
-def all_privileges(kind: str, server_version: int) -> tuple[str, ...]:
-    privileges = model.PRIVILEGES[kind]
-    if kind == "table" and server_version >= 170000:
-        privileges = privileges + ("MAINTAIN",)
-    return privileges
-
-
-def expand(privileges: Iterable[str], kind: str, server_version: int, grantable: bool) -> Privileges:
-    names: set[str] = set()
-    for privilege in privileges:
-        names.update(all_privileges(kind, server_version) if privilege == "ALL" else (privilege,))
-    return frozenset((name, grantable) for name in names)
-
 
 # --- roles ----------------------------------------------------------------------------------
 
@@ -76,54 +55,12 @@ def _acl_statements(want: Privileges, have: Privileges, prefix: sql.Composable, 
         "grant": "GRANT {} ON {} TO {}",
         "grant_option": "GRANT {} ON {} TO {} WITH GRANT OPTION",
     }
-    return tuple(Statement(text(prefix + sql.SQL(form).format(privilege_list(changes[kind]), on, who)))
+    return tuple(render(prefix + sql.SQL(form).format(privilege_list(changes[kind]), on, who))
                  for kind, form in forms.items() if changes[kind])
 
 
 def _op(want: Privileges, have: Privileges) -> Op:
     return Op.CREATE if not have else (Op.DELETE if not want else Op.UPDATE)
-
-
-def implicit_acl(kind: str, owner: str, grantee: str, server_version: int) -> Privileges:
-    """acldefault(): what an object's NULL ACL stands for."""
-    if grantee == owner:
-        return frozenset((p, False) for p in all_privileges(kind, server_version))
-    if grantee == PUBLIC:
-        return frozenset({"database": {("CONNECT", False), ("TEMPORARY", False)},
-                          "function": {("EXECUTE", False)}, "type": {("USAGE", False)}}.get(kind, set()))
-    return frozenset()
-
-
-def owner_transferred(acl: dict[tuple[_Object, str], Privileges],
-                      changes: dict[_Object, tuple[str, str]]) -> dict[tuple[_Object, str], Privileges]:
-    """``acl`` once ALTER ... OWNER TO has run for each object in ``changes`` (old owner, new owner).
-
-    PostgreSQL rewrites the ACL rather than keeping it: every entry of the old owner becomes the new
-    owner's, merged with what the new owner held (grant options OR-ed); a NULL ACL, read as
-    acldefault(), stays NULL and so follows the new owner just the same."""
-    if not changes:
-        return acl
-    moved = dict(acl)
-    for obj, (old, new) in changes.items():
-        merged: dict[str, bool] = {}
-        for privilege, grantable in moved.pop((obj, old), frozenset()) | moved.get((obj, new), frozenset()):
-            merged[privilege] = merged.get(privilege, False) or grantable
-        if merged:
-            moved[(obj, new)] = frozenset(merged.items())
-    return moved
-
-
-def new_object_acl(ref: ObjectRef, owner: str, grantee: str, live: LiveDatabase, server_version: int) -> Privileges:
-    """The ACL a new object will start with: the owner's database-wide default privileges (or
-    acldefault() when there are none), plus those for its schema."""
-    on = ref.kind + "s"
-    if DefaultAclKey(owner, None, on, "") in live.default_acl:
-        base = live.default_acl.get(DefaultAclKey(owner, None, on, grantee), frozenset())
-    else:
-        base = implicit_acl(ref.kind, owner, grantee, server_version)
-    if ref.kind == "schema":
-        return base
-    return base | live.default_acl.get(DefaultAclKey(owner, ref.schema, on, grantee), frozenset())
 
 
 def grant_action(ref: ObjectRef, to: str, want: Privileges, have: Privileges, *, database: str | None,
@@ -252,7 +189,7 @@ def _desired_default_privileges(db: model.Database, cluster: LiveCluster) -> dic
     items = [(d, None) for d in db.default_privileges] + [(d, s.name) for s in db.schemas
                                                           for d in s.default_privileges]
     return {DefaultAclKey(d.for_role or cluster.current_user, schema, d.on, d.to):
-            expand(d.privileges, _DEFACL_KIND[d.on], cluster.server_version, d.with_grant_option)
+            expand(d.privileges, DEFAULT_PRIVILEGE_KIND[d.on], cluster.server_version, d.with_grant_option)
             for d, schema in items}
 
 
@@ -264,7 +201,7 @@ def _diff_default_privileges(database: str, defaults: dict[DefaultAclKey, Privil
         if key in live.default_acl:
             have = live.default_acl[key]
         elif key.schema is None and not row_exists:
-            have = implicit_acl(_DEFACL_KIND[key.on], key.for_role, key.grantee, server_version)
+            have = implicit_acl(DEFAULT_PRIVILEGE_KIND[key.on], key.for_role, key.grantee, server_version)
         else:
             have = frozenset()
         if want != have:

@@ -17,6 +17,7 @@ from erpprov.core.cluster import (
     LiveCluster,
     Member,
     RoleState,
+    attributes_beyond_defaults,
 )
 from erpprov.diff.result import Canon, Result, comment_changes
 from erpprov.errors import ErpprovError
@@ -24,6 +25,7 @@ from erpprov.postgres.ddl import (
     canonical_setting,
     ident,
     literal,
+    render,
     setting_value,
     text,
 )
@@ -128,7 +130,7 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Cano
             _password_statement(sql.SQL("CREATE ROLE {} WITH ").format(name), options, password)]
         statements += _settings_statements(role.name, (), want.settings)
         if want.comment:
-            statements.append(Statement(text(sql.SQL("COMMENT ON ROLE {} IS {}").format(name, literal(want.comment)))))
+            statements.append(render(sql.SQL("COMMENT ON ROLE {} IS {}").format(name, literal(want.comment))))
         after = _role_view(want) | ({"password": SENSITIVE} if password is not None else {})
         result.actions.append(Action(address, Op.CREATE, Phase.ROLE, sql=tuple(statements), after=after))
     else:
@@ -167,8 +169,8 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Cano
             statements += _settings_statements(role.name, have.settings, want.settings)
             before["settings"], after["settings"] = dict(have.settings), dict(want.settings)
         if comment_changes(want.comment, have.comment):
-            statements.append(Statement(text(sql.SQL("COMMENT ON ROLE {} IS {}").format(
-                name, literal(want.comment or None)))))
+            statements.append(render(sql.SQL("COMMENT ON ROLE {} IS {}").format(
+                name, literal(want.comment or None))))
             before["comment"], after["comment"] = have.comment, want.comment or None
         if statements:
             result.actions.append(Action(address, Op.UPDATE, Phase.ROLE, sql=tuple(statements),
@@ -197,21 +199,17 @@ def _settings_statements(role: str, have: tuple[tuple[str, str], ...],
     statements = []
     old, new = dict(have), dict(want)
     for key in sorted(set(old) - set(new)):
-        statements.append(Statement(text(sql.SQL("ALTER ROLE {} RESET {}").format(ident(role), ident(key)))))
+        statements.append(render(sql.SQL("ALTER ROLE {} RESET {}").format(ident(role), ident(key))))
     for key, value in sorted(new.items()):
         if old.get(key) != value:
-            statements.append(Statement(text(sql.SQL("ALTER ROLE {} SET {} TO {}").format(
-                ident(role), ident(key), setting_value(key, value)))))
+            statements.append(render(sql.SQL("ALTER ROLE {} SET {} TO {}").format(
+                ident(role), ident(key), setting_value(key, value))))
     return statements
-
-
-_CREATE_ROLE_DEFAULTS = RoleState(name="")
 
 
 def _role_view(state: RoleState) -> dict[str, object]:
     """Attributes that differ from CREATE ROLE's defaults: what a reviewer needs to see."""
-    view: dict[str, object] = {a: getattr(state, a) for a in ROLE_FLAGS + ("connection_limit", "valid_until")
-                               if getattr(state, a) != getattr(_CREATE_ROLE_DEFAULTS, a)}
+    view = attributes_beyond_defaults(state)
     if state.settings:
         view["settings"] = dict(state.settings)
     if state.comment is not None:
@@ -250,7 +248,7 @@ def _diff_members(role: model.Role, want: tuple[Member, ...], have: tuple[Member
         actions.append(Action(
             Address("membership", role.name, member.role), Op.CREATE if existing is None else Op.UPDATE,
             Phase.MEMBERSHIP,
-            sql=tuple(Statement(text(s)) for s in statements),
+            sql=tuple(render(s) for s in statements),
             before=existing.__dict__ if existing else None, after=wanted.__dict__,
         ))
     if role.prune:
@@ -259,7 +257,7 @@ def _diff_members(role: model.Role, want: tuple[Member, ...], have: tuple[Member
             if member.role not in wanted_roles:
                 actions.append(Action(
                     Address("membership", role.name, member.role), Op.DELETE, Phase.MEMBERSHIP,
-                    sql=(Statement(text(sql.SQL("REVOKE {} FROM {}").format(ident(member.role), ident(role.name)))),),
+                    sql=(render(sql.SQL("REVOKE {} FROM {}").format(ident(member.role), ident(role.name))),),
                     before=member.__dict__, hazards=(Hazard.REVOKES_ACCESS,),
                 ))
     return actions
@@ -271,13 +269,13 @@ def drop_role(name: str, live: LiveCluster) -> list[Action]:
     for database in sorted(db for db in live.databases if db != "template0"):
         actions.append(Action(
             Address("role", name), Op.DELETE, Phase.DROP_ROLE, database=database,
-            sql=(Statement(text(sql.SQL("REASSIGN OWNED BY {} TO {}").format(ident(name), ident(live.current_user)))),
-                 Statement(text(sql.SQL("DROP OWNED BY {}").format(ident(name))))),
+            sql=(render(sql.SQL("REASSIGN OWNED BY {} TO {}").format(ident(name), ident(live.current_user))),
+                 render(sql.SQL("DROP OWNED BY {}").format(ident(name)))),
             hazards=(Hazard.DROPS_ROLE,),
             note=f"objects owned by {name} in {database} pass to {live.current_user}; its privileges are revoked",
         ))
     actions.append(Action(Address("role", name), Op.DELETE, Phase.DROP_ROLE,
-                          sql=(Statement(text(sql.SQL("DROP ROLE {}").format(ident(name)))),),
+                          sql=(render(sql.SQL("DROP ROLE {}").format(ident(name))),),
                           before=_role_view(live.roles[name]), hazards=(Hazard.DROPS_ROLE,)))
     return actions
 

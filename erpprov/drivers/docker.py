@@ -33,6 +33,7 @@ from docker.utils import parse_repository_tag
 
 from erpprov.core.actions import Action, Hazard, Op, Phase
 from erpprov.core.address import Address
+from erpprov.core.secrets import is_secret_name
 from erpprov.core.target import Target
 from erpprov.drivers.base import Driver, DriverStatus, Progress, resolve_data_dir
 from erpprov.drivers.docker_spec import (
@@ -43,7 +44,6 @@ from erpprov.drivers.docker_spec import (
     desired_state,
     display_state,
     env_dict,
-    is_secret,
     live_state,
     major_from_tag,
     major_from_version_output,
@@ -212,7 +212,7 @@ class DockerDriver(Driver):
             keep = f"the data in {where} survives"
         note = f"stop, remove and create the container anew ({changed} changed); brief downtime; {keep}"
         env_after = after.get("env") or {}
-        if env_after and all(is_secret(k) for k in env_after) and set(after) == {"env"}:
+        if env_after and all(is_secret_name(k) for k in env_after) and set(after) == {"env"}:
             note += ("; note that POSTGRES_PASSWORD only takes effect when a data directory is first initialized: "
                      "the server's password itself is changed through the role")
         return note

@@ -1,6 +1,6 @@
 """Which rendered text depends on a secret, whatever a template did with it.
 
-A secret source is a variable named like a secret (pg_password, app_token, ...), `env` (the
+A secret source is a variable named like a secret (`core.secrets`: pg_password, app_token, ...), `env` (the
 environment and `.env`), and lookup('env'/'file'). Every value is rendered twice: once for real,
 once with each secret source replaced by a canary, a distinct word of letters and digits that
 filters leave recognisable (tojson, urlencode, escaping) or only change in case (upper). Text that
@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
 
 from erpprov.core.actions import SENSITIVE, Action
+from erpprov.core.secrets import is_secret_name
 from erpprov.errors import ErpprovError
 from erpprov.load.templating import LazyVars
 
 if TYPE_CHECKING:
     from erpprov.core.target import Target
 
-SECRET_NAME = re.compile(r"pass|pwd|secret|token|key|credential", re.IGNORECASE)
 _CANARY = re.compile(r"zq[0-9a-f]{16}qz", re.IGNORECASE)
 _KEY = re.compile(r"^(\s*[^=:\s]+\s*[=:]\s*)")
 
@@ -43,7 +43,7 @@ def _canary_lookup(kind: str, name: str) -> str:
 def shadow(variables: LazyVars) -> LazyVars:
     """``variables`` with every secret source replaced by its canary; the other variables render
     anew from their templates, so a value derived from a secret carries the canary too."""
-    raw = {k: canary(f"var:{k}") if SECRET_NAME.search(k) else v for k, v in variables.raw.items()}
+    raw = {k: canary(f"var:{k}") if is_secret_name(k) else v for k, v in variables.raw.items()}
     fixed = dict(variables.fixed)
     env = fixed.get("env")
     if isinstance(env, dict):

@@ -40,6 +40,7 @@ from psycopg import sql
 from erpprov.core.target import Target
 from erpprov.errors import ErpprovError
 from erpprov.ops.restorecheck import check_plain_dump, check_script
+from erpprov.postgres.connect import connection_hint
 
 Progress = Callable[[str], None]
 Format = Literal["plain", "custom"]
@@ -140,21 +141,22 @@ def _client_failure(stderr: str) -> tuple[str, str | None]:
     errors = [i for i, line in enumerate(lines) if re.search(r"\b(ERROR|FATAL|error):", line)]
     start = errors[0] if errors else max(0, len(lines) - ERROR_LINES)
     quoted = "\n  ".join(lines[start:start + ERROR_LINES]) or "(no message)"
+    return quoted, connection_hint(stderr) or _client_hint(stderr)
+
+
+def _client_hint(stderr: str) -> str | None:
+    """What a client program meets once connected (the connection's own failures are in
+    `connection_hint`)."""
     lower = stderr.lower()
-    hint = None
-    if "connection refused" in lower or "could not connect" in lower or "no such file or directory" in lower:
-        hint = "is the server running? `erpprov status` tells; `erpprov apply` starts it"
-    elif "password authentication failed" in lower or "no password supplied" in lower:
-        hint = "check pg_password for this host (e.g. POSTGRES_PASSWORD in .env)"
-    elif "permission denied" in lower or "must be owner" in lower:
-        hint = "connect as a role that may read/create every object (pg_user in the inventory), e.g. the superuser"
-    elif re.search(r"role \S+ does not exist", lower):
-        hint = "the dump names roles this server lacks; create them first (`erpprov apply`)"
-    elif re.search(r'database ".*" does not exist', stderr):
-        hint = "check --db (default: the play's first database); `erpprov apply` creates the play's databases"
-    elif "server version mismatch" in lower:
-        hint = "the local pg_dump is older than the server; install the client programs of the server's version"
-    return quoted, hint
+    if "permission denied" in lower or "must be owner" in lower:
+        return "connect as a role that may read/create every object (pg_user in the inventory), e.g. the superuser"
+    if re.search(r"role \S+ does not exist", lower):
+        return "the dump names roles this server lacks; create them first (`erpprov apply`)"
+    if re.search(r'database ".*" does not exist', stderr):
+        return "check --db (default: the play's first database); `erpprov apply` creates the play's databases"
+    if "server version mismatch" in lower:
+        return "the local pg_dump is older than the server; install the client programs of the server's version"
+    return None
 
 
 # --- backup --------------------------------------------------------------------------------

@@ -28,14 +28,15 @@ import psycopg
 from erpprov.core import model
 from erpprov.core.cluster import (
     PUBLIC,
-    ROLE_FLAGS,
     LiveCluster,
     LiveDatabase,
     Member,
     ObjectRef,
     Privileges,
     RoleState,
+    attributes_beyond_defaults,
 )
+from erpprov.core.fragments import index_ordering
 from erpprov.core.tables import (
     CHECK,
     FOREIGN_KEY,
@@ -48,21 +49,19 @@ from erpprov.core.tables import (
     TablesState,
     TableState,
 )
-from erpprov.diff.privileges import all_privileges, implicit_acl
 from erpprov.errors import ErpprovError
+from erpprov.postgres.acl import DEFAULT_PRIVILEGE_KIND, all_privileges, implicit_acl
 from erpprov.postgres.connect import connect
-from erpprov.postgres.naming import column_addition, make_object_name
+from erpprov.postgres.naming import column_addition, make_object_name, unquote
 from erpprov.state import catalog
 from erpprov.state.table_catalog import inspect_tables
 
-# The databases every cluster has; exported only when named explicitly.
-SYSTEM_DATABASES = frozenset({"postgres"})
+# Left out unless named: the maintenance database every cluster has (templates are never read).
+EXPORTED_ONLY_WHEN_NAMED = frozenset({"postgres"})
 # Extensions every new database already has (from template1): declaring them adds nothing.
 BUILTIN_EXTENSIONS = frozenset({"plpgsql"})
 
 _SERIAL_TYPES = {"integer": "serial", "bigint": "bigserial", "smallint": "smallserial"}
-_CREATE_ROLE_DEFAULTS = RoleState(name="")
-_ROLE_ATTRIBUTES = ROLE_FLAGS + ("connection_limit", "valid_until")
 
 
 def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
@@ -107,7 +106,7 @@ def _escape_templates(node: Any, key: str | None = None) -> Any:
 
 def _chosen_databases(cluster: LiveCluster, databases: list[str] | None) -> list[str]:
     if databases is None:
-        return sorted(set(cluster.databases) - SYSTEM_DATABASES)
+        return sorted(set(cluster.databases) - EXPORTED_ONLY_WHEN_NAMED)
     missing = [d for d in databases if d not in cluster.databases]
     if missing:
         raise ErpprovError(f"no database named {', '.join(sorted(missing))} on the server (templates cannot be "
@@ -148,11 +147,7 @@ def password_variables(roles: Iterable[str]) -> dict[str, str]:
 
 
 def _role(state: RoleState, variable: str) -> dict[str, Any]:
-    role: dict[str, Any] = {"name": state.name}
-    for attribute in _ROLE_ATTRIBUTES:
-        value = getattr(state, attribute)
-        if value != getattr(_CREATE_ROLE_DEFAULTS, attribute):
-            role[attribute] = value
+    role: dict[str, Any] = {"name": state.name, **attributes_beyond_defaults(state)}
     if state.login:
         # Never the password: a placeholder the user fills in, and on_create so that applying the
         # export to the server it came from leaves the live passwords alone.
@@ -344,7 +339,7 @@ def _default_privileges(rows: _DefaultRows, database_wide: bool, version: int) -
     entries = []
     for for_role, on in sorted(rows):
         acl = rows[(for_role, on)]
-        kind = on[:-1]
+        kind = DEFAULT_PRIVILEGE_KIND[on]
         if database_wide:
             acl = _explicit_acl(acl, kind, for_role, version)
         for grantee, privileges in sorted(acl.items()):
@@ -407,17 +402,10 @@ def _column(column: ColumnState, primary_key: bool, unique: bool) -> dict[str, A
     if column.generated is not None:
         result["generated"] = column.generated
     if column.collation is not None:
-        result["collation"] = _unquote(column.collation)
+        result["collation"] = unquote(column.collation)  # regcollation text quotes "C"; the playbook does not
     if column.comment is not None:
         result["comment"] = column.comment
     return result
-
-
-def _unquote(name: str) -> str:
-    """regcollation text quotes names like "C"; the playbook holds the plain name."""
-    if len(name) >= 2 and name[0] == name[-1] == '"':
-        return name[1:-1].replace('""', '"')
-    return name
 
 
 def _check_expression(constraint: ConstraintState) -> str:
@@ -458,10 +446,10 @@ def _index(index: IndexState) -> dict[str, Any]:
 
 
 def _index_key(key: IndexKey) -> str:
-    """A column name or an expression, then the ordering when it is not the default."""
+    """A column name or an expression, then the ordering when it is not the default. Unlike the
+    SQL, an entry names its column bare: the loader matches it against the table's columns."""
     body = key.column if key.column is not None else (key.expression or "")
     if key.opclass:
         body = f"{body} {key.opclass}"
-    if key.descending:
-        return body + (" DESC" if key.nulls_first else " DESC NULLS LAST")
-    return body + (" NULLS FIRST" if key.nulls_first else "")
+    order = index_ordering(key.descending, key.nulls_first)
+    return f"{body} {order}" if order else body

@@ -107,13 +107,32 @@ def summary(exc: psycopg.Error) -> str:
     return re.sub(r"^(connection failed: )?(connection to server at .*?failed: )?(FATAL: +)?", "", first)
 
 
+# Why a connection failed, as the user can fix it: the first row whose pattern the message holds
+# gives the hint. erpprov's own connections and the client programs (pg_dump, psql, pg_restore)
+# both read this table, so the same failure gets the same hint whichever met it. The password
+# row comes first: when libpq tried several addresses, one that answered is the one to fix.
+_CONNECTION_HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"password authentication failed|no password supplied", re.IGNORECASE),
+     "check pg_password for this host (e.g. POSTGRES_PASSWORD in .env)"),
+    # a Unix socket that is not there reads "No such file or directory"
+    (re.compile(r"connection refused|could not connect|no such file or directory", re.IGNORECASE),
+     "is the server running? `erpprov status` tells; `erpprov apply` starts the container or cluster"),
+    # FATAL: the role the session logs in as (pg_user); a role a statement names fails as ERROR
+    (re.compile(r'FATAL:\s+role "[^"]*" does not exist'),
+     "check pg_user / pg_database for this host in the inventory"),
+)
+
+
+def connection_hint(message: str) -> str | None:
+    """The hint for a failed connection's message (libpq's, or a client program's stderr)."""
+    return next((hint for pattern, hint in _CONNECTION_HINTS if pattern.search(message)), None)
+
+
 def _hint(text: str) -> str | None:
-    lower = text.lower()
-    if "password authentication failed" in lower:
-        return "check pg_password for this host (e.g. POSTGRES_PASSWORD in .env)"
-    if "connection refused" in lower:
-        return "is the server running? `erpprov status` tells; `erpprov apply` starts the container or cluster"
-    if "does not exist" in lower:
+    if (hint := connection_hint(text)) is not None:
+        return hint
+    # our own connection names only pg_user's role and pg_database (a client's may name others)
+    if "does not exist" in text.lower():
         return "check pg_user / pg_database for this host in the inventory"
     return None
 

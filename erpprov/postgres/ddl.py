@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from psycopg import sql
 
+from erpprov.core.actions import Statement
 from erpprov.core.cluster import PUBLIC, ObjectRef
+from erpprov.postgres.naming import quote, unquote
 
 
 def text(query: sql.Composable) -> str:
+    # Composed without a connection: a plan is text, built by a diff that has none.
     return query.as_string(None)
 
 
-def ident(*names: str) -> sql.Composable:
+def render(query: sql.Composable) -> Statement:
+    """A plan's statement: the query's text."""
+    return Statement(text(query))
+
+
+def ident(*names: str) -> sql.Identifier:
     return sql.Identifier(*names)
 
 
@@ -51,8 +58,7 @@ LIST_SETTINGS = {"search_path", "temp_tablespaces", "session_preload_libraries",
 
 
 def _elements(value: str) -> list[str]:
-    parts = [p.strip() for p in value.split(",")]
-    return [p[1:-1].replace('""', '"') if len(p) >= 2 and p[0] == p[-1] == '"' else p for p in parts]
+    return [unquote(p.strip()) for p in value.split(",")]
 
 
 def setting_value(name: str, value: str) -> sql.Composable:
@@ -65,5 +71,4 @@ def canonical_setting(name: str, value: str) -> str:
     """The text pg_db_role_setting holds for ``name = value`` (see LIST_SETTINGS)."""
     if name.lower() not in LIST_SETTINGS:
         return value
-    return ", ".join(p if re.fullmatch(r"[a-z_][a-z0-9_$]*", p) else '"' + p.replace('"', '""') + '"'
-                     for p in _elements(value))
+    return ", ".join(quote(p) for p in _elements(value))

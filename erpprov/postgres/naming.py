@@ -1,4 +1,5 @@
-"""The names PostgreSQL gives unnamed keys, unique constraints, foreign keys and plain indexes.
+"""How PostgreSQL prints a name (`quote`, `unquote`), and the names it gives unnamed keys, unique
+constraints, foreign keys and plain indexes.
 
 Building every table in the scratch schema just to learn `users_pkey` costs seconds at a thousand
 tables (each index is a relation with files), so for these four shapes we follow PostgreSQL's own
@@ -11,9 +12,37 @@ live one by its shape first, and creates new ones with the predicted name spelle
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 NAMEDATALEN = 64
+_PLAIN = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+@lru_cache(maxsize=1)
+def _keywords_needing_quotes() -> frozenset[str]:
+    # Imported on first use, like the parser in core.fragments; pglast's lists are the server's.
+    from pglast import keywords
+
+    return frozenset(keywords.RESERVED_KEYWORDS | keywords.COL_NAME_KEYWORDS | keywords.TYPE_FUNC_NAME_KEYWORDS)
+
+
+def quote(name: str) -> str:
+    """``name`` as PostgreSQL prints an identifier (quote_identifier in ruleutils.c): bare when it
+    is lower-case letters, digits and `_` not starting with a digit and no keyword beyond the
+    unreserved ones, else in double quotes with inner quotes doubled. pg_get_expr and the stored
+    text of list settings (search_path) spell names this way."""
+    if _PLAIN.fullmatch(name) and name not in _keywords_needing_quotes():
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def unquote(name: str) -> str:
+    """``name`` without the double quotes an identifier may be printed in (`"C"` -> `C`)."""
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        return name[1:-1].replace('""', '"')
+    return name
 
 
 def _clip(text: str, max_bytes: int) -> str:

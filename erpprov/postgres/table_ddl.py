@@ -8,6 +8,7 @@ from __future__ import annotations
 from psycopg import sql
 
 from erpprov.core.actions import Statement
+from erpprov.core.fragments import index_ordering
 from erpprov.core.tables import (
     CHECK,
     FOREIGN_KEY,
@@ -18,14 +19,7 @@ from erpprov.core.tables import (
     IndexKey,
     IndexState,
 )
-
-
-def render(query: sql.Composable) -> Statement:
-    return Statement(query.as_string(None))
-
-
-def ident(*parts: str) -> sql.Identifier:
-    return sql.Identifier(*parts)
+from erpprov.postgres.ddl import ident, render
 
 
 def idents(names: tuple[str, ...] | list[str]) -> sql.Composed:
@@ -100,10 +94,9 @@ def index_key(key: IndexKey) -> sql.Composed:
         parts = [expression(key.expression)]
     if key.opclass:
         parts.append(sql.Identifier(key.opclass))
-    if key.descending:
-        parts.append(sql.SQL("DESC"))
-    if key.nulls_first != key.descending:  # the default is NULLS LAST for ASC, FIRST for DESC
-        parts.append(sql.SQL("NULLS FIRST" if key.nulls_first else "NULLS LAST"))
+    order = index_ordering(key.descending, key.nulls_first)
+    if order:
+        parts.append(sql.SQL(order))
     return sql.SQL(" ").join(parts)
 
 

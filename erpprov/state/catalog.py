@@ -27,7 +27,8 @@ from erpprov.errors import ErpprovError
 
 USER_SCHEMA = "{n}.nspname !~ '^pg_' AND {n}.nspname <> 'information_schema'"
 
-_DEFACL_KIND = {"r": "tables", "S": "sequences", "f": "functions", "T": "types", "n": "schemas"}
+# pg_default_acl.defaclobjtype -> the ALTER DEFAULT PRIVILEGES ... ON word (DefaultAclKey.on)
+_DEFACLOBJTYPE_ON = {"r": "tables", "S": "sequences", "f": "functions", "T": "types", "n": "schemas"}
 
 
 def _rows(conn: psycopg.Connection, query: str, params: Any = None) -> list[tuple[Any, ...]]:
@@ -154,7 +155,7 @@ def read_database(conn: psycopg.Connection, name: str) -> LiveDatabase:
         FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
         LEFT JOIN LATERAL aclexplode(d.defaclacl) a ON true LEFT JOIN pg_roles r ON r.oid = a.grantee
     """):
-        on = _DEFACL_KIND[objtype]
+        on = _DEFACLOBJTYPE_ON[objtype]
         # An entry exists even when it grants nothing (e.g. after revoking PUBLIC's EXECUTE): record
         # the row itself under an empty grantee so the diff knows the implicit defaults no longer apply.
         default_acl.setdefault(DefaultAclKey(role, schema, on, ""), set())

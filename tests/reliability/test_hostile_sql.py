@@ -183,6 +183,16 @@ def test_quoted_search_path_converges(tmp_path, pg):
 
 
 @covers("sql_looking_values")
+def test_search_path_quoted_as_the_server_quotes_it_converges(tmp_path, pg):
+    # The server quotes a `$` inside a name and reserved keywords, not unreserved ones (key).
+    role = unique("sq")
+    targets = load_targets(tmp_path, pg, _dump([{"name": "sq", "hosts": "dev", "roles": [
+        {"name": role, "settings": {"search_path": 'a$b, "user", "select", key, public'}}]}]))
+    apply_all(targets)
+    assert plan_of(targets) == []
+
+
+@covers("sql_looking_values")
 def test_comma_in_a_scalar_setting(tmp_path, pg):
     role = unique("sc")
     targets = load_targets(tmp_path, pg, _dump([{"name": "sc", "hosts": "dev", "roles": [

@@ -13,8 +13,7 @@ from erpprov.core.tables import TablesState, TableState
 from erpprov.diff.tables.context import Context, TableKey, TablePair
 from erpprov.diff.tables.emit import Order
 from erpprov.postgres import table_ddl as ddl
-
-_SIMPLE = re.compile(r"^[a-z_][a-z0-9_$]*$")
+from erpprov.postgres.naming import quote
 
 
 def pair_tables(ctx: Context) -> list[TablePair]:
@@ -88,14 +87,13 @@ def _renamed(table: TableState, renames: dict[TableKey, str],
     return replace(table, columns=columns, constraints=tuple(constraints), indexes=tuple(indexes))
 
 
-def _quoted(name: str) -> str:
-    return name if _SIMPLE.match(name) else '"' + name.replace('"', '""') + '"'
-
-
 def _rename_in_text(text: str | None, old: str, new: str) -> str | None:
     """A live check or index expression printed before a column rename, as PostgreSQL will print
     it after (best effort: if it misses, the object is replaced, which is still correct)."""
     if text is None:
         return None
-    pattern = re.escape(_quoted(old)) if not _SIMPLE.match(old) else r'(?<![\w"$])' + re.escape(old) + r'(?![\w"$])'
-    return re.sub(pattern, lambda _: _quoted(new), text)
+    if quote(old) != old:
+        pattern = re.escape(quote(old))
+    else:  # printed bare: only where it stands as a word of its own
+        pattern = r'(?<![\w"$])' + re.escape(old) + r'(?![\w"$])'
+    return re.sub(pattern, lambda _: quote(new), text)
