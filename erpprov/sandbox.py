@@ -7,15 +7,19 @@ The time bound is a deadline checked cooperatively (at every loop iteration, cal
 not a signal: hosts render in worker threads, where no signal can interrupt them.
 
 The size bound is checked before each operation that can build a large value in one step (`*`,
-`~`, `+`, `%`, str.format, ljust, replace, join, the filters center, indent, ...): its result size
+`~`, `+`, `%`, str.format, ljust, replace, join, the filters center, indent, string, ...): its result size
 is estimated from its arguments and refused above MAX_OUTPUT_CHARS. A check after the fact would
-come too late: 'x'.ljust(10**10) fills memory inside one C call, before any output is counted."""
+come too late: 'x'.ljust(10**10) fills memory inside one C call, before any output is counted.
+Lists are bounded the same way, in items: `+`, the filters list, batch and slice. Where a result
+cannot be sized first (pprint, tojson), it is built piece by piece into a bounded buffer."""
 
 from __future__ import annotations
 
 import functools
 import itertools
+import json
 import os
+import pprint
 import re
 import string
 import threading
@@ -92,9 +96,10 @@ def _bounded_loop(iterable: Iterable[Any]) -> Iterator[Any]:
 
 # --- the size bound ----------------------------------------------------------------------------
 
-def _refuse_above(size: int, what: str) -> None:
+def _refuse_above(size: int, what: str, unit: str = "characters") -> None:
+    """Refuses a result of ``size`` ``unit`` (characters of a string, items of a list) above the limit."""
     if size > MAX_OUTPUT_CHARS:
-        raise TemplateError(f"{what} would build {size} characters, more than the limit of {MAX_OUTPUT_CHARS} characters",
+        raise TemplateError(f"{what} would build {size} {unit}, more than the limit of {MAX_OUTPUT_CHARS} {unit}",
                             hint="templates render short values: names, passwords, settings")
 
 
@@ -225,20 +230,29 @@ class _BoundedEscapeFormatter(_BoundedFormatterMixin, SandboxedEscapeFormatter):
 
 class _BoundedBuffer(list[str]):
     """What a `{% set %}` block, a macro or a call block collects its output in until it ends: each
-    piece may be a new string, so their total is bounded as they arrive, not when joined."""
+    piece may be a new string, so their total is bounded as they arrive, not when joined. Also the
+    stream the filters pprint and tojson write to (``what`` names them)."""
 
     size = 0
 
+    def __init__(self, what: str = "a {% set %} block or macro") -> None:
+        super().__init__()
+        self.what = what
+
     def append(self, piece: str) -> None:
         self.size += len(piece)
-        _refuse_above(self.size, "a {% set %} block or macro")
+        _refuse_above(self.size, self.what)
         super().append(piece)
 
     def extend(self, pieces: Iterable[str]) -> None:
         pieces = tuple(pieces)
         self.size += sum(map(len, pieces))
-        _refuse_above(self.size, "a {% set %} block or macro")
+        _refuse_above(self.size, self.what)
         super().extend(pieces)
+
+    def write(self, piece: str) -> int:  # as a text stream
+        self.append(piece)
+        return len(piece)
 
 
 def _sized_operands(operands: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -254,13 +268,14 @@ def _sized_output(value: Any) -> Any:
     return value
 
 
-def _guarded_filter(original: Callable[..., str], size: Callable[..., int], name: str) -> Callable[..., str]:
+def _guarded_filter(original: Callable[..., Any], size: Callable[..., int], name: str,
+                    unit: str = "characters") -> Callable[..., Any]:
     """``original``, refusing first when ``size`` (called with the same arguments) is above the limit.
     functools.wraps keeps Jinja2's pass_eval_context/pass_environment marks."""
 
     @functools.wraps(original)
-    def guarded(*args: Any, **kwargs: Any) -> str:
-        _refuse_above(size(*args, **kwargs), f"the filter {name}")
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        _refuse_above(size(*args, **kwargs), f"the filter {name}", unit)
         return original(*args, **kwargs)
 
     return guarded
@@ -285,7 +300,53 @@ _FILTER_SIZES: dict[str, Callable[..., int]] = {
     "format": lambda value, *args, **kwargs: _str_result_size(str(value), "%", (kwargs or args,), {}),
     "replace": lambda eval_ctx, s, old, new, count=None: _str_result_size(
         str(s), "replace", (str(old), str(new), -1 if count is None else count), {}),
+    "string": lambda value: _text_size(value),
 }
+
+# The items of the lists these filters build: batch pads its last list up to linecount with
+# fill_with, slice yields one list per slice.
+_FILTER_LENGTHS: dict[str, Callable[..., int]] = {
+    "batch": lambda value, linecount, fill_with=None: 0 if fill_with is None else linecount,
+    "slice": lambda eval_ctx, value, slices, fill_with=None: slices,
+}
+
+
+def _list_filter(value: Iterable[Any]) -> list[Any]:
+    """Jinja2's list, counting the items as they arrive: a generator cannot tell its length first."""
+    items = list(itertools.islice(value, MAX_OUTPUT_CHARS + 1))
+    _refuse_above(len(items), "the filter list", "items")  # at most one past the limit: "more than"
+    return items
+
+
+def _pprint_filter(value: Any) -> str:
+    """Jinja2's pprint (pprint.pformat), written to a bounded buffer: its layout (a line per item,
+    indented by depth) can outgrow the value's text, which is bounded first, as pformat builds it
+    whole before laying it out."""
+    _refuse_above(_text_size(value, quoted=True), "the filter pprint")
+    buffer = _BoundedBuffer("the filter pprint")
+    pprint.PrettyPrinter(stream=buffer).pprint(value)
+    return "".join(buffer)[:-1]  # pprint() ends with a newline, pformat() does not
+
+
+# What the filter tojson replaces in json.dumps' text, so that it is safe inside HTML
+_HTML_UNSAFE_JSON = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "'": "\\u0027"}
+
+
+def _json_dumps(value: Any, **kwargs: Any) -> str:
+    """json.dumps for the filter tojson, encoded piece by piece into a bounded buffer: its text grows
+    with indent times depth, and json builds the indentation before it writes anything, so the
+    indent is refused first. Each piece is escaped as tojson then escapes the whole text (its
+    replacements contain no character they replace), so the buffer counts the filter's result."""
+    indent = kwargs.get("indent")
+    _refuse_above(len(indent) if isinstance(indent, str) else indent if isinstance(indent, int) else 0,
+                  "the indent of the filter tojson")
+    buffer = _BoundedBuffer("the filter tojson")
+    for piece in json.JSONEncoder(**kwargs).iterencode(value):
+        _refuse_above(buffer.size + len(piece) + 5 * sum(map(piece.count, _HTML_UNSAFE_JSON)), "the filter tojson")
+        for unsafe, escaped in _HTML_UNSAFE_JSON.items():
+            piece = piece.replace(unsafe, escaped)
+        buffer.append(piece)
+    return "".join(buffer)
 
 
 @pass_eval_context
@@ -358,6 +419,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             _refuse_above(_str_result_size(left, "%", (right,), {}), "the % operator")
         if op == "+" and isinstance(left, str) and isinstance(right, str):
             _refuse_above(len(left) + len(right), "the + operator")
+        if op == "+" and isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
+            _refuse_above(len(left) + len(right), "the + operator", "items")
         return super().call_binop(context, op, left, right)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
@@ -384,10 +447,18 @@ def environment(loader: jinja2.BaseLoader | None = None) -> BoundedSandbox:
     env = BoundedSandbox(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                          autoescape=False, finalize=_sized_output)
     env.globals["lookup"] = _lookup
+    # range is Jinja2's sandboxed one: at most MAX_RANGE (100000) items, fewer than MAX_OUTPUT_CHARS.
+    # lorem ipsum has no use in a playbook, and lipsum(n=10**9) would build gigabytes of it
+    del env.globals["lipsum"]
     env.filters[_LOOP_FILTER] = _bounded_loop
     for name, size in _FILTER_SIZES.items():
         env.filters[name] = _guarded_filter(env.filters[name], size, name)
+    for name, size in _FILTER_LENGTHS.items():
+        env.filters[name] = _guarded_filter(env.filters[name], size, name, "items")
     env.filters["join"] = _join_filter
+    env.filters["list"] = _list_filter
+    env.filters["pprint"] = _pprint_filter
+    env.policies["json.dumps_function"] = _json_dumps  # what the filter tojson calls
     # urlencode keeps "/" as it is, which breaks a password inside postgresql://user:password@host
     env.filters["urlquote"] = lambda value: quote(str(value), safe="")
     return env
