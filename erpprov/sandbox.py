@@ -281,6 +281,22 @@ def _guarded_filter(original: Callable[..., Any], size: Callable[..., int], name
     return guarded
 
 
+def _input_bounded(original: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """Every filter first measures what it is given (values of the template, not the environment
+    or context some filters take first): no filter turns a value already past the limit into
+    something larger, so a chain of filters grows by at most a constant factor per step and is
+    stopped at the next one (urlencode thrice over is 27 times its input)."""
+
+    @functools.wraps(original)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        for value in itertools.chain(args, kwargs.values()):
+            if isinstance(value, (str, list, tuple, dict, set, frozenset)):
+                _refuse_above(_text_size(value), f"the value given to the filter {name}")
+        return original(*args, **kwargs)
+
+    return bounded
+
+
 def _indent_size(s: Any, width: int | str = 4, first: bool = False, blank: bool = False) -> int:
     text = str(s)  # each line (and the first, with first=True) gains the indentation
     per_line = len(width) if isinstance(width, str) else width if isinstance(width, int) else 0
@@ -458,6 +474,9 @@ def environment(loader: jinja2.BaseLoader | None = None) -> BoundedSandbox:
     env.filters["join"] = _join_filter
     env.filters["list"] = _list_filter
     env.filters["pprint"] = _pprint_filter
+    for name, original in list(env.filters.items()):
+        if name != _LOOP_FILTER:  # the loop's own step counter sees every item anyway
+            env.filters[name] = _input_bounded(original, name)
     env.policies["json.dumps_function"] = _json_dumps  # what the filter tojson calls
     # urlencode keeps "/" as it is, which breaks a password inside postgresql://user:password@host
     env.filters["urlquote"] = lambda value: quote(str(value), safe="")

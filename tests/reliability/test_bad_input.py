@@ -151,6 +151,12 @@ HUGE_RESULTS = {
     "filter_batch_fill": "{{ [1] | batch(10**10, 'x') | list | length }}",
     "filter_slice": "{{ [1] | slice(10**10) | list | length }}",
     "plus_list": "{% set l = ['x'] * 1000000 %}" + "{% set l = l + l + l + l %}" * 6 + "{{ l | length }}",
+    # any filter, given a value past the limit: refused before it turns it into something larger
+    "filter_center_of_a_big_list": "{{ (['x' * 999999] * 3000) | center(5) | length }}",
+    "filter_upper_of_a_big_list": "{{ (['x' * 999999] * 3000) | upper | length }}",
+    "filter_escape_of_a_big_list": "{{ (['x' * 999999] * 3000) | e | length }}",
+    "filter_urlencode_chain": "{{ (' ' * 999999) | urlencode | urlencode | urlencode | urlencode | urlencode "
+                              "| urlencode | urlencode | length }}",
 }
 
 # Huge values that Jinja2's sandbox itself refuses, or that are not there to build: pinned, so
