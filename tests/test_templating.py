@@ -127,3 +127,68 @@ def test_lookup_file_refuses_special_and_oversized_files(tmp_path: Any) -> None:
         assert isinstance(error, TemplateError) and message in error.message, (path, error)
     (tmp_path / "secret").write_text("s3cret\n")
     assert render_string("{{ lookup('file', '" + str(tmp_path / "secret") + "') }}", {}) == "s3cret"
+
+
+# Each renders a value just past MAX_OUTPUT_CHARS characters (or items, for a list) with one operation,
+# mostly by exactly one: small enough to build safely here, so each must be refused by name (issue #14).
+JUST_PAST_THE_LIMIT = [
+    "{{ 'x'.ljust(1000001) }}",
+    "{{ 'x'.center(1000001) }}",
+    "{{ '1'.zfill(1000001) }}",
+    "{{ ('x' * 1001).replace('x', 'y' * 1000) }}",
+    "{{ '{:1000001}'.format(1) }}",
+    "{{ '%1000001s' % 'x' }}",
+    "{{ 'x' | center(1000001) }}",
+    "{{ (['x' * 1000] * 1000) | join('-') }}",
+    "{% set s = 'x' * 500000 %}{{ s ~ s ~ 'z' }}",
+    "{% set b %}{% for i in range(1001) %}{{ 'x' * 1000 }}{% endfor %}{% endset %}{{ b | length }}",
+    "{{ (['x' * 999992] + ['x']) | string | length }}",
+    "{{ ('x' * 999999) | tojson | length }}",
+    "{{ (('<' * 166666) ~ 'xxx') | tojson | length }}",
+    "{{ ['x' * 999997] | pprint | length }}",
+    "{{ [1] | tojson(indent=1000001) | length }}",
+    "{{ [1] | batch(1000001, 0) | list | length }}",
+    "{{ [1] | slice(1000001) | list | length }}",
+    "{{ ('\u0390' * 333334) | upper | list | length }}",
+    "{{ (['x'] * 1000000 + ['y']) | length }}",
+]
+
+
+@pytest.mark.parametrize("text", JUST_PAST_THE_LIMIT)
+def test_one_operation_just_past_the_output_limit_is_refused_by_name(text: str) -> None:
+    from erpprov.load.templating import render_string
+
+    with pytest.raises(TemplateError, match="more than the limit of 1000000 "):
+        render_string(text, {})
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("{{ 'x'.ljust(10) }}|", "x         |"),
+    ("{{ 'x'.rjust(3, '-') }} {{ 'x'.center(5) }} {{ '7'.zfill(3) }}", "--x   x   007"),
+    ("{{ 'a\tb'.expandtabs(4) }}", "a   b"),
+    ("{{ '{:>8}'.format(n) }}", "      42"),
+    ("{{ '{:,}'.format(1234567) }} {{ '{:.2f}'.format(2.5) }} {{ '{x:0>4}'.format_map({'x': n}) }}",
+     "1,234,567 2.50 0042"),
+    ("{{ '%05d' % n }} {{ '%(a)s-%(a)s' % {'a': 'b'} }} {{ '%*d' % (4, n) }} {{ '100%%' % () }}",
+     "00042 b-b   42 100%"),
+    ("{{ s.replace('a', 'b') }} {{ s | replace('a', 'c', 1) }}", "bbb caa"),
+    ("{{ 'a\nb' | indent(4) }}|{{ 'a\nb' | indent('> ', first=true) }}", "a\n    b|> a\n> b"),
+    ("{{ 'x' | center(5) }}|{{ 'aa bb cc' | wordwrap(5) }}|{{ '%s=%d' | format('k', n) }}", "  x  |aa bb\ncc|k=42"),
+    ("{{ [1, 2, 3] | join(',') }} {{ users | join(',', attribute='name') }} {{ '-'.join(['a', 'b']) }}",
+     "1,2,3 u1,u2 a-b"),
+    ("{{ s ~ n ~ s }} {{ s + 'b' }} {{ [1, 'a'] }} {{ {'k': (1, 2)} }}", "aaa42aaa aaab [1, 'a'] {'k': (1, 2)}"),
+    ("{% set b %}<{{ n }}>{% endset %}{% macro m(x) %}[{{ x }}]{% endmacro %}{{ b }}{{ m(b) }}", "<42>[<42>]"),
+    ("{{ 'ab'.translate({97: 'xy'}) }}", "xyb"),
+    ("{{ [1, 2] | string }} {{ {'a': [1, 'b']} | pprint }} {{ 'ab' | list }}", "[1, 2] {'a': [1, 'b']} ['a', 'b']"),
+    ("{{ {'a': 1} | tojson }} {{ {'b': 1, 'a': none} | tojson }}", '{"a": 1} {"a": null, "b": 1}'),
+    ("{{ {'b': [1, \"<a href='x'>&\"], 'a': '\u00e9'} | tojson(indent=2) }}",
+     '{\n  "a": "\\u00e9",\n  "b": [\n    1,\n    "\\u003ca href=\\u0027x\\u0027\\u003e\\u0026"\n  ]\n}'),
+    ("{{ [1, 2, 3] | batch(2) | list }} {{ [1, 2, 3] | batch(2, 0) | list }} {{ [1, 2, 3] | slice(2, 0) | list }}",
+     "[[1, 2], [3]] [[1, 2], [3, 0]] [[1, 2], [3, 0]]"),
+    ("{{ range(5) | list }} {{ range(100000) | list | length }} {{ [1] + [2] }}", "[0, 1, 2, 3, 4] 100000 [1, 2]"),
+])
+def test_ordinary_uses_of_the_bounded_operations_still_render(text: str, expected: str) -> None:
+    from erpprov.load.templating import render_string
+
+    variables = {"n": 42, "s": "aaa", "users": [{"name": "u1"}, {"name": "u2"}]}
+    assert render_string(text, variables) == expected

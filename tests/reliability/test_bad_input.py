@@ -113,6 +113,60 @@ SANDBOX = {
     "include": "{% include '/etc/passwd' %}",
 }
 
+# One operation each that would build gigabytes before any output check could see the result: each
+# must be refused from its arguments, before it allocates (issue #14).
+HUGE_RESULTS = {
+    "ljust": "{{ 'x'.ljust(10**10) }}",
+    "rjust": "{{ 'x'.rjust(10**10) }}",
+    "center": "{{ 'x'.center(10**10) }}",
+    "zfill": "{{ '1'.zfill(10**10) }}",
+    "expandtabs": "{{ 'a\\tb'.expandtabs(10**10) }}",
+    "format_width": "{{ '{:10000000000}'.format(1) }}",
+    "format_nested_width": "{{ '{:{}}'.format('x', 10**10) }}",
+    "format_precision": "{{ '{:.2000000000f}'.format(1.5) }}",
+    "format_repeated_field": "{{ ('{0}' * 3000).format('x' * 999999) }}",
+    "format_map": "{{ '{x:10000000000}'.format_map({'x': 1}) }}",
+    "percent_width": "{{ '%10000000000s' % 'x' }}",
+    "percent_star_width": "{{ '%*s' % (10**10, 'x') }}",
+    "percent_repeated_key": "{{ ('%(a)s' * 3000) % {'a': 'x' * 999999} }}",
+    "replace": "{{ ('x' * 99999).replace('', 'y' * 99999) }}",
+    "join": "{{ ('y' * 999999).join(['a'] * 3000) }}",
+    "translate": "{{ ('x' * 999999).translate({120: 'y' * 9999}) }}",
+    "filter_center": "{{ 'x' | center(10**10) }}",
+    "filter_indent": "{{ 'a' | indent(10**10, true) }}",
+    "filter_wordwrap": "{{ ('x ' * 99999) | wordwrap(1, wrapstring='y' * 99999) }}",
+    "filter_format": "{{ '%10000000000s' | format('x') }}",
+    "filter_replace": "{{ ('x' * 99999) | replace('', 'y' * 99999) }}",
+    "filter_join": "{{ (['y' * 999999] * 3000) | join }}",
+    "concat": "{% set s = 'x' * 999999 %}{{ " + " ~ ".join(["s"] * 3000) + " }}",
+    "plus": "{% set s = 'x' * 999999 %}" + "{% set s = s + s + s + s %}" * 6 + "{{ s }}",
+    "list_as_text": "{{ ['x' * 999999] * 3000 }}",
+    "set_block": "{% set b %}{% for i in range(3000) %}{{ 'x' * 999990 ~ i }}{% endfor %}{% endset %}{{ b | length }}",
+    "macro": "{% macro m() %}{% for i in range(3000) %}{{ 'x' * 999990 ~ i }}{% endfor %}{% endmacro %}"
+             "{{ m() | length }}",
+    "filter_string": "{{ (['x' * 999999] * 3000) | string | length }}",
+    "filter_tojson": "{{ (['x' * 999999] * 3000) | tojson | length }}",
+    "filter_tojson_indent": "{{ [1] | tojson(indent=10**9) | length }}",
+    "filter_pprint": "{{ (['x' * 999999] * 3000) | pprint | length }}",
+    "filter_batch_fill": "{{ [1] | batch(10**10, 'x') | list | length }}",
+    "filter_slice": "{{ [1] | slice(10**10) | list | length }}",
+    "plus_list": "{% set l = ['x'] * 1000000 %}" + "{% set l = l + l + l + l %}" * 6 + "{{ l | length }}",
+    # any filter, given a value past the limit: refused before it turns it into something larger
+    "filter_center_of_a_big_list": "{{ (['x' * 999999] * 3000) | center(5) | length }}",
+    "filter_upper_of_a_big_list": "{{ (['x' * 999999] * 3000) | upper | length }}",
+    "filter_escape_of_a_big_list": "{{ (['x' * 999999] * 3000) | e | length }}",
+    "filter_urlencode_chain": "{{ (' ' * 999999) | urlencode | urlencode | urlencode | urlencode | urlencode "
+                              "| urlencode | urlencode | length }}",
+}
+
+# Huge values that Jinja2's sandbox itself refuses, or that are not there to build: pinned, so
+# that a change of Jinja2 or of the sandbox's globals cannot reopen them unseen (issue #14).
+HUGE_ELSEWHERE = {
+    "range_list": ("{{ range(10**10) | list | length }}", "MAX_RANGE (100000)"),
+    "range_loop": ("{% for i in range(10**10) %}{% endfor %}", "MAX_RANGE (100000)"),
+    "lipsum": ("{{ lipsum(n=10**9) | length }}", "'lipsum' is undefined"),
+}
+
 CASES: dict[str, Case] = {
     # arbitrary bytes, as the playbook and as the inventory
     "bytes_playbook_0": Case(random.Random(0).randbytes(4096)),
@@ -178,6 +232,8 @@ CASES: dict[str, Case] = {
     "env_bad_line": Case("- name: ok\n", setup=_bad_env),
     "env_bad_quote": Case("- name: ok\n", setup=_bad_env_quote),
 }
+CASES.update({f"huge_{k}": Case(f'- name: "{v}"\n') for k, v in HUGE_RESULTS.items()})
+CASES.update({f"huge_{k}": Case(f'- name: "{v}"\n') for k, (v, _) in HUGE_ELSEWHERE.items()})
 CASES.update({f"sandbox_{k}": Case(f'- name: "{v.replace("MARKER", str(MARKER))}"\n') for k, v in SANDBOX.items()})
 
 
@@ -336,6 +392,19 @@ def test_huge_strings_end_in_bounded_time_and_memory(results, name):
 @covers("template_huge_value")
 def test_huge_list_ends_in_bounded_time(results):
     check(results, "list_multiply", "too large")
+
+
+@covers("template_huge_value")
+@pytest.mark.parametrize("name", sorted(f"huge_{k}" for k in HUGE_RESULTS))
+def test_one_operation_cannot_build_a_huge_value(results, name):
+    check(results, name, "more than the limit of 1000000 ")  # characters, or items of a list
+    assert len(results[name].stderr) < 2000, f"{len(results[name].stderr)} bytes of error"
+
+
+@covers("template_huge_value")
+@pytest.mark.parametrize("name", sorted(HUGE_ELSEWHERE))
+def test_huge_ranges_and_lipsum_are_refused_by_the_sandbox(results, name):
+    check(results, f"huge_{name}", HUGE_ELSEWHERE[name][1])
 
 
 @covers("template_huge_value", "invalid_identifiers")
