@@ -7,6 +7,7 @@ getrusage(RUSAGE_CHILDREN) would be.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import statistics
@@ -27,7 +28,7 @@ class Run:
     max_rss_kib: int
     timed_out: bool = False
 
-    def check(self, what: str) -> "Run":
+    def check(self, what: str) -> Run:
         if self.returncode != 0:
             tail = "\n".join((self.stderr or self.stdout).strip().splitlines()[-25:])
             raise CommandFailed(f"{what} exited {self.returncode}" + (" (timed out)" if self.timed_out else "")
@@ -49,10 +50,8 @@ def run(argv: list[str], *, cwd: str | None = None, env: dict[str, str] | None =
 
         def kill() -> None:
             expired.set()
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)  # the group of the child we started, nothing else
-            except ProcessLookupError:
-                pass
 
         timer = threading.Timer(timeout, kill)
         timer.start()

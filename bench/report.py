@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import platform
 import subprocess
@@ -60,7 +61,7 @@ def environment(server: Any, ansible: Any) -> dict[str, str]:
     import psycopg
 
     env = {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpus": str(os.cpu_count()),
         "cpu": _cpu_model(),
         "memory": _memory(),
@@ -106,7 +107,7 @@ def markdown(results: Any, env: dict[str, str], args: Any, elapsed: float) -> st
       f"Command: `python -m bench --sizes {','.join(map(str, args.sizes))} --runs {args.runs}"
       + (" --no-ansible" if not args.ansible_sizes else
          f" --ansible-sizes {','.join(map(str, args.ansible_sizes))} --ansible-runs {args.ansible_runs}")
-      + "`.\n")
+      + (" --baseline CHECKOUT" if getattr(args, "baseline", None) else "") + "`.\n")
     w("## Machine and versions\n")
     w("| | |\n|---|---|")
     for key, value in env.items():
@@ -161,7 +162,7 @@ def markdown(results: Any, env: dict[str, str], args: Any, elapsed: float) -> st
       "Ansible second apply / erpprov second apply |")
     w("|---|---|---|---|---|---|")
     for size in sizes:
-        g = lambda tool, what: results.get(size, tool, what)  # noqa: E731
+        g = functools.partial(results.get, size)
         w(f"| {size} | {_fmt_ratio(_ratio(g('erpprov', 'first apply'), g('psql', 'first apply')))} | "
           f"{_fmt_ratio(_ratio(g('erpprov', 'no-op plan'), g('pg_dump', 'schema-only')))} | "
           f"{_fmt_ratio(_ratio(g('ansible', 'no-op --check'), g('erpprov', 'no-op plan')))} | "

@@ -1,6 +1,7 @@
 """The benchmark: erpprov side by side with Ansible's community.postgresql and plain psql.
 
     python -m bench [--sizes 100,1000] [--runs 5] [--no-ansible] [--out docs/benchmarks.md]
+                    [--baseline ../erpprov-old]
 
 Every figure is a whole process (interpreter start-up, imports, connecting, work, exit), timed by
 wall clock over several runs. See docs/benchmarks.md for what is measured and the latest results.
@@ -48,7 +49,8 @@ def _changed(result: Run) -> int | None:
 
 class Bench:
     def __init__(self, server: Server, workdir: Path, runs: int, log=print, timeout: float = 3600,
-                 count: str = "extra"):
+                 count: str = "extra", baseline: Path | None = None):
+        self.baseline = baseline  # another checkout whose no-op plan is timed beside this one's
         self.count = count  # "extra": statements counted in one more, untimed run; "last": in the last run
         self.server = server
         self.workdir = workdir
@@ -157,6 +159,8 @@ class Bench:
         self.measure(Series("erpprov", "no-op plan", size),
                      self.erpprov(files, "plan", "--detailed-exitcode", "--no-color"), directory,
                      validate=no_changes)
+        if self.baseline is not None:
+            self.against_baseline(files, directory, size)
         # pg_dump --schema-only of the populated database: the floor for reading.
         self.measure(Series("pg_dump", "schema-only", size), self.pg_dump(), directory, env=env)
 
@@ -180,6 +184,27 @@ class Bench:
         last = self.measure(check, argv + ["--check"], directory, env=aenv, runs=ansible_runs, count="last")
         check.note = f"changed={_changed(last)}"
 
+    def against_baseline(self, files: dict[str, Path], directory: Path, size: int) -> None:
+        """The no-op plan of this checkout and of the baseline's, alternated run by run on the same
+        database, so that whatever else the machine does weighs on both alike."""
+        import os
+
+        assert self.baseline is not None
+        argv = self.erpprov(files, "plan", "--detailed-exitcode", "--no-color")
+        ours = Series("erpprov", "no-op plan, interleaved", size)
+        theirs = Series("baseline", "no-op plan, interleaved", size)
+        env = {**os.environ, "PYTHONPATH": str(self.baseline)}
+        for _ in range(self.runs):
+            ours.add(self._run(argv, directory, None, f"erpprov no-op plan (N={size})"))
+            theirs.add(self._run(argv, directory, env, f"baseline no-op plan (N={size})"))
+        theirs.note = f"erpprov at {_commit(self.baseline)}"
+        self.results.series += [ours, theirs]
+        ratio = ours.median / theirs.median
+        self.results.check(size, "no-op plan within 5% of the baseline's (interleaved medians)", ratio <= 1.05,
+                           f"{ours.median:.3f}s vs {theirs.median:.3f}s: {ratio:.3f}x")
+        self.log(f"  baseline no-op plan N={size}: ours {ours.median:.3f}s, baseline {theirs.median:.3f}s "
+                 f"({ratio:.3f}x)")
+
     def startup(self) -> None:
         """`erpprov --help` against the bare interpreter."""
         for tool, argv in (("python", [self.python, "-c", "pass"]),
@@ -189,6 +214,15 @@ class Bench:
                 series.add(self._run(argv, self.workdir, None, f"{tool} start-up"))
             self.results.startup.append(series)
             self.log(f"  start-up {tool:<8} median {series.median:.3f}s [{series.low:.3f}-{series.high:.3f}]")
+
+
+def _commit(checkout: Path) -> str:
+    """The baseline by its commit (not its path, which says nothing to a reader elsewhere)."""
+    import subprocess
+
+    out = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True,
+                         text=True, check=False)
+    return out.stdout.strip() or "an unversioned checkout"
 
 
 def _summary_diff(a: dict[str, object], b: dict[str, object]) -> str:
@@ -222,6 +256,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, help="write the raw figures as JSON here")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds any one command may take")
     parser.add_argument("--keep", action="store_true", help="keep the generated files (printed path)")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="CHECKOUT",
+                        help="another erpprov checkout (e.g. a `git worktree` of an older commit): its no-op "
+                             "plan is timed alternately with this one's, and must be within 5%%")
     args = parser.parse_args(argv)
     args.sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     if any(s < 4 for s in args.sizes):
@@ -235,21 +272,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.ansible_sizes = [s for s in args.sizes if s <= args.ansible_max_size]
     if args.no_ansible:
         args.ansible_sizes = []
+    if args.baseline is not None and not (args.baseline / "erpprov" / "__init__.py").is_file():
+        parser.error(f"--baseline {args.baseline}: not an erpprov checkout (no erpprov/__init__.py)")
     return args
 
 
-def compile_erpprov() -> None:
-    """Byte-compile erpprov as pip does when it installs a package: a checkout run with
-    PYTHONDONTWRITEBYTECODE set would otherwise compile every module again in every timed run."""
+def compile_erpprov(*checkouts: Path) -> None:
+    """Byte-compile erpprov (and a baseline's) as pip does when it installs a package: a checkout run
+    with PYTHONDONTWRITEBYTECODE set would otherwise compile every module again in every timed run."""
     import erpprov
 
-    compileall.compile_dir(Path(erpprov.__file__).parent, quiet=1)
+    for package in [Path(erpprov.__file__).parent, *(c / "erpprov" for c in checkouts)]:
+        compileall.compile_dir(package, quiet=1)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
-    compile_erpprov()
+    compile_erpprov(*([args.baseline] if args.baseline else []))
     ansible = None
     if args.ansible_sizes:
         from bench.ansible_env import ensure_ansible
@@ -260,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with throwaway_server() as server:
             log(f"PostgreSQL {server.version()} on {server.host}:{server.port}")
-            bench = Bench(server, workdir, args.runs, log, args.timeout)
+            bench = Bench(server, workdir, args.runs, log, args.timeout, baseline=args.baseline)
             bench.startup()
             for size in args.sizes:
                 bench.size(size, ansible if size in args.ansible_sizes else None, args.ansible_runs)

@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 
 from bench.workload import DATABASE, ROLE_PREFIX
-from erpprov.cluster import LocalCluster, free_port
+from erpprov.drivers.embedded import LocalCluster, free_port
 
 HOST = "127.0.0.1"
 USER = "postgres"

@@ -24,8 +24,10 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.server import throwaway_server
-from erpprov import model
-from erpprov.tables import canonicalize, diff_tables, inspect_tables
+from erpprov.core import model
+from erpprov.diff.tables import diff_tables
+from erpprov.state.canon import canonicalize
+from erpprov.state.table_catalog import inspect_tables
 
 
 def make_tables(n: int, checks: bool) -> list[model.Table]:
@@ -115,7 +117,7 @@ def main() -> None:
                     diff = diff_tables(desired, live, database="bench")
                     t3 = time.perf_counter()
                 assert not diff.actions, f"not a no-op: {len(diff.actions)} actions"
-                for key, value in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
+                for key, value in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t3 - t0), strict=True):
                     timings[key].append(value)
             with Counter() as only_inspect:
                 inspect_tables(conn)

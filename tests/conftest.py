@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from erpprov.cluster import LocalCluster, free_port
+from erpprov.drivers.embedded import LocalCluster, free_port
 from tests.helpers import reachable_tempdir
 
 pytest_plugins = ["tests.dockerenv"]  # the engine and test-image fixtures

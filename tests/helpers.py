@@ -10,8 +10,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from erpprov.loader import Target
-from erpprov.plan import Hazard
+from erpprov.core.actions import Hazard
+from erpprov.core.target import Target
 
 DEFAULT_INVENTORY = """
 all:
@@ -35,7 +35,7 @@ def write_project(tmp: Path, playbook: str, inventory: str = DEFAULT_INVENTORY, 
 
 def load_targets(tmp: Path, server: Any, playbook: str, **host_vars: Any) -> list[Target]:
     """The targets of ``playbook`` run against the test server ``server`` (external driver)."""
-    from erpprov.loader import load_project
+    from erpprov.load.project import load_project
 
     (tmp / "playbooks").mkdir(exist_ok=True)
     path = tmp / "playbooks" / "site.yaml"
@@ -45,7 +45,7 @@ def load_targets(tmp: Path, server: Any, playbook: str, **host_vars: Any) -> lis
 
 def plan_of(targets: list[Target]) -> list[tuple[str, str]]:
     """Every action the plan holds for ``targets``, as (address, operation) pairs."""
-    from erpprov.reconcile import plan_target
+    from erpprov.plan.build import plan_target
 
     pairs = []
     for target in targets:
@@ -55,7 +55,7 @@ def plan_of(targets: list[Target]) -> list[tuple[str, str]]:
 
 def apply_all(targets: list[Target], *, allow: frozenset[Hazard] = frozenset()) -> list[str]:
     """Apply, returning the changed addresses; apply itself fails if the re-plan is not empty."""
-    from erpprov.reconcile import ApplyOptions, apply_target
+    from erpprov.apply.host import ApplyOptions, apply_target
 
     changed = []
     for target in targets:

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 from psycopg import sql
 
-from erpprov.backup import BackupResult, backup, restore
-from erpprov.cluster import free_port
+from erpprov.core.target import Target
+from erpprov.drivers.embedded import free_port
 from erpprov.errors import ErpprovError
-from erpprov.loader import Target
+from erpprov.ops.backup import BackupResult, backup, restore
 from tests.helpers import load_targets
 
 ROWS = [
@@ -130,7 +130,7 @@ def test_restore_into_a_non_empty_database_needs_yes(pg, tmp_path: Path) -> None
     with pg.connect() as conn:
         conn.execute("UPDATE items SET name = 'changed after the backup' WHERE id = 1")
     changed = rows(pg)
-    with pytest.raises(ErpprovError, match="refusing to restore into .* not empty") as info:
+    with pytest.raises(ErpprovError, match=r"refusing to restore into .* not empty") as info:
         restore(target, result.path, database=pg.dbname)
     assert "--yes" in str(info.value) and "--into" in str(info.value)
     questions: list[str] = []
@@ -205,7 +205,8 @@ def test_a_bad_statement_in_the_middle_is_named(pg, tmp_path: Path) -> None:
                                    "SELECT no_such_function();\nCREATE TABLE public.items", 1))
     recreate(pg, pg.dbname)
     with pytest.raises(ErpprovError, match=r"psql:.*broken\.sql:\d+: ERROR:  function no_such_function\(\) does "
-                                           r"not exist[\s\S]*the failing statement, line \d+: SELECT no_such_function\(\);"):
+                                           r"not exist[\s\S]*the failing statement, line \d+: "
+                                           r"SELECT no_such_function\(\);"):
         restore(target, broken, database=pg.dbname)
     with pg.connect() as conn:
         assert conn.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'items%'").fetchone() == (0,)
@@ -286,7 +287,7 @@ def test_wrong_database(pg, tmp_path: Path) -> None:
 
 def test_server_down(pg, tmp_path: Path) -> None:
     target = target_of(tmp_path, pg, pg_port=free_port())
-    with pytest.raises(ErpprovError, match="(?i)connection refused") as info:
+    with pytest.raises(ErpprovError, match=r"(?i)connection refused") as info:
         backup(target, database=pg.dbname, fmt="custom")
     assert "is the server running" in str(info.value)
     assert pg.password not in str(info.value)
@@ -311,7 +312,8 @@ def test_permission_denied(pg, tmp_path: Path) -> None:
     other = f"{pg.dbname}_empty"
     with pg.connect("postgres") as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(other)))
-        admin.execute(sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))  # PG 15's default already
+    with pg.connect(other) as conn:  # in the database restored into: a REVOKE acts on its own database
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")  # PG 15's default already; explicit here
     with pytest.raises(ErpprovError, match="permission denied for schema public"):
         restore(target, dump, database=other)
 
@@ -325,7 +327,7 @@ def project_args(tmp: Path, pg) -> list[str]:
 
 
 def test_cli_backup_and_restore(pg, tmp_path: Path) -> None:
-    from erpprov.cli_ops import backup_cmd, restore_cmd
+    from erpprov.cli.commands.backup import backup_cmd, restore_cmd
 
     seed(pg)
     args = project_args(tmp_path, pg)
@@ -355,7 +357,7 @@ def test_cli_backup_and_restore(pg, tmp_path: Path) -> None:
 
 
 def test_cli_errors_are_one_message(pg, tmp_path: Path) -> None:
-    from erpprov.cli_ops import backup_cmd, restore_cmd
+    from erpprov.cli.commands.backup import backup_cmd, restore_cmd
 
     args = project_args(tmp_path, pg)
     runner = CliRunner()
@@ -369,8 +371,8 @@ def test_cli_errors_are_one_message(pg, tmp_path: Path) -> None:
 def test_client_programs_get_every_connection_setting_of_the_library() -> None:
     """Whatever erpprov's own connections set (TLS files, timeouts) reaches pg_dump/psql/pg_restore,
     through the environment, never argv."""
-    from erpprov.drivers.external import client_env
-    from erpprov.model import Connection
+    from erpprov.core.model import Connection
+    from erpprov.drivers.clients import client_env
 
     conn = Connection(pg_host="db.example", pg_port=5433, pg_user="admin", pg_password="pw", pg_database="erp",
                       pg_sslmode="verify-full", pg_sslrootcert="/ca.crt", pg_sslcert="/c.crt", pg_sslkey="/c.key",
@@ -451,7 +453,7 @@ def test_real_dumps_with_look_alike_contents_still_restore(pg, tmp_path: Path) -
 
 
 def test_pg_dumps_restrict_lines_pass_and_lines_are_counted_past_them(tmp_path: Path) -> None:
-    from erpprov.restorecheck import check_plain_dump
+    from erpprov.ops.restorecheck import check_plain_dump
 
     dump = tmp_path / "d.sql"
     dump.write_text("--\n-- c\n--\n\n\\restrict 1e5abc\nSET standard_conforming_strings = on;\n"

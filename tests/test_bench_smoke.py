@@ -15,7 +15,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repositor
 from bench import report
 from bench.run import Bench, main, parse_args
 from bench.server import throwaway_server
-from bench.workload import Workload, ansible_playbook, ansible_vars, erpprov_playbook, sql_script
+from bench.workload import (
+    Workload,
+    ansible_playbook,
+    ansible_vars,
+    erpprov_playbook,
+    sql_script,
+)
 
 SIZE = 10
 

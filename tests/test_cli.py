@@ -35,8 +35,8 @@ def test_every_command_has_help():
 def test_heavy_modules_load_only_when_a_command_needs_them():
     """`--help` imports no driver, database or template library; a plan of a playbook without
     templates needs no Jinja2 (each costs tens of milliseconds at every start)."""
-    probe = ("import sys, erpprov.cli, erpprov.reconcile\n"
-             "from erpprov.loader import load_project\n"
+    probe = ("import sys, erpprov.cli, erpprov.plan.build, erpprov.apply.host\n"
+             "from erpprov.load.project import load_project\n"
              "print(' '.join(m for m in ('docker', 'jinja2') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 0, out.stderr

@@ -26,7 +26,7 @@ import psycopg
 import pytest
 import yaml
 
-from erpprov.cluster import free_port
+from erpprov.drivers.embedded import free_port
 from tests.helpers import reachable_tempdir
 from tests.reliability.conftest import (
     Run,
@@ -263,10 +263,8 @@ class RefusingServer:
             with self.lock:  # before the refusal: the client moves on only once it has it
                 self.open -= 1
             if waited:
-                try:
+                with contextlib.suppress(OSError):
                     conn.sendall(b"E" + struct.pack("!I", len(fields) + 4) + fields)
-                except OSError:
-                    pass
 
     def close(self) -> None:
         # close() alone does not wake a thread blocked in accept() on Linux; shutdown() does. A

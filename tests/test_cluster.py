@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from erpprov.cluster import LocalCluster, free_port
+from erpprov.drivers.embedded import LocalCluster, free_port
 from erpprov.errors import ErpprovError
 
 

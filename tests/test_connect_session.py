@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from erpprov.connect import connect
-from erpprov.model import Connection
+from erpprov.core.model import Connection
+from erpprov.postgres.connect import connect
 
 
 def _settings(pg: Any) -> Connection:

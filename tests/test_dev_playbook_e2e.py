@@ -11,7 +11,7 @@ import psycopg
 import pytest
 import yaml
 
-from erpprov.cluster import free_port
+from erpprov.drivers.embedded import free_port
 from tests.dockerenv import needs_engine
 from tests.helpers import run_erpprov
 
@@ -75,7 +75,7 @@ def test_dev_playbook_from_nothing_then_nothing_to_do(dev_project):
 
 
 def test_a_stopped_server_is_started_with_its_data(dev_project):
-    cwd, port, env, extra, driver = dev_project
+    cwd, port, env, extra, _driver = dev_project
     assert run_erpprov(cwd, "apply", *extra, env=env).returncode == 0
     with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password="dev-super", dbname="erp",
                          autocommit=True) as conn:
@@ -90,7 +90,7 @@ def test_a_stopped_server_is_started_with_its_data(dev_project):
 
 
 def test_destroy_volumes_needs_yes_when_not_interactive(dev_project):
-    cwd, port, env, extra, driver = dev_project
+    cwd, _port, env, extra, _driver = dev_project
     assert run_erpprov(cwd, "apply", *extra, env=env).returncode == 0
     refused = run_erpprov(cwd, "destroy", "--volumes", *extra, env=env, timeout=60)  # stdin is not a terminal
     assert refused.returncode == 1 and "refusing without --yes" in refused.stderr
@@ -100,7 +100,7 @@ def test_destroy_volumes_needs_yes_when_not_interactive(dev_project):
 
 
 def test_backup_destroy_everything_apply_restore_brings_every_row_back(dev_project):
-    cwd, port, env, extra, driver = dev_project
+    cwd, port, env, extra, _driver = dev_project
     assert run_erpprov(cwd, "apply", *extra, env=env).returncode == 0
     with psycopg.connect(host="127.0.0.1", port=port, user="myapp", password="app-pw", dbname="erp",
                          autocommit=True) as conn:

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from erpprov import model
+from erpprov.core import model
+from erpprov.core.actions import Hazard, Op
+from erpprov.core.cluster import DatabaseState, LiveCluster, ObjectRef, RoleState
 from erpprov.diff import (
     Canon,
     acl_changes,
@@ -14,11 +16,14 @@ from erpprov.diff import (
     diff_roles,
     passwords_to_compare,
 )
-from erpprov.diff.privileges import owner_transferred
 from erpprov.errors import ErpprovError
-from erpprov.plan import Hazard, Op
-from erpprov.scram import matching_passwords, scram_verifier
-from erpprov.state import DatabaseState, LiveCluster, ObjectRef, RoleState
+from erpprov.postgres.acl import owner_transferred
+from erpprov.postgres.scram import (
+    executable,
+    matching_passwords,
+    password_matches,
+    scram_verifier,
+)
 
 PASSWORD = "pa'ss\\word"
 
@@ -49,9 +54,10 @@ def test_new_role_sends_a_verifier_and_shows_no_secret():
     [action] = result.actions
     assert action.op is Op.CREATE and action.address == "role.app"
     [statement] = action.sql
-    assert "SCRAM-SHA-256$4096:" in statement.text
-    assert PASSWORD not in statement.text
+    assert "SCRAM" not in statement.text and PASSWORD not in statement.text and PASSWORD not in repr(action)
     assert statement.display.endswith("PASSWORD '(sensitive)'")
+    sent = executable(statement)
+    assert sent.startswith(statement.text + "'SCRAM-SHA-256$4096:") and PASSWORD not in sent
     assert "SCRAM" not in json.dumps(action.to_json())
     assert action.after["password"] == "(sensitive)"
 
@@ -72,7 +78,18 @@ def test_other_password_is_set_again_and_stays_hidden():
     canon = Canon(passwords=matching_passwords(passwords_to_compare(desired, live)))
     [action] = diff_roles(desired, live, canon, login_role="postgres").actions
     assert action.op is Op.UPDATE and action.after == {"password": "(sensitive) (changed)"}
-    assert PASSWORD not in action.sql[0].text and "SCRAM-SHA-256$4096:" in action.sql[0].text
+    assert PASSWORD not in action.sql[0].text and "SCRAM-SHA-256$4096:" in executable(action.sql[0])
+
+
+def test_the_same_inputs_give_the_same_actions_and_each_run_a_fresh_salt():
+    """A plan is a function of the files and the live state: the verifier, whose salt is random,
+    is computed only when the statement runs."""
+    desired = play(roles=[{"name": "app", "login": True, "password": PASSWORD}])
+    first, second = (diff_roles(desired, cluster(), Canon(), login_role="postgres").actions for _ in range(2))
+    assert first == second
+    sent = [executable(first[0].sql[0]).rsplit("PASSWORD ", 1)[1].strip("'") for _ in range(2)]
+    assert sent[0] != sent[1]  # a fresh salt each time
+    assert all(password_matches(PASSWORD, verifier, "app") for verifier in sent)
 
 
 def test_changed_attribute_shows_before_and_after_only_for_it():
@@ -189,7 +206,7 @@ def test_password_checks_run_below_the_callers_priority(monkeypatch):
     import sys
     import threading
 
-    from erpprov import scram
+    from erpprov.postgres import scram
 
     seen: list[int] = []
     real = scram.password_matches

@@ -8,6 +8,7 @@ a unique name and is removed by a fixture finalizer, pass or fail.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -21,7 +22,9 @@ import psycopg
 import pytest
 import yaml
 
-from erpprov.cluster import free_port
+from erpprov.core.actions import Hazard, Op, Phase
+from erpprov.core.model import Container
+from erpprov.core.target import Target
 from erpprov.drivers.docker_spec import (
     DEFAULT_SHM_SIZE,
     SENSITIVE,
@@ -34,10 +37,9 @@ from erpprov.drivers.docker_spec import (
     parse_port,
     spec_hash,
 )
+from erpprov.drivers.embedded import free_port
 from erpprov.errors import ErpprovError
-from erpprov.loader import Target, load_project
-from erpprov.model import Container
-from erpprov.plan import Hazard, Op, Phase
+from erpprov.load.project import load_project
 from tests.dockerenv import needs_engine
 
 # --- unit tests of the pure half (no engine) ----------------------------------------------------
@@ -60,7 +62,7 @@ def _inspect(desired: dict[str, Any], image_env: dict[str, str], extra_env: dict
     for port in desired["ports"]:
         ip, host, inside = port.rsplit(":", 2)
         bindings.setdefault(f"{inside}/tcp", []).append({"HostIp": ip, "HostPort": host})
-    mounts = [dict(zip(("Type", "Source", "Destination"), m.split(":"))) for m in desired["mounts"]]
+    mounts = [dict(zip(("Type", "Source", "Destination"), m.split(":"), strict=True)) for m in desired["mounts"]]
     return {
         "Config": {"Image": desired["image"], "Env": [f"{k}={v}" for k, v in env.items()], "Cmd": desired["command"],
                    "Labels": {"erpprov.managed": "true", "org.opencontainers.image.title": "pg"},
@@ -219,10 +221,8 @@ def project(tmp_path: Path, engine: Any, test_image: str) -> Iterator[Project]:
 def _remove_container(engine: Any, name: str) -> None:
     import docker
 
-    try:
+    with contextlib.suppress(docker.errors.NotFound):
         engine.containers.get(name).remove(force=True)
-    except docker.errors.NotFound:
-        pass
 
 
 def _quiet(_line: str) -> None:

@@ -4,6 +4,7 @@ recreates_container hazard, refused by a real `erpprov apply` until --allow-haza
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import docker
@@ -70,7 +71,5 @@ def test_start_period_on_failure_and_volume_then_recreate_only_when_allowed(proj
             engine.volumes.get(volume)
     finally:
         _remove_container(engine, project.name)
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             engine.volumes.get(volume).remove(force=True)
-        except docker.errors.NotFound:
-            pass

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 import yaml
 
+from erpprov.core.target import Target
 from erpprov.drivers.base import DEFAULT_DATA_DIR, resolve_data_dir
 from erpprov.errors import ErpprovError
-from erpprov.loader import Target, load_project
+from erpprov.load.project import load_project
 from tests.helpers import write_project
 
 
@@ -29,7 +30,9 @@ def _target(tmp: Path, **container: Any) -> Target:
     (None, lambda tmp: tmp / DEFAULT_DATA_DIR),  # the default: under the project
 ])
 def test_the_rule_and_both_drivers_agree_on_the_data_dir(tmp_path: Path, configured: str | None, expected: Any) -> None:
-    from erpprov.drivers.docker import DockerDriver  # its constructor does not reach the engine
+    from erpprov.drivers.docker import (
+        DockerDriver,  # its constructor does not reach the engine
+    )
 
     target = _target(tmp_path, **({"data_dir": configured} if configured else {}))
     want = expected(tmp_path).resolve()
@@ -47,7 +50,7 @@ def test_the_rule_and_both_drivers_agree_on_the_data_dir(tmp_path: Path, configu
 def test_the_server_gets_a_minimal_environment(server_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Secrets in erpprov's environment (POSTGRES_PASSWORD, a cloud token) never reach the server
     process, whose environment any superuser SQL session could read (pg_read_file, COPY PROGRAM)."""
-    from erpprov.cluster import free_port
+    from erpprov.drivers.embedded import free_port
     from erpprov.drivers.local import LocalDriver
 
     monkeypatch.setenv("POSTGRES_PASSWORD", "secret-in-the-environment")

@@ -1,7 +1,7 @@
 import pytest
 
-from erpprov.envfile import load_env_file, parse_env
 from erpprov.errors import ErpprovError
+from erpprov.load.envfile import load_env_file, parse_env
 from tests.helpers import run_erpprov, write_project
 
 

@@ -14,11 +14,12 @@ from click.testing import CliRunner
 from psycopg import sql
 from pydantic import SecretStr
 
-from erpprov import catalog
-from erpprov.export import export_playbook, password_variable, password_variables
-from erpprov.loader import Target, load_project
-from erpprov.model import Connection
-from erpprov.state import ObjectRef
+from erpprov.core.cluster import ObjectRef
+from erpprov.core.model import Connection
+from erpprov.core.target import Target
+from erpprov.load.project import load_project
+from erpprov.ops.export import export_playbook, password_variable, password_variables
+from erpprov.state import catalog
 from tests.helpers import apply_all, plan_of
 
 APP_PASSWORD = "app-secret-pw-4711"
@@ -195,7 +196,6 @@ def test_exported_playbook_rebuilds_a_new_database(tmp_path: Path, pg: Any, expo
 
 
 def test_export_command_writes_a_private_file(tmp_path: Path, pg: Any) -> None:
-    import erpprov.cli_export  # noqa: F401  (until cli.py imports it)
     from erpprov.cli import main
 
     _build(pg)
@@ -247,7 +247,8 @@ def test_functions_mixed_options_and_views_plan_empty_on_source(tmp_path: Path, 
     edge = next(s for s in _database(exported, pg.dbname)["schemas"] if s["name"] == "edge")
     assert {"to": "PUBLIC", "privileges": [], "functions": ["add(integer, integer)"]} in edge["grants"]
     assert {"to": "app_user", "privileges": ["EXECUTE"], "functions": ["add(integer, integer)"]} in edge["grants"]
-    assert {"to": "app_user", "privileges": ["SELECT"], "with_grant_option": True, "tables": ["notes"]} in edge["grants"]
+    assert {"to": "app_user", "privileges": ["SELECT"], "with_grant_option": True,
+            "tables": ["notes"]} in edge["grants"]
     assert all("notes_view" not in str(g) for g in edge["grants"])  # views are not exported
     notes = next(t for t in _database(exported, pg.dbname)["tables"] if t["name"] == "notes")
     assert notes["columns"][0]["type"] == "bigserial"
@@ -371,7 +372,7 @@ ORDERED_SQL = [
 
 
 def test_export_does_not_depend_on_the_order_objects_were_created_in(pg: Any) -> None:
-    from erpprov.cli_export import render_playbook
+    from erpprov.cli.commands.export import render_playbook
 
     with pg.connect() as conn:
         conn.execute("CREATE ROLE ordered_reader")

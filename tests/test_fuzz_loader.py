@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from erpprov.errors import ErpprovError
-from erpprov.loader import load_project
-from erpprov.yamlsrc import parse_yaml
+from erpprov.load.project import load_project
+from erpprov.load.yamlsrc import parse_yaml
 from tests.helpers import write_project
 
 KEYS = ["name", "hosts", "roles", "databases", "tables", "columns", "type", "grants", "to", "privileges",

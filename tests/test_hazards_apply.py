@@ -1,13 +1,15 @@
-"""Every hazard kind: `apply` refuses it without permission, names it and how to allow it, changes
+"""Every hazard kind: `apply` refuses it without permission, names it (the CLI says how to allow it), changes
 nothing; with permission it goes ahead and the next plan is empty."""
 
 from __future__ import annotations
 
 import pytest
 
+from erpprov.apply.hazards import HazardsRefused
+from erpprov.apply.host import HostFailed
+from erpprov.core.actions import Hazard
 from erpprov.errors import ErpprovError
-from erpprov.plan import Hazard
-from erpprov.reconcile import plan_target
+from erpprov.plan.build import plan_target
 from tests.helpers import apply_all, load_targets, plan_of, run_erpprov
 
 TABLE = """
@@ -50,9 +52,10 @@ def test_apply_refuses_each_hazard_until_allowed(tmp_path, pg, scenario):
     planned = {h for a in plan_target(targets[0]).actions for h in a.hazards}
     assert hazard in planned
     before = plan_of(targets)
-    with pytest.raises(ErpprovError) as refused:
+    with pytest.raises(HostFailed) as refused:
         apply_all(targets, allow=frozenset(planned - {hazard}))
-    assert hazard.value in refused.value.message and f"--allow-hazard {hazard.value}" in refused.value.hint
+    assert isinstance(refused.value.cause, HazardsRefused) and hazard.value in refused.value.message
+    assert hazard in refused.value.cause.hazards and all(h in a.hazards for a, h in refused.value.cause.refused)
     assert plan_of(targets) == before  # nothing was changed
     apply_all(targets, allow=frozenset(planned))
     assert plan_of(targets) == []

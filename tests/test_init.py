@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from erpprov.errors import ErpprovError
-from erpprov.scaffold import SKELETON_FILES, init_project
+from erpprov.ops.scaffold import SKELETON_FILES, init_project
 
 REPO = Path(__file__).resolve().parent.parent
-SKELETON = REPO / "erpprov" / "skeleton"
+SKELETON = REPO / "erpprov" / "ops" / "skeleton"
 EXPECTED = sorted([*SKELETON_FILES, "schema/playbook.schema.json", ".env.example", ".gitignore"])
 
 
@@ -26,7 +26,7 @@ def test_skeleton_is_identical_to_the_repository_files(name: str) -> None:
     if not original.exists():
         pytest.skip("not run from a source checkout")
     assert (SKELETON / name).read_bytes() == original.read_bytes(), \
-        f"copy {name} to erpprov/skeleton/{name} (they must stay identical)"
+        f"copy {name} to erpprov/ops/skeleton/{name} (they must stay identical)"
 
 
 def test_shipped_schema_is_the_committed_one(tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_init_into_a_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_cli_init(tmp_path: Path) -> None:
-    from erpprov.cli_ops import init_cmd
+    from erpprov.cli.commands.init import init_cmd
 
     runner = CliRunner()
     target = tmp_path / "proj"

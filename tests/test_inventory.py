@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from erpprov.errors import ErpprovError
-from erpprov.inventory import build_inventory
-from erpprov.yamlsrc import parse_yaml
+from erpprov.load.inventory import build_inventory
+from erpprov.load.yamlsrc import parse_yaml
 
 INVENTORY = """
 all:

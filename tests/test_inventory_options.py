@@ -131,7 +131,8 @@ def test_client_certificate_authenticates_without_a_password(tmp_path: Path,
     _ok(erpprov(root, "apply", env=env, mem=None, drop_env=("PGPASSWORD",)))
     assert_converged(root, env)
     # The client programs (backup, psql) reach the same server with the same certificate.
-    backup = _ok(erpprov(root, "backup", "-o", str(tmp_path / "certdb.sql"), env=env, mem=None, drop_env=("PGPASSWORD",)))
+    backup = _ok(erpprov(root, "backup", "-o", str(tmp_path / "certdb.sql"), env=env, mem=None,
+                         drop_env=("PGPASSWORD",)))
     assert "backed up certdb" in backup.stdout and "CREATE TABLE public.t" in (tmp_path / "certdb.sql").read_text()
     # Without the certificate the server has nothing to accept.
     write_project(root, yaml.safe_dump(play), {k: v for k, v in host.items() if k not in ("pg_sslcert", "pg_sslkey")})

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from erpprov.errors import ErpprovError
-from erpprov.loader import load_project, parse_extra_vars
+from erpprov.load.project import load_project, parse_extra_vars
 from tests.helpers import write_project
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -223,13 +223,13 @@ def test_missing_files(tmp_path):
 
 
 def test_yaml_boolean_words_as_keys_stay_words(tmp_path):
-    from erpprov.yamlsrc import parse_yaml
+    from erpprov.load.yamlsrc import parse_yaml
 
     assert parse_yaml("{on: tables, yes: 1, key: on}", "f.yaml").data == {"on": "tables", "yes": 1, "key": True}
 
 
 def test_yaml_merge_keys_override_and_aliases_share(tmp_path):
-    from erpprov.yamlsrc import parse_yaml
+    from erpprov.load.yamlsrc import parse_yaml
 
     source = parse_yaml("base: &b {login: false, connection_limit: 5}\n"
                         "app: {<<: *b, login: true}\n"
@@ -255,7 +255,7 @@ def test_yaml_merge_keys_override_and_aliases_share(tmp_path):
     ("m: {<<: 5}\n", 1, "'<<' merges a mapping"),
 ])
 def test_yaml_structure_errors_name_their_line(text, line, words):
-    from erpprov.yamlsrc import parse_yaml
+    from erpprov.load.yamlsrc import parse_yaml
 
     with pytest.raises(ErpprovError) as err:
         parse_yaml(text, "f.yaml")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from erpprov.errors import ErpprovError
-from erpprov.loader import load_project
-from erpprov.reconcile import plan_target
+from erpprov.load.project import load_project
+from erpprov.plan.build import plan_target
 from tests.helpers import apply_all, load_targets, run_erpprov, write_project
 
 PLAY = """

@@ -15,8 +15,8 @@ from pathlib import Path
 import psycopg
 import yaml
 
-from erpprov.cluster import free_port
-from erpprov.executor import LOCK_KEYS
+from erpprov.apply.executor import LOCK_KEYS
+from erpprov.drivers.embedded import free_port
 from tests.helpers import run_erpprov as erpprov
 
 SECRET = "Pa55-w0rd-that-must-never-show"
@@ -72,6 +72,8 @@ def test_no_secret_in_any_output_plan_file_or_server_log(tmp_path, pg, pg_cluste
     texts = [o.stdout + o.stderr for o in outputs] + [(cwd / "plan.json").read_text(), pg_cluster.tail_log(5000)]
     assert "CREATE ROLE" in texts[0] and "ALTER ROLE" not in texts[0]
     assert "(sensitive)" in texts[0]
+    # The server log did record what apply sent (an empty log would hide nothing and prove nothing).
+    assert "statement: CREATE ROLE" in texts[-1] and "SCRAM-SHA-256$" in texts[-1], texts[-1][-2000:]
     for text in texts:
         assert SECRET not in text
         assert pg.password not in text
@@ -197,4 +199,70 @@ def test_saved_plan_with_memberships_and_a_template_applies(tmp_path, pg):
     applied = erpprov(cwd, "apply", "plan.json")
     assert applied.returncode == 0, applied.stderr
     assert (tmp_path / "app.env").read_text() == "DB=localhost\n"
+    assert erpprov(cwd, "plan", "--detailed-exitcode").returncode == 0
+
+
+def _statements(plan_document: dict) -> list[str]:
+    return [s for h in plan_document["hosts"] for a in h["actions"] for s in a["sql"]]
+
+
+def test_the_order_shown_is_the_order_saved_and_the_order_the_server_runs(tmp_path, pg, pg_cluster):
+    """Two databases, and a role that owns objects in both and is dropped: the plan JSON, the saved
+    plan and the statements the server logged list the same statements in the same order (each
+    database's work together; REASSIGN/DROP OWNED in every database before DROP ROLE)."""
+    first, second = f"{pg.dbname}_a", f"{pg.dbname}_b"
+    owner = f"gone_{pg.dbname}"
+    with pg.connect("postgres") as admin:
+        admin.execute(f"CREATE ROLE {owner}")
+        for db in (first, second):
+            admin.execute(f"CREATE DATABASE {db}")
+            with pg.connect(db) as conn:
+                conn.execute(f"CREATE TABLE owned (id int); ALTER TABLE owned OWNER TO {owner}")
+    databases = "".join(f"""
+            - name: {db}
+              schemas: [{{name: app}}]
+              tables:
+                - {{name: items, schema: app, columns: [{{name: id, type: integer}}]}}""" for db in (first, second))
+    cwd = project(tmp_path, pg, f"""
+        - name: app
+          hosts: dev
+          roles:
+            - {{name: {owner}, state: absent}}
+          databases:{databases}
+    """)
+    shown = erpprov(cwd, "plan", "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    assert erpprov(cwd, "plan", "-o", "plan.json").returncode == 0
+    order = _statements(json.loads(shown.stdout))
+    assert order == _statements(json.loads((cwd / "plan.json").read_text()))
+    assert order[-1] == f'DROP ROLE "{owner}"'
+    refused = erpprov(cwd, "apply", "plan.json")
+    assert refused.returncode == 1 and "--allow-hazard drops_role (or --allow-destructive)" in refused.stderr
+    start = pg_cluster.log_file.stat().st_size
+    applied = erpprov(cwd, "apply", "plan.json", "--allow-destructive", env={"PGOPTIONS": "-c log_statement=all"})
+    assert applied.returncode == 0, applied.stderr
+    with open(pg_cluster.log_file, encoding="utf-8", errors="replace") as log:
+        log.seek(start)
+        logged = [line.split(" statement: ", 1)[1] for line in log.read().splitlines() if " statement: " in line]
+    assert [s for s in logged if s in order] == order
+    assert erpprov(cwd, "plan", "--detailed-exitcode").returncode == 0
+
+
+def test_two_plans_of_the_same_state_are_byte_identical(tmp_path, pg):
+    """A password that must be set (a new role, an existing role with another password) leaves no
+    trace of a random salt in the plan: the same files and live state give the same bytes."""
+    with pg.connect() as conn:
+        conn.execute("CREATE ROLE cli_old LOGIN PASSWORD 'not the one in the files'")
+    cwd = project(tmp_path, pg, simple_playbook(pg.dbname).replace(
+        "            - {name: cli_app",
+        '            - {name: cli_old, login: true, password: "{{ env.APP_PASSWORD }}"}\n            - {name: cli_app'))
+    first, second = (erpprov(cwd, "plan", "--format", "json", "--sql") for _ in range(2))
+    assert first.returncode == 0, first.stderr
+    assert '"role.cli_old"' in first.stdout and "(sensitive) (changed)" in first.stdout
+    assert first.stdout == second.stdout and SECRET not in first.stdout
+    assert erpprov(cwd, "plan", "-o", "a.json").returncode == 0 and erpprov(cwd, "plan", "-o", "b.json").returncode == 0
+    assert (cwd / "a.json").read_bytes() == (cwd / "b.json").read_bytes()
+    assert erpprov(cwd, "apply").returncode == 0
+    with psycopg.connect(host=pg.host, port=pg.port, user="cli_old", password=SECRET, dbname=pg.dbname) as conn:
+        assert conn.execute("SELECT current_user").fetchone()[0] == "cli_old"
     assert erpprov(cwd, "plan", "--detailed-exitcode").returncode == 0

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from erpprov import yamlsrc
 from erpprov.errors import ErpprovError
+from erpprov.load import yamlsrc
 from tests.helpers import run_erpprov
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prefetch forks on Linux only")
@@ -19,8 +19,8 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pr
 
 def _playbook(tables: int) -> str:
     """A play large enough to be prefetched, with anchors, merges and non-string scalars."""
-    lines = ["- name: big", "  hosts: all", "  vars: {a: 1, b: [x, y], m: {<<: {r: [select]}, w: [insert]}}", "  databases:", "    - name: erp",
-             "      tables:"]
+    lines = ["- name: big", "  hosts: all", "  vars: {a: 1, b: [x, y], m: {<<: {r: [select]}, w: [insert]}}",
+             "  databases:", "    - name: erp", "      tables:"]
     for i in range(tables):
         lines += [f"        - name: t{i}", "          columns: &cols" if i == 0 else "          columns: *cols"]
         if i == 0:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from erpprov.core.actions import Hazard
 from erpprov.errors import ErpprovError
-from erpprov.plan import Hazard
 from tests.helpers import apply_all, load_targets, plan_of
 
 FULL = """
@@ -215,7 +215,7 @@ def test_grant_on_a_missing_object_is_a_clear_error(tmp_path, pg):
                 - name: public
                   grants: [{{to: PUBLIC, privileges: [SELECT], tables: [ghost]}}]
     """)
-    with pytest.raises(ErpprovError, match="table public.ghost neither exists"):
+    with pytest.raises(ErpprovError, match=r"table public\.ghost neither exists"):
         plan_of(targets)
 
 
@@ -269,7 +269,7 @@ def test_database_settings_fixed_at_creation_are_reported(tmp_path, pg):
         - name: p
           databases: [{{name: {pg.dbname}, encoding: LATIN1}}]
     """)
-    from erpprov.reconcile import plan_target
+    from erpprov.plan.build import plan_target
 
     plan = plan_target(targets[0])
     assert plan.actions == []
@@ -277,7 +277,7 @@ def test_database_settings_fixed_at_creation_are_reported(tmp_path, pg):
 
 
 def test_reading_the_live_state_costs_a_fixed_number_of_queries(tmp_path, pg, monkeypatch):
-    from erpprov.reconcile import plan_target
+    from erpprov.plan.build import plan_target
 
     def playbook(count: int) -> str:
         roles = "\n".join(f"    - {{name: q_role_{i}, login: true, password: p{i}}}" for i in range(count))
@@ -314,7 +314,7 @@ def test_non_superuser_reports_what_it_cannot_compare(tmp_path, pg):
             - {name: managed_pw, login: true, password: new}
             - {name: wants_super, superuser: true}
     """, pg_user="provisioner", pg_password="prov")
-    from erpprov.reconcile import plan_target
+    from erpprov.plan.build import plan_target
 
     plan = plan_target(targets[0])
     assert "role.managed_pw: the password cannot be compared (pg_authid is not readable); left as it is " \

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import jsonschema
 
-from erpprov import render
-from erpprov.plan import Action, Hazard, HostPlan, Op, Phase, Statement
+from erpprov.core.actions import Action, Hazard, HostPlan, Op, Phase, Statement
+from erpprov.core.address import Address
+from erpprov.plan import planfile, render
 
 ROOT = Path(__file__).resolve().parent.parent
 VERIFIER = "SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy"
@@ -16,13 +17,14 @@ VERIFIER = "SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy"
 
 def scenario() -> list[HostPlan]:
     actions = [
-        Action("role.myapp", Op.CREATE, Phase.ROLE,
+        Action(Address("role", "myapp"), Op.CREATE, Phase.ROLE,
                sql=(Statement(f"CREATE ROLE \"myapp\" WITH LOGIN PASSWORD '{VERIFIER}'",
                               shown="CREATE ROLE \"myapp\" WITH LOGIN PASSWORD '(sensitive)'"),),
                after={"login": True, "password": "(sensitive)"}),
-        Action("role.reporting", Op.UPDATE, Phase.ROLE, sql=(Statement('ALTER ROLE "reporting" WITH LOGIN'),),
+        Action(Address("role", "reporting"), Op.UPDATE, Phase.ROLE,
+               sql=(Statement('ALTER ROLE "reporting" WITH LOGIN'),),
                before={"login": False}, after={"login": True}),
-        Action("table.erp.public.legacy", Op.DELETE, Phase.DROP_TABLE, database="erp",
+        Action(Address("table", "erp", "public", "legacy"), Op.DELETE, Phase.DROP_TABLE, database="erp",
                sql=(Statement('DROP TABLE "public"."legacy"'),), before={"columns": 3},
                hazards=(Hazard.DELETES_DATA,), note="the table holds rows"),
     ]
@@ -68,8 +70,8 @@ def test_colour_only_when_asked():
 
 def test_json_validates_against_the_committed_schema_and_is_stable():
     schema = json.loads((ROOT / "schema/plan.schema.json").read_text())
-    first = render.as_json(scenario(), inputs="f00")
-    assert first == render.as_json(scenario(), inputs="f00")
+    first = planfile.dump(planfile.document(scenario(), inputs="f00"))
+    assert first == planfile.dump(planfile.document(scenario(), inputs="f00"))
     document = json.loads(first)
     jsonschema.validate(document, schema)
     assert document["format_version"].startswith("1.")

@@ -7,7 +7,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from erpprov.plan import Hazard
+from erpprov.core.actions import Hazard
 from tests.helpers import apply_all, load_targets, plan_of
 
 ROLES = ["hyp_a", "hyp_b", "hyp_c", "hyp_d"]

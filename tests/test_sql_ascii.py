@@ -64,7 +64,8 @@ def test_text_that_is_not_utf8_is_a_clean_error(tmp_path: Path, pg: Any) -> None
         conn.execute(b'CREATE TABLE "caf\xe9" (id integer)')
     pg.inventory(tmp_path)
     (tmp_path / "playbooks").mkdir()
-    (tmp_path / "playbooks" / "dev.yaml").write_text(f"- {{name: dev, hosts: dev, databases: [{{name: {database}}}]}}\n")
+    playbook = f"- {{name: dev, hosts: dev, databases: [{{name: {database}}}]}}\n"
+    (tmp_path / "playbooks" / "dev.yaml").write_text(playbook)
     for command in (["plan"], ["export", "--db", database]):
         run = run_erpprov(tmp_path, *command)
         assert run.returncode == 1 and run.stderr.startswith("error: "), run.stderr

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from erpprov.errors import ErpprovError
-from erpprov.reconcile import plan_target
+from erpprov.plan.build import plan_target
 from tests.helpers import apply_all, load_targets
 
 PLAY = """

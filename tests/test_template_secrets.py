@@ -10,7 +10,7 @@ import json
 import textwrap
 from urllib.parse import quote, quote_plus
 
-from erpprov.reconcile import plan_target
+from erpprov.plan.build import plan_target
 from tests.helpers import load_targets, run_erpprov
 
 OLD_PASSWORD = "Old\"Pa'ss/w0rd"

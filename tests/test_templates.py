@@ -8,7 +8,7 @@ import os
 import pytest
 
 from erpprov.errors import ErpprovError
-from erpprov.reconcile import plan_target
+from erpprov.plan.build import plan_target
 from tests.helpers import apply_all, load_targets
 
 PLAY = """
@@ -64,11 +64,11 @@ def test_a_mode_change_alone_is_planned(tmp_path, pg):
 
 
 def test_missing_template_and_undefined_variable_are_clear_errors(tmp_path, pg):
-    with pytest.raises(ErpprovError, match="template not found: .*nope.j2"):
+    with pytest.raises(ErpprovError, match=r"template not found: .*nope\.j2"):
         plan_target(_targets(tmp_path, pg, src="nope.j2")[0])
     (tmp_path / "templates").mkdir(exist_ok=True)
     (tmp_path / "templates" / "bad.j2").write_text("X={{ not_defined }}\n")
-    with pytest.raises(ErpprovError, match="templates/bad.j2: undefined variable: 'not_defined'"):
+    with pytest.raises(ErpprovError, match=r"templates/bad\.j2: undefined variable: 'not_defined'"):
         plan_target(load_targets(tmp_path, pg, PLAY.format(password="x", src="bad.j2"))[0])
 
 
@@ -76,10 +76,10 @@ def test_an_error_inside_a_template_file_names_the_file(tmp_path, pg):
     """An expression that fails at render time (1/0) is an error message, not a traceback."""
     (tmp_path / "templates").mkdir(exist_ok=True)
     (tmp_path / "templates" / "div.j2").write_text("X={{ 1/0 }}\n")
-    with pytest.raises(ErpprovError, match="templates/div.j2: template failed: ZeroDivisionError"):
+    with pytest.raises(ErpprovError, match=r"templates/div\.j2: template failed: ZeroDivisionError"):
         plan_target(load_targets(tmp_path, pg, PLAY.format(password="x", src="div.j2"))[0])
     (tmp_path / "templates" / "syntax.j2").write_text("A=1\nX={{ 1 +  }}\n")
-    with pytest.raises(ErpprovError, match="templates/syntax.j2:2: template syntax error: "):
+    with pytest.raises(ErpprovError, match=r"templates/syntax\.j2:2: template syntax error: "):
         plan_target(load_targets(tmp_path, pg, PLAY.format(password="x", src="syntax.j2"))[0])
 
 

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from erpprov.templating import LazyVars, TemplateError, walk_strings
+from erpprov.load.template_errors import TemplateError
+from erpprov.load.templating import LazyVars, walk_strings
 
 _text = st.sampled_from(["plain", "{{ x }}", "a{b", "", "{% if y %}z{% endif %}", "}"])
 _leaf = st.one_of(_text, st.integers(), st.booleans(), st.none())
@@ -94,7 +95,7 @@ def _in_a_thread(fn: Any) -> BaseException | None:
     def run() -> None:
         try:
             fn()
-        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+        except BaseException as exc:  # handed back to the test
             raised.append(exc)
 
     worker = threading.Thread(target=run, daemon=True)
@@ -105,7 +106,7 @@ def _in_a_thread(fn: Any) -> BaseException | None:
 
 
 def test_runaway_loops_are_stopped_off_the_main_thread() -> None:
-    from erpprov.templating import render_string
+    from erpprov.load.templating import render_string
 
     error = _in_a_thread(lambda: render_string(
         "{% set r = range(100000) | list %}{% for a in r %}{% for b in r %}{% endfor %}{% endfor %}", {}))
@@ -113,7 +114,8 @@ def test_runaway_loops_are_stopped_off_the_main_thread() -> None:
 
 
 def test_lookup_file_refuses_special_and_oversized_files(tmp_path: Any) -> None:
-    from erpprov.templating import MAX_OUTPUT_CHARS, render_string
+    from erpprov.load.template_errors import MAX_OUTPUT_CHARS
+    from erpprov.load.templating import render_string
 
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -154,7 +156,7 @@ JUST_PAST_THE_LIMIT = [
 
 @pytest.mark.parametrize("text", JUST_PAST_THE_LIMIT)
 def test_one_operation_just_past_the_output_limit_is_refused_by_name(text: str) -> None:
-    from erpprov.templating import render_string
+    from erpprov.load.templating import render_string
 
     with pytest.raises(TemplateError, match="more than the limit of 1000000 "):
         render_string(text, {})
@@ -186,7 +188,7 @@ def test_one_operation_just_past_the_output_limit_is_refused_by_name(text: str) 
     ("{{ range(5) | list }} {{ range(100000) | list | length }} {{ [1] + [2] }}", "[0, 1, 2, 3, 4] 100000 [1, 2]"),
 ])
 def test_ordinary_uses_of_the_bounded_operations_still_render(text: str, expected: str) -> None:
-    from erpprov.templating import render_string
+    from erpprov.load.templating import render_string
 
     variables = {"n": 42, "s": "aaa", "users": [{"name": "u1"}, {"name": "u2"}]}
     assert render_string(text, variables) == expected

@@ -6,29 +6,26 @@ from collections.abc import Callable
 
 from psycopg import sql
 
-from erpprov import model
-from erpprov.ddl import (
-    ident,
-    literal,
-    text,
-)
-from erpprov.diff.common import Canon, Planned, Result, comment_changes
-from erpprov.diff.privileges import (
-    diff_privileges,
-    expand,
-    grant_action,
-    implicit_acl,
-    owner_transferred,
-)
-from erpprov.plan import Action, Hazard, Op, Phase, Statement
-from erpprov.state import (
+from erpprov.core import model
+from erpprov.core.actions import Action, Hazard, Op, Phase
+from erpprov.core.address import Address
+from erpprov.core.cluster import (
     LiveCluster,
     LiveDatabase,
     ObjectRef,
     Privileges,
 )
+from erpprov.diff.privileges import diff_privileges, grant_action
+from erpprov.diff.result import Canon, Planned, Result, comment_changes
+from erpprov.postgres.acl import expand, implicit_acl, owner_transferred
+from erpprov.postgres.ddl import (
+    ident,
+    literal,
+    render,
+)
 
-SYSTEM_DATABASES = {"postgres", "template0", "template1"}
+# The databases initdb creates: never reported as unmanaged, whatever the play declares.
+INITDB_DATABASES = frozenset({"postgres", "template0", "template1"})
 
 
 def diff_databases(play: model.Play, live: LiveCluster) -> Result:
@@ -36,7 +33,7 @@ def diff_databases(play: model.Play, live: LiveCluster) -> Result:
     for db in play.databases:
         have = live.databases.get(db.name)
         name = ident(db.name)
-        address = f"database.{db.name}"
+        address = Address("database", db.name)
         if have is None:
             options: list[sql.Composable] = []
             if db.owner:
@@ -47,22 +44,22 @@ def diff_databases(play: model.Play, live: LiveCluster) -> Result:
                     options.append(sql.SQL(key + " {}").format(ident(value) if key == "TEMPLATE" else literal(value)))
             if db.connection_limit != -1:
                 options.append(sql.SQL("CONNECTION LIMIT {}").format(literal(db.connection_limit)))
-            statements = [Statement(text(sql.SQL("CREATE DATABASE {}").format(name)
-                                         + (sql.SQL(" ") + sql.SQL(" ").join(options) if options else sql.SQL(""))))]
-            result.actions.append(Action(address, Op.CREATE, Phase.DATABASE, sql=tuple(statements),
+            create = render(sql.SQL("CREATE DATABASE {}").format(name)
+                                    + (sql.SQL(" ") + sql.SQL(" ").join(options) if options else sql.SQL("")))
+            result.actions.append(Action(address, Op.CREATE, Phase.DATABASE, sql=(create,),
                                          transactional=False,
                                          after={"owner": db.owner or live.current_user,
                                                 **{k: v for k, v in db.model_dump(
                                                     include={"encoding", "locale", "lc_collate", "lc_ctype",
                                                              "template"}).items() if v is not None}}))
             if db.comment:
-                result.actions.append(Action(address, Op.UPDATE, Phase.DATABASE_GRANT, sql=(Statement(text(
-                    sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, literal(db.comment)))),),
+                result.actions.append(Action(address, Op.UPDATE, Phase.DATABASE_GRANT, sql=(render(
+                    sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, literal(db.comment))),),
                     after={"comment": db.comment}))
         else:
             before: dict[str, object] = {}
             after: dict[str, object] = {}
-            statements = []
+            statements: list[sql.Composable] = []
             if db.owner and have.owner != db.owner:
                 statements.append(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(name, ident(db.owner)))
                 before["owner"], after["owner"] = have.owner, db.owner
@@ -75,7 +72,7 @@ def diff_databases(play: model.Play, live: LiveCluster) -> Result:
                 before["comment"], after["comment"] = have.comment, db.comment or None
             if statements:
                 result.actions.append(Action(address, Op.UPDATE, Phase.DATABASE,
-                                             sql=tuple(Statement(text(s)) for s in statements),
+                                             sql=tuple(render(s) for s in statements),
                                              before=before, after=after))
             for attr, wanted in (("encoding", db.encoding), ("lc_collate", db.lc_collate or db.locale),
                                  ("lc_ctype", db.lc_ctype or db.locale)):
@@ -86,8 +83,8 @@ def diff_databases(play: model.Play, live: LiveCluster) -> Result:
                         "(recreate the database, e.g. backup, drop, apply, restore, to change it)")
         result.extend(_diff_database_grants(db, live, {r.name for r in play.roles if r.prune}))
     declared = {db.name for db in play.databases}
-    result.unmanaged.extend(f"database.{name}" for name in sorted(live.databases)
-                            if name not in declared and name not in SYSTEM_DATABASES)
+    result.unmanaged.extend(Address("database", name) for name in sorted(live.databases)
+                            if name not in declared and name not in INITDB_DATABASES)
     return result
 
 
@@ -104,14 +101,14 @@ def _diff_database_grants(db: model.Database, live: LiveCluster, pruned: set[str
     for role in sorted(pruned - declared):
         have = acl(role)
         action = grant_action(ref, role, frozenset(), have, database=None, phase=Phase.DATABASE_GRANT,
-                              address=f"grant.{db.name}.database.{role}", hazards=(Hazard.REVOKES_ACCESS,))
+                              address=Address("grant", db.name, "database", role), hazards=(Hazard.REVOKES_ACCESS,))
         if action:
             result.actions.append(action)
     for grant in db.grants:
         want = expand(grant.privileges, "database", live.server_version, grant.with_grant_option)
         have = acl(grant.to)
         action = grant_action(ref, grant.to, want, have, database=None, phase=Phase.DATABASE_GRANT,
-                              address=f"grant.{db.name}.database.{grant.to}")
+                              address=Address("grant", db.name, "database", grant.to))
         if action:
             result.actions.append(action)
     return result
@@ -149,7 +146,7 @@ def _diff_schemas(db: model.Database, live: LiveDatabase) -> Result:
     for schema in db.schemas:
         have = live.schemas.get(schema.name)
         name = ident(schema.name)
-        address = f"schema.{db.name}.{schema.name}"
+        address = Address("schema", db.name, schema.name)
         statements: list[sql.Composable] = []
         before: dict[str, object] = {}
         after: dict[str, object] = {}
@@ -171,18 +168,19 @@ def _diff_schemas(db: model.Database, live: LiveDatabase) -> Result:
                 before["comment"], after["comment"] = have.comment, schema.comment or None
         if statements:
             result.actions.append(Action(address, Op.CREATE if have is None else Op.UPDATE, Phase.SCHEMA,
-                                         database=db.name, sql=tuple(Statement(text(s)) for s in statements),
+                                         database=db.name, sql=tuple(render(s) for s in statements),
                                          before=before or None, after=after))
     declared = {s.name for s in db.schemas} | {t.schema_ for t in db.tables}
-    for name in sorted(set(live.schemas) - declared - {"public"}):
+    for stray in sorted(set(live.schemas) - declared - {"public"}):
         if db.prune:
-            result.actions.append(Action(f"schema.{db.name}.{name}", Op.DELETE, Phase.DROP_SCHEMA, database=db.name,
-                                         sql=(Statement(text(sql.SQL("DROP SCHEMA {} CASCADE").format(ident(name)))),),
-                                         before={"owner": live.schemas[name].owner},
+            result.actions.append(Action(Address("schema", db.name, stray), Op.DELETE, Phase.DROP_SCHEMA,
+                                         database=db.name,
+                                         sql=(render(sql.SQL("DROP SCHEMA {} CASCADE").format(ident(stray))),),
+                                         before={"owner": live.schemas[stray].owner},
                                          hazards=(Hazard.DELETES_DATA,),
                                          note="drops every object in the schema"))
         else:
-            result.unmanaged.append(f"schema.{db.name}.{name}")
+            result.unmanaged.append(Address("schema", db.name, stray))
     return result
 
 
@@ -191,7 +189,7 @@ def _diff_extensions(db: model.Database, live: LiveDatabase) -> Result:
     for ext in db.extensions:
         have = live.extensions.get(ext.name)
         name = ident(ext.name)
-        address = f"extension.{db.name}.{ext.name}"
+        address = Address("extension", db.name, ext.name)
         if have is None:
             create = sql.SQL("CREATE EXTENSION {}").format(name)
             if ext.schema_:
@@ -199,7 +197,7 @@ def _diff_extensions(db: model.Database, live: LiveDatabase) -> Result:
             if ext.version:
                 create = create + sql.SQL(" VERSION {}").format(literal(ext.version))
             result.actions.append(Action(address, Op.CREATE, Phase.EXTENSION, database=db.name,
-                                         sql=(Statement(text(create)),),
+                                         sql=(render(create),),
                                          after={k: v for k, v in (("version", ext.version),
                                                                   ("schema", ext.schema_)) if v}))
             continue
@@ -214,8 +212,8 @@ def _diff_extensions(db: model.Database, live: LiveDatabase) -> Result:
             before["schema"], after["schema"] = have.schema, ext.schema_
         if statements:
             result.actions.append(Action(address, Op.UPDATE, Phase.EXTENSION, database=db.name,
-                                         sql=tuple(Statement(text(s)) for s in statements), before=before, after=after))
+                                         sql=tuple(render(s) for s in statements), before=before, after=after))
     declared = {e.name for e in db.extensions}
-    result.unmanaged.extend(f"extension.{db.name}.{name}" for name in sorted(live.extensions)
+    result.unmanaged.extend(Address("extension", db.name, name) for name in sorted(live.extensions)
                             if name not in declared and name != "plpgsql")
     return result

@@ -7,50 +7,30 @@ PostgreSQL gives new objects, so one apply converges."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
 from dataclasses import replace
-from typing import TypeVar
 
 from psycopg import sql
 
-from erpprov import model
-from erpprov.ddl import (
-    grantee,
-    ident,
-    object_clause,
-    privilege_list,
-    text,
-)
-from erpprov.diff.common import Canon, Planned, Result
-from erpprov.plan import Action, Hazard, Op, Phase, Statement
-from erpprov.state import (
-    PUBLIC,
+from erpprov.core import model
+from erpprov.core.actions import Action, Hazard, Op, Phase, Statement
+from erpprov.core.address import Address
+from erpprov.core.cluster import (
     DefaultAclKey,
     LiveCluster,
     LiveDatabase,
     ObjectRef,
     Privileges,
 )
-
-_Object = TypeVar("_Object", bound=Hashable)  # an ObjectRef, or a database's name in the cluster's ACL
-
-_DEFACL_KIND = {"tables": "table", "sequences": "sequence", "functions": "function", "types": "type",
-                "schemas": "schema"}
-
-
-def all_privileges(kind: str, server_version: int) -> tuple[str, ...]:
-    privileges = model.PRIVILEGES[kind]
-    if kind == "table" and server_version >= 170000:
-        privileges = privileges + ("MAINTAIN",)
-    return privileges
-
-
-def expand(privileges: Iterable[str], kind: str, server_version: int, grantable: bool) -> Privileges:
-    names: set[str] = set()
-    for privilege in privileges:
-        names.update(all_privileges(kind, server_version) if privilege == "ALL" else (privilege,))
-    return frozenset((name, grantable) for name in names)
-
+from erpprov.diff.result import Canon, Planned, Result
+from erpprov.postgres.acl import DEFAULT_PRIVILEGE_KIND, expand, implicit_acl, new_object_acl, owner_transferred
+from erpprov.postgres.ddl import (
+    grantee,
+    ident,
+    object_clause,
+    privilege_list,
+    render,
+    text,
+)
 
 # --- roles ----------------------------------------------------------------------------------
 
@@ -75,7 +55,7 @@ def _acl_statements(want: Privileges, have: Privileges, prefix: sql.Composable, 
         "grant": "GRANT {} ON {} TO {}",
         "grant_option": "GRANT {} ON {} TO {} WITH GRANT OPTION",
     }
-    return tuple(Statement(text(prefix + sql.SQL(form).format(privilege_list(changes[kind]), on, who)))
+    return tuple(render(prefix + sql.SQL(form).format(privilege_list(changes[kind]), on, who))
                  for kind, form in forms.items() if changes[kind])
 
 
@@ -83,57 +63,15 @@ def _op(want: Privileges, have: Privileges) -> Op:
     return Op.CREATE if not have else (Op.DELETE if not want else Op.UPDATE)
 
 
-def implicit_acl(kind: str, owner: str, grantee: str, server_version: int) -> Privileges:
-    """acldefault(): what an object's NULL ACL stands for."""
-    if grantee == owner:
-        return frozenset((p, False) for p in all_privileges(kind, server_version))
-    if grantee == PUBLIC:
-        return frozenset({"database": {("CONNECT", False), ("TEMPORARY", False)},
-                          "function": {("EXECUTE", False)}, "type": {("USAGE", False)}}.get(kind, set()))
-    return frozenset()
-
-
-def owner_transferred(acl: dict[tuple[_Object, str], Privileges],
-                      changes: dict[_Object, tuple[str, str]]) -> dict[tuple[_Object, str], Privileges]:
-    """``acl`` once ALTER ... OWNER TO has run for each object in ``changes`` (old owner, new owner).
-
-    PostgreSQL rewrites the ACL rather than keeping it: every entry of the old owner becomes the new
-    owner's, merged with what the new owner held (grant options OR-ed); a NULL ACL, read as
-    acldefault(), stays NULL and so follows the new owner just the same."""
-    if not changes:
-        return acl
-    moved = dict(acl)
-    for obj, (old, new) in changes.items():
-        merged: dict[str, bool] = {}
-        for privilege, grantable in moved.pop((obj, old), frozenset()) | moved.get((obj, new), frozenset()):
-            merged[privilege] = merged.get(privilege, False) or grantable
-        if merged:
-            moved[(obj, new)] = frozenset(merged.items())
-    return moved
-
-
-def new_object_acl(ref: ObjectRef, owner: str, grantee: str, live: LiveDatabase, server_version: int) -> Privileges:
-    """The ACL a new object will start with: the owner's database-wide default privileges (or
-    acldefault() when there are none), plus those for its schema."""
-    on = ref.kind + "s"
-    if DefaultAclKey(owner, None, on, "") in live.default_acl:
-        base = live.default_acl.get(DefaultAclKey(owner, None, on, grantee), frozenset())
-    else:
-        base = implicit_acl(ref.kind, owner, grantee, server_version)
-    if ref.kind == "schema":
-        return base
-    return base | live.default_acl.get(DefaultAclKey(owner, ref.schema, on, grantee), frozenset())
-
-
 def grant_action(ref: ObjectRef, to: str, want: Privileges, have: Privileges, *, database: str | None,
-                 phase: Phase, address: str, hazards: tuple[Hazard, ...] = ()) -> Action | None:
+                 phase: Phase, address: Address, hazards: tuple[Hazard, ...] = ()) -> Action | None:
     """GRANT what is missing, REVOKE what is extra, and fix grant options: exact for this grantee."""
     if want == have:
         return None
     return _acl_action(address, phase, database, sql.SQL(""), object_clause(ref), to, want, have, hazards)
 
 
-def _acl_action(address: str, phase: Phase, database: str | None, prefix: sql.Composable, on: sql.Composable,
+def _acl_action(address: Address, phase: Phase, database: str | None, prefix: sql.Composable, on: sql.Composable,
                 to: str, want: Privileges, have: Privileges, hazards: tuple[Hazard, ...]) -> Action:
     """The action that takes `to` from `have` to `want` on `on` (GRANT/REVOKE, after `prefix`)."""
     return Action(address, _op(want, have), phase, database=database,
@@ -142,8 +80,8 @@ def _acl_action(address: str, phase: Phase, database: str | None, prefix: sql.Co
                   after={"privileges": _privilege_view(want)} if want else None, hazards=hazards)
 
 
-def _grant_address(database: str, ref: ObjectRef, to: str) -> str:
-    return f"grant.{database}.{ref.kind}.{ref.label()}.{to}"
+def _grant_address(database: str, ref: ObjectRef, to: str) -> Address:
+    return Address("grant", database, ref.kind, *([ref.schema] if ref.schema else []), ref.name, to)
 
 
 def _privilege_view(privileges: Privileges) -> list[str]:
@@ -203,9 +141,10 @@ def _desired_grants(db: model.Database, live: LiveDatabase, cluster: LiveCluster
                 want[key] = want.get(key, frozenset()) | privileges
     # Grants written on a table are more specific than "all tables in schema": they win.
     for table in db.tables:
-        for grant in table.grants:
+        for table_grant in table.grants:
             ref = ObjectRef("table", table.schema_, table.name)
-            want[(ref, grant.to)] = expand(grant.privileges, "table", version, grant.with_grant_option)
+            want[(ref, table_grant.to)] = expand(table_grant.privileges, "table", version,
+                                                 table_grant.with_grant_option)
     return want
 
 
@@ -250,7 +189,7 @@ def _desired_default_privileges(db: model.Database, cluster: LiveCluster) -> dic
     items = [(d, None) for d in db.default_privileges] + [(d, s.name) for s in db.schemas
                                                           for d in s.default_privileges]
     return {DefaultAclKey(d.for_role or cluster.current_user, schema, d.on, d.to):
-            expand(d.privileges, _DEFACL_KIND[d.on], cluster.server_version, d.with_grant_option)
+            expand(d.privileges, DEFAULT_PRIVILEGE_KIND[d.on], cluster.server_version, d.with_grant_option)
             for d, schema in items}
 
 
@@ -262,7 +201,7 @@ def _diff_default_privileges(database: str, defaults: dict[DefaultAclKey, Privil
         if key in live.default_acl:
             have = live.default_acl[key]
         elif key.schema is None and not row_exists:
-            have = implicit_acl(_DEFACL_KIND[key.on], key.for_role, key.grantee, server_version)
+            have = implicit_acl(DEFAULT_PRIVILEGE_KIND[key.on], key.for_role, key.grantee, server_version)
         else:
             have = frozenset()
         if want != have:
@@ -275,7 +214,7 @@ def _default_acl_action(database: str, key: DefaultAclKey, want: Privileges, hav
     prefix = sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} ").format(ident(key.for_role))
     if key.schema is not None:
         prefix = prefix + sql.SQL("IN SCHEMA {} ").format(ident(key.schema))
-    address = f"default_privileges.{database}.{key.for_role}.{key.schema or '*'}.{key.on}.{key.grantee}"
+    address = Address("default_privileges", database, key.for_role, key.schema or "*", key.on, key.grantee)
     return _acl_action(address, Phase.DEFAULT_PRIVILEGE, database, prefix, sql.SQL(key.on.upper()), key.grantee,
                        want, have, hazards)
 

@@ -7,24 +7,27 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from psycopg import sql
+from pydantic import SecretStr
 
-from erpprov import model
-from erpprov.ddl import (
-    canonical_setting,
-    ident,
-    literal,
-    setting_value,
-    text,
-)
-from erpprov.diff.common import Canon, Result, comment_changes
-from erpprov.errors import ErpprovError
-from erpprov.plan import SENSITIVE, Action, Hazard, Op, Phase, Statement
-from erpprov.scram import scram_verifier
-from erpprov.state import (
+from erpprov.core import model
+from erpprov.core.actions import SENSITIVE, Action, Hazard, Op, Phase, Statement
+from erpprov.core.address import Address
+from erpprov.core.cluster import (
     ROLE_FLAGS,
     LiveCluster,
     Member,
     RoleState,
+    attributes_beyond_defaults,
+)
+from erpprov.diff.result import Canon, Result, comment_changes
+from erpprov.errors import ErpprovError
+from erpprov.postgres.ddl import (
+    canonical_setting,
+    ident,
+    literal,
+    render,
+    setting_value,
+    text,
 )
 
 
@@ -102,14 +105,14 @@ def diff_roles(play: model.Play, live: LiveCluster, canon: Canon, *, login_role:
         if any(fnmatch.fnmatchcase(name, pattern) for pattern in play.prune_roles):
             result.actions.extend(drop_role(name, live))
         else:
-            result.unmanaged.append(f"role.{name}")
+            result.unmanaged.append(Address("role", name))
     return result
 
 
 def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Canon, own: set[str]) -> Result:
     result = Result()
     have = live.roles.get(role.name)
-    address = f"role.{role.name}"
+    address = Address("role", role.name)
     name = ident(role.name)
     if not live.is_superuser and (want.superuser or want.replication or want.bypassrls) and (
         have is None or not (have.superuser == want.superuser and have.replication == want.replication
@@ -117,16 +120,17 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Cano
         result.warnings.append(
             f"{address}: SUPERUSER, REPLICATION and BYPASSRLS need a superuser; {live.current_user} is not one, "
             "so they are left as they are")
-        want = replace(want, **{a: getattr(have, a) if have else False
-                                for a in ("superuser", "replication", "bypassrls")})
+        want = replace(want, superuser=have.superuser if have else False,
+                       replication=have.replication if have else False, bypassrls=have.bypassrls if have else False)
     if have is None:
-        password = role.password.get_secret_value() if role.password is not None else None
+        password = role.password
         options = _role_options(want, ROLE_FLAGS + ("connection_limit",)
                                 + (("valid_until",) if want.valid_until else ()))
-        statements = [_password_statement(sql.SQL("CREATE ROLE {} WITH ").format(name), options, password)]
+        statements: list[Statement] = [
+            _password_statement(sql.SQL("CREATE ROLE {} WITH ").format(name), options, password)]
         statements += _settings_statements(role.name, (), want.settings)
         if want.comment:
-            statements.append(Statement(text(sql.SQL("COMMENT ON ROLE {} IS {}").format(name, literal(want.comment)))))
+            statements.append(render(sql.SQL("COMMENT ON ROLE {} IS {}").format(name, literal(want.comment))))
         after = _role_view(want) | ({"password": SENSITIVE} if password is not None else {})
         result.actions.append(Action(address, Op.CREATE, Phase.ROLE, sql=tuple(statements), after=after))
     else:
@@ -138,7 +142,7 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Cano
                 "from it, and erpprov would lose the access it works with",
                 hint=f"declare {', '.join(a.lower() + ': true' for a in lost)} on role {role.name}, or connect "
                      "as another role (pg_user in the inventory) to change it")
-        statements: list[Statement] = []
+        statements = []
         before, after = {a: getattr(have, a) for a in changed}, {a: getattr(want, a) for a in changed}
         set_password = False
         if role.password is not None:
@@ -157,8 +161,7 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Cano
         if changed or set_password:
             statements.append(_password_statement(sql.SQL("ALTER ROLE {} WITH ").format(name),
                                                   _role_options(want, changed),
-                                                  role.password.get_secret_value()
-                                                  if set_password and role.password is not None else None))
+                                                  role.password if set_password else None))
             if set_password:
                 before["password"] = SENSITIVE if stored else None
                 after["password"] = SENSITIVE + " (changed)"
@@ -166,8 +169,8 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Cano
             statements += _settings_statements(role.name, have.settings, want.settings)
             before["settings"], after["settings"] = dict(have.settings), dict(want.settings)
         if comment_changes(want.comment, have.comment):
-            statements.append(Statement(text(sql.SQL("COMMENT ON ROLE {} IS {}").format(
-                name, literal(want.comment or None)))))
+            statements.append(render(sql.SQL("COMMENT ON ROLE {} IS {}").format(
+                name, literal(want.comment or None))))
             before["comment"], after["comment"] = have.comment, want.comment or None
         if statements:
             result.actions.append(Action(address, Op.UPDATE, Phase.ROLE, sql=tuple(statements),
@@ -179,14 +182,16 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Cano
     return result
 
 
-def _password_statement(prefix: sql.Composable, options: list[sql.Composable], password: str | None) -> Statement:
+def _password_statement(prefix: sql.Composable, options: list[sql.Composable],
+                        password: SecretStr | None) -> Statement:
     shown = text(prefix + sql.SQL(" ").join(options)) if options else text(prefix).removesuffix(" WITH ")
     if password is None:
         return Statement(shown)
-    verifier = scram_verifier(password)  # the clear text never leaves this process
-    with_password = prefix + sql.SQL(" ").join([*options, sql.SQL("PASSWORD {}").format(literal(verifier))])
-    return Statement(text(with_password), shown=text(prefix + sql.SQL(" ").join([*options, sql.SQL("PASSWORD ")]))
-                     + f"'{SENSITIVE}'")
+    # The verifier follows when the statement runs (a fresh salt each time): the diff stays a
+    # function of its inputs, and the clear text never leaves this process. The password is
+    # rendered now, though: a variable that does not render must stop the plan, not the apply.
+    head = text(prefix + sql.SQL(" ").join([*options, sql.SQL("PASSWORD ")]))
+    return Statement(head, shown=head + f"'{SENSITIVE}'", password=SecretStr(password.get_secret_value()))
 
 
 def _settings_statements(role: str, have: tuple[tuple[str, str], ...],
@@ -194,21 +199,17 @@ def _settings_statements(role: str, have: tuple[tuple[str, str], ...],
     statements = []
     old, new = dict(have), dict(want)
     for key in sorted(set(old) - set(new)):
-        statements.append(Statement(text(sql.SQL("ALTER ROLE {} RESET {}").format(ident(role), ident(key)))))
+        statements.append(render(sql.SQL("ALTER ROLE {} RESET {}").format(ident(role), ident(key))))
     for key, value in sorted(new.items()):
         if old.get(key) != value:
-            statements.append(Statement(text(sql.SQL("ALTER ROLE {} SET {} TO {}").format(
-                ident(role), ident(key), setting_value(key, value)))))
+            statements.append(render(sql.SQL("ALTER ROLE {} SET {} TO {}").format(
+                ident(role), ident(key), setting_value(key, value))))
     return statements
-
-
-_CREATE_ROLE_DEFAULTS = RoleState(name="")
 
 
 def _role_view(state: RoleState) -> dict[str, object]:
     """Attributes that differ from CREATE ROLE's defaults: what a reviewer needs to see."""
-    view: dict[str, object] = {a: getattr(state, a) for a in ROLE_FLAGS + ("connection_limit", "valid_until")
-                               if getattr(state, a) != getattr(_CREATE_ROLE_DEFAULTS, a)}
+    view = attributes_beyond_defaults(state)
     if state.settings:
         view["settings"] = dict(state.settings)
     if state.comment is not None:
@@ -235,7 +236,8 @@ def _diff_members(role: model.Role, want: tuple[Member, ...], have: tuple[Member
             options.append(sql.SQL("SET {}").format(sql.SQL("TRUE" if wanted.set else "FALSE")))
         statements = []
         if not pg16 and existing is not None and existing.admin and not wanted.admin:
-            statements.append(sql.SQL("REVOKE ADMIN OPTION FOR {} FROM {}").format(ident(member.role), ident(role.name)))
+            statements.append(sql.SQL("REVOKE ADMIN OPTION FOR {} FROM {}").format(ident(member.role),
+                                                                                 ident(role.name)))
         else:
             grant = sql.SQL("GRANT {} TO {}").format(ident(member.role), ident(role.name))
             if options:
@@ -244,8 +246,9 @@ def _diff_members(role: model.Role, want: tuple[Member, ...], have: tuple[Member
                 grant = grant + sql.SQL(" WITH ADMIN OPTION")
             statements.append(grant)
         actions.append(Action(
-            f"membership.{role.name}.{member.role}", Op.CREATE if existing is None else Op.UPDATE, Phase.MEMBERSHIP,
-            sql=tuple(Statement(text(s)) for s in statements),
+            Address("membership", role.name, member.role), Op.CREATE if existing is None else Op.UPDATE,
+            Phase.MEMBERSHIP,
+            sql=tuple(render(s) for s in statements),
             before=existing.__dict__ if existing else None, after=wanted.__dict__,
         ))
     if role.prune:
@@ -253,8 +256,8 @@ def _diff_members(role: model.Role, want: tuple[Member, ...], have: tuple[Member
         for member in have:
             if member.role not in wanted_roles:
                 actions.append(Action(
-                    f"membership.{role.name}.{member.role}", Op.DELETE, Phase.MEMBERSHIP,
-                    sql=(Statement(text(sql.SQL("REVOKE {} FROM {}").format(ident(member.role), ident(role.name)))),),
+                    Address("membership", role.name, member.role), Op.DELETE, Phase.MEMBERSHIP,
+                    sql=(render(sql.SQL("REVOKE {} FROM {}").format(ident(member.role), ident(role.name))),),
                     before=member.__dict__, hazards=(Hazard.REVOKES_ACCESS,),
                 ))
     return actions
@@ -265,14 +268,14 @@ def drop_role(name: str, live: LiveCluster) -> list[Action]:
     actions = []
     for database in sorted(db for db in live.databases if db != "template0"):
         actions.append(Action(
-            f"role.{name}", Op.DELETE, Phase.DROP_ROLE, database=database,
-            sql=(Statement(text(sql.SQL("REASSIGN OWNED BY {} TO {}").format(ident(name), ident(live.current_user)))),
-                 Statement(text(sql.SQL("DROP OWNED BY {}").format(ident(name))))),
+            Address("role", name), Op.DELETE, Phase.DROP_ROLE, database=database,
+            sql=(render(sql.SQL("REASSIGN OWNED BY {} TO {}").format(ident(name), ident(live.current_user))),
+                 render(sql.SQL("DROP OWNED BY {}").format(ident(name)))),
             hazards=(Hazard.DROPS_ROLE,),
             note=f"objects owned by {name} in {database} pass to {live.current_user}; its privileges are revoked",
         ))
-    actions.append(Action(f"role.{name}", Op.DELETE, Phase.DROP_ROLE,
-                          sql=(Statement(text(sql.SQL("DROP ROLE {}").format(ident(name)))),),
+    actions.append(Action(Address("role", name), Op.DELETE, Phase.DROP_ROLE,
+                          sql=(render(sql.SQL("DROP ROLE {}").format(ident(name))),),
                           before=_role_view(live.roles[name]), hazards=(Hazard.DROPS_ROLE,)))
     return actions
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from erpprov.core.target import Target
 from erpprov.drivers.base import Driver
-from erpprov.loader import Target
 
 
 def docker_available(docker_host: str | None = None) -> bool:

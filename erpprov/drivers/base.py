@@ -1,4 +1,4 @@
-"""The one small interface every server driver implements (DESIGN decision 9)."""
+"""The one small interface every server driver implements (docs/design.md, decision 9)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from erpprov.loader import Target
-from erpprov.plan import Action
+from erpprov.core.actions import Action
+from erpprov.core.address import Address
+from erpprov.core.target import Target
+from erpprov.drivers.clients import run_client, start_client
 
 Progress = Callable[[str], None]  # receives short human-readable progress lines
 
@@ -42,10 +44,10 @@ class Driver(ABC):
         self.target = target
 
     @property
-    def address(self) -> str | None:
+    def address(self) -> Address | None:
         """The plan address of the server this driver runs (None when it runs none)."""
         container = self.target.play.container
-        return f"container.{container.name}" if container else None
+        return Address("container", container.name) if container else None
 
     @abstractmethod
     def plan(self) -> list[Action]:
@@ -65,8 +67,6 @@ class Driver(ABC):
         """Run a PostgreSQL client program (psql, pg_dump, ...) against the server.
 
         By default the local client programs, connected through the target's connection settings."""
-        from erpprov.drivers.external import run_client  # external imports this module
-
         return run_client(self.target, argv)
 
     def client_process(self, argv: list[str]) -> subprocess.Popen[bytes]:
@@ -75,8 +75,6 @@ class Driver(ABC):
         it. Connection settings travel in the environment, never in argv.
 
         By default the local client programs, as `exec`."""
-        from erpprov.drivers.external import start_client  # external imports this module
-
         return start_client(self.target, argv)
 
     @abstractmethod

@@ -1,4 +1,4 @@
-"""The docker driver: the play's `container:` run through the Docker Engine API (DESIGN decision 9).
+"""The docker driver: the play's `container:` run through the Docker Engine API (docs/design.md, decision 9).
 
 The pure spec/compare half lives in `docker_spec`; this module is the I/O around it: finding the
 container, pulling, creating, waiting for health, and the guards that keep data safe (a container
@@ -16,15 +16,25 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import docker
-from docker.errors import APIError, ContainerError, DockerException, ImageNotFound, NotFound
+from docker.errors import (
+    APIError,
+    ContainerError,
+    DockerException,
+    ImageNotFound,
+    NotFound,
+)
 from docker.models.containers import Container as DockerContainer
 from docker.models.images import Image
 from docker.types import Mount
+from docker.utils import parse_repository_tag
 
-from erpprov.connect import connect
+from erpprov.core.actions import Action, Hazard, Op, Phase
+from erpprov.core.address import Address
+from erpprov.core.secrets import is_secret_name
+from erpprov.core.target import Target
 from erpprov.drivers.base import Driver, DriverStatus, Progress, resolve_data_dir
 from erpprov.drivers.docker_spec import (
     HASH_LABEL,
@@ -34,7 +44,6 @@ from erpprov.drivers.docker_spec import (
     desired_state,
     display_state,
     env_dict,
-    is_secret,
     live_state,
     major_from_tag,
     major_from_version_output,
@@ -43,8 +52,7 @@ from erpprov.drivers.docker_spec import (
     spec_hash,
 )
 from erpprov.errors import ErpprovError
-from erpprov.loader import Target
-from erpprov.plan import Action, Hazard, Op, Phase
+from erpprov.postgres.connect import connect
 
 LOG_LINES_ON_FAILURE = 20
 PROGRESS_EVERY = 2.0  # seconds between two progress lines of the same kind
@@ -96,6 +104,10 @@ class DockerDriver(Driver):
                                hint="rename the label")
         self._client: docker.DockerClient | None = None
         self._majors: dict[str, str | None] = {}  # image id → PostgreSQL major
+
+    @property
+    def address(self) -> Address:
+        return Address("container", self.spec.name)
 
     # --- the engine and what it holds -------------------------------------------------------
 
@@ -200,7 +212,7 @@ class DockerDriver(Driver):
             keep = f"the data in {where} survives"
         note = f"stop, remove and create the container anew ({changed} changed); brief downtime; {keep}"
         env_after = after.get("env") or {}
-        if env_after and all(is_secret(k) for k in env_after) and set(after) == {"env"}:
+        if env_after and all(is_secret_name(k) for k in env_after) and set(after) == {"env"}:
             note += ("; note that POSTGRES_PASSWORD only takes effect when a data directory is first initialized: "
                      "the server's password itself is changed through the role")
         return note
@@ -217,7 +229,7 @@ class DockerDriver(Driver):
             self._guard_major(image)
             self._create_and_start(image, progress)
         else:
-            before, after = self._changes(container, image)
+            _before, after = self._changes(container, image)
             if after:
                 self._guard_major(image)
                 progress(f"recreating {self.spec.name} ({', '.join(after)} changed; "
@@ -235,7 +247,7 @@ class DockerDriver(Driver):
         if image is not None:
             return image
         progress(f"pulling {ref}")
-        repository, tag = docker.utils.parse_repository_tag(ref)
+        repository, tag = parse_repository_tag(ref)
         try:
             events = self.client.api.pull(repository, tag=tag or "latest", stream=True, decode=True)
             follow_pull(ref, events, progress)
@@ -412,24 +424,25 @@ class DockerDriver(Driver):
     def _image_major(self, image: Image | None) -> str | None:
         if image is None:
             return major_from_tag(self.spec.image)
-        if image.id not in self._majors:
+        image_id = _id(image)
+        if image_id not in self._majors:
             env = env_dict((image.attrs.get("Config") or {}).get("Env"))
             major = env.get("PG_MAJOR")  # the official images say it
             if not major:
                 output = self._probe(image, ["postgres", "--version"], mount=False)
                 major = major_from_version_output(output or "")
-            self._majors[image.id] = major or major_from_tag(self.spec.image)
-        return self._majors[image.id]
+            self._majors[image_id] = major or major_from_tag(self.spec.image)
+        return self._majors[image_id]
 
     def _probe(self, image: Image, argv: list[str], *, mount: bool) -> str | None:
         """Run one program in a throwaway container of ``image`` (its entrypoint bypassed); its output."""
         mounts = []
         if mount:
-            kind = "volume" if self.spec.volume else "bind"
+            kind: Literal["volume", "bind"] = "volume" if self.spec.volume else "bind"
             source = self.spec.volume or self.data_dir()
             mounts.append(Mount(PROBE_MOUNT, source, type=kind, read_only=True))
         try:
-            output = self.client.containers.run(image.id, entrypoint=[argv[0]], command=argv[1:], user="0",
+            output = self.client.containers.run(image, entrypoint=[argv[0]], command=argv[1:], user="0",
                                                 mounts=mounts, remove=True, stdout=True, stderr=False,
                                                 labels={f"{LABEL_PREFIX}probe": "true"}, network_mode="none")
         except (ContainerError, APIError):
@@ -527,7 +540,7 @@ class DockerDriver(Driver):
         command += ["exec", "-i"] + (["-t"] if tty else [])
         for key, value in self._client_env().items():
             command += ["--env", f"{key}={value}"]
-        return [*command, container.id, *argv]
+        return [*command, _id(container), *argv]
 
     def destroy(self, volumes: bool, progress: Progress) -> None:
         container = self._find()
@@ -539,20 +552,20 @@ class DockerDriver(Driver):
         if not volumes:
             return
         if self.spec.volume:
-            self._remove_volume(progress)
+            self._remove_volume(self.spec.volume, progress)
         else:
             self._remove_data_dir(progress)
 
-    def _remove_volume(self, progress: Progress) -> None:
+    def _remove_volume(self, name: str, progress: Progress) -> None:
         try:
-            volume = self.client.volumes.get(self.spec.volume)
+            volume = self.client.volumes.get(name)
         except NotFound:
             return
-        progress(f"removing volume {self.spec.volume}")
+        progress(f"removing volume {name}")
         try:
             volume.remove()
         except APIError as exc:
-            raise ErpprovError(f"cannot remove volume {self.spec.volume}: {_reason(exc)}") from None
+            raise ErpprovError(f"cannot remove volume {name}: {_reason(exc)}") from None
 
     def _remove_data_dir(self, progress: Progress) -> None:
         data_dir = self.data_dir()
@@ -577,7 +590,7 @@ class DockerDriver(Driver):
                                f"image {self.spec.image} is not here to delete them with",
                                hint=f"delete it as root (sudo rm -r {path})")
         try:
-            self.client.containers.run(image.id, entrypoint=["find"],
+            self.client.containers.run(image, entrypoint=["find"],
                                        command=[PROBE_MOUNT, "-mindepth", "1", "-delete"], user="0",
                                        mounts=[Mount(PROBE_MOUNT, str(path), type="bind")], remove=True,
                                        network_mode="none", labels={f"{LABEL_PREFIX}probe": "true"})
@@ -627,3 +640,10 @@ def _write(stream: Any, data: bytes) -> None:
         buffer.flush()
     else:
         stream.write(data.decode(errors="replace"))
+
+
+def _id(model: Image | DockerContainer) -> str:
+    """The id of an image or container the engine returned, which always has one."""
+    if model.id is None:
+        raise ErpprovError(f"the Docker engine returned {model!r} without an id")
+    return model.id

@@ -23,8 +23,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from erpprov.model import Container, Healthcheck
-from erpprov.plan import SENSITIVE
+from erpprov.core.actions import SENSITIVE
+from erpprov.core.model import Container, Healthcheck
+from erpprov.core.secrets import is_secret_name
 
 MANAGED_LABEL = "erpprov.managed"
 HASH_LABEL = "erpprov.spec-hash"
@@ -33,16 +34,10 @@ DEFAULT_PGDATA = "/var/lib/postgresql/data"
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024  # Docker's documented default; set explicitly so it reads back equal
 SENSITIVE_CHANGED = f"{SENSITIVE[:-1]}, changed)"
 ATTRIBUTES = ("image", "env", "ports", "mounts", "command", "healthcheck", "restart", "shm_size", "labels")
-_SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN")
 _NS = 1_000_000_000
 _SIZE = re.compile(r"^\s*(\d+)\s*([bkmg]?)b?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _ANONYMOUS_VOLUME = re.compile(r"^[0-9a-f]{64}$")
-
-
-def is_secret(key: str) -> bool:
-    upper = key.upper()
-    return any(word in upper for word in _SECRET_WORDS)
 
 
 def parse_size(text: str | int) -> int:
@@ -206,7 +201,7 @@ def live_state(
 
 
 def redact_env(env: Mapping[str, str]) -> dict[str, str]:
-    return {k: SENSITIVE if is_secret(k) else v for k, v in env.items()}
+    return {k: SENSITIVE if is_secret_name(k) else v for k, v in env.items()}
 
 
 def spec_hash(desired: Mapping[str, Any]) -> str:
@@ -242,7 +237,7 @@ def _dict_changes(before: Mapping[str, str], after: Mapping[str, str], secret: b
     for key in sorted(set(before) | set(after)):
         if before.get(key) == after.get(key):
             continue
-        hidden = secret and is_secret(key)
+        hidden = secret and is_secret_name(key)
         if key in before:
             old[key] = SENSITIVE if hidden else before[key]
         else:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from erpprov.cluster import LocalCluster
+from erpprov.core.actions import Action, Op, Phase
+from erpprov.core.address import Address
+from erpprov.core.target import Target
 from erpprov.drivers.base import Driver, DriverStatus, Progress, resolve_data_dir
+from erpprov.drivers.embedded import LocalCluster
 from erpprov.errors import ErpprovError
-from erpprov.loader import Target
-from erpprov.plan import Action, Op, Phase
 
 
 class LocalDriver(Driver):
@@ -23,9 +24,9 @@ class LocalDriver(Driver):
         self.cluster = LocalCluster(data_dir, conn.pg_port, host=conn.pg_host, superuser=conn.pg_user)
 
     @property
-    def address(self) -> str:
+    def address(self) -> Address:
         container = self.target.play.container
-        return f"cluster.{container.name if container else self.target.host}"
+        return Address("cluster", container.name if container else self.target.host)
 
     def plan(self) -> list[Action]:
         where = {"data_dir": str(self.cluster.data_dir), "port": self.cluster.port, "driver": self.name}

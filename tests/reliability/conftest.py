@@ -21,7 +21,7 @@ import psycopg
 import pytest
 import yaml
 
-from erpprov.cluster import LocalCluster, free_port
+from erpprov.drivers.embedded import LocalCluster, free_port
 from tests.helpers import reachable_tempdir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,7 +41,8 @@ class Run:
         return self.returncode == TIMED_OUT
 
     def __str__(self) -> str:  # shown by failed asserts
-        return f"rc={self.returncode} ({self.seconds:.1f}s)\nstdout: {self.stdout[-1500:]}\nstderr: {self.stderr[-1500:]}"
+        return (f"rc={self.returncode} ({self.seconds:.1f}s)\nstdout: {self.stdout[-1500:]}\n"
+                f"stderr: {self.stderr[-1500:]}")
 
 
 def _limits(mem: int | None, umask: int | None = None):  # type: ignore[no-untyped-def]
@@ -220,7 +221,7 @@ class OwnCluster:
     def close(self) -> None:
         try:
             self.cluster.stop()
-        except Exception:  # noqa: BLE001 - cleanup must go on
+        except Exception:  # cleanup must go on
             pass
         finally:
             shutil.rmtree(self.base, ignore_errors=True)
@@ -237,7 +238,8 @@ def own_cluster() -> Iterator[OwnCluster]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "bad_input(*kinds): the bad-input kinds (tests/reliability/kinds.py) a test covers")
+    config.addinivalue_line("markers",
+                            "bad_input(*kinds): the bad-input kinds (tests/reliability/kinds.py) a test covers")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

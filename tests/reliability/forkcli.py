@@ -48,7 +48,7 @@ def _child(job: dict, out: str, err: str) -> None:
             code = 1
         sys.stdout.flush()
         sys.stderr.flush()
-    except BaseException:  # noqa: BLE001
+    except BaseException:
         code = 1
     os._exit(code)
 
@@ -88,9 +88,9 @@ def serve(jobs: list[dict], parallel: int) -> list[dict]:
 
 
 if __name__ == "__main__":
-    import erpprov.cli  # noqa: F401  (imported once, before any fork)
-    import erpprov.cli_ops  # noqa: F401
-    import erpprov.loader  # noqa: F401
+    # imported once, before any fork
+    import erpprov.cli
+    import erpprov.load.project  # noqa: F401
 
     request = json.load(sys.stdin)
     json.dump(serve(request["jobs"], request.get("parallel", 2)), sys.stdout)

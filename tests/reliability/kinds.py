@@ -5,7 +5,8 @@ that each kind listed here has at least one test and that nothing unlisted sneak
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 

@@ -8,7 +8,7 @@ import time
 import pytest
 import yaml
 
-from erpprov.executor import LOCK_KEYS
+from erpprov.apply.executor import LOCK_KEYS
 
 from .conftest import (
     assert_clean_error,
@@ -52,7 +52,8 @@ def _waiting_for_the_lock(pg, pids: list[int]) -> set[int]:  # type: ignore[no-u
     with pg.connect("postgres") as conn:
         rows = conn.execute("""
             SELECT application_name FROM pg_stat_activity
-            WHERE datname = 'postgres' AND query LIKE '%%pg_try_advisory_lock%%' AND application_name LIKE 'erpprov apply%%'
+            WHERE datname = 'postgres' AND query LIKE '%%pg_try_advisory_lock%%'
+              AND application_name LIKE 'erpprov apply%%'
         """).fetchall()
     return {pid for pid in pids for (name,) in rows if name.startswith(f"erpprov apply pid={pid} ")}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from pathlib import Path
@@ -9,8 +10,8 @@ from pathlib import Path
 import psycopg
 import yaml
 
-from erpprov.cluster import free_port
-from erpprov.executor import LOCK_KEYS
+from erpprov.apply.executor import LOCK_KEYS
+from erpprov.drivers.embedded import free_port
 from tests.dockerenv import needs_engine
 
 from .conftest import assert_converged, erpprov, finish, start_erpprov, write_project
@@ -62,7 +63,5 @@ def test_container_removed_mid_apply(tmp_path, engine, test_image):
             assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0] == 6
         assert_converged(root, env)
     finally:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             engine.containers.get(name).remove(force=True)
-        except docker.errors.NotFound:
-            pass

@@ -13,7 +13,7 @@ import time
 
 import yaml
 
-from erpprov.cluster import free_port
+from erpprov.drivers.embedded import free_port
 
 from .conftest import (
     OwnCluster,
@@ -122,7 +122,7 @@ def test_server_restart_mid_apply(tmp_path, own_cluster: OwnCluster):
 
 
 def test_server_restart_mid_apply_gives_a_clean_error(tmp_path, own_cluster: OwnCluster):
-    from erpprov.executor import LOCK_KEYS
+    from erpprov.apply.executor import LOCK_KEYS
 
     root = write_project(tmp_path, playbook([unique("rs")], BASE, unique("rsrole")), own_cluster.host_vars())
     with own_cluster.connect() as holder:  # apply will wait for this lock, polling the server

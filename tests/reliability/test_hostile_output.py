@@ -13,9 +13,11 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from erpprov.display import shown
-from erpprov.plan import Action, Hazard, HostPlan, Op, Phase
-from erpprov.render import document, dump, markdown, text
+from erpprov.core.actions import Action, Hazard, HostPlan, Op, Phase
+from erpprov.core.address import Address
+from erpprov.core.display import shown
+from erpprov.plan.planfile import document, dump
+from erpprov.plan.render import markdown, text
 from tests.helpers import run_erpprov
 
 ERASE = "t\x1b[2K\x1b[1A\rclean"  # erase the line, move up, back to column 0
@@ -98,7 +100,7 @@ def test_json_plan_holds_the_exact_names_and_no_raw_controls(tmp_path, pg):
     _no_raw_controls(run.stdout)
     host = json.loads(run.stdout)["hosts"][0]
     assert "role." + names["role"] in host["unmanaged"]  # machines get the name itself
-    assert any(a["address"].endswith(names["c1"]) for a in host["actions"])
+    assert any(a["parts"][-1] == names["c1"] for a in host["actions"])
 
 
 def test_apply_lines_recap_and_refusal_show_names_escaped(tmp_path, pg):
@@ -129,7 +131,7 @@ def test_error_messages_show_live_names_escaped(tmp_path, pg):
 
 def test_every_renderer_escapes_warnings_notes_and_values():
     evil = "x\x1b[31m\ny\r```"
-    action = Action(address=f"table.db.public.{evil}", op=Op.DELETE, phase=Phase.DROP_TABLE, database="db",
+    action = Action(address=Address("table", "db", "public", evil), op=Op.DELETE, phase=Phase.DROP_TABLE, database="db",
                     before={"columns": [evil], evil: 1}, hazards=(Hazard.DELETES_DATA,), note=f"{evil} is dropped")
     plan = HostPlan(host=f"h{evil}", driver="external", actions=[action], unmanaged=[f"role.{evil}"],
                     warnings=[f"role.{evil}: the password cannot be compared"])

@@ -107,7 +107,7 @@ def test_passwords_with_quotes_and_backslashes(tmp_path, pg, password):
              "vars": {"pw": "{{ env_pw }}"}}]
     before = snapshot(pg.connect, [pg.dbname])
     (tmp_path / "pw.yaml").write_text(yaml.safe_dump({"env_pw": password}, allow_unicode=True))
-    from erpprov.loader import load_project
+    from erpprov.load.project import load_project
 
     (tmp_path / "playbooks").mkdir(exist_ok=True)
     (tmp_path / "playbooks" / "site.yaml").write_text(_dump(play))
@@ -178,6 +178,16 @@ def test_quoted_search_path_converges(tmp_path, pg):
     role = unique("sp")
     targets = load_targets(tmp_path, pg, _dump([{"name": "sp", "hosts": "dev", "roles": [
         {"name": role, "settings": {"search_path": '"$user", public'}}]}]))
+    apply_all(targets)
+    assert plan_of(targets) == []
+
+
+@covers("sql_looking_values")
+def test_search_path_quoted_as_the_server_quotes_it_converges(tmp_path, pg):
+    # The server quotes a `$` inside a name and reserved keywords, not unreserved ones (key).
+    role = unique("sq")
+    targets = load_targets(tmp_path, pg, _dump([{"name": "sq", "hosts": "dev", "roles": [
+        {"name": role, "settings": {"search_path": 'a$b, "user", "select", key, public'}}]}]))
     apply_all(targets)
     assert plan_of(targets) == []
 

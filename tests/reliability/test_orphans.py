@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from erpprov.cluster import LocalCluster
+from erpprov.drivers.embedded import LocalCluster
+from erpprov.drivers.throwaway import PREFIX
 from erpprov.errors import ErpprovError
-from erpprov.throwaway import PREFIX
 from tests.helpers import reachable_tempdir
 
 from .conftest import erpprov, finish, start_erpprov, write_project
@@ -113,7 +113,7 @@ def test_after_sigkill_the_next_offline_plan_reaps_the_orphan(tmp_path, temp_roo
 def test_the_reaper_leaves_live_owners_alone(temp_root, monkeypatch):
     """A directory whose owner still runs (another offline plan, another host's thread) is never
     touched; one whose owner died is removed, also when its pid was reused since."""
-    from erpprov.throwaway import OWNER, _identity, reap_orphans
+    from erpprov.drivers.throwaway import OWNER, _identity, reap_orphans
 
     monkeypatch.setattr("tempfile.tempdir", str(temp_root))
     exited = subprocess.Popen(["true"])

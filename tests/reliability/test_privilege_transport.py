@@ -70,8 +70,9 @@ def test_non_superuser_admin_does_what_it_can_and_reports_the_rest(tmp_path, pg)
     applied = erpprov(root, "apply", env=env, mem=None)
     assert applied.returncode == 0, str(applied)
     with pg.connect("postgres") as conn:
-        flags = {r[0]: tuple(r[1:]) for r in conn.execute("SELECT rolname, rolsuper, rolreplication, rolbypassrls FROM pg_roles "
-                                  "WHERE rolname = ANY(%s)", ([su, repl, brls],))}
+        rows = conn.execute("SELECT rolname, rolsuper, rolreplication, rolbypassrls FROM pg_roles "
+                            "WHERE rolname = ANY(%s)", ([su, repl, brls],))
+        flags = {r[0]: tuple(r[1:]) for r in rows}
         assert flags == {su: (False, False, False), repl: (False, False, False), brls: (False, False, False)}
     with psycopg.connect(host=pg.host, port=pg.port, user=app, password="app-pw-1", dbname=db) as conn:
         conn.execute("SELECT * FROM erp.t")
@@ -131,8 +132,8 @@ def test_sslmode_require_is_used(tmp_path, ssl_cluster):
     root = _tls_project(tmp_path, own, pg_sslmode="require")
     assert erpprov(root, "apply", env=own.env, mem=None).returncode == 0  # pg_hba accepts TLS only
     assert_converged(root, own.env)
-    from erpprov.connect import connect
-    from erpprov.loader import load_project
+    from erpprov.load.project import load_project
+    from erpprov.postgres.connect import connect
 
     target = load_project(root / "playbooks" / "dev.yaml", root / "inventory.yaml", environ=own.env).targets[0]
     with connect(target.connection) as conn:

@@ -1,10 +1,11 @@
 """`plan` must be safe to run on a stranger's pull request: a type, default, check, generated column
 or index expression from the playbook reaches the server only once proven to be one type or one
-expression (erpprov.fragments), and the scratch build sends one statement per extended-protocol
+expression (erpprov.core.fragments), and the scratch build sends one statement per extended-protocol
 message, so even an unproven string could not end the transaction."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -13,12 +14,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from erpprov import fragments, model, tables
+from erpprov.core import fragments, model
 from erpprov.errors import ErpprovError
-from erpprov.loader import load_project
+from erpprov.load.project import load_project
+from erpprov.state.canon import canonicalize
 from tests.helpers import reachable_tempdir
 
-from .conftest import assert_clean_error, erpprov, pg_env, server_vars, snapshot, write_project
+from .conftest import (
+    assert_clean_error,
+    erpprov,
+    pg_env,
+    server_vars,
+    snapshot,
+    write_project,
+)
 from .kinds import covers
 
 COMMITS = "integer; COMMIT; CREATE TABLE pwned(x int)"
@@ -130,7 +139,7 @@ def test_scratch_build_holds_one_statement_per_message(pg):
     itself, and the scratch transaction is still rolled back whole."""
     with pg.connect() as conn:
         with pytest.raises(ErpprovError, match="PostgreSQL rejects it"):
-            tables.canonicalize(conn, [_unproven_table(COMMITS)])
+            canonicalize(conn, [_unproven_table(COMMITS)])
         assert conn.execute("SELECT to_regclass('public.pwned')").fetchone()[0] is None
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
@@ -152,10 +161,8 @@ def test_token_soup_is_refused_or_stays_inside_the_scratch_build(pg, soup, place
         return  # refused with a message: nothing reached a server
     with pg.connect() as conn:
         before = snapshot(pg.connect, [pg.dbname])
-        try:
-            tables.canonicalize(conn, [table])
-        except ErpprovError:
-            pass
+        with contextlib.suppress(ErpprovError):
+            canonicalize(conn, [table])
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     assert snapshot(pg.connect, [pg.dbname]) == before
 
@@ -166,10 +173,10 @@ def test_proofs_follow_the_server_lexer_for_backslashes(pg):
     text = "'a\\' || ';COMMIT;--'"
     assert fragments.expression(text) == text
     with pg.connect() as conn:
-        conn.execute("ALTER DATABASE {} SET standard_conforming_strings = off".format(
-            psycopg.sql.Identifier(pg.dbname).as_string(conn)))
-    from erpprov.connect import connect
-    from erpprov.model import Connection
+        database = psycopg.sql.Identifier(pg.dbname).as_string(conn)
+        conn.execute(f"ALTER DATABASE {database} SET standard_conforming_strings = off")
+    from erpprov.core.model import Connection
+    from erpprov.postgres.connect import connect
 
     settings_ = Connection.model_validate({"pg_host": pg.host, "pg_port": pg.port, "pg_user": pg.user,
                                            "pg_password": pg.password, "pg_database": pg.dbname})

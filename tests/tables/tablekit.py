@@ -8,10 +8,14 @@ import psycopg
 import yaml
 from pydantic import TypeAdapter
 
-from erpprov import executor, model
-from erpprov.plan import Action
-from erpprov.tables import canonicalize, diff_read_rows, explain_failure, inspect_tables
-from erpprov.tables.state import TableDiff, TablesState
+from erpprov.apply import executor
+from erpprov.apply.explain import explain_failure
+from erpprov.core import model
+from erpprov.core.actions import Action
+from erpprov.core.tables import TableDiff, TablesState
+from erpprov.plan.build import diff_read_rows
+from erpprov.state.canon import canonicalize
+from erpprov.state.table_catalog import inspect_tables
 
 
 def tables(text: str) -> list[model.Table]:

@@ -8,9 +8,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from erpprov.loader import load_project
-from erpprov.plan import Op, Phase
-from erpprov.tables import canonicalize, inspect_tables
+from erpprov.core.actions import Op, Phase
+from erpprov.load.project import load_project
+from erpprov.state.canon import canonicalize
+from erpprov.state.table_catalog import inspect_tables
 from tests.tables.tablekit import assert_declared, converge, managed_view, plan, tables
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -398,7 +399,8 @@ def test_an_invalid_declaration_is_named_in_the_error(conn):
 """))
     assert "public.bad.amount" in str(error.value) and "nosuchtype" in str(error.value)
     with pytest.raises(ErpprovError) as error:
-        canonicalize(conn, tables("- {name: bad, columns: [{name: id, type: int}], checks: [{expression: 'nope > 1'}]}"))
+        canonicalize(conn, tables("- {name: bad, columns: [{name: id, type: int}], "
+                                  "checks: [{expression: 'nope > 1'}]}"))
     assert "public.bad" in str(error.value) and "nope" in str(error.value)
     assert inspect_tables(conn).tables == {}  # the scratch build left nothing behind
 

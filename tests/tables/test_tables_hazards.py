@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from erpprov.executor import ApplyFailed
-from erpprov.plan import Hazard, Op
-from erpprov.tables import inspect_tables
+from erpprov.apply.executor import ApplyFailed
+from erpprov.core.actions import Hazard, Op
+from erpprov.state.table_catalog import inspect_tables
 from tests.tables.tablekit import apply, converge, plan, tables
 
 BASE = """

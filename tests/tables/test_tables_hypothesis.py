@@ -5,8 +5,9 @@ from __future__ import annotations
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from erpprov import model
-from erpprov.tables import canonicalize, inspect_tables
+from erpprov.core import model
+from erpprov.state.canon import canonicalize
+from erpprov.state.table_catalog import inspect_tables
 from tests.tables.tablekit import assert_same, converge
 
 # Column names say which group a column belongs to, so a column that lives on from A to B only

@@ -1,0 +1,137 @@
+"""Run a plan's actions in its execution order: consecutive actions on one connection in one
+transaction, CREATE DATABASE alone (docs/design.md, decisions 4 and 5)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from itertools import groupby
+
+import psycopg
+
+from erpprov.core.actions import Action, execution_order
+from erpprov.core.model import Connection
+from erpprov.errors import ErpprovError
+from erpprov.postgres.connect import connect, one_value
+from erpprov.postgres.locks import advisory_holder
+from erpprov.postgres.scram import executable
+
+# Two fixed keys for pg_advisory_lock(int, int): "erpprov" in ASCII, split in two.
+LOCK_KEYS = (0x65727070, 0x726F7600)
+
+Event = Callable[[str, Action], None]  # ("changed" | "failed", action)
+# Why a statement failed, asked on a fresh connection to the same database (e.g. which rows break
+# a new constraint); None when there is nothing to add.
+Explain = Callable[[psycopg.Connection, Action, psycopg.Error], str | None]
+
+
+class ApplyFailed(ErpprovError):
+    def __init__(self, action: Action, statement: str, server_message: str, explanation: str | None = None):
+        message = f"{action.address}: {server_message}"
+        if explanation:
+            message += f"\n  {explanation}"
+        super().__init__(
+            message,
+            hint=f"the statement was: {statement}\n  nothing in this transaction was applied; "
+                 "fix the cause and apply again",
+        )
+
+
+def execute(actions: list[Action], settings: Connection, admin: psycopg.Connection, event: Event,
+            explain: Explain | None = None) -> None:
+    def explained(conn: psycopg.Connection, action: Action, exc: psycopg.Error) -> str | None:
+        # The failed transaction must end before the connection can ask anything; a second
+        # connection is simpler than unwinding here, and it sees the untouched, committed state.
+        if explain is None:
+            return None
+        try:
+            with connect(settings, conn.info.dbname) as other:
+                return explain(other, action, exc)
+        except (psycopg.Error, ErpprovError):  # no explanation: the failure itself is still reported
+            return None
+
+    # Consecutive actions on one connection share a transaction; what cannot run in one (CREATE
+    # DATABASE) runs alone. The order is the plan's own, so the server sees what the plan showed.
+    runnable = (a for a in execution_order(actions) if a.sql)
+    for (database, transactional), group in groupby(runnable, key=lambda a: (a.database, a.transactional)):
+        batch = list(group)
+        if database:
+            with connect(settings, database) as conn:
+                _run(conn, batch, transactional, event, explained)
+        else:
+            _run(admin, batch, transactional, event, explained)
+
+
+def _run(conn: psycopg.Connection, batch: list[Action], transactional: bool, event: Event,
+         explained: Explain) -> None:
+    if not transactional:  # CREATE DATABASE and friends cannot run inside a transaction
+        for action in batch:
+            for statement in action.sql:
+                _statement(conn, action, executable(statement), statement.display, event, None)
+            event("changed", action)
+        return
+    with conn.transaction():
+        for action in batch:
+            for statement in action.sql:
+                _statement(conn, action, executable(statement), statement.display, event, explained)
+    for action in batch:
+        event("changed", action)
+
+
+def _statement(conn: psycopg.Connection, action: Action, text: str, shown: str, event: Event,
+               explained: Explain | None) -> None:
+    try:
+        conn.execute(text)
+    except psycopg.Error as exc:
+        event("failed", action)
+        diag = exc.diag.message_primary or str(exc).strip()
+        detail = f" ({exc.diag.message_detail})" if exc.diag.message_detail else ""
+        explanation = explained(conn, action, exc) if explained else None
+        raise ApplyFailed(action, shown, diag + detail, explanation) from None
+
+
+# Where every apply of a server takes its lock, whatever its pg_database: an advisory lock belongs
+# to one database. initdb creates `postgres` with CONNECT for PUBLIC; template1 would do too, but a
+# session in it stops CREATE DATABASE from copying it.
+LOCK_DATABASE = "postgres"
+
+
+@contextmanager
+def apply_lock(settings: Connection, admin: psycopg.Connection, wait: float,
+               warn: Callable[[str], None]) -> Iterator[None]:
+    """One apply at a time per server: a session advisory lock in LOCK_DATABASE, waited for up to
+    ``wait`` seconds. A server where that database cannot be reached gets the lock in ``admin``'s
+    database, as ``warn`` says: then only applies through the same pg_database exclude each other."""
+    with ExitStack() as stack:
+        holder = admin
+        if admin.info.dbname != LOCK_DATABASE:
+            try:
+                holder = stack.enter_context(connect(settings, LOCK_DATABASE, application_name=application_name()))
+            except ErpprovError as exc:
+                warn(f"the apply lock is held in database {admin.info.dbname}, not {LOCK_DATABASE} ({exc.message}): "
+                     "an apply through another pg_database would not wait for this one")
+        with _advisory_lock(holder, wait):
+            yield
+
+
+@contextmanager
+def _advisory_lock(conn: psycopg.Connection, wait: float) -> Iterator[None]:
+    deadline = time.monotonic() + wait
+    while not one_value(conn, "SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEYS):
+        if time.monotonic() >= deadline:
+            raise ErpprovError("another erpprov apply holds the lock on this server: "
+                               f"{advisory_holder(conn, LOCK_KEYS)}",
+                               hint="wait for it to finish, or pass a longer --lock-wait")
+        time.sleep(0.25)
+    try:
+        yield
+    finally:
+        if not conn.closed and not conn.broken:  # a lost session has released its locks already
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
+
+
+def application_name() -> str:
+    return f"erpprov apply pid={os.getpid()} on {socket.gethostname()}"[:63]

@@ -1,0 +1,64 @@
+"""`plan`: what apply would change, for people, machines and pull requests."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from erpprov.cli.options import (
+    DEFAULT_PLAYBOOK,
+    handles_errors,
+    host_error,
+    load,
+    project_options,
+)
+from erpprov.cli.output import colour
+
+
+@click.command()
+@click.argument("playbook", required=False, type=click.Path(path_type=Path))
+@project_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
+              show_default=True, help="Output for people, machines or pull-request comments.")
+@click.option("--sql", "show_sql", is_flag=True, help="Show the SQL of each action.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), help="Save the plan as JSON for `erpprov apply FILE`.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when changes are pending, 0 when none, 1 on error.")
+@click.option("--offline", is_flag=True, help="No server: show what the files create on an empty instance.")
+@click.option("--forks", default=5, show_default=True, help="Hosts planned in parallel.")
+@click.option("--no-color", is_flag=True, help="Never colour the output (NO_COLOR is honoured too).")
+@handles_errors
+def plan(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], limit: str | None, verbose: bool,
+         fmt: str, show_sql: bool, out: Path | None, detailed_exitcode: bool, offline: bool, forks: int,
+         no_color: bool) -> None:
+    """Show what `apply` would change, without changing anything (a dry run for code review)."""
+    from erpprov.core.actions import HostPlan
+    from erpprov.fanout import for_each_target
+    from erpprov.plan import planfile, render
+    from erpprov.plan.build import plan_offline, plan_target
+
+    project = load(playbook or DEFAULT_PLAYBOOK, inventory, extra_vars, limit)
+    fingerprinted = fmt == "json" or out is not None
+    work = plan_offline if offline else functools.partial(plan_target, fingerprinted=fingerprinted)
+    outcomes = for_each_target(project, work, forks)
+    failed = [o for o in outcomes if o.error]
+    plans: list[HostPlan] = [o.value for o in outcomes if o.value is not None]
+    inputs = planfile.inputs_fingerprint(project) if fingerprinted else ""
+    if fmt == "json":
+        click.echo(planfile.dump(planfile.document(plans, inputs=inputs)), nl=False)
+    elif fmt == "markdown":
+        click.echo(render.markdown(plans))
+    else:
+        click.echo(render.text(plans, show_sql=show_sql or verbose, colour=colour(no_color)), nl=False)
+    if out:
+        planfile.write(out, plans, inputs=inputs, playbook=playbook or DEFAULT_PLAYBOOK, inventory=inventory,
+                       limit=limit)
+        click.echo(f"Saved the plan to {out}; apply exactly it with `erpprov apply {out}`.", err=True)
+    for outcome in failed:
+        host_error(outcome.target.host, outcome.error)
+    if failed:
+        sys.exit(1)
+    if detailed_exitcode and any(not p.empty for p in plans):
+        sys.exit(2)

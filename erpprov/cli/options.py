@@ -1,0 +1,117 @@
+"""What every command shares: the project options, loading, error handling, the one-host rule."""
+
+from __future__ import annotations
+
+import functools
+import gc
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from erpprov.core.display import shown, shown_lines
+from erpprov.errors import ErpprovError
+
+if TYPE_CHECKING:
+    from erpprov.load.project import Project
+
+DEFAULT_PLAYBOOK = Path("playbooks/dev.yaml")
+
+
+def fail(exc: BaseException, verbose: bool, message: str | None = None) -> None:
+    if verbose:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    click.echo(f"error: {shown_lines(message or str(exc))}", err=True)
+    sys.exit(1)
+
+
+def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn errors into one message and exit 1; tracebacks only with -v."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        verbose = bool(kwargs.get("verbose"))
+        try:
+            return fn(*args, **kwargs)
+        except ErpprovError as exc:
+            fail(exc, verbose)
+        except OSError as exc:  # a file or program erpprov needed, not a bug of erpprov's
+            where = f" ({exc.filename})" if exc.filename else ""
+            fail(exc, verbose, f"{exc.strerror or exc}{where}")
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def project_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options every command that loads a playbook shares. A large playbook starts parsing on
+    another core before the command imports the heavy modules it needs (see yamlsrc.prefetch)."""
+
+    @functools.wraps(fn)
+    def prefetching(*args: Any, **kwargs: Any) -> Any:
+        from erpprov.load.yamlsrc import prefetch
+
+        for playbook in kwargs.get("playbooks") or (kwargs.get("playbook") or DEFAULT_PLAYBOOK,):
+            if playbook.suffix != ".json":  # a plan saved for `apply` names its playbook inside
+                prefetch(playbook)
+        return fn(*args, **kwargs)
+
+    options = [
+        click.option("-i", "--inventory", type=click.Path(path_type=Path), default=Path("inventory.yaml"),
+                     show_default=True, help="Inventory file (Ansible YAML format)."),
+        click.option("-e", "--extra-vars", multiple=True, metavar="NAME=VALUE|@FILE",
+                     help="Variables that override all others; repeatable."),
+        click.option("-l", "--limit", metavar="PATTERN", help="Only hosts matching this pattern (e.g. dev:!db2)."),
+        click.option("-v", "--verbose", is_flag=True, help="Show SQL and tracebacks."),
+    ]
+    command: Callable[..., Any] = prefetching
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def load(playbook: Path, inventory: Path, extra_vars: tuple[str, ...], limit: str | None) -> Project:
+    from erpprov.load.project import build_validators, load_project, parse_extra_vars
+
+    build_validators()
+
+    # Loading builds a hundred thousand objects at a thousand tables and frees almost none: a
+    # collection in the middle would only rescan them. Afterwards they live until the process
+    # ends, so they are moved out of the collector's sight for good.
+    gc.disable()
+    try:
+        return load_project(playbook, inventory, extra_vars=parse_extra_vars(list(extra_vars), Path.cwd()),
+                            limit=limit)
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
+def single_target(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], limit: str | None,
+                  host: str | None) -> Any:
+    """The one target a single-host command (status, logs, psql, backup, ...) works on."""
+    project = load(playbook or DEFAULT_PLAYBOOK, inventory, extra_vars, limit)
+    targets = [t for t in project.targets if host is None or t.host == host]
+    if not targets:
+        raise ErpprovError(f"no play targets host {host!r}" if host else "the playbook targets no host",
+                           hint="check --limit / --host and the plays' hosts:")
+    only_host([t.host for t in targets])
+    return targets[0]
+
+
+def only_host(hosts: list[str]) -> str:
+    """The one host a single-host command works on, or an error naming the candidates."""
+    if len(set(hosts)) > 1:
+        raise ErpprovError(f"several hosts match ({', '.join(sorted(set(hosts)))})",
+                           hint="choose one with --host or -l/--limit")
+    return hosts[0]
+
+
+def host_error(host: str, error: BaseException | None) -> None:
+    click.echo(f"error: [{shown(host)}] {shown_lines(str(error))}", err=True)

@@ -1,0 +1,144 @@
+"""Proof that a playbook string is the one SQL fragment it claims to be.
+
+Types, defaults, checks, generated columns and index expressions are SQL by nature: they cannot be
+sent as parameters, so they are spliced into DDL. `plan` builds that DDL in a scratch transaction
+on a server a stranger's pull request may point at, so a string must be proven to be exactly one
+type name or one expression before it goes anywhere near a server: `integer; COMMIT; ...` or
+`0) ; COPY ... TO PROGRAM ... --` must be refused by the loader, with the file and line.
+
+The proof uses PostgreSQL's own lexer and parser (pglast) in two steps:
+
+1. the tokens of the fragment alone: no `;`, parentheses that never close more than they opened and
+   end balanced (so the fragment cannot close the construct it is put in), and the lexer must end
+   outside any string or comment (an unterminated one is a scan error);
+2. the fragment inside a wrapper of one construct — `SELECT CAST(NULL AS <type>)`, `SELECT
+   (<expression>)` — must parse as exactly that construct and nothing more.
+
+Callers splice a proven expression inside parentheses, e.g. `DEFAULT (<expression>)`, which is
+the context it was proven in; a proven type name is followed only by erpprov's own clauses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
+
+_MAX_FRAGMENT = 100_000  # characters; far beyond any real type or expression
+# "col", "col DESC", "col ASC NULLS FIRST": the ordering words PostgreSQL's index syntax allows
+_ORDERING = re.compile(r"^(?P<body>.+?)(?:\s+(?P<dir>asc|desc))?(?:\s+nulls\s+(?P<nulls>first|last))?\s*$",
+                       re.IGNORECASE | re.DOTALL)
+
+
+def _parser() -> Any:
+    # Imported on first use: commands that never meet a fragment (validate of a roles-only play,
+    # --help) do not pay for loading PostgreSQL's parser.
+    from pglast import parser
+
+    return parser
+
+
+def _scan_balanced(text: str, what: str) -> None:
+    if not text.strip():
+        raise ValueError(f"{what} cannot be empty")
+    if len(text) > _MAX_FRAGMENT:
+        raise ValueError(f"{what} is {len(text)} characters long; at most {_MAX_FRAGMENT} are accepted")
+    if "\x00" in text:
+        raise ValueError(f"{what} cannot contain a NUL character")
+    parser = _parser()
+    try:
+        tokens = parser.scan(text)
+    except parser.ParseError as exc:
+        raise ValueError(f"{what} {text!r} is not valid SQL: {exc}") from None
+    depth = 0
+    for token in tokens:
+        if token.name == "ASCII_59":  # ';'
+            raise ValueError(f"{what} {text!r} holds a ';': it must be a single {what}, not statements")
+        if token.name in ("ASCII_40", "ASCII_91"):  # '(' '['
+            depth += 1
+        elif token.name in ("ASCII_41", "ASCII_93"):  # ')' ']'
+            depth -= 1
+            if depth < 0:
+                raise ValueError(f"{what} {text!r} closes a parenthesis it did not open")
+    if depth:
+        raise ValueError(f"{what} {text!r} leaves a parenthesis open")
+
+
+def _parse_one(wrapped: str, text: str, what: str) -> Any:
+    parser = _parser()
+    try:
+        statements = parser.parse_sql(wrapped)
+    except parser.ParseError as exc:
+        # the position is in the wrapper, not in the user's text: leave it out
+        reason = re.sub(r", at index \d+$", "", str(exc))
+        if "end of input" in reason and parser.scan(text)[-1].name == "SQL_COMMENT":
+            reason = "it ends in a -- comment, which would swallow the rest of the statement"
+        raise ValueError(f"{what} {text!r} is not valid SQL: {reason}") from None
+    if len(statements) != 1:
+        raise ValueError(f"{what} {text!r} must be a single {what}")
+    return statements[0].stmt
+
+
+def _only_target(statement: Any) -> Any:
+    """The one target of `SELECT <it>`, or None when the statement is anything else. Balanced
+    tokens already keep the fragment inside its wrapper; this is the second, independent proof."""
+    if type(statement).__name__ != "SelectStmt":
+        return None
+    extras = ("fromClause", "whereClause", "groupClause", "havingClause", "windowClause", "distinctClause",
+              "sortClause", "limitCount", "limitOffset", "lockingClause", "withClause", "valuesLists", "intoClause")
+    if any(getattr(statement, name, None) for name in extras) or len(statement.targetList or ()) != 1:
+        return None
+    return statement.targetList[0]
+
+
+@lru_cache(maxsize=4096)
+def type_name(text: str) -> str:
+    """`text` if it is one PostgreSQL type name (`integer`, `varchar(20)[]`, `"My Type"`,
+    `timestamp with time zone`); ValueError otherwise."""
+    _scan_balanced(text, "type")
+    target = _only_target(_parse_one(f"SELECT CAST(NULL AS {text})", text, "type"))
+    if type(getattr(target, "val", None)).__name__ != "TypeCast":
+        raise ValueError(f"type {text!r} is not a single type name")
+    return text
+
+
+@lru_cache(maxsize=4096)
+def expression(text: str) -> str:
+    """`text` if it is one SQL value expression (a default, a check, an index expression or
+    predicate); ValueError otherwise. Splice it as `(text)`."""
+    _scan_balanced(text, "expression")
+    target = _only_target(_parse_one(f"SELECT ({text})", text, "expression"))
+    if target is None:
+        raise ValueError(f"expression {text!r} is not a single SQL expression")
+    return text
+
+
+def index_ordering(descending: bool, nulls_first: bool) -> str:
+    """The words after an index key that give its order, each left out where it is PostgreSQL's
+    default (ASC; NULLS LAST ascending, NULLS FIRST descending). A playbook entry and the SQL
+    write them alike, so one speller serves both; `index_entry` reads them back."""
+    words = ["DESC"] if descending else []
+    if nulls_first != descending:
+        words.append("NULLS FIRST" if nulls_first else "NULLS LAST")
+    return " ".join(words)
+
+
+def index_entry(entry: str, columns: Iterable[str]) -> tuple[str, bool, bool, bool]:
+    """An index `columns` entry: (column-or-expression, is_column, descending, nulls_first). A
+    column is named as an identifier, whatever characters its name holds; anything else must be
+    one proven expression, spliced as `(expression)`."""
+    names = set(columns)
+    if entry in names:
+        return entry, True, False, False
+    match = _ORDERING.match(entry)
+    body = entry.strip()
+    descending = nulls_first = False
+    if match and (match.group("dir") or match.group("nulls")):
+        body = match.group("body").strip()
+        descending = (match.group("dir") or "").lower() == "desc"
+        nulls = (match.group("nulls") or "").lower()
+        nulls_first = nulls == "first" if nulls else descending
+    if body in names:
+        return body, True, descending, nulls_first
+    return expression(body), False, descending, nulls_first

@@ -1,0 +1,521 @@
+"""The typed vocabulary of desired state: what a play may declare.
+
+One model, validated by pydantic, that is also the source of the playbook JSON Schema. The keys are
+short PostgreSQL/Ansible words; each has exactly one spelling. The reconciler compares these
+objects with the live state read into the same shapes (see `erpprov.core.cluster`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from erpprov.core import fragments
+
+MAX_NAME_BYTES = 63  # PostgreSQL silently truncates longer names; then a diff could never converge
+
+
+def _identifier(value: str) -> str:
+    if not value:
+        raise ValueError("a name cannot be empty")
+    if "\x00" in value:
+        raise ValueError("a name cannot contain a NUL character")
+    size = len(value.encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        shown = repr(value) if len(value) <= 70 else repr(value[:60]) + "..."
+        raise ValueError(f"{shown} is {size} bytes long; PostgreSQL names hold at most {MAX_NAME_BYTES} bytes")
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_identifier)]
+# SQL that cannot be a parameter: proven to be one type name / one expression when loaded
+TypeName = Annotated[str, AfterValidator(fragments.type_name)]
+Expression = Annotated[str, AfterValidator(fragments.expression)]
+
+
+def _role_name(value: str) -> str:
+    # PostgreSQL keeps pg_* for its predefined roles: CREATE ROLE would fail mid-apply. Membership
+    # in them (member_of: [pg_read_all_data]) stays a plain Identifier.
+    if value.startswith("pg_"):
+        raise ValueError(f"{value!r}: names starting with pg_ are reserved for PostgreSQL's own roles")
+    return value
+
+
+RoleName = Annotated[Identifier, AfterValidator(_role_name)]
+
+
+def _stringify(value: Any) -> Any:
+    """A name -> string map from YAML: true becomes 'true' (as PostgreSQL spells it), 5432 '5432'."""
+    if isinstance(value, dict):
+        return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+    return value
+
+
+StringMap = Annotated[dict[str, str], BeforeValidator(_stringify)]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+
+
+def _duration(value: Any) -> Any:
+    """`2s`, `500ms`, `1m`, `1h` or a plain number of seconds."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(f"{value!r} is not a duration; write e.g. 2s, 500ms, 1m")
+        number, unit = float(match.group(1)), match.group(2) or "s"
+        return number * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+    return value
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(_duration),
+    Field(ge=0),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": r"^\s*\d"}]}),
+]
+
+
+class Strict(BaseModel):
+    # defer_build: a model's validator is built when first used, so only Play's and Connection's
+    # are (they include the nested ones), not one for each of the twenty classes at import.
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False, defer_build=True)
+
+
+class DuplicateName(ValueError):
+    """Carries where the second occurrence is, so the error can point at its line."""
+
+    def __init__(self, message: str, path: tuple[Any, ...]):
+        super().__init__(message)
+        self.path = path
+
+
+def unique_names(items: list[Any], what: str, key: str = "name", field: str | None = None) -> list[Any]:
+    seen: set[Any] = set()
+    for index, item in enumerate(items):
+        name = getattr(item, key)
+        if name in seen:
+            path = ((field,) if field else ()) + (index, key)
+            raise DuplicateName(f"two {what} are named {name!r}; each name may appear once", path)
+        seen.add(name)
+    return items
+
+
+# --- privileges -----------------------------------------------------------------------------
+
+PRIVILEGES: dict[str, tuple[str, ...]] = {
+    "database": ("CREATE", "TEMPORARY", "CONNECT"),
+    "schema": ("USAGE", "CREATE"),
+    "table": ("INSERT", "SELECT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"),
+    "sequence": ("USAGE", "SELECT", "UPDATE"),
+    "function": ("EXECUTE",),
+    "type": ("USAGE",),
+}
+_SYNONYMS = {"TEMP": "TEMPORARY", "ALL PRIVILEGES": "ALL"}
+
+
+def check_privileges(privileges: list[str], kind: str) -> list[str]:
+    """Upper-case, resolve PostgreSQL's own synonyms, and reject what the object type lacks."""
+    allowed = PRIVILEGES[kind]
+    result: list[str] = []
+    for raw in privileges:
+        name = _SYNONYMS.get(raw.strip().upper(), raw.strip().upper())
+        if name != "ALL" and name not in allowed:
+            raise ValueError(f"{raw!r} is not a privilege on a {kind}; choose from ALL, {', '.join(allowed)}")
+        if name not in result:
+            result.append(name)
+    return result
+
+
+class Grant(Strict):
+    """Privileges of one role (or PUBLIC) on the object that holds this entry.
+
+    The list is exact for that grantee: privileges it holds beyond it are revoked, and an empty
+    list revokes everything (the way to take CONNECT away from PUBLIC).
+    """
+
+    to: Identifier = Field(description="Role name, or PUBLIC")
+    privileges: list[str] = Field(description="Privilege names, or ALL")
+    with_grant_option: bool = False
+
+
+class SchemaGrant(Grant):
+    """On the schema itself, or with `tables`/`sequences`/`functions` on objects inside it."""
+
+    tables: Literal["ALL"] | list[Identifier] | None = Field(None, description="ALL, or table names")
+    sequences: Literal["ALL"] | list[Identifier] | None = Field(None, description="ALL, or sequence names")
+    functions: Literal["ALL"] | list[str] | None = Field(
+        None, description="ALL, or signatures such as 'add(integer, integer)'"
+    )
+
+    @property
+    def object_kind(self) -> str:
+        for kind in ("tables", "sequences", "functions"):
+            if getattr(self, kind) is not None:
+                return kind[:-1]
+        return "schema"
+
+    @model_validator(mode="after")
+    def _one_target(self) -> SchemaGrant:
+        chosen = [k for k in ("tables", "sequences", "functions") if getattr(self, k) is not None]
+        if len(chosen) > 1:
+            raise ValueError(f"a grant targets one kind of object; split {' and '.join(chosen)} into two grants")
+        object.__setattr__(self, "privileges", check_privileges(self.privileges, self.object_kind))
+        return self
+
+
+class DefaultPrivilege(Strict):
+    """ALTER DEFAULT PRIVILEGES: what objects created later by `for_role` grant automatically."""
+
+    on: Literal["tables", "sequences", "functions", "types", "schemas"]
+    to: Identifier = Field(description="Role name, or PUBLIC")
+    privileges: list[str]
+    for_role: Identifier | None = Field(None, description="Creator of the future objects; default: the admin user")
+    with_grant_option: bool = False
+
+    @model_validator(mode="after")
+    def _valid(self) -> DefaultPrivilege:
+        kind = {"tables": "table", "sequences": "sequence", "functions": "function", "types": "type"}.get(
+            self.on, "schema"
+        )
+        object.__setattr__(self, "privileges", check_privileges(self.privileges, kind))
+        return self
+
+
+def _grants_of(kind: str) -> Callable[[list[Grant]], list[Grant]]:
+    def check(grants: list[Grant]) -> list[Grant]:
+        fixed = [g.model_copy(update={"privileges": check_privileges(g.privileges, kind)}) for g in grants]
+        return unique_names(fixed, f"grants to the same role on one {kind}", key="to")
+
+    return check
+
+
+# --- roles ----------------------------------------------------------------------------------
+
+
+class Membership(Strict):
+    role: Identifier
+    admin: bool = False
+    inherit: bool | None = Field(None, description="PostgreSQL 16+: inherit the role's privileges")
+    set: bool | None = Field(None, description="PostgreSQL 16+: allow SET ROLE to it")
+
+
+def _membership(value: Any) -> Any:
+    return {"role": value} if isinstance(value, str) else value
+
+
+class Role(Strict):
+    name: RoleName
+    state: Literal["present", "absent"] = "present"
+    login: bool = False
+    superuser: bool = False
+    createdb: bool = False
+    createrole: bool = False
+    inherit: bool = True
+    replication: bool = False
+    bypassrls: bool = False
+    connection_limit: int = Field(-1, ge=-1)
+    valid_until: str | None = Field(None, description="Timestamp, or 'infinity'")
+    password: SecretStr | None = None
+    update_password: Literal["always", "on_create"] | None = Field(
+        None,
+        description="always: keep it equal to the file; on_create: set it only when creating the role. "
+        "Default: always where stored passwords can be compared, on_create where they cannot",
+    )
+    settings: StringMap = Field(default_factory=dict, description="ALTER ROLE ... SET name = value")
+    comment: str | None = None
+    member_of: list[Annotated[Membership, BeforeValidator(_membership)]] = Field(default_factory=list)
+    prune: bool = Field(False, description="Revoke memberships and privileges of this role not in the file")
+
+    @field_validator("member_of")
+    @classmethod
+    def _unique_members(cls, value: list[Membership]) -> list[Membership]:
+        return unique_names(value, "memberships", key="role")
+
+
+# --- tables ---------------------------------------------------------------------------------
+
+
+class Column(Strict):
+    name: Identifier
+    type: TypeName = Field(description="Any PostgreSQL type, including serial and bigserial")
+    nullable: bool = True
+    default: Expression | None = Field(None, description="SQL expression, e.g. now() or 'draft'")
+    primary_key: bool = Field(False, description="Mark several columns for a composite key")
+    unique: bool = False
+    identity: Literal["always", "by default"] | None = None
+    generated: Expression | None = Field(None, description="Expression of a stored generated column")
+    collation: str | None = None
+    comment: str | None = None
+    renamed_from: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Column:
+        if self.identity and self.default is not None:
+            raise ValueError("an identity column cannot also have a default")
+        if self.generated and (self.default is not None or self.identity):
+            raise ValueError("a generated column has neither a default nor an identity")
+        return self
+
+
+class Reference(Strict):
+    table: Identifier
+    schema_: Identifier | None = Field(None, alias="schema")
+    columns: list[Identifier] = Field(default_factory=list, description="Default: the primary key")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+_ACTIONS = Literal["no action", "restrict", "cascade", "set null", "set default"]
+
+
+class ForeignKey(Strict):
+    columns: list[Identifier] = Field(min_length=1)
+    references: Reference
+    on_delete: _ACTIONS = "no action"
+    on_update: _ACTIONS = "no action"
+    deferrable: Literal[False, True, "initially deferred"] = False
+    name: Identifier | None = None
+
+
+class Unique(Strict):
+    columns: list[Identifier] = Field(min_length=1)
+    name: Identifier | None = None
+
+
+class Check(Strict):
+    expression: Expression
+    name: Identifier | None = None
+
+
+class Index(Strict):
+    columns: list[str] = Field(min_length=1, description="Column names (optionally with ASC/DESC) or expressions")
+    name: Identifier | None = None
+    unique: bool = False
+    method: Literal["btree", "hash", "gist", "gin", "spgist", "brin"] = "btree"
+    where: Expression | None = Field(None, description="Predicate of a partial index")
+    include: list[Identifier] = Field(default_factory=list)
+
+
+class Table(Strict):
+    name: Identifier
+    schema_: Identifier = Field("public", alias="schema")
+    columns: list[Column] = Field(min_length=1)
+    foreign_keys: list[ForeignKey] = Field(default_factory=list)
+    unique: list[Unique] = Field(default_factory=list, description="Unique constraints over several columns")
+    checks: list[Check] = Field(default_factory=list)
+    indexes: list[Index] = Field(default_factory=list)
+    comment: str | None = None
+    owner: Identifier | None = None
+    grants: Annotated[list[Grant], AfterValidator(_grants_of("table"))] = Field(default_factory=list)
+    renamed_from: Identifier | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _columns_known(self) -> Table:
+        unique_names(self.columns, "columns", field="columns")
+        names = {c.name for c in self.columns}
+        for fk in self.foreign_keys:
+            _known(fk.columns, names, "foreign key")
+        for uq in self.unique:
+            _known(uq.columns, names, "unique constraint")
+        for ix in self.indexes:
+            _known(ix.include, names, "index INCLUDE")
+            for entry in ix.columns:
+                fragments.index_entry(entry, names)
+        return self
+
+
+def _known(columns: list[str], names: set[str], what: str) -> None:
+    for column in columns:
+        if column not in names:
+            raise ValueError(f"{what} names column {column!r}, which the table does not declare")
+
+
+# --- databases ------------------------------------------------------------------------------
+
+
+class Extension(Strict):
+    name: Identifier
+    version: str | None = Field(None, description="Default: the version the server offers")
+    schema_: Identifier | None = Field(None, alias="schema")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Schema(Strict):
+    name: Identifier
+    owner: Identifier | None = None
+    comment: str | None = None
+    grants: list[SchemaGrant] = Field(default_factory=list)
+    default_privileges: list[DefaultPrivilege] = Field(default_factory=list)
+    prune: bool = Field(False, description="Drop tables in this schema that the file does not declare")
+
+
+class Database(Strict):
+    name: Identifier
+    owner: Identifier | None = None
+    encoding: str | None = Field(None, description="Applied at creation; a mismatch later is reported")
+    locale: str | None = None
+    lc_collate: str | None = None
+    lc_ctype: str | None = None
+    template: Identifier | None = None
+    connection_limit: int = Field(-1, ge=-1)
+    comment: str | None = None
+    grants: Annotated[list[Grant], AfterValidator(_grants_of("database"))] = Field(default_factory=list)
+    schemas: list[Schema] = Field(default_factory=list)
+    extensions: list[Extension] = Field(default_factory=list)
+    tables: list[Table] = Field(default_factory=list)
+    default_privileges: list[DefaultPrivilege] = Field(default_factory=list)
+    prune: bool = Field(False, description="Drop schemas and tables that the file does not declare")
+
+    @model_validator(mode="after")
+    def _unique(self) -> Database:
+        unique_names(self.schemas, "schemas", field="schemas")
+        unique_names(self.extensions, "extensions", field="extensions")
+        seen: set[tuple[str, str]] = set()
+        for table in self.tables:
+            key = (table.schema_, table.name)
+            if key in seen:
+                raise DuplicateName(
+                    f"two tables are named {table.schema_}.{table.name}; each name may appear once",
+                    ("tables", self.tables.index(table, len(seen)), "name"),
+                )
+            seen.add(key)
+        return self
+
+
+# --- container and templates ----------------------------------------------------------------
+
+
+class Healthcheck(Strict):
+    test: str | list[str] = Field("pg_isready -U postgres", description="Command run inside the container")
+    interval: Duration = 2.0
+    timeout: Duration = 5.0
+    retries: int = Field(30, ge=1)
+    start_period: Duration = 0.0
+
+
+_PORT = re.compile(r"^(?:(?P<ip>[0-9.]+|\[[0-9a-fA-F:]+\]):)?(?P<host>\d{1,5}):(?P<container>\d{1,5})(?:/tcp)?$")
+
+
+def _port(value: Any) -> Any:
+    if isinstance(value, int):
+        value = f"{value}:{value}"
+    if isinstance(value, str):
+        match = _PORT.match(value.strip())
+        if not match or not all(0 < int(match.group(g)) < 65536 for g in ("host", "container")):
+            raise ValueError(f"{value!r} is not a port mapping; write HOST:CONTAINER, e.g. 5432:5432")
+    return value
+
+
+class Container(Strict):
+    name: Identifier
+    image: str = "postgres:16"
+    ports: list[Annotated[str, BeforeValidator(_port)]] = Field(default_factory=lambda: ["5432:5432"])
+    data_dir: str | None = Field(None, description="Host directory for PGDATA, relative to the project")
+    volume: str | None = Field(None, description="A named Docker volume instead of data_dir")
+    env: StringMap = Field(default_factory=dict)
+    healthcheck: Healthcheck = Field(default_factory=Healthcheck)
+    restart: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
+    command: list[str] = Field(default_factory=list, description='Extra server arguments, e.g. ["-c", "x=y"]')
+    shm_size: str | None = None
+    labels: StringMap = Field(default_factory=dict)
+    wait_timeout: Duration = Field(120.0, description="How long to wait for the server to become healthy")
+
+    @model_validator(mode="after")
+    def _one_storage(self) -> Container:
+        if self.data_dir and self.volume:
+            raise ValueError("choose data_dir (a host directory) or volume (a named volume), not both")
+        return self
+
+
+class TemplateFile(Strict):
+    src: str = Field(description="Template under templates/, e.g. app.env.j2")
+    dest: str = Field(description="File to write, relative to the project")
+    mode: str = Field("0600", pattern=r"^0?[0-7]{3}$")
+    outside_project: bool = Field(False, description="Allow a dest outside the project directory "
+                                  "(absolute, ../, or through a symlink)")
+
+
+# --- plays ----------------------------------------------------------------------------------
+
+
+class Play(Strict):
+    """One play, after its templates were rendered for one host."""
+
+    name: str
+    hosts: str = "all"
+    vars: dict[str, Any] = Field(default_factory=dict)
+    vars_files: list[str] = Field(default_factory=list)
+    container: Container | None = None
+    roles: list[Role] = Field(default_factory=list)
+    prune_roles: list[str] = Field(
+        default_factory=list, description="Glob patterns: roles matching them but not declared are dropped"
+    )
+    databases: list[Database] = Field(default_factory=list)
+    templates: list[TemplateFile] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Play:
+        unique_names(self.roles, "roles", field="roles")
+        unique_names(self.databases, "databases", field="databases")
+        return self
+
+
+def playbook_json_schema() -> dict[str, Any]:
+    from pydantic import TypeAdapter
+
+    schema = _allow_templates(TypeAdapter(list[Play]).json_schema(mode="validation"))
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "erpprov playbook"
+    schema["description"] = "A list of plays; see docs/playbook.md"
+    return schema
+
+
+class Connection(Strict):
+    """How to reach one host's server: the `pg_*`, `driver` and `docker_host` host variables."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    driver: Literal["auto", "docker", "local", "external"] = "auto"
+    pg_host: str = "127.0.0.1"
+    pg_port: int = Field(5432, gt=0, lt=65536)
+    pg_user: Identifier = "postgres"
+    pg_password: SecretStr | None = None
+    pg_database: Identifier = Field("postgres", description="Database to connect to for cluster-wide work")
+    pg_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    pg_sslrootcert: str | None = None
+    pg_sslcert: str | None = None
+    pg_sslkey: str | None = None
+    pg_connect_timeout: Duration = 10.0
+    pg_lock_timeout: Duration = Field(10.0, description="Give up on a table lock after this long")
+    pg_statement_timeout: Duration = Field(600.0, description="Give up on one statement after this long")
+    docker_host: str | None = Field(None, description="As DOCKER_HOST: unix://, tcp:// or ssh://")
+
+
+def _allow_templates(node: Any) -> Any:
+    """Files are validated before rendering, so a number or flag may still be a `{{ template }}`."""
+    if isinstance(node, dict):
+        node = {k: _allow_templates(v) for k, v in node.items()}
+        if node.get("type") in ("integer", "number", "boolean"):
+            typed = {k: v for k, v in node.items() if k not in ("default", "title", "description")}
+            rest = {k: v for k, v in node.items() if k in ("default", "title", "description")}
+            return {**rest, "anyOf": [typed, {"type": "string", "pattern": r"\{\{"}]}
+        return node
+    if isinstance(node, list):
+        return [_allow_templates(v) for v in node]
+    return node

@@ -1,0 +1,150 @@
+"""The one vocabulary that both sides of the table diff are read into.
+
+`inspect_tables` fills it from the live catalog; `canonicalize` fills it from the desired model, with
+every type, default and expression in the text PostgreSQL itself prints for it (read back from a
+rolled-back scratch build with the same catalog queries). So `==` on these objects is the question
+"would PostgreSQL store the same thing?".
+
+Fields marked `compare=False` are bookkeeping that must not make two equal states differ: the live
+side's row signal and sequence names, the desired side's spelling used to create objects, and
+whether a name was declared or predicted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from erpprov.core.address import Address
+
+# pg_constraint.contype values we manage; exclusion constraints ('x') are reported but left alone.
+PRIMARY_KEY, UNIQUE, CHECK, FOREIGN_KEY = "p", "u", "c", "f"
+KIND_WORDS = {PRIMARY_KEY: "primary key", UNIQUE: "unique", CHECK: "check", FOREIGN_KEY: "foreign key"}
+
+
+# Not frozen: a plan builds one per column on each side (18,000 at a thousand tables), and a
+# frozen dataclass sets each field through object.__setattr__, three times slower to construct.
+# Nothing assigns to a state after it is read (`replace` makes changed copies), so it stays
+# hashable like the frozen states that hold it.
+@dataclass(slots=True, unsafe_hash=True)
+class ColumnState:
+    name: str
+    type: str  # format_type(atttypid, atttypmod)
+    not_null: bool
+    default: str | None = None  # pg_get_expr(adbin); None for serial columns (see `serial`)
+    identity: str | None = None  # "always" | "by default"
+    generated: str | None = None  # expression of a STORED generated column
+    collation: str | None = None  # only when it differs from the type's default collation
+    comment: str | None = None
+    serial: bool = False  # default is nextval() of a sequence this very column owns
+    # --- not compared -------------------------------------------------------------------------
+    # live: the sequence it owns; desired: the one PostgreSQL will create for a new serial/identity column
+    sequence: tuple[str, str] | None = field(default=None, compare=False)
+    spelling: str | None = field(default=None, compare=False)  # desired: the type as written
+    # desired: the default and generation expression as written. DDL uses these, not the canonical
+    # text: PostgreSQL's printed form does not always re-parse to itself (IN lists come back as
+    # ARRAY[...] casts that print differently the second time), which would never converge.
+    default_source: str | None = field(default=None, compare=False)
+    generated_source: str | None = field(default=None, compare=False)
+    rewrites_on_add: bool = field(default=False, compare=False)  # desired: ADD COLUMN rewrites the table
+    renamed_from: str | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class ConstraintState:
+    name: str
+    kind: str  # PRIMARY_KEY, UNIQUE, CHECK or FOREIGN_KEY
+    columns: tuple[str, ...] = ()  # conkey, in key order (for checks: the columns it mentions)
+    definition: str | None = None  # checks: pg_get_constraintdef
+    ref_schema: str | None = None
+    ref_table: str | None = None
+    ref_columns: tuple[str, ...] = ()
+    on_update: str = "no action"
+    on_delete: str = "no action"
+    deferrable: bool = False
+    initially_deferred: bool = False
+    validated: bool = True
+    # --- not compared -------------------------------------------------------------------------
+    declared_name: bool = field(default=True, compare=False)  # False: the name is PostgreSQL's choice
+    source: str | None = field(default=None, compare=False)  # desired checks: "CHECK (<as written>)"
+
+    def shape(self) -> tuple[object, ...]:
+        """Everything but the name: how an unnamed desired constraint finds its live twin.
+        Check columns are left out: the definition says it all, and the scratch side mentions
+        columns the same way."""
+        columns = () if self.kind == CHECK else self.columns
+        return (self.kind, columns, self.definition, self.ref_schema, self.ref_table, self.ref_columns,
+                self.on_update, self.on_delete, self.deferrable, self.initially_deferred)
+
+
+@dataclass(frozen=True)
+class IndexKey:
+    column: str | None  # a plain column, or
+    expression: str | None  # pg_get_indexdef(index, k, true) of an expression
+    descending: bool = False
+    nulls_first: bool = False
+    opclass: str | None = None  # only when not the default operator class
+
+
+@dataclass(frozen=True)
+class IndexState:
+    name: str
+    unique: bool
+    method: str
+    keys: tuple[IndexKey, ...]
+    include: tuple[str, ...] = ()
+    predicate: str | None = None  # pg_get_expr(indpred)
+    # --- not compared -------------------------------------------------------------------------
+    declared_name: bool = field(default=True, compare=False)
+    columns: frozenset[str] = field(default=frozenset(), compare=False)  # live: columns it depends on
+    source: str | None = field(default=None, compare=False)  # desired, built: "USING ... (as written)"
+
+    def shape(self) -> tuple[object, ...]:
+        return (self.unique, self.method, self.keys, self.include, self.predicate)
+
+
+@dataclass(frozen=True)
+class TableState:
+    schema: str
+    name: str
+    columns: tuple[ColumnState, ...]
+    constraints: tuple[ConstraintState, ...] = ()
+    indexes: tuple[IndexState, ...] = ()
+    comment: str | None = None
+    owner: str | None = None  # desired: None means "whoever it is"
+    # --- not compared -------------------------------------------------------------------------
+    # live: may hold rows (it has data pages); assumed until `with_row_signal` reads it
+    has_rows: bool = field(default=True, compare=False)
+    renamed_from: str | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.schema, self.name)
+
+    def column(self, name: str) -> ColumnState | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+@dataclass(frozen=True)
+class TablesState:
+    """All tables of one database, keyed by (schema, name)."""
+
+    tables: dict[tuple[str, str], TableState] = field(default_factory=dict)
+
+    def names_in(self, schema: str) -> set[str]:
+        """Relation and constraint names already used in a schema (for choosing new names)."""
+        taken: set[str] = set()
+        for (nsp, _), table in self.tables.items():
+            if nsp != schema:
+                continue
+            taken.add(table.name)
+            taken.update(c.name for c in table.constraints)
+            taken.update(i.name for i in table.indexes)
+            taken.update(col.sequence[1] for col in table.columns if col.sequence and col.sequence[0] == schema)
+        return taken
+
+
+
+@dataclass
+class TableDiff:
+    actions: list  # list[erpprov.core.actions.Action], in dependency order within each phase
+    unmanaged: list[Address]  # of live tables/columns the file does not mention

@@ -1,0 +1,188 @@
+"""Stage 4, plan: for one target (a play on a host), read the live state, canonicalize the
+desired one, diff them, and gather the actions into a HostPlan. Changes nothing on the server
+but rolled-back scratch builds (docs/design.md).
+
+    inspect (catalogs, docker) ─┐
+    desired (model)  ───────────┴─► diff (pure) ─► HostPlan
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import replace
+
+import psycopg
+from pydantic import SecretStr
+
+from erpprov.core import model
+from erpprov.core.actions import HostPlan, Op
+from erpprov.core.cluster import LiveCluster
+from erpprov.core.tables import TableDiff, TablesState
+from erpprov.core.target import Target
+from erpprov.diff import (
+    Canon,
+    GrantTargetMissing,
+    Planned,
+    Result,
+    diff_database_contents,
+    diff_databases,
+    diff_roles,
+    function_signatures,
+    passwords_to_compare,
+)
+from erpprov.diff.tables import diff_tables
+from erpprov.drivers import make_driver
+from erpprov.drivers.base import Driver
+from erpprov.errors import ErpprovError
+from erpprov.files.templates import plan_templates
+from erpprov.load.taint import known_secrets, redact, redact_actions
+from erpprov.postgres.connect import connect, connection_kept, one_value
+from erpprov.postgres.scram import matching_passwords_started
+from erpprov.state import catalog
+from erpprov.state.canon import canonicalize
+from erpprov.state.scratch import canonicalize_in_scratch_database
+from erpprov.state.snapshot import Snapshot
+from erpprov.state.table_catalog import inspect_tables, with_row_signal
+
+
+def plan_target(target: Target, *, driver: Driver | None = None, wait: float = 0.0,
+                fingerprinted: bool = True) -> HostPlan:
+    """Everything that differs between the files and the live host. Changes nothing.
+
+    ``fingerprinted=False`` skips the digest of the live state, which only saved and JSON plans
+    carry (at a thousand tables it costs more than reading them)."""
+    driver = driver or make_driver(target)
+    container_actions = driver.plan()
+    files, file_warnings = plan_templates(target)
+    host_plan = HostPlan(host=target.host, driver=driver.name, actions=container_actions + files,
+                         warnings=file_warnings)
+    if container_actions:
+        # No server to read yet: its contents are planned once it runs (`plan --offline` shows them).
+        state = "does not exist" if any(a.op is Op.CREATE for a in container_actions) else "is not running"
+        host_plan.warnings.append(f"the server {state} yet; its contents are planned when apply has started it "
+                                  "(`erpprov plan --offline` shows what the files create)")
+        return _shown(host_plan, target)
+    with connection_kept(target.connection), connect(target.connection, wait=wait) as admin:
+        result, snapshot = plan_sql(target, admin)
+    host_plan.actions.extend(result.actions)
+    host_plan.unmanaged.extend(result.unmanaged)
+    host_plan.warnings.extend(result.warnings)
+    if fingerprinted:
+        host_plan.fingerprint = snapshot.digest()
+    return _shown(host_plan, target)
+
+
+def _shown(plan: HostPlan, target: Target) -> HostPlan:
+    """The plan as printed and saved: nothing rendered from a secret (a comment "{{ pg_password }}")."""
+    secrets = known_secrets(target)
+    plan.actions = redact_actions(plan.actions, secrets)
+    plan.warnings = [redact(w, secrets) for w in plan.warnings]
+    return plan
+
+
+def plan_sql(target: Target, admin: psycopg.Connection) -> tuple[Result, Snapshot]:
+    play = target.play
+    cluster = catalog.read_cluster(admin)
+    snapshot = Snapshot(cluster=cluster)
+    canon = Canon(timestamps=catalog.canonical_timestamps(
+        admin, sorted({r.valid_until for r in play.roles if r.valid_until})))
+    contents = Result()
+    # Comparing passwords is PBKDF2, milliseconds per role: it runs while the databases are read
+    # and their tables canonicalized, which mostly wait for the server.
+    with matching_passwords_started(passwords_to_compare(play, cluster)) as passwords:
+        for db in play.databases:
+            contents.extend(_plan_database(target, admin, db, cluster, canon, snapshot))
+        canon.passwords = passwords()
+    result = Result()
+    result.extend(diff_roles(play, cluster, canon, login_role=target.connection.pg_user))
+    result.extend(diff_databases(play, cluster))
+    result.extend(contents)
+    return result, snapshot
+
+
+def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database, cluster: LiveCluster,
+                   canon: Canon, snapshot: Snapshot) -> Result:
+    # A new database starts as a copy of its template (template0 refuses connections; a fresh
+    # template1 holds the same), so that is the state its plan builds on.
+    source = db.name
+    if db.name not in cluster.databases:
+        source = db.template if db.template and db.template != "template0" else "template1"
+    with connect(target.connection, source) as conn:
+        live = catalog.read_database(conn, db.name)
+        # Function signatures are this database's: its own lookup, not added to the shared canon.
+        canon = replace(canon, functions=catalog.canonical_functions(conn, function_signatures(db)))
+        live_tables = inspect_tables(conn)
+        if not db.tables or one_value(conn, "SELECT has_database_privilege(current_database(), 'CREATE')"):
+            desired_tables = canonicalize(conn, db.tables, live_tables)
+        else:
+            desired_tables = canonicalize_in_scratch_database(target, admin, db.tables, live_tables)
+        prune = {s.name for s in db.schemas if s.prune}
+        if db.prune:
+            prune |= set(live.schemas) | {t.schema_ for t in db.tables}
+        table_diff, live_tables = diff_read_rows(conn, desired_tables, live_tables, database=db.name,
+                                                        prune_schemas=prune)
+    snapshot.databases[db.name] = live
+    snapshot.tables[db.name] = live_tables
+    result = Result(actions=table_diff.actions, unmanaged=table_diff.unmanaged)
+    try:
+        result.extend(diff_database_contents(db, live, cluster, canon, planned_objects(desired_tables, live_tables),
+                                             target.play.roles))
+    except GrantTargetMissing as exc:
+        raise ErpprovError(str(exc), hint="declare the object, or fix the grant's name") from None
+    return result
+
+
+def planned_objects(desired: TablesState, live: TablesState) -> Planned:
+    """Tables, and the sequences that new serial/identity columns will own, with their owners, so
+    that grants on "all tables/sequences in schema X" cover them in the same run. (Sequences of
+    existing columns are live objects already, under whatever name they have; they are listed
+    when their table's owner is declared, which ALTER TABLE ... OWNER TO hands on to them.)"""
+    sequences = {}
+    for key, table in desired.tables.items():
+        existing = live.tables.get(key)
+        for column in table.columns:
+            if column.sequence and (existing is None or existing.column(column.name) is None):
+                sequences[column.sequence] = table.owner
+        if existing is not None and table.owner is not None:
+            sequences |= {column.sequence: table.owner for column in existing.columns if column.sequence}
+    return {"table": {key: table.owner for key, table in desired.tables.items()}, "sequence": sequences}
+
+
+def plan_offline(target: Target) -> HostPlan:
+    """What the files create on an empty instance, for review where no server is reachable.
+
+    Canonical forms still come from PostgreSQL itself: a throwaway embedded cluster stands in for
+    the empty instance, so the offline plan is exactly what `apply` would do on a new machine.
+    """
+    from erpprov.drivers.throwaway import throwaway_cluster
+
+    with throwaway_cluster(target.connection.pg_user) as (cluster, password):
+        stand_in = target.connection.model_copy(update={
+            "pg_host": cluster.host, "pg_port": cluster.port, "pg_password": SecretStr(password),
+            "pg_sslmode": None, "pg_database": "postgres"})
+        offline = Target(host=target.host, play=target.play, connection=stand_in,
+                         project_dir=target.project_dir, variables=target.variables)
+        with connect(stand_in, wait=10) as admin:
+            result, _ = plan_sql(offline, admin)
+    files, file_warnings = plan_templates(target)
+    return _shown(HostPlan(host=target.host, driver="offline", actions=result.actions + files,
+                           warnings=result.warnings + file_warnings), target)
+
+
+def diff_read_rows(conn: psycopg.Connection, desired: TablesState, live: TablesState, *, database: str,
+                   prune_schemas: Collection[str] = ()) -> tuple[TableDiff, TablesState]:
+    """The diff, and the live state it was made from. Whether a table holds rows shapes only the
+    hazards and notes of actions, and reading it costs a relation open per table: a diff without
+    actions does not need it; one with actions is made again once it is read."""
+    diff = diff_tables(desired, live, database=database, prune_schemas=prune_schemas)
+    if diff.actions:
+        live = with_row_signal(conn, live, _touchable(desired, live, prune_schemas))
+        diff = diff_tables(desired, live, database=database, prune_schemas=prune_schemas)
+    return diff, live
+
+
+def _touchable(desired: TablesState, live: TablesState, prune_schemas: Collection[str]) -> set[tuple[str, str]]:
+    """The live tables whose rows an action's hazards can depend on: the declared ones (and those
+    they are renamed from), and those a prune may drop. Any other table is left alone."""
+    keys = set(desired.tables) | {(t.schema, t.renamed_from) for t in desired.tables.values() if t.renamed_from}
+    return keys | {key for key in live.tables if key[0] in prune_schemas}

@@ -1,0 +1,137 @@
+"""SQL builders. Identifiers always go through sql.Identifier; types, defaults and expressions are
+SQL by nature, so they go in as sql.SQL: either printed by PostgreSQL, or as written in the file and
+then proven by `erpprov.core.fragments` when it was loaded. An expression is always spliced through
+`expression()`, in the parentheses it was proven in."""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from erpprov.core.actions import Statement
+from erpprov.core.fragments import index_ordering
+from erpprov.core.tables import (
+    CHECK,
+    FOREIGN_KEY,
+    PRIMARY_KEY,
+    UNIQUE,
+    ColumnState,
+    ConstraintState,
+    IndexKey,
+    IndexState,
+)
+from erpprov.postgres.ddl import ident, render
+
+
+def idents(names: tuple[str, ...] | list[str]) -> sql.Composed:
+    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+
+
+def expression(text: str) -> sql.Composed:
+    return sql.SQL("({})").format(sql.SQL(text))
+
+
+def column_definition(col: ColumnState) -> sql.Composed:
+    """`name type [COLLATE c] [DEFAULT e | GENERATED ...] [NOT NULL]`. A serial column is written
+    the way the user spelled it (serial/bigserial), which makes PostgreSQL create and own its
+    sequence; every other type is written in PostgreSQL's own format_type spelling."""
+    parts: list[sql.Composable] = [sql.Identifier(col.name), sql.SQL(col.spelling if col.serial and col.spelling
+                                                                       else col.type)]
+    if col.collation:
+        parts.append(sql.SQL("COLLATE {}").format(sql.SQL(col.collation)))  # regcollation text: quoted
+    if col.default is not None:
+        parts.append(sql.SQL("DEFAULT {}").format(expression(col.default_source or col.default)))
+    if col.identity:
+        parts.append(sql.SQL("GENERATED {} AS IDENTITY").format(sql.SQL(col.identity.upper())))
+    if col.generated is not None:
+        parts.append(sql.SQL("GENERATED ALWAYS AS {} STORED").format(expression(col.generated_source or col.generated)))
+    if col.not_null and not col.serial and not col.identity:
+        parts.append(sql.SQL("NOT NULL"))
+    return sql.SQL(" ").join(parts)
+
+
+_DEFERRABLE = {(False, False): "", (True, False): " DEFERRABLE", (True, True): " DEFERRABLE INITIALLY DEFERRED"}
+
+
+def constraint_body(con: ConstraintState) -> sql.Composable:
+    """What follows `CONSTRAINT name` in CREATE TABLE or ALTER TABLE ... ADD."""
+    if con.kind == PRIMARY_KEY:
+        return sql.SQL("PRIMARY KEY ({})").format(idents(con.columns))
+    if con.kind == UNIQUE:
+        return sql.SQL("UNIQUE ({})").format(idents(con.columns))
+    if con.kind == CHECK:
+        assert con.definition is not None
+        return sql.SQL(con.source or con.definition)  # as written, else pg_get_constraintdef
+    assert con.kind == FOREIGN_KEY and con.ref_schema and con.ref_table
+    return sql.SQL("FOREIGN KEY ({}) REFERENCES {} ({}) ON UPDATE {} ON DELETE {}{}").format(
+        idents(con.columns), sql.Identifier(con.ref_schema, con.ref_table), idents(con.ref_columns),
+        sql.SQL(con.on_update.upper()), sql.SQL(con.on_delete.upper()),
+        sql.SQL(_DEFERRABLE[(con.deferrable, con.initially_deferred)]))
+
+
+def table_constraint(con: ConstraintState) -> sql.Composed:
+    return sql.SQL("CONSTRAINT {} {}").format(sql.Identifier(con.name), constraint_body(con))
+
+
+def add_constraint(schema: str, table: str, con: ConstraintState) -> Statement:
+    return render(sql.SQL("ALTER TABLE {} ADD {}").format(ident(schema, table), table_constraint(con)))
+
+
+def drop_constraint(schema: str, table: str, name: str) -> Statement:
+    return render(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(ident(schema, table), ident(name)))
+
+
+def create_table(schema: str, name: str, columns: tuple[ColumnState, ...],
+                 constraints: list[ConstraintState]) -> Statement:
+    items = [column_definition(c) for c in columns] + [table_constraint(c) for c in constraints]
+    return render(sql.SQL("CREATE TABLE {} ({})").format(ident(schema, name), sql.SQL(", ").join(items)))
+
+
+def index_key(key: IndexKey) -> sql.Composed:
+    if key.expression is None:
+        assert key.column is not None  # a key is a column or an expression
+        parts: list[sql.Composable] = [sql.Identifier(key.column)]
+    else:
+        parts = [expression(key.expression)]
+    if key.opclass:
+        parts.append(sql.Identifier(key.opclass))
+    order = index_ordering(key.descending, key.nulls_first)
+    if order:
+        parts.append(sql.SQL(order))
+    return sql.SQL(" ").join(parts)
+
+
+def create_index(schema: str, table: str, index: IndexState, *, name: str | None = None) -> sql.Composed:
+    """`name` None with `index.name` empty lets PostgreSQL choose (canon's scratch build does that)."""
+    chosen = name if name is not None else index.name
+    return sql.SQL("CREATE {}INDEX {}ON {} {}").format(
+        sql.SQL("UNIQUE " if index.unique else ""),
+        sql.SQL("{} ").format(sql.Identifier(chosen)) if chosen else sql.SQL(""),
+        ident(schema, table), sql.SQL(index.source) if index.source else index_tail(index))
+
+
+def index_tail(index: IndexState) -> sql.Composed:
+    """`USING method (keys) [INCLUDE (...)] [WHERE ...]` from the state; canon also spells an
+    index as written with it (its scratch build and `IndexState.source`)."""
+    query = sql.SQL("USING {} ({})").format(sql.Identifier(index.method),
+                                            sql.SQL(", ").join(index_key(k) for k in index.keys))
+    if index.include:
+        query = sql.SQL("{} INCLUDE ({})").format(query, idents(index.include))
+    if index.predicate:
+        query = sql.SQL("{} WHERE {}").format(query, expression(index.predicate))
+    return query
+
+
+def drop_index(schema: str, name: str) -> Statement:
+    return render(sql.SQL("DROP INDEX {}").format(ident(schema, name)))
+
+
+def comment(kind: str, target: sql.Composable, text: str | None) -> Statement:
+    return render(sql.SQL("COMMENT ON {} {} IS {}").format(sql.SQL(kind), target, sql.Literal(text)))
+
+
+def alter_table(schema: str, table: str, clause: sql.Composable) -> Statement:
+    return render(sql.SQL("ALTER TABLE {} {}").format(ident(schema, table), clause))
+
+
+def alter_column(schema: str, table: str, column: str, clause: sql.Composable) -> Statement:
+    return alter_table(schema, table, sql.SQL("ALTER COLUMN {} {}").format(ident(column), clause))

@@ -1,0 +1,407 @@
+"""Turn the desired model into the state vocabulary, in PostgreSQL's own spelling.
+
+One scratch build per call, in two stages inside one transaction that is always rolled back. Every
+string of the file in it was proven to be one type or one expression when the file was loaded
+(`erpprov.core.fragments`), and each statement goes in an extended-protocol message of its own:
+
+1. one "types" table (a few if there are more than 1000 combinations) whose columns are the
+   distinct (type, default, collation, identity) combinations of all desired columns, added with
+   ALTER TABLE ADD COLUMN. Reading it back gives every canonical type and default, whether
+   serial/identity force NOT NULL, and — through atthasmissing, set only for non-volatile
+   defaults — whether adding such a column would rewrite a table;
+2. only for the desired tables with checks, generated columns or expression/partial indexes (the
+   only things whose canonical text depends on the other columns): the table under its real name
+   in a scratch schema standing in for its real schema, with the canonical column types from
+   stage 1, as a storage-less partitioned table where possible. Unnamed checks and expression
+   indexes also get PostgreSQL's names there.
+
+Keys, unique constraints, foreign keys and plain column indexes need no build: they are compared by
+shape, and their names are predicted (see `erpprov.postgres.naming`). Each stage goes to the server as
+one pipeline and is read back with the live side's catalog queries: a fixed number of
+round trips (at most 2 builds + 2 pipelined reads), whatever the number of tables.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import replace
+
+import psycopg
+from psycopg import sql
+
+from erpprov.core import model
+from erpprov.core.fragments import index_entry
+from erpprov.core.tables import (
+    CHECK,
+    FOREIGN_KEY,
+    PRIMARY_KEY,
+    UNIQUE,
+    ColumnState,
+    ConstraintState,
+    IndexKey,
+    IndexState,
+    TablesState,
+    TableState,
+)
+from erpprov.errors import ErpprovError
+from erpprov.postgres import table_ddl as ddl
+from erpprov.postgres.naming import choose_name
+from erpprov.state.table_catalog import inspect_tables, read_tables, scratch_filter
+
+COLUMNS_PER_TYPES_TABLE = 1000  # PostgreSQL allows 1600 columns per table
+
+ComboKey = tuple[str, str | None, str | None, str | None]  # spelling, default, collation, identity
+
+
+class _Unit:
+    """One statement of the scratch build and what it is about, to name the culprit on error."""
+
+    def __init__(self, what: str, statement: sql.Composed):
+        self.what, self.statement = what, statement
+
+
+def _combo_key(column: model.Column) -> ComboKey:
+    if column.generated is not None:  # its type only; the expression comes from the table build
+        return (column.type, None, column.collation, None)
+    return (column.type, column.default, column.collation, column.identity)
+
+
+def _combo_definition(name: str, key: ComboKey) -> sql.Composed:
+    spelling, default, collation, identity = key
+    parts: list[sql.Composable] = [sql.Identifier(name), sql.SQL(spelling)]
+    if collation:
+        parts.append(sql.SQL("COLLATE {}").format(sql.Identifier(collation)))
+    if default is not None:
+        parts.append(sql.SQL("DEFAULT {}").format(ddl.expression(default)))
+    if identity:
+        parts.append(sql.SQL("GENERATED {} AS IDENTITY").format(sql.SQL(identity.upper())))
+    return sql.SQL(" ").join(parts)
+
+
+def _needs_build(index: model.Index, columns: set[str]) -> bool:
+    return index.where is not None or not all(index_entry(e, columns)[1] for e in index.columns)
+
+
+def _written_keys(index: model.Index, columns: set[str]) -> tuple[IndexKey, ...]:
+    """The index's `columns` entries as keys: columns, and expressions as written."""
+    keys = []
+    for entry in index.columns:
+        body, is_column, descending, nulls_first = index_entry(entry, columns)
+        keys.append(IndexKey(column=body if is_column else None, expression=None if is_column else body,
+                             descending=descending, nulls_first=nulls_first))
+    return tuple(keys)
+
+
+def _as_written(index: model.Index, columns: set[str]) -> IndexState:
+    """The index as the file writes it, for `ddl` to spell (name "" lets PostgreSQL choose one)."""
+    return IndexState(name=index.name or "", unique=index.unique, method=index.method,
+                      keys=_written_keys(index, columns), include=tuple(index.include), predicate=index.where)
+
+
+def _scratch_table(table: sql.Identifier, t: model.Table, typed: dict[int, ColumnState],
+                   partition_key: str | None) -> sql.Composed:
+    """The columns in their canonical types (read back from the types table: a serial becomes its
+    integer type here, so no sequence is made), the generated columns and the checks.
+
+    With `partition_key` it is a partitioned table, partitioned by that extra column: such a
+    table has no storage, no TOAST table and no files, which makes it about ten times cheaper to
+    create than a plain one. Unique indexes need a plain table (on a partitioned one they must
+    contain the partition key)."""
+    items: list[sql.Composable] = []
+    for c in t.columns:
+        col = typed[id(c)]
+        item = sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(col.type))
+        if col.collation:
+            item = sql.SQL("{} COLLATE {}").format(item, sql.SQL(col.collation))  # regcollation text
+        if c.generated is not None:
+            item = sql.SQL("{} GENERATED ALWAYS AS {} STORED").format(item, ddl.expression(c.generated))
+        items.append(item)
+    if partition_key:
+        items.append(sql.SQL("{} integer").format(sql.Identifier(partition_key)))
+    for check in t.checks:
+        body = sql.SQL("CHECK {}").format(ddl.expression(check.expression))
+        items.append(sql.SQL("CONSTRAINT {} {}").format(sql.Identifier(check.name), body) if check.name else body)
+    query = sql.SQL("CREATE TABLE {} ({})").format(table, sql.SQL(", ").join(items))
+    if partition_key:
+        query = sql.SQL("{} PARTITION BY LIST ({})").format(query, sql.Identifier(partition_key))
+    return query
+
+
+def _execute(conn: psycopg.Connection, statements: Iterable[sql.Composed]) -> None:
+    """Each statement in an extended-protocol message of its own, which the server refuses to hold
+    more than one statement (a second wall behind `erpprov.core.fragments`); pipelined, so the whole
+    build is still one round trip."""
+    with conn.pipeline():
+        for statement in statements:
+            conn.execute(statement, prepare=False)
+
+
+def _culprit(conn: psycopg.Connection, units: list[_Unit], error: psycopg.Error) -> ErpprovError:
+    """The batch failed: replay it one statement at a time (rolled back too) to say which
+    declaration PostgreSQL rejected."""
+    with conn.transaction(force_rollback=True):
+        for unit in units:
+            try:
+                with conn.transaction():
+                    _execute(conn, [unit.statement])
+            except psycopg.Error as exc:
+                return ErpprovError(f"{unit.what}: PostgreSQL rejects it: {exc.diag.message_primary or exc}",
+                                    hint="the type, default or expression must be valid PostgreSQL SQL")
+    return ErpprovError(f"PostgreSQL rejected the table definitions: {error}")
+
+
+def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: TablesState | None = None) -> TablesState:
+    """The desired tables in the state vocabulary. `live` (optional; read when needed and not
+    given) supplies the primary key of foreign-key targets that exist only in the live database."""
+    if not tables:
+        return TablesState({})
+    tag = uuid.uuid4().hex[:10]
+    types_schema = f"erpprov_scratch_{tag}_types"
+    real_schemas = sorted({t.schema_ for t in tables})
+    stand_in = {schema: f"erpprov_scratch_{tag}_{i}" for i, schema in enumerate(real_schemas)}
+    units: list[_Unit] = [_Unit("scratch schema", sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(types_schema)))]
+
+    combos: dict[ComboKey, str] = {}
+    keys: dict[int, ComboKey] = {}  # id(model column) -> its combination, computed once
+    for t in tables:
+        for c in t.columns:
+            key = keys[id(c)] = _combo_key(c)
+            if key not in combos:
+                combos[key] = f"c{len(combos)}"
+                if len(combos) % COLUMNS_PER_TYPES_TABLE == 1:
+                    units.append(_Unit("scratch table", sql.SQL("CREATE TABLE {} ()").format(
+                        sql.Identifier(types_schema, f"t{len(combos) // COLUMNS_PER_TYPES_TABLE}"))))
+                table_name = f"t{(len(combos) - 1) // COLUMNS_PER_TYPES_TABLE}"
+                units.append(_Unit(f"column {t.schema_}.{t.name}.{c.name} ({c.type})", sql.SQL(
+                    "ALTER TABLE {} ADD COLUMN {}").format(sql.Identifier(types_schema, table_name),
+                                                           _combo_definition(combos[key], key))))
+    pending = units  # the statements an error would be about
+    try:
+        with conn.transaction(force_rollback=True):
+            _execute(conn, (u.statement for u in units))
+            typed: dict[str, ColumnState] = {}
+            for table in read_tables(conn, scratch_filter([types_schema])).tables.values():
+                typed.update({c.name: c for c in table.columns})
+            typed_by_column = {column_id: typed[combos[key]] for column_id, key in keys.items()}
+            built, needs_build, pending = _table_builds(tables, typed_by_column, stand_in, tag)
+            scratch = TablesState({})
+            if pending:
+                _execute(conn, (u.statement for u in pending))
+                scratch = read_tables(conn, scratch_filter(list(stand_in.values())))
+    except psycopg.Error as exc:
+        raise _culprit(conn, pending, exc) from None
+    if live is None and _needs_live(tables):
+        live = inspect_tables(conn)
+    desired = _assemble(tables, typed_by_column, needs_build, _built_map(scratch, stand_in, built),
+                        live or TablesState({}))
+    return _settle_reprints(conn, desired, live) if live is not None else desired
+
+
+def _settle_reprints(conn: psycopg.Connection, desired: TablesState, live: TablesState) -> TablesState:
+    """PostgreSQL does not always print an expression it re-reads the way it printed it first:
+    `status IN ('a', 'b')` is stored as ARRAY[('a'::varchar)::text, ...], and after a dump and
+    restore as (ARRAY['a'::varchar, ...])::text[]. Both mean the same; only their text differs.
+    For each check or index predicate whose text differs from its live namesake, build the desired
+    text once more on a copy of the live table (in a rolled-back transaction) and compare what the
+    server prints then: equal means equivalent, and the live text is kept."""
+    checks: list[tuple[tuple[str, str], str, str]] = []  # (table, name, desired definition)
+    predicates: list[tuple[tuple[str, str], str, str]] = []
+    live_checks: dict[tuple[str, str], dict[str, ConstraintState]] = {}  # per table, by name
+    live_indexes: dict[tuple[str, str], dict[str, IndexState]] = {}
+    for key, table in desired.tables.items():
+        current = live.tables.get(key)
+        if current is None:
+            continue
+        table_checks = live_checks[key] = {c.name: c for c in current.constraints if c.kind == CHECK}
+        checks += [(key, c.name, c.definition) for c in table.constraints
+                   if c.kind == CHECK and c.name in table_checks and c.definition
+                   and table_checks[c.name].definition != c.definition]
+        table_indexes = live_indexes[key] = {i.name: i for i in current.indexes}
+        predicates += [(key, i.name, i.predicate) for i in table.indexes
+                       if i.predicate and i.name in table_indexes and table_indexes[i.name].predicate
+                       and table_indexes[i.name].predicate != i.predicate and current.columns]
+    if not checks and not predicates:
+        return desired
+    schema = f"erpprov_scratch_{uuid.uuid4().hex[:10]}_reprint"
+    copies = {key: f"t{i}" for i, key in enumerate(sorted({k for k, _, _ in checks + predicates}))}
+    statements = [sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema))]
+    statements += [sql.SQL("CREATE TABLE {} (LIKE {})").format(sql.Identifier(schema, copy), sql.Identifier(*key))
+                   for key, copy in copies.items()]
+    # A column the plan retypes is what the desired text will be read against once applied (ALTER
+    # COLUMN TYPE reprints a live check in casts of the old type): the copy takes the new type first.
+    statements += [sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING NULL").format(
+        sql.Identifier(schema, copy), sql.Identifier(column.name), sql.SQL(column.type))
+        for key, copy in copies.items() for column in desired.tables[key].columns
+        if (old := live.tables[key].column(column.name)) is not None and old.type != column.type]
+    statements += [sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+        sql.Identifier(schema, copies[key]), sql.Identifier(name), sql.SQL(definition))
+        for key, name, definition in checks]
+    statements += [sql.SQL("CREATE INDEX {} ON {} ({}) WHERE {}").format(
+        sql.Identifier(name), sql.Identifier(schema, copies[key]),
+        sql.Identifier(live.tables[key].columns[0].name), ddl.expression(predicate))
+        for key, name, predicate in predicates]
+    try:
+        with conn.transaction(force_rollback=True):
+            _execute(conn, statements)
+            reprinted = read_tables(conn, scratch_filter([schema]))
+    except psycopg.Error:
+        return desired  # cannot tell: keep the plain comparison (the diff then shows the change)
+    tables = dict(desired.tables)
+    for key, copy in copies.items():
+        again = reprinted.tables[(schema, copy)]
+        table_checks, table_indexes = live_checks[key], live_indexes[key]
+        same_checks = {c.name for c in again.constraints if c.kind == CHECK
+                       and c.name in table_checks and table_checks[c.name].definition == c.definition}
+        same_predicates = {i.name for i in again.indexes
+                           if i.name in table_indexes and table_indexes[i.name].predicate == i.predicate}
+        table = tables[key]
+        tables[key] = replace(table, constraints=tuple(
+            replace(c, definition=table_checks[c.name].definition) if c.kind == CHECK and c.name in same_checks else c
+            for c in table.constraints), indexes=tuple(
+            replace(i, predicate=table_indexes[i.name].predicate) if i.name in same_predicates else i
+            for i in table.indexes))
+    return TablesState(tables)
+
+
+def _table_builds(tables: list[model.Table], typed: dict[int, ColumnState], stand_in: dict[str, str],
+                  tag: str) -> tuple[list[model.Table], set[int], list[_Unit]]:
+    """Second stage: the tables whose checks, generated columns or expression/partial indexes
+    need their columns. Returns them, the ids of the model indexes built, and the statements."""
+    built: list[model.Table] = []
+    needs_build: set[int] = set()
+    units: list[_Unit] = []
+    for t in tables:
+        names = {c.name for c in t.columns}
+        built_indexes = [ix for ix in t.indexes if _needs_build(ix, names)]
+        needs_build.update(id(ix) for ix in built_indexes)
+        if t.checks or built_indexes or any(c.generated is not None for c in t.columns):
+            key = None if any(ix.unique for ix in built_indexes) else f"erpprov_scratch_key_{tag}"
+            units.append(_Unit(f"table {t.schema_}.{t.name}", _scratch_table(
+                sql.Identifier(stand_in[t.schema_], t.name), t, typed, key)))
+            units += [_Unit(f"index {ix.name or ix.columns} on {t.schema_}.{t.name}",
+                            ddl.create_index(stand_in[t.schema_], t.name, _as_written(ix, names)))
+                      for ix in built_indexes]
+            built.append(t)
+    if units:
+        units[:0] = [_Unit("scratch schemas", sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(s)))
+                     for s in stand_in.values()]
+    return built, needs_build, units
+
+
+def _built_map(scratch: TablesState, stand_in: dict[str, str],
+               built: list[model.Table]) -> dict[tuple[str, str], TableState]:
+    return {(t.schema_, t.name): scratch.tables[(stand_in[t.schema_], t.name)] for t in built}
+
+
+def _needs_live(tables: list[model.Table]) -> bool:
+    declared = {(t.schema_, t.name) for t in tables}
+    return any(not fk.references.columns and ((fk.references.schema_ or t.schema_), fk.references.table) not in declared
+               for t in tables for fk in t.foreign_keys)
+
+
+def _primary_keys(tables: list[model.Table], live: TablesState) -> dict[tuple[str, str], tuple[str, ...]]:
+    keys = {key: next((c.columns for c in table.constraints if c.kind == PRIMARY_KEY), ())
+            for key, table in live.tables.items()}
+    keys.update({(t.schema_, t.name): tuple(c.name for c in t.columns if c.primary_key) for t in tables})
+    return keys
+
+
+def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_build: set[int],
+              built: dict[tuple[str, str], TableState], live: TablesState) -> TablesState:
+    """`typed`: id(model column) -> its column read back from the types table."""
+    primary_keys = _primary_keys(tables, live)
+    # Names PostgreSQL would weigh against when choosing: everything declared or built by name.
+    taken: dict[str, set[str]] = {}
+    for t in tables:
+        used = taken.setdefault(t.schema_, set())
+        used.add(t.name)
+        named: list[model.ForeignKey | model.Unique | model.Check | model.Index] = [
+            *t.foreign_keys, *t.unique, *t.checks, *t.indexes]
+        used.update(x.name for x in named if x.name)
+        scratch = built.get((t.schema_, t.name))
+        if scratch:
+            used.update(c.name for c in scratch.constraints)
+            used.update(i.name for i in scratch.indexes)
+
+    result: dict[tuple[str, str], TableState] = {}
+    for t in tables:
+        used = taken[t.schema_]
+        scratch = built.get((t.schema_, t.name))
+        columns = tuple(_column(t, c, typed[id(c)], scratch, used) for c in t.columns)
+        constraints: list[ConstraintState] = []
+        pk = primary_keys[(t.schema_, t.name)]
+        if pk:
+            constraints.append(ConstraintState(name=choose_name(t.name, None, "pkey", used), kind=PRIMARY_KEY,
+                                               columns=pk, declared_name=False))
+        uniques = [(None, [c.name]) for c in t.columns if c.unique] + [(u.name, u.columns) for u in t.unique]
+        for name, unique_columns in uniques:
+            constraints.append(ConstraintState(
+                name=name or choose_name(t.name, unique_columns, "key", used), kind=UNIQUE,
+                columns=tuple(unique_columns), declared_name=name is not None))
+        if scratch:  # checks, in declaration order (read back in creation order)
+            checks = [c for c in scratch.constraints if c.kind == CHECK]
+            for declared, check in zip(t.checks, checks, strict=True):
+                constraints.append(ConstraintState(name=check.name, kind=CHECK, columns=check.columns,
+                                                   definition=check.definition,
+                                                   declared_name=declared.name is not None,
+                                                   source=f"CHECK ({declared.expression})"))
+        for fk in t.foreign_keys:
+            constraints.append(_foreign_key(t, fk, primary_keys, used))
+        indexes: list[IndexState] = []
+        scratch_indexes = iter(scratch.indexes if scratch else ())
+        names = {c.name for c in t.columns}
+        for ix in t.indexes:
+            if id(ix) in needs_build:
+                got = next(scratch_indexes)
+                indexes.append(IndexState(name=got.name, unique=got.unique, method=got.method, keys=got.keys,
+                                          include=got.include, predicate=got.predicate,
+                                          declared_name=ix.name is not None,
+                                          source=ddl.index_tail(_as_written(ix, names)).as_string(None)))
+            else:
+                keys = _written_keys(ix, names)  # plain columns only (else it is built)
+                name = ix.name or choose_name(t.name, [k.column for k in keys if k.column] + list(ix.include),
+                                                "idx", used)
+                indexes.append(IndexState(name=name, unique=ix.unique, method=ix.method, keys=keys,
+                                          include=tuple(ix.include), declared_name=ix.name is not None))
+        result[(t.schema_, t.name)] = TableState(
+            schema=t.schema_, name=t.name, columns=columns,
+            constraints=tuple(sorted(constraints, key=lambda c: c.name)),
+            indexes=tuple(sorted(indexes, key=lambda i: i.name)),
+            comment=t.comment or None, owner=t.owner, renamed_from=t.renamed_from)
+    return TablesState(result)
+
+
+def _column(t: model.Table, c: model.Column, typed: ColumnState, scratch: TableState | None,
+            used: set[str]) -> ColumnState:
+    generated = None
+    if c.generated is not None:
+        assert scratch is not None
+        generated = scratch.column(c.name).generated  # type: ignore[union-attr]
+    sequence = None
+    if typed.serial or typed.identity:  # the sequence PostgreSQL will create; keeps later names off it
+        sequence = (t.schema_, choose_name(t.name, [c.name], "seq", used))
+    return ColumnState(
+        name=c.name, type=typed.type,
+        # primary keys, serial and identity columns are NOT NULL whatever the file says
+        not_null=not c.nullable or c.primary_key or typed.not_null,
+        default=typed.default, identity=typed.identity, generated=generated, collation=typed.collation,
+        comment=c.comment or None, serial=typed.serial, spelling=c.type, sequence=sequence,
+        default_source=c.default, generated_source=c.generated,
+        rewrites_on_add=typed.rewrites_on_add or generated is not None, renamed_from=c.renamed_from)
+
+
+def _foreign_key(t: model.Table, fk: model.ForeignKey, primary_keys: dict[tuple[str, str], tuple[str, ...]],
+                 used: set[str]) -> ConstraintState:
+    ref_schema = fk.references.schema_ or t.schema_
+    ref_columns = tuple(fk.references.columns) or primary_keys.get((ref_schema, fk.references.table), ())
+    if not ref_columns:
+        raise ErpprovError(
+            f"table {t.schema_}.{t.name}: the foreign key on ({', '.join(fk.columns)}) references "
+            f"{ref_schema}.{fk.references.table}, which has no primary key here or in the database",
+            hint="name the referenced columns: references: {table: ..., columns: [...]}")
+    return ConstraintState(
+        name=fk.name or choose_name(t.name, fk.columns, "fkey", used), kind=FOREIGN_KEY,
+        columns=tuple(fk.columns), ref_schema=ref_schema, ref_table=fk.references.table, ref_columns=ref_columns,
+        on_update=fk.on_update, on_delete=fk.on_delete, deferrable=fk.deferrable is not False,
+        initially_deferred=fk.deferrable == "initially deferred", declared_name=fk.name is not None)

@@ -1,0 +1,231 @@
+"""Read tables from the catalog: four bulk queries, whatever the number of tables.
+
+The same queries read the live database (`inspect_tables`) and the rolled-back scratch build of the
+desired state (`erpprov.state.canon`), so both sides are printed by the same catalog functions
+(format_type, pg_get_expr, pg_get_constraintdef, pg_get_indexdef) and compare like with like.
+The four queries go out in one pipeline: one network round trip.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection
+from dataclasses import replace
+
+import psycopg
+from psycopg import sql
+
+from erpprov.core.tables import (
+    FOREIGN_KEY,
+    ColumnState,
+    ConstraintState,
+    IndexKey,
+    IndexState,
+    TablesState,
+    TableState,
+)
+from erpprov.errors import ErpprovError
+from erpprov.postgres.locks import exclusive_lockers
+
+# Which relations count as user tables of the database.
+LIVE_FILTER = sql.SQL(
+    r"""c.relkind IN ('r', 'p')
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND n.nspname !~ '^pg_(toast|temp_)'
+    AND c.oid NOT IN (SELECT e.objid FROM pg_depend e  -- found through the extensions: an index range
+                      WHERE e.refclassid = 'pg_extension'::regclass AND e.classid = 'pg_class'::regclass
+                        AND e.deptype = 'e')"""
+)
+
+
+def scratch_filter(schemas: list[str]) -> sql.Composable:
+    """The relations of the scratch schemas (names are ours, passed as literals: no parameters, so
+    the queries can keep PostgreSQL's own % and :: syntax untouched)."""
+    return sql.SQL("c.relkind IN ('r', 'p') AND n.nspname IN ({})").format(
+        sql.SQL(", ").join(sql.Literal(s) for s in schemas))
+
+_REL = """WITH rel AS (SELECT c.oid, n.nspname, c.relname, c.relowner, c.relkind
+                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {filter}) """
+
+TABLES = _REL + """
+SELECT r.oid, r.nspname, r.relname, pg_get_userbyid(r.relowner), ds.description
+FROM rel r
+LEFT JOIN pg_description ds ON ds.objoid = r.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0"""
+
+# Column numbers (conkey, indkey, ...) come back as numbers and are turned into names in Python
+# from the columns query: per-row lookups in pg_attribute cost more than the rest of the query.
+# int2vector/oidvector columns are read through their text form (space separated) to get plain
+# 1-based arrays.
+
+# serial: the default is nextval() of a sequence that this very column owns (auto dependency);
+# identity columns own theirs through an internal dependency and have no default.
+COLUMNS = _REL + """
+SELECT a.attrelid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attgenerated,
+       pg_get_expr(d.adbin, CASE WHEN a.attgenerated = '' THEN 0 ELSE d.adrelid END),  -- defaults read no column
+       CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END,
+       CASE WHEN a.attcollation <> t.typcollation THEN a.attcollation::regcollation::text END,
+       ds.description, s.nspname, s.relname, s.deptype,
+       CASE WHEN s.oid IS NOT NULL THEN 'nextval(' || quote_literal(s.oid::regclass::text) || '::regclass)' END,
+       a.atthasmissing
+FROM rel r
+JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+LEFT JOIN pg_description ds ON ds.objoid = a.attrelid AND ds.classoid = 'pg_class'::regclass
+                           AND ds.objsubid = a.attnum
+LEFT JOIN (SELECT DISTINCT ON (dep.refobjid, dep.refobjsubid) dep.refobjid, dep.refobjsubid, dep.deptype,
+                  sc.oid, sn.nspname, sc.relname
+           FROM pg_depend dep JOIN pg_class sc ON sc.oid = dep.objid AND sc.relkind = 'S'
+           JOIN pg_namespace sn ON sn.oid = sc.relnamespace
+           WHERE dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass
+             AND dep.deptype IN ('a', 'i') AND dep.refobjsubid > 0
+           ORDER BY dep.refobjid, dep.refobjsubid, sc.oid) s
+       ON s.refobjid = a.attrelid AND s.refobjsubid = a.attnum"""  # sorted by attnum in Python
+
+# Foreign keys to tables outside the inspected set (another schema we skip) get their referenced
+# column names here; for the others Python maps the numbers.
+CONSTRAINTS = _REL + """
+SELECT con.conrelid, con.conname, con.contype,
+       CASE WHEN con.contype = 'c' THEN pg_get_constraintdef(con.oid) END,
+       con.conkey, rn.nspname, rc.relname, con.confrelid, con.confkey,
+       CASE WHEN con.contype = 'f' AND con.confrelid NOT IN (SELECT oid FROM rel) THEN
+            ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
+                  JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.ord) END,
+       con.confupdtype, con.confdeltype, con.condeferrable, con.condeferred, con.convalidated
+FROM rel r
+JOIN pg_constraint con ON con.conrelid = r.oid AND con.contype IN ('p', 'u', 'c', 'f')
+LEFT JOIN pg_class rc ON rc.oid = con.confrelid
+LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+ORDER BY con.conrelid, con.oid"""
+
+# Indexes that back a primary key, unique or exclusion constraint belong to the constraint.
+# Expression texts, operator classes and the columns an expression or predicate reads are only
+# looked up for the indexes that have them.
+INDEXES = _REL + """
+SELECT i.indrelid, ic.relname, i.indisunique, am.amname, i.indnkeyatts,
+       string_to_array(i.indkey::text, ' ')::int2[], string_to_array(i.indoption::text, ' ')::int2[],
+       CASE WHEN i.indexprs IS NOT NULL THEN
+            ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true) FROM generate_series(1, i.indnkeyatts) k) END,
+       CASE WHEN string_to_array(i.indclass::text, ' ')::oid[]
+                 && (SELECT array_agg(oid) FROM pg_opclass WHERE NOT opcdefault) THEN
+            ARRAY(SELECT CASE WHEN o.opcdefault THEN NULL ELSE o.opcname::text END
+                  FROM unnest(string_to_array(i.indclass::text, ' ')::oid[]) WITH ORDINALITY k(opc, ord)
+                  JOIN pg_opclass o ON o.oid = k.opc ORDER BY k.ord) END,
+       pg_get_expr(i.indpred, i.indrelid),
+       CASE WHEN i.indexprs IS NOT NULL OR i.indpred IS NOT NULL THEN
+            ARRAY(SELECT DISTINCT dep.refobjsubid FROM pg_depend dep
+                  WHERE dep.classid = 'pg_class'::regclass AND dep.objid = i.indexrelid
+                    AND dep.refclassid = 'pg_class'::regclass AND dep.refobjid = i.indrelid
+                    AND dep.refobjsubid > 0) END
+FROM rel r
+JOIN pg_index i ON i.indrelid = r.oid
+JOIN pg_class ic ON ic.oid = i.indexrelid
+JOIN pg_am am ON am.oid = ic.relam
+WHERE NOT EXISTS (SELECT FROM pg_constraint pc WHERE pc.conindid = i.indexrelid AND pc.conrelid = i.indrelid
+                                                 AND pc.contype IN ('p', 'u', 'x'))
+ORDER BY i.indrelid, i.indexrelid"""
+
+_FK_ACTIONS = {"a": "no action", "r": "restrict", "c": "cascade", "n": "set null", "d": "set default"}
+_INDOPTION_DESC, _INDOPTION_NULLS_FIRST = 1, 2  # bits of pg_index.indoption
+
+
+def read_tables(conn: psycopg.Connection, where: sql.Composable) -> TablesState:
+    """Run the four queries for the relations `where` selects and assemble the states."""
+    queries = [sql.SQL(q).format(filter=where) for q in (TABLES, COLUMNS, CONSTRAINTS, INDEXES)]
+    cursors = [conn.cursor() for _ in queries]
+    with conn.pipeline():
+        for cursor, query in zip(cursors, queries, strict=True):
+            cursor.execute(query)
+    tables, columns, constraints, indexes = (cursor.fetchall() for cursor in cursors)
+    return _assemble(tables, columns, constraints, indexes)
+
+
+def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple],
+              indexes: list[tuple]) -> TablesState:
+    cols: dict[int, list[ColumnState]] = defaultdict(list)
+    names: dict[int, dict[int, str]] = defaultdict(dict)  # table oid -> attnum -> column name
+    for (oid, num, name, type_, not_null, generated, expr, identity, collation, comment,
+         seq_schema, seq_name, deptype, nextval, hasmissing) in sorted(columns, key=lambda row: (row[0], row[1])):
+        names[oid][num] = name
+        serial = deptype == "a" and expr is not None and expr == nextval
+        default = None if generated or serial else expr
+        cols[oid].append(ColumnState(
+            name=name, type=type_, not_null=not_null, default=default, identity=identity,
+            generated=expr if generated == "s" else None, collation=collation, comment=comment, serial=serial,
+            sequence=(seq_schema, seq_name) if seq_name else None,
+            # read back from the scratch build: a default that is evaluated once per ADD COLUMN
+            # (not volatile) is stored as the "missing value"; anything else rewrites the table
+            rewrites_on_add=bool(expr or identity) and not hasmissing,
+        ))
+    cons: dict[int, list[ConstraintState]] = defaultdict(list)
+    for (oid, name, kind, definition, keys, ref_schema, ref_table, ref_oid, ref_keys, ref_names, upd, dele,
+         deferrable, deferred, validated) in constraints:
+        own = names[oid]
+        if ref_names is None and ref_keys:
+            ref_names = [names[ref_oid][k] for k in ref_keys]
+        cons[oid].append(ConstraintState(
+            name=name, kind=kind, columns=tuple(own[k] for k in keys or ()), definition=definition,
+            ref_schema=ref_schema, ref_table=ref_table, ref_columns=tuple(ref_names or ()),
+            on_update=_FK_ACTIONS.get(upd, "no action") if kind == FOREIGN_KEY else "no action",
+            on_delete=_FK_ACTIONS.get(dele, "no action") if kind == FOREIGN_KEY else "no action",
+            deferrable=deferrable, initially_deferred=deferred, validated=validated,
+        ))
+    idx: dict[int, list[IndexState]] = defaultdict(list)
+    for (oid, name, unique, method, nkey, attnums, options, exprs, opclasses, predicate, depends) in indexes:
+        own = names[oid]
+        keys = tuple(
+            IndexKey(column=own[attnums[k]] if attnums[k] else None,
+                     expression=exprs[k] if not attnums[k] else None,
+                     descending=bool(options[k] & _INDOPTION_DESC),
+                     nulls_first=bool(options[k] & _INDOPTION_NULLS_FIRST),
+                     opclass=opclasses[k] if opclasses else None)
+            for k in range(nkey)
+        )
+        include = tuple(own[a] for a in attnums[nkey:])
+        used = depends if depends is not None else [a for a in attnums if a]
+        idx[oid].append(IndexState(name=name, unique=unique, method=method, keys=keys, include=include,
+                                   predicate=predicate, columns=frozenset(own[a] for a in used if a in own)))
+    result: dict[tuple[str, str], TableState] = {}
+    for oid, schema, name, owner, comment in tables:
+        result[(schema, name)] = TableState(
+            schema=schema, name=name, columns=tuple(cols.get(oid, ())),
+            constraints=tuple(cons.get(oid, ())), indexes=tuple(idx.get(oid, ())),
+            comment=comment, owner=owner,
+        )
+    return TablesState(result)
+
+
+def inspect_tables(conn: psycopg.Connection) -> TablesState:
+    """Every user table of the connected database: all schemas but the system ones, without
+    tables that belong to extensions."""
+    return read_tables(conn, LIVE_FILTER)
+
+
+
+# Only the tables asked about: pg_relation_size opens each one, and so waits on any session that
+# holds it in ACCESS EXCLUSIVE mode.
+ROWS = _REL + """SELECT r.nspname, r.relname, r.relkind = 'r' AND pg_relation_size(r.oid) > 0
+FROM rel r JOIN unnest(%s::text[], %s::text[]) AS asked(schema, name)
+  ON asked.schema = r.nspname AND asked.name = r.relname"""
+
+
+def with_row_signal(conn: psycopg.Connection, live: TablesState, asked: Collection[tuple[str, str]]) -> TablesState:
+    """``live`` with `has_rows` read for the ``asked`` tables: whether each has data pages. Only the
+    hazards and notes of table actions use it, and asking costs a relation open per table (at a
+    thousand tables, a sixth of the reading), so it is read once a diff has actions, and only for
+    the tables actions can touch. Until then, every table counts as one that may hold rows."""
+    tables = dict(live.tables)
+    wanted = sorted(key for key in asked if key in tables)
+    try:
+        rows = conn.execute(sql.SQL(ROWS).format(filter=LIVE_FILTER),
+                            ([s for s, _ in wanted], [n for _, n in wanted])).fetchall()
+    except psycopg.errors.LockNotAvailable:
+        lockers = exclusive_lockers(conn, wanted)
+        raise ErpprovError(
+            "a table the plan changes is locked by another session: "
+            + ("; ".join(lockers) if lockers else "(the lock has just been released)"),
+            hint="erpprov gave up after pg_lock_timeout; wait for that session's transaction to end and run it "
+                 "again, or raise pg_lock_timeout for this host") from None
+    for schema, name, has_rows in rows:
+        tables[(schema, name)] = replace(tables[(schema, name)], has_rows=has_rows)
+    return TablesState(tables)
