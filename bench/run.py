@@ -279,10 +279,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def compile_erpprov(*checkouts: Path) -> None:
     """Byte-compile erpprov (and a baseline's) as pip does when it installs a package: a checkout run
-    with PYTHONDONTWRITEBYTECODE set would otherwise compile every module again in every timed run."""
-    import erpprov
+    with PYTHONDONTWRITEBYTECODE set would otherwise compile every module again in every timed run.
 
-    for package in [Path(erpprov.__file__).parent, *(c / "erpprov" for c in checkouts)]:
+    The package compiled is the one the timed commands import (asked of a child run outside this
+    checkout, as they are), not this process's: `python -m bench` puts the current directory first
+    on its own path, which PYTHONPATH may point elsewhere."""
+    import subprocess
+
+    found = subprocess.run([sys.executable, "-c", "import erpprov; print(erpprov.__file__)"], cwd=tempfile.gettempdir(),
+                           capture_output=True, text=True, check=True).stdout.strip()
+    for package in [Path(found).parent, *(c / "erpprov" for c in checkouts)]:
         compileall.compile_dir(package, quiet=1)
 
 
