@@ -234,3 +234,21 @@ def test_password_checks_run_below_the_callers_priority(monkeypatch):
     if sys.platform.startswith("linux"):
         assert outcome["after"] == 3
         assert seen == [13] * 6
+
+
+@pytest.mark.parametrize("option, role_inherits, warned", [
+    ({"inherit": False}, True, True),   # the role attribute still makes it inherit: say so
+    ({"inherit": False}, False, False),  # the role attribute already stops it
+    ({"inherit": True}, True, False),
+    ({"set": False}, True, True),        # no SET option before 16: SET ROLE stays possible
+])
+def test_membership_options_postgresql_15_cannot_hold_are_warned(option, role_inherits, warned):
+    live = cluster(group=RoleState("group"), app=RoleState("app", inherit=role_inherits))
+    member = {"role": "group", **option}
+    result = diff_roles(play(roles=[{"name": "group"}, {"name": "app", "inherit": role_inherits,
+                                                        "member_of": [member]}]),
+                        live, Canon(), login_role="postgres")
+    said = [w for w in result.warnings if "membership app in group" in w]
+    assert bool(said) == warned, result.warnings
+    if warned:
+        assert "PostgreSQL 16" in said[0] and next(iter(option)) in said[0]

@@ -179,6 +179,7 @@ def _diff_role(role: model.Role, want: RoleState, live: LiveCluster, canon: Cano
                                          note=f"{role.name} loses {', '.join(lost)}" if lost else None,
                                          repeats=set_password and live.passwords is None and not changed))
     result.actions.extend(_diff_members(role, want.members, have.members if have else (), live))
+    result.warnings.extend(_unsupported_member_options(role, want, live))
     return result
 
 
@@ -215,6 +216,25 @@ def _role_view(state: RoleState) -> dict[str, object]:
     if state.comment is not None:
         view["comment"] = state.comment
     return view
+
+
+def _unsupported_member_options(role: model.Role, want: RoleState, live: LiveCluster) -> list[str]:
+    """Before PostgreSQL 16 a membership has no INHERIT or SET option of its own: the member role's
+    INHERIT attribute decides for all its memberships, and SET ROLE is always allowed. A declared
+    option the server cannot hold would otherwise be dropped without a word, and leave the member
+    with more access than the file says."""
+    if live.server_version >= 160000:
+        return []
+    warnings = []
+    for member in want.members:
+        if member.inherit is False and want.inherit:
+            warnings.append(f"membership {role.name} in {member.role}: inherit: false needs PostgreSQL 16; here the "
+                            f"role attribute decides, and {role.name} has INHERIT, so it inherits {member.role}'s "
+                            "privileges (set inherit: false on the role itself)")
+        if member.set is False:
+            warnings.append(f"membership {role.name} in {member.role}: set: false needs PostgreSQL 16; here "
+                            f"{role.name} can still SET ROLE {member.role}")
+    return warnings
 
 
 def _diff_members(role: model.Role, want: tuple[Member, ...], have: tuple[Member, ...],
