@@ -155,3 +155,15 @@ def test_serial_to_integer_deletes_the_sequence_and_its_value(conn):
     assert "tickets_id_seq" in action.note and "current value" in action.note
     converge(conn, plain)
     assert conn.execute("SELECT to_regclass('tickets_id_seq')").fetchone()[0] is None
+
+
+def test_giving_up_an_identity_deletes_its_sequence_and_value(conn):
+    """DROP IDENTITY drops the identity's sequence with it: where numbering stood is lost too."""
+    converge(conn, tables("- {name: tickets, columns: [{name: id, type: bigint, identity: always}]}"))
+    conn.execute("SELECT nextval('tickets_id_seq') FROM generate_series(1, 5)")  # no rows, a used sequence
+    plain = tables("- {name: tickets, columns: [{name: id, type: bigint, nullable: false}]}")
+    action = _only(plan(conn, plain), "tickets.id")
+    assert Hazard.DELETES_DATA in action.hazards
+    assert "tickets_id_seq" in action.note and "current value" in action.note
+    converge(conn, plain)
+    assert conn.execute("SELECT to_regclass('tickets_id_seq')").fetchone()[0] is None

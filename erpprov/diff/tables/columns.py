@@ -171,6 +171,10 @@ def _drop_value_source(change: _ColumnChange, old: ColumnState, new: ColumnState
     default that changes (before a type change too: the old default may not cast)."""
     if "identity" in changed and old.identity and not new.identity:
         change.alter(sql.SQL("DROP IDENTITY"))
+        # The identity's sequence goes with it: even with no rows, where numbering stood is lost.
+        change.hazards.add(Hazard.DELETES_DATA)
+        gone = f"the sequence {'.'.join(old.sequence)}" if old.sequence else "its sequence"
+        change.notes.append(f"{gone} is dropped and its current value is lost")
     if "serial" in changed and old.serial:
         change.alter(sql.SQL("DROP DEFAULT"))
         if old.sequence:
