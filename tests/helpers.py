@@ -7,8 +7,14 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psycopg
+import pytest
 
 from erpprov.core.actions import Hazard
 from erpprov.core.target import Target
@@ -78,3 +84,37 @@ def run_erpprov(cwd: Path, *args: str, env: dict[str, str] | None = None,
     with no terminal to read from."""
     return subprocess.run([sys.executable, "-m", "erpprov", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+
+
+# --- counting round trips ------------------------------------------------------------------------
+
+@dataclass
+class RoundTrips:
+    count: int = 0
+
+
+@contextmanager
+def count_round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[RoundTrips]:
+    """Round trips to the server while the block runs: each statement sent on its own, and each
+    pipeline as a whole (its statements travel together). psycopg sends every query through
+    Cursor.execute (Connection.execute too) and every pipeline through Connection.pipeline, which
+    are wrapped here. A block that sent nothing fails: a spy that stopped intercepting would
+    otherwise report 0 round trips, and 0 == 0 would prove nothing."""
+    seen = RoundTrips()
+    execute, pipeline = psycopg.Cursor.execute, psycopg.Connection.pipeline
+
+    def counted_execute(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.count += self.connection._pipeline is None
+        return execute(self, *args, **kwargs)
+
+    @contextmanager
+    def counted_pipeline(self):  # type: ignore[no-untyped-def]
+        seen.count += self._pipeline is None
+        with pipeline(self) as p:
+            yield p
+
+    with monkeypatch.context() as patch:
+        patch.setattr(psycopg.Cursor, "execute", counted_execute)
+        patch.setattr(psycopg.Connection, "pipeline", counted_pipeline)
+        yield seen
+    assert seen.count > 0, "the spy saw nothing: it no longer intercepts psycopg"
