@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import psycopg
@@ -18,6 +17,7 @@ import yaml
 from erpprov.apply.executor import LOCK_KEYS
 from erpprov.drivers.embedded import free_port
 from tests.helpers import run_erpprov as erpprov
+from tests.helpers import wait_in_transaction, wait_sessions_gone
 
 SECRET = "Pa55-w0rd-that-must-never-show"
 
@@ -134,20 +134,33 @@ def test_sigkill_mid_apply_leaves_each_database_before_or_after_and_the_next_app
           schemas:
 {textwrap.indent(schemas, '  ')}""" for db in databases)
     cwd = project(tmp_path, pg, plays)
-    rng = random.Random(7)
-    for _ in range(4):
-        proc = subprocess.Popen([sys.executable, "-m", "erpprov", "apply"], cwd=cwd, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.3, 1.5))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+
+    def schemas() -> dict[str, int | None]:  # per database: how many of the 15 it holds (None: no database yet)
         with pg.connect("postgres") as conn:
             existing = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+        counts: dict[str, int | None] = dict.fromkeys(databases)
         for db in databases:
             if db in existing:
                 with pg.connect(db) as conn:
-                    count = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname ~ '^s[0-9]+$'").fetchone()[0]
-                assert count in (0, 15), f"{db} holds {count} of 15 schemas: a transaction was split"
+                    counts[db] = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname ~ '^s[0-9]+$'"
+                                              ).fetchone()[0]
+        return counts
+
+    rng = random.Random(7)
+    landed = 0  # kills that found erpprov inside a database's transaction and undid it
+    for _ in range(4):
+        victim = rng.choice([db for db, count in schemas().items() if count != 15] or databases)
+        proc = subprocess.Popen([sys.executable, "-m", "erpprov", "apply"], cwd=cwd, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        inside = wait_in_transaction(pg.connect, [victim], proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        wait_sessions_gone(pg.connect)
+        counts = schemas()
+        for db, count in counts.items():
+            assert count in (None, 0, 15), f"{db} holds {count} of 15 schemas: a transaction was split"
+        landed += inside is not None and counts[inside] == 0
+    assert landed, "no kill landed inside a transaction: every one hit erpprov before or after its work"
     final = erpprov(cwd, "apply", "--lock-wait", "30")
     assert final.returncode == 0, final.stderr
     assert erpprov(cwd, "plan", "--detailed-exitcode").returncode == 0

@@ -10,7 +10,7 @@ import pytest
 
 from erpprov.core.actions import Hazard
 from erpprov.errors import ErpprovError
-from tests.helpers import apply_all, load_targets, plan_of
+from tests.helpers import apply_all, count_round_trips, load_targets, plan_of
 
 FULL = """
 - name: roles and privileges
@@ -284,22 +284,13 @@ def test_reading_the_live_state_costs_a_fixed_number_of_queries(tmp_path, pg, mo
         grants = "\n".join(f"        - {{to: q_role_{i}, privileges: [CONNECT]}}" for i in range(count))
         return f"- name: p\n  roles:\n{roles}\n  databases:\n    - name: {pg.dbname}\n      grants:\n{grants}\n"
 
-    calls: list[str] = []
-    original = psycopg.Cursor.execute
-
-    def counting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        calls.append(args[0])
-        return original(self, *args, **kwargs)
-
     counts = []
     for size in (3, 30):
         targets = load_targets(tmp_path, pg, playbook(size))
         apply_all(targets)
-        calls.clear()
-        monkeypatch.setattr(psycopg.Cursor, "execute", counting)
-        assert plan_target(targets[0]).actions == []
-        monkeypatch.undo()
-        counts.append(len(calls))
+        with count_round_trips(monkeypatch) as seen:
+            assert plan_target(targets[0]).actions == []
+        counts.append(seen.count)
     assert counts[0] == counts[1]
 
 

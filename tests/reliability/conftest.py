@@ -279,3 +279,16 @@ def assert_converged(cwd: Path, env: dict[str, str] | None = None, *args: str) -
     """The convergence check: `plan --detailed-exitcode` exits 0 (no changes)."""
     run = erpprov(cwd, "plan", "--detailed-exitcode", *args, env=env, mem=None)
     assert run.returncode == 0, f"the plan is not empty: {run}"
+
+
+def waiting_for_the_lock(server: Any, pids: list[int]) -> set[int]:
+    """Which of the erpprov processes ``pids`` are polling for the apply lock in database postgres
+    (erpprov tries the advisory lock again and again, so it never shows as an ungranted lock in
+    pg_locks). ``server.connect(dbname)`` reaches the server."""
+    with server.connect("postgres") as conn:
+        rows = conn.execute("""
+            SELECT application_name FROM pg_stat_activity
+            WHERE datname = 'postgres' AND query LIKE '%%pg_try_advisory_lock%%'
+              AND application_name LIKE 'erpprov apply%%'
+        """).fetchall()
+    return {pid for pid in pids for (name,) in rows if name.startswith(f"erpprov apply pid={pid} ")}

@@ -19,6 +19,7 @@ from .conftest import (
     server_vars,
     start_erpprov,
     unique,
+    waiting_for_the_lock,
     write_project,
 )
 
@@ -47,17 +48,6 @@ def test_concurrent_applies_take_turns(tmp_path, pg, count):
     assert_converged(root, pg_env(pg))
 
 
-def _waiting_for_the_lock(pg, pids: list[int]) -> set[int]:  # type: ignore[no-untyped-def]
-    """Which of the erpprov processes ``pids`` are polling for the apply lock in database postgres."""
-    with pg.connect("postgres") as conn:
-        rows = conn.execute("""
-            SELECT application_name FROM pg_stat_activity
-            WHERE datname = 'postgres' AND query LIKE '%%pg_try_advisory_lock%%'
-              AND application_name LIKE 'erpprov apply%%'
-        """).fetchall()
-    return {pid for pid in pids for (name,) in rows if name.startswith(f"erpprov apply pid={pid} ")}
-
-
 def test_applies_through_different_pg_databases_take_turns(tmp_path, pg):
     """The advisory lock belongs to one database: every apply takes it in `postgres`, whatever the
     inventory's pg_database, or two of them would run at once."""
@@ -72,7 +62,7 @@ def test_applies_through_different_pg_databases_take_turns(tmp_path, pg):
         runs = [start_erpprov(root, "apply", "--lock-wait", "90", env=pg_env(pg)) for root in roots]
         waiting: set[int] = set()
         for _ in range(600):  # bounded: 60 s at most
-            waiting = _waiting_for_the_lock(pg, [p.pid for p in runs])
+            waiting = waiting_for_the_lock(pg, [p.pid for p in runs])
             if len(waiting) == 2 or any(p.poll() is not None for p in runs):
                 break
             time.sleep(0.1)

@@ -14,6 +14,7 @@ import time
 import yaml
 
 from erpprov.drivers.embedded import free_port
+from tests.helpers import wait_in_transaction, wait_sessions_gone
 
 from .conftest import (
     OwnCluster,
@@ -25,6 +26,7 @@ from .conftest import (
     server_vars,
     start_erpprov,
     unique,
+    waiting_for_the_lock,
     write_project,
 )
 
@@ -69,6 +71,11 @@ def _rows_survive(connect, databases: list[str]) -> None:  # type: ignore[no-unt
             assert conn.execute("SELECT count(*) FROM erp.t0 WHERE label LIKE 'row%'").fetchone()[0] == 100, db
 
 
+def _pending(connect, databases: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+    """The databases still before their transaction (all of them once every one is after it)."""
+    return [db for db in databases if table_count(connect, db) == BASE] or databases
+
+
 def test_sigkill_at_random_points(tmp_path, pg):
     databases = [f"{pg.dbname}_kill{i}" for i in range(3)]
     role = unique("kill")
@@ -78,13 +85,18 @@ def test_sigkill_at_random_points(tmp_path, pg):
     _seed_rows(pg.connect, databases)
     (root / "playbooks" / "dev.yaml").write_text(playbook(databases, FULL, role))
     rng = random.Random(SEED)
+    landed = 0  # kills that found erpprov inside a database's transaction and undid it
     for _ in range(6):
+        victim = rng.choice(_pending(pg.connect, databases))  # a random database's transaction
         proc = start_erpprov(root, "apply", env=env)
-        time.sleep(rng.uniform(0.5, 3.0))
+        inside = wait_in_transaction(pg.connect, [victim], proc)
         proc.send_signal(signal.SIGKILL)  # only the process we started, by its pid
         finish(proc, timeout=30)
+        wait_sessions_gone(pg.connect)
         for db in databases:
             assert table_count(pg.connect, db) in (BASE, FULL), f"{db}: a transaction was split"
+        landed += inside is not None and table_count(pg.connect, inside) == BASE
+    assert landed, "no kill landed inside a transaction: every one hit erpprov before or after its work"
     final = erpprov(root, "apply", "--lock-wait", "30", env=env, mem=None)
     assert final.returncode == 0, str(final)
     for db in databases:
@@ -102,17 +114,19 @@ def test_server_restart_mid_apply(tmp_path, own_cluster: OwnCluster):
     _seed_rows(own_cluster.connect, databases)
     (root / "playbooks" / "dev.yaml").write_text(playbook(databases, FULL, role))
     rng = random.Random(SEED)
-    outcomes = []
+    landed = 0  # restarts that found erpprov inside a database's transaction and undid it
     for _ in range(2):
+        victim = rng.choice(_pending(own_cluster.connect, databases))
         proc = start_erpprov(root, "apply", env=env)
-        time.sleep(rng.uniform(0.8, 2.0))
+        inside = wait_in_transaction(own_cluster.connect, [victim], proc)
         own_cluster.cluster.stop()   # fast shutdown: every session is terminated mid-transaction
         own_cluster.cluster.start()
         run = finish(proc, timeout=60)
-        outcomes.append(run)
         assert run.returncode in (0, 1), str(run)  # whether the error is clean: the xfail test below
         for db in databases:
             assert table_count(own_cluster.connect, db) in (BASE, FULL), f"{db}: a transaction was split"
+        landed += inside is not None and table_count(own_cluster.connect, inside) == BASE
+    assert landed, "no restart landed inside a transaction: every one hit erpprov before or after its work"
     final = erpprov(root, "apply", env=env, mem=None)
     assert final.returncode == 0, str(final)
     _rows_survive(own_cluster.connect, databases)
@@ -128,10 +142,15 @@ def test_server_restart_mid_apply_gives_a_clean_error(tmp_path, own_cluster: Own
     with own_cluster.connect() as holder:  # apply will wait for this lock, polling the server
         holder.execute("SELECT pg_advisory_lock(%s, %s)", LOCK_KEYS)
         proc = start_erpprov(root, "apply", "--lock-wait", "30", env=own_cluster.env)
-        time.sleep(2.5)
+        deadline = time.monotonic() + 60
+        while not waiting_for_the_lock(own_cluster, [proc.pid]) and proc.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        waited = waiting_for_the_lock(own_cluster, [proc.pid])
         own_cluster.cluster.stop()
     own_cluster.cluster.start()
     run = finish(proc, timeout=60)
+    assert waited == {proc.pid}, f"the restart did not come while apply waited for the lock: {run}"
     assert_clean_error(run)
     assert erpprov(root, "apply", env=own_cluster.env, mem=None).returncode == 0
     assert_converged(root, own_cluster.env)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from erpprov.core.actions import Op, Phase
 from erpprov.load.project import load_project
 from erpprov.state.canon import canonicalize
 from erpprov.state.table_catalog import inspect_tables
+from tests.helpers import count_round_trips
 from tests.tables.tablekit import assert_declared, converge, managed_view, plan, tables
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -294,28 +293,10 @@ def test_odd_identifiers_converge(conn):
 
 
 def _count_queries(pg, monkeypatch, func) -> int:
-    """Round trips while func runs on a fresh connection: each statement sent on its own, and each
-    pipeline as a whole (its statements travel together). psycopg sends every query through
-    Cursor.execute and every pipeline through Connection.pipeline, which we wrap."""
-    counter = {"n": 0}
-    execute, pipeline = psycopg.Cursor.execute, psycopg.Connection.pipeline
-
-    def counted_execute(self, *args, **kwargs):
-        counter["n"] += self.connection._pipeline is None
-        return execute(self, *args, **kwargs)
-
-    @contextmanager
-    def counted_pipeline(self):
-        counter["n"] += self._pipeline is None
-        with pipeline(self) as p:
-            yield p
-
-    with pg.connect() as c, monkeypatch.context() as patch:
-        patch.setattr(psycopg.Cursor, "execute", counted_execute)
-        patch.setattr(psycopg.Connection, "pipeline", counted_pipeline)
+    """Round trips while func runs on a fresh connection (tests.helpers.count_round_trips)."""
+    with pg.connect() as c, count_round_trips(monkeypatch) as seen:
         func(c)
-    assert counter["n"] > 0, "the spy saw nothing: it no longer intercepts psycopg"
-    return counter["n"]
+    return seen.count
 
 
 def test_inspect_uses_a_fixed_number_of_queries(pg, conn, monkeypatch):
