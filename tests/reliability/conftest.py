@@ -84,14 +84,14 @@ def erpprov_many(jobs: list[tuple[Path, tuple[str, ...], float]], mem: int = 102
     request = {"parallel": parallel,
                "jobs": [{"cwd": str(cwd), "args": list(args), "timeout": timeout, "mem": mem}
                         for cwd, args, timeout in jobs]}
-    budget = sum(t for _, _, t in jobs) / parallel + max(t for _, _, t in jobs) + 60
+    hang_timeout = sum(t for _, _, t in jobs) / parallel + max(t for _, _, t in jobs) + 60
     out = subprocess.run([sys.executable, str(Path(__file__).with_name("forkcli.py"))], input=json.dumps(request),
-                         capture_output=True, text=True, timeout=budget, env=cli_environ(env), check=True)
+                         capture_output=True, text=True, timeout=hang_timeout, env=cli_environ(env), check=True)
     return [Run(r["returncode"], r["stdout"], r["stderr"], r["seconds"]) for r in json.loads(out.stdout)]
 
 
-def assert_clean_error(run: Run, *fragments: str, budget: float | None = None) -> None:
-    """erpprov's own error: exit 1, `error: ...` first on stderr, no traceback, within ``budget``."""
+def assert_clean_error(run: Run, *fragments: str) -> None:
+    """erpprov's own error: exit 1, `error: ...` first on stderr, no traceback, before its hang timeout."""
     assert not run.timed_out, f"erpprov did not finish in time: {run}"
     assert run.returncode == 1, str(run)
     assert run.stderr.startswith("error: "), str(run)
@@ -100,8 +100,6 @@ def assert_clean_error(run: Run, *fragments: str, budget: float | None = None) -
     for fragment in fragments:
         assert fragment.lower() in run.stderr.lower(), f"{fragment!r} not in: {run}"
     assert len(first) < 2000, "the first line of the error is not a readable one-liner"
-    if budget is not None:
-        assert run.seconds < budget, str(run)
 
 
 def write_project(root: Path, playbook: str | bytes, host_vars: dict[str, Any] | None = None,
