@@ -261,7 +261,7 @@ def test_arbitrary_bytes_cli(results, name):
 
 
 @covers("arbitrary_bytes")
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(raw=st.binary(max_size=512))
 def test_arbitrary_bytes_parse_only_erpprov_errors(raw):
     try:
@@ -438,19 +438,21 @@ def test_bad_env_file(results, name, fragment):
 
 KEYS = ["name", "hosts", "roles", "databases", "tables", "columns", "type", "grants", "to", "privileges",
         "login", "password", "connection_limit", "valid_until", "settings", "schemas", "extensions",
-        "version", "encoding", "comment", "member_of", "prune", "owner", "vars", "templates", "container"]
+        "version", "encoding", "comment", "member_of", "prune", "owner", "vars", "templates", "container",
+        "image", "ports", "indexes"]
+keys = st.one_of(st.sampled_from(KEYS), st.text(max_size=6))  # known keys, and keys no model has
 values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(),
               st.text(max_size=20), st.sampled_from(["{{ x }}", "{{ 1/0 }}", "{% if %}", "{{ env }}", "'; DROP", "ALL",
                                                      "{{ a }}", "x" * 70, ""])),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner, max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=4),
     max_leaves=25,
 )
 
 
 @covers("schema_violations")
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(plays=st.lists(st.dictionaries(st.sampled_from(KEYS), values, max_size=5), max_size=2),
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plays=st.lists(st.dictionaries(keys, values, max_size=5), max_size=3),
        play_vars=st.dictionaries(st.sampled_from(["a", "b", "x"]), values, max_size=3))
 def test_fuzzed_plays_give_only_erpprov_errors(tmp_path, plays, play_vars):
     for play in plays:
