@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from erpprov.errors import ErpprovError
 from erpprov.load.project import load_project
 from erpprov.load.yamlsrc import parse_yaml
-from tests.helpers import write_project
+from tests.helpers import PLAYBOOK, write_project
 
 KEYS = ["name", "hosts", "roles", "databases", "tables", "columns", "type", "grants", "to", "privileges",
         "login", "password", "container", "image", "ports", "vars", "schemas", "indexes", "member_of"]
@@ -30,10 +30,9 @@ documents = st.recursive(
 
 
 def _load(tmp: Path, text: str) -> None:
-    path = write_project(tmp, "")
-    path.write_text(text)
+    write_project(tmp, text, dedent=False)
     try:
-        load_project(path, tmp / "inventory.yaml", environ={})
+        load_project(tmp / PLAYBOOK, tmp / "inventory.yaml", environ={})
     except ErpprovError as exc:
         assert str(exc)
 

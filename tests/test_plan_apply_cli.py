@@ -17,7 +17,7 @@ import yaml
 
 from erpprov.apply.executor import LOCK_KEYS
 from erpprov.drivers.embedded import free_port
-from tests.helpers import run_erpprov as erpprov
+from tests.helpers import erpprov
 
 SECRET = "Pa55-w0rd-that-must-never-show"
 

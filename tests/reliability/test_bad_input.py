@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 from erpprov.errors import ErpprovError
 from erpprov.load.project import load_project
 from erpprov.load.yamlsrc import parse_yaml
+from tests.helpers import MiB, Run, assert_clean_error, erpprov, write_project
 
-from .conftest import MiB, Run, assert_clean_error, erpprov, erpprov_many, write_project
+from .conftest import erpprov_many
 from .kinds import covers
 
 TIMEOUT = 12.0      # seconds any single validate may take before we call it a hang
@@ -467,5 +468,5 @@ def test_fuzzed_plays_give_only_erpprov_errors(tmp_path, plays, play_vars):
 @covers("schema_violations")
 def test_schema_violation_points_at_the_line(tmp_path):
     root = write_project(tmp_path, "- name: x\n  roles:\n    - name: a\n      conection_limit: 3\n")
-    run = erpprov(root, "validate", "playbooks/dev.yaml")
+    run = erpprov(root, "validate", "playbooks/dev.yaml", mem=1024 * MiB)
     assert_clean_error(run, "dev.yaml:4", "unknown key 'conection_limit'", "did you mean")

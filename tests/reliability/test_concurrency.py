@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 from erpprov.apply.executor import LOCK_KEYS
-
-from .conftest import (
+from tests.helpers import (
     assert_clean_error,
     assert_converged,
     erpprov,
@@ -18,9 +17,10 @@ from .conftest import (
     pg_env,
     server_vars,
     start_erpprov,
-    unique,
     write_project,
 )
+
+from .conftest import unique
 
 
 @pytest.mark.parametrize("count", [2, 10])

@@ -14,9 +14,7 @@ import time
 import yaml
 
 from erpprov.drivers.embedded import free_port
-
-from .conftest import (
-    OwnCluster,
+from tests.helpers import (
     assert_clean_error,
     assert_converged,
     erpprov,
@@ -24,9 +22,10 @@ from .conftest import (
     pg_env,
     server_vars,
     start_erpprov,
-    unique,
     write_project,
 )
+
+from .conftest import OwnCluster, unique
 
 SEED = 20240909
 
