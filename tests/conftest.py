@@ -14,7 +14,7 @@ import pytest
 from psycopg import sql
 
 from erpprov.drivers.embedded import LocalCluster, free_port
-from tests.helpers import reachable_tempdir
+from tests.helpers import reachable_tempdir, server_vars, write_inventory
 
 pytest_plugins = ["tests.dockerenv"]  # the engine and test-image fixtures
 
@@ -35,13 +35,7 @@ class Server:
 
     def inventory(self, tmp: Path, **host_vars: object) -> Path:
         """An inventory whose only host, `localhost` in group `dev`, is this server."""
-        import yaml
-
-        variables = {"driver": "external", "pg_host": self.host, "pg_port": self.port, "pg_user": self.user,
-                     "pg_password": self.password, **host_vars}
-        path = tmp / "inventory.yaml"
-        path.write_text(yaml.safe_dump({"all": {"children": {"dev": {"hosts": {"localhost": variables}}}}}))
-        return path
+        return write_inventory(tmp, {**server_vars(self, password_from_env=False), **host_vars})
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from erpprov.core.target import Target
 from erpprov.drivers.embedded import free_port
 from erpprov.errors import ErpprovError
 from erpprov.ops.backup import BackupResult, backup, restore
-from tests.helpers import load_targets
+from tests.helpers import PLAYBOOK, load_targets
 
 ROWS = [
     (1, "Grüße aus Köln", "ümlaut", "12.50"),
@@ -322,8 +322,8 @@ def test_permission_denied(pg, tmp_path: Path) -> None:
 
 
 def project_args(tmp: Path, pg) -> list[str]:
-    target_of(tmp, pg)  # writes playbooks/site.yaml and inventory.yaml
-    return [str(tmp / "playbooks" / "site.yaml"), "-i", str(tmp / "inventory.yaml")]
+    target_of(tmp, pg)  # writes playbooks/dev.yaml and inventory.yaml
+    return [str(tmp / PLAYBOOK), "-i", str(tmp / "inventory.yaml")]
 
 
 def test_cli_backup_and_restore(pg, tmp_path: Path) -> None:

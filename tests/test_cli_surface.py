@@ -27,8 +27,7 @@ import pytest
 import yaml
 
 from erpprov.drivers.embedded import free_port
-from tests.helpers import reachable_tempdir
-from tests.reliability.conftest import (
+from tests.helpers import (
     Run,
     assert_clean_error,
     assert_converged,
@@ -36,6 +35,7 @@ from tests.reliability.conftest import (
     erpprov,
     finish,
     pg_env,
+    reachable_tempdir,
     server_vars,
     start_erpprov,
     write_project,
@@ -45,12 +45,6 @@ from tests.reliability.conftest import (
 def _ok(run: Run) -> Run:
     assert run.returncode == 0, str(run)
     return run
-
-
-def fed(cwd: Path, stdin: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`erpprov ARGS` with ``stdin`` as its input (psql reads the commands to run from it)."""
-    return subprocess.run([sys.executable, "-m", "erpprov", *args], cwd=cwd, input=stdin, capture_output=True,
-                          text=True, timeout=60, env=cli_environ(env), check=False)
 
 
 # --- the local driver: logs and psql -------------------------------------------------------------
@@ -133,12 +127,12 @@ def _read_until(proc: subprocess.Popen[str], needle: str, timeout: float) -> str
 
 
 def test_psql_runs_what_stdin_feeds_it_on_the_local_cluster(local_project: Path) -> None:
-    run = fed(local_project, "SELECT current_database() || '/' || current_user || '/' || 40 + 2;\n", "psql",
-              env=_local_env())
+    run = erpprov(local_project, "psql", env=_local_env(),
+                  input="SELECT current_database() || '/' || current_user || '/' || 40 + 2;\n")
     assert run.returncode == 0, run.stderr
     assert "clidb/postgres/42" in run.stdout  # the play's first database, the admin user
-    failing = fed(local_project, "\\set ON_ERROR_STOP on\nSELECT nonsense_column;\n", "psql", "--db", "postgres",
-                  env=_local_env())
+    failing = erpprov(local_project, "psql", "--db", "postgres", env=_local_env(),
+                      input="\\set ON_ERROR_STOP on\nSELECT nonsense_column;\n")
     assert failing.returncode == 3 and "nonsense_column" in failing.stderr, failing  # psql's own exit code
 
 
@@ -150,11 +144,11 @@ def test_psql_on_an_external_server_with_db_and_user(tmp_path: Path, pg: Any) ->
     env = {**pg_env(pg), "ROLE_PW": "role-pw-1"}
     _ok(erpprov(root, "apply", env=env, mem=None))
     query = "SELECT 'who=' || current_user || ' db=' || current_database();\n"
-    run = fed(root, query, "psql", "--user", role, env={**env, "PGPASSWORD": "role-pw-1"})
+    run = erpprov(root, "psql", "--user", role, env={**env, "PGPASSWORD": "role-pw-1"}, input=query)
     # Connecting as another role must not send the admin's password: the role's own comes from
     # the user's environment (or ~/.pgpass, or psql's prompt on a terminal).
     assert run.returncode == 0 and f"who={role} db={pg.dbname}" in run.stdout, run
-    admin = fed(root, query, "psql", "--db", "postgres", env=env)
+    admin = erpprov(root, "psql", "--db", "postgres", env=env, input=query)
     assert admin.returncode == 0 and "who=postgres db=postgres" in admin.stdout, admin
     assert_converged(root, env)
 

@@ -13,7 +13,7 @@ import yaml
 
 from erpprov.drivers.embedded import free_port
 from tests.dockerenv import needs_engine
-from tests.helpers import run_erpprov
+from tests.helpers import erpprov
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,24 +37,24 @@ def dev_project(request, server_tmp: Path):  # type: ignore[no-untyped-def]
     cwd, port, env = _project(server_tmp, request.param, container)
     extra = ["-e", f"erp_postgres_image={request.getfixturevalue('test_image')}"] if request.param == "docker" else []
     yield cwd, port, env, extra, request.param
-    run_erpprov(cwd, "destroy", "--volumes", "--yes", *extra, env=env)
+    erpprov(cwd, "destroy", "--volumes", "--yes", *extra, env=env)
 
 
 def test_dev_playbook_from_nothing_then_nothing_to_do(dev_project):
     cwd, port, env, extra, driver = dev_project
-    first = run_erpprov(cwd, "apply", *extra, env=env)
+    first = erpprov(cwd, "apply", *extra, env=env)
     assert first.returncode == 0, first.stdout + first.stderr
     kind = "cluster" if driver == "local" else "container"
     assert f"changed: [localhost] {kind} erpprov-e2e-" in first.stdout
     for table in ("users", "posts", "orders"):
         assert f"changed: [localhost] table erp.public.{table}" in first.stdout
 
-    second = run_erpprov(cwd, "apply", *extra, env=env)
+    second = erpprov(cwd, "apply", *extra, env=env)
     assert second.returncode == 0, second.stderr
     assert "changed:" not in second.stdout and "changed=0" in second.stdout
     assert "ok: [localhost] table erp.public.orders" in second.stdout
-    assert run_erpprov(cwd, "plan", "--detailed-exitcode", *extra, env=env).returncode == 0
-    status = run_erpprov(cwd, "status", *extra, env=env)
+    assert erpprov(cwd, "plan", "--detailed-exitcode", *extra, env=env).returncode == 0
+    status = erpprov(cwd, "status", *extra, env=env)
     assert status.returncode == 0, status.stdout
     assert f"localhost ({driver}): healthy" in status.stdout and "role myapp: can log in to erp" in status.stdout
     assert ("data_dir: " if driver == "local" else "image: ") in status.stdout  # the driver's facts are shown
@@ -76,14 +76,14 @@ def test_dev_playbook_from_nothing_then_nothing_to_do(dev_project):
 
 def test_a_stopped_server_is_started_with_its_data(dev_project):
     cwd, port, env, extra, _driver = dev_project
-    assert run_erpprov(cwd, "apply", *extra, env=env).returncode == 0
+    assert erpprov(cwd, "apply", *extra, env=env).returncode == 0
     with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password="dev-super", dbname="erp",
                          autocommit=True) as conn:
         conn.execute("INSERT INTO users (username, email) VALUES ('kept', 'kept@example.com')")
-    assert run_erpprov(cwd, "destroy", *extra, env=env).returncode == 0  # removes the server, keeps the data
-    down = run_erpprov(cwd, "status", *extra, env=env)
+    assert erpprov(cwd, "destroy", *extra, env=env).returncode == 0  # removes the server, keeps the data
+    down = erpprov(cwd, "status", *extra, env=env)
     assert down.returncode == 1 and "UNHEALTHY" in down.stdout
-    again = run_erpprov(cwd, "apply", *extra, env=env)
+    again = erpprov(cwd, "apply", *extra, env=env)
     assert again.returncode == 0, again.stdout + again.stderr
     with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password="dev-super", dbname="erp") as conn:
         assert conn.execute("SELECT count(*) FROM users WHERE username = 'kept'").fetchone()[0] == 1
@@ -91,33 +91,33 @@ def test_a_stopped_server_is_started_with_its_data(dev_project):
 
 def test_destroy_volumes_needs_yes_when_not_interactive(dev_project):
     cwd, _port, env, extra, _driver = dev_project
-    assert run_erpprov(cwd, "apply", *extra, env=env).returncode == 0
-    refused = run_erpprov(cwd, "destroy", "--volumes", *extra, env=env, timeout=60)  # stdin is not a terminal
+    assert erpprov(cwd, "apply", *extra, env=env).returncode == 0
+    refused = erpprov(cwd, "destroy", "--volumes", *extra, env=env, timeout=60)  # stdin is not a terminal
     assert refused.returncode == 1 and "refusing without --yes" in refused.stderr
     assert (cwd / "dev-environment/volumes/postgres/PG_VERSION").exists()
-    assert run_erpprov(cwd, "destroy", "--volumes", "--yes", *extra, env=env).returncode == 0
+    assert erpprov(cwd, "destroy", "--volumes", "--yes", *extra, env=env).returncode == 0
     assert not (cwd / "dev-environment/volumes/postgres").exists()
 
 
 def test_backup_destroy_everything_apply_restore_brings_every_row_back(dev_project):
     cwd, port, env, extra, _driver = dev_project
-    assert run_erpprov(cwd, "apply", *extra, env=env).returncode == 0
+    assert erpprov(cwd, "apply", *extra, env=env).returncode == 0
     with psycopg.connect(host="127.0.0.1", port=port, user="myapp", password="app-pw", dbname="erp",
                          autocommit=True) as conn:
         conn.execute("INSERT INTO users (username, email) SELECT 'u' || i, 'u' || i || '@example.com' "
                      "FROM generate_series(1, 500) AS i")
         conn.execute("INSERT INTO orders (order_number, user_id, total_amount, status) "
                      "SELECT 'O-' || id, id, id * 1.25, 'paid' FROM users")
-    backup = run_erpprov(cwd, "backup", "--db", "erp", "-o", "backups/erp.sql", *extra, env=env)
+    backup = erpprov(cwd, "backup", "--db", "erp", "-o", "backups/erp.sql", *extra, env=env)
     assert backup.returncode == 0, backup.stdout + backup.stderr
     assert "sha256" in backup.stdout + backup.stderr
-    assert run_erpprov(cwd, "destroy", "--volumes", "--yes", *extra, env=env).returncode == 0
-    assert run_erpprov(cwd, "apply", *extra, env=env).returncode == 0
-    restored = run_erpprov(cwd, "restore", "backups/erp.sql", "--db", "erp", "--yes", *extra, env=env)
+    assert erpprov(cwd, "destroy", "--volumes", "--yes", *extra, env=env).returncode == 0
+    assert erpprov(cwd, "apply", *extra, env=env).returncode == 0
+    restored = erpprov(cwd, "restore", "backups/erp.sql", "--db", "erp", "--yes", *extra, env=env)
     assert restored.returncode == 0, restored.stdout + restored.stderr
     with psycopg.connect(host="127.0.0.1", port=port, user="myapp", password="app-pw", dbname="erp") as conn:
         assert conn.execute("SELECT count(*), sum(total_amount) FROM orders").fetchone() == (500, 156562.5)
-    assert run_erpprov(cwd, "plan", "--detailed-exitcode", *extra, env=env).returncode == 0
+    assert erpprov(cwd, "plan", "--detailed-exitcode", *extra, env=env).returncode == 0
 
 
 def test_dev_playbook_against_an_external_server(tmp_path, pg):

@@ -8,7 +8,6 @@ a unique name and is removed by a fixture finalizer, pass or fail.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
@@ -41,6 +40,7 @@ from erpprov.drivers.embedded import free_port
 from erpprov.errors import ErpprovError
 from erpprov.load.project import load_project
 from tests.dockerenv import needs_engine
+from tests.helpers import remove_container
 
 # --- unit tests of the pure half (no engine) ----------------------------------------------------
 
@@ -212,17 +212,10 @@ def project(tmp_path: Path, engine: Any, test_image: str) -> Iterator[Project]:
     try:
         yield created
     finally:
-        _remove_container(engine, created.name)
+        remove_container(engine, created.name)
         if os.geteuid() != 0 and created.data_dir.exists():  # files of the container's uid: delete inside
             engine.containers.run(test_image, entrypoint=["find"], command=["/d", "-mindepth", "1", "-delete"],
                                   user="0", volumes={str(created.data_dir): {"bind": "/d"}}, remove=True)
-
-
-def _remove_container(engine: Any, name: str) -> None:
-    import docker
-
-    with contextlib.suppress(docker.errors.NotFound):
-        engine.containers.get(name).remove(force=True)
 
 
 def _quiet(_line: str) -> None:
@@ -349,7 +342,7 @@ class TestEngine:
         project.driver().ensure(_quiet)
         with project.connect() as conn:
             conn.execute("create table kept (v int); insert into kept values (42)")
-        _remove_container(engine, project.name)  # what `docker rm -f` does
+        remove_container(engine, project.name)  # what `docker rm -f` does
         driver = project.driver()
         assert [a.op for a in driver.plan()] == [Op.CREATE]
         driver.ensure(_quiet)

@@ -11,8 +11,8 @@ import docker
 import pytest
 
 from tests.dockerenv import needs_engine
-from tests.reliability.conftest import Run, assert_clean_error, erpprov
-from tests.test_docker_driver import Project, _remove_container, project  # noqa: F401 - the fixture
+from tests.helpers import Run, assert_clean_error, erpprov, remove_container
+from tests.test_docker_driver import Project, project  # noqa: F401 - the fixture
 
 pytestmark = needs_engine
 
@@ -70,6 +70,6 @@ def test_start_period_on_failure_and_volume_then_recreate_only_when_allowed(proj
         with pytest.raises(docker.errors.NotFound):
             engine.volumes.get(volume)
     finally:
-        _remove_container(engine, project.name)
+        remove_container(engine, project.name)
         with contextlib.suppress(docker.errors.NotFound):
             engine.volumes.get(volume).remove(force=True)

@@ -12,16 +12,15 @@ from erpprov.core.target import Target
 from erpprov.drivers.base import DEFAULT_DATA_DIR, resolve_data_dir
 from erpprov.errors import ErpprovError
 from erpprov.load.project import load_project
-from tests.helpers import write_project
+from tests.helpers import PLAYBOOK, write_project
 
 
 def _target(tmp: Path, **container: Any) -> Target:
     host = {"driver": "local", "pg_host": "127.0.0.1", "pg_port": 5432, "pg_user": "postgres"}
     play = {"name": "data dir test", "hosts": "dev",
             "container": {"name": "db", "image": "postgres:16", **container}}
-    playbook = write_project(tmp, yaml.safe_dump([play]),
-                             inventory=yaml.safe_dump({"all": {"children": {"dev": {"hosts": {"localhost": host}}}}}))
-    return load_project(playbook, tmp / "inventory.yaml", environ={}).targets[0]
+    write_project(tmp, yaml.safe_dump([play]), host)
+    return load_project(tmp / PLAYBOOK, tmp / "inventory.yaml", environ={}).targets[0]
 
 
 @pytest.mark.parametrize(("configured", "expected"), [
@@ -59,9 +58,8 @@ def test_the_server_gets_a_minimal_environment(server_tmp: Path, monkeypatch: py
             "pg_password": "cluster-password"}
     play = {"name": "environment", "hosts": "dev",
             "container": {"name": "db", "image": "postgres:16", "data_dir": str(server_tmp / "data")}}
-    playbook = write_project(server_tmp, yaml.safe_dump([play]),
-                             inventory=yaml.safe_dump({"all": {"children": {"dev": {"hosts": {"localhost": host}}}}}))
-    driver = LocalDriver(load_project(playbook, server_tmp / "inventory.yaml", environ={}).targets[0])
+    write_project(server_tmp, yaml.safe_dump([play]), host)
+    driver = LocalDriver(load_project(server_tmp / PLAYBOOK, server_tmp / "inventory.yaml", environ={}).targets[0])
     try:
         driver.ensure(lambda line: None)
         postmaster = int((driver.cluster.data_dir / "postmaster.pid").read_text().split()[0])

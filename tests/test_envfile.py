@@ -2,7 +2,7 @@ import pytest
 
 from erpprov.errors import ErpprovError
 from erpprov.load.envfile import load_env_file, parse_env
-from tests.helpers import run_erpprov, write_project
+from tests.helpers import erpprov, write_project
 
 
 def test_forms_people_write():
@@ -62,7 +62,7 @@ def test_a_key_set_twice_is_reported_with_both_lines():
 
 
 def test_a_key_set_twice_warns_on_stderr_through_the_cli(tmp_path):
-    write_project(tmp_path, "- {name: p, hosts: dev}\n", env="A=1\nA=2\n")
-    result = run_erpprov(tmp_path, "validate", "playbooks/site.yaml")
+    write_project(tmp_path, "- {name: p, hosts: dev}\n", env_file="A=1\nA=2\n")
+    result = erpprov(tmp_path, "validate")
     assert result.returncode == 0, result.stderr
     assert "warning: .env:2: A is set again (first at line 1)" in result.stderr.replace(str(tmp_path) + "/", "")

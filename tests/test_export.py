@@ -339,9 +339,9 @@ def test_roles_that_spell_alike_export_distinct_placeholders(tmp_path: Path, pg:
 
 
 def _cli_export(cwd: Path, *args: str) -> Any:
-    from tests.helpers import run_erpprov
+    from tests.helpers import erpprov
 
-    return run_erpprov(cwd, "export", *args)
+    return erpprov(cwd, "export", *args)
 
 
 def test_two_exports_of_one_server_are_byte_identical(tmp_path: Path, pg: Any) -> None:

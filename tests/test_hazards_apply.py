@@ -10,7 +10,7 @@ from erpprov.apply.host import HostFailed
 from erpprov.core.actions import Hazard
 from erpprov.errors import ErpprovError
 from erpprov.plan.build import plan_target
-from tests.helpers import apply_all, load_targets, plan_of, run_erpprov
+from tests.helpers import apply_all, erpprov, load_targets, plan_of
 
 TABLE = """
 - name: p
@@ -74,7 +74,7 @@ def test_taking_login_or_an_attribute_away_is_refused_until_allowed(tmp_path, pg
         conn.execute("CREATE ROLE hz_app LOGIN CREATEDB CREATEROLE")
     targets = load_targets(tmp_path, pg, "- name: p\n  roles: [{name: hz_app, createrole: true}]\n")
     assert plan_of(targets) == [("role.hz_app", "update")]
-    shown = run_erpprov(tmp_path, "plan", "playbooks/site.yaml")
+    shown = erpprov(tmp_path, "plan")
     assert shown.returncode == 0, shown.stderr
     assert "~ role.hz_app  [revokes_access]" in shown.stdout and "# hz_app loses LOGIN, CREATEDB" in shown.stdout
     with pytest.raises(ErpprovError) as refused:
@@ -102,7 +102,7 @@ def test_the_role_erpprov_connects_as_keeps_its_access_even_when_hazards_are_all
             attempt()
         assert "hz_admin" in refused.value.message and named in refused.value.message
         assert "pg_user" in refused.value.hint
-    applied = run_erpprov(tmp_path, "apply", "--allow-destructive", "playbooks/site.yaml")
+    applied = erpprov(tmp_path, "apply", "--allow-destructive")
     assert applied.returncode == 1 and named in applied.stderr and "Traceback" not in applied.stderr
     assert _role_flags(pg, "hz_admin") == (True, True, False, True)
     fixed = load_targets(tmp_path, pg, "- name: p\n  roles: [{name: hz_admin, login: true, superuser: true, "

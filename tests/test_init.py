@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,9 @@ from click.testing import CliRunner
 
 from erpprov.errors import ErpprovError
 from erpprov.ops.scaffold import SKELETON_FILES, init_project
+from tests.helpers import REPO, erpprov
 
-REPO = Path(__file__).resolve().parent.parent
+DEV_ENVIRONMENT = ("POSTGRES_PASSWORD", "MYAPP_PASSWORD", "ERP_PG_PORT")  # a developer's shell may set them
 SKELETON = REPO / "erpprov" / "ops" / "skeleton"
 EXPECTED = sorted([*SKELETON_FILES, "schema/playbook.schema.json", ".env.example", ".gitignore"])
 
@@ -37,13 +37,6 @@ def test_shipped_schema_is_the_committed_one(tmp_path: Path) -> None:
     assert (tmp_path / "schema" / "playbook.schema.json").read_text() == committed.read_text()
 
 
-def _erpprov(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_PASSWORD", "MYAPP_PASSWORD", "ERP_PG_PORT")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-m", "erpprov", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
-
-
 def test_init_writes_a_project_that_validates(tmp_path: Path) -> None:
     project = tmp_path / "new-project"
     written = init_project(project)
@@ -52,10 +45,11 @@ def test_init_writes_a_project_that_validates(tmp_path: Path) -> None:
         assert (project / name).read_bytes() == (SKELETON / name).read_bytes()
     env_example = (project / ".env.example").read_text()
     assert "POSTGRES_PASSWORD=" in env_example and "MYAPP_PASSWORD=" in env_example
-    done = _erpprov("validate", cwd=project)
+    done = erpprov(project, "validate", drop_env=DEV_ENVIRONMENT)
     assert done.returncode == 0, done.stderr
     assert "playbooks/dev.yaml: valid (1 play, hosts: localhost)" in done.stdout
-    offline = _erpprov("plan", "--offline", cwd=project)  # the whole example, as a reviewer would see it
+    # the whole example, as a reviewer would see it
+    offline = erpprov(project, "plan", "--offline", drop_env=DEV_ENVIRONMENT)
     assert offline.returncode == 0, offline.stderr
     assert "users" in offline.stdout and "mypassword" not in offline.stdout
 

@@ -15,17 +15,8 @@ import pytest
 import yaml
 
 from tests.dockerenv import needs_engine
-from tests.reliability.conftest import (
-    OwnCluster,
-    Run,
-    assert_clean_error,
-    assert_converged,
-    erpprov,
-    pg_env,
-    server_vars,
-    write_project,
-)
-from tests.test_cli_surface import fed
+from tests.helpers import Run, assert_clean_error, assert_converged, erpprov, pg_env, server_vars, write_project
+from tests.reliability.conftest import OwnCluster
 
 
 def _ok(run: Run) -> Run:
@@ -66,7 +57,7 @@ def test_pg_database_is_where_cluster_wide_work_connects(tmp_path: Path, pg: Any
     _ok(erpprov(root, "apply", env=env, mem=None))
     assert_converged(root, env)
     # No database declared: psql opens pg_database.
-    psql = fed(root, "SELECT 'db=' || current_database();\n", "psql", env=env)
+    psql = erpprov(root, "psql", env=env, input="SELECT 'db=' || current_database();\n")
     assert psql.returncode == 0 and f"db={pg.dbname}" in psql.stdout, psql
     write_project(root, yaml.safe_dump(play), {**server_vars(pg), "pg_database": "no_such_db"})
     assert_clean_error(erpprov(root, "plan", env=env, mem=None), "cannot connect",

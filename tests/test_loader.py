@@ -4,7 +4,7 @@ import pytest
 
 from erpprov.errors import ErpprovError
 from erpprov.load.project import load_project, parse_extra_vars
-from tests.helpers import write_project
+from tests.helpers import PLAYBOOK, write_project
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,7 +52,7 @@ def test_variable_precedence_all_group_host_play_extra(tmp_path):
           vars: {d: play, e: play}
           roles:
             - {name: "{{ a }}-{{ b }}-{{ c }}-{{ d }}-{{ e }}"}
-    """, PRECEDENCE_INVENTORY)
+    """, inventory=PRECEDENCE_INVENTORY) / PLAYBOOK
     project = load(path, extra_vars={"e": "extra"})
     assert project.targets[0].play.roles[0].name == "all-group-host-play-extra"
 
@@ -64,7 +64,7 @@ def test_env_file_beside_inventory_and_process_env_wins(tmp_path):
           roles:
             - {name: "{{ env.ROLE_A }}"}
             - {name: "{{ env.ROLE_B }}"}
-    """, env="ROLE_A=from_file\nexport ROLE_B='file_b'\n")
+    """, env_file="ROLE_A=from_file\nexport ROLE_B='file_b'\n") / PLAYBOOK
     project = load_project(path, tmp_path / "inventory.yaml", environ={"ROLE_B": "from_process"})
     assert [r.name for r in project.targets[0].play.roles] == ["from_file", "from_process"]
 
@@ -77,7 +77,7 @@ def test_vars_refer_to_each_other_and_builtins(tmp_path):
             prefix: "{{ inventory_hostname }}"
             role: "{{ prefix }}_app"
           roles: [{name: "{{ role }}"}]
-    """)
+    """) / PLAYBOOK
     assert load(path).targets[0].play.roles[0].name == "localhost_app"
 
 
@@ -87,7 +87,7 @@ def test_vars_files_and_extra_vars_file(tmp_path):
           hosts: all
           vars_files: [more.yaml]
           roles: [{name: "{{ from_file }}"}, {name: "{{ from_extra }}"}]
-    """)
+    """) / PLAYBOOK
     (path.parent / "more.yaml").write_text("from_file: f1\nfrom_extra: overridden\n")
     (tmp_path / "extra.yaml").write_text("from_extra: e1\n")
     extra = parse_extra_vars(["@extra.yaml"], tmp_path)
@@ -105,10 +105,10 @@ def test_limit_and_play_patterns(tmp_path):
         - name: p
           hosts: "all:!b"
           roles: [{name: r}]
-    """, """
+    """, inventory="""
         all:
           hosts: {a: {}, b: {}, c: {}}
-    """)
+    """) / PLAYBOOK
     assert [t.host for t in load(path).targets] == ["a", "c"]
     assert [t.host for t in load(path, limit="c").targets] == ["c"]
 
@@ -200,7 +200,7 @@ ERROR_CASES = {
 @pytest.mark.parametrize("case", ERROR_CASES, ids=list(ERROR_CASES))
 def test_errors_carry_file_line_and_a_clear_message(tmp_path, case):
     text, line, words, hint = ERROR_CASES[case]
-    path = write_project(tmp_path, text)
+    path = write_project(tmp_path, text) / PLAYBOOK
     with pytest.raises(ErpprovError) as err:
         load(path)
     assert words in err.value.message
@@ -212,10 +212,10 @@ def test_errors_carry_file_line_and_a_clear_message(tmp_path, case):
 
 def test_missing_files(tmp_path):
     with pytest.raises(ErpprovError, match="playbook not found"):
-        load_project(tmp_path / "nope.yaml", write_project(tmp_path, "[]").parent.parent / "inventory.yaml")
+        load_project(tmp_path / "nope.yaml", write_project(tmp_path, "[]") / "inventory.yaml")
     with pytest.raises(ErpprovError, match="inventory not found"):
-        load_project(tmp_path / "playbooks/site.yaml", tmp_path / "missing.yaml")
-    path = write_project(tmp_path, "- {name: p, vars_files: [gone.yaml]}")
+        load_project(tmp_path / PLAYBOOK, tmp_path / "missing.yaml")
+    path = write_project(tmp_path, "- {name: p, vars_files: [gone.yaml]}") / PLAYBOOK
     with pytest.raises(ErpprovError, match="vars file not found") as err:
         load(path)
     assert err.value.location.line == 1

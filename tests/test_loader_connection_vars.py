@@ -8,7 +8,7 @@ import pytest
 from erpprov.errors import ErpprovError
 from erpprov.load.project import load_project
 from erpprov.plan.build import plan_target
-from tests.helpers import apply_all, load_targets, run_erpprov, write_project
+from tests.helpers import PLAYBOOK, apply_all, erpprov, load_targets, write_project
 
 PLAY = """
 - name: app
@@ -19,7 +19,8 @@ PLAY = """
 
 def test_documented_connection_defaults_are_template_variables(tmp_path):
     inventory = "all:\n  hosts:\n    db1: {}\n"
-    project = load_project(write_project(tmp_path, PLAY, inventory), tmp_path / "inventory.yaml", environ={})
+    project = load_project(write_project(tmp_path, PLAY, inventory=inventory) / PLAYBOOK, tmp_path / "inventory.yaml",
+                           environ={})
     [role] = project.targets[0].play.roles
     assert (role.name, role.comment) == ("postgres_app", "127.0.0.1:5432/postgres auto")
 
@@ -30,7 +31,7 @@ def test_documented_connection_defaults_are_template_variables(tmp_path):
 ])
 def test_a_connection_variable_that_does_not_render_is_an_error_message(tmp_path, value, words):
     inventory = f'all:\n  hosts:\n    db1: {{pg_password: "{value}"}}\n'
-    path = write_project(tmp_path, "- {name: app, hosts: all}\n", inventory)
+    path = write_project(tmp_path, "- {name: app, hosts: all}\n", inventory=inventory) / PLAYBOOK
     with pytest.raises(ErpprovError, match="pg_password") as caught:
         load_project(path, tmp_path / "inventory.yaml", environ={})
     assert words in caught.value.message
@@ -51,7 +52,7 @@ def test_a_password_is_rendered_only_when_the_plan_needs_it(tmp_path, pg):
         conn.execute("CREATE ROLE lazy_app LOGIN")
     [target] = load_targets(tmp_path, pg, EXPORTED)
     assert [a.address for a in plan_target(target).actions] == []
-    run = run_erpprov(tmp_path, "plan", "playbooks/site.yaml", "-o", "plan.json", env={"NO_COLOR": "1"})
+    run = erpprov(tmp_path, "plan", "-o", "plan.json")
     assert run.returncode == 0, run.stderr
     with pg.connect("postgres") as conn:
         conn.execute("DROP ROLE lazy_app")

@@ -16,8 +16,7 @@ import yaml
 
 from erpprov.apply.executor import LOCK_KEYS
 from erpprov.drivers.embedded import free_port
-from tests.helpers import run_erpprov as erpprov
-from tests.helpers import wait_in_transaction, wait_sessions_gone
+from tests.helpers import erpprov, wait_in_transaction, wait_sessions_gone
 
 SECRET = "Pa55-w0rd-that-must-never-show"
 

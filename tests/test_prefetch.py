@@ -12,7 +12,7 @@ import pytest
 
 from erpprov.errors import ErpprovError
 from erpprov.load import yamlsrc
-from tests.helpers import run_erpprov
+from tests.helpers import erpprov
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prefetch forks on Linux only")
 
@@ -100,13 +100,13 @@ def test_small_files_and_threaded_callers_parse_in_process(tmp_path: Path, big: 
 
 def test_the_cli_loads_a_large_playbook_and_points_at_its_errors(tmp_path: Path, big: Path) -> None:
     (tmp_path / "inventory.yaml").write_text("all:\n  hosts:\n    db:\n")
-    done = run_erpprov(tmp_path, "validate", "big.yaml")
+    done = erpprov(tmp_path, "validate", "big.yaml")
     assert done.returncode == 0, done.stderr
     assert "big.yaml: valid (1 play, hosts: db)" in done.stdout
 
     base = big.read_text()
     big.write_text(base + "- name: more\n  hosts: all\n  rolez: []\n")
     line = base.count("\n") + 3
-    done = run_erpprov(tmp_path, "validate", "big.yaml")
+    done = erpprov(tmp_path, "validate", "big.yaml")
     assert done.returncode == 1
     assert f"big.yaml:{line}:3: unknown key 'rolez'" in done.stderr

@@ -13,14 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.reliability.conftest import (
-    assert_clean_error,
-    assert_converged,
-    erpprov,
-    pg_env,
-    server_vars,
-    write_project,
-)
+from tests.helpers import assert_clean_error, assert_converged, erpprov, pg_env, server_vars, write_project
 
 
 def test_role_and_database_options_apply_and_converge(tmp_path: Any, pg: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from psycopg import sql
 
-from tests.helpers import run_erpprov
+from tests.helpers import erpprov
 
 COMMENT = "Bestellungen für Kunden — ünïcode"
 
@@ -33,25 +33,25 @@ def test_export_plan_apply_on_a_sql_ascii_database(tmp_path: Path, pg: Any) -> N
     playbook = tmp_path / "playbooks" / "dev.yaml"
     playbook.write_text("- {name: dev, hosts: dev}\n")
 
-    exported = run_erpprov(tmp_path, "export", "--db", database, "-o", str(playbook))
+    exported = erpprov(tmp_path, "export", "--db", database, "-o", str(playbook))
     assert exported.returncode == 0, exported.stderr
     plays = yaml.safe_load(playbook.read_text())
     table = next(t for t in plays[0]["databases"][0]["tables"] if t["name"] == "orders")
     assert table["comment"] == COMMENT
     assert [c["name"] for c in table["columns"]] == ["id", "note"]
 
-    unchanged = run_erpprov(tmp_path, "plan", "--detailed-exitcode")
+    unchanged = erpprov(tmp_path, "plan", "--detailed-exitcode")
     assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
 
     table["columns"].append({"name": "shipped_at", "type": "timestamptz", "comment": "versandt am"})
     plays[0]["databases"][0]["tables"].append(
         {"name": "kunden", "comment": "Straße", "columns": [{"name": "id", "type": "bigserial", "primary_key": True}]})
     playbook.write_text(yaml.safe_dump(plays, allow_unicode=True))
-    applied = run_erpprov(tmp_path, "apply")
+    applied = erpprov(tmp_path, "apply")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert f"changed: [localhost] table {database}.public.kunden" in applied.stdout
 
-    again = run_erpprov(tmp_path, "plan", "--detailed-exitcode")
+    again = erpprov(tmp_path, "plan", "--detailed-exitcode")
     assert again.returncode == 0, again.stdout + again.stderr
     with pg.connect(database, client_encoding="UTF8") as conn:
         assert conn.execute("SELECT obj_description('kunden'::regclass, 'pg_class')").fetchone()[0] == "Straße"
@@ -67,6 +67,6 @@ def test_text_that_is_not_utf8_is_a_clean_error(tmp_path: Path, pg: Any) -> None
     playbook = f"- {{name: dev, hosts: dev, databases: [{{name: {database}}}]}}\n"
     (tmp_path / "playbooks" / "dev.yaml").write_text(playbook)
     for command in (["plan"], ["export", "--db", database]):
-        run = run_erpprov(tmp_path, *command)
+        run = erpprov(tmp_path, *command)
         assert run.returncode == 1 and run.stderr.startswith("error: "), run.stderr
         assert "Traceback" not in run.stderr and "not valid UTF-8" in run.stderr, run.stderr

@@ -11,7 +11,7 @@ import textwrap
 from urllib.parse import quote, quote_plus
 
 from erpprov.plan.build import plan_target
-from tests.helpers import load_targets, run_erpprov
+from tests.helpers import erpprov, load_targets
 
 OLD_PASSWORD = "Old\"Pa'ss/w0rd"
 NEW_PASSWORD = "New\"Pa'ss/w1rd"
@@ -68,7 +68,7 @@ def _outputs(tmp_path) -> dict[str, str]:  # type: ignore[no-untyped-def]
             "saved": ("-o", "saved.json")}
     outputs = {}
     for name, args in runs.items():
-        run = run_erpprov(tmp_path, "plan", "playbooks/site.yaml", *args, env={"NO_COLOR": "1"})
+        run = erpprov(tmp_path, "plan", *args)
         assert run.returncode == 0, run.stderr
         outputs[name] = run.stdout + run.stderr
     outputs["saved"] += (tmp_path / "saved.json").read_text()
@@ -88,7 +88,7 @@ def test_secrets_never_print_in_any_form_through_the_cli(tmp_path, pg):
 
 def test_a_password_rotation_never_shows_the_old_password(tmp_path, pg):
     _project(tmp_path, pg, OLD_PASSWORD)
-    run = run_erpprov(tmp_path, "apply", "playbooks/site.yaml", env={"NO_COLOR": "1"})
+    run = erpprov(tmp_path, "apply")
     assert run.returncode == 0, run.stderr
     assert OLD_PASSWORD in (tmp_path / "app.env").read_text()
     [target] = _project(tmp_path, pg, NEW_PASSWORD)

@@ -97,17 +97,15 @@ def test_a_runaway_template_file_is_stopped_in_a_multi_host_run(tmp_path, pg, na
     must hold there too, for every host."""
     import yaml
 
-    from tests.helpers import run_erpprov
+    from tests.helpers import erpprov, server_vars, write_project
 
-    hosts = {h: {"driver": "external", "pg_host": pg.host, "pg_port": pg.port, "pg_user": pg.user,
-                 "pg_password": pg.password, "out": h} for h in ("alpha", "beta")}
-    (tmp_path / "inventory.yaml").write_text(yaml.safe_dump({"all": {"children": {"dev": {"hosts": hosts}}}}))
+    hosts = {h: {**server_vars(pg, password_from_env=False), "out": h} for h in ("alpha", "beta")}
+    write_project(tmp_path, yaml.safe_dump([{"name": "runaway", "hosts": "dev", "templates": [
+        {"src": "loop.j2", "dest": "out/{{ out }}.txt"}]}]),
+        inventory=yaml.safe_dump({"all": {"children": {"dev": {"hosts": hosts}}}}))
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "loop.j2").write_text(RUNAWAY[name] + "\n")
-    (tmp_path / "playbooks").mkdir()
-    (tmp_path / "playbooks" / "site.yaml").write_text(yaml.safe_dump([{
-        "name": "runaway", "hosts": "dev", "templates": [{"src": "loop.j2", "dest": "out/{{ out }}.txt"}]}]))
-    run = run_erpprov(tmp_path, "plan", "playbooks/site.yaml", timeout=120)  # a hang is a timeout here
+    run = erpprov(tmp_path, "plan", timeout=120)  # a hang is a timeout here
     assert run.returncode == 1, run.stdout + run.stderr
     assert "Traceback" not in run.stderr
     for host in ("alpha", "beta"):

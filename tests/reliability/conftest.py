@@ -1,78 +1,22 @@
-"""Helpers shared by the reliability suite: the CLI in a bounded subprocess, throwaway projects,
-dedicated clusters, and catalog snapshots to prove that nothing else changed."""
+"""What only the reliability suite uses: many CLI runs at once (forkcli.py), dedicated clusters,
+catalog snapshots to prove that nothing else changed, and the bad-input kinds it counts. The CLI
+runner and project builders the whole suite shares are in tests/helpers.py."""
 
 from __future__ import annotations
 
-import os
-import resource
 import shutil
-import signal
 import subprocess
 import sys
-import textwrap
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-import yaml
 
 from erpprov.drivers.embedded import LocalCluster, free_port
-from tests.helpers import reachable_tempdir
-
-REPO = Path(__file__).resolve().parents[2]
-MiB = 1024 * 1024
-TIMED_OUT = -999  # returncode of a run that was killed at its timeout
-
-
-@dataclass
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-    @property
-    def timed_out(self) -> bool:
-        return self.returncode == TIMED_OUT
-
-    def __str__(self) -> str:  # shown by failed asserts
-        return (f"rc={self.returncode} ({self.seconds:.1f}s)\nstdout: {self.stdout[-1500:]}\n"
-                f"stderr: {self.stderr[-1500:]}")
-
-
-def _limits(mem: int | None, umask: int | None = None):  # type: ignore[no-untyped-def]
-    def apply() -> None:
-        if umask is not None:
-            os.umask(umask)
-        os.setsid()  # its own process group, so a timeout kills it and anything it started
-        if mem is not None:
-            resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    return apply
-
-
-def cli_environ(env: dict[str, str] | None = None, drop: tuple[str, ...] = ()) -> dict[str, str]:
-    """The environment of a CLI run: ours, ``env`` over it, without ``drop``, this checkout importable."""
-    environ = {**os.environ, **(env or {})}
-    for key in drop:
-        environ.pop(key, None)
-    environ["PYTHONPATH"] = str(REPO) + os.pathsep + environ.get("PYTHONPATH", "")
-    return environ
-
-
-def erpprov(cwd: Path, *args: str, timeout: float = 60, mem: int | None = 1024 * MiB,
-            env: dict[str, str] | None = None, drop_env: tuple[str, ...] = (), umask: int | None = None) -> Run:
-    """`python -m erpprov ARGS` in ``cwd``, killed after ``timeout`` seconds, address space capped."""
-    environ = cli_environ(env, drop_env)
-    environ.setdefault("NO_COLOR", "1")
-    started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "erpprov", *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=environ, preexec_fn=_limits(mem, umask))
-    return finish(proc, timeout, started=started)
+from tests.helpers import MiB, Run, cli_environ, reachable_tempdir
 
 
 def erpprov_many(jobs: list[tuple[Path, tuple[str, ...], float]], mem: int = 1024 * MiB, parallel: int = 3,
@@ -84,52 +28,10 @@ def erpprov_many(jobs: list[tuple[Path, tuple[str, ...], float]], mem: int = 102
     request = {"parallel": parallel,
                "jobs": [{"cwd": str(cwd), "args": list(args), "timeout": timeout, "mem": mem}
                         for cwd, args, timeout in jobs]}
-    budget = sum(t for _, _, t in jobs) / parallel + max(t for _, _, t in jobs) + 60
+    hang_timeout = sum(t for _, _, t in jobs) / parallel + max(t for _, _, t in jobs) + 60
     out = subprocess.run([sys.executable, str(Path(__file__).with_name("forkcli.py"))], input=json.dumps(request),
-                         capture_output=True, text=True, timeout=budget, env=cli_environ(env), check=True)
+                         capture_output=True, text=True, timeout=hang_timeout, env=cli_environ(env), check=True)
     return [Run(r["returncode"], r["stdout"], r["stderr"], r["seconds"]) for r in json.loads(out.stdout)]
-
-
-def assert_clean_error(run: Run, *fragments: str, budget: float | None = None) -> None:
-    """erpprov's own error: exit 1, `error: ...` first on stderr, no traceback, within ``budget``."""
-    assert not run.timed_out, f"erpprov did not finish in time: {run}"
-    assert run.returncode == 1, str(run)
-    assert run.stderr.startswith("error: "), str(run)
-    assert "Traceback" not in run.stderr + run.stdout, str(run)
-    first = run.stderr.splitlines()[0]
-    for fragment in fragments:
-        assert fragment.lower() in run.stderr.lower(), f"{fragment!r} not in: {run}"
-    assert len(first) < 2000, "the first line of the error is not a readable one-liner"
-    if budget is not None:
-        assert run.seconds < budget, str(run)
-
-
-def write_project(root: Path, playbook: str | bytes, host_vars: dict[str, Any] | None = None,
-                  env_file: str | None = None, dedent: bool = True) -> Path:
-    """A project directory: inventory.yaml (one host `localhost` in group `dev`) + playbooks/dev.yaml."""
-    root.mkdir(parents=True, exist_ok=True)
-    host = {"driver": "external", **(host_vars or {})}
-    (root / "inventory.yaml").write_text(yaml.safe_dump({"all": {"children": {"dev": {"hosts": {"localhost": host}}}}}))
-    (root / "playbooks").mkdir(exist_ok=True)
-    path = root / "playbooks" / "dev.yaml"
-    if isinstance(playbook, bytes):
-        path.write_bytes(playbook)
-    else:
-        path.write_text(textwrap.dedent(playbook) if dedent else playbook, encoding="utf-8")
-    if env_file is not None:
-        (root / ".env").write_text(env_file)
-    return root
-
-
-def server_vars(pg: Any, password_from_env: bool = True) -> dict[str, Any]:
-    """Host variables reaching the test server ``pg``; the password comes from the environment."""
-    return {"driver": "external", "pg_host": pg.host, "pg_port": pg.port, "pg_user": pg.user,
-            "pg_password": "{{ env.RELIABILITY_PG_PASSWORD }}" if password_from_env else pg.password,
-            "pg_connect_timeout": 5}
-
-
-def pg_env(pg: Any) -> dict[str, str]:
-    return {"RELIABILITY_PG_PASSWORD": pg.password}
 
 
 def unique(prefix: str = "r") -> str:
@@ -251,34 +153,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     config._reliability_items = list(items)  # type: ignore[attr-defined]
-
-
-def start_erpprov(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """`erpprov ARGS` started in the background, in its own process group (so we kill only it)."""
-    return subprocess.Popen([sys.executable, "-m", "erpprov", *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**cli_environ(env), "NO_COLOR": "1"},
-                            start_new_session=True)
-
-
-def finish(proc: subprocess.Popen[str], timeout: float = 120, started: float | None = None) -> Run:
-    """Wait for ``proc`` at most ``timeout`` seconds, then SIGKILL its process group (TIMED_OUT).
-    ``seconds`` counts from ``started`` (a time.monotonic() value), or from now."""
-    if started is None:
-        started = time.monotonic()
-    try:
-        out, err = proc.communicate(timeout=timeout)
-        code = proc.returncode
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate(timeout=30)
-        code = TIMED_OUT
-    return Run(code, out, err, time.monotonic() - started)
-
-
-def assert_converged(cwd: Path, env: dict[str, str] | None = None, *args: str) -> None:
-    """The convergence check: `plan --detailed-exitcode` exits 0 (no changes)."""
-    run = erpprov(cwd, "plan", "--detailed-exitcode", *args, env=env, mem=None)
-    assert run.returncode == 0, f"the plan is not empty: {run}"
 
 
 def waiting_for_the_lock(server: Any, pids: list[int]) -> set[int]:

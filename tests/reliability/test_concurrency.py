@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 from erpprov.apply.executor import LOCK_KEYS
-
-from .conftest import (
+from tests.helpers import (
     assert_clean_error,
     assert_converged,
     erpprov,
@@ -18,10 +17,10 @@ from .conftest import (
     pg_env,
     server_vars,
     start_erpprov,
-    unique,
-    waiting_for_the_lock,
     write_project,
 )
+
+from .conftest import unique, waiting_for_the_lock
 
 
 @pytest.mark.parametrize("count", [2, 10])
@@ -42,6 +41,8 @@ def test_concurrent_applies_take_turns(tmp_path, pg, count):
         assert run.returncode == 0 or "another erpprov apply holds the lock" in run.stderr, str(run)
     succeeded = [r for r in results if r.returncode == 0]
     assert succeeded, "no apply succeeded"
+    if count == 2:  # the lock wait (90 s) is far beyond one apply: the waiting one gets its turn
+        assert len(succeeded) == count, [str(r) for r in results]
     # Exactly one of them created the objects; the others found them done.
     assert sum(f"changed: [localhost] role {role}" in r.stdout for r in results) == 1
     assert sum(f"changed: [localhost] table {databases[0]}.public.t0" in r.stdout for r in results) == 1
@@ -86,7 +87,9 @@ def test_the_lock_holder_through_postgres_stops_an_apply_through_another_databas
     with pg.connect("postgres", application_name="erpprov apply pid=4242 on laptop") as holder:
         holder.execute("SELECT pg_advisory_lock(%s, %s)", LOCK_KEYS)
         blocked = erpprov(root, "apply", "--lock-wait", "1", env=pg_env(pg))
+        holder.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
     assert_clean_error(blocked, "another erpprov apply holds the lock", "erpprov apply pid=4242 on laptop")
+    assert erpprov(root, "apply", env=pg_env(pg)).returncode == 0  # once it is free, the apply proceeds
 
 
 def test_without_connect_on_postgres_the_lock_falls_back_and_says_so(tmp_path, own_cluster):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 from pathlib import Path
@@ -13,8 +12,7 @@ import yaml
 from erpprov.apply.executor import LOCK_KEYS
 from erpprov.drivers.embedded import free_port
 from tests.dockerenv import needs_engine
-
-from .conftest import assert_converged, erpprov, finish, start_erpprov, write_project
+from tests.helpers import assert_converged, erpprov, finish, remove_container, start_erpprov, write_project
 
 pytestmark = needs_engine
 
@@ -34,7 +32,6 @@ def _project(tmp: Path, image: str, name: str, port: int, tables: int) -> Path:
 
 
 def test_container_removed_mid_apply(tmp_path, engine, test_image):
-    import docker
 
     name, port, env = f"erpprov-rel-{uuid.uuid4().hex[:10]}", free_port(), {"DOCKER_PW": "docker-rel-pw"}
     root = _project(tmp_path, test_image, name, port, 1)
@@ -63,5 +60,4 @@ def test_container_removed_mid_apply(tmp_path, engine, test_image):
             assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0] == 6
         assert_converged(root, env)
     finally:
-        with contextlib.suppress(docker.errors.NotFound):
-            engine.containers.get(name).remove(force=True)
+        remove_container(engine, name)

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import psycopg
 import yaml
 
-from .conftest import assert_clean_error, erpprov, pg_env, server_vars, write_project
+from tests.helpers import assert_clean_error, erpprov, pg_env, server_vars, write_project
 
 HANG = 60  # seconds: far beyond the lock timeout; reaching it means erpprov waited on the lock
 

@@ -18,7 +18,7 @@ from erpprov.core.address import Address
 from erpprov.core.display import shown
 from erpprov.plan.planfile import document, dump
 from erpprov.plan.render import markdown, text
-from tests.helpers import run_erpprov
+from tests.helpers import erpprov
 
 ERASE = "t\x1b[2K\x1b[1A\rclean"  # erase the line, move up, back to column 0
 C1 = "c\x9b31mred\u202egpj.exe"  # a C1 CSI, a right-to-left override
@@ -63,7 +63,7 @@ def test_plan_text_shows_hostile_live_names_escaped(tmp_path, pg):
     tag = uuid.uuid4().hex[:6]
     names = _hostile_server(pg, tag)
     _project(tmp_path, pg)
-    run = run_erpprov(tmp_path, "plan", "--sql")
+    run = erpprov(tmp_path, "plan", "--sql")
     assert run.returncode == 0, run.stderr
     _no_raw_controls(run.stdout)
     drop = next(line for line in run.stdout.splitlines() if shown(names["table"]) in line and "- table" in line)
@@ -78,7 +78,7 @@ def test_markdown_plan_keeps_a_code_fence_in_a_name_inside_the_code_block(tmp_pa
     tag = uuid.uuid4().hex[:6]
     names = _hostile_server(pg, tag)
     _project(tmp_path, pg)
-    run = run_erpprov(tmp_path, "plan", "--format", "markdown")
+    run = erpprov(tmp_path, "plan", "--format", "markdown")
     assert run.returncode == 0, run.stderr
     _no_raw_controls(run.stdout)
     lines = run.stdout.splitlines()
@@ -95,7 +95,7 @@ def test_json_plan_holds_the_exact_names_and_no_raw_controls(tmp_path, pg):
     tag = uuid.uuid4().hex[:6]
     names = _hostile_server(pg, tag)
     _project(tmp_path, pg)
-    run = run_erpprov(tmp_path, "plan", "--format", "json")
+    run = erpprov(tmp_path, "plan", "--format", "json")
     assert run.returncode == 0, run.stderr
     _no_raw_controls(run.stdout)
     host = json.loads(run.stdout)["hosts"][0]
@@ -107,12 +107,12 @@ def test_apply_lines_recap_and_refusal_show_names_escaped(tmp_path, pg):
     tag = uuid.uuid4().hex[:6]
     names = _hostile_server(pg, tag)
     _project(tmp_path, pg)
-    refused = run_erpprov(tmp_path, "apply")
+    refused = erpprov(tmp_path, "apply")
     assert refused.returncode == 1
     _no_raw_controls(refused.stdout + refused.stderr)
     refusal = next(line for line in refused.stderr.splitlines() if shown(names["table"]) in line)
     assert "(deletes_data)" in refusal
-    done = run_erpprov(tmp_path, "apply", "--allow-hazard", "deletes_data")
+    done = erpprov(tmp_path, "apply", "--allow-hazard", "deletes_data")
     assert done.returncode == 0, done.stderr
     _no_raw_controls(done.stdout + done.stderr)
     assert f"changed: [localhost] table {pg.dbname}.public.{shown(names['table'])}" in done.stdout.splitlines()
@@ -122,7 +122,7 @@ def test_apply_lines_recap_and_refusal_show_names_escaped(tmp_path, pg):
 def test_error_messages_show_live_names_escaped(tmp_path, pg):
     names = _hostile_server(pg, uuid.uuid4().hex[:6])
     pg.inventory(tmp_path)
-    run = run_erpprov(tmp_path, "export", "--db", "no_such\x1b[8mdb")
+    run = erpprov(tmp_path, "export", "--db", "no_such\x1b[8mdb")
     assert run.returncode == 1
     _no_raw_controls(run.stderr)
     assert "no database named no_such\\x1b[8mdb" in run.stderr
@@ -153,7 +153,7 @@ def test_names_from_the_files_are_escaped_in_plan_apply_and_status(tmp_path, pg)
     (tmp_path / "playbooks" / "dev.yaml").write_text(
         '- name: p\n  hosts: dev\n  roles:\n    - {name: "app\\e[8m\\rhidden", login: true, password: pw}\n')
     for args in (("plan",), ("apply",), ("status",)):
-        run = run_erpprov(tmp_path, *args)
+        run = erpprov(tmp_path, *args)
         assert run.returncode == 0, run.stderr
         _no_raw_controls(run.stdout + run.stderr)
         assert "app\\x1b[8m\\rhidden" in run.stdout, args

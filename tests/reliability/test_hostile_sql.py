@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from erpprov.errors import ErpprovError
-from tests.helpers import apply_all, load_targets, plan_of
+from tests.helpers import PLAYBOOK, apply_all, load_targets, plan_of, server_vars, write_project
 
 from .conftest import diff_snapshots, snapshot, unique
 from .kinds import covers
@@ -109,9 +109,8 @@ def test_passwords_with_quotes_and_backslashes(tmp_path, pg, password):
     (tmp_path / "pw.yaml").write_text(yaml.safe_dump({"env_pw": password}, allow_unicode=True))
     from erpprov.load.project import load_project
 
-    (tmp_path / "playbooks").mkdir(exist_ok=True)
-    (tmp_path / "playbooks" / "site.yaml").write_text(_dump(play))
-    targets = load_project(tmp_path / "playbooks" / "site.yaml", pg.inventory(tmp_path), environ={},
+    root = write_project(tmp_path, _dump(play), server_vars(pg, password_from_env=False), dedent=False)
+    targets = load_project(root / PLAYBOOK, root / "inventory.yaml", environ={},
                            extra_vars={"env_pw": password}).targets
     apply_all(targets)
     assert plan_of(targets) == []  # the stored verifier matches: not reset on every run

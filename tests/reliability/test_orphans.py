@@ -18,9 +18,7 @@ import yaml
 from erpprov.drivers.embedded import LocalCluster
 from erpprov.drivers.throwaway import PREFIX
 from erpprov.errors import ErpprovError
-from tests.helpers import reachable_tempdir
-
-from .conftest import erpprov, finish, start_erpprov, write_project
+from tests.helpers import erpprov, finish, reachable_tempdir, start_erpprov, write_project
 
 ATTEMPTS = 5  # tries to catch a run while its server is up (the window is about a second)
 

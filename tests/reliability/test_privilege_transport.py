@@ -13,16 +13,9 @@ import psycopg
 import pytest
 import yaml
 
-from .conftest import (
-    OwnCluster,
-    assert_clean_error,
-    assert_converged,
-    erpprov,
-    pg_env,
-    server_vars,
-    unique,
-    write_project,
-)
+from tests.helpers import assert_clean_error, assert_converged, erpprov, pg_env, server_vars, write_project
+
+from .conftest import OwnCluster, unique
 
 # --- least privilege ---------------------------------------------------------------------------
 

@@ -18,16 +18,9 @@ from erpprov.core import fragments, model
 from erpprov.errors import ErpprovError
 from erpprov.load.project import load_project
 from erpprov.state.canon import canonicalize
-from tests.helpers import reachable_tempdir
+from tests.helpers import MiB, assert_clean_error, erpprov, pg_env, reachable_tempdir, server_vars, write_project
 
-from .conftest import (
-    assert_clean_error,
-    erpprov,
-    pg_env,
-    server_vars,
-    snapshot,
-    write_project,
-)
+from .conftest import snapshot
 from .kinds import covers
 
 COMMITS = "integer; COMMIT; CREATE TABLE pwned(x int)"
@@ -110,7 +103,7 @@ def test_plan_neither_runs_nor_commits_playbook_sql(pg, offline):
         for payload, place in [(COMMITS, "type"), (_shell_payload(marker), "default")]:
             root = write_project(base / place, _playbook(PLACES[place](payload), pg.dbname), server_vars(pg))
             args = ("plan", "--offline") if offline else ("plan",)
-            run = erpprov(root, *args, env=pg_env(pg), timeout=120)
+            run = erpprov(root, *args, env=pg_env(pg), timeout=120, mem=1024 * MiB)
             assert_clean_error(run, "dev.yaml:", f"single {'type' if place == 'type' else 'expression'}")
         assert not marker.exists(), "a shell command ran on the server"
         with pg.connect() as conn:
