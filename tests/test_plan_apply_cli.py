@@ -14,7 +14,6 @@ from pathlib import Path
 import psycopg
 import yaml
 
-from erpprov.apply.executor import LOCK_KEYS
 from erpprov.drivers.embedded import free_port
 from tests.helpers import erpprov, wait_in_transaction, wait_sessions_gone
 
@@ -94,29 +93,6 @@ def test_saved_plan_applies_exactly_and_refuses_when_anything_moved(tmp_path, pg
     (tmp_path / "playbooks" / "dev.yaml").write_text(textwrap.dedent(simple_playbook(pg.dbname)))
     good = erpprov(cwd, "apply", "plan.json")
     assert good.returncode == 0, good.stderr
-    assert erpprov(cwd, "plan", "--detailed-exitcode").returncode == 0
-
-
-def test_a_second_apply_waits_for_the_lock_and_names_the_holder(tmp_path, pg):
-    cwd = project(tmp_path, pg, simple_playbook(pg.dbname))
-    with psycopg.connect(host=pg.host, port=pg.port, user=pg.user, password=pg.password, dbname="postgres",
-                         autocommit=True, application_name="erpprov apply pid=4242 on laptop") as holder:
-        holder.execute("SELECT pg_advisory_lock(%s, %s)", LOCK_KEYS)
-        blocked = erpprov(cwd, "apply", "--lock-wait", "1")
-        assert blocked.returncode == 1
-        assert "another erpprov apply holds the lock" in blocked.stderr
-        assert "erpprov apply pid=4242 on laptop" in blocked.stderr
-        holder.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
-    assert erpprov(cwd, "apply").returncode == 0
-
-
-def test_concurrent_applies_take_turns(tmp_path, pg):
-    cwd = project(tmp_path, pg, simple_playbook(pg.dbname))
-    runs = [subprocess.Popen([sys.executable, "-m", "erpprov", "apply", "--lock-wait", "60"], cwd=cwd,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
-    results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in runs]
-    assert all(code == 0 for code, _, _ in results), results
-    assert sum("changed: [localhost] role cli_app" in out for _, out, _ in results) == 1
     assert erpprov(cwd, "plan", "--detailed-exitcode").returncode == 0
 
 
