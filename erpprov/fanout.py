@@ -12,6 +12,7 @@ from typing import Generic, TypeVar
 from erpprov.core.target import Target
 from erpprov.errors import ErpprovError
 from erpprov.load.project import Project
+from erpprov.load.taint import hide_secrets
 
 T = TypeVar("T")
 
@@ -34,8 +35,8 @@ def for_each_target(project: Project, work: Callable[[Target], T], forks: int = 
         for target in targets:
             try:
                 outcomes.append(Outcome(target, value=work(target)))
-            except ErpprovError as exc:
-                outcomes.append(Outcome(target, error=exc))
+            except ErpprovError as exc:  # every host's error is shown: without the secrets a plan hides
+                outcomes.append(Outcome(target, error=hide_secrets(exc, target)))
                 break  # later plays on a failed host would build on a state we did not reach
         return outcomes
 

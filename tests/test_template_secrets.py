@@ -5,11 +5,13 @@ secret that others may read is a plan warning."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import textwrap
 from urllib.parse import quote, quote_plus
 
+from erpprov.errors import ErpprovError
 from erpprov.plan.build import plan_target
 from tests.helpers import erpprov, load_targets
 
@@ -99,3 +101,25 @@ def test_a_password_rotation_never_shows_the_old_password(tmp_path, pg):
         for secret in (OLD_PASSWORD, NEW_PASSWORD):
             leaked = [form for form in _forms(secret) if form in output]
             assert not leaked, f"{name} shows {leaked}:\n{output}"
+
+
+def test_errors_that_quote_a_value_rendered_from_a_secret_hide_it(tmp_path, pg):
+    """An error message quotes the value it is about: a type the server rejects (folded to lower
+    case by the server) or one the loader refuses. Rendered from a secret, it reads (sensitive)."""
+    token = "Sup3rToken9q"
+    for column_type, command in ((token, "plan"), (token, "apply"), (f"{token};", "validate")):
+        play = textwrap.dedent(f"""
+            - name: p
+              hosts: all
+              databases:
+                - name: {pg.dbname}
+                  tables:
+                    - name: t
+                      columns: [{{name: c, type: "{{{{ env.API_TOKEN }}}}"}}]
+        """)
+        (tmp_path / ".env").write_text(f"API_TOKEN={column_type}\n")
+        with contextlib.suppress(ErpprovError):  # it writes the project; the load itself may refuse the type
+            load_targets(tmp_path, pg, play)
+        run = erpprov(tmp_path, command)
+        assert run.returncode == 1 and run.stderr.startswith("error: "), str(run)
+        assert "(sensitive)" in run.stderr and token.lower() not in run.stderr.lower(), run.stderr

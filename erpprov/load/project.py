@@ -227,7 +227,10 @@ def _target(
     try:
         play = Play.model_validate(rendered)
     except ValidationError as exc:
-        raise _validation_error(exc, source, (index,), Play) from None
+        # the message quotes the offending value, which may have been rendered from a secret
+        error = _validation_error(exc, source, (index,), Play)
+        error.message = taint.redact(error.message, secrets)
+        raise error from None
     connection = _connection(host, variables, inventory)
     return Target(host=host, play=play, connection=connection, project_dir=project_dir, variables=variables,
                   secrets=frozenset(secrets))

@@ -11,6 +11,7 @@ its place is hidden and the text around it, proven the same under two secrets, s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -84,17 +85,37 @@ def _forms(value: str) -> list[str]:
 
 def redact(value: Any, secrets: Iterable[str]) -> Any:
     """``value`` (a string, or lists and mappings of them) with each known secret hidden where it
-    stands as a word of its own ("postgres" is no secret inside "postgresql")."""
+    stands as a word of its own ("postgres" is no secret inside "postgresql"), in any letter case:
+    the server folds an unquoted name to lower case when it quotes one back in an error."""
     if isinstance(value, str):
-        for secret in sorted(secrets, key=len, reverse=True):  # a secret holding another: hidden whole
-            for form in _forms(secret):
-                value = re.sub(rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])", SENSITIVE, value)
-        return value
+        pattern = _pattern(frozenset(secrets))
+        return pattern.sub(SENSITIVE, value) if pattern else value
     if isinstance(value, dict):
         return {k: redact(v, secrets) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(redact(v, secrets) for v in value)
     return value
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(secrets: frozenset[str]) -> re.Pattern[str] | None:
+    """One pattern for every spelling of every secret, longest first (a secret holding another is
+    hidden whole); built once per set of secrets, not per string redacted."""
+    forms = sorted({form for secret in secrets for form in _forms(secret)}, key=len, reverse=True)
+    if not forms:
+        return None
+    alternatives = "|".join(re.escape(form) for form in forms)
+    return re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+def hide_secrets(error: ErpprovError, target: Target) -> ErpprovError:
+    """``error`` with what a plan would hide hidden in its message and hint too: a message can
+    quote a value rendered from a secret (a type the server rejects, a name it cannot find). The
+    error keeps its type and what it carries (an apply's report): only its words change."""
+    secrets = known_secrets(target)
+    error.message, error.hint = redact(error.message, secrets), redact(error.hint, secrets)
+    error.args = (error.message,)
+    return error
 
 
 def known_secrets(target: Target) -> list[str]:
