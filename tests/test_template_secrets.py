@@ -123,3 +123,10 @@ def test_errors_that_quote_a_value_rendered_from_a_secret_hide_it(tmp_path, pg):
         run = erpprov(tmp_path, command)
         assert run.returncode == 1 and run.stderr.startswith("error: "), str(run)
         assert "(sensitive)" in run.stderr and token.lower() not in run.stderr.lower(), run.stderr
+
+
+def test_apply_warns_of_a_readable_file_holding_secrets_as_plan_does(tmp_path, pg):
+    _project(tmp_path, pg, OLD_PASSWORD, mode="0644")
+    run = erpprov(tmp_path, "apply")
+    assert run.returncode == 0, run.stderr
+    assert "file.app.env holds secrets and mode 0644 lets others read it" in run.stdout, run.stdout

@@ -51,7 +51,9 @@ def apply_target(target: Target, options: ApplyOptions, event: Event, progress: 
                  driver: Driver | None = None) -> ApplyReport:
     driver = driver or make_driver(target)
     report = ApplyReport(host=target.host, driver=driver.name)
-    plan_templates(target)  # a file that cannot be rendered or written stops apply before any change
+    # Planned first: a file that cannot be rendered or written stops apply before any change.
+    # Templates render from the variables alone, so this plan still holds once the SQL has run.
+    files, file_warnings = plan_templates(target)
     container_actions = driver.plan()
     check_hazards(container_actions, options.allow_hazards, options.confirm)
     if container_actions:
@@ -64,7 +66,7 @@ def apply_target(target: Target, options: ApplyOptions, event: Event, progress: 
         wait = max(wait, target.play.container.wait_timeout)
     try:
         _apply_sql(target, options, event, report, wait)
-        files, _ = plan_templates(target)
+        report.warnings += file_warnings
         write_templates(target, files)
         for action in files:
             event("changed", action.address)
