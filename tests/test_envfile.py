@@ -66,3 +66,19 @@ def test_a_key_set_twice_warns_on_stderr_through_the_cli(tmp_path):
     result = erpprov(tmp_path, "validate")
     assert result.returncode == 0, result.stderr
     assert "warning: .env:2: A is set again (first at line 1)" in result.stderr.replace(str(tmp_path) + "/", "")
+
+
+def test_a_fifo_or_a_huge_file_in_place_of_env_is_a_clean_error(tmp_path):
+    import os
+
+    from erpprov.errors import ErpprovError
+    from erpprov.load.envfile import MAX_BYTES, load_env_file
+
+    fifo = tmp_path / ".env"
+    os.mkfifo(fifo)  # reading it would wait for a writer for ever
+    with pytest.raises(ErpprovError, match="not a regular file"):
+        load_env_file(fifo)
+    big = tmp_path / "big.env"
+    big.write_bytes(b"A=" + b"x" * MAX_BYTES + b"\n")
+    with pytest.raises(ErpprovError, match="larger than"):
+        load_env_file(big)

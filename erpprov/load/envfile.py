@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from erpprov.errors import ErpprovError, Location
+from erpprov.load.reading import read_regular
 
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*?)\s*$")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
@@ -76,10 +77,16 @@ def _unescape(body: str) -> str:
     return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), "\\" + m.group(1)), body)
 
 
+MAX_BYTES = 1024 * 1024  # far more than any .env; a FIFO or /dev/zero in its place must not hang a run
+
+
 def load_env_file(path: Path) -> dict[str, str]:
     """A missing .env is normal (it is not committed); an unreadable one is an error."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = read_regular(path, MAX_BYTES)
+        if len(raw) > MAX_BYTES:
+            raise ErpprovError(f"cannot read {path}: larger than {MAX_BYTES // 1024} KiB")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
