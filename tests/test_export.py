@@ -93,7 +93,7 @@ def _build(pg: Any) -> None:
 
 def _export(pg: Any, database: str) -> list[dict[str, Any]]:
     with pg.connect("postgres") as admin:
-        return export_playbook(admin, _connection(pg), databases=[database])
+        return export_playbook(admin, _connection(pg), databases=[database]).playbook
 
 
 def _targets(tmp: Path, pg: Any, playbook: list[dict[str, Any]]) -> list[Target]:

@@ -10,9 +10,11 @@ What is left out on purpose:
   on_create`, so applying the export never resets a live password;
 - ACL entries equal to what a NULL ACL stands for (`implicit_acl`), i.e. what PostgreSQL gives a
   new object anyway;
-- views, standalone sequences and functions themselves (erpprov does not create them); grants on
-  sequences and functions are exported, grants on views are not (they could not be applied to a
-  database where the view does not exist).
+- the schema objects erpprov cannot write yet (views, functions, triggers, aggregates, rules...,
+  read by `state.schema_catalog`): never silently, each is listed in `Exported.left_out`, which
+  the CLI prints on stderr and at the top of the file. Grants on sequences and functions are
+  exported, grants on views are not (they could not be applied to a database where the view does
+  not exist).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -54,6 +57,7 @@ from erpprov.postgres.acl import DEFAULT_PRIVILEGE_KIND, all_privileges, implici
 from erpprov.postgres.connect import connect
 from erpprov.postgres.naming import column_addition, make_object_name, unquote
 from erpprov.state import catalog
+from erpprov.state.schema_catalog import read_schema_objects
 from erpprov.state.table_catalog import inspect_tables
 
 # Left out unless named: the maintenance database every cluster has (templates are never read).
@@ -64,9 +68,17 @@ BUILTIN_EXTENSIONS = frozenset({"plpgsql"})
 _SERIAL_TYPES = {"integer": "serial", "bigint": "bigserial", "smallint": "smallserial"}
 
 
+@dataclass
+class Exported:
+    playbook: list[dict[str, Any]]
+    # What the playbook does not hold, as people name it ("database erp: view public.report"):
+    # erpprov never drops an object from an export without saying so.
+    left_out: list[str] = field(default_factory=list)
+
+
 def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
                     databases: list[str] | None = None, hosts: str = "all",
-                    name: str = "Exported from the live server") -> list[dict[str, Any]]:
+                    name: str = "Exported from the live server") -> Exported:
     """A playbook of one play describing the roles and ``databases`` (default: all but `postgres`)
     of the server ``admin`` is connected to; ``connection`` opens the per-database connections."""
     cluster = catalog.read_cluster(admin)
@@ -77,15 +89,17 @@ def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
     roles = [_role(cluster.roles[r], variables[r]) for r in names]
     if roles:
         play["roles"] = roles
-    exported = []
+    exported, left_out = [], []
     for db in chosen:
         with connect(connection, db) as conn:
             live = catalog.read_database(conn, db)
             live_tables = inspect_tables(conn)
+            objects = read_schema_objects(conn)
         exported.append(_database(cluster, live, live_tables))
+        left_out += [f"database {db}: {o.describe()}" for o in objects.objects]
     if exported:
         play["databases"] = exported
-    return [_escape_templates(play)]
+    return Exported([_escape_templates(play)], left_out)
 
 
 _JINJA_MARKERS = ("{{", "{%", "{#")

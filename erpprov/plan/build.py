@@ -30,6 +30,7 @@ from erpprov.diff import (
     function_signatures,
     passwords_to_compare,
 )
+from erpprov.diff.schema_objects import unmanaged_objects
 from erpprov.diff.tables import diff_tables
 from erpprov.drivers import make_driver
 from erpprov.drivers.base import Driver
@@ -40,6 +41,7 @@ from erpprov.postgres.connect import connect, connection_kept, one_value
 from erpprov.postgres.scram import matching_passwords_started
 from erpprov.state import catalog
 from erpprov.state.canon import canonicalize
+from erpprov.state.schema_catalog import read_schema_objects
 from erpprov.state.scratch import canonicalize_in_scratch_database
 from erpprov.state.snapshot import Snapshot
 from erpprov.state.table_catalog import inspect_tables, with_row_signal
@@ -112,6 +114,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         # Function signatures are this database's: its own lookup, not added to the shared canon.
         canon = replace(canon, functions=catalog.canonical_functions(conn, function_signatures(db)))
         live_tables = inspect_tables(conn)
+        live_objects = read_schema_objects(conn)
         if not db.tables or one_value(conn, "SELECT has_database_privilege(current_database(), 'CREATE')"):
             desired_tables = canonicalize(conn, db.tables, live_tables)
         else:
@@ -123,7 +126,9 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
                                                         prune_schemas=prune)
     snapshot.databases[db.name] = live
     snapshot.tables[db.name] = live_tables
-    result = Result(actions=table_diff.actions, unmanaged=table_diff.unmanaged)
+    snapshot.schema_objects[db.name] = live_objects
+    result = Result(actions=table_diff.actions,
+                    unmanaged=table_diff.unmanaged + unmanaged_objects(live_objects, db.name))
     try:
         result.extend(diff_database_contents(db, live, cluster, canon, planned_objects(desired_tables, live_tables),
                                              target.play.roles))

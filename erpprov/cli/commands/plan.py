@@ -51,7 +51,8 @@ def plan(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], li
     elif fmt == "markdown":
         click.echo(render.markdown(plans))
     else:
-        click.echo(render.text(plans, show_sql=show_sql or verbose, colour=colour(no_color)), nl=False)
+        click.echo(render.text(plans, show_sql=show_sql or verbose, colour=colour(no_color),
+                               names=verbose), nl=False)
     if out:
         planfile.write(out, plans, inputs=inputs, playbook=playbook or DEFAULT_PLAYBOOK, inventory=inventory,
                        limit=limit)

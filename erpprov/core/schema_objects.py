@@ -1,0 +1,55 @@
+"""The schema objects beside tables (types, sequences, views, functions, triggers, ...) as the live
+database holds them: what a plan lists as unmanaged and an export writes or reports as left out.
+
+Every such object is read, whatever erpprov can manage of it, so that a plan saying "No changes"
+never hides one (docs/design.md, decision 6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from erpprov.core.address import Address
+
+# Kinds addressed in a database without a schema (event triggers, casts, publications...).
+UNSCHEMED = frozenset({"event_trigger", "cast", "publication", "foreign_server", "foreign_data_wrapper"})
+# Kinds addressed under their table (a trigger's name is unique per table only).
+ON_TABLE = frozenset({"trigger", "rule"})
+
+
+@dataclass(frozen=True)
+class LiveObject:
+    """One live object. ``name`` is a function's or procedure's identity (`f(integer, text)`)."""
+
+    kind: str  # type, sequence, view, materialized_view, function, procedure, trigger, aggregate, rule...
+    schema: str | None
+    name: str
+    table: str | None = None  # of a trigger or rule
+    variety: str | None = None  # of a type: enum, composite, domain, range
+
+    def address(self, database: str) -> Address:
+        if self.kind in UNSCHEMED:
+            return Address(self.kind, database, self.name)
+        if self.kind in ON_TABLE:
+            return Address(self.kind, database, self.schema or "", self.table or "", self.name)
+        return Address(self.kind, database, self.schema or "", self.name)
+
+    def describe(self) -> str:
+        """How a person names it: `enum type public.status`, `trigger touch on public.orders`."""
+        what = f"{self.variety} type" if self.kind == "type" and self.variety else self.kind.replace("_", " ")
+        if self.kind in ON_TABLE:
+            return f"{what} {self.name} on {self.schema}.{self.table}"
+        return f"{what} {self.schema}.{self.name}" if self.schema else f"{what} {self.name}"
+
+
+@dataclass
+class SchemaObjects:
+    """The live schema objects of one database (extension members excluded: they are the extension's)."""
+
+    objects: list[LiveObject] = field(default_factory=list)
+
+
+def plural(kind: str) -> str:
+    """`materialized_view` → `materialized views`, for the counts a plan prints."""
+    words = kind.replace("_", " ")
+    return words + ("es" if words.endswith("s") else "s")

@@ -1,0 +1,99 @@
+"""Read every schema object beside tables in one query, whatever their number (decision 2).
+
+Objects an extension created (pg_depend deptype 'e') are the extension's, not the user's, and
+objects made as part of another (deptype 'i': a range type's constructors and casts) are that
+one's: they are skipped, as are the sequences the table code owns (serial and identity columns) and the row
+types of tables. Objects in pg_catalog, information_schema and the temporary/toast schemas are
+the server's.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from erpprov.core.schema_objects import LiveObject, SchemaObjects
+
+# Catalogs whose objects read as (kind, schema, name) from two columns: kind, catalog, name column,
+# namespace column (None: the kind has no schema).
+_NAMED = (
+    ("collation", "pg_collation", "collname", "collnamespace"),
+    ("conversion", "pg_conversion", "conname", "connamespace"),
+    ("text_search_configuration", "pg_ts_config", "cfgname", "cfgnamespace"),
+    ("text_search_dictionary", "pg_ts_dict", "dictname", "dictnamespace"),
+    ("statistics_object", "pg_statistic_ext", "stxname", "stxnamespace"),
+    ("event_trigger", "pg_event_trigger", "evtname", None),
+    ("publication", "pg_publication", "pubname", None),
+    ("foreign_data_wrapper", "pg_foreign_data_wrapper", "fdwname", None),
+    ("foreign_server", "pg_foreign_server", "srvname", None),
+)
+
+
+def _named(kind: str, catalog: str, name: str, namespace: str | None) -> str:
+    schema, join = ("n.nspname", f"JOIN user_ns n ON n.oid = o.{namespace}") if namespace else ("NULL", "")
+    return (f"UNION ALL SELECT '{kind}', {schema}, o.{name}, NULL, NULL FROM {catalog} o {join} "
+            f"WHERE o.oid NOT IN (SELECT objid FROM part WHERE classid = '{catalog}'::regclass)")
+
+
+# (kind, schema, name, table, variety). Each branch reads one catalog and drops the rows `part`
+# names (members of an extension or of another object) and those of the server's own schemas.
+OBJECTS = r"""
+WITH part AS (SELECT classid, objid FROM pg_depend WHERE deptype IN ('e', 'i')),
+user_ns AS (SELECT oid, nspname FROM pg_namespace
+            WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'),
+serial AS (  -- sequences of serial and identity columns: the table's, not standalone
+    SELECT d.objid FROM pg_depend d
+    LEFT JOIN pg_attrdef ad ON ad.adrelid = d.refobjid AND ad.adnum = d.refobjsubid
+    WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0
+      AND (d.deptype = 'i' OR (d.deptype = 'a' AND pg_get_expr(ad.adbin, ad.adrelid)
+                               = 'nextval(' || quote_literal(d.objid::regclass::text) || '::regclass)')))
+SELECT 'type', n.nspname, t.typname, NULL, CASE t.typtype WHEN 'e' THEN 'enum' WHEN 'c' THEN 'composite'
+                                                          WHEN 'd' THEN 'domain' ELSE 'range' END
+FROM pg_type t JOIN user_ns n ON n.oid = t.typnamespace
+LEFT JOIN pg_class c ON c.oid = t.typrelid
+WHERE (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND c.relkind = 'c'))
+  AND t.oid NOT IN (SELECT objid FROM part WHERE classid = 'pg_type'::regclass)
+UNION ALL
+SELECT CASE c.relkind WHEN 'S' THEN 'sequence' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized_view'
+                      ELSE 'foreign_table' END, n.nspname, c.relname, NULL, NULL
+FROM pg_class c JOIN user_ns n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('S', 'v', 'm', 'f')
+  AND c.oid NOT IN (SELECT objid FROM part WHERE classid = 'pg_class'::regclass)
+  AND c.oid NOT IN (SELECT objid FROM serial)
+UNION ALL
+SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END, n.nspname,
+       format('%s(%s)', p.proname, pg_get_function_identity_arguments(p.oid)), NULL, NULL
+FROM pg_proc p JOIN user_ns n ON n.oid = p.pronamespace
+WHERE p.oid NOT IN (SELECT objid FROM part WHERE classid = 'pg_proc'::regclass)
+UNION ALL
+SELECT 'trigger', n.nspname, tg.tgname, c.relname, NULL
+FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid JOIN user_ns n ON n.oid = c.relnamespace
+WHERE NOT tg.tgisinternal AND c.oid NOT IN (SELECT objid FROM part WHERE classid = 'pg_class'::regclass)
+UNION ALL
+SELECT 'rule', n.nspname, r.rulename, c.relname, NULL
+FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN user_ns n ON n.oid = c.relnamespace
+WHERE r.rulename <> '_RETURN' AND c.oid NOT IN (SELECT objid FROM part WHERE classid = 'pg_class'::regclass)
+UNION ALL
+SELECT 'operator', n.nspname, format('%s(%s, %s)', o.oprname, o.oprleft::regtype, o.oprright::regtype), NULL, NULL
+FROM pg_operator o JOIN user_ns n ON n.oid = o.oprnamespace
+WHERE o.oid NOT IN (SELECT objid FROM part WHERE classid = 'pg_operator'::regclass)
+UNION ALL
+SELECT 'operator_class', n.nspname, format('%s (%s)', o.opcname, a.amname), NULL, NULL
+FROM pg_opclass o JOIN user_ns n ON n.oid = o.opcnamespace JOIN pg_am a ON a.oid = o.opcmethod
+WHERE o.oid NOT IN (SELECT objid FROM part WHERE classid = 'pg_opclass'::regclass)
+UNION ALL
+SELECT 'operator_family', n.nspname, format('%s (%s)', o.opfname, a.amname), NULL, NULL
+FROM pg_opfamily o JOIN user_ns n ON n.oid = o.opfnamespace JOIN pg_am a ON a.oid = o.opfmethod
+WHERE o.oid NOT IN (SELECT objid FROM part WHERE classid = 'pg_opfamily'::regclass)
+{named}
+UNION ALL
+SELECT 'cast', NULL, format('%s AS %s', o.castsource::regtype, o.casttarget::regtype), NULL, NULL
+FROM pg_cast o WHERE o.oid >= 16384  -- FirstNormalObjectId: below it, the server's own
+  AND o.oid NOT IN (SELECT objid FROM part WHERE classid = 'pg_cast'::regclass)
+ORDER BY 1, 2, 4, 3
+""".replace("{named}", "\n".join(_named(*entry) for entry in _NAMED))
+
+
+def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
+    rows = conn.execute(OBJECTS).fetchall()
+    return SchemaObjects([LiveObject(kind, schema, name, table, variety)
+                          for kind, schema, name, table, variety in rows])

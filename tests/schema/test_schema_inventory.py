@@ -1,0 +1,91 @@
+"""Nothing invisible: every schema object beside tables is read, listed as unmanaged by plan and
+reported by export (issue #16, first step)."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from erpprov.state.schema_catalog import read_schema_objects
+from tests.helpers import PLAYBOOK, count_round_trips, erpprov
+
+ERP = """
+CREATE TYPE order_status AS ENUM ('new', 'paid');
+CREATE TYPE money_pair AS (amount numeric, currency text);
+CREATE DOMAIN positive AS int CHECK (VALUE > 0);
+CREATE TYPE floatrange AS RANGE (subtype = float8);
+CREATE SEQUENCE invoice_no;
+CREATE TABLE orders (id serial PRIMARY KEY, n int GENERATED ALWAYS AS IDENTITY, status order_status,
+                     updated_at timestamptz);
+CREATE VIEW open_orders AS SELECT id FROM orders WHERE status = 'new';
+CREATE MATERIALIZED VIEW order_counts AS SELECT status, count(*) FROM orders GROUP BY status;
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN NEW.updated_at = now(); RETURN NEW; END$$;
+CREATE PROCEDURE archive(keep int) LANGUAGE sql AS $$DELETE FROM orders WHERE id < keep$$;
+CREATE TRIGGER orders_touch BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch();
+CREATE AGGREGATE total(int) (sfunc = int4pl, stype = int);
+CREATE RULE no_delete AS ON DELETE TO orders DO INSTEAD NOTHING;
+CREATE FUNCTION evt() RETURNS event_trigger LANGUAGE plpgsql AS $$BEGIN END$$;
+CREATE EVENT TRIGGER audit_ddl ON ddl_command_end EXECUTE FUNCTION evt();
+"""
+
+EXPECTED = {
+    ("type", "public", "order_status", "enum"), ("type", "public", "money_pair", "composite"),
+    ("type", "public", "positive", "domain"), ("type", "public", "floatrange", "range"),
+    ("sequence", "public", "invoice_no", None), ("view", "public", "open_orders", None),
+    ("materialized_view", "public", "order_counts", None), ("function", "public", "touch()", None),
+    ("function", "public", "evt()", None), ("procedure", "public", "archive(IN keep integer)", None),
+    ("trigger", "public", "orders_touch", None), ("aggregate", "public", "total(integer)", None),
+    ("rule", "public", "no_delete", None), ("event_trigger", None, "audit_ddl", None),
+}
+
+
+def _seen(conn) -> set[tuple[str, str | None, str, str | None]]:
+    return {(o.kind, o.schema, o.name, o.variety) for o in read_schema_objects(conn).objects}
+
+
+def test_every_kind_is_read_and_extension_members_are_not(conn):
+    conn.execute(ERP)
+    conn.execute("CREATE EXTENSION citext")  # its type and functions are the extension's
+    assert _seen(conn) == EXPECTED  # neither the serial nor the identity sequence: the table's
+
+
+def test_plan_of_an_export_lists_what_export_left_out_and_export_says_so(tmp_path, pg, conn):
+    """The issue's first finding: an exported playbook planned "No changes" over a view, a function,
+    a trigger, a sequence and an enum, and the export dropped them without a word."""
+    conn.execute(ERP)
+    pg.inventory(tmp_path)
+    (tmp_path / PLAYBOOK).parent.mkdir()
+    exported = erpprov(tmp_path, "export", "--db", pg.dbname, "-o", str(PLAYBOOK))
+    assert exported.returncode == 0, exported.stderr
+    header = (tmp_path / PLAYBOOK).read_text().split("\n- name:")[0]
+    for said in (exported.stderr, header):
+        assert f"database {pg.dbname}: enum type public.order_status" in said
+        assert f"database {pg.dbname}: trigger orders_touch on public.orders" in said
+        assert f"database {pg.dbname}: event trigger audit_ddl" in said
+        assert f"database {pg.dbname}: aggregate public.total(integer)" in said
+    assert len(yaml.safe_load((tmp_path / PLAYBOOK).read_text())[0]["databases"]) == 1  # the file still loads
+
+    plan = erpprov(tmp_path, "plan")
+    assert plan.returncode == 0, plan.stderr
+    assert ("Unmanaged (left alone): 1 aggregate, 1 event trigger, 2 functions, 1 materialized view, "
+            "1 procedure, 1 rule, 1 sequence, 1 trigger, 4 types, 1 view (names with -v)") in plan.stdout
+    named = erpprov(tmp_path, "plan", "-v")
+    assert f"      trigger.{pg.dbname}.public.orders.orders_touch" in named.stdout.splitlines()
+    document = json.loads(erpprov(tmp_path, "plan", "--format", "json").stdout)
+    assert {f"type.{pg.dbname}.public.order_status", f"view.{pg.dbname}.public.open_orders",
+            f"function.{pg.dbname}.public.touch()"} <= set(document["hosts"][0]["unmanaged"])
+
+
+def test_reading_costs_one_query_whatever_the_count(pg, conn, monkeypatch):
+    def make(start: int, stop: int) -> str:
+        return "".join(f"CREATE TYPE e{i} AS ENUM ('a'); CREATE VIEW v{i} AS SELECT {i} AS x; "
+                       f"CREATE FUNCTION f{i}() RETURNS int LANGUAGE sql AS 'SELECT {i}'; "
+                       f"CREATE SEQUENCE s{i};" for i in range(start, stop))
+    counts = []
+    for start, stop in ((0, 3), (3, 60)):
+        conn.execute(make(start, stop))
+        with pg.connect() as fresh, count_round_trips(monkeypatch) as seen:
+            assert len(read_schema_objects(fresh).objects) == 4 * stop
+        counts.append(seen.count)
+    assert counts[0] == counts[1] == 1
