@@ -412,3 +412,39 @@ def test_export_with_several_inventory_hosts_asks_for_one(tmp_path: Path, pg: An
     chosen = _cli_export(tmp_path, "--db", pg.dbname, "-l", "db2")
     assert chosen.returncode == 0, chosen.stderr
     assert yaml.safe_load(chosen.stdout)[0]["hosts"] == "db2"
+
+
+TYPES_SQL = """
+CREATE ROLE type_reader;
+CREATE SCHEMA sales;
+CREATE TYPE sales.order_status AS ENUM ('new', 'paid', 'shipped');
+COMMENT ON TYPE sales.order_status IS 'where an order is';
+REVOKE USAGE ON TYPE sales.order_status FROM PUBLIC;
+GRANT USAGE ON TYPE sales.order_status TO type_reader;
+CREATE SEQUENCE sales.invoice_no AS integer START 1000 INCREMENT 10 CACHE 5 CYCLE;
+CREATE TABLE sales.orders (id serial PRIMARY KEY, status sales.order_status NOT NULL DEFAULT 'new',
+                           invoice integer DEFAULT nextval('sales.invoice_no'));
+GRANT USAGE ON SEQUENCE sales.invoice_no TO type_reader;
+SELECT nextval('sales.invoice_no');
+"""
+
+
+def test_enum_columns_and_sequences_round_trip_to_an_empty_database(tmp_path: Path, pg: Any) -> None:
+    """The issue's failure: an exported table with an enum column could not be applied elsewhere,
+    the type was missing (`type "order_status" does not exist`)."""
+    with pg.connect() as conn:
+        conn.execute(TYPES_SQL)
+    exported = _export(pg, pg.dbname)
+    source = _database(exported, pg.dbname)
+    assert source["types"] == [{"name": "order_status", "schema": "sales", "enum": ["new", "paid", "shipped"],
+                                "owner": pg.user, "comment": "where an order is",
+                                "grants": [{"to": "PUBLIC", "privileges": []},
+                                           {"to": "type_reader", "privileges": ["USAGE"]}]}]
+    assert source["sequences"] == [{"name": "invoice_no", "schema": "sales", "type": "integer", "start": 1000,
+                                    "increment": 10, "cache": 5, "cycle": True, "owner": pg.user}]
+    assert plan_of(_targets(tmp_path, pg, exported)) == []
+    copy_name = pg.dbname + "_b"
+    apply_all(_targets(tmp_path, pg, _renamed(exported, pg.dbname, copy_name)))  # fails unless the re-plan is empty
+    rebuilt = _database(_export(pg, copy_name), copy_name)
+    for section in ("types", "sequences", "tables", "schemas"):
+        assert rebuilt.get(section) == source.get(section), section

@@ -30,6 +30,7 @@ class Hazard(str, Enum):
     DROPS_ROLE = "drops_role"  # a role and what it owns or was granted
     REVOKES_ACCESS = "revokes_access"  # pruning privileges or memberships, taking LOGIN, SUPERUSER... from a role
     RECREATES_CONTAINER = "recreates_container"  # brief downtime; the data directory survives
+    BREAKS_CALLERS = "breaks_callers"  # dropping or recreating a type, function or view others use
 
 
 class Phase(int, Enum):
@@ -42,9 +43,12 @@ class Phase(int, Enum):
     DATABASE_GRANT = 25
     SCHEMA = 30
     EXTENSION = 35
+    TYPE = 37  # enum types, before the columns that use them
+    SEQUENCE = 38  # before the defaults that call nextval()
     TABLE = 40
     COLUMN = 45
     CONSTRAINT = 50
+    SEQUENCE_OWNER = 51  # OWNED BY a column, once the column exists
     FOREIGN_KEY = 55
     INDEX = 57
     COMMENT = 58

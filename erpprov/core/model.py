@@ -345,6 +345,80 @@ def _known(columns: list[str], names: set[str], what: str) -> None:
             raise ValueError(f"{what} names column {column!r}, which the table does not declare")
 
 
+# --- types and sequences --------------------------------------------------------------------
+
+
+def _enum_values(values: list[str]) -> list[str]:
+    for value in values:
+        if not value or len(value.encode()) > MAX_NAME_BYTES:
+            raise ValueError(f"enum value {value!r} must be 1 to {MAX_NAME_BYTES} bytes long")
+    if len(set(values)) != len(values):
+        raise ValueError("an enum lists each value once")
+    return values
+
+
+class Type(Strict):
+    """An enum type. Values are added where the file puts them (ALTER TYPE ... ADD VALUE, committed
+    on its own so the same apply can use them); removing or reordering one recreates the type."""
+
+    name: Identifier
+    schema_: Identifier = Field("public", alias="schema")
+    enum: Annotated[list[str], AfterValidator(_enum_values)] = Field(min_length=1, description="Values in order")
+    owner: Identifier | None = None
+    comment: str | None = None
+    grants: Annotated[list[Grant], AfterValidator(_grants_of("type"))] = Field(default_factory=list)
+    renamed_from: Identifier | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class OwnedBy(Strict):
+    table: Identifier
+    column: Identifier
+    schema_: Identifier | None = Field(None, alias="schema", description="Default: the sequence's schema")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Sequence(Strict):
+    """A standalone sequence (serial and identity columns own theirs). Omitted bounds and start are
+    PostgreSQL's defaults for the type and direction. Changing `start` never resets the current
+    value of an existing sequence."""
+
+    name: Identifier
+    schema_: Identifier = Field("public", alias="schema")
+    type: Literal["smallint", "integer", "bigint"] = "bigint"
+    start: int | None = None
+    increment: int = 1
+    min_value: int | None = None
+    max_value: int | None = None
+    cache: int = Field(1, ge=1)
+    cycle: bool = False
+    owned_by: OwnedBy | None = Field(None, description="The column whose drop drops the sequence")
+    owner: Identifier | None = None
+    comment: str | None = None
+    grants: Annotated[list[Grant], AfterValidator(_grants_of("sequence"))] = Field(default_factory=list)
+    renamed_from: Identifier | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _increment(self) -> Sequence:
+        if self.increment == 0:
+            raise ValueError("a sequence's increment cannot be 0")
+        return self
+
+
+def _unique_in_schemas(items: list[Any], what: str) -> None:
+    seen: set[tuple[str, str]] = set()
+    for index, item in enumerate(items):
+        key = (item.schema_, item.name)
+        if key in seen:
+            raise DuplicateName(f"two {what} are named {item.schema_}.{item.name}; each name may appear once",
+                                (what, index, "name"))
+        seen.add(key)
+
+
 # --- databases ------------------------------------------------------------------------------
 
 
@@ -379,6 +453,8 @@ class Database(Strict):
     schemas: list[Schema] = Field(default_factory=list)
     extensions: list[Extension] = Field(default_factory=list)
     tables: list[Table] = Field(default_factory=list)
+    types: list[Type] = Field(default_factory=list, description="Enum types")
+    sequences: list[Sequence] = Field(default_factory=list, description="Standalone sequences")
     default_privileges: list[DefaultPrivilege] = Field(default_factory=list)
     prune: bool = Field(False, description="Drop schemas and tables that the file does not declare")
 
@@ -386,6 +462,8 @@ class Database(Strict):
     def _unique(self) -> Database:
         unique_names(self.schemas, "schemas", field="schemas")
         unique_names(self.extensions, "extensions", field="extensions")
+        _unique_in_schemas(self.types, "types")
+        _unique_in_schemas(self.sequences, "sequences")
         seen: set[tuple[str, str]] = set()
         for table in self.tables:
             key = (table.schema_, table.name)

@@ -42,11 +42,41 @@ class LiveObject:
         return f"{what} {self.schema}.{self.name}" if self.schema else f"{what} {self.name}"
 
 
+@dataclass(frozen=True)
+class EnumState:
+    schema: str
+    name: str
+    values: tuple[str, ...]  # in sort order
+    owner: str | None = None  # None on the desired side: not managed
+    comment: str | None = None
+    renamed_from: str | None = None
+
+
+@dataclass(frozen=True)
+class SequenceState:
+    schema: str
+    name: str
+    type: str  # smallint, integer or bigint
+    start: int
+    increment: int
+    min_value: int
+    max_value: int
+    cache: int
+    cycle: bool
+    owned_by: tuple[str, str, str] | None = None  # (schema, table, column)
+    owner: str | None = None
+    comment: str | None = None
+    renamed_from: str | None = None
+
+
 @dataclass
 class SchemaObjects:
-    """The live schema objects of one database (extension members excluded: they are the extension's)."""
+    """The live schema objects of one database (extension members excluded: they are the extension's),
+    and the details of those erpprov manages, by (schema, name)."""
 
     objects: list[LiveObject] = field(default_factory=list)
+    enums: dict[tuple[str, str], EnumState] = field(default_factory=dict)
+    sequences: dict[tuple[str, str], SequenceState] = field(default_factory=dict)
 
 
 def plural(kind: str) -> str:

@@ -139,12 +139,14 @@ def _desired_grants(db: model.Database, live: LiveDatabase, cluster: LiveCluster
                 privileges = expand(grant.privileges, ref.kind, version, grant.with_grant_option)
                 key = (ref, grant.to)
                 want[key] = want.get(key, frozenset()) | privileges
-    # Grants written on a table are more specific than "all tables in schema": they win.
-    for table in db.tables:
-        for table_grant in table.grants:
-            ref = ObjectRef("table", table.schema_, table.name)
-            want[(ref, table_grant.to)] = expand(table_grant.privileges, "table", version,
-                                                 table_grant.with_grant_option)
+    # Grants written on an object are more specific than "all tables in schema": they win.
+    on_objects: list[tuple[str, model.Table | model.Type | model.Sequence]] = [
+        *(("table", t) for t in db.tables), *(("type", t) for t in db.types), *(("sequence", s) for s in db.sequences)]
+    for kind, item in on_objects:
+        for object_grant in item.grants:
+            ref = ObjectRef(kind, item.schema_, item.name)
+            want[(ref, object_grant.to)] = expand(object_grant.privileges, kind, version,
+                                                  object_grant.with_grant_option)
     return want
 
 

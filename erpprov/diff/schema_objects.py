@@ -3,13 +3,60 @@ unasked (decision 6). Kinds erpprov manages take the addresses they manage out o
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from typing import TypeVar
 
+from psycopg import sql
+
+from erpprov.core import model
 from erpprov.core.address import Address
 from erpprov.core.schema_objects import SchemaObjects
+from erpprov.diff.result import comment_changes
+from erpprov.postgres import schema_ddl as ddl
+
+_State = TypeVar("_State")
 
 
 def unmanaged_objects(live: SchemaObjects, database: str, managed: Collection[Address] = ()) -> list[Address]:
     """The live objects of ``database`` whose address is not ``managed``, in the order they were read."""
     kept = set(managed)
     return [address for address in (o.address(database) for o in live.objects) if address not in kept]
+
+
+def managed_addresses(db: model.Database, live: SchemaObjects) -> set[Address]:
+    """The addresses the file's types and sequences manage: their own, and the one each is renamed from."""
+    managed: set[Address] = set()
+    for kind, declared in (("type", db.types), ("sequence", db.sequences)):
+        for item in declared:
+            managed.add(Address(kind, db.name, item.schema_, item.name))
+            if item.renamed_from:
+                managed.add(Address(kind, db.name, item.schema_, item.renamed_from))
+    return managed
+
+
+def owner_and_comment(kind: str, schema: str, name: str, owner: str | None, comment: str | None,
+                      have_owner: str | None, have_comment: str | None
+                      ) -> tuple[list[sql.Composed], dict[str, object], dict[str, object]]:
+    """ALTER ... OWNER TO and COMMENT ON where the file states them and they differ (``have_*``
+    None with a new object: everything stated), with the plan's before/after."""
+    statements: list[sql.Composed] = []
+    before: dict[str, object] = {}
+    after: dict[str, object] = {}
+    if owner is not None and owner != have_owner:
+        statements.append(ddl.alter(kind, schema, name, sql.SQL("OWNER TO {}").format(sql.Identifier(owner))))
+        before["owner"], after["owner"] = have_owner, owner
+    if comment_changes(comment, have_comment):
+        statements.append(ddl.comment(kind, schema, name, comment or None))
+        before["comment"], after["comment"] = have_comment, comment or None
+    return statements, before, after
+
+
+def renamed(kind: str, schema: str, name: str, renamed_from: str | None,
+            live: Mapping[tuple[str, str], _State]) -> tuple[_State | None, list[sql.Composed]]:
+    """The live object the desired one is, and the RENAME that makes it so: its namesake, else the
+    object it is `renamed_from` when that one exists and the new name is free."""
+    have = live.get((schema, name))
+    if have is not None or renamed_from is None or (schema, renamed_from) not in live:
+        return have, []
+    rename = ddl.alter(kind, schema, renamed_from, sql.SQL("RENAME TO {}").format(sql.Identifier(name)))
+    return live[(schema, renamed_from)], [rename]

@@ -10,7 +10,7 @@ What is left out on purpose:
   on_create`, so applying the export never resets a live password;
 - ACL entries equal to what a NULL ACL stands for (`implicit_acl`), i.e. what PostgreSQL gives a
   new object anyway;
-- the schema objects erpprov cannot write yet (views, functions, triggers, aggregates, rules...,
+- the schema objects erpprov cannot write yet (views, functions, triggers, domains, aggregates...,
   read by `state.schema_catalog`): never silently, each is listed in `Exported.left_out`, which
   the CLI prints on stderr and at the top of the file. Grants on sequences and functions are
   exported, grants on views are not (they could not be applied to a database where the view does
@@ -40,6 +40,7 @@ from erpprov.core.cluster import (
     attributes_beyond_defaults,
 )
 from erpprov.core.fragments import index_ordering
+from erpprov.core.schema_objects import EnumState, LiveObject, SchemaObjects, SequenceState
 from erpprov.core.tables import (
     CHECK,
     FOREIGN_KEY,
@@ -52,6 +53,8 @@ from erpprov.core.tables import (
     TablesState,
     TableState,
 )
+from erpprov.diff.sequences import OPTIONS as SEQUENCE_OPTIONS
+from erpprov.diff.sequences import desired_sequence
 from erpprov.errors import ErpprovError
 from erpprov.postgres.acl import DEFAULT_PRIVILEGE_KIND, all_privileges, implicit_acl
 from erpprov.postgres.connect import connect
@@ -95,8 +98,8 @@ def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
             live = catalog.read_database(conn, db)
             live_tables = inspect_tables(conn)
             objects = read_schema_objects(conn)
-        exported.append(_database(cluster, live, live_tables))
-        left_out += [f"database {db}: {o.describe()}" for o in objects.objects]
+        exported.append(_database(cluster, live, live_tables, objects))
+        left_out += [f"database {db}: {o.describe()}" for o in objects.objects if not _written(o, objects)]
     if exported:
         play["databases"] = exported
     return Exported([_escape_templates(play)], left_out)
@@ -257,7 +260,14 @@ def _database_grants(cluster: LiveCluster, name: str, owner: str) -> list[dict[s
 # --- databases ------------------------------------------------------------------------------
 
 
-def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState) -> dict[str, Any]:
+def _written(obj: LiveObject, objects: SchemaObjects) -> bool:
+    """Whether the export writes ``obj``: enum types and standalone sequences."""
+    key = (obj.schema or "", obj.name)
+    return (obj.kind == "type" and key in objects.enums) or (obj.kind == "sequence" and key in objects.sequences)
+
+
+def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState,
+              objects: SchemaObjects) -> dict[str, Any]:
     state = cluster.databases[live.name]
     version = cluster.server_version
     db: dict[str, Any] = {"name": live.name, "owner": state.owner}
@@ -270,7 +280,7 @@ def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState
         db["grants"] = grants
     acl = _acl_of(live)
     default_acl = _default_acl_of(live)
-    table_grants, schema_grants = _object_grants(acl, live_tables, live, version)
+    table_grants, schema_grants = _object_grants(acl, live_tables, objects, live, version)
     schemas = [_schema(live, name, acl, schema_grants.get(name, []), default_acl.get(name, {}), version)
                for name in sorted(live.schemas)]
     if schemas:
@@ -278,6 +288,12 @@ def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState
     extensions = [_extension(live, name) for name in sorted(live.extensions) if name not in BUILTIN_EXTENSIONS]
     if extensions:
         db["extensions"] = extensions
+    types = [_enum(e, table_grants.get(key, [])) for key, e in sorted(objects.enums.items())]
+    if types:
+        db["types"] = types
+    sequences = [_sequence(q) for _, q in sorted(objects.sequences.items())]
+    if sequences:
+        db["sequences"] = sequences
     tables = [_table(t, table_grants.get(key, [])) for key, t in sorted(live_tables.tables.items())]
     if tables:
         db["tables"] = tables
@@ -311,12 +327,13 @@ def _schema(live: LiveDatabase, name: str, acl: dict[ObjectRef, dict[str, Privil
     return schema
 
 
-def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: TablesState,
+def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: TablesState, objects: SchemaObjects,
                    live: LiveDatabase, version: int
                    ) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
-    """Grants on tables (written on the table), and on sequences and functions (and tables whose
-    grantee holds privileges with mixed grant options) written in their schema's grants, objects
-    with the same privileges grouped into one entry."""
+    """Grants on tables and enum types (written on the object: a table and a type never share a
+    name in a schema), and on sequences and functions (and tables whose grantee holds privileges
+    with mixed grant options) written in their schema's grants, objects with the same privileges
+    grouped into one entry."""
     on_table: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     grouped: dict[tuple[str, str, str, frozenset[str], bool], list[str]] = defaultdict(list)
     for ref in sorted(acl, key=lambda r: (r.kind, r.schema or "", r.name)):
@@ -324,11 +341,17 @@ def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: Tab
             continue
         if ref.kind == "table" and (ref.schema, ref.name) not in live_tables.tables:
             continue  # a view, materialized view or foreign table: erpprov does not create them
+        if ref.kind == "type" and (ref.schema, ref.name) not in objects.enums:
+            continue  # an extension's type
         owner = live.owners[ref]
         # the name a grant's `tables:`/`sequences:`/`functions:` list uses
         spelling = live.signatures.get(ref, ref.name)
         for grantee, privileges in _explicit_acl(acl[ref], ref.kind, owner, version).items():
             parts = _split_options(privileges)
+            if ref.kind == "type":  # one entry per grantee: the option of the privileges that have it
+                on_table[(ref.schema, ref.name)].append(
+                    _grant(grantee, (p for p, _ in privileges), any(g for _, g in privileges), "type", version))
+                continue
             if ref.kind == "table" and len(parts) == 1:
                 names, option = parts[0]
                 on_table[(ref.schema, ref.name)].append(_grant(grantee, names, option, "table", version))
@@ -336,10 +359,10 @@ def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: Tab
             for names, option in parts:
                 grouped[(ref.schema, ref.kind, grantee, names, option)].append(spelling)
     in_schema: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for (schema, kind, grantee, names, option), objects in sorted(
+    for (schema, kind, grantee, names, option), spellings in sorted(
             grouped.items(), key=lambda item: (item[0][0], item[0][1], item[0][2], sorted(item[0][3]), item[0][4])):
         grant = _grant(grantee, names, option, kind, version)
-        grant[kind + "s"] = sorted(objects)
+        grant[kind + "s"] = sorted(spellings)
         in_schema[schema].append(grant)
     return dict(on_table), dict(in_schema)
 
@@ -361,6 +384,37 @@ def _default_privileges(rows: _DefaultRows, database_wide: bool, version: int) -
                 entry = {"on": on, "for_role": for_role, **_grant(grantee, names, option, kind, version)}
                 entries.append(entry)
     return entries
+
+
+# --- types and sequences --------------------------------------------------------------------
+
+
+def _owned(result: dict[str, Any], owner: str | None, comment: str | None) -> dict[str, Any]:
+    if owner is not None:
+        result["owner"] = owner
+    if comment is not None:
+        result["comment"] = comment
+    return result
+
+
+def _enum(enum: EnumState, grants: list[dict[str, Any]]) -> dict[str, Any]:
+    result = _owned({"name": enum.name, "schema": enum.schema, "enum": list(enum.values)}, enum.owner, enum.comment)
+    if grants:
+        result["grants"] = sorted(grants, key=lambda g: g["to"])
+    return result
+
+
+def _sequence(seq: SequenceState) -> dict[str, Any]:
+    """The options that differ from PostgreSQL's defaults for the sequence's type and direction."""
+    defaults = desired_sequence(model.Sequence.model_validate(
+        {"name": seq.name, "type": seq.type, "increment": seq.increment}))
+    result: dict[str, Any] = {"name": seq.name, "schema": seq.schema, "type": seq.type}
+    result |= {option: getattr(seq, option) for option in SEQUENCE_OPTIONS
+               if getattr(seq, option) != getattr(defaults, option) or (option == "increment" and seq.increment != 1)}
+    if seq.owned_by:
+        schema, table, column = seq.owned_by
+        result["owned_by"] = {"table": table, "column": column, "schema": schema}
+    return _owned(result, seq.owner, seq.comment)
 
 
 # --- tables ---------------------------------------------------------------------------------

@@ -30,8 +30,10 @@ from erpprov.diff import (
     function_signatures,
     passwords_to_compare,
 )
-from erpprov.diff.schema_objects import unmanaged_objects
+from erpprov.diff.schema_objects import managed_addresses, unmanaged_objects
+from erpprov.diff.sequences import diff_sequences
 from erpprov.diff.tables import diff_tables
+from erpprov.diff.types import diff_types
 from erpprov.drivers import make_driver
 from erpprov.drivers.base import Driver
 from erpprov.errors import ErpprovError
@@ -41,7 +43,7 @@ from erpprov.postgres.connect import connect, connection_kept, one_value
 from erpprov.postgres.scram import matching_passwords_started
 from erpprov.state import catalog
 from erpprov.state.canon import canonicalize
-from erpprov.state.schema_catalog import read_schema_objects
+from erpprov.state.schema_catalog import read_schema_objects, scratch_prelude
 from erpprov.state.scratch import canonicalize_in_scratch_database
 from erpprov.state.snapshot import Snapshot
 from erpprov.state.table_catalog import inspect_tables, with_row_signal
@@ -115,10 +117,12 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         canon = replace(canon, functions=catalog.canonical_functions(conn, function_signatures(db)))
         live_tables = inspect_tables(conn)
         live_objects = read_schema_objects(conn)
+        # The types and sequences the file adds exist in the scratch build, so the columns using them canonicalize.
+        prelude = scratch_prelude(db, live_objects)
         if not db.tables or one_value(conn, "SELECT has_database_privilege(current_database(), 'CREATE')"):
-            desired_tables = canonicalize(conn, db.tables, live_tables)
+            desired_tables = canonicalize(conn, db.tables, live_tables, prelude)
         else:
-            desired_tables = canonicalize_in_scratch_database(target, admin, db.tables, live_tables)
+            desired_tables = canonicalize_in_scratch_database(target, admin, db.tables, live_tables, prelude)
         prune = {s.name for s in db.schemas if s.prune}
         if db.prune:
             prune |= set(live.schemas) | {t.schema_ for t in db.tables}
@@ -127,11 +131,15 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     snapshot.databases[db.name] = live
     snapshot.tables[db.name] = live_tables
     snapshot.schema_objects[db.name] = live_objects
-    result = Result(actions=table_diff.actions,
-                    unmanaged=table_diff.unmanaged + unmanaged_objects(live_objects, db.name))
+    result = Result(actions=table_diff.actions, unmanaged=table_diff.unmanaged + unmanaged_objects(
+        live_objects, db.name, managed_addresses(db, live_objects)))
+    result.extend(diff_types(db.types, live_objects.enums, db.name))
+    result.extend(diff_sequences(db.sequences, live_objects.sequences, db.name))
     try:
-        result.extend(diff_database_contents(db, live, cluster, canon, planned_objects(desired_tables, live_tables),
-                                             target.play.roles))
+        planned = planned_objects(desired_tables, live_tables)
+        planned["type"] = {(t.schema_, t.name): t.owner for t in db.types}
+        planned["sequence"] |= {(s.schema_, s.name): s.owner for s in db.sequences}
+        result.extend(diff_database_contents(db, live, cluster, canon, planned, target.play.roles))
     except GrantTargetMissing as exc:
         raise ErpprovError(str(exc), hint="declare the object, or fix the grant's name") from None
     return result

@@ -24,7 +24,7 @@ round trips (at most 2 builds + 2 pipelined reads), whatever the number of table
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 import psycopg
@@ -151,16 +151,19 @@ def _culprit(conn: psycopg.Connection, units: list[_Unit], error: psycopg.Error)
     return ErpprovError(f"PostgreSQL rejected the table definitions: {error}")
 
 
-def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: TablesState | None = None) -> TablesState:
+def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: TablesState | None = None,
+                 prelude: Sequence[sql.Composed] = ()) -> TablesState:
     """The desired tables in the state vocabulary. `live` (optional; read when needed and not
-    given) supplies the primary key of foreign-key targets that exist only in the live database."""
+    given) supplies the primary key of foreign-key targets that exist only in the live database.
+    `prelude` runs first in the same rolled-back build: the types the file adds, which columns use."""
     if not tables:
         return TablesState({})
     tag = uuid.uuid4().hex[:10]
     types_schema = f"erpprov_scratch_{tag}_types"
     real_schemas = sorted({t.schema_ for t in tables})
     stand_in = {schema: f"erpprov_scratch_{tag}_{i}" for i, schema in enumerate(real_schemas)}
-    units: list[_Unit] = [_Unit("scratch schema", sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(types_schema)))]
+    units = [_Unit(f"declared type ({statement.as_string(None)})", statement) for statement in prelude]
+    units.append(_Unit("scratch schema", sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(types_schema))))
 
     combos: dict[ComboKey, str] = {}
     keys: dict[int, ComboKey] = {}  # id(model column) -> its combination, computed once

@@ -9,9 +9,14 @@ the server's.
 
 from __future__ import annotations
 
-import psycopg
+import uuid
 
-from erpprov.core.schema_objects import LiveObject, SchemaObjects
+import psycopg
+from psycopg import sql
+
+from erpprov.core import model
+from erpprov.core.schema_objects import EnumState, LiveObject, SchemaObjects, SequenceState
+from erpprov.postgres.schema_ddl import create_enum
 
 # Catalogs whose objects read as (kind, schema, name) from two columns: kind, catalog, name column,
 # namespace column (None: the kind has no schema).
@@ -93,7 +98,73 @@ ORDER BY 1, 2, 4, 3
 """.replace("{named}", "\n".join(_named(*entry) for entry in _NAMED))
 
 
+ENUMS = r"""
+SELECT n.nspname, t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder), pg_get_userbyid(t.typowner),
+       obj_description(t.oid, 'pg_type')
+FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
+WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+GROUP BY t.oid, n.nspname, t.typname
+"""
+
+SEQUENCES = r"""
+SELECT n.nspname, c.relname, format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin, s.seqmax,
+       s.seqcache, s.seqcycle, tn.nspname, tc.relname, a.attname, pg_get_userbyid(c.relowner),
+       obj_description(c.oid, 'pg_class')
+FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'a'
+                     AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0
+LEFT JOIN pg_class tc ON tc.oid = d.refobjid LEFT JOIN pg_namespace tn ON tn.oid = tc.relnamespace
+LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+"""
+
+
 def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
-    rows = conn.execute(OBJECTS).fetchall()
-    return SchemaObjects([LiveObject(kind, schema, name, table, variety)
-                          for kind, schema, name, table, variety in rows])
+    """Every object, and the details of the enums and standalone sequences: one pipeline."""
+    with conn.pipeline():
+        cursors = [conn.execute(query) for query in (OBJECTS, ENUMS, SEQUENCES)]
+    objects, enums, sequences = (cursor.fetchall() for cursor in cursors)
+    live = SchemaObjects([LiveObject(kind, schema, name, table, variety)
+                          for kind, schema, name, table, variety in objects])
+    kept = {(o.kind, o.schema, o.name) for o in live.objects}  # extension members and serials are not
+    live.enums = {(schema, name): EnumState(schema, name, tuple(values), owner, comment)
+                  for schema, name, values, owner, comment in enums if ("type", schema, name) in kept}
+    for schema, name, type_, start, inc, lo, hi, cache, cycle, t_schema, table, column, owner, comment in sequences:
+        if ("sequence", schema, name) in kept:
+            owned = (t_schema, table, column) if table else None
+            live.sequences[(schema, name)] = SequenceState(schema, name, type_, start, inc, lo, hi, cache, cycle,
+                                                           owned, owner, comment)
+    return live
+
+
+def scratch_prelude(db: model.Database, live: SchemaObjects) -> list[sql.Composed]:
+    """The statements that give the scratch build the file's enum types and sequences (and their
+    schemas), which is rolled back: columns of those types, defaults naming a value the apply adds
+    or calling nextval() of a new sequence are then read as the server will print them. A live enum
+    whose values change is renamed out of the way and made anew (a transaction may not use the
+    values it added to a type)."""
+    statements: list[sql.Composed] = []
+    for q in db.sequences:
+        if (q.schema_, q.name) in live.sequences:
+            continue
+        if q.renamed_from and (q.schema_, q.renamed_from) in live.sequences:
+            statements.append(sql.SQL("ALTER SEQUENCE {} RENAME TO {}").format(
+                sql.Identifier(q.schema_, q.renamed_from), sql.Identifier(q.name)))
+        else:
+            statements += [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(q.schema_)),
+                           sql.SQL("CREATE SEQUENCE {}").format(sql.Identifier(q.schema_, q.name))]
+    for t in db.types:
+        have = live.enums.get((t.schema_, t.name))
+        if have is None and t.renamed_from and (old := live.enums.get((t.schema_, t.renamed_from))):
+            have = old
+            statements.append(sql.SQL("ALTER TYPE {} RENAME TO {}").format(
+                sql.Identifier(t.schema_, old.name), sql.Identifier(t.name)))
+        if have is not None and have.values == tuple(t.enum):
+            continue
+        if have is None:
+            statements.insert(0, sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(t.schema_)))
+        else:
+            statements.append(sql.SQL("ALTER TYPE {} RENAME TO {}").format(
+                sql.Identifier(t.schema_, t.name), sql.Identifier(f"erpprov_scratch_{uuid.uuid4().hex[:12]}")))
+        statements.append(create_enum(EnumState(t.schema_, t.name, tuple(t.enum))))
+    return statements

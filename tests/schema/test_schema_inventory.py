@@ -60,21 +60,27 @@ def test_plan_of_an_export_lists_what_export_left_out_and_export_says_so(tmp_pat
     assert exported.returncode == 0, exported.stderr
     header = (tmp_path / PLAYBOOK).read_text().split("\n- name:")[0]
     for said in (exported.stderr, header):
-        assert f"database {pg.dbname}: enum type public.order_status" in said
+        assert f"database {pg.dbname}: composite type public.money_pair" in said
+        assert "order_status" not in said and "invoice_no" not in said  # the file holds them
         assert f"database {pg.dbname}: trigger orders_touch on public.orders" in said
         assert f"database {pg.dbname}: event trigger audit_ddl" in said
         assert f"database {pg.dbname}: aggregate public.total(integer)" in said
-    assert len(yaml.safe_load((tmp_path / PLAYBOOK).read_text())[0]["databases"]) == 1  # the file still loads
+    [database] = yaml.safe_load((tmp_path / PLAYBOOK).read_text())[0]["databases"]  # the file still loads
+    assert [t["name"] for t in database["types"]] == ["order_status"]
+    assert [s["name"] for s in database["sequences"]] == ["invoice_no"]
 
     plan = erpprov(tmp_path, "plan")
     assert plan.returncode == 0, plan.stderr
+    assert "No changes." in plan.stdout  # the file holds the enum and the sequence exactly
     assert ("Unmanaged (left alone): 1 aggregate, 1 event trigger, 2 functions, 1 materialized view, "
-            "1 procedure, 1 rule, 1 sequence, 1 trigger, 4 types, 1 view (names with -v)") in plan.stdout
+            "1 procedure, 1 rule, 1 trigger, 3 types, 1 view (names with -v)") in plan.stdout
     named = erpprov(tmp_path, "plan", "-v")
     assert f"      trigger.{pg.dbname}.public.orders.orders_touch" in named.stdout.splitlines()
     document = json.loads(erpprov(tmp_path, "plan", "--format", "json").stdout)
-    assert {f"type.{pg.dbname}.public.order_status", f"view.{pg.dbname}.public.open_orders",
-            f"function.{pg.dbname}.public.touch()"} <= set(document["hosts"][0]["unmanaged"])
+    unmanaged = set(document["hosts"][0]["unmanaged"])
+    assert {f"type.{pg.dbname}.public.money_pair", f"view.{pg.dbname}.public.open_orders",
+            f"function.{pg.dbname}.public.touch()"} <= unmanaged
+    assert f"type.{pg.dbname}.public.order_status" not in unmanaged  # managed by the exported file
 
 
 def test_reading_costs_one_query_whatever_the_count(pg, conn, monkeypatch):
