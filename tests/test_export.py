@@ -426,12 +426,17 @@ CREATE TABLE sales.orders (id serial PRIMARY KEY, status sales.order_status NOT 
                            invoice integer DEFAULT nextval('sales.invoice_no'));
 GRANT USAGE ON SEQUENCE sales.invoice_no TO type_reader;
 SELECT nextval('sales.invoice_no');
+CREATE MATERIALIZED VIEW sales.z_totals AS SELECT status, count(*) AS n FROM sales.orders GROUP BY status;
+CREATE VIEW sales.a_paid AS SELECT n FROM sales.z_totals WHERE status = 'paid';
+CREATE VIEW public.b_big WITH (security_barrier) AS SELECT * FROM sales.a_paid WHERE n > 10;
+GRANT SELECT ON sales.a_paid TO type_reader;
+COMMENT ON VIEW public.b_big IS 'big ones';
 """
 
 
-def test_enum_columns_and_sequences_round_trip_to_an_empty_database(tmp_path: Path, pg: Any) -> None:
+def test_enum_columns_sequences_and_views_round_trip_to_an_empty_database(tmp_path: Path, pg: Any) -> None:
     """The issue's failure: an exported table with an enum column could not be applied elsewhere,
-    the type was missing (`type "order_status" does not exist`)."""
+    the type was missing (`type "order_status" does not exist`); views were not exported at all."""
     with pg.connect() as conn:
         conn.execute(TYPES_SQL)
     exported = _export(pg, pg.dbname)
@@ -446,5 +451,7 @@ def test_enum_columns_and_sequences_round_trip_to_an_empty_database(tmp_path: Pa
     copy_name = pg.dbname + "_b"
     apply_all(_targets(tmp_path, pg, _renamed(exported, pg.dbname, copy_name)))  # fails unless the re-plan is empty
     rebuilt = _database(_export(pg, copy_name), copy_name)
-    for section in ("types", "sequences", "tables", "schemas"):
+    assert [v["name"] for v in source["views"]] == ["a_paid", "b_big"]  # each after what it reads
+    assert source["views"][0]["grants"] == [{"to": "type_reader", "privileges": ["SELECT"]}]
+    for section in ("types", "sequences", "tables", "schemas", "views", "materialized_views"):
         assert rebuilt.get(section) == source.get(section), section

@@ -50,6 +50,7 @@ class Phase(int, Enum):
     CONSTRAINT = 50
     SEQUENCE_OWNER = 51  # OWNED BY a column, once the column exists
     FOREIGN_KEY = 55
+    VIEW = 56  # views and materialized views, once the tables and columns they read exist
     INDEX = 57
     COMMENT = 58
     GRANT = 60

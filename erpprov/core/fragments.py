@@ -142,3 +142,62 @@ def index_entry(entry: str, columns: Iterable[str]) -> tuple[str, bool, bool, bo
     if body in names:
         return body, True, descending, nulls_first
     return expression(body), False, descending, nulls_first
+
+
+def _anywhere(node: Any, names: tuple[str, ...]) -> bool:
+    """Whether any SELECT at any depth of ``node`` sets one of the fields ``names``."""
+    from pglast import ast
+
+    if isinstance(node, ast.Node):
+        if isinstance(node, ast.SelectStmt) and any(getattr(node, name, None) for name in names):
+            return True
+        return any(_anywhere(getattr(node, name), names) for name in node)
+    if isinstance(node, tuple):
+        return any(_anywhere(item, names) for item in node)
+    return False
+
+
+def _only_selects(node: Any) -> bool:
+    """Whether every statement inside ``node`` (a query and its WITH clauses, at any depth) is a
+    SELECT: `WITH gone AS (DELETE ...) SELECT ...` is a SelectStmt that writes."""
+    from pglast import ast
+
+    if isinstance(node, ast.Node) and not isinstance(node, ast.SelectStmt) and type(node).__name__.endswith("Stmt"):
+        return False
+    if isinstance(node, ast.Node):
+        return all(_only_selects(getattr(node, name)) for name in node)
+    if isinstance(node, tuple):
+        return all(_only_selects(item) for item in node)
+    return True
+
+
+@lru_cache(maxsize=1024)
+def query(text: str) -> str:
+    """`text` if it is one SELECT (a view's query: VALUES, UNION, WITH ... SELECT too) that reads and
+    writes nothing else — no INTO, no FOR UPDATE, no data-modifying WITH; ValueError otherwise.
+    Spliced after `AS` as the rest of a CREATE VIEW statement."""
+    _scan_balanced(text, "query")
+    statement = _parse_one(text, text, "query")
+    if type(statement).__name__ != "SelectStmt":
+        raise ValueError(f"query {text[:80]!r} is not a SELECT")
+    if _anywhere(statement, ("intoClause", "lockingClause")):
+        raise ValueError(f"query {text[:80]!r} must only read (no INTO, no FOR UPDATE)")
+    if not _only_selects(statement):
+        raise ValueError(f"query {text[:80]!r} holds a statement that is not a SELECT")
+    return text
+
+
+def relations(text: str) -> set[tuple[str | None, str]]:
+    """The (schema or None, name) of every relation a proven query names, CTE names included: what
+    it may read, for ordering creates before the server can say (a view over tables not made yet)."""
+    from pglast import ast
+    from pglast.visitors import Visitor
+
+    found: set[tuple[str | None, str]] = set()
+
+    class _Relations(Visitor):
+        def visit_RangeVar(self, ancestors: Any, node: ast.RangeVar) -> None:
+            found.add((node.schemaname, node.relname or ""))
+
+    _Relations()(_parser().parse_sql(query(text)))
+    return found

@@ -44,6 +44,7 @@ Identifier = Annotated[str, AfterValidator(_identifier)]
 # SQL that cannot be a parameter: proven to be one type name / one expression when loaded
 TypeName = Annotated[str, AfterValidator(fragments.type_name)]
 Expression = Annotated[str, AfterValidator(fragments.expression)]
+Query = Annotated[str, AfterValidator(fragments.query)]
 
 
 def _role_name(value: str) -> str:
@@ -409,6 +410,42 @@ class Sequence(Strict):
         return self
 
 
+# --- views ----------------------------------------------------------------------------------
+
+
+class View(Strict):
+    """A view. Its query is compared as PostgreSQL prints it back (pg_get_viewdef), so spacing,
+    casts and qualification the server adds are no change."""
+
+    name: Identifier
+    schema_: Identifier = Field("public", alias="schema")
+    query: Query = Field(description="One SELECT (or VALUES, WITH ... SELECT), without a ';'")
+    columns: list[Identifier] = Field(default_factory=list, description="Column names; default: the query's")
+    security_barrier: bool = False
+    security_invoker: bool = Field(False, description="PostgreSQL 15+")
+    check_option: Literal["local", "cascaded"] | None = None
+    owner: Identifier | None = None
+    comment: str | None = None
+    grants: Annotated[list[Grant], AfterValidator(_grants_of("table"))] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class MaterializedView(Strict):
+    """A materialized view; a changed query rebuilds it (hazard `deletes_data`: its rows go)."""
+
+    name: Identifier
+    schema_: Identifier = Field("public", alias="schema")
+    query: Query = Field(description="One SELECT (or VALUES, WITH ... SELECT), without a ';'")
+    columns: list[Identifier] = Field(default_factory=list, description="Column names; default: the query's")
+    with_data: bool = Field(True, description="Fill it when created (WITH NO DATA leaves it unscannable)")
+    owner: Identifier | None = None
+    comment: str | None = None
+    grants: Annotated[list[Grant], AfterValidator(_grants_of("table"))] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 def _unique_in_schemas(items: list[Any], what: str) -> None:
     seen: set[tuple[str, str]] = set()
     for index, item in enumerate(items):
@@ -455,6 +492,8 @@ class Database(Strict):
     tables: list[Table] = Field(default_factory=list)
     types: list[Type] = Field(default_factory=list, description="Enum types")
     sequences: list[Sequence] = Field(default_factory=list, description="Standalone sequences")
+    views: list[View] = Field(default_factory=list)
+    materialized_views: list[MaterializedView] = Field(default_factory=list)
     default_privileges: list[DefaultPrivilege] = Field(default_factory=list)
     prune: bool = Field(False, description="Drop schemas and tables that the file does not declare")
 
@@ -464,6 +503,8 @@ class Database(Strict):
         unique_names(self.extensions, "extensions", field="extensions")
         _unique_in_schemas(self.types, "types")
         _unique_in_schemas(self.sequences, "sequences")
+        _unique_in_schemas(self.views, "views")
+        _unique_in_schemas(self.materialized_views, "materialized_views")
         seen: set[tuple[str, str]] = set()
         for table in self.tables:
             key = (table.schema_, table.name)

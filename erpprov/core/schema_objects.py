@@ -69,6 +69,27 @@ class SequenceState:
     renamed_from: str | None = None
 
 
+@dataclass(frozen=True)
+class ViewState:
+    """A view or materialized view, its query as pg_get_viewdef prints it."""
+
+    schema: str
+    name: str
+    materialized: bool
+    definition: str
+    columns: tuple[tuple[str, str], ...]  # (name, format_type) in order
+    security_barrier: bool = False
+    security_invoker: bool = False
+    check_option: str | None = None
+    populated: bool = True
+    owner: str | None = None
+    comment: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return "materialized_view" if self.materialized else "view"
+
+
 @dataclass
 class SchemaObjects:
     """The live schema objects of one database (extension members excluded: they are the extension's),
@@ -77,6 +98,8 @@ class SchemaObjects:
     objects: list[LiveObject] = field(default_factory=list)
     enums: dict[tuple[str, str], EnumState] = field(default_factory=dict)
     sequences: dict[tuple[str, str], SequenceState] = field(default_factory=dict)
+    views: dict[tuple[str, str], ViewState] = field(default_factory=dict)  # and materialized views
+    view_uses: dict[tuple[str, str], set[tuple[str, str]]] = field(default_factory=dict)  # view -> relations it reads
 
 
 def plural(kind: str) -> str:

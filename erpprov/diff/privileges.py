@@ -59,6 +59,11 @@ def _acl_statements(want: Privileges, have: Privileges, prefix: sql.Composable, 
                  for kind, form in forms.items() if changes[kind])
 
 
+def grant_statements(ref: ObjectRef, to: str, want: Privileges, have: Privileges) -> tuple[Statement, ...]:
+    """The GRANT/REVOKE statements that take ``to`` from ``have`` to ``want`` on ``ref``."""
+    return _acl_statements(want, have, sql.SQL(""), object_clause(ref), grantee(to))
+
+
 def _op(want: Privileges, have: Privileges) -> Op:
     return Op.CREATE if not have else (Op.DELETE if not want else Op.UPDATE)
 
@@ -140,8 +145,10 @@ def _desired_grants(db: model.Database, live: LiveDatabase, cluster: LiveCluster
                 key = (ref, grant.to)
                 want[key] = want.get(key, frozenset()) | privileges
     # Grants written on an object are more specific than "all tables in schema": they win.
-    on_objects: list[tuple[str, model.Table | model.Type | model.Sequence]] = [
-        *(("table", t) for t in db.tables), *(("type", t) for t in db.types), *(("sequence", s) for s in db.sequences)]
+    on_objects: list[tuple[str, model.Table | model.Type | model.Sequence | model.View | model.MaterializedView]] = [
+        *(("table", t) for t in db.tables), *(("type", t) for t in db.types),
+        *(("sequence", s) for s in db.sequences),
+        *(("table", v) for v in db.views), *(("table", m) for m in db.materialized_views)]  # ON TABLE takes views
     for kind, item in on_objects:
         for object_grant in item.grants:
             ref = ObjectRef(kind, item.schema_, item.name)

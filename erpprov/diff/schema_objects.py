@@ -24,13 +24,17 @@ def unmanaged_objects(live: SchemaObjects, database: str, managed: Collection[Ad
 
 
 def managed_addresses(db: model.Database, live: SchemaObjects) -> set[Address]:
-    """The addresses the file's types and sequences manage: their own, and the one each is renamed from."""
+    """The addresses the file's types, sequences and views manage: their own, and the one each is
+    renamed from."""
     managed: set[Address] = set()
-    for kind, declared in (("type", db.types), ("sequence", db.sequences)):
-        for item in declared:
-            managed.add(Address(kind, db.name, item.schema_, item.name))
-            if item.renamed_from:
-                managed.add(Address(kind, db.name, item.schema_, item.renamed_from))
+    declared: list[tuple[str, model.Type | model.Sequence | model.View | model.MaterializedView]] = [
+        *(("type", t) for t in db.types), *(("sequence", s) for s in db.sequences),
+        *(("view", v) for v in db.views), *(("materialized_view", m) for m in db.materialized_views)]
+    for kind, item in declared:
+        managed.add(Address(kind, db.name, item.schema_, item.name))
+        renamed_from = getattr(item, "renamed_from", None)
+        if renamed_from:
+            managed.add(Address(kind, db.name, item.schema_, renamed_from))
     return managed
 
 

@@ -10,11 +10,10 @@ What is left out on purpose:
   on_create`, so applying the export never resets a live password;
 - ACL entries equal to what a NULL ACL stands for (`implicit_acl`), i.e. what PostgreSQL gives a
   new object anyway;
-- the schema objects erpprov cannot write yet (views, functions, triggers, domains, aggregates...,
+- the schema objects erpprov cannot write yet (functions, triggers, domains, aggregates...,
   read by `state.schema_catalog`): never silently, each is listed in `Exported.left_out`, which
   the CLI prints on stderr and at the top of the file. Grants on sequences and functions are
-  exported, grants on views are not (they could not be applied to a database where the view does
-  not exist).
+  exported in their schema's grants, grants on tables, views and enum types on the object.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ from erpprov.core.cluster import (
     attributes_beyond_defaults,
 )
 from erpprov.core.fragments import index_ordering
-from erpprov.core.schema_objects import EnumState, LiveObject, SchemaObjects, SequenceState
+from erpprov.core.schema_objects import EnumState, LiveObject, SchemaObjects, SequenceState, ViewState
 from erpprov.core.tables import (
     CHECK,
     FOREIGN_KEY,
@@ -261,9 +260,10 @@ def _database_grants(cluster: LiveCluster, name: str, owner: str) -> list[dict[s
 
 
 def _written(obj: LiveObject, objects: SchemaObjects) -> bool:
-    """Whether the export writes ``obj``: enum types and standalone sequences."""
+    """Whether the export writes ``obj``: enum types, standalone sequences, views."""
     key = (obj.schema or "", obj.name)
-    return (obj.kind == "type" and key in objects.enums) or (obj.kind == "sequence" and key in objects.sequences)
+    return ((obj.kind == "type" and key in objects.enums) or (obj.kind == "sequence" and key in objects.sequences)
+            or (obj.kind in ("view", "materialized_view") and key in objects.views))
 
 
 def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState,
@@ -297,6 +297,11 @@ def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState
     tables = [_table(t, table_grants.get(key, [])) for key, t in sorted(live_tables.tables.items())]
     if tables:
         db["tables"] = tables
+    ordered = _reading_order(objects)
+    for key, materialized in (("views", False), ("materialized_views", True)):
+        views = [_view(v, table_grants.get((v.schema, v.name), [])) for v in ordered if v.materialized == materialized]
+        if views:
+            db[key] = views
     defaults = _default_privileges(default_acl.get(None, {}), True, version)
     if defaults:
         db["default_privileges"] = defaults
@@ -339,8 +344,9 @@ def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: Tab
     for ref in sorted(acl, key=lambda r: (r.kind, r.schema or "", r.name)):
         if ref.kind == "schema" or ref.schema is None:
             continue
-        if ref.kind == "table" and (ref.schema, ref.name) not in live_tables.tables:
-            continue  # a view, materialized view or foreign table: erpprov does not create them
+        if ref.kind == "table" and (ref.schema, ref.name) not in live_tables.tables \
+                and (ref.schema, ref.name) not in objects.views:
+            continue  # a foreign table: erpprov does not create them
         if ref.kind == "type" and (ref.schema, ref.name) not in objects.enums:
             continue  # an extension's type
         owner = live.owners[ref]
@@ -415,6 +421,36 @@ def _sequence(seq: SequenceState) -> dict[str, Any]:
         schema, table, column = seq.owned_by
         result["owned_by"] = {"table": table, "column": column, "schema": schema}
     return _owned(result, seq.owner, seq.comment)
+
+
+def _reading_order(objects: SchemaObjects) -> list[ViewState]:
+    """The views, each after the views it reads (pg_depend), else by name: the order applying the
+    file creates them in on an empty server."""
+    placed: list[ViewState] = []
+    done: set[tuple[str, str]] = set()
+    pending = sorted(objects.views)
+    for _ in range(len(pending)):
+        for key in pending:
+            if key not in done and not (objects.view_uses.get(key, set()) & set(objects.views)) - done:
+                placed.append(objects.views[key])
+                done.add(key)
+    return placed + [objects.views[k] for k in pending if k not in done]
+
+
+def _view(view: ViewState, grants: list[dict[str, Any]]) -> dict[str, Any]:
+    # pg_get_viewdef's text, without the ';' it ends with (a playbook query is one SELECT, no ';')
+    result: dict[str, Any] = {"name": view.name, "schema": view.schema,
+                              "query": view.definition.strip().removesuffix(";").rstrip()}
+    if view.materialized and not view.populated:
+        result["with_data"] = False
+    for option in ("security_barrier", "security_invoker"):
+        if getattr(view, option):
+            result[option] = True
+    if view.check_option:
+        result["check_option"] = view.check_option
+    if grants:
+        result["grants"] = sorted(grants, key=lambda g: (g["to"], g.get("with_grant_option", False)))
+    return _owned(result, view.owner, view.comment)
 
 
 # --- tables ---------------------------------------------------------------------------------

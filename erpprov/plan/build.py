@@ -8,6 +8,7 @@ but rolled-back scratch builds (docs/design.md).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import replace
 
@@ -16,7 +17,7 @@ from pydantic import SecretStr
 
 from erpprov.core import model
 from erpprov.core.actions import HostPlan, Op
-from erpprov.core.cluster import LiveCluster
+from erpprov.core.cluster import LiveCluster, LiveDatabase, Privileges
 from erpprov.core.tables import TableDiff, TablesState
 from erpprov.core.target import Target
 from erpprov.diff import (
@@ -34,6 +35,7 @@ from erpprov.diff.schema_objects import managed_addresses, unmanaged_objects
 from erpprov.diff.sequences import diff_sequences
 from erpprov.diff.tables import diff_tables
 from erpprov.diff.types import diff_types
+from erpprov.diff.views import Uses, diff_views
 from erpprov.drivers import make_driver
 from erpprov.drivers.base import Driver
 from erpprov.errors import ErpprovError
@@ -47,6 +49,7 @@ from erpprov.state.schema_catalog import read_schema_objects, scratch_prelude
 from erpprov.state.scratch import canonicalize_in_scratch_database
 from erpprov.state.snapshot import Snapshot
 from erpprov.state.table_catalog import inspect_tables, with_row_signal
+from erpprov.state.view_canon import canonical_views
 
 
 def plan_target(target: Target, *, driver: Driver | None = None, wait: float = 0.0,
@@ -119,10 +122,15 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         live_objects = read_schema_objects(conn)
         # The types and sequences the file adds exist in the scratch build, so the columns using them canonicalize.
         prelude = scratch_prelude(db, live_objects)
-        if not db.tables or one_value(conn, "SELECT has_database_privilege(current_database(), 'CREATE')"):
+        views: list[model.View | model.MaterializedView] = [*db.views, *db.materialized_views]
+        may_build = bool((db.tables or views)
+                         and one_value(conn, "SELECT has_database_privilege(current_database(), 'CREATE')"))
+        if not db.tables or may_build:
             desired_tables = canonicalize(conn, db.tables, live_tables, prelude)
         else:
             desired_tables = canonicalize_in_scratch_database(target, admin, db.tables, live_tables, prelude)
+        # Without CREATE here, views are compared as written: a plan shows them until they match.
+        desired_views, desired_uses = canonical_views(conn, views) if may_build else ({}, {})
         prune = {s.name for s in db.schemas if s.prune}
         if db.prune:
             prune |= set(live.schemas) | {t.schema_ for t in db.tables}
@@ -135,14 +143,26 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         live_objects, db.name, managed_addresses(db, live_objects)))
     result.extend(diff_types(db.types, live_objects.enums, db.name))
     result.extend(diff_sequences(db.sequences, live_objects.sequences, db.name))
+    result.extend(diff_views(views, desired_views, live_objects.views,
+                           Uses(live=live_objects.view_uses, desired=desired_uses), _acl_by_relation(live), db.name))
     try:
         planned = planned_objects(desired_tables, live_tables)
+        planned["table"] |= {(v.schema_, v.name): v.owner for v in views}
         planned["type"] = {(t.schema_, t.name): t.owner for t in db.types}
         planned["sequence"] |= {(s.schema_, s.name): s.owner for s in db.sequences}
         result.extend(diff_database_contents(db, live, cluster, canon, planned, target.play.roles))
     except GrantTargetMissing as exc:
         raise ErpprovError(str(exc), hint="declare the object, or fix the grant's name") from None
     return result
+
+
+def _acl_by_relation(live: LiveDatabase) -> dict[tuple[str, str], dict[str, Privileges]]:
+    """Each table-like relation's grantees and privileges (views' among them)."""
+    acl: dict[tuple[str, str], dict[str, Privileges]] = defaultdict(dict)
+    for (ref, grantee), privileges in live.acl.items():
+        if ref.kind == "table" and ref.schema is not None:
+            acl[(ref.schema, ref.name)][grantee] = privileges
+    return acl
 
 
 def planned_objects(desired: TablesState, live: TablesState) -> Planned:

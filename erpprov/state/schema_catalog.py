@@ -10,12 +10,13 @@ the server's.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from erpprov.core import model
-from erpprov.core.schema_objects import EnumState, LiveObject, SchemaObjects, SequenceState
+from erpprov.core.schema_objects import EnumState, LiveObject, SchemaObjects, SequenceState, ViewState
 from erpprov.postgres.schema_ddl import create_enum
 
 # Catalogs whose objects read as (kind, schema, name) from two columns: kind, catalog, name column,
@@ -119,11 +120,47 @@ WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
 """
 
 
+# Views and materialized views of the relations `{filter}` keeps (c: pg_class, n: pg_namespace):
+# the live ones, or those of the scratch build (`state.view_canon`), printed alike.
+VIEWS = r"""
+SELECT n.nspname, c.relname, c.relkind = 'm', pg_get_viewdef(c.oid),
+       array(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
+             AND NOT a.attisdropped ORDER BY a.attnum),
+       array(SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = c.oid
+             AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum),
+       coalesce(c.reloptions, '{{}}'), c.relispopulated, pg_get_userbyid(c.relowner), obj_description(c.oid, 'pg_class')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('v', 'm') AND {filter}
+"""
+# Which relations each view's query reads (through its rewrite rule): the order in which views are
+# dropped and created again, and which views a recreated one takes with it.
+VIEW_USES = r"""
+SELECT DISTINCT vn.nspname, v.relname, rn.nspname, r.relname
+FROM pg_rewrite rw JOIN pg_class v ON v.oid = rw.ev_class JOIN pg_namespace vn ON vn.oid = v.relnamespace
+JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid AND d.refclassid = 'pg_class'::regclass
+JOIN pg_class r ON r.oid = d.refobjid AND r.oid <> v.oid JOIN pg_namespace rn ON rn.oid = r.relnamespace
+WHERE v.relkind IN ('v', 'm') AND {filter}
+"""
+LIVE_VIEWS = VIEWS.format(filter="n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'")
+LIVE_VIEW_USES = VIEW_USES.format(filter="vn.nspname !~ '^pg_' AND vn.nspname <> 'information_schema'")
+
+
+def view_states(rows: list[tuple[Any, ...]]) -> dict[tuple[str, str], ViewState]:
+    views = {}
+    for schema, name, materialized, definition, names, types, options, populated, owner, comment in rows:
+        settings = dict(option.split("=", 1) for option in options)
+        views[(schema, name)] = ViewState(
+            schema, name, materialized, definition, tuple(zip(names, types, strict=True)),
+            settings.get("security_barrier") == "true", settings.get("security_invoker") == "true",
+            settings.get("check_option"), populated, owner, comment)
+    return views
+
+
 def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
-    """Every object, and the details of the enums and standalone sequences: one pipeline."""
+    """Every object, and the details of the enums, standalone sequences and views: one pipeline."""
     with conn.pipeline():
-        cursors = [conn.execute(query) for query in (OBJECTS, ENUMS, SEQUENCES)]
-    objects, enums, sequences = (cursor.fetchall() for cursor in cursors)
+        cursors = [conn.execute(query) for query in (OBJECTS, ENUMS, SEQUENCES, LIVE_VIEWS, LIVE_VIEW_USES)]
+    objects, enums, sequences, views, uses = (cursor.fetchall() for cursor in cursors)
     live = SchemaObjects([LiveObject(kind, schema, name, table, variety)
                           for kind, schema, name, table, variety in objects])
     kept = {(o.kind, o.schema, o.name) for o in live.objects}  # extension members and serials are not
@@ -134,6 +171,10 @@ def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
             owned = (t_schema, table, column) if table else None
             live.sequences[(schema, name)] = SequenceState(schema, name, type_, start, inc, lo, hi, cache, cycle,
                                                            owned, owner, comment)
+    live.views = {key: view for key, view in view_states(views).items()
+                  if (view.kind, view.schema, view.name) in kept}
+    for schema, name, used_schema, used in uses:
+        live.view_uses.setdefault((schema, name), set()).add((used_schema, used))
     return live
 
 
