@@ -45,6 +45,7 @@ class Phase(int, Enum):
     EXTENSION = 35
     TYPE = 37  # enum types, before the columns that use them
     SEQUENCE = 38  # before the defaults that call nextval()
+    FUNCTION = 39  # functions and procedures, before the defaults, checks and triggers that call them
     TABLE = 40
     COLUMN = 45
     CONSTRAINT = 50

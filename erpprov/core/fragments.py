@@ -201,3 +201,26 @@ def relations(text: str) -> set[tuple[str | None, str]]:
 
     _Relations()(_parser().parse_sql(query(text)))
     return found
+
+
+def function_body(text: str, language: str, header: str) -> str:
+    """`text` if PostgreSQL's parser accepts it as a body in ``language`` (sql: statements;
+    plpgsql: a block, compiled under ``header``, the function's own `CREATE FUNCTION ... RETURNS
+    ...` made of proven parts, so NEW, OUT parameters and RETURN QUERY mean what they will);
+    other languages are only sent as a string literal. ValueError otherwise. The body always
+    travels as one literal, never spliced, so it cannot end the statement it is in."""
+    if "\x00" in text:
+        raise ValueError("a function body cannot contain a NUL character")
+    if len(text) > _MAX_FRAGMENT:
+        raise ValueError(f"a function body is at most {_MAX_FRAGMENT} characters long")
+    parser = _parser()
+    try:
+        if language == "sql":
+            parser.parse_sql(text)
+        elif language == "plpgsql":
+            from pglast import parse_plpgsql
+
+            parse_plpgsql(f"{header} LANGUAGE plpgsql AS '{text.replace(chr(39), chr(39) * 2)}'")
+    except parser.ParseError as exc:
+        raise ValueError(f"the {language} body is not valid: {exc}") from None
+    return text

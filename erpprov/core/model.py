@@ -446,6 +446,95 @@ class MaterializedView(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+# --- functions ------------------------------------------------------------------------------
+
+
+class Argument(Strict):
+    name: Identifier | None = None
+    type: TypeName
+    mode: Literal["in", "out", "inout", "variadic"] = "in"
+    default: Expression | None = None
+
+    def sql(self) -> str:
+        """As CREATE FUNCTION writes it (every part proven or an identifier)."""
+        name = '"' + self.name.replace('"', '""') + '" ' if self.name else ""
+        default = f" DEFAULT ({self.default})" if self.default is not None else ""
+        return f"{self.mode.upper()} {name}{self.type}{default}"
+
+
+class TableColumn(Strict):
+    name: Identifier
+    type: TypeName
+
+
+class Function(Strict):
+    """A function or procedure; its identity is schema, name and argument types. A new body or
+    attribute is CREATE OR REPLACE; new arguments or result type drop it and create it again."""
+
+    name: Identifier
+    schema_: Identifier = Field("public", alias="schema")
+    arguments: list[Argument] = Field(default_factory=list)
+    returns: TypeName | None = Field(None, description="Result type (functions); `void` for none")
+    setof: bool = Field(False, description="RETURNS SETOF the type")
+    returns_table: list[TableColumn] = Field(default_factory=list, description="RETURNS TABLE (...)")
+    language: Identifier = "sql"
+    body: str
+    volatility: Literal["volatile", "stable", "immutable"] = "volatile"
+    strict: bool = False
+    security_definer: bool = False
+    parallel: Literal["unsafe", "restricted", "safe"] = "unsafe"
+    leakproof: bool = False
+    cost: float | None = Field(None, description="Default: PostgreSQL's (1 for C, 100 otherwise)")
+    rows: float | None = Field(None, description="Set-returning functions; default 1000")
+    set: StringMap = Field(default_factory=dict, description="SET name = value while it runs, e.g. search_path")
+    owner: Identifier | None = None
+    comment: str | None = None
+    grants: Annotated[list[Grant], AfterValidator(_grants_of("function"))] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def result(self) -> str:
+        """What RETURNS says (proven types and identifiers only)."""
+        if self.returns_table:
+            return "TABLE (" + ", ".join('"' + c.name.replace('"', '""') + '" ' + c.type
+                                         for c in self.returns_table) + ")"
+        return ("SETOF " if self.setof else "") + (self.returns or "void")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Function:
+        if self.returns_table and (self.returns or self.setof):
+            raise ValueError("returns_table stands alone: no returns or setof beside it")
+        if not self.returns_table and self.returns is None and not any(a.mode in ("out", "inout")
+                                                                      for a in self.arguments):
+            raise ValueError("a function needs `returns` (or `returns_table`, or OUT arguments)")
+        header = f"CREATE FUNCTION f({', '.join(a.sql() for a in self.arguments)})"
+        if self.returns is not None or self.returns_table:
+            header += f" RETURNS {self.result()}"
+        fragments.function_body(self.body, self.language, header)
+        return self
+
+
+class Procedure(Strict):
+    name: Identifier
+    schema_: Identifier = Field("public", alias="schema")
+    arguments: list[Argument] = Field(default_factory=list)
+    language: Identifier = "sql"
+    body: str
+    security_definer: bool = False
+    set: StringMap = Field(default_factory=dict)
+    owner: Identifier | None = None
+    comment: str | None = None
+    grants: Annotated[list[Grant], AfterValidator(_grants_of("function"))] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Procedure:
+        fragments.function_body(self.body, self.language,
+                                f"CREATE PROCEDURE f({', '.join(a.sql() for a in self.arguments)})")
+        return self
+
+
 def _unique_in_schemas(items: list[Any], what: str) -> None:
     seen: set[tuple[str, str]] = set()
     for index, item in enumerate(items):
@@ -494,6 +583,8 @@ class Database(Strict):
     sequences: list[Sequence] = Field(default_factory=list, description="Standalone sequences")
     views: list[View] = Field(default_factory=list)
     materialized_views: list[MaterializedView] = Field(default_factory=list)
+    functions: list[Function] = Field(default_factory=list)
+    procedures: list[Procedure] = Field(default_factory=list)
     default_privileges: list[DefaultPrivilege] = Field(default_factory=list)
     prune: bool = Field(False, description="Drop schemas and tables that the file does not declare")
 

@@ -90,6 +90,32 @@ class ViewState:
         return "materialized_view" if self.materialized else "view"
 
 
+@dataclass(frozen=True)
+class FunctionState:
+    """A function or procedure as the pg_get_function_* functions print it."""
+
+    schema: str
+    name: str
+    procedure: bool
+    identity: str  # pg_get_function_identity_arguments: what names it among its overloads
+    arguments: str  # pg_get_function_arguments: names, modes, defaults
+    result: str | None  # pg_get_function_result; None for a procedure
+    language: str
+    body: str
+    attributes: tuple[tuple[str, object], ...]  # volatility, strict, security definer, parallel, cost...
+    owner: str | None = None
+    comment: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return "procedure" if self.procedure else "function"
+
+    @property
+    def signature(self) -> str:
+        """Its name as plans, grants and unmanaged lists write it: `f(a integer)`."""
+        return f"{self.name}({self.identity})"
+
+
 @dataclass
 class SchemaObjects:
     """The live schema objects of one database (extension members excluded: they are the extension's),
@@ -100,6 +126,7 @@ class SchemaObjects:
     sequences: dict[tuple[str, str], SequenceState] = field(default_factory=dict)
     views: dict[tuple[str, str], ViewState] = field(default_factory=dict)  # and materialized views
     view_uses: dict[tuple[str, str], set[tuple[str, str]]] = field(default_factory=dict)  # view -> relations it reads
+    functions: dict[tuple[str, str], FunctionState] = field(default_factory=dict)  # (schema, signature): and procedures
 
 
 def plural(kind: str) -> str:

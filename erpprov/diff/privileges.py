@@ -145,13 +145,19 @@ def _desired_grants(db: model.Database, live: LiveDatabase, cluster: LiveCluster
                 key = (ref, grant.to)
                 want[key] = want.get(key, frozenset()) | privileges
     # Grants written on an object are more specific than "all tables in schema": they win.
-    on_objects: list[tuple[str, model.Table | model.Type | model.Sequence | model.View | model.MaterializedView]] = [
+    on_objects: list[tuple[str, model.Table | model.Type | model.Sequence | model.View | model.MaterializedView
+                           | model.Function | model.Procedure]] = [
         *(("table", t) for t in db.tables), *(("type", t) for t in db.types),
         *(("sequence", s) for s in db.sequences),
         *(("table", v) for v in db.views), *(("table", m) for m in db.materialized_views)]  # ON TABLE takes views
+    functions: list[model.Function | model.Procedure] = [*db.functions, *db.procedures]
+    on_objects += [("function", f) for i, f in enumerate(functions) if i in canon.declared_functions]
     for kind, item in on_objects:
+        name = item.name
+        if isinstance(item, (model.Function, model.Procedure)):
+            name = canon.declared_functions[functions.index(item)][1]
         for object_grant in item.grants:
-            ref = ObjectRef(kind, item.schema_, item.name)
+            ref = ObjectRef(kind, item.schema_, name)
             want[(ref, object_grant.to)] = expand(object_grant.privileges, kind, version,
                                                   object_grant.with_grant_option)
     return want

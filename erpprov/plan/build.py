@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from erpprov.core import model
 from erpprov.core.actions import HostPlan, Op
+from erpprov.core.address import Address
 from erpprov.core.cluster import LiveCluster, LiveDatabase, Privileges
 from erpprov.core.tables import TableDiff, TablesState
 from erpprov.core.target import Target
@@ -31,6 +32,7 @@ from erpprov.diff import (
     function_signatures,
     passwords_to_compare,
 )
+from erpprov.diff.functions import diff_functions
 from erpprov.diff.schema_objects import managed_addresses, unmanaged_objects
 from erpprov.diff.sequences import diff_sequences
 from erpprov.diff.tables import diff_tables
@@ -45,6 +47,7 @@ from erpprov.postgres.connect import connect, connection_kept, one_value
 from erpprov.postgres.scram import matching_passwords_started
 from erpprov.state import catalog
 from erpprov.state.canon import canonicalize
+from erpprov.state.function_canon import canonical_functions
 from erpprov.state.schema_catalog import read_schema_objects, scratch_prelude
 from erpprov.state.scratch import canonicalize_in_scratch_database
 from erpprov.state.snapshot import Snapshot
@@ -123,7 +126,8 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         # The types and sequences the file adds exist in the scratch build, so the columns using them canonicalize.
         prelude = scratch_prelude(db, live_objects)
         views: list[model.View | model.MaterializedView] = [*db.views, *db.materialized_views]
-        may_build = bool((db.tables or views)
+        functions: list[model.Function | model.Procedure] = [*db.functions, *db.procedures]
+        may_build = bool((db.tables or views or functions)
                          and one_value(conn, "SELECT has_database_privilege(current_database(), 'CREATE')"))
         if not db.tables or may_build:
             desired_tables = canonicalize(conn, db.tables, live_tables, prelude)
@@ -131,6 +135,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
             desired_tables = canonicalize_in_scratch_database(target, admin, db.tables, live_tables, prelude)
         # Without CREATE here, views are compared as written: a plan shows them until they match.
         desired_views, desired_uses = canonical_views(conn, views) if may_build else ({}, {})
+        desired_functions = canonical_functions(conn, functions) if may_build else {}
         prune = {s.name for s in db.schemas if s.prune}
         if db.prune:
             prune |= set(live.schemas) | {t.schema_ for t in db.tables}
@@ -139,16 +144,21 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     snapshot.databases[db.name] = live
     snapshot.tables[db.name] = live_tables
     snapshot.schema_objects[db.name] = live_objects
+    function_addresses = {Address(f.kind, db.name, f.schema, f.signature) for f in desired_functions.values()}
     result = Result(actions=table_diff.actions, unmanaged=table_diff.unmanaged + unmanaged_objects(
-        live_objects, db.name, managed_addresses(db, live_objects)))
+        live_objects, db.name, managed_addresses(db, live_objects) | function_addresses))
     result.extend(diff_types(db.types, live_objects.enums, db.name))
     result.extend(diff_sequences(db.sequences, live_objects.sequences, db.name))
     result.extend(diff_views(views, desired_views, live_objects.views,
-                           Uses(live=live_objects.view_uses, desired=desired_uses), _acl_by_relation(live), db.name))
+                           Uses(live=live_objects.view_uses, desired=desired_uses), _acl_by("table", live), db.name))
+    result.extend(diff_functions(functions, desired_functions, live_objects.functions, _acl_by("function", live),
+                                 db.name))
+    canon = replace(canon, declared_functions={i: (f.schema, f.signature) for i, f in desired_functions.items()})
     try:
         planned = planned_objects(desired_tables, live_tables)
         planned["table"] |= {(v.schema_, v.name): v.owner for v in views}
         planned["type"] = {(t.schema_, t.name): t.owner for t in db.types}
+        planned["function"] = {(f.schema, f.signature): functions[i].owner for i, f in desired_functions.items()}
         planned["sequence"] |= {(s.schema_, s.name): s.owner for s in db.sequences}
         result.extend(diff_database_contents(db, live, cluster, canon, planned, target.play.roles))
     except GrantTargetMissing as exc:
@@ -156,11 +166,11 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     return result
 
 
-def _acl_by_relation(live: LiveDatabase) -> dict[tuple[str, str], dict[str, Privileges]]:
-    """Each table-like relation's grantees and privileges (views' among them)."""
+def _acl_by(kind: str, live: LiveDatabase) -> dict[tuple[str, str], dict[str, Privileges]]:
+    """Each object of ``kind``'s grantees and privileges (views' among the tables')."""
     acl: dict[tuple[str, str], dict[str, Privileges]] = defaultdict(dict)
     for (ref, grantee), privileges in live.acl.items():
-        if ref.kind == "table" and ref.schema is not None:
+        if ref.kind == kind and ref.schema is not None:
             acl[(ref.schema, ref.name)][grantee] = privileges
     return acl
 

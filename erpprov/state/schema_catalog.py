@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from erpprov.core import model
-from erpprov.core.schema_objects import EnumState, LiveObject, SchemaObjects, SequenceState, ViewState
+from erpprov.core.schema_objects import EnumState, FunctionState, LiveObject, SchemaObjects, SequenceState, ViewState
 from erpprov.postgres.schema_ddl import create_enum
 
 # Catalogs whose objects read as (kind, schema, name) from two columns: kind, catalog, name column,
@@ -141,6 +141,16 @@ JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid AND 
 JOIN pg_class r ON r.oid = d.refobjid AND r.oid <> v.oid JOIN pg_namespace rn ON rn.oid = r.relnamespace
 WHERE v.relkind IN ('v', 'm') AND {filter}
 """
+# Functions and procedures of the namespaces `{filter}` keeps (p: pg_proc, n: pg_namespace).
+FUNCTIONS = r"""
+SELECT n.nspname, p.proname, p.prokind = 'p', pg_get_function_identity_arguments(p.oid),
+       pg_get_function_arguments(p.oid), CASE WHEN p.prokind <> 'p' THEN pg_get_function_result(p.oid) END,
+       l.lanname, p.prosrc, p.provolatile, p.proisstrict, p.prosecdef, p.proparallel, p.proleakproof, p.procost,
+       p.prorows, coalesce(p.proconfig, '{{}}'), pg_get_userbyid(p.proowner), obj_description(p.oid, 'pg_proc')
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
+WHERE p.prokind IN ('f', 'p') AND {filter}
+"""
+LIVE_FUNCTIONS = FUNCTIONS.format(filter="n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'")
 LIVE_VIEWS = VIEWS.format(filter="n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'")
 LIVE_VIEW_USES = VIEW_USES.format(filter="vn.nspname !~ '^pg_' AND vn.nspname <> 'information_schema'")
 
@@ -156,11 +166,29 @@ def view_states(rows: list[tuple[Any, ...]]) -> dict[tuple[str, str], ViewState]
     return views
 
 
+_VOLATILITY = {"v": "volatile", "s": "stable", "i": "immutable"}
+_PARALLEL = {"u": "unsafe", "r": "restricted", "s": "safe"}
+
+
+def function_states(rows: list[tuple[Any, ...]]) -> dict[tuple[str, str], FunctionState]:
+    functions = {}
+    for (schema, name, procedure, identity, arguments, result, language, body, volatility, strict, definer,
+         parallel, leakproof, cost, rows_, config, owner, comment) in rows:
+        attributes = (("volatility", _VOLATILITY[volatility]), ("strict", strict), ("security_definer", definer),
+                      ("parallel", _PARALLEL[parallel]), ("leakproof", leakproof), ("cost", cost),
+                      ("rows", rows_), ("set", tuple(config)))
+        state = FunctionState(schema, name, procedure, identity, arguments, result, language, body,
+                              attributes, owner, comment)
+        functions[(schema, state.signature)] = state
+    return functions
+
+
 def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
     """Every object, and the details of the enums, standalone sequences and views: one pipeline."""
     with conn.pipeline():
-        cursors = [conn.execute(query) for query in (OBJECTS, ENUMS, SEQUENCES, LIVE_VIEWS, LIVE_VIEW_USES)]
-    objects, enums, sequences, views, uses = (cursor.fetchall() for cursor in cursors)
+        cursors = [conn.execute(query) for query in (OBJECTS, ENUMS, SEQUENCES, LIVE_VIEWS, LIVE_VIEW_USES,
+                                                     LIVE_FUNCTIONS)]
+    objects, enums, sequences, views, uses, functions = (cursor.fetchall() for cursor in cursors)
     live = SchemaObjects([LiveObject(kind, schema, name, table, variety)
                           for kind, schema, name, table, variety in objects])
     kept = {(o.kind, o.schema, o.name) for o in live.objects}  # extension members and serials are not
@@ -173,6 +201,8 @@ def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
                                                            owned, owner, comment)
     live.views = {key: view for key, view in view_states(views).items()
                   if (view.kind, view.schema, view.name) in kept}
+    live.functions = {key: f for key, f in function_states(functions).items()
+                      if (f.kind, f.schema, f.signature) in kept}
     for schema, name, used_schema, used in uses:
         live.view_uses.setdefault((schema, name), set()).add((used_schema, used))
     return live

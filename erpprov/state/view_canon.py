@@ -46,7 +46,7 @@ def canonical_views(conn: psycopg.Connection, declared: list[view_ddl.AnyView]
                 for statement in builds.values():
                     conn.execute(statement, prepare=False)
         except psycopg.Error:
-            _one_by_one(conn, list(builds.values()))
+            build_what_builds(conn, list(builds.values()))
         scratch = [list(stand_in.values())]
         rows = conn.execute(VIEWS.format(filter="n.nspname = ANY(%s)"), scratch).fetchall()
         edges = conn.execute(VIEW_USES.format(filter="vn.nspname = ANY(%s)"), scratch).fetchall()
@@ -57,7 +57,7 @@ def canonical_views(conn: psycopg.Connection, declared: list[view_ddl.AnyView]
     return {(real[v.schema], v.name): replace(v, schema=real[v.schema]) for v in view_states(rows).values()}, uses
 
 
-def _one_by_one(conn: psycopg.Connection, pending: list[sql.Composed]) -> None:
+def build_what_builds(conn: psycopg.Connection, pending: list[sql.Composed]) -> None:
     """Build what can be built, each in a savepoint, in as many rounds as views that wait for
     another declared later (at most one round per view)."""
     for _ in range(len(pending)):
