@@ -54,6 +54,7 @@ class Phase(int, Enum):
     VIEW = 56  # views and materialized views, once the tables and columns they read exist
     INDEX = 57
     COMMENT = 58
+    TRIGGER = 59  # once their tables, views and functions exist
     GRANT = 60
     DEFAULT_PRIVILEGE = 65
     DROP_CONSTRAINT = 80

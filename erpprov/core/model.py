@@ -535,6 +535,41 @@ class Procedure(Strict):
         return self
 
 
+# --- triggers -------------------------------------------------------------------------------
+
+
+class Trigger(Strict):
+    """A trigger on a table (or an INSTEAD OF trigger on a view)."""
+
+    name: Identifier
+    table: Identifier
+    schema_: Identifier = Field("public", alias="schema", description="The table's schema")
+    timing: Literal["before", "after", "instead of"]
+    events: list[Literal["insert", "update", "delete", "truncate"]] = Field(min_length=1)
+    update_of: list[Identifier] = Field(default_factory=list, description="UPDATE OF these columns only")
+    for_each: Literal["row", "statement"] = "row"
+    when: Expression | None = Field(None, description="Condition, e.g. OLD.* IS DISTINCT FROM NEW.*")
+    function: Identifier = Field(description="The trigger function's name")
+    function_schema: Identifier | None = Field(None, description="Default: the table's schema")
+    arguments: list[str] = Field(default_factory=list, description="Strings passed to the function")
+    constraint: bool = Field(False, description="A constraint trigger (AFTER ... FOR EACH ROW)")
+    deferrable: Literal[False, True, "initially deferred"] = False
+    enabled: bool = True
+    comment: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Trigger:
+        if len(set(self.events)) != len(self.events):
+            raise ValueError("each event is listed once")
+        if self.update_of and "update" not in self.events:
+            raise ValueError("update_of needs the update event")
+        if self.deferrable and not self.constraint:
+            raise ValueError("only a constraint trigger is deferrable")
+        return self
+
+
 def _unique_in_schemas(items: list[Any], what: str) -> None:
     seen: set[tuple[str, str]] = set()
     for index, item in enumerate(items):
@@ -585,6 +620,7 @@ class Database(Strict):
     materialized_views: list[MaterializedView] = Field(default_factory=list)
     functions: list[Function] = Field(default_factory=list)
     procedures: list[Procedure] = Field(default_factory=list)
+    triggers: list[Trigger] = Field(default_factory=list)
     default_privileges: list[DefaultPrivilege] = Field(default_factory=list)
     prune: bool = Field(False, description="Drop schemas and tables that the file does not declare")
 

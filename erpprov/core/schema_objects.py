@@ -116,6 +116,30 @@ class FunctionState:
         return f"{self.name}({self.identity})"
 
 
+@dataclass(frozen=True)
+class TriggerState:
+    schema: str
+    table: str
+    name: str
+    timing: str  # before, after, instead of
+    events: tuple[str, ...]  # in insert, update, delete, truncate order
+    update_of: tuple[str, ...]
+    for_each: str
+    when: str | None  # as pg_get_triggerdef prints the condition
+    function: tuple[str, str]  # (schema, name)
+    arguments: tuple[str, ...]
+    constraint: bool
+    deferrable: bool
+    initially_deferred: bool
+    enabled: bool
+    comment: str | None = None
+
+    def definition(self) -> tuple[object, ...]:
+        """What CREATE TRIGGER states: a change in it means creating the trigger again."""
+        return (self.timing, self.events, self.update_of, self.for_each, self.when, self.function, self.arguments,
+                self.constraint, self.deferrable, self.initially_deferred)
+
+
 @dataclass
 class SchemaObjects:
     """The live schema objects of one database (extension members excluded: they are the extension's),
@@ -127,6 +151,7 @@ class SchemaObjects:
     views: dict[tuple[str, str], ViewState] = field(default_factory=dict)  # and materialized views
     view_uses: dict[tuple[str, str], set[tuple[str, str]]] = field(default_factory=dict)  # view -> relations it reads
     functions: dict[tuple[str, str], FunctionState] = field(default_factory=dict)  # (schema, signature): and procedures
+    triggers: dict[tuple[str, str, str], TriggerState] = field(default_factory=dict)  # (schema, table, name)
 
 
 def plural(kind: str) -> str:

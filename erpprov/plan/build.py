@@ -36,6 +36,7 @@ from erpprov.diff.functions import diff_functions
 from erpprov.diff.schema_objects import managed_addresses, unmanaged_objects
 from erpprov.diff.sequences import diff_sequences
 from erpprov.diff.tables import diff_tables
+from erpprov.diff.triggers import desired_trigger, diff_triggers
 from erpprov.diff.types import diff_types
 from erpprov.diff.views import Uses, diff_views
 from erpprov.drivers import make_driver
@@ -52,6 +53,7 @@ from erpprov.state.schema_catalog import read_schema_objects, scratch_prelude
 from erpprov.state.scratch import canonicalize_in_scratch_database
 from erpprov.state.snapshot import Snapshot
 from erpprov.state.table_catalog import inspect_tables, with_row_signal
+from erpprov.state.trigger_canon import canonical_conditions
 from erpprov.state.view_canon import canonical_views
 
 
@@ -127,7 +129,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         prelude = scratch_prelude(db, live_objects)
         views: list[model.View | model.MaterializedView] = [*db.views, *db.materialized_views]
         functions: list[model.Function | model.Procedure] = [*db.functions, *db.procedures]
-        may_build = bool((db.tables or views or functions)
+        may_build = bool((db.tables or views or functions or db.triggers)
                          and one_value(conn, "SELECT has_database_privilege(current_database(), 'CREATE')"))
         if not db.tables or may_build:
             desired_tables = canonicalize(conn, db.tables, live_tables, prelude)
@@ -136,6 +138,9 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         # Without CREATE here, views are compared as written: a plan shows them until they match.
         desired_views, desired_uses = canonical_views(conn, views) if may_build else ({}, {})
         desired_functions = canonical_functions(conn, functions) if may_build else {}
+        triggers = [desired_trigger(t) for t in db.triggers]
+        conditions = canonical_conditions(conn, triggers) if may_build else {}
+        triggers = [replace(t, when=conditions.get(i, t.when)) for i, t in enumerate(triggers)]
         prune = {s.name for s in db.schemas if s.prune}
         if db.prune:
             prune |= set(live.schemas) | {t.schema_ for t in db.tables}
@@ -153,6 +158,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
                            Uses(live=live_objects.view_uses, desired=desired_uses), _acl_by("table", live), db.name))
     result.extend(diff_functions(functions, desired_functions, live_objects.functions, _acl_by("function", live),
                                  db.name))
+    result.extend(diff_triggers(triggers, live_objects.triggers, db.name))
     canon = replace(canon, declared_functions={i: (f.schema, f.signature) for i, f in desired_functions.items()})
     try:
         planned = planned_objects(desired_tables, live_tables)

@@ -19,7 +19,7 @@ from psycopg import sql
 from erpprov.core.schema_objects import FunctionState
 from erpprov.postgres import function_ddl
 from erpprov.state.schema_catalog import FUNCTIONS, function_states
-from erpprov.state.view_canon import build_what_builds
+from erpprov.state.scratch_build import build
 
 
 def canonical_functions(conn: psycopg.Connection, declared: list[function_ddl.AnyFunction]) -> dict[int, FunctionState]:
@@ -33,15 +33,7 @@ def canonical_functions(conn: psycopg.Connection, declared: list[function_ddl.An
     builds = [function_ddl.create(f.model_copy(update={"name": f"f{i}"}), schema=stand_in[f.schema_])
               for i, f in enumerate(declared)]
     with conn.transaction(force_rollback=True):
-        with conn.pipeline():
-            for statement in setup:
-                conn.execute(statement, prepare=False)
-        try:
-            with conn.transaction(), conn.pipeline():
-                for statement in builds:
-                    conn.execute(statement, prepare=False)
-        except psycopg.Error:
-            build_what_builds(conn, builds)
+        build(conn, setup, builds)
         rows = conn.execute(FUNCTIONS.format(filter="n.nspname = ANY(%s)"), [list(stand_in.values())]).fetchall()
     built = {int(state.name[1:]): state for state in function_states(rows).values()}
     return {i: replace(state, schema=declared[i].schema_, name=declared[i].name) for i, state in built.items()}

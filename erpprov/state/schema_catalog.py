@@ -16,7 +16,15 @@ import psycopg
 from psycopg import sql
 
 from erpprov.core import model
-from erpprov.core.schema_objects import EnumState, FunctionState, LiveObject, SchemaObjects, SequenceState, ViewState
+from erpprov.core.schema_objects import (
+    EnumState,
+    FunctionState,
+    LiveObject,
+    SchemaObjects,
+    SequenceState,
+    TriggerState,
+    ViewState,
+)
 from erpprov.postgres.schema_ddl import create_enum
 
 # Catalogs whose objects read as (kind, schema, name) from two columns: kind, catalog, name column,
@@ -150,6 +158,20 @@ SELECT n.nspname, p.proname, p.prokind = 'p', pg_get_function_identity_arguments
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
 WHERE p.prokind IN ('f', 'p') AND {filter}
 """
+# Triggers on the relations `{filter}` keeps (c: pg_class, n: pg_namespace), not those PostgreSQL
+# makes for foreign keys. tgtype bits: 1 row, 2 before, 4 insert, 8 delete, 16 update, 32
+# truncate, 64 instead.
+TRIGGERS = r"""
+SELECT n.nspname, c.relname, t.tgname, t.tgtype, t.tgenabled <> 'D', fn.nspname, f.proname, t.tgargs,
+       array(SELECT a.attname::text FROM unnest(t.tgattr::int2[]) WITH ORDINALITY u(num, o)
+             JOIN pg_attribute a ON a.attrelid = t.tgrelid AND a.attnum = u.num ORDER BY u.o),
+       pg_get_triggerdef(t.oid), t.tgconstraint <> 0, t.tgdeferrable, t.tginitdeferred,
+       obj_description(t.oid, 'pg_trigger')
+FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_proc f ON f.oid = t.tgfoid JOIN pg_namespace fn ON fn.oid = f.pronamespace
+WHERE NOT t.tgisinternal AND {filter}
+"""
+LIVE_TRIGGERS = TRIGGERS.format(filter="n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'")
 LIVE_FUNCTIONS = FUNCTIONS.format(filter="n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'")
 LIVE_VIEWS = VIEWS.format(filter="n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'")
 LIVE_VIEW_USES = VIEW_USES.format(filter="vn.nspname !~ '^pg_' AND vn.nspname <> 'information_schema'")
@@ -183,12 +205,34 @@ def function_states(rows: list[tuple[Any, ...]]) -> dict[tuple[str, str], Functi
     return functions
 
 
+_EVENTS = ((4, "insert"), (16, "update"), (8, "delete"), (32, "truncate"))
+
+
+def _condition(definition: str) -> str | None:
+    """The WHEN condition of a pg_get_triggerdef text, as it prints it."""
+    start, end = definition.find(" WHEN ("), definition.rfind(") EXECUTE ")
+    return definition[start + len(" WHEN ("):end] if start != -1 and end > start else None
+
+
+def trigger_states(rows: list[tuple[Any, ...]]) -> dict[tuple[str, str, str], TriggerState]:
+    triggers = {}
+    for (schema, table, name, tgtype, enabled, fn_schema, fn_name, args, columns, definition, constraint,
+         deferrable, initially_deferred, comment) in rows:
+        timing = "instead of" if tgtype & 64 else ("before" if tgtype & 2 else "after")
+        arguments = tuple(bytes(args).decode().split("\x00")[:-1]) if args else ()
+        triggers[(schema, table, name)] = TriggerState(
+            schema, table, name, timing, tuple(event for bit, event in _EVENTS if tgtype & bit), tuple(columns),
+            "row" if tgtype & 1 else "statement", _condition(definition), (fn_schema, fn_name), arguments,
+            constraint, deferrable, initially_deferred, enabled, comment)
+    return triggers
+
+
 def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
     """Every object, and the details of the enums, standalone sequences and views: one pipeline."""
     with conn.pipeline():
         cursors = [conn.execute(query) for query in (OBJECTS, ENUMS, SEQUENCES, LIVE_VIEWS, LIVE_VIEW_USES,
-                                                     LIVE_FUNCTIONS)]
-    objects, enums, sequences, views, uses, functions = (cursor.fetchall() for cursor in cursors)
+                                                     LIVE_FUNCTIONS, LIVE_TRIGGERS)]
+    objects, enums, sequences, views, uses, functions, triggers = (cursor.fetchall() for cursor in cursors)
     live = SchemaObjects([LiveObject(kind, schema, name, table, variety)
                           for kind, schema, name, table, variety in objects])
     kept = {(o.kind, o.schema, o.name) for o in live.objects}  # extension members and serials are not
@@ -203,6 +247,8 @@ def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
                   if (view.kind, view.schema, view.name) in kept}
     live.functions = {key: f for key, f in function_states(functions).items()
                       if (f.kind, f.schema, f.signature) in kept}
+    user_triggers = {(o.schema, o.table, o.name) for o in live.objects if o.kind == "trigger"}
+    live.triggers = {key: t for key, t in trigger_states(triggers).items() if key in user_triggers}
     for schema, name, used_schema, used in uses:
         live.view_uses.setdefault((schema, name), set()).add((used_schema, used))
     return live

@@ -18,6 +18,7 @@ from psycopg import sql
 from erpprov.core.schema_objects import ViewState
 from erpprov.postgres import view_ddl
 from erpprov.state.schema_catalog import VIEW_USES, VIEWS, view_states
+from erpprov.state.scratch_build import build
 
 Key = tuple[str, str]
 
@@ -38,15 +39,7 @@ def canonical_views(conn: psycopg.Connection, declared: list[view_ddl.AnyView]
     builds = {(v.schema_, v.name): view_ddl.create(v, schema=stand_in[v.schema_], plain=True)
               for v in view_ddl.in_reading_order(declared)}
     with conn.transaction(force_rollback=True):
-        with conn.pipeline():
-            for statement in setup:
-                conn.execute(statement, prepare=False)
-        try:
-            with conn.transaction(), conn.pipeline():  # all at once: one round trip
-                for statement in builds.values():
-                    conn.execute(statement, prepare=False)
-        except psycopg.Error:
-            build_what_builds(conn, list(builds.values()))
+        build(conn, setup, list(builds.values()))
         scratch = [list(stand_in.values())]
         rows = conn.execute(VIEWS.format(filter="n.nspname = ANY(%s)"), scratch).fetchall()
         edges = conn.execute(VIEW_USES.format(filter="vn.nspname = ANY(%s)"), scratch).fetchall()
@@ -55,19 +48,3 @@ def canonical_views(conn: psycopg.Connection, declared: list[view_ddl.AnyView]
         used_key: Key = (str(real.get(used_schema, used_schema)), used)
         uses.setdefault((real[schema], name), set()).add(used_key)
     return {(real[v.schema], v.name): replace(v, schema=real[v.schema]) for v in view_states(rows).values()}, uses
-
-
-def build_what_builds(conn: psycopg.Connection, pending: list[sql.Composed]) -> None:
-    """Build what can be built, each in a savepoint, in as many rounds as views that wait for
-    another declared later (at most one round per view)."""
-    for _ in range(len(pending)):
-        waiting = []
-        for statement in pending:
-            try:
-                with conn.transaction():
-                    conn.execute(statement, prepare=False)
-            except psycopg.Error:
-                waiting.append(statement)
-        if len(waiting) == len(pending):
-            return
-        pending = waiting
