@@ -431,6 +431,15 @@ CREATE VIEW sales.a_paid AS SELECT n FROM sales.z_totals WHERE status = 'paid';
 CREATE VIEW public.b_big WITH (security_barrier) AS SELECT * FROM sales.a_paid WHERE n > 10;
 GRANT SELECT ON sales.a_paid TO type_reader;
 COMMENT ON VIEW public.b_big IS 'big ones';
+CREATE FUNCTION sales.open_count(s sales.order_status DEFAULT 'new', OUT n bigint) LANGUAGE sql STABLE
+    AS 'SELECT count(*) FROM sales.orders WHERE status = s';
+CREATE FUNCTION sales.pairs() RETURNS TABLE (a int, b text) LANGUAGE sql ROWS 5 SET search_path = pg_catalog
+    AS $$SELECT 1, 'x'$$;
+CREATE FUNCTION sales.touch() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$BEGIN RETURN NEW; END$$;
+CREATE PROCEDURE sales.tidy(keep int) LANGUAGE sql AS 'DELETE FROM sales.orders WHERE id < keep';
+CREATE TRIGGER orders_touch BEFORE UPDATE OF status ON sales.orders FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION sales.touch('a', 'b');
+ALTER TABLE sales.orders DISABLE TRIGGER orders_touch;
 """
 
 
@@ -453,5 +462,8 @@ def test_enum_columns_sequences_and_views_round_trip_to_an_empty_database(tmp_pa
     rebuilt = _database(_export(pg, copy_name), copy_name)
     assert [v["name"] for v in source["views"]] == ["a_paid", "b_big"]  # each after what it reads
     assert source["views"][0]["grants"] == [{"to": "type_reader", "privileges": ["SELECT"]}]
-    for section in ("types", "sequences", "tables", "schemas", "views", "materialized_views"):
+    assert [f["name"] for f in source["functions"]] == ["open_count", "pairs", "touch"]
+    assert source["triggers"][0]["when"] == "(old.status IS DISTINCT FROM new.status)"
+    for section in ("types", "sequences", "tables", "schemas", "views", "materialized_views", "functions",
+                    "procedures", "triggers"):
         assert rebuilt.get(section) == source.get(section), section

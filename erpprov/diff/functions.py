@@ -21,6 +21,10 @@ from erpprov.diff.result import Result, comment_changes
 from erpprov.postgres import function_ddl
 from erpprov.postgres.ddl import render
 
+# As pg_dump does: a body is checked when it runs, not when it is created, so a function may use
+# tables and views this apply creates after it (functions come first: defaults and checks call them).
+_UNCHECKED = sql.SQL("SET LOCAL check_function_bodies = off")
+
 
 def _shape(state: FunctionState) -> dict[str, object]:
     return {"arguments": state.arguments, "result": state.result, "language": state.language, "body": state.body,
@@ -49,7 +53,7 @@ def diff_functions(declared: list[function_ddl.AnyFunction], canonical: Mapping[
         if want is None:  # its types do not exist yet: as written, compared from the next plan on
             result.actions.append(Action(
                 Address(kind, database, function.schema_, function.name + "(…)"), Op.CREATE, Phase.FUNCTION,
-                database=database, sql=(render(function_ddl.create(function, or_replace=True)),),
+                database=database, sql=(render(_UNCHECKED), render(function_ddl.create(function, or_replace=True))),
                 after={"body": function.body}, note="its types are created by this apply: compared once they exist"))
             continue
         address = Address(kind, database, want.schema, want.signature)
@@ -57,7 +61,7 @@ def diff_functions(declared: list[function_ddl.AnyFunction], canonical: Mapping[
         have = live.get((want.schema, want.signature))
         statements: list[sql.Composable] = []
         if have is None:
-            statements = [function_ddl.create(function), *_owner_and_comment(
+            statements = [_UNCHECKED, function_ddl.create(function), *_owner_and_comment(
                 clause, function.owner, function.comment, None, None)]
             result.actions.append(Action(address, Op.CREATE, Phase.FUNCTION, database=database,
                                          sql=tuple(render(s) for s in statements), after=_shape(want)))
@@ -69,11 +73,11 @@ def diff_functions(declared: list[function_ddl.AnyFunction], canonical: Mapping[
         if have.procedure != want.procedure or {"arguments", "result"} & changed:
             op, hazards = Op.REPLACE, (Hazard.BREAKS_CALLERS,)
             note = "new arguments or result: dropped and created again, its owner, comment and grants given back"
-            statements = [sql.SQL("DROP {}").format(clause), function_ddl.create(function)]
+            statements = [_UNCHECKED, sql.SQL("DROP {}").format(clause), function_ddl.create(function)]
             statements += _given_back(clause, ObjectRef("function", want.schema, want.signature), have,
                                       acl.get((want.schema, want.signature), {}))
         elif changed:
-            statements = [function_ddl.create(function, or_replace=True)]
+            statements = [_UNCHECKED, function_ddl.create(function, or_replace=True)]
         statements += _owner_and_comment(clause, function.owner, function.comment, have.owner, have.comment)
         if statements:
             before |= {"owner": have.owner, "comment": have.comment}

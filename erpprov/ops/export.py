@@ -10,7 +10,7 @@ What is left out on purpose:
   on_create`, so applying the export never resets a live password;
 - ACL entries equal to what a NULL ACL stands for (`implicit_acl`), i.e. what PostgreSQL gives a
   new object anyway;
-- the schema objects erpprov cannot write yet (functions, triggers, domains, aggregates...,
+- the schema objects erpprov cannot write yet (composite types, domains, aggregates, rules...,
   read by `state.schema_catalog`): never silently, each is listed in `Exported.left_out`, which
   the CLI prints on stderr and at the top of the file. Grants on sequences and functions are
   exported in their schema's grants, grants on tables, views and enum types on the object.
@@ -39,7 +39,15 @@ from erpprov.core.cluster import (
     attributes_beyond_defaults,
 )
 from erpprov.core.fragments import index_ordering
-from erpprov.core.schema_objects import EnumState, LiveObject, SchemaObjects, SequenceState, ViewState
+from erpprov.core.schema_objects import (
+    EnumState,
+    FunctionState,
+    LiveObject,
+    SchemaObjects,
+    SequenceState,
+    TriggerState,
+    ViewState,
+)
 from erpprov.core.tables import (
     CHECK,
     FOREIGN_KEY,
@@ -59,7 +67,7 @@ from erpprov.postgres.acl import DEFAULT_PRIVILEGE_KIND, all_privileges, implici
 from erpprov.postgres.connect import connect
 from erpprov.postgres.naming import column_addition, make_object_name, unquote
 from erpprov.state import catalog
-from erpprov.state.schema_catalog import read_schema_objects
+from erpprov.state.schema_catalog import function_parts, read_schema_objects
 from erpprov.state.table_catalog import inspect_tables
 
 # Left out unless named: the maintenance database every cluster has (templates are never read).
@@ -97,7 +105,8 @@ def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
             live = catalog.read_database(conn, db)
             live_tables = inspect_tables(conn)
             objects = read_schema_objects(conn)
-        exported.append(_database(cluster, live, live_tables, objects))
+            functions = function_parts(conn) if objects.functions else {}
+        exported.append(_database(cluster, live, live_tables, objects, functions))
         left_out += [f"database {db}: {o.describe()}" for o in objects.objects if not _written(o, objects)]
     if exported:
         play["databases"] = exported
@@ -260,14 +269,17 @@ def _database_grants(cluster: LiveCluster, name: str, owner: str) -> list[dict[s
 
 
 def _written(obj: LiveObject, objects: SchemaObjects) -> bool:
-    """Whether the export writes ``obj``: enum types, standalone sequences, views."""
+    """Whether the export writes ``obj``: enum types, standalone sequences, views, functions,
+    procedures, triggers."""
     key = (obj.schema or "", obj.name)
     return ((obj.kind == "type" and key in objects.enums) or (obj.kind == "sequence" and key in objects.sequences)
-            or (obj.kind in ("view", "materialized_view") and key in objects.views))
+            or (obj.kind in ("view", "materialized_view") and key in objects.views)
+            or (obj.kind in ("function", "procedure") and key in objects.functions)
+            or (obj.kind == "trigger" and (obj.schema, obj.table, obj.name) in objects.triggers))
 
 
-def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState,
-              objects: SchemaObjects) -> dict[str, Any]:
+def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState, objects: SchemaObjects,
+              functions: FunctionParts) -> dict[str, Any]:
     state = cluster.databases[live.name]
     version = cluster.server_version
     db: dict[str, Any] = {"name": live.name, "owner": state.owner}
@@ -302,6 +314,14 @@ def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState
         views = [_view(v, table_grants.get((v.schema, v.name), [])) for v in ordered if v.materialized == materialized]
         if views:
             db[key] = views
+    for key, procedure in (("functions", False), ("procedures", True)):
+        declared = [_function(f, functions[k]) for k, f in sorted(objects.functions.items())
+                    if f.procedure == procedure]
+        if declared:
+            db[key] = declared
+    triggers = [_trigger(t) for _, t in sorted(objects.triggers.items())]
+    if triggers:
+        db["triggers"] = triggers
     defaults = _default_privileges(default_acl.get(None, {}), True, version)
     if defaults:
         db["default_privileges"] = defaults
@@ -451,6 +471,65 @@ def _view(view: ViewState, grants: list[dict[str, Any]]) -> dict[str, Any]:
     if grants:
         result["grants"] = sorted(grants, key=lambda g: (g["to"], g.get("with_grant_option", False)))
     return _owned(result, view.owner, view.comment)
+
+
+FunctionParts = dict[tuple[str, str], tuple[list[dict[str, Any]], str, bool]]
+# What CREATE FUNCTION gives when the file says nothing (model.Function's defaults).
+_FUNCTION_DEFAULTS = {"volatility": "volatile", "strict": False, "security_definer": False, "parallel": "unsafe",
+                      "leakproof": False}
+
+
+def _function(function: FunctionState, parts: tuple[list[dict[str, Any]], str, bool]) -> dict[str, Any]:
+    arguments, result, setof = parts
+    entry: dict[str, Any] = {"name": function.name, "schema": function.schema}
+    columns = [{"name": a["name"], "type": a["type"]} for a in arguments if a.get("mode") == "table"]
+    arguments = [a for a in arguments if a.get("mode") != "table"]
+    if arguments:
+        entry["arguments"] = arguments
+    if columns:
+        entry["returns_table"] = columns
+    elif not function.procedure:
+        entry["returns"] = result
+        if setof:
+            entry["setof"] = True
+    entry |= {"language": function.language, "body": function.body}
+    attributes = dict(function.attributes)
+    for name, default in _FUNCTION_DEFAULTS.items():
+        if attributes[name] != default and (not function.procedure or name == "security_definer"):
+            entry[name] = attributes[name]
+    if not function.procedure:
+        if attributes["cost"] != (1 if function.language in ("c", "internal") else 100):
+            entry["cost"] = attributes["cost"]
+        if setof and attributes["rows"] != 1000:
+            entry["rows"] = attributes["rows"]
+    settings = attributes["set"]
+    if isinstance(settings, tuple) and settings:
+        entry["set"] = dict(item.split("=", 1) for item in settings)
+    return _owned(entry, function.owner, function.comment)
+
+
+def _trigger(trigger: TriggerState) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": trigger.name, "table": trigger.table, "schema": trigger.schema,
+                             "timing": trigger.timing, "events": list(trigger.events)}
+    if trigger.update_of:
+        entry["update_of"] = list(trigger.update_of)
+    entry["for_each"] = trigger.for_each
+    if trigger.when is not None:
+        entry["when"] = trigger.when
+    entry["function"] = trigger.function[1]
+    if trigger.function[0] != trigger.schema:
+        entry["function_schema"] = trigger.function[0]
+    if trigger.arguments:
+        entry["arguments"] = list(trigger.arguments)
+    if trigger.constraint:
+        entry["constraint"] = True
+    if trigger.deferrable:
+        entry["deferrable"] = "initially deferred" if trigger.initially_deferred else True
+    if not trigger.enabled:
+        entry["enabled"] = False
+    if trigger.comment is not None:
+        entry["comment"] = trigger.comment
+    return entry
 
 
 # --- tables ---------------------------------------------------------------------------------

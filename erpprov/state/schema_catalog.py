@@ -285,3 +285,37 @@ def scratch_prelude(db: model.Database, live: SchemaObjects) -> list[sql.Compose
                 sql.Identifier(t.schema_, t.name), sql.Identifier(f"erpprov_scratch_{uuid.uuid4().hex[:12]}")))
         statements.append(create_enum(EnumState(t.schema_, t.name, tuple(t.enum))))
     return statements
+
+
+# Each function's arguments one by one (what export writes): name, mode (i, o, b, v, t: a
+# RETURNS TABLE column), type, default; and its result type and whether it returns a set.
+FUNCTION_PARTS = r"""
+SELECT n.nspname, format('%s(%s)', p.proname, pg_get_function_identity_arguments(p.oid)),
+       array(SELECT coalesce(p.proargnames[i], '') FROM generate_series(1, a.n) i ORDER BY i),
+       array(SELECT coalesce(p.proargmodes[i], 'i') FROM generate_series(1, a.n) i ORDER BY i),
+       array(SELECT format_type(coalesce(p.proallargtypes[i], p.proargtypes[i - 1]), NULL)
+             FROM generate_series(1, a.n) i ORDER BY i),
+       array(SELECT pg_get_function_arg_default(p.oid, i) FROM generate_series(1, a.n) i ORDER BY i),
+       format_type(p.prorettype, NULL), p.proretset
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+CROSS JOIN LATERAL (SELECT coalesce(array_length(p.proallargtypes, 1), p.pronargs) AS n) a
+WHERE p.prokind IN ('f', 'p') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+"""
+
+
+def function_parts(conn: psycopg.Connection) -> dict[tuple[str, str], tuple[list[dict[str, Any]], str, bool]]:
+    """(schema, signature) -> (arguments as a playbook writes them, result type, returns a set)."""
+    modes = {"i": "in", "o": "out", "b": "inout", "v": "variadic", "t": "table"}
+    parts = {}
+    for schema, signature, names, arg_modes, types, defaults, result, setof in conn.execute(FUNCTION_PARTS):
+        arguments = []
+        for name, mode, type_, default in zip(names, arg_modes, types, defaults, strict=True):
+            argument: dict[str, Any] = {"name": name} if name else {}
+            argument["type"] = type_
+            if modes[mode] != "in":
+                argument["mode"] = modes[mode]
+            if default is not None:
+                argument["default"] = default
+            arguments.append(argument)
+        parts[(schema, signature)] = (arguments, result, setof)
+    return parts

@@ -60,7 +60,7 @@ def test_functions_and_procedures_converge_and_change_in_place_or_by_recreating(
 
     new_body = FUNCTIONS.replace("SELECT a + b", "SELECT a + b + 0")
     [action] = plan_target(_targets(tmp_path, pg, new_body)[0]).actions
-    assert action.op is Op.UPDATE and action.sql[0].text.startswith("CREATE OR REPLACE FUNCTION")
+    assert action.op is Op.UPDATE and action.sql[1].text.startswith("CREATE OR REPLACE FUNCTION")
     assert "erpprov_scratch" not in repr(action)
     _converge(tmp_path, pg, new_body)
 

@@ -61,8 +61,9 @@ def test_plan_of_an_export_lists_what_export_left_out_and_export_says_so(tmp_pat
     header = (tmp_path / PLAYBOOK).read_text().split("\n- name:")[0]
     for said in (exported.stderr, header):
         assert f"database {pg.dbname}: composite type public.money_pair" in said
-        assert not any(name in said for name in ("order_status", "invoice_no", "open_orders", "order_counts"))
-        assert f"database {pg.dbname}: trigger orders_touch on public.orders" in said
+        assert not any(name in said for name in ("order_status", "invoice_no", "open_orders", "order_counts",
+                                                 "touch", "archive", "orders_touch"))  # the file holds them
+        assert f"database {pg.dbname}: rule no_delete on public.orders" in said
         assert f"database {pg.dbname}: event trigger audit_ddl" in said
         assert f"database {pg.dbname}: aggregate public.total(integer)" in said
     [database] = yaml.safe_load((tmp_path / PLAYBOOK).read_text())[0]["databases"]  # the file still loads
@@ -72,15 +73,15 @@ def test_plan_of_an_export_lists_what_export_left_out_and_export_says_so(tmp_pat
     plan = erpprov(tmp_path, "plan")
     assert plan.returncode == 0, plan.stderr
     assert "No changes." in plan.stdout  # the file holds the enum and the sequence exactly
-    assert ("Unmanaged (left alone): 1 aggregate, 1 event trigger, 2 functions, 1 procedure, 1 rule, 1 trigger, "
-            "3 types (names with -v)") in plan.stdout
+    assert "Unmanaged (left alone): 1 aggregate, 1 event trigger, 1 rule, 3 types (names with -v)" in plan.stdout
     named = erpprov(tmp_path, "plan", "-v")
-    assert f"      trigger.{pg.dbname}.public.orders.orders_touch" in named.stdout.splitlines()
+    assert f"      rule.{pg.dbname}.public.orders.no_delete" in named.stdout.splitlines()
     document = json.loads(erpprov(tmp_path, "plan", "--format", "json").stdout)
     unmanaged = set(document["hosts"][0]["unmanaged"])
     assert {f"type.{pg.dbname}.public.money_pair", f"rule.{pg.dbname}.public.orders.no_delete",
-            f"function.{pg.dbname}.public.touch()"} <= unmanaged
-    for managed in ("type.{}.public.order_status", "view.{}.public.open_orders", "sequence.{}.public.invoice_no"):
+            f"aggregate.{pg.dbname}.public.total(integer)"} <= unmanaged
+    for managed in ("type.{}.public.order_status", "view.{}.public.open_orders", "sequence.{}.public.invoice_no",
+                    "function.{}.public.touch()", "trigger.{}.public.orders.orders_touch"):
         assert managed.format(pg.dbname) not in unmanaged  # the exported file holds them
 
 
