@@ -97,3 +97,30 @@ def test_reading_costs_one_query_whatever_the_count(pg, conn, monkeypatch):
             assert len(read_schema_objects(fresh).objects) == 4 * stop
         counts.append(seen.count)
     assert counts[0] == counts[1] == 1
+
+
+def test_a_no_op_plan_costs_the_same_round_trips_whatever_the_number_of_objects(tmp_path, pg, monkeypatch):
+    from erpprov.plan.build import plan_target
+    from tests.helpers import apply_all, load_targets
+
+    def playbook(n: int) -> str:
+        objects = {
+            "tables": [{"name": "base", "columns": [{"name": "id", "type": "integer"}]}],
+            "types": [{"name": f"e{i}", "enum": ["a", "b"]} for i in range(n)],
+            "sequences": [{"name": f"s{i}"} for i in range(n)],
+            "views": [{"name": f"v{i}", "query": f"SELECT id + {i} AS x FROM base"} for i in range(n)],
+            "functions": [{"name": f"f{i}", "returns": "integer", "body": f"SELECT {i}"} for i in range(n)]
+            + [{"name": "touch", "returns": "trigger", "language": "plpgsql", "body": "BEGIN RETURN NEW; END"}],
+            "triggers": [{"name": f"t{i}", "table": "base", "timing": "before", "events": ["insert"],
+                          "function": "touch", "when": f"NEW.id > {i}"} for i in range(n)],
+        }
+        return yaml.safe_dump([{"name": "p", "hosts": "all", "databases": [{"name": pg.dbname, **objects}]}])
+
+    counts = []
+    for size in (2, 20):
+        targets = load_targets(tmp_path / str(size), pg, playbook(size))
+        apply_all(targets)
+        with count_round_trips(monkeypatch) as seen:
+            assert plan_target(targets[0]).actions == []
+        counts.append(seen.count)
+    assert counts[0] == counts[1]
