@@ -9,10 +9,13 @@ from typing import TypeVar
 from psycopg import sql
 
 from erpprov.core import model
+from erpprov.core.actions import Action, Hazard, Op, Phase
 from erpprov.core.address import Address
-from erpprov.core.schema_objects import SchemaObjects
-from erpprov.diff.result import comment_changes
+from erpprov.core.schema_objects import LiveObject, SchemaObjects
+from erpprov.diff.result import Result, comment_changes
 from erpprov.postgres import schema_ddl as ddl
+from erpprov.postgres.ddl import render
+from erpprov.postgres.function_ddl import clause as function_clause
 
 _State = TypeVar("_State")
 
@@ -65,3 +68,55 @@ def renamed(kind: str, schema: str, name: str, renamed_from: str | None,
         return have, []
     rename = ddl.alter(kind, schema, renamed_from, sql.SQL("RENAME TO {}").format(sql.Identifier(name)))
     return live[(schema, renamed_from)], [rename]
+
+
+# What pruning each kind drops, and what that costs.
+_PRUNED = {"trigger": (Phase.DROP_TRIGGER, Hazard.BREAKS_CALLERS),
+           "view": (Phase.DROP_VIEW, Hazard.BREAKS_CALLERS),
+           "materialized_view": (Phase.DROP_VIEW, Hazard.DELETES_DATA),
+           "function": (Phase.DROP_FUNCTION, Hazard.BREAKS_CALLERS),
+           "procedure": (Phase.DROP_FUNCTION, Hazard.BREAKS_CALLERS),
+           "sequence": (Phase.DROP_SEQUENCE, Hazard.DELETES_DATA),
+           "type": (Phase.DROP_TYPE, Hazard.BREAKS_CALLERS)}
+
+
+def prune_objects(live: SchemaObjects, database: str, managed: Collection[Address],
+                  schemas: Collection[str]) -> Result:
+    """Drop the live objects of the kinds erpprov manages, in the ``schemas`` that prune, that the
+    file does not declare (each a hazard); views that read others go first. Others stay unmanaged."""
+    result = Result()
+    kept = set(managed)
+    for obj in live.objects:
+        address = obj.address(database)
+        if obj.schema not in schemas or address in kept or obj.kind not in _PRUNED:
+            continue
+        if obj.kind == "type" and (obj.schema, obj.name) not in live.enums:
+            continue  # composite types, domains and ranges are not managed: never dropped
+        phase, hazard = _PRUNED[obj.kind]
+        statement = _drop(obj, live)
+        order = 0
+        if obj.kind in ("view", "materialized_view"):  # readers first
+            order = len(_readers(live, (obj.schema or "", obj.name)))
+        result.actions.append(Action(address, Op.DELETE, phase, database=database, sql=(render(statement),),
+                                     before={}, hazards=(hazard,), order=order,
+                                     note="not in the file, in a schema that prunes"))
+    return result
+
+
+def _readers(live: SchemaObjects, key: tuple[str, str], seen: frozenset[tuple[str, str]] = frozenset()
+             ) -> set[tuple[str, str]]:
+    """The views that read ``key``, at any depth."""
+    direct = {view for view, used in live.view_uses.items() if key in used} - seen - {key}
+    return direct.union(*(_readers(live, view, seen | direct | {key}) for view in direct))
+
+
+def _drop(obj: LiveObject, live: SchemaObjects) -> sql.Composed:
+    schema = obj.schema or ""
+    if obj.kind == "trigger":
+        table = sql.Identifier(schema, obj.table or "")
+        return sql.SQL("DROP TRIGGER {} ON {}").format(sql.Identifier(obj.name), table)
+    if obj.kind in ("function", "procedure"):
+        function = live.functions[(schema, obj.name)]
+        return sql.SQL("DROP {}").format(function_clause(obj.kind.upper(), schema, function.name, function.identity))
+    words = {"view": "VIEW", "materialized_view": "MATERIALIZED VIEW", "sequence": "SEQUENCE", "type": "TYPE"}
+    return sql.SQL("DROP {} {}").format(sql.SQL(words[obj.kind]), sql.Identifier(schema, obj.name))

@@ -33,7 +33,7 @@ from erpprov.diff import (
     passwords_to_compare,
 )
 from erpprov.diff.functions import diff_functions
-from erpprov.diff.schema_objects import managed_addresses, unmanaged_objects
+from erpprov.diff.schema_objects import managed_addresses, prune_objects, unmanaged_objects
 from erpprov.diff.sequences import diff_sequences
 from erpprov.diff.tables import diff_tables
 from erpprov.diff.triggers import desired_trigger, diff_triggers
@@ -149,9 +149,11 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     snapshot.databases[db.name] = live
     snapshot.tables[db.name] = live_tables
     snapshot.schema_objects[db.name] = live_objects
-    function_addresses = {Address(f.kind, db.name, f.schema, f.signature) for f in desired_functions.values()}
-    result = Result(actions=table_diff.actions, unmanaged=table_diff.unmanaged + unmanaged_objects(
-        live_objects, db.name, managed_addresses(db, live_objects) | function_addresses))
+    managed = managed_addresses(db, live_objects) | {
+        Address(f.kind, db.name, f.schema, f.signature) for f in desired_functions.values()}
+    pruned = prune_objects(live_objects, db.name, managed, prune)
+    result = Result(actions=table_diff.actions + pruned.actions, unmanaged=table_diff.unmanaged + unmanaged_objects(
+        live_objects, db.name, managed | {a.address for a in pruned.actions}))
     result.extend(diff_types(db.types, live_objects.enums, db.name))
     result.extend(diff_sequences(db.sequences, live_objects.sequences, db.name))
     result.extend(diff_views(views, desired_views, live_objects.views,

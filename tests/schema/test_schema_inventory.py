@@ -124,3 +124,33 @@ def test_a_no_op_plan_costs_the_same_round_trips_whatever_the_number_of_objects(
             assert plan_target(targets[0]).actions == []
         counts.append(seen.count)
     assert counts[0] == counts[1]
+
+
+def test_a_pruning_schema_drops_the_undeclared_objects_of_managed_kinds_as_hazards(tmp_path, pg, conn):
+    from erpprov.core.actions import Hazard
+    from erpprov.plan.build import plan_target
+    from tests.helpers import apply_all, load_targets, plan_of
+
+    conn.execute(ERP)
+    conn.execute("CREATE VIEW reads_open AS SELECT * FROM open_orders")  # dropped before what it reads
+    conn.execute("DROP EVENT TRIGGER audit_ddl")  # unmanaged, it would hold on to the function it calls
+    keep = {"name": "orders", "columns": [{"name": "id", "type": "serial", "primary_key": True},
+                                          {"name": "n", "type": "integer", "identity": "always"},
+                                          {"name": "status", "type": "order_status"},
+                                          {"name": "updated_at", "type": "timestamptz"}]}
+    play = [{"name": "p", "hosts": "all", "databases": [{
+        "name": pg.dbname, "schemas": [{"name": "public", "prune": True}], "tables": [keep],
+        "types": [{"name": "order_status", "enum": ["new", "paid"]}]}]}]
+    targets = load_targets(tmp_path, pg, yaml.safe_dump(play))
+    plan = plan_target(targets[0])
+    dropped = {a.address.kind for a in plan.actions if a.op.value == "delete"}
+    assert dropped == {"sequence", "view", "materialized_view", "function", "procedure", "trigger"}
+    assert all(a.hazards for a in plan.actions)
+    views = [a.address.parts[-1] for a in plan.ordered() if a.address.kind == "view"]
+    assert views == ["reads_open", "open_orders"]
+    apply_all(targets, allow=frozenset(Hazard))
+    assert plan_of(targets) == []
+    left = {(o.kind, o.name) for o in read_schema_objects(conn).objects}
+    # not managed kinds stay, and so do what the extension and the kept enum own
+    assert left == {("type", "order_status"), ("type", "money_pair"), ("type", "positive"), ("type", "floatrange"),
+                    ("aggregate", "total(integer)"), ("rule", "no_delete")}
