@@ -422,8 +422,11 @@ COMMENT ON TYPE sales.order_status IS 'where an order is';
 REVOKE USAGE ON TYPE sales.order_status FROM PUBLIC;
 GRANT USAGE ON TYPE sales.order_status TO type_reader;
 CREATE SEQUENCE sales.invoice_no AS integer START 1000 INCREMENT 10 CACHE 5 CYCLE;
+CREATE DOMAIN sales.qty AS integer DEFAULT 1 NOT NULL CONSTRAINT qty_positive CHECK (VALUE > 0);
+CREATE TYPE sales.line AS (sku text COLLATE "C", n sales.qty, status sales.order_status);
 CREATE TABLE sales.orders (id serial PRIMARY KEY, status sales.order_status NOT NULL DEFAULT 'new',
-                           invoice integer DEFAULT nextval('sales.invoice_no'));
+                           invoice integer DEFAULT nextval('sales.invoice_no'), first_line sales.line,
+                           n sales.qty);
 GRANT USAGE ON SEQUENCE sales.invoice_no TO type_reader;
 SELECT nextval('sales.invoice_no');
 CREATE MATERIALIZED VIEW sales.z_totals AS SELECT status, count(*) AS n FROM sales.orders GROUP BY status;
@@ -450,10 +453,11 @@ def test_enum_columns_sequences_and_views_round_trip_to_an_empty_database(tmp_pa
         conn.execute(TYPES_SQL)
     exported = _export(pg, pg.dbname)
     source = _database(exported, pg.dbname)
-    assert source["types"] == [{"name": "order_status", "schema": "sales", "enum": ["new", "paid", "shipped"],
-                                "owner": pg.user, "comment": "where an order is",
-                                "grants": [{"to": "PUBLIC", "privileges": []},
-                                           {"to": "type_reader", "privileges": ["USAGE"]}]}]
+    assert source["types"][0] == {"name": "order_status", "schema": "sales", "enum": ["new", "paid", "shipped"],
+                                  "owner": pg.user, "comment": "where an order is",
+                                  "grants": [{"to": "PUBLIC", "privileges": []},
+                                             {"to": "type_reader", "privileges": ["USAGE"]}]}
+    assert [t["name"] for t in source["types"]] == ["order_status", "qty", "line"]
     assert source["sequences"] == [{"name": "invoice_no", "schema": "sales", "type": "integer", "start": 1000,
                                     "increment": 10, "cache": 5, "cycle": True, "owner": pg.user}]
     assert plan_of(_targets(tmp_path, pg, exported)) == []

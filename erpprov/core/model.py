@@ -358,19 +358,46 @@ def _enum_values(values: list[str]) -> list[str]:
     return values
 
 
+class Attribute(Strict):
+    name: Identifier
+    type: TypeName
+    collation: Identifier | None = None
+
+
 class Type(Strict):
-    """An enum type. Values are added where the file puts them (ALTER TYPE ... ADD VALUE, committed
-    on its own so the same apply can use them); removing or reordering one recreates the type."""
+    """An enum (`enum`), a composite type (`attributes`) or a domain (`base_type`, with `default`,
+    `not_null`, `checks`, `collation`). Enum values are added where the file puts them (ALTER TYPE
+    ... ADD VALUE, committed on its own so the same apply can use them); removing or reordering
+    one recreates the type."""
 
     name: Identifier
     schema_: Identifier = Field("public", alias="schema")
-    enum: Annotated[list[str], AfterValidator(_enum_values)] = Field(min_length=1, description="Values in order")
+    enum: Annotated[list[str], AfterValidator(_enum_values)] | None = Field(
+        None, min_length=1, description="Enum: the values in order")
+    attributes: list[Attribute] | None = Field(None, min_length=1, description="Composite type: its attributes")
+    base_type: TypeName | None = Field(None, description="Domain: the type it restricts")
+    default: Expression | None = Field(None, description="Domain: default value")
+    not_null: bool = Field(False, description="Domain: NOT NULL")
+    checks: list[Check] = Field(default_factory=list, description="Domain: CHECK constraints, on VALUE")
+    collation: Identifier | None = Field(None, description="Domain: collation")
     owner: Identifier | None = None
     comment: str | None = None
     grants: Annotated[list[Grant], AfterValidator(_grants_of("type"))] = Field(default_factory=list)
     renamed_from: Identifier | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Type:
+        kinds = [k for k in ("enum", "attributes", "base_type") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("a type is an enum (`enum`), a composite type (`attributes`) or a domain (`base_type`)")
+        domain_keys = self.default is not None or self.not_null or self.checks or self.collation is not None
+        if domain_keys and self.base_type is None:
+            raise ValueError("default, not_null, checks and collation belong to a domain (`base_type`)")
+        if self.attributes:
+            unique_names(self.attributes, "attributes", field="attributes")
+        return self
 
 
 class OwnedBy(Strict):

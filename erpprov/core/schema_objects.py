@@ -53,6 +53,28 @@ class EnumState:
 
 
 @dataclass(frozen=True)
+class CompositeState:
+    schema: str
+    name: str
+    attributes: tuple[tuple[str, str, str | None], ...]  # (name, format_type, collation unless the type's)
+    owner: str | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class DomainState:
+    schema: str
+    name: str
+    base: str  # format_type
+    default: str | None
+    not_null: bool
+    checks: tuple[tuple[str, str], ...]  # (name, pg_get_constraintdef), by name
+    collation: str | None  # unless the base type's
+    owner: str | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
 class SequenceState:
     schema: str
     name: str
@@ -147,6 +169,8 @@ class SchemaObjects:
 
     objects: list[LiveObject] = field(default_factory=list)
     enums: dict[tuple[str, str], EnumState] = field(default_factory=dict)
+    composites: dict[tuple[str, str], CompositeState] = field(default_factory=dict)
+    domains: dict[tuple[str, str], DomainState] = field(default_factory=dict)
     sequences: dict[tuple[str, str], SequenceState] = field(default_factory=dict)
     views: dict[tuple[str, str], ViewState] = field(default_factory=dict)  # and materialized views
     view_uses: dict[tuple[str, str], set[tuple[str, str]]] = field(default_factory=dict)  # view -> relations it reads

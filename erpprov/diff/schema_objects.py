@@ -90,8 +90,9 @@ def prune_objects(live: SchemaObjects, database: str, managed: Collection[Addres
         address = obj.address(database)
         if obj.schema not in schemas or address in kept or obj.kind not in _PRUNED:
             continue
-        if obj.kind == "type" and (obj.schema, obj.name) not in live.enums:
-            continue  # composite types, domains and ranges are not managed: never dropped
+        key = (obj.schema or "", obj.name)
+        if obj.kind == "type" and key not in live.enums.keys() | live.composites.keys() | live.domains.keys():
+            continue  # range types are not managed: never dropped
         phase, hazard = _PRUNED[obj.kind]
         statement = _drop(obj, live)
         order = 0
@@ -118,5 +119,6 @@ def _drop(obj: LiveObject, live: SchemaObjects) -> sql.Composed:
     if obj.kind in ("function", "procedure"):
         function = live.functions[(schema, obj.name)]
         return sql.SQL("DROP {}").format(function_clause(obj.kind.upper(), schema, function.name, function.identity))
-    words = {"view": "VIEW", "materialized_view": "MATERIALIZED VIEW", "sequence": "SEQUENCE", "type": "TYPE"}
+    words = {"view": "VIEW", "materialized_view": "MATERIALIZED VIEW", "sequence": "SEQUENCE",
+             "type": "DOMAIN" if (schema, obj.name) in live.domains else "TYPE"}
     return sql.SQL("DROP {} {}").format(sql.SQL(words[obj.kind]), sql.Identifier(schema, obj.name))

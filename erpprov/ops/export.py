@@ -40,6 +40,8 @@ from erpprov.core.cluster import (
 )
 from erpprov.core.fragments import index_ordering
 from erpprov.core.schema_objects import (
+    CompositeState,
+    DomainState,
     EnumState,
     FunctionState,
     LiveObject,
@@ -272,7 +274,8 @@ def _written(obj: LiveObject, objects: SchemaObjects) -> bool:
     """Whether the export writes ``obj``: enum types, standalone sequences, views, functions,
     procedures, triggers."""
     key = (obj.schema or "", obj.name)
-    return ((obj.kind == "type" and key in objects.enums) or (obj.kind == "sequence" and key in objects.sequences)
+    types = objects.enums.keys() | objects.composites.keys() | objects.domains.keys()
+    return ((obj.kind == "type" and key in types) or (obj.kind == "sequence" and key in objects.sequences)
             or (obj.kind in ("view", "materialized_view") and key in objects.views)
             or (obj.kind in ("function", "procedure") and key in objects.functions)
             or (obj.kind == "trigger" and (obj.schema, obj.table, obj.name) in objects.triggers))
@@ -301,6 +304,8 @@ def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState
     if extensions:
         db["extensions"] = extensions
     types = [_enum(e, table_grants.get(key, [])) for key, e in sorted(objects.enums.items())]
+    types += [_domain(d, table_grants.get(key, [])) for key, d in sorted(objects.domains.items())]
+    types += [_composite(c, table_grants.get(key, [])) for key, c in sorted(objects.composites.items())]
     if types:
         db["types"] = types
     sequences = [_sequence(q) for _, q in sorted(objects.sequences.items())]
@@ -367,7 +372,8 @@ def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: Tab
         if ref.kind == "table" and (ref.schema, ref.name) not in live_tables.tables \
                 and (ref.schema, ref.name) not in objects.views:
             continue  # a foreign table: erpprov does not create them
-        if ref.kind == "type" and (ref.schema, ref.name) not in objects.enums:
+        if ref.kind == "type" and (ref.schema, ref.name) not in objects.enums.keys() | objects.composites.keys() \
+                | objects.domains.keys():
             continue  # an extension's type
         owner = live.owners[ref]
         # the name a grant's `tables:`/`sequences:`/`functions:` list uses
@@ -428,6 +434,31 @@ def _enum(enum: EnumState, grants: list[dict[str, Any]]) -> dict[str, Any]:
     if grants:
         result["grants"] = sorted(grants, key=lambda g: g["to"])
     return result
+
+
+def _domain(domain: DomainState, grants: list[dict[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {"name": domain.name, "schema": domain.schema, "base_type": domain.base}
+    if domain.collation:
+        result["collation"] = unquote(domain.collation)
+    if domain.default is not None:
+        result["default"] = domain.default
+    if domain.not_null:
+        result["not_null"] = True
+    if domain.checks:  # pg_get_constraintdef prints CHECK (expr): the playbook holds expr
+        result["checks"] = [{"name": name, "expression": definition.removeprefix("CHECK (").removesuffix(")")}
+                            for name, definition in domain.checks]
+    if grants:
+        result["grants"] = sorted(grants, key=lambda g: g["to"])
+    return _owned(result, domain.owner, domain.comment)
+
+
+def _composite(composite: CompositeState, grants: list[dict[str, Any]]) -> dict[str, Any]:
+    attributes = [{"name": n, "type": t, **({"collation": unquote(c)} if c else {})}
+                  for n, t, c in composite.attributes]
+    result: dict[str, Any] = {"name": composite.name, "schema": composite.schema, "attributes": attributes}
+    if grants:
+        result["grants"] = sorted(grants, key=lambda g: g["to"])
+    return _owned(result, composite.owner, composite.comment)
 
 
 def _sequence(seq: SequenceState) -> dict[str, Any]:

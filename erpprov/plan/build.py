@@ -37,7 +37,7 @@ from erpprov.diff.schema_objects import managed_addresses, prune_objects, unmana
 from erpprov.diff.sequences import diff_sequences
 from erpprov.diff.tables import diff_tables
 from erpprov.diff.triggers import desired_trigger, diff_triggers
-from erpprov.diff.types import diff_types
+from erpprov.diff.types import diff_composites, diff_domains, diff_types
 from erpprov.diff.views import Uses, diff_views
 from erpprov.drivers import make_driver
 from erpprov.drivers.base import Driver
@@ -54,6 +54,7 @@ from erpprov.state.scratch import canonicalize_in_scratch_database
 from erpprov.state.snapshot import Snapshot
 from erpprov.state.table_catalog import inspect_tables, with_row_signal
 from erpprov.state.trigger_canon import canonical_conditions
+from erpprov.state.type_canon import canonical_types
 from erpprov.state.view_canon import canonical_views
 
 
@@ -129,7 +130,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         prelude = scratch_prelude(db, live_objects)
         views: list[model.View | model.MaterializedView] = [*db.views, *db.materialized_views]
         functions: list[model.Function | model.Procedure] = [*db.functions, *db.procedures]
-        may_build = bool((db.tables or views or functions or db.triggers)
+        may_build = bool((db.tables or views or functions or db.triggers or db.types)
                          and one_value(conn, "SELECT has_database_privilege(current_database(), 'CREATE')"))
         if not db.tables or may_build:
             desired_tables = canonicalize(conn, db.tables, live_tables, prelude)
@@ -138,6 +139,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         # Without CREATE here, views are compared as written: a plan shows them until they match.
         desired_views, desired_uses = canonical_views(conn, views) if may_build else ({}, {})
         desired_functions = canonical_functions(conn, functions) if may_build else {}
+        composites, domains = canonical_types(conn, db.types, prelude) if may_build else ({}, {})
         triggers = [desired_trigger(t) for t in db.triggers]
         conditions = canonical_conditions(conn, triggers) if may_build else {}
         triggers = [replace(t, when=conditions.get(i, t.when)) for i, t in enumerate(triggers)]
@@ -155,6 +157,8 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     result = Result(actions=table_diff.actions + pruned.actions, unmanaged=table_diff.unmanaged + unmanaged_objects(
         live_objects, db.name, managed | {a.address for a in pruned.actions}))
     result.extend(diff_types(db.types, live_objects.enums, db.name))
+    result.extend(diff_composites(db.types, composites, live_objects.composites, db.name))
+    result.extend(diff_domains(db.types, domains, live_objects.domains, db.name))
     result.extend(diff_sequences(db.sequences, live_objects.sequences, db.name))
     result.extend(diff_views(views, desired_views, live_objects.views,
                            Uses(live=live_objects.view_uses, desired=desired_uses), _acl_by("table", live), db.name))

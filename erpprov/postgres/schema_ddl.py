@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from erpprov.core import model
 from erpprov.core.schema_objects import EnumState, SequenceState
 
 
@@ -49,3 +50,35 @@ def alter(kind: str, schema: str, name: str, clause: sql.Composable) -> sql.Comp
 
 def comment(kind: str, schema: str, name: str, text: str | None) -> sql.Composed:
     return sql.SQL("COMMENT ON {} {} IS {}").format(sql.SQL(kind), _name(schema, name), sql.Literal(text))
+
+
+def create_composite(declared: model.Type, schema: str | None = None) -> sql.Composed:
+    """CREATE TYPE ... AS (...); ``schema`` stands in for its own (the scratch build)."""
+    return sql.SQL("CREATE TYPE {} AS ({})").format(
+        _name(schema or declared.schema_, declared.name),
+        sql.SQL(", ").join(attribute(a) for a in declared.attributes or []))
+
+
+def attribute(declared: model.Attribute) -> sql.Composed:
+    text = sql.SQL("{} {}").format(sql.Identifier(declared.name), sql.SQL(declared.type))
+    if declared.collation:
+        text = sql.SQL("{} COLLATE {}").format(text, sql.Identifier(declared.collation))
+    return text
+
+
+def domain_check(check: model.Check) -> sql.Composed:
+    body = sql.SQL("CHECK ({})").format(sql.SQL(check.expression))
+    return sql.SQL("CONSTRAINT {} {}").format(sql.Identifier(check.name), body) if check.name else body
+
+
+def create_domain(declared: model.Type, schema: str | None = None) -> sql.Composed:
+    parts: list[sql.Composable] = [sql.SQL("CREATE DOMAIN {} AS {}").format(
+        _name(schema or declared.schema_, declared.name), sql.SQL(declared.base_type or ""))]
+    if declared.collation:
+        parts.append(sql.SQL("COLLATE {}").format(sql.Identifier(declared.collation)))
+    if declared.default is not None:
+        parts.append(sql.SQL("DEFAULT ({})").format(sql.SQL(declared.default)))
+    if declared.not_null:
+        parts.append(sql.SQL("NOT NULL"))
+    parts += [domain_check(c) for c in declared.checks]
+    return sql.SQL(" ").join(parts)

@@ -17,6 +17,8 @@ from psycopg import sql
 
 from erpprov.core import model
 from erpprov.core.schema_objects import (
+    CompositeState,
+    DomainState,
     EnumState,
     FunctionState,
     LiveObject,
@@ -25,7 +27,7 @@ from erpprov.core.schema_objects import (
     TriggerState,
     ViewState,
 )
-from erpprov.postgres.schema_ddl import create_enum
+from erpprov.postgres.schema_ddl import create_composite, create_domain, create_enum
 
 # Catalogs whose objects read as (kind, schema, name) from two columns: kind, catalog, name column,
 # namespace column (None: the kind has no schema).
@@ -114,6 +116,47 @@ FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e
 WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
 GROUP BY t.oid, n.nspname, t.typname
 """
+
+# Composite types and domains of the namespaces `{filter}` keeps (n: pg_namespace).
+COMPOSITES = r"""
+SELECT n.nspname, t.typname,
+       array(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0
+             AND NOT a.attisdropped ORDER BY a.attnum),
+       array(SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = t.typrelid
+             AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum),
+       array(SELECT CASE WHEN a.attcollation <> at.typcollation THEN a.attcollation::regcollation::text END
+             FROM pg_attribute a JOIN pg_type at ON at.oid = a.atttypid WHERE a.attrelid = t.typrelid
+             AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum),
+       pg_get_userbyid(t.typowner), obj_description(t.oid, 'pg_type')
+FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_class c ON c.oid = t.typrelid
+WHERE t.typtype = 'c' AND c.relkind = 'c' AND {filter}
+"""
+DOMAINS = r"""
+SELECT n.nspname, t.typname, format_type(t.typbasetype, t.typtypmod), pg_get_expr(t.typdefaultbin, 0),
+       t.typnotnull,
+       array(SELECT c.conname::text FROM pg_constraint c WHERE c.contypid = t.oid AND c.contype = 'c'
+             ORDER BY c.conname),
+       array(SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c WHERE c.contypid = t.oid AND c.contype = 'c'
+             ORDER BY c.conname),
+       CASE WHEN t.typcollation <> b.typcollation THEN t.typcollation::regcollation::text END,
+       pg_get_userbyid(t.typowner), obj_description(t.oid, 'pg_type')
+FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_type b ON b.oid = t.typbasetype
+WHERE t.typtype = 'd' AND {filter}
+"""
+_USER_NAMESPACES = "n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"
+
+
+def composite_states(rows: list[tuple[Any, ...]]) -> dict[tuple[str, str], CompositeState]:
+    return {(schema, name): CompositeState(schema, name, tuple(zip(names, types, collations, strict=True)),
+                                           owner, comment)
+            for schema, name, names, types, collations, owner, comment in rows}
+
+
+def domain_states(rows: list[tuple[Any, ...]]) -> dict[tuple[str, str], DomainState]:
+    return {(schema, name): DomainState(schema, name, base, default, not_null,
+                                        tuple(zip(names, definitions, strict=True)), collation, owner, comment)
+            for schema, name, base, default, not_null, names, definitions, collation, owner, comment in rows}
+
 
 SEQUENCES = r"""
 SELECT n.nspname, c.relname, format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin, s.seqmax,
@@ -230,9 +273,11 @@ def trigger_states(rows: list[tuple[Any, ...]]) -> dict[tuple[str, str, str], Tr
 def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
     """Every object, and the details of the enums, standalone sequences and views: one pipeline."""
     with conn.pipeline():
-        cursors = [conn.execute(query) for query in (OBJECTS, ENUMS, SEQUENCES, LIVE_VIEWS, LIVE_VIEW_USES,
-                                                     LIVE_FUNCTIONS, LIVE_TRIGGERS)]
-    objects, enums, sequences, views, uses, functions, triggers = (cursor.fetchall() for cursor in cursors)
+        cursors = [conn.execute(query) for query in (
+            OBJECTS, ENUMS, SEQUENCES, LIVE_VIEWS, LIVE_VIEW_USES, LIVE_FUNCTIONS, LIVE_TRIGGERS,
+            COMPOSITES.format(filter=_USER_NAMESPACES), DOMAINS.format(filter=_USER_NAMESPACES))]
+    objects, enums, sequences, views, uses, functions, triggers, composites, domains = (
+        cursor.fetchall() for cursor in cursors)
     live = SchemaObjects([LiveObject(kind, schema, name, table, variety)
                           for kind, schema, name, table, variety in objects])
     kept = {(o.kind, o.schema, o.name) for o in live.objects}  # extension members and serials are not
@@ -247,6 +292,8 @@ def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
                   if (view.kind, view.schema, view.name) in kept}
     live.functions = {key: f for key, f in function_states(functions).items()
                       if (f.kind, f.schema, f.signature) in kept}
+    live.composites = {k: c for k, c in composite_states(composites).items() if ("type", *k) in kept}
+    live.domains = {k: d for k, d in domain_states(domains).items() if ("type", *k) in kept}
     user_triggers = {(o.schema, o.table, o.name) for o in live.objects if o.kind == "trigger"}
     live.triggers = {key: t for key, t in trigger_states(triggers).items() if key in user_triggers}
     for schema, name, used_schema, used in uses:
@@ -255,7 +302,7 @@ def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
 
 
 def scratch_prelude(db: model.Database, live: SchemaObjects) -> list[sql.Composed]:
-    """The statements that give the scratch build the file's enum types and sequences (and their
+    """The statements that give the scratch build the file's types and sequences (and their
     schemas), which is rolled back: columns of those types, defaults naming a value the apply adds
     or calling nextval() of a new sequence are then read as the server will print them. A live enum
     whose values change is renamed out of the way and made anew (a transaction may not use the
@@ -271,6 +318,8 @@ def scratch_prelude(db: model.Database, live: SchemaObjects) -> list[sql.Compose
             statements += [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(q.schema_)),
                            sql.SQL("CREATE SEQUENCE {}").format(sql.Identifier(q.schema_, q.name))]
     for t in db.types:
+        if t.enum is None:
+            continue
         have = live.enums.get((t.schema_, t.name))
         if have is None and t.renamed_from and (old := live.enums.get((t.schema_, t.renamed_from))):
             have = old
@@ -284,6 +333,12 @@ def scratch_prelude(db: model.Database, live: SchemaObjects) -> list[sql.Compose
             statements.append(sql.SQL("ALTER TYPE {} RENAME TO {}").format(
                 sql.Identifier(t.schema_, t.name), sql.Identifier(f"erpprov_scratch_{uuid.uuid4().hex[:12]}")))
         statements.append(create_enum(EnumState(t.schema_, t.name, tuple(t.enum))))
+    absent = [t for t in db.types if t.enum is None and (t.schema_, t.name) not in live.composites
+              and (t.schema_, t.name) not in live.domains]
+    statements += [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(s))
+                   for s in sorted({t.schema_ for t in absent})]
+    statements += [create_domain(t) for t in absent if t.base_type is not None]
+    statements += [create_composite(t) for t in absent if t.attributes is not None]
     return statements
 
 

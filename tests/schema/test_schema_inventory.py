@@ -60,28 +60,28 @@ def test_plan_of_an_export_lists_what_export_left_out_and_export_says_so(tmp_pat
     assert exported.returncode == 0, exported.stderr
     header = (tmp_path / PLAYBOOK).read_text().split("\n- name:")[0]
     for said in (exported.stderr, header):
-        assert f"database {pg.dbname}: composite type public.money_pair" in said
+        assert f"database {pg.dbname}: range type public.floatrange" in said
         assert not any(name in said for name in ("order_status", "invoice_no", "open_orders", "order_counts",
-                                                 "touch", "archive", "orders_touch"))  # the file holds them
+                                                 "touch", "archive", "orders_touch", "money_pair", "positive"))
         assert f"database {pg.dbname}: rule no_delete on public.orders" in said
         assert f"database {pg.dbname}: event trigger audit_ddl" in said
         assert f"database {pg.dbname}: aggregate public.total(integer)" in said
     [database] = yaml.safe_load((tmp_path / PLAYBOOK).read_text())[0]["databases"]  # the file still loads
-    assert [t["name"] for t in database["types"]] == ["order_status"]
+    assert [t["name"] for t in database["types"]] == ["order_status", "positive", "money_pair"]
     assert [s["name"] for s in database["sequences"]] == ["invoice_no"]
 
     plan = erpprov(tmp_path, "plan")
     assert plan.returncode == 0, plan.stderr
     assert "No changes." in plan.stdout  # the file holds the enum and the sequence exactly
-    assert "Unmanaged (left alone): 1 aggregate, 1 event trigger, 1 rule, 3 types (names with -v)" in plan.stdout
+    assert "Unmanaged (left alone): 1 aggregate, 1 event trigger, 1 rule, 1 type (names with -v)" in plan.stdout
     named = erpprov(tmp_path, "plan", "-v")
     assert f"      rule.{pg.dbname}.public.orders.no_delete" in named.stdout.splitlines()
     document = json.loads(erpprov(tmp_path, "plan", "--format", "json").stdout)
     unmanaged = set(document["hosts"][0]["unmanaged"])
-    assert {f"type.{pg.dbname}.public.money_pair", f"rule.{pg.dbname}.public.orders.no_delete",
+    assert {f"type.{pg.dbname}.public.floatrange", f"rule.{pg.dbname}.public.orders.no_delete",
             f"aggregate.{pg.dbname}.public.total(integer)"} <= unmanaged
     for managed in ("type.{}.public.order_status", "view.{}.public.open_orders", "sequence.{}.public.invoice_no",
-                    "function.{}.public.touch()", "trigger.{}.public.orders.orders_touch"):
+                    "function.{}.public.touch()", "trigger.{}.public.orders.orders_touch", "type.{}.public.money_pair"):
         assert managed.format(pg.dbname) not in unmanaged  # the exported file holds them
 
 
@@ -144,7 +144,7 @@ def test_a_pruning_schema_drops_the_undeclared_objects_of_managed_kinds_as_hazar
     targets = load_targets(tmp_path, pg, yaml.safe_dump(play))
     plan = plan_target(targets[0])
     dropped = {a.address.kind for a in plan.actions if a.op.value == "delete"}
-    assert dropped == {"sequence", "view", "materialized_view", "function", "procedure", "trigger"}
+    assert dropped == {"type", "sequence", "view", "materialized_view", "function", "procedure", "trigger"}
     assert all(a.hazards for a in plan.actions)
     views = [a.address.parts[-1] for a in plan.ordered() if a.address.kind == "view"]
     assert views == ["reads_open", "open_orders"]
@@ -152,5 +152,5 @@ def test_a_pruning_schema_drops_the_undeclared_objects_of_managed_kinds_as_hazar
     assert plan_of(targets) == []
     left = {(o.kind, o.name) for o in read_schema_objects(conn).objects}
     # not managed kinds stay, and so do what the extension and the kept enum own
-    assert left == {("type", "order_status"), ("type", "money_pair"), ("type", "positive"), ("type", "floatrange"),
-                    ("aggregate", "total(integer)"), ("rule", "no_delete")}
+    assert left == {("type", "order_status"), ("type", "floatrange"), ("aggregate", "total(integer)"),
+                    ("rule", "no_delete")}

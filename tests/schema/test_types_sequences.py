@@ -119,3 +119,43 @@ def test_added_values_land_where_the_file_puts_them(want: list[str], data: st.Da
 
 def test_a_reordered_enum_has_no_additions() -> None:
     assert additions(("a", "b"), ("b", "a")) is None and additions(("a", "b"), ("a",)) is None
+
+
+DOMAINS = """\
+      types:
+        - {name: order_status, enum: [new, paid]}
+        - name: positive
+          base_type: int
+          default: "1"
+          checks: [{expression: VALUE > 0}, {name: small, expression: VALUE < 1000}]
+        - name: code
+          base_type: varchar(10)
+          collation: C
+          not_null: true
+        - name: money_pair
+          attributes: [{name: amount, type: "numeric(12, 2)"}, {name: status, type: order_status},
+                       {name: qty, type: code}]
+      tables:
+        - name: lines
+          columns:
+            - {name: id, type: serial, primary_key: true}
+            - {name: price, type: money_pair}
+            - {name: qty, type: positive}
+"""
+
+
+def test_domains_and_composite_types_converge_and_change_in_place(tmp_path, pg, conn):
+    _converge(tmp_path, pg, DOMAINS)  # the composite uses an enum and a domain of the same apply
+    assert conn.execute("SELECT pg_typeof(qty)::text FROM (SELECT NULL::positive AS qty) s").fetchone()[0] == "positive"
+    changed = (DOMAINS.replace('default: "1"', 'default: "2"').replace("VALUE < 1000", "VALUE < 500")
+               .replace("not_null: true", "not_null: false")
+               .replace("{name: qty, type: code}]", "{name: qty, type: code}, {name: note, type: text}]"))
+    actions = {a.address.name.rsplit(".", 1)[-1]: a for a in plan_target(
+        load_targets(tmp_path, pg, _play(pg, changed))[0]).actions}
+    assert set(actions) == {"positive", "code", "money_pair"} and all(a.op.value == "update" for a in actions.values())
+    _converge(tmp_path, pg, changed, allow=frozenset({Hazard.VALIDATES_DATA}))
+    moved = changed.replace('[{name: amount, type: "numeric(12, 2)"}, {name: status, type: order_status},',
+                            '[{name: status, type: order_status}, {name: amount, type: "numeric(12, 2)"},')
+    assert moved != changed
+    [action] = plan_target(load_targets(tmp_path, pg, _play(pg, moved))[0]).actions
+    assert action.op.value == "replace" and action.hazards == (Hazard.BREAKS_CALLERS,)
