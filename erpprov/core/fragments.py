@@ -187,7 +187,8 @@ def query(text: str) -> str:
     return text
 
 
-def relations(text: str) -> set[tuple[str | None, str]]:
+@lru_cache(maxsize=4096)
+def relations(text: str) -> frozenset[tuple[str | None, str]]:
     """The (schema or None, name) of every relation a proven query names, CTE names included: what
     it may read, for ordering creates before the server can say (a view over tables not made yet)."""
     from pglast import ast
@@ -200,7 +201,7 @@ def relations(text: str) -> set[tuple[str | None, str]]:
             found.add((node.schemaname, node.relname or ""))
 
     _Relations()(_parser().parse_sql(query(text)))
-    return found
+    return frozenset(found)
 
 
 def function_body(text: str, language: str, header: str) -> str:

@@ -28,13 +28,15 @@ def in_reading_order(declared: list[AnyView]) -> list[AnyView]:
     reads = declared_reads(declared)
     placed: list[AnyView] = []
     done: set[tuple[str, str]] = set()
-    for _ in range(len(declared)):
-        for view in declared:
-            key = (view.schema_, view.name)
-            if key not in done and reads[key] <= done:
-                placed.append(view)
-                done.add(key)
-    return placed + [v for v in declared if (v.schema_, v.name) not in done]
+    pending = list(declared)
+    while pending:  # each round places at least one view, or stops
+        ready = [v for v in pending if reads[(v.schema_, v.name)] <= done]
+        if not ready:
+            break
+        placed += ready
+        done |= {(v.schema_, v.name) for v in ready}
+        pending = [v for v in pending if (v.schema_, v.name) not in done]
+    return placed + pending
 
 
 def _head(view: AnyView, schema: str, name: str) -> sql.Composable:
