@@ -4,7 +4,9 @@ it came from, and applied to a new database it rebuilds the same tables, schemas
 from __future__ import annotations
 
 import copy
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -471,3 +473,45 @@ def test_enum_columns_sequences_and_views_round_trip_to_an_empty_database(tmp_pa
     for section in ("types", "sequences", "tables", "schemas", "views", "materialized_views", "functions",
                     "procedures", "triggers"):
         assert rebuilt.get(section) == source.get(section), section
+
+
+CURRENT_SQL = """
+CREATE ROLE type_reader;
+CREATE SCHEMA sales;
+CREATE TYPE sales.order_status AS ENUM ('new', 'shipped');
+CREATE TABLE sales.orders (id serial PRIMARY KEY, status sales.order_status NOT NULL DEFAULT 'new');
+CREATE FUNCTION sales.touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+CREATE FUNCTION sales.stale(x int) RETURNS int LANGUAGE sql AS 'SELECT x';
+CREATE VIEW sales.stale_view AS SELECT id FROM sales.orders;
+CREATE TRIGGER stale_trigger AFTER INSERT ON sales.orders FOR EACH ROW EXECUTE FUNCTION sales.touch();
+CREATE SEQUENCE sales.stale_seq;
+"""
+
+
+def test_an_export_with_prune_turns_another_database_into_the_same_schema(tmp_path: Path, pg: Any) -> None:
+    """The issue's yardstick in small: desired SQL in one database, current SQL in another; export
+    the first (--prune), apply it onto the second with every hazard allowed: the re-plan is empty
+    and both dump alike."""
+    from erpprov.core.actions import Hazard
+    from erpprov.drivers.embedded import find_bindir
+
+    current = pg.dbname + "_current"
+    with pg.connect() as conn:
+        conn.execute(TYPES_SQL)
+    with pg.connect("postgres") as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(current)))
+        exported = export_playbook(admin, _connection(pg), databases=[pg.dbname], prune=True).playbook
+    with pg.connect(current) as conn:
+        conn.execute(CURRENT_SQL.replace("CREATE ROLE type_reader;", ""))
+    targets = _targets(tmp_path, pg, _renamed(exported, pg.dbname, current))
+    apply_all(targets, allow=frozenset(Hazard))  # fails unless the re-plan inside the lock is empty
+    assert plan_of(targets) == []
+
+    def dump(database: str) -> list[str]:
+        run = subprocess.run([str(find_bindir() / "pg_dump"), "--schema-only", "-h", pg.host, "-p", str(pg.port),
+                              "-U", pg.user, database], env={**os.environ, "PGPASSWORD": pg.password},
+                             capture_output=True, text=True, check=True, timeout=60)
+        # \restrict lines carry a random key per dump
+        return [line for line in run.stdout.splitlines() if not line.startswith(("\\restrict", "\\unrestrict"))]
+
+    assert dump(current) == dump(pg.dbname)

@@ -90,9 +90,11 @@ class Exported:
 
 def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
                     databases: list[str] | None = None, hosts: str = "all",
-                    name: str = "Exported from the live server") -> Exported:
+                    name: str = "Exported from the live server", prune: bool = False) -> Exported:
     """A playbook of one play describing the roles and ``databases`` (default: all but `postgres`)
-    of the server ``admin`` is connected to; ``connection`` opens the per-database connections."""
+    of the server ``admin`` is connected to; ``connection`` opens the per-database connections.
+    ``prune`` marks each database `prune: true`: applied elsewhere, the file makes that database
+    hold what this one holds, dropping what it does not (as hazards)."""
     cluster = catalog.read_cluster(admin)
     chosen = _chosen_databases(cluster, databases)
     play: dict[str, Any] = {"name": name, "hosts": hosts}
@@ -108,7 +110,7 @@ def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
             live_tables = inspect_tables(conn)
             objects = read_schema_objects(conn)
             functions = function_parts(conn) if objects.functions else {}
-        exported.append(_database(cluster, live, live_tables, objects, functions))
+        exported.append(_database(cluster, live, live_tables, objects, functions) | ({"prune": True} if prune else {}))
         left_out += [f"database {db}: {o.describe()}" for o in objects.objects if not _written(o, objects)]
     if exported:
         play["databases"] = exported

@@ -69,11 +69,13 @@ def _inventory_host(inventory: Path, extra_vars: tuple[str, ...], limit: str | N
 @click.option("--db", "databases", multiple=True, metavar="NAME",
               help="Database to export; repeatable (default: all but postgres and the templates).")
 @click.option("--host", help="Host to export (default: the only one).")
+@click.option("--prune", is_flag=True,
+              help="Mark each database `prune: true`: applied elsewhere, it drops what this server lacks (hazards).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the playbook to this file (readable only by you) instead of stdout.")
 @handles_errors
 def export_cmd(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], limit: str | None,
-               verbose: bool, databases: tuple[str, ...], host: str | None, output: Path | None) -> None:
+               verbose: bool, databases: tuple[str, ...], host: str | None, prune: bool, output: Path | None) -> None:
     """Write the roles, databases, schemas, tables and grants of a live server as a playbook.
 
     The connection is the inventory's for the host (-l/--limit or --host picks one of several);
@@ -91,7 +93,7 @@ def export_cmd(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ..
         target = single_target(playbook, inventory, extra_vars, limit, host)
         name, connection = target.host, target.connection
     with connection_kept(connection), connect(connection) as admin:
-        exported = export_playbook(admin, connection, databases=list(databases) or None, hosts=name)
+        exported = export_playbook(admin, connection, databases=list(databases) or None, hosts=name, prune=prune)
     text = render_playbook(exported.playbook, name, exported.left_out)
     if exported.left_out:
         click.echo(f"erpprov cannot export {len(exported.left_out)} object(s) yet; they are NOT in the playbook "
