@@ -43,6 +43,7 @@ class Phase(int, Enum):
     DATABASE_GRANT = 25
     SCHEMA = 30
     EXTENSION = 35
+    VIEW_DROP = 36  # views dropped to be created again, before what they read or call changes
     TYPE = 37  # enum types, before the columns that use them
     SEQUENCE = 38  # before the defaults that call nextval()
     FUNCTION = 39  # functions and procedures, before the defaults, checks and triggers that call them

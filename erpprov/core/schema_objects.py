@@ -175,6 +175,7 @@ class SchemaObjects:
     views: dict[tuple[str, str], ViewState] = field(default_factory=dict)  # and materialized views
     view_uses: dict[tuple[str, str], set[tuple[str, str]]] = field(default_factory=dict)  # view -> relations it reads
     functions: dict[tuple[str, str], FunctionState] = field(default_factory=dict)  # (schema, signature): and procedures
+    view_calls: dict[tuple[str, str], set[tuple[str, str]]] = field(default_factory=dict)  # view -> functions
     triggers: dict[tuple[str, str, str], TriggerState] = field(default_factory=dict)  # (schema, table, name)
 
 

@@ -63,10 +63,14 @@ def _wanted(view: view_ddl.AnyView, canonical: ViewState | None) -> dict[str, ob
 
 @dataclass(frozen=True)
 class Uses:
-    """Which relations each view reads: live (pg_depend), and desired (the scratch build)."""
+    """Which relations each view reads: live (pg_depend), and desired (the scratch build); which
+    functions each live view calls, and those this plan drops and creates again."""
 
     live: Mapping[Key, set[Key]]
     desired: Mapping[Key, set[Key]]
+    calls: Mapping[Key, set[Key]] = field(default_factory=dict)
+    recreated_functions: frozenset[Key] = frozenset()
+    pruned: frozenset[Key] = frozenset()  # undeclared views a prune drops: taken along, not brought back
 
 
 @dataclass
@@ -117,9 +121,14 @@ def diff_views(declared: list[view_ddl.AnyView], canonical: dict[Key, ViewState]
     views = _Views(named, canonical, live, uses.live, _desired_uses(named, uses.desired), acl, database)
     result = Result()
     in_place = [a for a in (_in_place(views, key) for key in views.declared) if a is not None]
+    for key, called in uses.calls.items():  # a function dropped and created again takes its callers
+        if key in live and called & uses.recreated_functions and key not in views.recreated:
+            views.recreated[key] = (Hazard.BREAKS_CALLERS, "it calls a function this apply drops and creates again")
     dropped = _closure(views)
     for key in sorted(dropped):  # Action.order runs readers' drops first, and creates what they read first
-        result.actions += [_drop(views, key, dropped), _recreate(views, key, _depth(key, uses.live, dropped))]
+        result.actions.append(_drop(views, key, dropped))
+        if key in views.declared or key not in uses.pruned:
+            result.actions.append(_recreate(views, key, _depth(key, uses.live, dropped)))
     result.actions += [a for a in in_place if (a.address.parts[1], a.address.parts[2]) not in dropped]
     return result
 
@@ -170,8 +179,8 @@ def _drop(views: _Views, key: Key, dropped: set[Key]) -> Action:
     if readers:
         note += f"; views reading it go and come back too: {', '.join(readers)}"
     hazards = (why[0],) if why else ((Hazard.DELETES_DATA,) if have.materialized else ())
-    return Action(_address(views.database, key, have.materialized), Op.DELETE, Phase.VIEW, database=views.database,
-                  order=_DROPS - _depth(key, views.uses, dropped),
+    return Action(_address(views.database, key, have.materialized), Op.DELETE, Phase.VIEW_DROP,
+                  database=views.database, order=_DROPS - _depth(key, views.uses, dropped),
                   sql=(render(view_ddl.drop(have.materialized, *key)),), before=_shape(have),
                   hazards=hazards, note=note)
 

@@ -154,16 +154,25 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     managed = managed_addresses(db, live_objects) | {
         Address(f.kind, db.name, f.schema, f.signature) for f in desired_functions.values()}
     pruned = prune_objects(live_objects, db.name, managed, prune)
-    result = Result(actions=table_diff.actions + pruned.actions, unmanaged=table_diff.unmanaged + unmanaged_objects(
+    result = Result(actions=list(table_diff.actions), unmanaged=table_diff.unmanaged + unmanaged_objects(
         live_objects, db.name, managed | {a.address for a in pruned.actions}))
     result.extend(diff_types(db.types, live_objects.enums, db.name))
     result.extend(diff_composites(db.types, composites, live_objects.composites, db.name))
     result.extend(diff_domains(db.types, domains, live_objects.domains, db.name))
     result.extend(diff_sequences(db.sequences, live_objects.sequences, db.name))
-    result.extend(diff_views(views, desired_views, live_objects.views,
-                           Uses(live=live_objects.view_uses, desired=desired_uses), _acl_by("table", live), db.name))
-    result.extend(diff_functions(functions, desired_functions, live_objects.functions, _acl_by("function", live),
-                                 db.name))
+    function_diff = diff_functions(functions, desired_functions, live_objects.functions, _acl_by("function", live),
+                                  db.name)
+    recreated = frozenset((a.address.parts[1], a.address.parts[2]) for a in function_diff.actions if a.op is Op.REPLACE)
+    pruned_views = frozenset((a.address.parts[1], a.address.parts[2]) for a in pruned.actions
+                             if a.address.kind in ("view", "materialized_view"))
+    view_diff = diff_views(views, desired_views, live_objects.views,
+                           Uses(live=live_objects.view_uses, desired=desired_uses, calls=live_objects.view_calls,
+                                recreated_functions=recreated, pruned=pruned_views), _acl_by("table", live), db.name)
+    result.extend(view_diff)
+    result.extend(function_diff)
+    # a view the views' own drops already take along is not dropped twice
+    taken = {a.address for a in view_diff.actions if a.op is Op.DELETE}
+    result.actions += [a for a in pruned.actions if a.address not in taken]
     result.extend(diff_triggers(triggers, live_objects.triggers, db.name))
     canon = replace(canon, declared_functions={i: (f.schema, f.signature) for i, f in desired_functions.items()})
     try:

@@ -216,6 +216,15 @@ WHERE NOT t.tgisinternal AND {filter}
 """
 LIVE_TRIGGERS = TRIGGERS.format(filter="n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'")
 LIVE_FUNCTIONS = FUNCTIONS.format(filter="n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'")
+# Which functions each view's query calls: a function dropped and created again takes them along.
+VIEW_CALLS = r"""
+SELECT DISTINCT vn.nspname, v.relname, fn.nspname,
+       format('%s(%s)', f.proname, pg_get_function_identity_arguments(f.oid))
+FROM pg_rewrite rw JOIN pg_class v ON v.oid = rw.ev_class JOIN pg_namespace vn ON vn.oid = v.relnamespace
+JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid AND d.refclassid = 'pg_proc'::regclass
+JOIN pg_proc f ON f.oid = d.refobjid JOIN pg_namespace fn ON fn.oid = f.pronamespace
+WHERE v.relkind IN ('v', 'm') AND vn.nspname !~ '^pg_' AND vn.nspname <> 'information_schema'
+"""
 LIVE_VIEWS = VIEWS.format(filter="n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'")
 LIVE_VIEW_USES = VIEW_USES.format(filter="vn.nspname !~ '^pg_' AND vn.nspname <> 'information_schema'")
 
@@ -275,8 +284,8 @@ def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
     with conn.pipeline():
         cursors = [conn.execute(query) for query in (
             OBJECTS, ENUMS, SEQUENCES, LIVE_VIEWS, LIVE_VIEW_USES, LIVE_FUNCTIONS, LIVE_TRIGGERS,
-            COMPOSITES.format(filter=_USER_NAMESPACES), DOMAINS.format(filter=_USER_NAMESPACES))]
-    objects, enums, sequences, views, uses, functions, triggers, composites, domains = (
+            COMPOSITES.format(filter=_USER_NAMESPACES), DOMAINS.format(filter=_USER_NAMESPACES), VIEW_CALLS)]
+    objects, enums, sequences, views, uses, functions, triggers, composites, domains, calls = (
         cursor.fetchall() for cursor in cursors)
     live = SchemaObjects([LiveObject(kind, schema, name, table, variety)
                           for kind, schema, name, table, variety in objects])
@@ -296,6 +305,8 @@ def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
     live.domains = {k: d for k, d in domain_states(domains).items() if ("type", *k) in kept}
     user_triggers = {(o.schema, o.table, o.name) for o in live.objects if o.kind == "trigger"}
     live.triggers = {key: t for key, t in trigger_states(triggers).items() if key in user_triggers}
+    for schema, name, fn_schema, signature in calls:
+        live.view_calls.setdefault((schema, name), set()).add((fn_schema, signature))
     for schema, name, used_schema, used in uses:
         live.view_uses.setdefault((schema, name), set()).add((used_schema, used))
     return live

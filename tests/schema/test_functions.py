@@ -64,10 +64,15 @@ def test_functions_and_procedures_converge_and_change_in_place_or_by_recreating(
     assert "erpprov_scratch" not in repr(action)
     _converge(tmp_path, pg, new_body)
 
+    conn.execute("CREATE VIEW uses_add AS SELECT add(1) AS two")  # unmanaged, it calls the function
     new_result = new_body.replace("returns: integer", "returns: bigint")
-    [action] = plan_target(_targets(tmp_path, pg, new_result)[0]).actions
-    assert action.op is Op.REPLACE and action.hazards == (Hazard.BREAKS_CALLERS,)
+    plan = plan_target(_targets(tmp_path, pg, new_result)[0]).ordered()
+    # the caller goes first and comes back once the function is made again, in the same transaction
+    assert [(a.address.kind, a.op) for a in plan] == [
+        ("view", Op.DELETE), ("function", Op.REPLACE), ("view", Op.CREATE)]
+    assert plan[1].hazards == (Hazard.BREAKS_CALLERS,)
     _converge(tmp_path, pg, new_result, allow=frozenset({Hazard.BREAKS_CALLERS}))
+    assert conn.execute("SELECT pg_typeof(two)::text FROM uses_add").fetchone()[0] == "bigint"
     assert _can_call(conn, "fn_caller", "add(int, int)") and not _can_call(conn, "fn_other", "add(int, int)")
     assert conn.execute("SELECT pg_typeof(add(1))::text").fetchone()[0] == "bigint"
 

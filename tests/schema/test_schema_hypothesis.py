@@ -1,6 +1,5 @@
-"""Random (desired, live) pairs of schema objects: apply(A) then apply(B) converges (apply itself
-fails unless the re-plan inside the lock is empty) and leaves exactly B's objects as B says (A's
-others stay, unmanaged: these kinds have no prune)."""
+"""Random (desired, live) pairs of schema objects: apply(A) then apply(B), the schema pruning,
+converges (apply itself fails unless the re-plan inside the lock is empty) and leaves exactly B."""
 
 from __future__ import annotations
 
@@ -47,8 +46,9 @@ def database(draw) -> dict:  # type: ignore[no-untyped-def]
     triggers = [{"name": "t1", "table": "base", "timing": "before", "function": "touch",
                  "events": draw(st.lists(st.sampled_from(["insert", "update"]), min_size=1, unique=True)),
                  "enabled": draw(st.booleans())}] if draw(st.booleans()) else []
-    return {"tables": [BASE], "types": types, "sequences": sequences, "views": views,
-            "materialized_views": materialized, "functions": functions, "triggers": triggers}
+    return {"schemas": [{"name": "public", "prune": True}], "tables": [BASE], "types": types,
+            "sequences": sequences, "views": views, "materialized_views": materialized, "functions": functions,
+            "triggers": triggers}
 
 
 # No shrinking: each example applies twice to a real server; the failing example prints as found.
@@ -68,8 +68,9 @@ def test_random_schema_objects_converge_and_transition(tmp_path_factory, pg, a, 
         assert plan_of(targets) == []
     with pg.connect() as conn:
         live = read_schema_objects(conn)
-    wanted = {t["name"]: t["enum"] for t in b["types"]}
-    assert {name: list(e.values) for (_, name), e in live.enums.items() if name in wanted} == wanted
+    assert {name: list(e.values) for (_, name), e in live.enums.items()} == {t["name"]: t["enum"] for t in b["types"]}
+    assert {name for _, name in live.views} == {v["name"] for v in b["views"] + b["materialized_views"]}
+    assert {f.name for f in live.functions.values()} == {f["name"] for f in b["functions"]}
     for seq in b["sequences"]:
         want = desired_sequence(model.Sequence.model_validate(seq))
         assert [getattr(live.sequences[("public", seq["name"])], k) for k in OPTIONS] == \
