@@ -176,6 +176,7 @@ class SchemaObjects:
     view_uses: dict[tuple[str, str], set[tuple[str, str]]] = field(default_factory=dict)  # view -> relations it reads
     functions: dict[tuple[str, str], FunctionState] = field(default_factory=dict)  # (schema, signature): and procedures
     view_calls: dict[tuple[str, str], set[tuple[str, str]]] = field(default_factory=dict)  # view -> functions
+    view_columns: dict[tuple[str, str], set[tuple[str, str, str]]] = field(default_factory=dict)  # -> table columns
     triggers: dict[tuple[str, str, str], TriggerState] = field(default_factory=dict)  # (schema, table, name)
 
 

@@ -71,6 +71,8 @@ class Uses:
     calls: Mapping[Key, set[Key]] = field(default_factory=dict)
     recreated_functions: frozenset[Key] = frozenset()
     pruned: frozenset[Key] = frozenset()  # undeclared views a prune drops: taken along, not brought back
+    columns: Mapping[Key, set[tuple[str, str, str]]] = field(default_factory=dict)  # view -> table columns read
+    changed_columns: frozenset[tuple[str, str, str]] = frozenset()  # retyped or dropped by this plan
 
 
 @dataclass
@@ -84,7 +86,7 @@ class _Views:
     desired_uses: Mapping[Key, set[Key]]
     acl: Mapping[Key, Mapping[str, Privileges]]
     database: str
-    recreated: dict[Key, tuple[Hazard, str]] = field(default_factory=dict)  # declared: why it is dropped
+    recreated: dict[Key, tuple[Hazard | None, str]] = field(default_factory=dict)  # why each is dropped
 
     def users(self, key: Key) -> set[Key]:
         return {view for view, used in self.uses.items() if key in used and view in self.live}
@@ -124,6 +126,9 @@ def diff_views(declared: list[view_ddl.AnyView], canonical: dict[Key, ViewState]
     for key, called in uses.calls.items():  # a function dropped and created again takes its callers
         if key in live and called & uses.recreated_functions and key not in views.recreated:
             views.recreated[key] = (Hazard.BREAKS_CALLERS, "it calls a function this apply drops and creates again")
+    for key, read in uses.columns.items():  # ALTER COLUMN TYPE and DROP COLUMN refuse while a view reads it
+        if key in live and read & uses.changed_columns and key not in views.recreated:
+            views.recreated[key] = (None, "it reads a column this apply retypes or drops: dropped around the change")
     dropped = _closure(views)
     for key in sorted(dropped):  # Action.order runs readers' drops first, and creates what they read first
         result.actions.append(_drop(views, key, dropped))
@@ -178,7 +183,7 @@ def _drop(views: _Views, key: Key, dropped: set[Key]) -> Action:
     note = why[1] if why else "dropped to be created again: it reads a view this apply recreates"
     if readers:
         note += f"; views reading it go and come back too: {', '.join(readers)}"
-    hazards = (why[0],) if why else ((Hazard.DELETES_DATA,) if have.materialized else ())
+    hazards = (why[0],) if why and why[0] else ((Hazard.DELETES_DATA,) if have.materialized else ())
     return Action(_address(views.database, key, have.materialized), Op.DELETE, Phase.VIEW_DROP,
                   database=views.database, order=_DROPS - _depth(key, views.uses, dropped),
                   sql=(render(view_ddl.drop(have.materialized, *key)),), before=_shape(have),

@@ -16,7 +16,7 @@ import psycopg
 from pydantic import SecretStr
 
 from erpprov.core import model
-from erpprov.core.actions import HostPlan, Op
+from erpprov.core.actions import Action, HostPlan, Op
 from erpprov.core.address import Address
 from erpprov.core.cluster import LiveCluster, LiveDatabase, Privileges
 from erpprov.core.tables import TableDiff, TablesState
@@ -167,7 +167,9 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
                              if a.address.kind in ("view", "materialized_view"))
     view_diff = diff_views(views, desired_views, live_objects.views,
                            Uses(live=live_objects.view_uses, desired=desired_uses, calls=live_objects.view_calls,
-                                recreated_functions=recreated, pruned=pruned_views), _acl_by("table", live), db.name)
+                                recreated_functions=recreated, pruned=pruned_views, columns=live_objects.view_columns,
+                                changed_columns=_changed_columns(table_diff.actions)),
+                           _acl_by("table", live), db.name)
     result.extend(view_diff)
     result.extend(function_diff)
     # a view the views' own drops already take along is not dropped twice
@@ -185,6 +187,13 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     except GrantTargetMissing as exc:
         raise ErpprovError(str(exc), hint="declare the object, or fix the grant's name") from None
     return result
+
+
+def _changed_columns(actions: list[Action]) -> frozenset[tuple[str, str, str]]:
+    """The columns the table diff drops or retypes: the views that read them go and come back."""
+    return frozenset((a.address.parts[1], a.address.parts[2], a.address.parts[3]) for a in actions
+                     if a.address.kind == "column" and (a.op is Op.DELETE or (
+                         a.op is Op.UPDATE and {"type", "collation"} & set(a.after or {}))))
 
 
 def _acl_by(kind: str, live: LiveDatabase) -> dict[tuple[str, str], dict[str, Privileges]]:

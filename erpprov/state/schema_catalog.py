@@ -225,6 +225,16 @@ JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid AND 
 JOIN pg_proc f ON f.oid = d.refobjid JOIN pg_namespace fn ON fn.oid = f.pronamespace
 WHERE v.relkind IN ('v', 'm') AND vn.nspname !~ '^pg_' AND vn.nspname <> 'information_schema'
 """
+# Which table columns each view reads: a column retyped or dropped takes them along.
+VIEW_COLUMNS = r"""
+SELECT DISTINCT vn.nspname, v.relname, rn.nspname, r.relname, a.attname
+FROM pg_rewrite rw JOIN pg_class v ON v.oid = rw.ev_class JOIN pg_namespace vn ON vn.oid = v.relnamespace
+JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid AND d.refclassid = 'pg_class'::regclass
+                AND d.refobjsubid > 0
+JOIN pg_class r ON r.oid = d.refobjid AND r.oid <> v.oid JOIN pg_namespace rn ON rn.oid = r.relnamespace
+JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum = d.refobjsubid
+WHERE v.relkind IN ('v', 'm') AND vn.nspname !~ '^pg_' AND vn.nspname <> 'information_schema'
+"""
 LIVE_VIEWS = VIEWS.format(filter="n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'")
 LIVE_VIEW_USES = VIEW_USES.format(filter="vn.nspname !~ '^pg_' AND vn.nspname <> 'information_schema'")
 
@@ -284,8 +294,9 @@ def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
     with conn.pipeline():
         cursors = [conn.execute(query) for query in (
             OBJECTS, ENUMS, SEQUENCES, LIVE_VIEWS, LIVE_VIEW_USES, LIVE_FUNCTIONS, LIVE_TRIGGERS,
-            COMPOSITES.format(filter=_USER_NAMESPACES), DOMAINS.format(filter=_USER_NAMESPACES), VIEW_CALLS)]
-    objects, enums, sequences, views, uses, functions, triggers, composites, domains, calls = (
+            COMPOSITES.format(filter=_USER_NAMESPACES), DOMAINS.format(filter=_USER_NAMESPACES), VIEW_CALLS,
+            VIEW_COLUMNS)]
+    objects, enums, sequences, views, uses, functions, triggers, composites, domains, calls, columns = (
         cursor.fetchall() for cursor in cursors)
     live = SchemaObjects([LiveObject(kind, schema, name, table, variety)
                           for kind, schema, name, table, variety in objects])
@@ -305,6 +316,8 @@ def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
     live.domains = {k: d for k, d in domain_states(domains).items() if ("type", *k) in kept}
     user_triggers = {(o.schema, o.table, o.name) for o in live.objects if o.kind == "trigger"}
     live.triggers = {key: t for key, t in trigger_states(triggers).items() if key in user_triggers}
+    for schema, name, table_schema, table, column in columns:
+        live.view_columns.setdefault((schema, name), set()).add((table_schema, table, column))
     for schema, name, fn_schema, signature in calls:
         live.view_calls.setdefault((schema, name), set()).add((fn_schema, signature))
     for schema, name, used_schema, used in uses:

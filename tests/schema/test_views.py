@@ -80,3 +80,18 @@ def test_a_rebuilt_materialized_view_takes_an_unmanaged_reader_along_and_brings_
     _converge(tmp_path, pg, changed, allow=frozenset({Hazard.DELETES_DATA}))
     assert conn.execute("SELECT has_table_privilege('report_reader', 'status_list', 'SELECT'),"
                         " obj_description('status_list'::regclass)").fetchone() == (True, "unmanaged")
+
+
+def test_a_retyped_column_takes_the_views_that_read_it_along(tmp_path, pg, conn):
+    _converge(tmp_path, pg, VIEWS.replace("view_reader", "PUBLIC"))
+    conn.execute("CREATE VIEW unmanaged_totals AS SELECT id, total FROM orders")
+    wider = VIEWS.replace("view_reader", "PUBLIC")
+    targets = load_targets(tmp_path, pg, _play(pg, TABLE.replace('"numeric(10, 2)"', '"numeric(14, 2)"') + wider))
+    plan = plan_target(targets[0]).ordered()
+    kinds = [(a.address.kind, a.op) for a in plan]
+    assert kinds.index(("view", Op.DELETE)) < kinds.index(("column", Op.UPDATE)) < kinds.index(("view", Op.CREATE))
+    apply_all(targets, allow=frozenset(Hazard))
+    assert plan_of(targets) == []
+    assert conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                        "WHERE attrelid = 'unmanaged_totals'::regclass AND attname = 'total'").fetchone()[0] \
+        == "numeric(14,2)"
