@@ -210,6 +210,8 @@ def function_body(text: str, language: str, header: str) -> str:
     ...` made of proven parts, so NEW, OUT parameters and RETURN QUERY mean what they will);
     other languages are only sent as a string literal. ValueError otherwise. The body always
     travels as one literal, never spliced, so it cannot end the statement it is in."""
+    if not text.strip():
+        raise ValueError("a function body cannot be empty")
     if "\x00" in text:
         raise ValueError("a function body cannot contain a NUL character")
     if len(text) > _MAX_FRAGMENT:
