@@ -156,6 +156,11 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     pruned = prune_objects(live_objects, db.name, managed, prune)
     result = Result(actions=list(table_diff.actions), unmanaged=table_diff.unmanaged + unmanaged_objects(
         live_objects, db.name, managed | {a.address for a in pruned.actions}))
+    if not may_build and (views or functions or db.triggers or any(t.enum is None for t in db.types)):
+        result.warnings.append(
+            f"database {db.name}: {target.connection.pg_user} may not create schemas here, so views, functions, "
+            "triggers, domains and composite types cannot be built to compare them: they are written as the "
+            "files say and shown as changes (grant it CREATE on the database to compare them)")
     result.extend(diff_types(db.types, live_objects.enums, db.name))
     result.extend(diff_composites(db.types, composites, live_objects.composites, db.name))
     result.extend(diff_domains(db.types, domains, live_objects.domains, db.name))

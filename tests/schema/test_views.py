@@ -95,3 +95,12 @@ def test_a_retyped_column_takes_the_views_that_read_it_along(tmp_path, pg, conn)
     assert conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
                         "WHERE attrelid = 'unmanaged_totals'::regclass AND attname = 'total'").fetchone()[0] \
         == "numeric(14,2)"
+
+
+def test_a_plan_says_when_it_cannot_build_views_to_compare_them(tmp_path, pg, conn):
+    conn.execute("CREATE ROLE plain_planner LOGIN PASSWORD 'pw'; CREATE TABLE orders (id int)")
+    conn.execute(f'REVOKE CREATE ON DATABASE "{pg.dbname}" FROM PUBLIC')
+    view = '      views:\n        - {name: v, query: "SELECT id FROM orders"}\n'
+    targets = load_targets(tmp_path, pg, _play(pg, view), pg_user="plain_planner", pg_password="pw")
+    plan = plan_target(targets[0])
+    assert any("may not create schemas here" in w for w in plan.warnings), plan.warnings
