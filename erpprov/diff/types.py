@@ -107,7 +107,7 @@ _DOMAINS, _COMPOSITES = 2, 3
 
 def diff_composites(declared: list[model.Type], canonical: Mapping[Key, CompositeState],
                     live: Mapping[Key, CompositeState], database: str) -> Result:
-    """Attributes added, dropped or retyped in place; a different order recreates the type."""
+    """Attributes added (at the end), dropped or retyped in place; any other order recreates the type."""
     result = Result()
     for index, t in enumerate(declared):
         if t.attributes is None:
@@ -128,7 +128,7 @@ def diff_composites(declared: list[model.Type], canonical: Mapping[Key, Composit
         if want is not None and want.attributes != have.attributes:
             wanted = {a[0]: a for a in want.attributes}
             kept = [a[0] for a in have.attributes if a[0] in wanted]
-            if kept != [a[0] for a in want.attributes if a[0] in kept]:
+            if kept != [a[0] for a in want.attributes][:len(kept)]:  # ADD ATTRIBUTE only appends
                 result.actions.append(_recreate(address, database, sql.SQL("DROP TYPE {}").format(name),
                                                 ddl.create_composite(t), t, before, shown, "its attributes move",
                                                 _COMPOSITES + index))

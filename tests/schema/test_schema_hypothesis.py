@@ -25,6 +25,15 @@ QUERIES = ["SELECT id FROM base", "SELECT id, label FROM base", "SELECT label, i
 def database(draw) -> dict:  # type: ignore[no-untyped-def]
     types = [{"name": name, "enum": draw(st.lists(st.sampled_from("abcdef"), min_size=1, max_size=4, unique=True))}
              for name in draw(st.lists(st.sampled_from(["e1", "e2"]), unique=True))]
+    if draw(st.booleans()):
+        types.append({"name": "d1", "base_type": draw(st.sampled_from(["integer", "bigint", "text"])),
+                      "not_null": draw(st.booleans()),
+                      "checks": draw(st.sampled_from([[], [{"expression": "VALUE IS NOT NULL"}],
+                                                      [{"name": "d1_set", "expression": "VALUE IS NOT NULL"}]]))})
+    if draw(st.booleans()):
+        attributes = draw(st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, unique=True))
+        types.append({"name": "c1", "attributes": [
+            {"name": a, "type": draw(st.sampled_from(["integer", "text", "numeric(8, 2)"]))} for a in attributes]})
     sequences = []
     for name in draw(st.lists(st.sampled_from(["s1", "s2"]), unique=True)):
         seq = {"name": name, "type": draw(st.sampled_from(["integer", "bigint"])),
@@ -68,7 +77,12 @@ def test_random_schema_objects_converge_and_transition(tmp_path_factory, pg, a, 
         assert plan_of(targets) == []
     with pg.connect() as conn:
         live = read_schema_objects(conn)
-    assert {name: list(e.values) for (_, name), e in live.enums.items()} == {t["name"]: t["enum"] for t in b["types"]}
+    assert {name: list(e.values) for (_, name), e in live.enums.items()} == {
+        t["name"]: t["enum"] for t in b["types"] if "enum" in t}
+    assert {name for _, name in [*live.domains, *live.composites]} == {t["name"] for t in b["types"] if "enum" not in t}
+    for _, composite in live.composites.items():
+        [declared] = [t for t in b["types"] if t["name"] == composite.name]
+        assert [a[0] for a in composite.attributes] == [a["name"] for a in declared["attributes"]]
     assert {name for _, name in live.views} == {v["name"] for v in b["views"] + b["materialized_views"]}
     assert {f.name for f in live.functions.values()} == {f["name"] for f in b["functions"]}
     for seq in b["sequences"]:
