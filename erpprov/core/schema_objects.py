@@ -14,7 +14,7 @@ from erpprov.core.address import Address
 # Kinds addressed in a database without a schema (event triggers, casts, publications...).
 UNSCHEMED = frozenset({"event_trigger", "cast", "publication", "foreign_server", "foreign_data_wrapper"})
 # Kinds addressed under their table (a trigger's name is unique per table only).
-ON_TABLE = frozenset({"trigger", "rule"})
+ON_TABLE = frozenset({"trigger", "rule", "materialized_view_index"})
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,7 @@ class ViewState:
     populated: bool = True
     owner: str | None = None
     comment: str | None = None
+    indexes: tuple[str, ...] = ()  # a materialized view's, as pg_get_indexdef prints them (not managed)
 
     @property
     def kind(self) -> str:

@@ -204,11 +204,13 @@ def _recreate(views: _Views, key: Key, depth: int) -> Action:
         create, owner, comment = view_ddl.create(view), view.owner, view.comment
         after = _wanted(view, views.canonical.get(key))
     kind = _kind(materialized)
-    statements = [create, *_restored(kind, have, views.acl.get(key, {}), owner)]
+    # its indexes, which the file does not manage, come back as the server printed them
+    statements = [create, *(sql.SQL(index) for index in have.indexes),
+                  *_restored(kind, have, views.acl.get(key, {}), owner)]
     statements += owner_and_comment(kind, *key, owner, comment, have.owner, have.comment)[0]
     return Action(_address(views.database, key, materialized), Op.CREATE, Phase.VIEW, database=views.database,
                   order=_RECREATES + depth, sql=tuple(render(s) for s in statements), after=after,
-                  note="created again in the same transaction, with its owner, comment and grants")
+                  note="created again in the same transaction, with its owner, comment, grants and indexes")
 
 
 def _restored(kind: str, have: ViewState, acl: Mapping[str, Privileges], owner: str | None) -> list[sql.Composable]:

@@ -84,6 +84,11 @@ UNION ALL
 SELECT 'trigger', n.nspname, tg.tgname, c.relname, NULL
 FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid JOIN user_ns n ON n.oid = c.relnamespace
 WHERE NOT tg.tgisinternal AND c.oid NOT IN (SELECT objid FROM part WHERE classid = 'pg_class'::regclass)
+UNION ALL  -- indexes of materialized views (a table's are the table's, read with it)
+SELECT 'materialized_view_index', n.nspname, ic.relname, c.relname, NULL
+FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid
+JOIN user_ns n ON n.oid = c.relnamespace
+WHERE c.relkind = 'm' AND c.oid NOT IN (SELECT objid FROM part WHERE classid = 'pg_class'::regclass)
 UNION ALL
 SELECT 'rule', n.nspname, r.rulename, c.relname, NULL
 FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN user_ns n ON n.oid = c.relnamespace
@@ -179,7 +184,9 @@ SELECT n.nspname, c.relname, c.relkind = 'm', pg_get_viewdef(c.oid),
              AND NOT a.attisdropped ORDER BY a.attnum),
        array(SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = c.oid
              AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum),
-       coalesce(c.reloptions, '{{}}'), c.relispopulated, pg_get_userbyid(c.relowner), obj_description(c.oid, 'pg_class')
+       coalesce(c.reloptions, '{{}}'), c.relispopulated, pg_get_userbyid(c.relowner),
+       obj_description(c.oid, 'pg_class'),
+       array(SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i WHERE i.indrelid = c.oid ORDER BY i.indexrelid)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('v', 'm') AND {filter}
 """
@@ -241,12 +248,12 @@ LIVE_VIEW_USES = VIEW_USES.format(filter="vn.nspname !~ '^pg_' AND vn.nspname <>
 
 def view_states(rows: list[tuple[Any, ...]]) -> dict[tuple[str, str], ViewState]:
     views = {}
-    for schema, name, materialized, definition, names, types, options, populated, owner, comment in rows:
+    for schema, name, materialized, definition, names, types, options, populated, owner, comment, indexes in rows:
         settings = dict(option.split("=", 1) for option in options)
         views[(schema, name)] = ViewState(
             schema, name, materialized, definition, tuple(zip(names, types, strict=True)),
             settings.get("security_barrier") == "true", settings.get("security_invoker") == "true",
-            settings.get("check_option"), populated, owner, comment)
+            settings.get("check_option"), populated, owner, comment, tuple(indexes))
     return views
 
 

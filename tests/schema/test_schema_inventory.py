@@ -20,6 +20,7 @@ CREATE TABLE orders (id serial PRIMARY KEY, n int GENERATED ALWAYS AS IDENTITY, 
                      updated_at timestamptz);
 CREATE VIEW open_orders AS SELECT id FROM orders WHERE status = 'new';
 CREATE MATERIALIZED VIEW order_counts AS SELECT status, count(*) FROM orders GROUP BY status;
+CREATE UNIQUE INDEX order_counts_status ON order_counts (status);
 CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN NEW.updated_at = now(); RETURN NEW; END$$;
 CREATE PROCEDURE archive(keep int) LANGUAGE sql AS $$DELETE FROM orders WHERE id < keep$$;
 CREATE TRIGGER orders_touch BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch();
@@ -37,6 +38,7 @@ EXPECTED = {
     ("function", "public", "evt()", None), ("procedure", "public", "archive(IN keep integer)", None),
     ("trigger", "public", "orders_touch", None), ("aggregate", "public", "total(integer)", None),
     ("rule", "public", "no_delete", None), ("event_trigger", None, "audit_ddl", None),
+    ("materialized_view_index", "public", "order_counts_status", None),
 }
 
 
@@ -61,9 +63,10 @@ def test_plan_of_an_export_lists_what_export_left_out_and_export_says_so(tmp_pat
     header = (tmp_path / PLAYBOOK).read_text().split("\n- name:")[0]
     for said in (exported.stderr, header):
         assert f"database {pg.dbname}: range type public.floatrange" in said
-        assert not any(name in said for name in ("order_status", "invoice_no", "open_orders", "order_counts",
-                                                 "touch", "archive", "orders_touch", "money_pair", "positive"))
+        assert not any(name in said for name in ("order_status", "invoice_no", "open_orders", "touch", "archive",
+                                                 "view public.order_counts", "orders_touch", "money_pair", "positive"))
         assert f"database {pg.dbname}: rule no_delete on public.orders" in said
+        assert f"database {pg.dbname}: materialized view index order_counts_status on public.order_counts" in said
         assert f"database {pg.dbname}: event trigger audit_ddl" in said
         assert f"database {pg.dbname}: aggregate public.total(integer)" in said
     [database] = yaml.safe_load((tmp_path / PLAYBOOK).read_text())[0]["databases"]  # the file still loads
@@ -73,7 +76,8 @@ def test_plan_of_an_export_lists_what_export_left_out_and_export_says_so(tmp_pat
     plan = erpprov(tmp_path, "plan")
     assert plan.returncode == 0, plan.stderr
     assert "No changes." in plan.stdout  # the file holds the enum and the sequence exactly
-    assert "Unmanaged (left alone): 1 aggregate, 1 event trigger, 1 rule, 1 type (names with -v)" in plan.stdout
+    assert ("Unmanaged (left alone): 1 aggregate, 1 event trigger, 1 materialized view index, 1 rule, 1 type "
+            "(names with -v)") in plan.stdout
     named = erpprov(tmp_path, "plan", "-v")
     assert f"      rule.{pg.dbname}.public.orders.no_delete" in named.stdout.splitlines()
     document = json.loads(erpprov(tmp_path, "plan", "--format", "json").stdout)

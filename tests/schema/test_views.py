@@ -73,13 +73,15 @@ def test_a_changed_query_is_replaced_in_place_or_recreated_keeping_grants(tmp_pa
 def test_a_rebuilt_materialized_view_takes_an_unmanaged_reader_along_and_brings_it_back(tmp_path, pg, conn):
     _converge(tmp_path, pg, VIEWS.replace("view_reader", "PUBLIC"))
     conn.execute("CREATE ROLE report_reader; CREATE VIEW status_list AS SELECT status FROM totals;"
-                 "GRANT SELECT ON status_list TO report_reader; COMMENT ON VIEW status_list IS 'unmanaged'")
+                 "GRANT SELECT ON status_list TO report_reader; COMMENT ON VIEW status_list IS 'unmanaged';"
+                 "CREATE UNIQUE INDEX totals_status ON totals (status)")  # unmanaged: it comes back too
     changed = VIEWS.replace("view_reader", "PUBLIC").replace("sum(total) AS total", "count(*) AS n")
     drop, *_ = plan_target(_targets(tmp_path, pg, changed)[0]).ordered()
     assert drop.address.kind == "view" and drop.op is Op.DELETE  # the reader first
     _converge(tmp_path, pg, changed, allow=frozenset({Hazard.DELETES_DATA}))
     assert conn.execute("SELECT has_table_privilege('report_reader', 'status_list', 'SELECT'),"
                         " obj_description('status_list'::regclass)").fetchone() == (True, "unmanaged")
+    assert conn.execute("SELECT to_regclass('totals_status') IS NOT NULL").fetchone()[0]
 
 
 def test_a_retyped_column_takes_the_views_that_read_it_along(tmp_path, pg, conn):
