@@ -397,6 +397,8 @@ class Type(Strict):
             raise ValueError("default, not_null, checks and collation belong to a domain (`base_type`)")
         if self.attributes:
             unique_names(self.attributes, "attributes", field="attributes")
+        if self.renamed_from and self.enum is None:
+            raise ValueError("renamed_from is supported on enum types only (rename a domain or composite type by hand)")
         return self
 
 

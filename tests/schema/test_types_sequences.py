@@ -3,6 +3,7 @@ check (apply_all fails when the re-plan inside the lock is not empty; plan_of th
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -159,3 +160,15 @@ def test_domains_and_composite_types_converge_and_change_in_place(tmp_path, pg, 
     assert moved != changed
     [action] = plan_target(load_targets(tmp_path, pg, _play(pg, moved))[0]).actions
     assert action.op.value == "replace" and action.hazards == (Hazard.BREAKS_CALLERS,)
+
+
+def test_a_type_is_one_kind_and_only_an_enum_renames() -> None:
+    import pydantic
+
+    from erpprov.core import model
+
+    for wrong in ({"name": "t"}, {"name": "t", "enum": ["a"], "base_type": "int"},
+                  {"name": "t", "attributes": [{"name": "a", "type": "int"}], "not_null": True},
+                  {"name": "t", "base_type": "int", "renamed_from": "old"}):
+        with pytest.raises(pydantic.ValidationError):
+            model.Type.model_validate(wrong)
