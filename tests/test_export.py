@@ -292,8 +292,6 @@ def test_owners_and_signatures_come_with_the_acl(tmp_path: Path, pg: Any) -> Non
     assert plan_of(_targets(tmp_path, pg, exported)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="the playbook model has no operator classes: an index key with a "
-                   "non-default opclass is exported as `col text_pattern_ops`, which erpprov reads as an expression")
 def test_index_operator_class_round_trips(tmp_path: Path, pg: Any) -> None:
     with pg.connect() as conn:
         conn.execute("CREATE TABLE words (w text); CREATE INDEX words_w_idx ON words (w text_pattern_ops)")

@@ -248,6 +248,42 @@ class Role(Strict):
 # --- tables ---------------------------------------------------------------------------------
 
 
+class IdentityOptions(Strict):
+    """START, INCREMENT, MINVALUE, MAXVALUE, CACHE and CYCLE of an identity column's sequence."""
+
+    start: int | None = None
+    increment: int | None = Field(None, description="Not 0")
+    minvalue: int | None = None
+    maxvalue: int | None = None
+    cache: int | None = Field(None, ge=1)
+    cycle: bool = False
+
+    @field_validator("increment")
+    @classmethod
+    def _nonzero(cls, value: int | None) -> int | None:
+        if value == 0:
+            raise ValueError("an identity cannot increment by 0")
+        return value
+
+
+_PARAMETER = re.compile(r"^(toast\.)?[a-z_][a-z0-9_]*$")
+
+
+def _parameters(value: Any) -> Any:
+    """Storage parameters: lower-case names (PostgreSQL folds them), values as text, as pg_class
+    stores them (`fillfactor=70`); a flag is written true/false."""
+    value = _stringify(value)
+    if isinstance(value, dict):
+        for name in value:
+            if not _PARAMETER.match(name):
+                raise ValueError(f"{name!r} is not a storage parameter name (lower case, e.g. fillfactor)")
+    return value
+
+
+Parameters = Annotated[dict[str, str], BeforeValidator(_parameters)]
+_DEFERRABLE = Literal[False, True, "initially deferred"]
+
+
 class Column(Strict):
     name: Identifier
     type: TypeName = Field(description="Any PostgreSQL type, including serial and bigserial")
@@ -256,6 +292,8 @@ class Column(Strict):
     primary_key: bool = Field(False, description="Mark several columns for a composite key")
     unique: bool = False
     identity: Literal["always", "by default"] | None = None
+    identity_options: IdentityOptions | None = Field(
+        None, description="The identity sequence's options; left out, PostgreSQL's defaults")
     generated: Expression | None = Field(None, description="Expression of a stored generated column")
     collation: str | None = None
     comment: str | None = None
@@ -267,6 +305,8 @@ class Column(Strict):
             raise ValueError("an identity column cannot also have a default")
         if self.generated and (self.default is not None or self.identity):
             raise ValueError("a generated column has neither a default nor an identity")
+        if self.identity_options is not None and not self.identity:
+            raise ValueError("identity_options need identity: always or by default")
         return self
 
 
@@ -286,33 +326,65 @@ class ForeignKey(Strict):
     references: Reference
     on_delete: _ACTIONS = "no action"
     on_update: _ACTIONS = "no action"
-    deferrable: Literal[False, True, "initially deferred"] = False
+    match: Literal["simple", "full"] = Field("simple", description="MATCH FULL: all key columns NULL or none")
+    deferrable: _DEFERRABLE = False
+    not_valid: bool = Field(False, description="Added NOT VALID: existing rows are not checked (nor validated later)")
     name: Identifier | None = None
+    comment: str | None = None
+
+
+class PrimaryKey(Strict):
+    """The explicit form of a primary key: its columns in key order, and its name."""
+
+    columns: list[Identifier] = Field(min_length=1)
+    name: Identifier | None = Field(None, description="Default: <table>_pkey")
+    deferrable: _DEFERRABLE = False
+    comment: str | None = None
 
 
 class Unique(Strict):
     columns: list[Identifier] = Field(min_length=1)
     name: Identifier | None = None
+    nulls_not_distinct: bool = Field(False, description="PostgreSQL 15+: NULLs count as equal")
+    deferrable: _DEFERRABLE = False
+    comment: str | None = None
 
 
 class Check(Strict):
     expression: Expression
     name: Identifier | None = None
+    no_inherit: bool = Field(False, description="NO INHERIT: not passed on to child tables")
+    not_valid: bool = Field(False, description="Added NOT VALID: existing rows are not checked (nor validated later)")
+    comment: str | None = None
 
 
 class Index(Strict):
-    columns: list[str] = Field(min_length=1, description="Column names (optionally with ASC/DESC) or expressions")
+    columns: list[str] = Field(min_length=1, description="Column names or expressions, each optionally followed "
+                               "by COLLATE c, an operator class, ASC/DESC and NULLS FIRST/LAST")
     name: Identifier | None = None
     unique: bool = False
+    nulls_not_distinct: bool = Field(False, description="PostgreSQL 15+, unique indexes: NULLs count as equal")
     method: Literal["btree", "hash", "gist", "gin", "spgist", "brin"] = "btree"
     where: Expression | None = Field(None, description="Predicate of a partial index")
     include: list[Identifier] = Field(default_factory=list)
+    with_: Parameters = Field(default_factory=dict, alias="with",
+                              description="Storage parameters, e.g. {fillfactor: 70}")
+    comment: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Index:
+        if self.nulls_not_distinct and not self.unique:
+            raise ValueError("nulls_not_distinct is for unique indexes")
+        return self
 
 
 class Table(Strict):
     name: Identifier
     schema_: Identifier = Field("public", alias="schema")
-    columns: list[Column] = Field(min_length=1)
+    columns: list[Column] = Field(default_factory=list)
+    primary_key: PrimaryKey | None = Field(None, description="Explicit form; or mark columns primary_key: true")
     foreign_keys: list[ForeignKey] = Field(default_factory=list)
     unique: list[Unique] = Field(default_factory=list, description="Unique constraints over several columns")
     checks: list[Check] = Field(default_factory=list)
@@ -328,6 +400,10 @@ class Table(Strict):
     def _columns_known(self) -> Table:
         unique_names(self.columns, "columns", field="columns")
         names = {c.name for c in self.columns}
+        if self.primary_key is not None:
+            if any(c.primary_key for c in self.columns):
+                raise ValueError("declare the primary key once: primary_key: {columns: [...]} or the column flags")
+            _known(self.primary_key.columns, names, "primary key")
         for fk in self.foreign_keys:
             _known(fk.columns, names, "foreign key")
         for uq in self.unique:

@@ -32,6 +32,8 @@ class ColumnState:
     not_null: bool
     default: str | None = None  # pg_get_expr(adbin); None for serial columns (see `serial`)
     identity: str | None = None  # "always" | "by default"
+    # its sequence's (start, increment, minvalue, maxvalue, cache, cycle), read from pg_sequence
+    identity_options: tuple[int, int, int, int, int, bool] | None = None
     generated: str | None = None  # expression of a STORED generated column
     collation: str | None = None  # only when it differs from the type's default collation
     comment: str | None = None
@@ -62,18 +64,23 @@ class ConstraintState:
     on_delete: str = "no action"
     deferrable: bool = False
     initially_deferred: bool = False
+    # live: convalidated; desired: False when declared not_valid (then a live valid one is as good)
     validated: bool = True
+    match: str = "simple"  # foreign keys: "simple" | "full"
+    nulls_not_distinct: bool = False  # unique constraints, PostgreSQL 15+
+    comment: str | None = None
     # --- not compared -------------------------------------------------------------------------
     declared_name: bool = field(default=True, compare=False)  # False: the name is PostgreSQL's choice
     source: str | None = field(default=None, compare=False)  # desired checks: "CHECK (<as written>)"
 
     def shape(self) -> tuple[object, ...]:
-        """Everything but the name: how an unnamed desired constraint finds its live twin.
-        Check columns are left out: the definition says it all, and the scratch side mentions
-        columns the same way."""
+        """Everything but the name, the comment and whether it was validated: how an unnamed
+        desired constraint finds its live twin, and what a replace changes. Check columns are
+        left out: the definition says it all, and the scratch side mentions columns the same way."""
         columns = () if self.kind == CHECK else self.columns
         return (self.kind, columns, self.definition, self.ref_schema, self.ref_table, self.ref_columns,
-                self.on_update, self.on_delete, self.deferrable, self.initially_deferred)
+                self.on_update, self.on_delete, self.deferrable, self.initially_deferred, self.match,
+                self.nulls_not_distinct)
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,8 @@ class IndexKey:
     expression: str | None  # pg_get_indexdef(index, k, true) of an expression
     descending: bool = False
     nulls_first: bool = False
-    opclass: str | None = None  # only when not the default operator class
+    opclass: str | None = None  # only when not the default operator class; SQL text (quoted as needed)
+    collation: str | None = None  # only when not the column's (or the expression type's) own; SQL text
 
 
 @dataclass(frozen=True)
@@ -93,13 +101,17 @@ class IndexState:
     keys: tuple[IndexKey, ...]
     include: tuple[str, ...] = ()
     predicate: str | None = None  # pg_get_expr(indpred)
+    nulls_not_distinct: bool = False  # PostgreSQL 15+
+    parameters: tuple[str, ...] = ()  # pg_class.reloptions ("fillfactor=70"), sorted; set in place
+    comment: str | None = None
     # --- not compared -------------------------------------------------------------------------
     declared_name: bool = field(default=True, compare=False)
     columns: frozenset[str] = field(default=frozenset(), compare=False)  # live: columns it depends on
     source: str | None = field(default=None, compare=False)  # desired, built: "USING ... (as written)"
 
     def shape(self) -> tuple[object, ...]:
-        return (self.unique, self.method, self.keys, self.include, self.predicate)
+        """What cannot change without building the index again."""
+        return (self.unique, self.method, self.keys, self.include, self.predicate, self.nulls_not_distinct)
 
 
 @dataclass(frozen=True)

@@ -354,14 +354,17 @@ def _default_privileges(rows: _DefaultRows, database_wide: bool, version: int) -
 
 def _table(table: TableState, grants: list[dict[str, Any]]) -> dict[str, Any]:
     pk = next((c for c in table.constraints if c.kind == PRIMARY_KEY), None)
-    pk_columns = set(pk.columns) if pk else set()
+    flagged = _pk_as_flags(table, pk)
+    pk_columns = set(pk.columns) if pk and flagged else set()
     column_unique = {c.columns[0] for c in table.constraints if _is_column_unique(table, c)}
     result: dict[str, Any] = {"name": table.name, "schema": table.schema}
     result["columns"] = [_column(c, c.name in pk_columns, c.name in column_unique) for c in table.columns]
+    if pk and not flagged:
+        result["primary_key"] = {"columns": list(pk.columns), "name": pk.name, **_constraint_extras(pk)}
     foreign_keys = [_foreign_key(c) for c in table.constraints if c.kind == FOREIGN_KEY]
-    uniques: list[dict[str, Any]] = [{"columns": list(c.columns), "name": c.name} for c in table.constraints
-               if c.kind == UNIQUE and not _is_column_unique(table, c)]
-    checks = [{"name": c.name, "expression": _check_expression(c)} for c in table.constraints if c.kind == CHECK]
+    uniques: list[dict[str, Any]] = [{"columns": list(c.columns), "name": c.name, **_constraint_extras(c)}
+                                     for c in table.constraints if c.kind == UNIQUE and not _is_column_unique(table, c)]
+    checks = [_check(c) for c in table.constraints if c.kind == CHECK]
     indexes = [_index(i) for i in sorted(table.indexes, key=lambda i: i.name)]
     for key, items in (("foreign_keys", sorted(foreign_keys, key=lambda f: f["name"])),
                        ("unique", sorted(uniques, key=lambda u: u["name"])),
@@ -377,9 +380,33 @@ def _table(table: TableState, grants: list[dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def _pk_as_flags(table: TableState, pk: ConstraintState | None) -> bool:
+    """The `primary_key: true` column shorthand says all of it: PostgreSQL's name, the key in
+    table-column order, nothing else set."""
+    if pk is None:
+        return True
+    in_table_order = [c.name for c in table.columns if c.name in pk.columns]
+    return (pk.name == make_object_name(table.name, None, "pkey") and list(pk.columns) == in_table_order
+            and not _constraint_extras(pk))
+
+
+def _constraint_extras(constraint: ConstraintState) -> dict[str, Any]:
+    """The options of a key, unique or foreign key beyond its columns, as the playbook writes them."""
+    extras: dict[str, Any] = {}
+    if constraint.nulls_not_distinct:
+        extras["nulls_not_distinct"] = True
+    if constraint.deferrable:
+        extras["deferrable"] = "initially deferred" if constraint.initially_deferred else True
+    if not constraint.validated:
+        extras["not_valid"] = True
+    if constraint.comment is not None:
+        extras["comment"] = constraint.comment
+    return extras
+
+
 def _is_column_unique(table: TableState, constraint: ConstraintState) -> bool:
     """A one-column unique constraint under the name PostgreSQL would give it: `unique: true`."""
-    if constraint.kind != UNIQUE or len(constraint.columns) != 1:
+    if constraint.kind != UNIQUE or len(constraint.columns) != 1 or _constraint_extras(constraint):
         return False
     return constraint.name == make_object_name(table.name, column_addition(constraint.columns), "key")
 
@@ -399,6 +426,9 @@ def _column(column: ColumnState, primary_key: bool, unique: bool) -> dict[str, A
         result["unique"] = True
     if column.identity:
         result["identity"] = column.identity
+        options = _identity_options(column)
+        if options:
+            result["identity_options"] = options
     if column.generated is not None:
         result["generated"] = column.generated
     if column.collation is not None:
@@ -408,12 +438,42 @@ def _column(column: ColumnState, primary_key: bool, unique: bool) -> dict[str, A
     return result
 
 
-def _check_expression(constraint: ConstraintState) -> str:
-    """pg_get_constraintdef prints `CHECK (expr)` (plus `NOT VALID`): the playbook holds expr."""
-    text = (constraint.definition or "").removesuffix(" NOT VALID")
-    if text.startswith("CHECK (") and text.endswith(")"):
-        return text[len("CHECK ("):-1]
-    return text
+_TYPE_RANGE = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
+
+
+def _identity_options(column: ColumnState) -> dict[str, Any]:
+    """The identity sequence's options that are not what PostgreSQL picks when none is given."""
+    if column.identity_options is None:
+        return {}
+    start, increment, minimum, maximum, cache, cycle = column.identity_options
+    low, high = _TYPE_RANGE.get(column.type, _TYPE_RANGE["bigint"])
+    minimum_default, maximum_default = (1, high) if increment > 0 else (low, -1)
+    defaults = {"increment": 1, "minvalue": minimum_default, "maxvalue": maximum_default,
+                "start": minimum if increment > 0 else maximum, "cache": 1, "cycle": False}
+    values = {"start": start, "increment": increment, "minvalue": minimum, "maxvalue": maximum, "cache": cache,
+              "cycle": cycle}
+    return {name: value for name, value in values.items() if value != defaults[name]}
+
+
+def _check(constraint: ConstraintState) -> dict[str, Any]:
+    check: dict[str, Any] = {"name": constraint.name}
+    text = constraint.definition or ""
+    if text.endswith(" NO INHERIT"):
+        check["no_inherit"] = True
+        text = text.removesuffix(" NO INHERIT")
+    check["expression"] = _check_expression(text)
+    if not constraint.validated:
+        check["not_valid"] = True
+    if constraint.comment is not None:
+        check["comment"] = constraint.comment
+    return check
+
+
+def _check_expression(definition: str) -> str:
+    """pg_get_constraintdef prints `CHECK (expr)`: the playbook holds expr."""
+    if definition.startswith("CHECK (") and definition.endswith(")"):
+        return definition[len("CHECK ("):-1]
+    return definition
 
 
 def _foreign_key(constraint: ConstraintState) -> dict[str, Any]:
@@ -427,9 +487,9 @@ def _foreign_key(constraint: ConstraintState) -> dict[str, Any]:
         fk["on_delete"] = constraint.on_delete
     if constraint.on_update != "no action":
         fk["on_update"] = constraint.on_update
-    if constraint.deferrable:
-        fk["deferrable"] = "initially deferred" if constraint.initially_deferred else True
-    return fk
+    if constraint.match != "simple":
+        fk["match"] = constraint.match
+    return fk | _constraint_extras(constraint)
 
 
 def _index(index: IndexState) -> dict[str, Any]:
@@ -442,6 +502,12 @@ def _index(index: IndexState) -> dict[str, Any]:
         result["where"] = index.predicate
     if index.include:
         result["include"] = list(index.include)
+    if index.nulls_not_distinct:
+        result["nulls_not_distinct"] = True
+    if index.parameters:
+        result["with"] = dict(p.split("=", 1) for p in index.parameters)
+    if index.comment is not None:
+        result["comment"] = index.comment
     return result
 
 
@@ -449,6 +515,8 @@ def _index_key(key: IndexKey) -> str:
     """A column name or an expression, then the ordering when it is not the default. Unlike the
     SQL, an entry names its column bare: the loader matches it against the table's columns."""
     body = key.column if key.column is not None else (key.expression or "")
+    if key.collation:
+        body = f"{body} COLLATE {key.collation}"
     if key.opclass:
         body = f"{body} {key.opclass}"
     order = index_ordering(key.descending, key.nulls_first)

@@ -41,7 +41,7 @@ def column_definition(col: ColumnState) -> sql.Composed:
     if col.default is not None:
         parts.append(sql.SQL("DEFAULT {}").format(expression(col.default_source or col.default)))
     if col.identity:
-        parts.append(sql.SQL("GENERATED {} AS IDENTITY").format(sql.SQL(col.identity.upper())))
+        parts.append(identity_clause(col.identity, col.identity_options))
     if col.generated is not None:
         parts.append(sql.SQL("GENERATED ALWAYS AS {} STORED").format(expression(col.generated_source or col.generated)))
     if col.not_null and not col.serial and not col.identity:
@@ -49,23 +49,41 @@ def column_definition(col: ColumnState) -> sql.Composed:
     return sql.SQL(" ").join(parts)
 
 
+def identity_clause(identity: str, options: tuple[int, int, int, int, int, bool] | None) -> sql.Composed:
+    clause = sql.SQL("GENERATED {} AS IDENTITY").format(sql.SQL(identity.upper()))
+    if options is None:
+        return clause
+    return sql.SQL("{} ({})").format(clause, sql.SQL(" ").join(sequence_options(options)))
+
+
+def sequence_options(options: tuple[int, int, int, int, int, bool]) -> list[sql.Composable]:
+    """Every option, also those at their default: what the catalog holds is what is sent."""
+    start, increment, minimum, maximum, cache, cycle = options
+    return [sql.SQL("{} {}").format(sql.SQL(word), sql.Literal(value)) for word, value in (
+        ("START WITH", start), ("INCREMENT BY", increment), ("MINVALUE", minimum), ("MAXVALUE", maximum),
+        ("CACHE", cache))] + [sql.SQL("CYCLE" if cycle else "NO CYCLE")]
+
+
 _DEFERRABLE = {(False, False): "", (True, False): " DEFERRABLE", (True, True): " DEFERRABLE INITIALLY DEFERRED"}
 
 
 def constraint_body(con: ConstraintState) -> sql.Composable:
     """What follows `CONSTRAINT name` in CREATE TABLE or ALTER TABLE ... ADD."""
+    deferrable = sql.SQL(_DEFERRABLE[(con.deferrable, con.initially_deferred)])
     if con.kind == PRIMARY_KEY:
-        return sql.SQL("PRIMARY KEY ({})").format(idents(con.columns))
+        return sql.SQL("PRIMARY KEY ({}){}").format(idents(con.columns), deferrable)
     if con.kind == UNIQUE:
-        return sql.SQL("UNIQUE ({})").format(idents(con.columns))
+        return sql.SQL("UNIQUE {}({}){}").format(sql.SQL("NULLS NOT DISTINCT " if con.nulls_not_distinct else ""),
+                                                idents(con.columns), deferrable)
+    not_valid = sql.SQL("" if con.validated else " NOT VALID")
     if con.kind == CHECK:
         assert con.definition is not None
-        return sql.SQL(con.source or con.definition)  # as written, else pg_get_constraintdef
+        return sql.SQL("{}{}").format(sql.SQL(con.source or con.definition), not_valid)  # as written, else as read
     assert con.kind == FOREIGN_KEY and con.ref_schema and con.ref_table
-    return sql.SQL("FOREIGN KEY ({}) REFERENCES {} ({}) ON UPDATE {} ON DELETE {}{}").format(
+    return sql.SQL("FOREIGN KEY ({}) REFERENCES {} ({}){} ON UPDATE {} ON DELETE {}{}{}").format(
         idents(con.columns), sql.Identifier(con.ref_schema, con.ref_table), idents(con.ref_columns),
-        sql.SQL(con.on_update.upper()), sql.SQL(con.on_delete.upper()),
-        sql.SQL(_DEFERRABLE[(con.deferrable, con.initially_deferred)]))
+        sql.SQL(" MATCH FULL" if con.match == "full" else ""),
+        sql.SQL(con.on_update.upper()), sql.SQL(con.on_delete.upper()), deferrable, not_valid)
 
 
 def table_constraint(con: ConstraintState) -> sql.Composed:
@@ -74,6 +92,10 @@ def table_constraint(con: ConstraintState) -> sql.Composed:
 
 def add_constraint(schema: str, table: str, con: ConstraintState) -> Statement:
     return render(sql.SQL("ALTER TABLE {} ADD {}").format(ident(schema, table), table_constraint(con)))
+
+
+def comment_on_constraint(schema: str, table: str, name: str, text: str | None) -> Statement:
+    return comment("CONSTRAINT", sql.SQL("{} ON {}").format(ident(name), ident(schema, table)), text)
 
 
 def drop_constraint(schema: str, table: str, name: str) -> Statement:
@@ -92,8 +114,10 @@ def index_key(key: IndexKey) -> sql.Composed:
         parts: list[sql.Composable] = [sql.Identifier(key.column)]
     else:
         parts = [expression(key.expression)]
-    if key.opclass:
-        parts.append(sql.Identifier(key.opclass))
+    if key.collation:  # SQL text: printed by regcollation, or proven a name by `index_entry`
+        parts.append(sql.SQL("COLLATE {}").format(sql.SQL(key.collation)))
+    if key.opclass:  # likewise
+        parts.append(sql.SQL(key.opclass))
     order = index_ordering(key.descending, key.nulls_first)
     if order:
         parts.append(sql.SQL(order))
@@ -116,9 +140,24 @@ def index_tail(index: IndexState) -> sql.Composed:
                                             sql.SQL(", ").join(index_key(k) for k in index.keys))
     if index.include:
         query = sql.SQL("{} INCLUDE ({})").format(query, idents(index.include))
+    if index.nulls_not_distinct:
+        query = sql.SQL("{} NULLS NOT DISTINCT").format(query)
+    if index.parameters:
+        query = sql.SQL("{} WITH ({})").format(query, parameters(index.parameters))
     if index.predicate:
         query = sql.SQL("{} WHERE {}").format(query, expression(index.predicate))
     return query
+
+
+def parameters(items: tuple[str, ...]) -> sql.Composed:
+    """`name = 'value', ...` from reloptions text; a name is PostgreSQL's (read) or proven by the
+    model's pattern, a value always goes as a literal."""
+    pairs = (item.split("=", 1) for item in items)
+    return sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.SQL(name), sql.Literal(value)) for name, value in pairs)
+
+
+def parameter_names(items: tuple[str, ...]) -> sql.Composed:
+    return sql.SQL(", ").join(sql.SQL(item.split("=", 1)[0]) for item in items)
 
 
 def drop_index(schema: str, name: str) -> Statement:

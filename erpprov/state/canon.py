@@ -51,7 +51,8 @@ from erpprov.state.table_catalog import inspect_tables, read_tables, scratch_fil
 
 COLUMNS_PER_TYPES_TABLE = 1000  # PostgreSQL allows 1600 columns per table
 
-ComboKey = tuple[str, str | None, str | None, str | None]  # spelling, default, collation, identity
+# spelling, default, collation, identity, identity options
+ComboKey = tuple[str, str | None, str | None, str | None, model.IdentityOptions | None]
 
 
 class _Unit:
@@ -63,12 +64,20 @@ class _Unit:
 
 def _combo_key(column: model.Column) -> ComboKey:
     if column.generated is not None:  # its type only; the expression comes from the table build
-        return (column.type, None, column.collation, None)
-    return (column.type, column.default, column.collation, column.identity)
+        return (column.type, None, column.collation, None, None)
+    return (column.type, column.default, column.collation, column.identity, column.identity_options)
+
+
+def _identity_options(options: model.IdentityOptions) -> list[sql.Composable]:
+    """Only the options the file sets: PostgreSQL fills in the others, and says which it chose."""
+    words = [sql.SQL("{} {}").format(sql.SQL(word), sql.Literal(value)) for word, value in (
+        ("START WITH", options.start), ("INCREMENT BY", options.increment), ("MINVALUE", options.minvalue),
+        ("MAXVALUE", options.maxvalue), ("CACHE", options.cache)) if value is not None]
+    return [*words, sql.SQL("CYCLE" if options.cycle else "NO CYCLE")]
 
 
 def _combo_definition(name: str, key: ComboKey) -> sql.Composed:
-    spelling, default, collation, identity = key
+    spelling, default, collation, identity, options = key
     parts: list[sql.Composable] = [sql.Identifier(name), sql.SQL(spelling)]
     if collation:
         parts.append(sql.SQL("COLLATE {}").format(sql.Identifier(collation)))
@@ -76,27 +85,41 @@ def _combo_definition(name: str, key: ComboKey) -> sql.Composed:
         parts.append(sql.SQL("DEFAULT {}").format(ddl.expression(default)))
     if identity:
         parts.append(sql.SQL("GENERATED {} AS IDENTITY").format(sql.SQL(identity.upper())))
+        if options is not None:
+            parts.append(sql.SQL("({})").format(sql.SQL(" ").join(_identity_options(options))))
     return sql.SQL(" ").join(parts)
 
 
 def _needs_build(index: model.Index, columns: set[str]) -> bool:
-    return index.where is not None or not all(index_entry(e, columns)[1] for e in index.columns)
+    """Expressions, predicates, collations and operator classes are spelled by the server."""
+    if index.where is not None:
+        return True
+    entries = [index_entry(e, columns) for e in index.columns]
+    return not all(e.is_column and e.collation is None and e.opclass is None for e in entries)
 
 
 def _written_keys(index: model.Index, columns: set[str]) -> tuple[IndexKey, ...]:
     """The index's `columns` entries as keys: columns, and expressions as written."""
     keys = []
     for entry in index.columns:
-        body, is_column, descending, nulls_first = index_entry(entry, columns)
-        keys.append(IndexKey(column=body if is_column else None, expression=None if is_column else body,
-                             descending=descending, nulls_first=nulls_first))
+        e = index_entry(entry, columns)
+        keys.append(IndexKey(column=e.body if e.is_column else None, expression=None if e.is_column else e.body,
+                             descending=e.descending, nulls_first=e.nulls_first, opclass=e.opclass,
+                             collation=e.collation))
     return tuple(keys)
+
+
+def _parameters(values: dict[str, str]) -> tuple[str, ...]:
+    """As pg_class.reloptions holds them."""
+    return tuple(sorted(f"{name}={value}" for name, value in values.items()))
 
 
 def _as_written(index: model.Index, columns: set[str]) -> IndexState:
     """The index as the file writes it, for `ddl` to spell (name "" lets PostgreSQL choose one)."""
     return IndexState(name=index.name or "", unique=index.unique, method=index.method,
-                      keys=_written_keys(index, columns), include=tuple(index.include), predicate=index.where)
+                      keys=_written_keys(index, columns), include=tuple(index.include), predicate=index.where,
+                      nulls_not_distinct=index.nulls_not_distinct, parameters=_parameters(index.with_),
+                      comment=index.comment)
 
 
 def _scratch_table(table: sql.Identifier, t: model.Table, typed: dict[int, ColumnState],
@@ -120,7 +143,8 @@ def _scratch_table(table: sql.Identifier, t: model.Table, typed: dict[int, Colum
     if partition_key:
         items.append(sql.SQL("{} integer").format(sql.Identifier(partition_key)))
     for check in t.checks:
-        body = sql.SQL("CHECK {}").format(ddl.expression(check.expression))
+        body = sql.SQL("CHECK {}{}").format(ddl.expression(check.expression),
+                                            sql.SQL(" NO INHERIT" if check.no_inherit else ""))
         items.append(sql.SQL("CONSTRAINT {} {}").format(sql.Identifier(check.name), body) if check.name else body)
     query = sql.SQL("CREATE TABLE {} ({})").format(table, sql.SQL(", ").join(items))
     if partition_key:
@@ -276,7 +300,9 @@ def _table_builds(tables: list[model.Table], typed: dict[int, ColumnState], stan
         built_indexes = [ix for ix in t.indexes if _needs_build(ix, names)]
         needs_build.update(id(ix) for ix in built_indexes)
         if t.checks or built_indexes or any(c.generated is not None for c in t.columns):
-            key = None if any(ix.unique for ix in built_indexes) else f"erpprov_scratch_key_{tag}"
+            # a partitioned table takes neither unique indexes nor NO INHERIT checks
+            plain = any(ix.unique for ix in built_indexes) or any(c.no_inherit for c in t.checks)
+            key = None if plain else f"erpprov_scratch_key_{tag}"
             units.append(_Unit(f"table {t.schema_}.{t.name}", _scratch_table(
                 sql.Identifier(stand_in[t.schema_], t.name), t, typed, key)))
             units += [_Unit(f"index {ix.name or ix.columns} on {t.schema_}.{t.name}",
@@ -303,8 +329,15 @@ def _needs_live(tables: list[model.Table]) -> bool:
 def _primary_keys(tables: list[model.Table], live: TablesState) -> dict[tuple[str, str], tuple[str, ...]]:
     keys = {key: next((c.columns for c in table.constraints if c.kind == PRIMARY_KEY), ())
             for key, table in live.tables.items()}
-    keys.update({(t.schema_, t.name): tuple(c.name for c in t.columns if c.primary_key) for t in tables})
+    keys.update({(t.schema_, t.name): _primary_key_columns(t) for t in tables})
     return keys
+
+
+def _primary_key_columns(t: model.Table) -> tuple[str, ...]:
+    if t.primary_key is not None:
+        return tuple(t.primary_key.columns)
+    return tuple(c.name for c in t.columns if c.primary_key)
+
 
 
 def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_build: set[int],
@@ -316,8 +349,8 @@ def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_bu
     for t in tables:
         used = taken.setdefault(t.schema_, set())
         used.add(t.name)
-        named: list[model.ForeignKey | model.Unique | model.Check | model.Index] = [
-            *t.foreign_keys, *t.unique, *t.checks, *t.indexes]
+        named: list[model.PrimaryKey | model.ForeignKey | model.Unique | model.Check | model.Index] = [
+            *([t.primary_key] if t.primary_key else []), *t.foreign_keys, *t.unique, *t.checks, *t.indexes]
         used.update(x.name for x in named if x.name)
         scratch = built.get((t.schema_, t.name))
         if scratch:
@@ -328,24 +361,31 @@ def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_bu
     for t in tables:
         used = taken[t.schema_]
         scratch = built.get((t.schema_, t.name))
-        columns = tuple(_column(t, c, typed[id(c)], scratch, used) for c in t.columns)
-        constraints: list[ConstraintState] = []
         pk = primary_keys[(t.schema_, t.name)]
+        columns = tuple(_column(t, c, typed[id(c)], scratch, used, c.name in pk) for c in t.columns)
+        constraints: list[ConstraintState] = []
         if pk:
-            constraints.append(ConstraintState(name=choose_name(t.name, None, "pkey", used), kind=PRIMARY_KEY,
-                                               columns=pk, declared_name=False))
-        uniques = [(None, [c.name]) for c in t.columns if c.unique] + [(u.name, u.columns) for u in t.unique]
-        for name, unique_columns in uniques:
+            explicit = t.primary_key or model.PrimaryKey(columns=list(pk))
             constraints.append(ConstraintState(
-                name=name or choose_name(t.name, unique_columns, "key", used), kind=UNIQUE,
-                columns=tuple(unique_columns), declared_name=name is not None))
+                name=explicit.name or choose_name(t.name, None, "pkey", used), kind=PRIMARY_KEY, columns=pk,
+                comment=explicit.comment, declared_name=explicit.name is not None,
+                deferrable=explicit.deferrable is not False,
+                initially_deferred=explicit.deferrable == "initially deferred"))
+        uniques = [model.Unique(columns=[c.name]) for c in t.columns if c.unique] + list(t.unique)
+        for u in uniques:
+            constraints.append(ConstraintState(
+                name=u.name or choose_name(t.name, u.columns, "key", used), kind=UNIQUE, columns=tuple(u.columns),
+                nulls_not_distinct=u.nulls_not_distinct, comment=u.comment, declared_name=u.name is not None,
+                deferrable=u.deferrable is not False,
+                initially_deferred=u.deferrable == "initially deferred"))
         if scratch:  # checks, in declaration order (read back in creation order)
             checks = [c for c in scratch.constraints if c.kind == CHECK]
             for declared, check in zip(t.checks, checks, strict=True):
-                constraints.append(ConstraintState(name=check.name, kind=CHECK, columns=check.columns,
-                                                   definition=check.definition,
-                                                   declared_name=declared.name is not None,
-                                                   source=f"CHECK ({declared.expression})"))
+                constraints.append(ConstraintState(
+                    name=check.name, kind=CHECK, columns=check.columns, definition=check.definition,
+                    validated=not declared.not_valid, comment=declared.comment,
+                    declared_name=declared.name is not None,
+                    source=f"CHECK ({declared.expression}){' NO INHERIT' if declared.no_inherit else ''}"))
         for fk in t.foreign_keys:
             constraints.append(_foreign_key(t, fk, primary_keys, used))
         indexes: list[IndexState] = []
@@ -356,14 +396,17 @@ def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_bu
                 got = next(scratch_indexes)
                 indexes.append(IndexState(name=got.name, unique=got.unique, method=got.method, keys=got.keys,
                                           include=got.include, predicate=got.predicate,
-                                          declared_name=ix.name is not None,
+                                          nulls_not_distinct=got.nulls_not_distinct, parameters=got.parameters,
+                                          comment=ix.comment, declared_name=ix.name is not None,
                                           source=ddl.index_tail(_as_written(ix, names)).as_string(None)))
             else:
                 keys = _written_keys(ix, names)  # plain columns only (else it is built)
                 name = ix.name or choose_name(t.name, [k.column for k in keys if k.column] + list(ix.include),
                                                 "idx", used)
                 indexes.append(IndexState(name=name, unique=ix.unique, method=ix.method, keys=keys,
-                                          include=tuple(ix.include), declared_name=ix.name is not None))
+                                          include=tuple(ix.include), nulls_not_distinct=ix.nulls_not_distinct,
+                                          parameters=_parameters(ix.with_), comment=ix.comment,
+                                          declared_name=ix.name is not None))
         result[(t.schema_, t.name)] = TableState(
             schema=t.schema_, name=t.name, columns=columns,
             constraints=tuple(sorted(constraints, key=lambda c: c.name)),
@@ -373,7 +416,7 @@ def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_bu
 
 
 def _column(t: model.Table, c: model.Column, typed: ColumnState, scratch: TableState | None,
-            used: set[str]) -> ColumnState:
+            used: set[str], in_primary_key: bool) -> ColumnState:
     generated = None
     if c.generated is not None:
         assert scratch is not None
@@ -384,8 +427,9 @@ def _column(t: model.Table, c: model.Column, typed: ColumnState, scratch: TableS
     return ColumnState(
         name=c.name, type=typed.type,
         # primary keys, serial and identity columns are NOT NULL whatever the file says
-        not_null=not c.nullable or c.primary_key or typed.not_null,
-        default=typed.default, identity=typed.identity, generated=generated, collation=typed.collation,
+        not_null=not c.nullable or in_primary_key or typed.not_null,
+        default=typed.default, identity=typed.identity, identity_options=typed.identity_options,
+        generated=generated, collation=typed.collation,
         comment=c.comment or None, serial=typed.serial, spelling=c.type, sequence=sequence,
         default_source=c.default, generated_source=c.generated,
         rewrites_on_add=typed.rewrites_on_add or generated is not None, renamed_from=c.renamed_from)
@@ -403,5 +447,6 @@ def _foreign_key(t: model.Table, fk: model.ForeignKey, primary_keys: dict[tuple[
     return ConstraintState(
         name=fk.name or choose_name(t.name, fk.columns, "fkey", used), kind=FOREIGN_KEY,
         columns=tuple(fk.columns), ref_schema=ref_schema, ref_table=fk.references.table, ref_columns=ref_columns,
-        on_update=fk.on_update, on_delete=fk.on_delete, deferrable=fk.deferrable is not False,
-        initially_deferred=fk.deferrable == "initially deferred", declared_name=fk.name is not None)
+        on_update=fk.on_update, on_delete=fk.on_delete, match=fk.match, validated=not fk.not_valid,
+        comment=fk.comment, declared_name=fk.name is not None, deferrable=fk.deferrable is not False,
+        initially_deferred=fk.deferrable == "initially deferred")

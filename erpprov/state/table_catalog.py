@@ -66,7 +66,7 @@ SELECT a.attrelid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), a.
        CASE WHEN a.attcollation <> t.typcollation THEN a.attcollation::regcollation::text END,
        ds.description, s.nspname, s.relname, s.deptype,
        CASE WHEN s.oid IS NOT NULL THEN 'nextval(' || quote_literal(s.oid::regclass::text) || '::regclass)' END,
-       a.atthasmissing
+       a.atthasmissing, ps.seqstart, ps.seqincrement, ps.seqmin, ps.seqmax, ps.seqcache, ps.seqcycle
 FROM rel r
 JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
 JOIN pg_type t ON t.oid = a.atttypid
@@ -80,7 +80,8 @@ LEFT JOIN (SELECT DISTINCT ON (dep.refobjid, dep.refobjsubid) dep.refobjid, dep.
            WHERE dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass
              AND dep.deptype IN ('a', 'i') AND dep.refobjsubid > 0
            ORDER BY dep.refobjid, dep.refobjsubid, sc.oid) s
-       ON s.refobjid = a.attrelid AND s.refobjsubid = a.attnum"""  # sorted by attnum in Python
+       ON s.refobjid = a.attrelid AND s.refobjsubid = a.attnum
+LEFT JOIN pg_sequence ps ON ps.seqrelid = s.oid AND a.attidentity <> ''"""  # sorted by attnum in Python
 
 # Foreign keys to tables outside the inspected set (another schema we skip) get their referenced
 # column names here; for the others Python maps the numbers.
@@ -91,16 +92,21 @@ SELECT con.conrelid, con.conname, con.contype,
        CASE WHEN con.contype = 'f' AND con.confrelid NOT IN (SELECT oid FROM rel) THEN
             ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
                   JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.ord) END,
-       con.confupdtype, con.confdeltype, con.condeferrable, con.condeferred, con.convalidated
+       con.confupdtype, con.confdeltype, con.condeferrable, con.condeferred, con.convalidated,
+       con.confmatchtype, {nulls_not_distinct}, ds.description
 FROM rel r
 JOIN pg_constraint con ON con.conrelid = r.oid AND con.contype IN ('p', 'u', 'c', 'f')
 LEFT JOIN pg_class rc ON rc.oid = con.confrelid
 LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+LEFT JOIN pg_index ci ON ci.indexrelid = con.conindid AND con.contype = 'u'
+LEFT JOIN pg_description ds ON ds.objoid = con.oid AND ds.classoid = 'pg_constraint'::regclass
 ORDER BY con.conrelid, con.oid"""
 
 # Indexes that back a primary key, unique or exclusion constraint belong to the constraint.
 # Expression texts, operator classes and the columns an expression or predicate reads are only
-# looked up for the indexes that have them.
+# looked up for the indexes that have them. An operator class and a collation come as the SQL that
+# names them; a key's collation only where it is not the one the key would have anyway (its
+# column's, or its expression type's).
 INDEXES = _REL + """
 SELECT i.indrelid, ic.relname, i.indisunique, am.amname, i.indnkeyatts,
        string_to_array(i.indkey::text, ' ')::int2[], string_to_array(i.indoption::text, ' ')::int2[],
@@ -108,19 +114,30 @@ SELECT i.indrelid, ic.relname, i.indisunique, am.amname, i.indnkeyatts,
             ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true) FROM generate_series(1, i.indnkeyatts) k) END,
        CASE WHEN string_to_array(i.indclass::text, ' ')::oid[]
                  && (SELECT array_agg(oid) FROM pg_opclass WHERE NOT opcdefault) THEN
-            ARRAY(SELECT CASE WHEN o.opcdefault THEN NULL ELSE o.opcname::text END
+            ARRAY(SELECT CASE WHEN o.opcdefault THEN NULL
+                              WHEN o.opcnamespace = 'pg_catalog'::regnamespace THEN quote_ident(o.opcname)
+                              ELSE quote_ident(o.opcnamespace::regnamespace::text) || '.' || quote_ident(o.opcname) END
                   FROM unnest(string_to_array(i.indclass::text, ' ')::oid[]) WITH ORDINALITY k(opc, ord)
                   JOIN pg_opclass o ON o.oid = k.opc ORDER BY k.ord) END,
+       CASE WHEN i.indcollation::text ~ '[1-9]' THEN
+            ARRAY(SELECT CASE WHEN ia.attcollation <> 0
+                               AND ia.attcollation <> COALESCE(ta.attcollation, ty.typcollation)
+                              THEN ia.attcollation::regcollation::text END
+                  FROM pg_attribute ia JOIN pg_type ty ON ty.oid = ia.atttypid
+                  LEFT JOIN pg_attribute ta ON ta.attrelid = i.indrelid AND ta.attnum = i.indkey[ia.attnum - 1]
+                  WHERE ia.attrelid = i.indexrelid AND ia.attnum <= i.indnkeyatts ORDER BY ia.attnum) END,
        pg_get_expr(i.indpred, i.indrelid),
        CASE WHEN i.indexprs IS NOT NULL OR i.indpred IS NOT NULL THEN
             ARRAY(SELECT DISTINCT dep.refobjsubid FROM pg_depend dep
                   WHERE dep.classid = 'pg_class'::regclass AND dep.objid = i.indexrelid
                     AND dep.refclassid = 'pg_class'::regclass AND dep.refobjid = i.indrelid
-                    AND dep.refobjsubid > 0) END
+                    AND dep.refobjsubid > 0) END,
+       {nulls_not_distinct}, ic.reloptions, ds.description
 FROM rel r
 JOIN pg_index i ON i.indrelid = r.oid
 JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_am am ON am.oid = ic.relam
+LEFT JOIN pg_description ds ON ds.objoid = ic.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0
 WHERE NOT EXISTS (SELECT FROM pg_constraint pc WHERE pc.conindid = i.indexrelid AND pc.conrelid = i.indrelid
                                                  AND pc.contype IN ('p', 'u', 'x'))
 ORDER BY i.indrelid, i.indexrelid"""
@@ -131,7 +148,11 @@ _INDOPTION_DESC, _INDOPTION_NULLS_FIRST = 1, 2  # bits of pg_index.indoption
 
 def read_tables(conn: psycopg.Connection, where: sql.Composable) -> TablesState:
     """Run the four queries for the relations `where` selects and assemble the states."""
-    queries = [sql.SQL(q).format(filter=where) for q in (TABLES, COLUMNS, CONSTRAINTS, INDEXES)]
+    # NULLS NOT DISTINCT is PostgreSQL 15's; before, every unique index treats NULLs as distinct
+    modern = conn.info.server_version >= 150000
+    queries = [sql.SQL(q).format(filter=where, nulls_not_distinct=sql.SQL(
+        f"COALESCE({alias}.indnullsnotdistinct, false)" if modern else "false"))
+        for q, alias in ((TABLES, ""), (COLUMNS, ""), (CONSTRAINTS, "ci"), (INDEXES, "i"))]
     cursors = [conn.cursor() for _ in queries]
     with conn.pipeline():
         for cursor, query in zip(cursors, queries, strict=True):
@@ -145,12 +166,15 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
     cols: dict[int, list[ColumnState]] = defaultdict(list)
     names: dict[int, dict[int, str]] = defaultdict(dict)  # table oid -> attnum -> column name
     for (oid, num, name, type_, not_null, generated, expr, identity, collation, comment,
-         seq_schema, seq_name, deptype, nextval, hasmissing) in sorted(columns, key=lambda row: (row[0], row[1])):
+         seq_schema, seq_name, deptype, nextval, hasmissing, *sequence) in sorted(columns,
+                                                                                 key=lambda row: (row[0], row[1])):
         names[oid][num] = name
-        serial = deptype == "a" and expr is not None and expr == nextval
+        # NOT NULL too: `serial` means it, and a nullable one is written as its nextval() default
+        serial = deptype == "a" and expr is not None and expr == nextval and not_null
         default = None if generated or serial else expr
         cols[oid].append(ColumnState(
             name=name, type=type_, not_null=not_null, default=default, identity=identity,
+            identity_options=tuple(sequence) if identity and sequence[0] is not None else None,
             generated=expr if generated == "s" else None, collation=collation, comment=comment, serial=serial,
             sequence=(seq_schema, seq_name) if seq_name else None,
             # read back from the scratch build: a default that is evaluated once per ADD COLUMN
@@ -159,32 +183,39 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
         ))
     cons: dict[int, list[ConstraintState]] = defaultdict(list)
     for (oid, name, kind, definition, keys, ref_schema, ref_table, ref_oid, ref_keys, ref_names, upd, dele,
-         deferrable, deferred, validated) in constraints:
+         deferrable, deferred, validated, match, nulls_not_distinct, comment) in constraints:
         own = names[oid]
         if ref_names is None and ref_keys:
             ref_names = [names[ref_oid][k] for k in ref_keys]
+        if definition is not None:  # `validated` says it; the desired side is built valid
+            definition = definition.removesuffix(" NOT VALID")
         cons[oid].append(ConstraintState(
             name=name, kind=kind, columns=tuple(own[k] for k in keys or ()), definition=definition,
             ref_schema=ref_schema, ref_table=ref_table, ref_columns=tuple(ref_names or ()),
             on_update=_FK_ACTIONS.get(upd, "no action") if kind == FOREIGN_KEY else "no action",
             on_delete=_FK_ACTIONS.get(dele, "no action") if kind == FOREIGN_KEY else "no action",
             deferrable=deferrable, initially_deferred=deferred, validated=validated,
+            match="full" if match == "f" else "simple", nulls_not_distinct=nulls_not_distinct, comment=comment,
         ))
     idx: dict[int, list[IndexState]] = defaultdict(list)
-    for (oid, name, unique, method, nkey, attnums, options, exprs, opclasses, predicate, depends) in indexes:
+    for (oid, name, unique, method, nkey, attnums, options, exprs, opclasses, collations, predicate, depends,
+         nulls_not_distinct, parameters, comment) in indexes:
         own = names[oid]
         keys = tuple(
             IndexKey(column=own[attnums[k]] if attnums[k] else None,
                      expression=exprs[k] if not attnums[k] else None,
                      descending=bool(options[k] & _INDOPTION_DESC),
                      nulls_first=bool(options[k] & _INDOPTION_NULLS_FIRST),
-                     opclass=opclasses[k] if opclasses else None)
+                     opclass=opclasses[k] if opclasses else None,
+                     collation=collations[k] if collations else None)
             for k in range(nkey)
         )
         include = tuple(own[a] for a in attnums[nkey:])
         used = depends if depends is not None else [a for a in attnums if a]
         idx[oid].append(IndexState(name=name, unique=unique, method=method, keys=keys, include=include,
-                                   predicate=predicate, columns=frozenset(own[a] for a in used if a in own)))
+                                   predicate=predicate, nulls_not_distinct=nulls_not_distinct,
+                                   parameters=tuple(sorted(parameters or ())), comment=comment,
+                                   columns=frozenset(own[a] for a in used if a in own)))
     result: dict[tuple[str, str], TableState] = {}
     for oid, schema, name, owner, comment in tables:
         result[(schema, name)] = TableState(

@@ -120,7 +120,7 @@ class _ColumnChange:
 
 
 # Compared in this order, which is the order the plan shows them in.
-_ATTRIBUTES = ("identity", "serial", "type", "collation", "default", "not_null")
+_ATTRIBUTES = ("identity", "identity_options", "serial", "type", "collation", "default", "not_null")
 
 
 def _alter_column(ctx: Context, s: str, t: str, old: ColumnState, new: ColumnState, have: TableState, *,
@@ -145,12 +145,15 @@ def _alter_column(ctx: Context, s: str, t: str, old: ColumnState, new: ColumnSta
         change.hazards |= {Hazard.VALIDATES_DATA, Hazard.LOCKS_TABLE}
         change.notes.append(f"rows where {change.column} IS NULL make this fail; the transaction rolls back and "
                        f"{s}.{t} is left as it was (the error says how many rows)")
-    if "identity" in changed and new.identity:
-        if old.identity:
-            change.alter(sql.SQL("SET GENERATED {}").format(sql.SQL(new.identity.upper())))
-        else:
-            change.alter(sql.SQL("ADD GENERATED {} AS IDENTITY").format(sql.SQL(new.identity.upper())))
-            change.notes.append("the identity sequence starts at 1: set it past existing values")
+    if "identity" in changed and new.identity and old.identity:
+        change.alter(sql.SQL("SET GENERATED {}").format(sql.SQL(new.identity.upper())))
+    if new.identity and not old.identity:
+        change.alter(sql.SQL("ADD {}").format(ddl.identity_clause(new.identity, new.identity_options)))
+        change.notes.append("the identity sequence starts where its options say, not past existing values: "
+                            "set it past them")
+    elif new.identity and "identity_options" in changed and new.identity_options:
+        # SET START changes only where a RESTART would go back to; the current value stays
+        change.alter(sql.SQL(" ").join(sql.SQL("SET {}").format(o) for o in ddl.sequence_options(new.identity_options)))
     if "not_null" in changed and not new.not_null:
         if late_null_drop:
             ctx.out.add(ctx.a_column(s, t, change.column), Op.UPDATE, Phase.DROP_CONSTRAINT,
@@ -213,7 +216,7 @@ def _new_sequence(ctx: Context, change: _ColumnChange, new: ColumnState) -> None
 
 def column_view(c: ColumnState) -> dict[str, object]:
     view: dict[str, object] = {"type": c.type, "not_null": c.not_null}
-    for attr in ("default", "identity", "generated", "collation", "comment"):
+    for attr in ("default", "identity", "identity_options", "generated", "collation", "comment"):
         if getattr(c, attr) is not None:
             view[attr] = getattr(c, attr)
     if c.serial:

@@ -16,9 +16,10 @@ from erpprov.core.tables import (
     TableState,
 )
 from erpprov.diff.tables.columns import diff_columns
-from erpprov.diff.tables.constraints import diff_keys_and_checks, drop_constraint
+from erpprov.diff.tables.constraints import creating, diff_keys_and_checks, drop_constraint
 from erpprov.diff.tables.context import ColumnFates, Context
 from erpprov.diff.tables.foreign_keys import BrokenKeys, drop_slot
+from erpprov.diff.tables.indexes import creating as creating_index
 from erpprov.diff.tables.indexes import diff_indexes
 from erpprov.postgres import table_ddl as ddl
 
@@ -47,17 +48,17 @@ def create_table(ctx: Context, want: TableState) -> None:
     # one that repeats the primary key or another, and the declared state would never converge
     inline = [c for c in want.constraints if c.kind in (PRIMARY_KEY, CHECK)]
     statements = [ddl.create_table(s, t, want.columns, inline)]
-    statements += [ddl.add_constraint(s, t, c) for c in want.constraints if c.kind == UNIQUE]
+    statements += [step for c in want.constraints if c.kind == UNIQUE for step in creating(s, t, c)]
     if want.comment is not None:
         statements.append(ddl.comment("TABLE", ddl.ident(s, t), want.comment))
     statements += [ddl.comment("COLUMN", ddl.ident(s, t, c.name), c.comment) for c in want.columns if c.comment]
+    statements += [ddl.comment_on_constraint(s, t, c.name, c.comment) for c in inline if c.comment is not None]
     if want.owner:
         statements.append(ddl.alter_table(s, t, sql.SQL("OWNER TO {}").format(ddl.ident(want.owner))))
     ctx.out.add(ctx.a_table(s, t), Op.CREATE, Phase.TABLE, statements,
                 after={"columns": [c.name for c in want.columns]})
     for index in want.indexes:
-        ctx.out.add(ctx.a_index(s, index.name), Op.CREATE, Phase.INDEX,
-                    [ddl.render(ddl.create_index(s, t, index))])
+        ctx.out.add(ctx.a_index(s, index.name), Op.CREATE, Phase.INDEX, creating_index(s, t, index))
 
 
 def update_table(ctx: Context, want: TableState, have: TableState) -> None:
