@@ -426,6 +426,8 @@ def _known(columns: list[str], names: set[str], what: str) -> None:
 
 class Extension(Strict):
     name: Identifier
+    state: Literal["present", "absent"] = Field(
+        "present", description="absent: DROP EXTENSION (never CASCADE); prune never drops one")
     version: str | None = Field(None, description="Default: the version the server offers")
     schema_: Identifier | None = Field(None, alias="schema")
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from erpprov.core.actions import Op
+from erpprov.apply.hazards import HazardsRefused
+from erpprov.apply.host import HostFailed
+from erpprov.core.actions import Hazard, Op
 from erpprov.state.table_catalog import inspect_tables
+from tests.helpers import apply_all, load_targets, plan_of
 from tests.tables.roundtrip import replan_export
 from tests.tables.tablekit import assert_declared, converge, describe, plan, tables
 
@@ -112,3 +115,30 @@ def test_an_index_key_option_is_not_lost(conn, entry):
     converge(conn, tables(spec))
     plain = plan(conn, tables(spec.replace(entry, "w")))
     assert [a.op for a in plain.actions] == [Op.REPLACE], describe(plain.actions)
+
+
+EXTENSIONS = """
+- name: extensions
+  hosts: all
+  databases:
+    - name: {db}
+      prune: true
+      extensions: {extensions}
+"""
+
+
+def test_an_extension_is_dropped_only_when_the_file_says_absent(tmp_path, pg):
+    def targets(extensions: str):
+        return load_targets(tmp_path, pg, EXTENSIONS.format(db=pg.dbname, extensions=extensions))
+
+    apply_all(targets("[{name: citext}]"))
+    assert plan_of(targets("[]")) == []  # prune drops tables and schemas, never an extension
+    gone = targets("[{name: citext, state: absent}]")
+    assert plan_of(gone) == [(f"extension.{pg.dbname}.citext", "delete")]
+    with pytest.raises(HostFailed) as refused:
+        apply_all(gone)
+    assert isinstance(refused.value.cause, HazardsRefused)
+    apply_all(gone, allow=frozenset({Hazard.DELETES_DATA}))
+    assert plan_of(gone) == []
+    with pg.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'citext'").fetchone()[0] == 0
