@@ -296,6 +296,11 @@ class Column(Strict):
         None, description="The identity sequence's options; left out, PostgreSQL's defaults")
     generated: Expression | None = Field(None, description="Expression of a stored generated column")
     collation: str | None = None
+    storage: Literal["plain", "external", "extended", "main"] | None = Field(
+        None, description="SET STORAGE; default: the type's")
+    compression: Literal["pglz", "lz4"] | None = Field(
+        None, description="Default: the server's default_toast_compression")
+    statistics: int | None = Field(None, ge=0, le=10000, description="SET STATISTICS target; default: the server's")
     comment: str | None = None
     renamed_from: Identifier | None = None
 
@@ -389,6 +394,9 @@ class Table(Strict):
     unique: list[Unique] = Field(default_factory=list, description="Unique constraints over several columns")
     checks: list[Check] = Field(default_factory=list)
     indexes: list[Index] = Field(default_factory=list)
+    unlogged: bool = Field(False, description="UNLOGGED: not written to the WAL, emptied after a crash")
+    with_: Parameters = Field(default_factory=dict, alias="with",
+                              description="Storage parameters, e.g. {fillfactor: 80, autovacuum_enabled: false}")
     comment: str | None = None
     owner: Identifier | None = None
     grants: Annotated[list[Grant], AfterValidator(_grants_of("table"))] = Field(default_factory=list)

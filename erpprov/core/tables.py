@@ -36,6 +36,9 @@ class ColumnState:
     identity_options: tuple[int, int, int, int, int, bool] | None = None
     generated: str | None = None  # expression of a STORED generated column
     collation: str | None = None  # only when it differs from the type's default collation
+    storage: str | None = None  # "plain" | "external" | "extended" | "main"
+    compression: str | None = None  # "pglz" | "lz4"; None: the server's default
+    statistics: int | None = None  # None: the server's default (-1)
     comment: str | None = None
     serial: bool = False  # default is nextval() of a sequence this very column owns
     # --- not compared -------------------------------------------------------------------------
@@ -49,6 +52,7 @@ class ColumnState:
     generated_source: str | None = field(default=None, compare=False)
     rewrites_on_add: bool = field(default=False, compare=False)  # desired: ADD COLUMN rewrites the table
     renamed_from: str | None = field(default=None, compare=False)
+    type_storage: str | None = field(default=None, compare=False)  # the type's own: what `storage` is by default
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,8 @@ class TableState:
     indexes: tuple[IndexState, ...] = ()
     comment: str | None = None
     owner: str | None = None  # desired: None means "whoever it is"
+    unlogged: bool = False
+    parameters: tuple[str, ...] = ()  # reloptions, with the TOAST table's as "toast.name=value"; sorted
     # --- not compared -------------------------------------------------------------------------
     # live: may hold rows (it has data pages); assumed until `with_row_signal` reads it
     has_rows: bool = field(default=True, compare=False)

@@ -371,6 +371,10 @@ def _table(table: TableState, grants: list[dict[str, Any]]) -> dict[str, Any]:
                        ("checks", sorted(checks, key=lambda c: c["name"])), ("indexes", indexes)):
         if items:
             result[key] = items
+    if table.unlogged:
+        result["unlogged"] = True
+    if table.parameters:
+        result["with"] = dict(p.split("=", 1) for p in table.parameters)
     if table.comment is not None:
         result["comment"] = table.comment
     if table.owner is not None:
@@ -433,6 +437,12 @@ def _column(column: ColumnState, primary_key: bool, unique: bool) -> dict[str, A
         result["generated"] = column.generated
     if column.collation is not None:
         result["collation"] = unquote(column.collation)  # regcollation text quotes "C"; the playbook does not
+    if column.storage != column.type_storage:
+        result["storage"] = column.storage
+    if column.compression is not None:
+        result["compression"] = column.compression
+    if column.statistics is not None:
+        result["statistics"] = column.statistics
     if column.comment is not None:
         result["comment"] = column.comment
     return result

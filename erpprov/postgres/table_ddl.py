@@ -18,6 +18,7 @@ from erpprov.core.tables import (
     ConstraintState,
     IndexKey,
     IndexState,
+    TableState,
 )
 from erpprov.postgres.ddl import ident, render
 
@@ -36,6 +37,8 @@ def column_definition(col: ColumnState) -> sql.Composed:
     sequence; every other type is written in PostgreSQL's own format_type spelling."""
     parts: list[sql.Composable] = [sql.Identifier(col.name), sql.SQL(col.spelling if col.serial and col.spelling
                                                                        else col.type)]
+    if col.compression:  # a word the model or the catalog reader chose
+        parts.append(sql.SQL("COMPRESSION {}").format(sql.SQL(col.compression)))
     if col.collation:
         parts.append(sql.SQL("COLLATE {}").format(sql.SQL(col.collation)))  # regcollation text: quoted
     if col.default is not None:
@@ -102,10 +105,23 @@ def drop_constraint(schema: str, table: str, name: str) -> Statement:
     return render(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(ident(schema, table), ident(name)))
 
 
-def create_table(schema: str, name: str, columns: tuple[ColumnState, ...],
-                 constraints: list[ConstraintState]) -> Statement:
-    items = [column_definition(c) for c in columns] + [table_constraint(c) for c in constraints]
-    return render(sql.SQL("CREATE TABLE {} ({})").format(ident(schema, name), sql.SQL(", ").join(items)))
+def create_table(table: TableState, constraints: list[ConstraintState]) -> Statement:
+    items = [column_definition(c) for c in table.columns] + [table_constraint(c) for c in constraints]
+    query = sql.SQL("CREATE {}TABLE {} ({})").format(sql.SQL("UNLOGGED " if table.unlogged else ""),
+                                                   ident(table.schema, table.name), sql.SQL(", ").join(items))
+    if table.parameters:
+        query = sql.SQL("{} WITH ({})").format(query, parameters(table.parameters))
+    return render(query)
+
+
+def column_settings(schema: str, table: str, col: ColumnState) -> list[Statement]:
+    """What a column definition cannot say (SET STORAGE in one is PostgreSQL 16's)."""
+    clauses = []
+    if col.storage and col.storage != col.type_storage:
+        clauses.append(sql.SQL("SET STORAGE {}").format(sql.SQL(col.storage.upper())))
+    if col.statistics is not None:
+        clauses.append(sql.SQL("SET STATISTICS {}").format(sql.Literal(col.statistics)))
+    return [alter_column(schema, table, col.name, clause) for clause in clauses]
 
 
 def index_key(key: IndexKey) -> sql.Composed:
@@ -156,8 +172,14 @@ def parameters(items: tuple[str, ...]) -> sql.Composed:
     return sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.SQL(name), sql.Literal(value)) for name, value in pairs)
 
 
-def parameter_names(items: tuple[str, ...]) -> sql.Composed:
-    return sql.SQL(", ").join(sql.SQL(item.split("=", 1)[0]) for item in items)
+def new_parameters(want: tuple[str, ...], have: tuple[str, ...]) -> list[sql.Composed]:
+    """`SET (...)` and `RESET (...)` clauses that turn storage parameters `have` into `want`."""
+    names = {item.split("=", 1)[0] for item in want}
+    gone = [item.split("=", 1)[0] for item in have if item.split("=", 1)[0] not in names]
+    clauses = [sql.SQL("SET ({})").format(parameters(want))] if want else []
+    if gone:
+        clauses.append(sql.SQL("RESET ({})").format(sql.SQL(", ").join(sql.SQL(name) for name in gone)))
+    return clauses
 
 
 def drop_index(schema: str, name: str) -> Statement:

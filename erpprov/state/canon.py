@@ -51,8 +51,8 @@ from erpprov.state.table_catalog import inspect_tables, read_tables, scratch_fil
 
 COLUMNS_PER_TYPES_TABLE = 1000  # PostgreSQL allows 1600 columns per table
 
-# spelling, default, collation, identity, identity options
-ComboKey = tuple[str, str | None, str | None, str | None, model.IdentityOptions | None]
+# spelling, default, collation, identity, identity options, storage, compression
+ComboKey = tuple[str, str | None, str | None, str | None, model.IdentityOptions | None, str | None, str | None]
 
 
 class _Unit:
@@ -64,8 +64,9 @@ class _Unit:
 
 def _combo_key(column: model.Column) -> ComboKey:
     if column.generated is not None:  # its type only; the expression comes from the table build
-        return (column.type, None, column.collation, None, None)
-    return (column.type, column.default, column.collation, column.identity, column.identity_options)
+        return (column.type, None, column.collation, None, None, column.storage, column.compression)
+    return (column.type, column.default, column.collation, column.identity, column.identity_options,
+            column.storage, column.compression)
 
 
 def _identity_options(options: model.IdentityOptions) -> list[sql.Composable]:
@@ -77,8 +78,10 @@ def _identity_options(options: model.IdentityOptions) -> list[sql.Composable]:
 
 
 def _combo_definition(name: str, key: ComboKey) -> sql.Composed:
-    spelling, default, collation, identity, options = key
+    spelling, default, collation, identity, options, _, compression = key
     parts: list[sql.Composable] = [sql.Identifier(name), sql.SQL(spelling)]
+    if compression:  # one of the model's words
+        parts.append(sql.SQL("COMPRESSION {}").format(sql.SQL(compression)))
     if collation:
         parts.append(sql.SQL("COLLATE {}").format(sql.Identifier(collation)))
     if default is not None:
@@ -197,9 +200,12 @@ def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: Tabl
                     units.append(_Unit("scratch table", sql.SQL("CREATE TABLE {} ()").format(
                         sql.Identifier(types_schema, f"t{len(combos) // COLUMNS_PER_TYPES_TABLE}"))))
                 table_name = f"t{(len(combos) - 1) // COLUMNS_PER_TYPES_TABLE}"
-                units.append(_Unit(f"column {t.schema_}.{t.name}.{c.name} ({c.type})", sql.SQL(
-                    "ALTER TABLE {} ADD COLUMN {}").format(sql.Identifier(types_schema, table_name),
-                                                           _combo_definition(combos[key], key))))
+                what = f"column {t.schema_}.{t.name}.{c.name} ({c.type})"
+                units.append(_Unit(what, sql.SQL("ALTER TABLE {} ADD COLUMN {}").format(
+                    sql.Identifier(types_schema, table_name), _combo_definition(combos[key], key))))
+                if c.storage:  # read back as the type's own storage or not
+                    units.append(_Unit(what, sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET STORAGE {}").format(
+                        sql.Identifier(types_schema, table_name), sql.Identifier(combos[key]), sql.SQL(c.storage))))
     pending = units  # the statements an error would be about
     try:
         with conn.transaction(force_rollback=True):
@@ -411,7 +417,8 @@ def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_bu
             schema=t.schema_, name=t.name, columns=columns,
             constraints=tuple(sorted(constraints, key=lambda c: c.name)),
             indexes=tuple(sorted(indexes, key=lambda i: i.name)),
-            comment=t.comment or None, owner=t.owner, renamed_from=t.renamed_from)
+            comment=t.comment or None, owner=t.owner, unlogged=t.unlogged, parameters=_parameters(t.with_),
+            renamed_from=t.renamed_from)
     return TablesState(result)
 
 
@@ -429,7 +436,9 @@ def _column(t: model.Table, c: model.Column, typed: ColumnState, scratch: TableS
         # primary keys, serial and identity columns are NOT NULL whatever the file says
         not_null=not c.nullable or in_primary_key or typed.not_null,
         default=typed.default, identity=typed.identity, identity_options=typed.identity_options,
-        generated=generated, collation=typed.collation,
+        generated=generated, collation=typed.collation, storage=typed.storage, type_storage=typed.type_storage,
+        compression=typed.compression,
+        statistics=c.statistics,
         comment=c.comment or None, serial=typed.serial, spelling=c.type, sequence=sequence,
         default_source=c.default, generated_source=c.generated,
         rewrites_on_add=typed.rewrites_on_add or generated is not None, renamed_from=c.renamed_from)

@@ -44,11 +44,14 @@ def scratch_filter(schemas: list[str]) -> sql.Composable:
     return sql.SQL("c.relkind IN ('r', 'p') AND n.nspname IN ({})").format(
         sql.SQL(", ").join(sql.Literal(s) for s in schemas))
 
-_REL = """WITH rel AS (SELECT c.oid, n.nspname, c.relname, c.relowner, c.relkind
+_REL = """WITH rel AS (SELECT c.oid, n.nspname, c.relname, c.relowner, c.relkind, c.relpersistence, c.reloptions,
+                       c.reltoastrelid
                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {filter}) """
 
 TABLES = _REL + """
-SELECT r.oid, r.nspname, r.relname, pg_get_userbyid(r.relowner), ds.description
+SELECT r.oid, r.nspname, r.relname, pg_get_userbyid(r.relowner), ds.description, r.relpersistence = 'u',
+       r.reloptions || ARRAY(SELECT 'toast.' || o FROM pg_class tc, unnest(tc.reloptions) o
+                             WHERE tc.oid = r.reltoastrelid AND tc.reloptions IS NOT NULL)
 FROM rel r
 LEFT JOIN pg_description ds ON ds.objoid = r.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0"""
 
@@ -66,6 +69,7 @@ SELECT a.attrelid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), a.
        CASE WHEN a.attcollation <> t.typcollation THEN a.attcollation::regcollation::text END,
        ds.description, s.nspname, s.relname, s.deptype,
        CASE WHEN s.oid IS NOT NULL THEN 'nextval(' || quote_literal(s.oid::regclass::text) || '::regclass)' END,
+       a.attstorage, t.typstorage, NULLIF(a.attcompression, ''), NULLIF(COALESCE(a.attstattarget, -1), -1),
        a.atthasmissing, ps.seqstart, ps.seqincrement, ps.seqmin, ps.seqmax, ps.seqcache, ps.seqcycle
 FROM rel r
 JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -142,6 +146,8 @@ WHERE NOT EXISTS (SELECT FROM pg_constraint pc WHERE pc.conindid = i.indexrelid 
                                                  AND pc.contype IN ('p', 'u', 'x'))
 ORDER BY i.indrelid, i.indexrelid"""
 
+_STORAGE = {"p": "plain", "e": "external", "x": "extended", "m": "main"}
+_COMPRESSION = {"p": "pglz", "l": "lz4"}
 _FK_ACTIONS = {"a": "no action", "r": "restrict", "c": "cascade", "n": "set null", "d": "set default"}
 _INDOPTION_DESC, _INDOPTION_NULLS_FIRST = 1, 2  # bits of pg_index.indoption
 
@@ -166,7 +172,8 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
     cols: dict[int, list[ColumnState]] = defaultdict(list)
     names: dict[int, dict[int, str]] = defaultdict(dict)  # table oid -> attnum -> column name
     for (oid, num, name, type_, not_null, generated, expr, identity, collation, comment,
-         seq_schema, seq_name, deptype, nextval, hasmissing, *sequence) in sorted(columns,
+         seq_schema, seq_name, deptype, nextval, storage, type_storage, compression, statistics, hasmissing,
+         *sequence) in sorted(columns,
                                                                                  key=lambda row: (row[0], row[1])):
         names[oid][num] = name
         # NOT NULL too: `serial` means it, and a nullable one is written as its nextval() default
@@ -176,6 +183,8 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
             name=name, type=type_, not_null=not_null, default=default, identity=identity,
             identity_options=tuple(sequence) if identity and sequence[0] is not None else None,
             generated=expr if generated == "s" else None, collation=collation, comment=comment, serial=serial,
+            storage=_STORAGE.get(storage), type_storage=_STORAGE.get(type_storage),
+            compression=_COMPRESSION.get(compression or ""), statistics=statistics,
             sequence=(seq_schema, seq_name) if seq_name else None,
             # read back from the scratch build: a default that is evaluated once per ADD COLUMN
             # (not volatile) is stored as the "missing value"; anything else rewrites the table
@@ -217,11 +226,11 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
                                    parameters=tuple(sorted(parameters or ())), comment=comment,
                                    columns=frozenset(own[a] for a in used if a in own)))
     result: dict[tuple[str, str], TableState] = {}
-    for oid, schema, name, owner, comment in tables:
+    for oid, schema, name, owner, comment, unlogged, parameters in tables:
         result[(schema, name)] = TableState(
             schema=schema, name=name, columns=tuple(cols.get(oid, ())),
             constraints=tuple(cons.get(oid, ())), indexes=tuple(idx.get(oid, ())),
-            comment=comment, owner=owner,
+            comment=comment, owner=owner, unlogged=unlogged, parameters=tuple(sorted(parameters or ())),
         )
     return TablesState(result)
 

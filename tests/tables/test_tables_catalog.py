@@ -37,6 +37,9 @@ COMMENT ON CONSTRAINT inh ON checks IS 'not for children';
 CREATE TABLE defer (a int, b int, c int, CONSTRAINT defer_ab UNIQUE (a, b) DEFERRABLE INITIALLY DEFERRED,
                     UNIQUE NULLS NOT DISTINCT (c));
 CREATE TABLE nothing ();
+CREATE UNLOGGED TABLE scratch (a text COMPRESSION pglz, b int) WITH (fillfactor = 80,
+    autovacuum_enabled = false, toast.autovacuum_enabled = false);
+ALTER TABLE scratch ALTER COLUMN a SET STORAGE MAIN, ALTER COLUMN b SET STATISTICS 500;
 CREATE SEQUENCE loose_seq;
 CREATE TABLE loose (id bigint DEFAULT nextval('loose_seq'));
 ALTER SEQUENCE loose_seq OWNED BY loose.id;
@@ -56,6 +59,11 @@ def test_export_of_every_table_property_plans_empty_on_its_source(conn):
     assert {i["name"]: i["columns"] for i in by_name["words"]["indexes"]}["words_wl_idx"] == [
         'lower(w) COLLATE "C" text_pattern_ops DESC']
     assert by_name["ids"]["columns"][0]["identity_options"] == {"start": 100, "increment": 5, "cache": 10}
+    assert by_name["scratch"]["unlogged"] is True
+    assert by_name["scratch"]["with"] == {"autovacuum_enabled": "false", "fillfactor": "80",
+                                          "toast.autovacuum_enabled": "false"}
+    assert by_name["scratch"]["columns"] == [{"name": "a", "type": "text", "storage": "main", "compression": "pglz"},
+                                             {"name": "b", "type": "integer", "statistics": 500}]
     checks = {c["name"]: c for c in by_name["checks"]["checks"]}
     assert checks["inh"] == {"name": "inh", "no_inherit": True, "expression": "(a > 0)", "comment": "not for children"}
     assert checks["later"]["not_valid"] is True
@@ -83,6 +91,12 @@ DECLARED = """
     - {columns: ['lower(w) COLLATE "C" DESC'], name: words_lower}
     - {columns: [kid, type], unique: true, nulls_not_distinct: true}
 - name: empty
+- name: cache
+  unlogged: true
+  with: {fillfactor: 70, toast.autovacuum_enabled: false}
+  columns:
+    - {name: doc, type: text, storage: external, compression: pglz, statistics: 1000}
+    - {name: n, type: int, storage: plain}
 """
 
 
@@ -96,10 +110,12 @@ def test_declared_properties_converge_and_change_in_place(conn):
     # options, parameters and comments change in place; a key's deferrability by a replace that says why
     changed = (DECLARED.replace("start: 10, increment: 10", "start: 5, increment: 1")
                .replace("fillfactor: 60", "fillfactor: 80").replace("comment: sign", "comment: signed")
-               .replace("deferrable: initially deferred", "deferrable: false"))
+               .replace("deferrable: initially deferred", "deferrable: false")
+               .replace("unlogged: true", "unlogged: false").replace("fillfactor: 70, ", "")
+               .replace("storage: external, compression: pglz, statistics: 1000", "storage: main"))
     second = converge(conn, tables(changed))
     ops = {(a.op, a.address.split(".")[-1]) for a in second.actions}
-    assert (Op.UPDATE, "n") in ops and (Op.UPDATE, "positive") in ops
+    assert {(Op.UPDATE, "n"), (Op.UPDATE, "positive"), (Op.UPDATE, "cache"), (Op.UPDATE, "doc")} <= ops
     assert not any(a.op is Op.REPLACE and "idx" in a.address for a in second.actions), describe(second.actions)
     replaced = [a for a in second.actions if a.op is Op.REPLACE]
     assert len(replaced) == 1 and "deferrable: True -> False" in (replaced[0].note or ""), describe(second.actions)

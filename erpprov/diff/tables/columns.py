@@ -68,7 +68,8 @@ def _undeclared_columns(ctx: Context, want: TableState, have: TableState) -> Non
 
 
 def _add_column(ctx: Context, s: str, t: str, col: ColumnState, have: TableState) -> None:
-    statements = [ddl.alter_table(s, t, sql.SQL("ADD COLUMN {}").format(ddl.column_definition(col)))]
+    statements = [ddl.alter_table(s, t, sql.SQL("ADD COLUMN {}").format(ddl.column_definition(col))),
+                  *ddl.column_settings(s, t, col)]
     if col.comment:
         statements.append(ddl.comment("COLUMN", ddl.ident(s, t, col.name), col.comment))
     hazards: list[Hazard] = []
@@ -96,6 +97,7 @@ def _rebuild_column(ctx: Context, s: str, t: str, old: ColumnState, new: ColumnS
                      "place); its indexes and constraints are created again")
     ctx.out.add(ctx.a_column(s, t, c), Op.CREATE, Phase.COLUMN,
                 [ddl.alter_table(s, t, sql.SQL("ADD COLUMN {}").format(ddl.column_definition(new))),
+                 *ddl.column_settings(s, t, new),
                  *([ddl.comment("COLUMN", ddl.ident(s, t, c), new.comment)] if new.comment else [])],
                 after=column_view(new), order=Order.LATE,
                 hazards=hazards_on(have, Hazard.REWRITES_TABLE, Hazard.LOCKS_TABLE),
@@ -120,7 +122,8 @@ class _ColumnChange:
 
 
 # Compared in this order, which is the order the plan shows them in.
-_ATTRIBUTES = ("identity", "identity_options", "serial", "type", "collation", "default", "not_null")
+_ATTRIBUTES = ("identity", "identity_options", "serial", "type", "collation", "default", "not_null", "storage",
+               "compression", "statistics")
 
 
 def _alter_column(ctx: Context, s: str, t: str, old: ColumnState, new: ColumnState, have: TableState, *,
@@ -162,10 +165,22 @@ def _alter_column(ctx: Context, s: str, t: str, old: ColumnState, new: ColumnSta
             del change.before["not_null"], change.after["not_null"]
         else:
             change.alter(sql.SQL("DROP NOT NULL"))
+    _settings(change, new, changed)
     if change.steps:
         ctx.out.add(ctx.a_column(s, t, change.column), Op.UPDATE, Phase.COLUMN, change.steps, before=change.before,
                     after=change.after, hazards=hazards_on(have, *sorted(change.hazards, key=lambda h: h.value)),
                     note="; ".join(n for n in change.notes if n) or None)
+
+
+def _settings(change: _ColumnChange, new: ColumnState, changed: frozenset[str]) -> None:
+    """Storage, compression and statistics target: set in place, for values written from now on
+    (and the next ANALYZE); nothing is rewritten."""
+    if "storage" in changed:
+        change.alter(sql.SQL("SET STORAGE {}").format(sql.SQL((new.storage or "").upper())))
+    if "compression" in changed:
+        change.alter(sql.SQL("SET COMPRESSION {}").format(sql.SQL(new.compression or "DEFAULT")))
+    if "statistics" in changed:
+        change.alter(sql.SQL("SET STATISTICS {}").format(sql.Literal(-1 if new.statistics is None else new.statistics)))
 
 
 def _drop_value_source(change: _ColumnChange, old: ColumnState, new: ColumnState, changed: frozenset[str],
@@ -216,9 +231,12 @@ def _new_sequence(ctx: Context, change: _ColumnChange, new: ColumnState) -> None
 
 def column_view(c: ColumnState) -> dict[str, object]:
     view: dict[str, object] = {"type": c.type, "not_null": c.not_null}
-    for attr in ("default", "identity", "identity_options", "generated", "collation", "comment"):
+    for attr in ("default", "identity", "identity_options", "generated", "collation", "compression",
+                 "statistics", "comment"):
         if getattr(c, attr) is not None:
             view[attr] = getattr(c, attr)
     if c.serial:
         view["serial"] = True
+    if c.storage != c.type_storage:
+        view["storage"] = c.storage
     return view

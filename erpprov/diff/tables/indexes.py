@@ -54,10 +54,7 @@ def creating(s: str, t: str, index: IndexState, name: str | None = None) -> list
 def _settle(ctx: Context, s: str, want: IndexState, have: IndexState) -> None:
     """Storage parameters and the comment change in place."""
     if want.parameters != have.parameters:
-        gone = tuple(p for p in have.parameters
-                     if p.split("=", 1)[0] not in {w.split("=", 1)[0] for w in want.parameters})
-        clauses = ([sql.SQL("SET ({})").format(ddl.parameters(want.parameters))] if want.parameters else []) + (
-            [sql.SQL("RESET ({})").format(ddl.parameter_names(gone))] if gone else [])
+        clauses = ddl.new_parameters(want.parameters, have.parameters)
         ctx.out.add(ctx.a_index(s, have.name), Op.UPDATE, Phase.INDEX,
                     [ddl.render(sql.SQL("ALTER INDEX {} {}").format(ddl.ident(s, have.name), clause))
                      for clause in clauses],
