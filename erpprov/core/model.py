@@ -363,6 +363,51 @@ class Check(Strict):
     comment: str | None = None
 
 
+_OPERATOR_CHARS = r"[-+*/<>=~!@#%^&|`?]{1,63}"
+_OPERATOR = re.compile(rf"^(?:{_OPERATOR_CHARS}|OPERATOR\(\s*[A-Za-z_][A-Za-z0-9_$]*\s*\.\s*{_OPERATOR_CHARS}\s*\))$")
+
+
+def _operator(value: str) -> str:
+    """An operator is spliced as SQL: proven to be operator characters (or OPERATOR(schema.op)),
+    and never the start of a comment."""
+    if not _OPERATOR.match(value) or "--" in value or "/*" in value:
+        raise ValueError(f"{value!r} is not an operator; write e.g. =, && or OPERATOR(myschema.=)")
+    return value
+
+
+class ExcludeElement(Strict):
+    """One element of an exclusion constraint: a column or an expression (written as an index
+    `columns` entry: COLLATE, operator class and ordering may follow) and its operator."""
+
+    column: str | None = None
+    expression: str | None = None
+    with_: Annotated[str, AfterValidator(_operator)] = Field(alias="with", description="Operator, e.g. = or &&")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one(self) -> ExcludeElement:
+        if (self.column is None) == (self.expression is None):
+            raise ValueError("an exclusion element has a column or an expression")
+        return self
+
+    @property
+    def entry(self) -> str:
+        return self.column if self.column is not None else self.expression or ""
+
+
+class Exclude(Strict):
+    """EXCLUDE USING method (element WITH operator, ...) [INCLUDE (...)] [WHERE (predicate)]."""
+
+    elements: list[ExcludeElement] = Field(min_length=1)
+    using: Literal["btree", "hash", "gist", "spgist"] = "gist"
+    include: list[Identifier] = Field(default_factory=list)
+    where: Expression | None = None
+    name: Identifier | None = None
+    deferrable: _DEFERRABLE = False
+    comment: str | None = None
+
+
 class Index(Strict):
     columns: list[str] = Field(min_length=1, description="Column names or expressions, each optionally followed "
                                "by COLLATE c, an operator class, ASC/DESC and NULLS FIRST/LAST")
@@ -393,6 +438,7 @@ class Table(Strict):
     foreign_keys: list[ForeignKey] = Field(default_factory=list)
     unique: list[Unique] = Field(default_factory=list, description="Unique constraints over several columns")
     checks: list[Check] = Field(default_factory=list)
+    exclude: list[Exclude] = Field(default_factory=list, description="Exclusion constraints")
     indexes: list[Index] = Field(default_factory=list)
     unlogged: bool = Field(False, description="UNLOGGED: not written to the WAL, emptied after a crash")
     with_: Parameters = Field(default_factory=dict, alias="with",
@@ -416,6 +462,12 @@ class Table(Strict):
             _known(fk.columns, names, "foreign key")
         for uq in self.unique:
             _known(uq.columns, names, "unique constraint")
+        for ex in self.exclude:
+            _known(ex.include, names, "exclusion constraint INCLUDE")
+            for element in ex.elements:
+                if not fragments.index_entry(element.entry, names).is_column and element.column is not None:
+                    raise ValueError(f"exclusion element column {element.column!r} is not a column of the table; "
+                                     "write an expression as expression:")
         for ix in self.indexes:
             _known(ix.include, names, "index INCLUDE")
             for entry in ix.columns:

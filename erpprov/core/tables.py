@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 from erpprov.core.address import Address
 
-# pg_constraint.contype values we manage; exclusion constraints ('x') are reported but left alone.
-PRIMARY_KEY, UNIQUE, CHECK, FOREIGN_KEY = "p", "u", "c", "f"
-KIND_WORDS = {PRIMARY_KEY: "primary key", UNIQUE: "unique", CHECK: "check", FOREIGN_KEY: "foreign key"}
+# pg_constraint.contype values we manage
+PRIMARY_KEY, UNIQUE, CHECK, FOREIGN_KEY, EXCLUSION = "p", "u", "c", "f", "x"
+KIND_WORDS = {PRIMARY_KEY: "primary key", UNIQUE: "unique", CHECK: "check", FOREIGN_KEY: "foreign key",
+              EXCLUSION: "exclusion"}
 
 
 # Not frozen: a plan builds one per column on each side (18,000 at a thousand tables), and a
@@ -58,9 +59,9 @@ class ColumnState:
 @dataclass(frozen=True)
 class ConstraintState:
     name: str
-    kind: str  # PRIMARY_KEY, UNIQUE, CHECK or FOREIGN_KEY
+    kind: str  # PRIMARY_KEY, UNIQUE, CHECK, FOREIGN_KEY or EXCLUSION
     columns: tuple[str, ...] = ()  # conkey, in key order (for checks: the columns it mentions)
-    definition: str | None = None  # checks: pg_get_constraintdef
+    definition: str | None = None  # checks and exclusions: pg_get_constraintdef (without NOT VALID)
     ref_schema: str | None = None
     ref_table: str | None = None
     ref_columns: tuple[str, ...] = ()
@@ -75,7 +76,8 @@ class ConstraintState:
     comment: str | None = None
     # --- not compared -------------------------------------------------------------------------
     declared_name: bool = field(default=True, compare=False)  # False: the name is PostgreSQL's choice
-    source: str | None = field(default=None, compare=False)  # desired checks: "CHECK (<as written>)"
+    # desired checks and exclusions: "CHECK (<as written>)", "EXCLUDE USING ... (<as written>)"
+    source: str | None = field(default=None, compare=False)
 
     def shape(self) -> tuple[object, ...]:
         """Everything but the name, the comment and whether it was validated: how an unnamed

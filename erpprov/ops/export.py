@@ -36,9 +36,10 @@ from erpprov.core.cluster import (
     RoleState,
     attributes_beyond_defaults,
 )
-from erpprov.core.fragments import index_ordering
+from erpprov.core.fragments import index_entry, index_ordering
 from erpprov.core.tables import (
     CHECK,
+    EXCLUSION,
     FOREIGN_KEY,
     PRIMARY_KEY,
     UNIQUE,
@@ -365,10 +366,13 @@ def _table(table: TableState, grants: list[dict[str, Any]]) -> dict[str, Any]:
     uniques: list[dict[str, Any]] = [{"columns": list(c.columns), "name": c.name, **_constraint_extras(c)}
                                      for c in table.constraints if c.kind == UNIQUE and not _is_column_unique(table, c)]
     checks = [_check(c) for c in table.constraints if c.kind == CHECK]
+    exclusions = [_exclusion(c, {col.name for col in table.columns}) for c in table.constraints
+                  if c.kind == EXCLUSION]
     indexes = [_index(i) for i in sorted(table.indexes, key=lambda i: i.name)]
     for key, items in (("foreign_keys", sorted(foreign_keys, key=lambda f: f["name"])),
                        ("unique", sorted(uniques, key=lambda u: u["name"])),
-                       ("checks", sorted(checks, key=lambda c: c["name"])), ("indexes", indexes)):
+                       ("checks", sorted(checks, key=lambda c: c["name"])),
+                       ("exclude", sorted(exclusions, key=lambda c: c["name"])), ("indexes", indexes)):
         if items:
             result[key] = items
     if table.unlogged:
@@ -477,6 +481,73 @@ def _check(constraint: ConstraintState) -> dict[str, Any]:
     if constraint.comment is not None:
         check["comment"] = constraint.comment
     return check
+
+
+def _closing(text: str, start: int) -> int:
+    """The index of the parenthesis that closes the one at `start`, skipping quoted text."""
+    depth, quote = 0, ""
+    for i in range(start, len(text)):
+        char = text[i]
+        if quote:
+            quote = "" if char == quote else quote  # a doubled quote reopens at once: same result
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+    raise ErpprovError(f"cannot read the definition {text!r}")
+
+
+def _top_level(text: str) -> list[str]:
+    """`text` split at the commas outside parentheses and quotes."""
+    parts, depth, quote, current = [], 0, "", ""
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+            continue
+        current += char
+    return [*parts, current.strip()]
+
+
+def _exclusion(constraint: ConstraintState, columns: set[str]) -> dict[str, Any]:
+    """pg_get_constraintdef's `EXCLUDE USING m (key WITH op, ...) [INCLUDE (...)] [WHERE (...)]`
+    taken apart into the playbook's keys (each key in index-entry syntax, which the loader reads)."""
+    text = constraint.definition or ""
+    match = re.match(r"EXCLUDE USING (\w+) \(", text)
+    if not match:
+        raise ErpprovError(f"cannot read the exclusion constraint {constraint.name}: {text!r}")
+    end = _closing(text, match.end() - 1)
+    elements = []
+    for element in _top_level(text[match.end():end]):
+        key, operator = element.rsplit(" WITH ", 1)
+        field = "column" if index_entry(key, columns).is_column else "expression"
+        elements.append({field: key, "with": operator})
+    result: dict[str, Any] = {"name": constraint.name, "using": match.group(1), "elements": elements}
+    rest = text[end + 1:].strip()
+    if rest.startswith("INCLUDE ("):
+        close = _closing(rest, len("INCLUDE "))
+        result["include"] = [unquote(n) for n in _top_level(rest[len("INCLUDE ("):close])]
+        rest = rest[close + 1:].strip()
+    if rest.startswith("WHERE ("):
+        close = _closing(rest, len("WHERE "))
+        result["where"] = rest[len("WHERE ("):close]
+    if constraint.deferrable:
+        result["deferrable"] = "initially deferred" if constraint.initially_deferred else True
+    if constraint.comment is not None:
+        result["comment"] = constraint.comment
+    return result
 
 
 def _check_expression(definition: str) -> str:

@@ -11,6 +11,7 @@ from erpprov.core.actions import Statement
 from erpprov.core.fragments import index_ordering
 from erpprov.core.tables import (
     CHECK,
+    EXCLUSION,
     FOREIGN_KEY,
     PRIMARY_KEY,
     UNIQUE,
@@ -78,6 +79,8 @@ def constraint_body(con: ConstraintState) -> sql.Composable:
     if con.kind == UNIQUE:
         return sql.SQL("UNIQUE {}({}){}").format(sql.SQL("NULLS NOT DISTINCT " if con.nulls_not_distinct else ""),
                                                 idents(con.columns), deferrable)
+    if con.kind == EXCLUSION:  # as written (the printed definition holds the deferrability)
+        return sql.SQL("{}{}").format(sql.SQL(con.source), deferrable) if con.source else sql.SQL(con.definition or "")
     not_valid = sql.SQL("" if con.validated else " NOT VALID")
     if con.kind == CHECK:
         assert con.definition is not None

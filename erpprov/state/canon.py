@@ -34,6 +34,7 @@ from erpprov.core import model
 from erpprov.core.fragments import index_entry
 from erpprov.core.tables import (
     CHECK,
+    EXCLUSION,
     FOREIGN_KEY,
     PRIMARY_KEY,
     UNIQUE,
@@ -101,15 +102,28 @@ def _needs_build(index: model.Index, columns: set[str]) -> bool:
     return not all(e.is_column and e.collation is None and e.opclass is None for e in entries)
 
 
+def _written_key(entry: str, columns: set[str]) -> IndexKey:
+    """An index `columns` entry as a key: a column, or an expression as written."""
+    e = index_entry(entry, columns)
+    return IndexKey(column=e.body if e.is_column else None, expression=None if e.is_column else e.body,
+                    descending=e.descending, nulls_first=e.nulls_first, opclass=e.opclass, collation=e.collation)
+
+
 def _written_keys(index: model.Index, columns: set[str]) -> tuple[IndexKey, ...]:
-    """The index's `columns` entries as keys: columns, and expressions as written."""
-    keys = []
-    for entry in index.columns:
-        e = index_entry(entry, columns)
-        keys.append(IndexKey(column=e.body if e.is_column else None, expression=None if e.is_column else e.body,
-                             descending=e.descending, nulls_first=e.nulls_first, opclass=e.opclass,
-                             collation=e.collation))
-    return tuple(keys)
+    return tuple(_written_key(entry, columns) for entry in index.columns)
+
+
+def exclusion_source(ex: model.Exclude, columns: set[str]) -> str:
+    """`EXCLUDE USING method (key WITH op, ...) [INCLUDE (...)] [WHERE (...)]` as written: keys
+    proven by `index_entry`, operators by the model's pattern, the predicate as an expression."""
+    elements = sql.SQL(", ").join(sql.SQL("{} WITH {}").format(ddl.index_key(_written_key(e.entry, columns)),
+                                                               sql.SQL(e.with_)) for e in ex.elements)
+    query = sql.SQL("EXCLUDE USING {} ({})").format(sql.Identifier(ex.using), elements)
+    if ex.include:
+        query = sql.SQL("{} INCLUDE ({})").format(query, ddl.idents(ex.include))
+    if ex.where is not None:
+        query = sql.SQL("{} WHERE {}").format(query, ddl.expression(ex.where))
+    return query.as_string(None)
 
 
 def _parameters(values: dict[str, str]) -> tuple[str, ...]:
@@ -123,6 +137,10 @@ def _as_written(index: model.Index, columns: set[str]) -> IndexState:
                       keys=_written_keys(index, columns), include=tuple(index.include), predicate=index.where,
                       nulls_not_distinct=index.nulls_not_distinct, parameters=_parameters(index.with_),
                       comment=index.comment)
+
+
+_DEFERRABLE_WORDS: dict[bool | str, str] = {False: "", True: " DEFERRABLE",
+                                            "initially deferred": " DEFERRABLE INITIALLY DEFERRED"}
 
 
 def _scratch_table(table: sql.Identifier, t: model.Table, typed: dict[int, ColumnState],
@@ -149,6 +167,10 @@ def _scratch_table(table: sql.Identifier, t: model.Table, typed: dict[int, Colum
         body = sql.SQL("CHECK {}{}").format(ddl.expression(check.expression),
                                             sql.SQL(" NO INHERIT" if check.no_inherit else ""))
         items.append(sql.SQL("CONSTRAINT {} {}").format(sql.Identifier(check.name), body) if check.name else body)
+    names = {c.name for c in t.columns}
+    for ex in t.exclude:
+        body = sql.SQL("{}{}").format(sql.SQL(exclusion_source(ex, names)), sql.SQL(_DEFERRABLE_WORDS[ex.deferrable]))
+        items.append(sql.SQL("CONSTRAINT {} {}").format(sql.Identifier(ex.name), body) if ex.name else body)
     query = sql.SQL("CREATE TABLE {} ({})").format(table, sql.SQL(", ").join(items))
     if partition_key:
         query = sql.SQL("{} PARTITION BY LIST ({})").format(query, sql.Identifier(partition_key))
@@ -305,9 +327,9 @@ def _table_builds(tables: list[model.Table], typed: dict[int, ColumnState], stan
         names = {c.name for c in t.columns}
         built_indexes = [ix for ix in t.indexes if _needs_build(ix, names)]
         needs_build.update(id(ix) for ix in built_indexes)
-        if t.checks or built_indexes or any(c.generated is not None for c in t.columns):
-            # a partitioned table takes neither unique indexes nor NO INHERIT checks
-            plain = any(ix.unique for ix in built_indexes) or any(c.no_inherit for c in t.checks)
+        if t.checks or t.exclude or built_indexes or any(c.generated is not None for c in t.columns):
+            # a partitioned table takes no unique index, NO INHERIT check or exclusion constraint
+            plain = any(ix.unique for ix in built_indexes) or any(c.no_inherit for c in t.checks) or bool(t.exclude)
             key = None if plain else f"erpprov_scratch_key_{tag}"
             units.append(_Unit(f"table {t.schema_}.{t.name}", _scratch_table(
                 sql.Identifier(stand_in[t.schema_], t.name), t, typed, key)))
@@ -355,8 +377,9 @@ def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_bu
     for t in tables:
         used = taken.setdefault(t.schema_, set())
         used.add(t.name)
-        named: list[model.PrimaryKey | model.ForeignKey | model.Unique | model.Check | model.Index] = [
-            *([t.primary_key] if t.primary_key else []), *t.foreign_keys, *t.unique, *t.checks, *t.indexes]
+        named: list[model.PrimaryKey | model.ForeignKey | model.Unique | model.Check | model.Exclude | model.Index] = [
+            *([t.primary_key] if t.primary_key else []), *t.foreign_keys, *t.unique, *t.checks, *t.exclude,
+            *t.indexes]
         used.update(x.name for x in named if x.name)
         scratch = built.get((t.schema_, t.name))
         if scratch:
@@ -384,7 +407,8 @@ def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_bu
                 nulls_not_distinct=u.nulls_not_distinct, comment=u.comment, declared_name=u.name is not None,
                 deferrable=u.deferrable is not False,
                 initially_deferred=u.deferrable == "initially deferred"))
-        if scratch:  # checks, in declaration order (read back in creation order)
+        names = {c.name for c in t.columns}
+        if scratch:  # checks and exclusions, in declaration order (read back in creation order)
             checks = [c for c in scratch.constraints if c.kind == CHECK]
             for declared, check in zip(t.checks, checks, strict=True):
                 constraints.append(ConstraintState(
@@ -392,11 +416,16 @@ def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_bu
                     validated=not declared.not_valid, comment=declared.comment,
                     declared_name=declared.name is not None,
                     source=f"CHECK ({declared.expression}){' NO INHERIT' if declared.no_inherit else ''}"))
+            exclusions = [c for c in scratch.constraints if c.kind == EXCLUSION]
+            for ex, read in zip(t.exclude, exclusions, strict=True):
+                constraints.append(ConstraintState(
+                    name=read.name, kind=EXCLUSION, columns=read.columns, definition=read.definition,
+                    deferrable=read.deferrable, initially_deferred=read.initially_deferred, comment=ex.comment,
+                    declared_name=ex.name is not None, source=exclusion_source(ex, names)))
         for fk in t.foreign_keys:
             constraints.append(_foreign_key(t, fk, primary_keys, used))
         indexes: list[IndexState] = []
         scratch_indexes = iter(scratch.indexes if scratch else ())
-        names = {c.name for c in t.columns}
         for ix in t.indexes:
             if id(ix) in needs_build:
                 got = next(scratch_indexes)

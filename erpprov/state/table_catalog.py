@@ -91,7 +91,7 @@ LEFT JOIN pg_sequence ps ON ps.seqrelid = s.oid AND a.attidentity <> ''"""  # so
 # column names here; for the others Python maps the numbers.
 CONSTRAINTS = _REL + """
 SELECT con.conrelid, con.conname, con.contype,
-       CASE WHEN con.contype = 'c' THEN pg_get_constraintdef(con.oid) END,
+       CASE WHEN con.contype IN ('c', 'x') THEN pg_get_constraintdef(con.oid) END,
        con.conkey, rn.nspname, rc.relname, con.confrelid, con.confkey,
        CASE WHEN con.contype = 'f' AND con.confrelid NOT IN (SELECT oid FROM rel) THEN
             ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
@@ -99,7 +99,7 @@ SELECT con.conrelid, con.conname, con.contype,
        con.confupdtype, con.confdeltype, con.condeferrable, con.condeferred, con.convalidated,
        con.confmatchtype, {nulls_not_distinct}, ds.description
 FROM rel r
-JOIN pg_constraint con ON con.conrelid = r.oid AND con.contype IN ('p', 'u', 'c', 'f')
+JOIN pg_constraint con ON con.conrelid = r.oid AND con.contype IN ('p', 'u', 'c', 'f', 'x')
 LEFT JOIN pg_class rc ON rc.oid = con.confrelid
 LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
 LEFT JOIN pg_index ci ON ci.indexrelid = con.conindid AND con.contype = 'u'
@@ -198,8 +198,9 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
             ref_names = [names[ref_oid][k] for k in ref_keys]
         if definition is not None:  # `validated` says it; the desired side is built valid
             definition = definition.removesuffix(" NOT VALID")
+        # conkey 0: an exclusion element that is an expression
         cons[oid].append(ConstraintState(
-            name=name, kind=kind, columns=tuple(own[k] for k in keys or ()), definition=definition,
+            name=name, kind=kind, columns=tuple(own[k] for k in keys or () if k), definition=definition,
             ref_schema=ref_schema, ref_table=ref_table, ref_columns=tuple(ref_names or ()),
             on_update=_FK_ACTIONS.get(upd, "no action") if kind == FOREIGN_KEY else "no action",
             on_delete=_FK_ACTIONS.get(dele, "no action") if kind == FOREIGN_KEY else "no action",

@@ -37,6 +37,11 @@ COMMENT ON CONSTRAINT inh ON checks IS 'not for children';
 CREATE TABLE defer (a int, b int, c int, CONSTRAINT defer_ab UNIQUE (a, b) DEFERRABLE INITIALLY DEFERRED,
                     UNIQUE NULLS NOT DISTINCT (c));
 CREATE TABLE nothing ();
+CREATE EXTENSION btree_gist;
+CREATE TABLE bookings (room int, during tstzrange, note text,
+                       CONSTRAINT no_overlap EXCLUDE USING gist (room WITH =, during WITH &&) INCLUDE (note)
+                       WHERE (room > 0) DEFERRABLE,
+                       EXCLUDE USING gist (tstzrange(lower(during), upper(during), '[)') WITH &&));
 CREATE UNLOGGED TABLE scratch (a text COMPRESSION pglz, b int) WITH (fillfactor = 80,
     autovacuum_enabled = false, toast.autovacuum_enabled = false);
 ALTER TABLE scratch ALTER COLUMN a SET STORAGE MAIN, ALTER COLUMN b SET STATISTICS 500;
@@ -64,6 +69,13 @@ def test_export_of_every_table_property_plans_empty_on_its_source(conn):
                                           "toast.autovacuum_enabled": "false"}
     assert by_name["scratch"]["columns"] == [{"name": "a", "type": "text", "storage": "main", "compression": "pglz"},
                                              {"name": "b", "type": "integer", "statistics": 500}]
+    assert by_name["bookings"]["exclude"][0] == {
+        "name": "bookings_tstzrange_excl", "using": "gist",
+        "elements": [{"expression": "tstzrange(lower(during), upper(during), '[)'::text)", "with": "&&"}]}
+    assert by_name["bookings"]["exclude"][1] == {
+        "name": "no_overlap", "using": "gist", "elements": [{"column": "room", "with": "="},
+                                                            {"column": "during", "with": "&&"}],
+        "include": ["note"], "where": "(room > 0)", "deferrable": True}
     checks = {c["name"]: c for c in by_name["checks"]["checks"]}
     assert checks["inh"] == {"name": "inh", "no_inherit": True, "expression": "(a > 0)", "comment": "not for children"}
     assert checks["later"]["not_valid"] is True
@@ -91,6 +103,12 @@ DECLARED = """
     - {columns: ['lower(w) COLLATE "C" DESC'], name: words_lower}
     - {columns: [kid, type], unique: true, nulls_not_distinct: true}
 - name: empty
+- name: bookings
+  columns: [{name: room, type: int}, {name: during, type: tstzrange}]
+  exclude:
+    - {elements: [{column: room, with: "="}, {column: during, with: "&&"}], where: room > 0, comment: one per slot}
+    - name: no_backwards
+      elements: [{expression: "tstzrange(lower(during), upper(during))", with: "&&"}]
 - name: cache
   unlogged: true
   with: {fillfactor: 70, toast.autovacuum_enabled: false}
@@ -101,6 +119,7 @@ DECLARED = """
 
 
 def test_declared_properties_converge_and_change_in_place(conn):
+    conn.execute("CREATE EXTENSION btree_gist")
     first = converge(conn, tables(DECLARED))
     assert {a.op for a in first.actions} == {Op.CREATE}
     assert_declared(conn, tables(DECLARED))
@@ -112,13 +131,15 @@ def test_declared_properties_converge_and_change_in_place(conn):
                .replace("fillfactor: 60", "fillfactor: 80").replace("comment: sign", "comment: signed")
                .replace("deferrable: initially deferred", "deferrable: false")
                .replace("unlogged: true", "unlogged: false").replace("fillfactor: 70, ", "")
-               .replace("storage: external, compression: pglz, statistics: 1000", "storage: main"))
+               .replace("storage: external, compression: pglz, statistics: 1000", "storage: main")
+               .replace("where: room > 0", "where: room > 1"))
     second = converge(conn, tables(changed))
     ops = {(a.op, a.address.split(".")[-1]) for a in second.actions}
     assert {(Op.UPDATE, "n"), (Op.UPDATE, "positive"), (Op.UPDATE, "cache"), (Op.UPDATE, "doc")} <= ops
     assert not any(a.op is Op.REPLACE and "idx" in a.address for a in second.actions), describe(second.actions)
     replaced = [a for a in second.actions if a.op is Op.REPLACE]
-    assert len(replaced) == 1 and "deferrable: True -> False" in (replaced[0].note or ""), describe(second.actions)
+    assert len(replaced) == 2, describe(second.actions)
+    assert "deferrable: True -> False" in (replaced[0].note or "") + (replaced[1].note or ""), describe(replaced)
     assert_declared(conn, tables(changed))
     _, again = replan_export(conn)
     assert not again.actions, describe(again.actions)

@@ -10,6 +10,7 @@ from psycopg import sql
 from erpprov.core.actions import Hazard, Op, Phase, Statement
 from erpprov.core.tables import (
     CHECK,
+    EXCLUSION,
     FOREIGN_KEY,
     KIND_WORDS,
     PRIMARY_KEY,
@@ -25,6 +26,7 @@ from erpprov.postgres import table_ddl as ddl
 _ADDING_FAILS = {PRIMARY_KEY: "fails if existing rows hold duplicate or NULL values",
                  UNIQUE: "fails if existing rows hold duplicate values",
                  CHECK: "fails if an existing row violates it",
+                 EXCLUSION: "fails if existing rows conflict",
                  FOREIGN_KEY: "fails if an existing row references a key that does not exist"}
 
 
@@ -125,7 +127,7 @@ def _adding_hazards(con: ConstraintState) -> tuple[Hazard, ...]:
 
 def constraint_view(c: ConstraintState) -> dict[str, object]:
     view: dict[str, object] = {"kind": KIND_WORDS[c.kind], "columns": list(c.columns)}
-    if c.kind == CHECK:
+    if c.kind in (CHECK, EXCLUSION):
         view["definition"] = c.definition
     if c.kind == FOREIGN_KEY:
         view.update(references=f"{c.ref_schema}.{c.ref_table}({', '.join(c.ref_columns)})",

@@ -8,6 +8,7 @@ from psycopg import sql
 from erpprov.core.actions import Hazard, Op, Phase
 from erpprov.core.tables import (
     CHECK,
+    EXCLUSION,
     FOREIGN_KEY,
     PRIMARY_KEY,
     UNIQUE,
@@ -48,7 +49,7 @@ def create_table(ctx: Context, want: TableState) -> None:
     s, t = want.schema, want.name
     # unique constraints go in separate ALTERs: inside CREATE TABLE PostgreSQL silently drops
     # one that repeats the primary key or another, and the declared state would never converge
-    inline = [c for c in want.constraints if c.kind in (PRIMARY_KEY, CHECK)]
+    inline = [c for c in want.constraints if c.kind in (PRIMARY_KEY, CHECK, EXCLUSION)]
     statements = [ddl.create_table(want, inline)]
     statements += [step for c in want.columns for step in ddl.column_settings(s, t, c)]
     statements += [step for c in want.constraints if c.kind == UNIQUE for step in creating(s, t, c)]
