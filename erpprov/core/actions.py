@@ -29,6 +29,7 @@ class Hazard(str, Enum):
     LOCKS_TABLE = "locks_table"  # ACCESS EXCLUSIVE on a table that holds rows
     DROPS_ROLE = "drops_role"  # a role and what it owns or was granted
     REVOKES_ACCESS = "revokes_access"  # pruning privileges or memberships, taking LOGIN, SUPERUSER... from a role
+    WIDENS_ACCESS = "widens_access"  # disabling row-level security, dropping a row-level security policy
     RECREATES_CONTAINER = "recreates_container"  # brief downtime; the data directory survives
 
 
@@ -48,6 +49,7 @@ class Phase(int, Enum):
     FOREIGN_KEY = 55
     INDEX = 57
     COMMENT = 58
+    POLICY = 59  # after the columns its expressions read, with the roles it names
     GRANT = 60
     DEFAULT_PRIVILEGE = 65
     DROP_CONSTRAINT = 80

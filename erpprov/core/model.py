@@ -430,6 +430,41 @@ class Index(Strict):
         return self
 
 
+class RowLevelSecurity(Strict):
+    enabled: bool = True
+    forced: bool = Field(False, description="FORCE: the table owner is subject to the policies too")
+
+
+class Policy(Strict):
+    """CREATE POLICY name ON table AS permissive|restrictive FOR command TO roles USING (...) WITH CHECK (...)."""
+
+    name: Identifier
+    as_: Literal["permissive", "restrictive"] = Field("permissive", alias="as")
+    for_: Literal["all", "select", "insert", "update", "delete"] = Field("all", alias="for")
+    to: list[Identifier] = Field(default_factory=lambda: ["PUBLIC"], min_length=1, description="Roles, or PUBLIC")
+    using: Expression | None = Field(None, description="Which existing rows the policy lets through")
+    with_check: Expression | None = Field(None, description="Which new rows it lets in")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("to")
+    @classmethod
+    def _public(cls, value: list[str]) -> list[str]:
+        return sorted({"PUBLIC" if role.upper() == "PUBLIC" else role for role in value})
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Policy:
+        if self.for_ == "select" and self.with_check is not None:
+            raise ValueError("a policy for select has no with_check")
+        if self.for_ in ("insert",) and self.using is not None:
+            raise ValueError("a policy for insert has no using (write with_check)")
+        if self.for_ == "delete" and self.with_check is not None:
+            raise ValueError("a policy for delete has no with_check")
+        if self.using is None and self.with_check is None:
+            raise ValueError("a policy needs using or with_check")
+        return self
+
+
 class Table(Strict):
     name: Identifier
     schema_: Identifier = Field("public", alias="schema")
@@ -440,6 +475,10 @@ class Table(Strict):
     checks: list[Check] = Field(default_factory=list)
     exclude: list[Exclude] = Field(default_factory=list, description="Exclusion constraints")
     indexes: list[Index] = Field(default_factory=list)
+    row_level_security: RowLevelSecurity | None = Field(
+        None, description="Left out: not managed; {enabled: false} disables it (hazard widens_access)")
+    policies: list[Policy] | None = Field(
+        None, description="Exactly these policies (others are dropped: hazard widens_access); left out: not managed")
     unlogged: bool = Field(False, description="UNLOGGED: not written to the WAL, emptied after a crash")
     with_: Parameters = Field(default_factory=dict, alias="with",
                               description="Storage parameters, e.g. {fillfactor: 80, autovacuum_enabled: false}")
@@ -453,6 +492,7 @@ class Table(Strict):
     @model_validator(mode="after")
     def _columns_known(self) -> Table:
         unique_names(self.columns, "columns", field="columns")
+        unique_names(self.policies or [], "policies", field="policies")
         names = {c.name for c in self.columns}
         if self.primary_key is not None:
             if any(c.primary_key for c in self.columns):

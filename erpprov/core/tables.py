@@ -121,6 +121,20 @@ class IndexState:
 
 
 @dataclass(frozen=True)
+class PolicyState:
+    name: str
+    command: str  # "all" | "select" | "insert" | "update" | "delete"
+    roles: tuple[str, ...]  # sorted; "PUBLIC" for the public pseudo-role
+    using: str | None = None  # pg_get_expr(polqual)
+    with_check: str | None = None  # pg_get_expr(polwithcheck)
+    permissive: bool = True
+    # --- not compared -------------------------------------------------------------------------
+    # desired: the expressions as written, which DDL uses (see ColumnState.default_source)
+    using_source: str | None = field(default=None, compare=False)
+    with_check_source: str | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class TableState:
     schema: str
     name: str
@@ -131,6 +145,9 @@ class TableState:
     owner: str | None = None  # desired: None means "whoever it is"
     unlogged: bool = False
     parameters: tuple[str, ...] = ()  # reloptions, with the TOAST table's as "toast.name=value"; sorted
+    # desired: None when the file leaves them out (not managed)
+    row_security: tuple[bool, bool] | None = (False, False)  # (enabled, forced)
+    policies: tuple[PolicyState, ...] | None = ()  # sorted by name
     # --- not compared -------------------------------------------------------------------------
     # live: may hold rows (it has data pages); assumed until `with_row_signal` reads it
     has_rows: bool = field(default=True, compare=False)

@@ -47,6 +47,7 @@ from erpprov.core.tables import (
     ConstraintState,
     IndexKey,
     IndexState,
+    PolicyState,
     TablesState,
     TableState,
 )
@@ -375,6 +376,10 @@ def _table(table: TableState, grants: list[dict[str, Any]]) -> dict[str, Any]:
                        ("exclude", sorted(exclusions, key=lambda c: c["name"])), ("indexes", indexes)):
         if items:
             result[key] = items
+    if table.row_security and any(table.row_security):
+        result["row_level_security"] = {"enabled": table.row_security[0], "forced": table.row_security[1]}
+    if table.policies:
+        result["policies"] = [_policy(p) for p in table.policies]
     if table.unlogged:
         result["unlogged"] = True
     if table.parameters:
@@ -385,6 +390,21 @@ def _table(table: TableState, grants: list[dict[str, Any]]) -> dict[str, Any]:
         result["owner"] = table.owner
     if grants:
         result["grants"] = sorted(grants, key=lambda g: (g["to"], g.get("with_grant_option", False)))
+    return result
+
+
+def _policy(policy: PolicyState) -> dict[str, Any]:
+    result: dict[str, Any] = {"name": policy.name}
+    if not policy.permissive:
+        result["as"] = "restrictive"
+    if policy.command != "all":
+        result["for"] = policy.command
+    if policy.roles != ("PUBLIC",):
+        result["to"] = list(policy.roles)
+    if policy.using is not None:
+        result["using"] = policy.using
+    if policy.with_check is not None:
+        result["with_check"] = policy.with_check
     return result
 
 

@@ -19,6 +19,7 @@ from erpprov.core.tables import (
     ConstraintState,
     IndexKey,
     IndexState,
+    PolicyState,
     TableState,
 )
 from erpprov.postgres.ddl import ident, render
@@ -183,6 +184,27 @@ def new_parameters(want: tuple[str, ...], have: tuple[str, ...]) -> list[sql.Com
     if gone:
         clauses.append(sql.SQL("RESET ({})").format(sql.SQL(", ").join(sql.SQL(name) for name in gone)))
     return clauses
+
+
+def create_policy(schema: str, table: str, policy: PolicyState, *,
+                  roles: tuple[str, ...] | None = None) -> sql.Composed:
+    """CREATE POLICY, its expressions as written (`roles`: instead of the policy's own)."""
+    query = sql.SQL("CREATE POLICY {} ON {} AS {} FOR {} TO {}").format(
+        sql.Identifier(policy.name), ident(schema, table),
+        sql.SQL("PERMISSIVE" if policy.permissive else "RESTRICTIVE"),
+        sql.SQL(policy.command.upper()), policy_roles(roles or policy.roles))
+    return query + policy_expressions(policy)
+
+
+def policy_roles(roles: tuple[str, ...]) -> sql.Composed:
+    return sql.SQL(", ").join(sql.SQL("PUBLIC") if r == "PUBLIC" else sql.Identifier(r) for r in roles)
+
+
+def policy_expressions(policy: PolicyState) -> sql.Composed:
+    using, check = policy.using_source or policy.using, policy.with_check_source or policy.with_check
+    parts = [sql.SQL(" USING {}").format(expression(using)) if using is not None else sql.SQL(""),
+             sql.SQL(" WITH CHECK {}").format(expression(check)) if check is not None else sql.SQL("")]
+    return sql.Composed(parts)
 
 
 def drop_index(schema: str, name: str) -> Statement:

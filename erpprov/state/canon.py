@@ -42,6 +42,7 @@ from erpprov.core.tables import (
     ConstraintState,
     IndexKey,
     IndexState,
+    PolicyState,
     TablesState,
     TableState,
 )
@@ -327,7 +328,7 @@ def _table_builds(tables: list[model.Table], typed: dict[int, ColumnState], stan
         names = {c.name for c in t.columns}
         built_indexes = [ix for ix in t.indexes if _needs_build(ix, names)]
         needs_build.update(id(ix) for ix in built_indexes)
-        if t.checks or t.exclude or built_indexes or any(c.generated is not None for c in t.columns):
+        if t.checks or t.exclude or t.policies or built_indexes or any(c.generated is not None for c in t.columns):
             # a partitioned table takes no unique index, NO INHERIT check or exclusion constraint
             plain = any(ix.unique for ix in built_indexes) or any(c.no_inherit for c in t.checks) or bool(t.exclude)
             key = None if plain else f"erpprov_scratch_key_{tag}"
@@ -336,11 +337,29 @@ def _table_builds(tables: list[model.Table], typed: dict[int, ColumnState], stan
             units += [_Unit(f"index {ix.name or ix.columns} on {t.schema_}.{t.name}",
                             ddl.create_index(stand_in[t.schema_], t.name, _as_written(ix, names)))
                       for ix in built_indexes]
+            # to PUBLIC: the roles may be created by this very plan; they are compared as written
+            units += [_Unit(f"policy {p.name} on {t.schema_}.{t.name}",
+                            ddl.create_policy(stand_in[t.schema_], t.name, _written_policy(p), roles=("PUBLIC",)))
+                      for p in t.policies or ()]
             built.append(t)
     if units:
         units[:0] = [_Unit("scratch schemas", sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(s)))
                      for s in stand_in.values()]
     return built, needs_build, units
+
+
+def _written_policy(p: model.Policy) -> PolicyState:
+    return PolicyState(name=p.name, command=p.for_, roles=tuple(p.to), permissive=p.as_ == "permissive",
+                       using=p.using, with_check=p.with_check, using_source=p.using, with_check_source=p.with_check)
+
+
+def _policies(t: model.Table, scratch: TableState | None) -> tuple[PolicyState, ...] | None:
+    """The declared policies with their expressions as the server printed them on the scratch table."""
+    if t.policies is None:
+        return None
+    built = {p.name: p for p in (scratch.policies or ())} if scratch else {}
+    return tuple(sorted((replace(_written_policy(p), using=built[p.name].using, with_check=built[p.name].with_check)
+                         for p in t.policies), key=lambda p: p.name))
 
 
 def _built_map(scratch: TablesState, stand_in: dict[str, str],
@@ -447,6 +466,8 @@ def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_bu
             constraints=tuple(sorted(constraints, key=lambda c: c.name)),
             indexes=tuple(sorted(indexes, key=lambda i: i.name)),
             comment=t.comment or None, owner=t.owner, unlogged=t.unlogged, parameters=_parameters(t.with_),
+            row_security=(t.row_level_security.enabled, t.row_level_security.forced)
+            if t.row_level_security is not None else None, policies=_policies(t, scratch),
             renamed_from=t.renamed_from)
     return TablesState(result)
 

@@ -1,9 +1,9 @@
-"""Read tables from the catalog: four bulk queries, whatever the number of tables.
+"""Read tables from the catalog: five bulk queries, whatever the number of tables.
 
 The same queries read the live database (`inspect_tables`) and the rolled-back scratch build of the
 desired state (`erpprov.state.canon`), so both sides are printed by the same catalog functions
 (format_type, pg_get_expr, pg_get_constraintdef, pg_get_indexdef) and compare like with like.
-The four queries go out in one pipeline: one network round trip.
+The five queries go out in one pipeline: one network round trip.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from erpprov.core.tables import (
     ConstraintState,
     IndexKey,
     IndexState,
+    PolicyState,
     TablesState,
     TableState,
 )
@@ -45,13 +46,14 @@ def scratch_filter(schemas: list[str]) -> sql.Composable:
         sql.SQL(", ").join(sql.Literal(s) for s in schemas))
 
 _REL = """WITH rel AS (SELECT c.oid, n.nspname, c.relname, c.relowner, c.relkind, c.relpersistence, c.reloptions,
-                       c.reltoastrelid
+                       c.reltoastrelid, c.relrowsecurity, c.relforcerowsecurity
                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {filter}) """
 
 TABLES = _REL + """
 SELECT r.oid, r.nspname, r.relname, pg_get_userbyid(r.relowner), ds.description, r.relpersistence = 'u',
        r.reloptions || ARRAY(SELECT 'toast.' || o FROM pg_class tc, unnest(tc.reloptions) o
-                             WHERE tc.oid = r.reltoastrelid AND tc.reloptions IS NOT NULL)
+                             WHERE tc.oid = r.reltoastrelid AND tc.reloptions IS NOT NULL),
+       r.relrowsecurity, r.relforcerowsecurity
 FROM rel r
 LEFT JOIN pg_description ds ON ds.objoid = r.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0"""
 
@@ -146,6 +148,14 @@ WHERE NOT EXISTS (SELECT FROM pg_constraint pc WHERE pc.conindid = i.indexrelid 
                                                  AND pc.contype IN ('p', 'u', 'x'))
 ORDER BY i.indrelid, i.indexrelid"""
 
+POLICIES = _REL + """
+SELECT p.polrelid, p.polname, p.polcmd, p.polpermissive,
+       ARRAY(SELECT CASE WHEN u.role = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(u.role) END
+             FROM unnest(p.polroles) u(role)),
+       pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
+FROM rel r JOIN pg_policy p ON p.polrelid = r.oid"""
+
+_COMMANDS = {"*": "all", "r": "select", "a": "insert", "w": "update", "d": "delete"}
 _STORAGE = {"p": "plain", "e": "external", "x": "extended", "m": "main"}
 _COMPRESSION = {"p": "pglz", "l": "lz4"}
 _FK_ACTIONS = {"a": "no action", "r": "restrict", "c": "cascade", "n": "set null", "d": "set default"}
@@ -153,22 +163,22 @@ _INDOPTION_DESC, _INDOPTION_NULLS_FIRST = 1, 2  # bits of pg_index.indoption
 
 
 def read_tables(conn: psycopg.Connection, where: sql.Composable) -> TablesState:
-    """Run the four queries for the relations `where` selects and assemble the states."""
+    """Run the five queries for the relations `where` selects and assemble the states."""
     # NULLS NOT DISTINCT is PostgreSQL 15's; before, every unique index treats NULLs as distinct
     modern = conn.info.server_version >= 150000
     queries = [sql.SQL(q).format(filter=where, nulls_not_distinct=sql.SQL(
         f"COALESCE({alias}.indnullsnotdistinct, false)" if modern else "false"))
-        for q, alias in ((TABLES, ""), (COLUMNS, ""), (CONSTRAINTS, "ci"), (INDEXES, "i"))]
+        for q, alias in ((TABLES, ""), (COLUMNS, ""), (CONSTRAINTS, "ci"), (INDEXES, "i"), (POLICIES, ""))]
     cursors = [conn.cursor() for _ in queries]
     with conn.pipeline():
         for cursor, query in zip(cursors, queries, strict=True):
             cursor.execute(query)
-    tables, columns, constraints, indexes = (cursor.fetchall() for cursor in cursors)
-    return _assemble(tables, columns, constraints, indexes)
+    tables, columns, constraints, indexes, policies = (cursor.fetchall() for cursor in cursors)
+    return _assemble(tables, columns, constraints, indexes, policies)
 
 
 def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple],
-              indexes: list[tuple]) -> TablesState:
+              indexes: list[tuple], policies: list[tuple]) -> TablesState:
     cols: dict[int, list[ColumnState]] = defaultdict(list)
     names: dict[int, dict[int, str]] = defaultdict(dict)  # table oid -> attnum -> column name
     for (oid, num, name, type_, not_null, generated, expr, identity, collation, comment,
@@ -226,12 +236,17 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
                                    predicate=predicate, nulls_not_distinct=nulls_not_distinct,
                                    parameters=tuple(sorted(parameters or ())), comment=comment,
                                    columns=frozenset(own[a] for a in used if a in own)))
+    pols: dict[int, list[PolicyState]] = defaultdict(list)
+    for oid, name, command, permissive, roles, using, with_check in policies:
+        pols[oid].append(PolicyState(name=name, command=_COMMANDS[command], roles=tuple(sorted(roles)), using=using,
+                                     with_check=with_check, permissive=permissive))
     result: dict[tuple[str, str], TableState] = {}
-    for oid, schema, name, owner, comment, unlogged, parameters in tables:
+    for oid, schema, name, owner, comment, unlogged, parameters, rls, forced in tables:
         result[(schema, name)] = TableState(
             schema=schema, name=name, columns=tuple(cols.get(oid, ())),
             constraints=tuple(cons.get(oid, ())), indexes=tuple(idx.get(oid, ())),
             comment=comment, owner=owner, unlogged=unlogged, parameters=tuple(sorted(parameters or ())),
+            row_security=(rls, forced), policies=tuple(sorted(pols.get(oid, ()), key=lambda p: p.name)),
         )
     return TablesState(result)
 

@@ -95,6 +95,9 @@ def test_legitimate_fragments_are_accepted():
         "lower(name)", False, True, True, '"C"', "text_pattern_ops")
     assert fragments.index_entry("my name public.ops", ["my name"]) == ("my name", True, False, False, None,
                                                                           "public.ops")
+    for bad in ["=; DROP TABLE x", "-- x", "=/*", "OPERATOR(a.=) x"]:
+        with pytest.raises(ValueError):
+            model._operator(bad)
     for bad in ["name text_ops; DROP TABLE x", "name text_ops) x", 'name "ops"" x', "name COLLATE C;"]:
         with pytest.raises(ValueError):
             fragments.index_entry(bad, ["name"])

@@ -179,3 +179,38 @@ def test_an_extension_is_dropped_only_when_the_file_says_absent(tmp_path, pg):
     assert plan_of(gone) == []
     with pg.connect() as conn:
         assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'citext'").fetchone()[0] == 0
+
+
+RLS = """
+- name: tenants_data
+  columns: [{name: tenant, type: text}, {name: amount, type: int}]
+  row_level_security: {enabled: true, forced: true}
+  policies:
+    - {name: own_rows, to: [clerk], using: "tenant = current_user"}
+    - {name: no_negative, as: restrictive, for: insert, with_check: amount >= 0}
+    - {name: reads, for: select, using: "true"}
+"""
+
+
+def test_row_level_security_and_policies_converge_and_dropping_widens_access(conn):
+    conn.execute("CREATE ROLE clerk")
+    try:
+        first = converge(conn, tables(RLS))
+        assert {a.address.split(".")[-1] for a in first.actions} >= {"own_rows", "no_negative", "reads"}
+        assert_declared(conn, tables(RLS))
+        _, again = replan_export(conn)
+        assert not again.actions, describe(again.actions)
+        # a changed expression is altered in place; a dropped policy and RLS turned off widen access
+        changed = RLS.replace("tenant = current_user", "tenant = session_user").replace(
+            '    - {name: reads, for: select, using: "true"}\n', "").replace("enabled: true", "enabled: false")
+        second = plan(conn, tables(changed))
+        by_target = {a.address.split(".")[-1]: a for a in second.actions}
+        assert by_target["own_rows"].op is Op.UPDATE and not by_target["own_rows"].hazards
+        assert by_target["reads"].op is Op.DELETE and by_target["reads"].hazards == (Hazard.WIDENS_ACCESS,)
+        assert by_target["tenants_data"].hazards == (Hazard.WIDENS_ACCESS,)
+        converge(conn, tables(changed))
+        # leaving policies out of the file leaves them alone, reported as unmanaged
+        unmanaged = plan(conn, tables(changed.split("  row_level_security")[0]))
+        assert not unmanaged.actions and len([a for a in unmanaged.unmanaged if a.kind == "policy"]) == 2
+    finally:
+        conn.execute("DROP OWNED BY clerk; DROP ROLE clerk")

@@ -23,6 +23,7 @@ from erpprov.diff.tables.emit import hazards_on
 from erpprov.diff.tables.foreign_keys import BrokenKeys, drop_slot
 from erpprov.diff.tables.indexes import creating as creating_index
 from erpprov.diff.tables.indexes import diff_indexes
+from erpprov.diff.tables.policies import diff_row_security
 from erpprov.postgres import table_ddl as ddl
 
 
@@ -33,6 +34,8 @@ def is_same(want: TableState, have: TableState) -> bool:
     return (want.columns == have.columns and want.comment == have.comment
             and (want.owner is None or want.owner == have.owner)
             and want.unlogged == have.unlogged and want.parameters == have.parameters
+            and want.row_security in (None, have.row_security)
+            and (want.policies == have.policies or (want.policies is None and not have.policies))
             and _same_set(want.constraints, have.constraints) and _same_set(want.indexes, have.indexes))
 
 
@@ -61,6 +64,7 @@ def create_table(ctx: Context, want: TableState) -> None:
         statements.append(ddl.alter_table(s, t, sql.SQL("OWNER TO {}").format(ddl.ident(want.owner))))
     ctx.out.add(ctx.a_table(s, t), Op.CREATE, Phase.TABLE, statements,
                 after={"columns": [c.name for c in want.columns]})
+    diff_row_security(ctx, want, None)
     for index in want.indexes:
         ctx.out.add(ctx.a_index(s, index.name), Op.CREATE, Phase.INDEX, creating_index(s, t, index))
 
@@ -74,6 +78,7 @@ def update_table(ctx: Context, want: TableState, have: TableState) -> None:
     diff_keys_and_checks(ctx, want, have, fates)
     diff_indexes(ctx, want, have, fates)
     _storage(ctx, want, have)
+    diff_row_security(ctx, want, have)
     if want.comment != have.comment:
         ctx.out.add(ctx.a_table(s, t), Op.UPDATE, Phase.COMMENT,
                     [ddl.comment("TABLE", ddl.ident(s, t), want.comment)],
