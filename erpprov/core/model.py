@@ -465,6 +465,55 @@ class Policy(Strict):
         return self
 
 
+def _bound_value(value: Any) -> Any:
+    """A partition bound value: MINVALUE, MAXVALUE, or one proven expression (a number or flag from
+    YAML becomes its text)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str) and value.strip().upper() in ("MINVALUE", "MAXVALUE"):
+        return value.strip().upper()
+    return fragments.expression(value) if isinstance(value, str) else value
+
+
+BoundValue = Annotated[str, BeforeValidator(_bound_value)]
+
+
+class PartitionBy(Strict):
+    method: Literal["range", "list", "hash"]
+    columns: list[str] = Field(min_length=1, description="Columns or expressions, as index `columns` entries "
+                               "(COLLATE and an operator class may follow)")
+
+
+class Partition(Strict):
+    """One partition: FOR VALUES FROM/TO, IN, WITH (modulus, remainder), or DEFAULT."""
+
+    name: Identifier
+    schema_: Identifier | None = Field(None, alias="schema", description="Default: the parent's")
+    from_: list[BoundValue] | None = Field(None, alias="from", description="Range partitions: lower bound (inclusive)")
+    to: list[BoundValue] | None = Field(None, description="Range partitions: upper bound (exclusive)")
+    in_: list[BoundValue] | None = Field(None, alias="in", description="List partitions: the values")
+    modulus: int | None = Field(None, ge=1)
+    remainder: int | None = Field(None, ge=0)
+    default: bool = False
+    comment: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Partition:
+        forms = [self.from_ is not None or self.to is not None, self.in_ is not None,
+                 self.modulus is not None or self.remainder is not None, self.default]
+        if sum(forms) != 1:
+            raise ValueError("a partition has one bound: from and to, in, modulus and remainder, or default: true")
+        if forms[0] and (self.from_ is None or self.to is None):
+            raise ValueError("a range partition needs both from and to")
+        if forms[2] and (self.modulus is None or self.remainder is None):
+            raise ValueError("a hash partition needs both modulus and remainder")
+        return self
+
+
 class Table(Strict):
     name: Identifier
     schema_: Identifier = Field("public", alias="schema")
@@ -479,6 +528,9 @@ class Table(Strict):
         None, description="Left out: not managed; {enabled: false} disables it (hazard widens_access)")
     policies: list[Policy] | None = Field(
         None, description="Exactly these policies (others are dropped: hazard widens_access); left out: not managed")
+    partition_by: PartitionBy | None = Field(None, description="A partitioned table: PARTITION BY method (columns)")
+    partitions: list[Partition] | None = Field(
+        None, description="Exactly these partitions (others are dropped: deletes_data); left out: not managed")
     unlogged: bool = Field(False, description="UNLOGGED: not written to the WAL, emptied after a crash")
     with_: Parameters = Field(default_factory=dict, alias="with",
                               description="Storage parameters, e.g. {fillfactor: 80, autovacuum_enabled: false}")
@@ -493,6 +545,11 @@ class Table(Strict):
     def _columns_known(self) -> Table:
         unique_names(self.columns, "columns", field="columns")
         unique_names(self.policies or [], "policies", field="policies")
+        unique_names(self.partitions or [], "partitions", field="partitions")
+        if self.partitions is not None and self.partition_by is None:
+            raise ValueError("partitions need partition_by")
+        for entry in self.partition_by.columns if self.partition_by else []:
+            fragments.index_entry(entry, {c.name for c in self.columns})
         names = {c.name for c in self.columns}
         if self.primary_key is not None:
             if any(c.primary_key for c in self.columns):

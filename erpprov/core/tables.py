@@ -135,6 +135,17 @@ class PolicyState:
 
 
 @dataclass(frozen=True)
+class PartitionState:
+    schema: str
+    name: str
+    bound: str  # pg_get_expr(relpartbound): "FOR VALUES FROM (...) TO (...)", "DEFAULT", ...
+    comment: str | None = None
+    # --- not compared -------------------------------------------------------------------------
+    source: str | None = field(default=None, compare=False)  # desired: the bound as written
+    has_rows: bool = field(default=True, compare=False)
+
+
+@dataclass(frozen=True)
 class TableState:
     schema: str
     name: str
@@ -148,10 +159,13 @@ class TableState:
     # desired: None when the file leaves them out (not managed)
     row_security: tuple[bool, bool] | None = (False, False)  # (enabled, forced)
     policies: tuple[PolicyState, ...] | None = ()  # sorted by name
+    partition_by: str | None = None  # pg_get_partkeydef: "RANGE (created_at)"
+    partitions: tuple[PartitionState, ...] | None = ()  # sorted by (schema, name); desired: None, not managed
     # --- not compared -------------------------------------------------------------------------
     # live: may hold rows (it has data pages); assumed until `with_row_signal` reads it
     has_rows: bool = field(default=True, compare=False)
     renamed_from: str | None = field(default=None, compare=False)
+    partition_by_source: str | None = field(default=None, compare=False)  # desired: as written
 
     @property
     def key(self) -> tuple[str, str]:
@@ -177,6 +191,7 @@ class TablesState:
             taken.update(c.name for c in table.constraints)
             taken.update(i.name for i in table.indexes)
             taken.update(col.sequence[1] for col in table.columns if col.sequence and col.sequence[0] == schema)
+            taken.update(p.name for p in table.partitions or () if p.schema == schema)
         return taken
 
 

@@ -47,6 +47,7 @@ from erpprov.core.tables import (
     ConstraintState,
     IndexKey,
     IndexState,
+    PartitionState,
     PolicyState,
     TablesState,
     TableState,
@@ -380,6 +381,10 @@ def _table(table: TableState, grants: list[dict[str, Any]]) -> dict[str, Any]:
         result["row_level_security"] = {"enabled": table.row_security[0], "forced": table.row_security[1]}
     if table.policies:
         result["policies"] = [_policy(p) for p in table.policies]
+    if table.partition_by:
+        result["partition_by"] = _partition_by(table.partition_by)
+    if table.partitions:
+        result["partitions"] = [_partition(table, p) for p in table.partitions]
     if table.unlogged:
         result["unlogged"] = True
     if table.parameters:
@@ -390,6 +395,38 @@ def _table(table: TableState, grants: list[dict[str, Any]]) -> dict[str, Any]:
         result["owner"] = table.owner
     if grants:
         result["grants"] = sorted(grants, key=lambda g: (g["to"], g.get("with_grant_option", False)))
+    return result
+
+
+def _partition_by(definition: str) -> dict[str, Any]:
+    """pg_get_partkeydef's `RANGE (a, lower(b))` as {method, columns}."""
+    method, _, keys = definition.partition(" ")
+    return {"method": method.lower(), "columns": _top_level(keys.strip()[1:-1])}
+
+
+def _partition(parent: TableState, partition: PartitionState) -> dict[str, Any]:
+    """pg_get_expr(relpartbound) taken apart: `FOR VALUES FROM (...) TO (...)`, `IN (...)`,
+    `WITH (modulus m, remainder r)` or `DEFAULT`."""
+    result: dict[str, Any] = {"name": partition.name}
+    if partition.schema != parent.schema:
+        result["schema"] = partition.schema
+    bound = partition.bound
+    if bound == "DEFAULT":
+        result["default"] = True
+    elif bound.startswith("FOR VALUES IN ("):
+        start = len("FOR VALUES IN ")
+        result["in"] = _top_level(bound[start + 1:_closing(bound, start)])
+    elif bound.startswith("FOR VALUES WITH ("):
+        numbers = dict(part.split() for part in _top_level(bound[len("FOR VALUES WITH ("):-1]))
+        result.update(modulus=int(numbers["modulus"]), remainder=int(numbers["remainder"]))
+    else:
+        start = len("FOR VALUES FROM ")
+        end = _closing(bound, start)
+        result["from"] = _top_level(bound[start + 1:end])
+        to = bound.index("(", end)
+        result["to"] = _top_level(bound[to + 1:_closing(bound, to)])
+    if partition.comment is not None:
+        result["comment"] = partition.comment
     return result
 
 

@@ -113,9 +113,16 @@ def create_table(table: TableState, constraints: list[ConstraintState]) -> State
     items = [column_definition(c) for c in table.columns] + [table_constraint(c) for c in constraints]
     query = sql.SQL("CREATE {}TABLE {} ({})").format(sql.SQL("UNLOGGED " if table.unlogged else ""),
                                                    ident(table.schema, table.name), sql.SQL(", ").join(items))
+    if table.partition_by:  # printed by pg_get_partkeydef, or built from proven parts (canon)
+        query = sql.SQL("{} PARTITION BY {}").format(query, sql.SQL(table.partition_by_source or table.partition_by))
     if table.parameters:
         query = sql.SQL("{} WITH ({})").format(query, parameters(table.parameters))
     return render(query)
+
+
+def create_partition(schema: str, name: str, parent: tuple[str, str], bound: str) -> sql.Composed:
+    """`bound`: printed by pg_get_expr, or built from proven values (canon's `partition_bound_source`)."""
+    return sql.SQL("CREATE TABLE {} PARTITION OF {} {}").format(ident(schema, name), ident(*parent), sql.SQL(bound))
 
 
 def column_settings(schema: str, table: str, col: ColumnState) -> list[Statement]:

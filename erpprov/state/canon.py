@@ -42,6 +42,7 @@ from erpprov.core.tables import (
     ConstraintState,
     IndexKey,
     IndexState,
+    PartitionState,
     PolicyState,
     TablesState,
     TableState,
@@ -173,9 +174,41 @@ def _scratch_table(table: sql.Identifier, t: model.Table, typed: dict[int, Colum
         body = sql.SQL("{}{}").format(sql.SQL(exclusion_source(ex, names)), sql.SQL(_DEFERRABLE_WORDS[ex.deferrable]))
         items.append(sql.SQL("CONSTRAINT {} {}").format(sql.Identifier(ex.name), body) if ex.name else body)
     query = sql.SQL("CREATE TABLE {} ({})").format(table, sql.SQL(", ").join(items))
-    if partition_key:
+    if t.partition_by is not None:
+        query = sql.SQL("{} PARTITION BY {}").format(query, sql.SQL(partition_key_source(t.partition_by, names)))
+    elif partition_key:
         query = sql.SQL("{} PARTITION BY LIST ({})").format(query, sql.Identifier(partition_key))
     return query
+
+
+def partition_key_source(by: model.PartitionBy, columns: set[str]) -> str:
+    """`METHOD (key, ...)`: columns as identifiers, expressions in parentheses, COLLATE and operator
+    class as proven names."""
+    keys = []
+    for entry in by.columns:
+        e = index_entry(entry, columns)
+        key = sql.Identifier(e.body) if e.is_column else ddl.expression(e.body)
+        extras = [sql.SQL(f"COLLATE {e.collation}")] if e.collation else []
+        extras += [sql.SQL(e.opclass)] if e.opclass else []
+        keys.append(sql.SQL(" ").join([key, *extras]))
+    return sql.SQL("{} ({})").format(sql.SQL(by.method.upper()), sql.SQL(", ").join(keys)).as_string(None)
+
+
+def partition_bound_source(p: model.Partition) -> str:
+    """`FOR VALUES ...` or `DEFAULT`, each value MINVALUE/MAXVALUE or a proven expression."""
+    def values(items: list[str]) -> sql.Composable:
+        return sql.SQL(", ").join(sql.SQL(v) if v in ("MINVALUE", "MAXVALUE") else ddl.expression(v) for v in items)
+
+    if p.default:
+        return "DEFAULT"
+    if p.in_ is not None:
+        query = sql.SQL("FOR VALUES IN ({})").format(values(p.in_))
+    elif p.modulus is not None:
+        query = sql.SQL("FOR VALUES WITH (MODULUS {}, REMAINDER {})").format(sql.Literal(p.modulus),
+                                                                           sql.Literal(p.remainder))
+    else:
+        query = sql.SQL("FOR VALUES FROM ({}) TO ({})").format(values(p.from_ or []), values(p.to or []))
+    return query.as_string(None)
 
 
 def _execute(conn: psycopg.Connection, statements: Iterable[sql.Composed]) -> None:
@@ -208,7 +241,8 @@ def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: Tabl
         return TablesState({})
     tag = uuid.uuid4().hex[:10]
     types_schema = f"erpprov_scratch_{tag}_types"
-    real_schemas = sorted({t.schema_ for t in tables})
+    real_schemas = sorted({t.schema_ for t in tables} | {p.schema_ for t in tables for p in t.partitions or ()
+                                                          if p.schema_})
     stand_in = {schema: f"erpprov_scratch_{tag}_{i}" for i, schema in enumerate(real_schemas)}
     units: list[_Unit] = [_Unit("scratch schema", sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(types_schema)))]
 
@@ -328,15 +362,20 @@ def _table_builds(tables: list[model.Table], typed: dict[int, ColumnState], stan
         names = {c.name for c in t.columns}
         built_indexes = [ix for ix in t.indexes if _needs_build(ix, names)]
         needs_build.update(id(ix) for ix in built_indexes)
-        if t.checks or t.exclude or t.policies or built_indexes or any(c.generated is not None for c in t.columns):
+        if (t.checks or t.exclude or t.policies or built_indexes or t.partition_by is not None
+                or any(c.generated is not None for c in t.columns)):
             # a partitioned table takes no unique index, NO INHERIT check or exclusion constraint
+            # (a table partitioned in the file is built with its own key)
             plain = any(ix.unique for ix in built_indexes) or any(c.no_inherit for c in t.checks) or bool(t.exclude)
-            key = None if plain else f"erpprov_scratch_key_{tag}"
+            key = None if plain or t.partition_by else f"erpprov_scratch_key_{tag}"
             units.append(_Unit(f"table {t.schema_}.{t.name}", _scratch_table(
                 sql.Identifier(stand_in[t.schema_], t.name), t, typed, key)))
             units += [_Unit(f"index {ix.name or ix.columns} on {t.schema_}.{t.name}",
                             ddl.create_index(stand_in[t.schema_], t.name, _as_written(ix, names)))
                       for ix in built_indexes]
+            units += [_Unit(f"partition {p.name} of {t.schema_}.{t.name}", ddl.create_partition(
+                stand_in[p.schema_ or t.schema_], p.name, (stand_in[t.schema_], t.name), partition_bound_source(p)))
+                for p in t.partitions or ()]
             # to PUBLIC: the roles may be created by this very plan; they are compared as written
             units += [_Unit(f"policy {p.name} on {t.schema_}.{t.name}",
                             ddl.create_policy(stand_in[t.schema_], t.name, _written_policy(p), roles=("PUBLIC",)))
@@ -360,6 +399,16 @@ def _policies(t: model.Table, scratch: TableState | None) -> tuple[PolicyState, 
     built = {p.name: p for p in (scratch.policies or ())} if scratch else {}
     return tuple(sorted((replace(_written_policy(p), using=built[p.name].using, with_check=built[p.name].with_check)
                          for p in t.policies), key=lambda p: p.name))
+
+
+def _partitions(t: model.Table, scratch: TableState | None) -> tuple[PartitionState, ...] | None:
+    """The declared partitions with their bounds as the server printed them in the scratch build."""
+    if t.partitions is None:
+        return None
+    bounds = {p.name: p.bound for p in (scratch.partitions or ())} if scratch else {}
+    return tuple(sorted((PartitionState(schema=p.schema_ or t.schema_, name=p.name, bound=bounds[p.name],
+                                        comment=p.comment, source=partition_bound_source(p))
+                         for p in t.partitions), key=lambda p: (p.schema, p.name)))
 
 
 def _built_map(scratch: TablesState, stand_in: dict[str, str],
@@ -468,6 +517,9 @@ def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_bu
             comment=t.comment or None, owner=t.owner, unlogged=t.unlogged, parameters=_parameters(t.with_),
             row_security=(t.row_level_security.enabled, t.row_level_security.forced)
             if t.row_level_security is not None else None, policies=_policies(t, scratch),
+            partition_by=scratch.partition_by if scratch and t.partition_by else None,
+            partitions=_partitions(t, scratch),
+            partition_by_source=partition_key_source(t.partition_by, names) if t.partition_by else None,
             renamed_from=t.renamed_from)
     return TablesState(result)
 

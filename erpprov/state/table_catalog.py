@@ -1,9 +1,9 @@
-"""Read tables from the catalog: five bulk queries, whatever the number of tables.
+"""Read tables from the catalog: six bulk queries, whatever the number of tables.
 
 The same queries read the live database (`inspect_tables`) and the rolled-back scratch build of the
 desired state (`erpprov.state.canon`), so both sides are printed by the same catalog functions
 (format_type, pg_get_expr, pg_get_constraintdef, pg_get_indexdef) and compare like with like.
-The five queries go out in one pipeline: one network round trip.
+The six queries go out in one pipeline: one network round trip.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from erpprov.core.tables import (
     ConstraintState,
     IndexKey,
     IndexState,
+    PartitionState,
     PolicyState,
     TablesState,
     TableState,
@@ -28,9 +29,10 @@ from erpprov.core.tables import (
 from erpprov.errors import ErpprovError
 from erpprov.postgres.locks import exclusive_lockers
 
-# Which relations count as user tables of the database.
+# Which relations count as user tables of the database. A partition is read as a part of its
+# parent (`PARTITIONS`), not as a table of its own: its columns, keys and indexes are the parent's.
 LIVE_FILTER = sql.SQL(
-    r"""c.relkind IN ('r', 'p')
+    r"""c.relkind IN ('r', 'p') AND NOT c.relispartition
     AND n.nspname NOT IN ('pg_catalog', 'information_schema')
     AND n.nspname !~ '^pg_(toast|temp_)'
     AND c.oid NOT IN (SELECT e.objid FROM pg_depend e  -- found through the extensions: an index range
@@ -42,7 +44,7 @@ LIVE_FILTER = sql.SQL(
 def scratch_filter(schemas: list[str]) -> sql.Composable:
     """The relations of the scratch schemas (names are ours, passed as literals: no parameters, so
     the queries can keep PostgreSQL's own % and :: syntax untouched)."""
-    return sql.SQL("c.relkind IN ('r', 'p') AND n.nspname IN ({})").format(
+    return sql.SQL("c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname IN ({})").format(
         sql.SQL(", ").join(sql.Literal(s) for s in schemas))
 
 _REL = """WITH rel AS (SELECT c.oid, n.nspname, c.relname, c.relowner, c.relkind, c.relpersistence, c.reloptions,
@@ -53,7 +55,7 @@ TABLES = _REL + """
 SELECT r.oid, r.nspname, r.relname, pg_get_userbyid(r.relowner), ds.description, r.relpersistence = 'u',
        r.reloptions || ARRAY(SELECT 'toast.' || o FROM pg_class tc, unnest(tc.reloptions) o
                              WHERE tc.oid = r.reltoastrelid AND tc.reloptions IS NOT NULL),
-       r.relrowsecurity, r.relforcerowsecurity
+       r.relrowsecurity, r.relforcerowsecurity, CASE WHEN r.relkind = 'p' THEN pg_get_partkeydef(r.oid) END
 FROM rel r
 LEFT JOIN pg_description ds ON ds.objoid = r.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0"""
 
@@ -155,6 +157,14 @@ SELECT p.polrelid, p.polname, p.polcmd, p.polpermissive,
        pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
 FROM rel r JOIN pg_policy p ON p.polrelid = r.oid"""
 
+PARTITIONS = _REL + """
+SELECT i.inhparent, n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid), ds.description
+FROM rel r
+JOIN pg_inherits i ON i.inhparent = r.oid
+JOIN pg_class c ON c.oid = i.inhrelid AND c.relispartition
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_description ds ON ds.objoid = c.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0"""
+
 _COMMANDS = {"*": "all", "r": "select", "a": "insert", "w": "update", "d": "delete"}
 _STORAGE = {"p": "plain", "e": "external", "x": "extended", "m": "main"}
 _COMPRESSION = {"p": "pglz", "l": "lz4"}
@@ -163,22 +173,23 @@ _INDOPTION_DESC, _INDOPTION_NULLS_FIRST = 1, 2  # bits of pg_index.indoption
 
 
 def read_tables(conn: psycopg.Connection, where: sql.Composable) -> TablesState:
-    """Run the five queries for the relations `where` selects and assemble the states."""
+    """Run the six queries for the relations `where` selects and assemble the states."""
     # NULLS NOT DISTINCT is PostgreSQL 15's; before, every unique index treats NULLs as distinct
     modern = conn.info.server_version >= 150000
     queries = [sql.SQL(q).format(filter=where, nulls_not_distinct=sql.SQL(
         f"COALESCE({alias}.indnullsnotdistinct, false)" if modern else "false"))
-        for q, alias in ((TABLES, ""), (COLUMNS, ""), (CONSTRAINTS, "ci"), (INDEXES, "i"), (POLICIES, ""))]
+        for q, alias in ((TABLES, ""), (COLUMNS, ""), (CONSTRAINTS, "ci"), (INDEXES, "i"), (POLICIES, ""),
+                         (PARTITIONS, ""))]
     cursors = [conn.cursor() for _ in queries]
     with conn.pipeline():
         for cursor, query in zip(cursors, queries, strict=True):
             cursor.execute(query)
-    tables, columns, constraints, indexes, policies = (cursor.fetchall() for cursor in cursors)
-    return _assemble(tables, columns, constraints, indexes, policies)
+    tables, columns, constraints, indexes, policies, partitions = (cursor.fetchall() for cursor in cursors)
+    return _assemble(tables, columns, constraints, indexes, policies, partitions)
 
 
 def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple],
-              indexes: list[tuple], policies: list[tuple]) -> TablesState:
+              indexes: list[tuple], policies: list[tuple], partitions: list[tuple]) -> TablesState:
     cols: dict[int, list[ColumnState]] = defaultdict(list)
     names: dict[int, dict[int, str]] = defaultdict(dict)  # table oid -> attnum -> column name
     for (oid, num, name, type_, not_null, generated, expr, identity, collation, comment,
@@ -240,13 +251,18 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
     for oid, name, command, permissive, roles, using, with_check in policies:
         pols[oid].append(PolicyState(name=name, command=_COMMANDS[command], roles=tuple(sorted(roles)), using=using,
                                      with_check=with_check, permissive=permissive))
+    parts: dict[int, list[PartitionState]] = defaultdict(list)
+    for oid, schema, name, bound, comment in partitions:
+        parts[oid].append(PartitionState(schema=schema, name=name, bound=bound, comment=comment))
     result: dict[tuple[str, str], TableState] = {}
-    for oid, schema, name, owner, comment, unlogged, parameters, rls, forced in tables:
+    for oid, schema, name, owner, comment, unlogged, parameters, rls, forced, partition_by in tables:
         result[(schema, name)] = TableState(
             schema=schema, name=name, columns=tuple(cols.get(oid, ())),
             constraints=tuple(cons.get(oid, ())), indexes=tuple(idx.get(oid, ())),
             comment=comment, owner=owner, unlogged=unlogged, parameters=tuple(sorted(parameters or ())),
             row_security=(rls, forced), policies=tuple(sorted(pols.get(oid, ()), key=lambda p: p.name)),
+            partition_by=partition_by,
+            partitions=tuple(sorted(parts.get(oid, ()), key=lambda p: (p.schema, p.name))),
         )
     return TablesState(result)
 
@@ -260,7 +276,10 @@ def inspect_tables(conn: psycopg.Connection) -> TablesState:
 
 # Only the tables asked about: pg_relation_size opens each one, and so waits on any session that
 # holds it in ACCESS EXCLUSIVE mode.
-ROWS = _REL + """SELECT r.nspname, r.relname, r.relkind = 'r' AND pg_relation_size(r.oid) > 0
+ROWS = _REL + """SELECT r.nspname, r.relname,
+       CASE WHEN r.relkind = 'p' THEN EXISTS (SELECT FROM pg_partition_tree(r.oid) pt
+                                              WHERE pt.isleaf AND pg_relation_size(pt.relid) > 0)
+            ELSE pg_relation_size(r.oid) > 0 END
 FROM rel r JOIN unnest(%s::text[], %s::text[]) AS asked(schema, name)
   ON asked.schema = r.nspname AND asked.name = r.relname"""
 

@@ -9,6 +9,7 @@ import pytest
 from erpprov.apply.hazards import HazardsRefused
 from erpprov.apply.host import HostFailed
 from erpprov.core.actions import Hazard, Op
+from erpprov.errors import ErpprovError
 from erpprov.state.table_catalog import inspect_tables
 from tests.helpers import apply_all, load_targets, plan_of
 from tests.tables.roundtrip import replan_export
@@ -214,3 +215,58 @@ def test_row_level_security_and_policies_converge_and_dropping_widens_access(con
         assert not unmanaged.actions and len([a for a in unmanaged.unmanaged if a.kind == "policy"]) == 2
     finally:
         conn.execute("DROP OWNED BY clerk; DROP ROLE clerk")
+
+
+PARTITIONED = """
+- name: orders
+  columns: [{name: id, type: bigint}, {name: placed, type: date}, {name: region, type: text}]
+  primary_key: {columns: [id, placed]}
+  partition_by: {method: range, columns: [placed]}
+  indexes: [{columns: [region]}]
+  partitions:
+    - {name: orders_2024_01, from: ["'2024-01-01'"], to: ["'2024-02-01'"]}
+    - {name: orders_old, from: [MINVALUE], to: ["'2024-01-01'"], comment: archive}
+- name: regions
+  columns: [{name: code, type: text}, {name: n, type: int}]
+  partition_by: {method: list, columns: ["lower(code)"]}
+  partitions:
+    - {name: regions_eu, in: ["'de'", "'fr'"]}
+    - {name: regions_rest, default: true}
+- name: buckets
+  columns: [{name: k, type: int}]
+  partition_by: {method: hash, columns: [k]}
+  partitions:
+    - {name: buckets_0, modulus: 2, remainder: 0}
+    - {name: buckets_1, modulus: 2, remainder: 1}
+"""
+
+
+def test_partitioned_tables_converge_export_and_guard_their_rows(conn):
+    first = converge(conn, tables(PARTITIONED))
+    assert {a.address.split(".")[-1] for a in first.actions if a.op is Op.CREATE} >= {
+        "orders_2024_01", "orders_old", "regions_eu", "regions_rest", "buckets_0", "buckets_1"}
+    assert_declared(conn, tables(PARTITIONED))
+    # the parent's index cascades to the partitions and is not planned per partition
+    assert len([a for a in first.actions if a.address.startswith("index.")]) == 1
+    exported, again = replan_export(conn)
+    assert not again.actions, describe(again.actions)
+    orders = next(t for t in exported if t["name"] == "orders")
+    assert orders["partition_by"] == {"method": "range", "columns": ["placed"]}
+    assert orders["partitions"][1] == {"name": "orders_old", "from": ["MINVALUE"], "to": ["'2024-01-01'"],
+                                       "comment": "archive"}
+    conn.execute("INSERT INTO orders VALUES (1, '2024-01-15', 'x')")
+    # a new partition is created; one left out is dropped with its rows (deletes_data); a new bound re-attaches
+    changed = (PARTITIONED.replace("'2024-02-01'", "'2024-03-01'")
+               .replace("    - {name: buckets_1, modulus: 2, remainder: 1}\n", "")
+               .replace("- {name: regions_rest, default: true}",
+                        "- {name: regions_rest, default: true}\n    - {name: regions_us, in: [\"'us'\"]}"))
+    second = plan(conn, tables(changed))
+    by_target = {a.address.split(".")[-1]: a for a in second.actions}
+    assert by_target["buckets_1"].op is Op.DELETE and Hazard.DELETES_DATA in by_target["buckets_1"].hazards
+    assert by_target["regions_us"].op is Op.CREATE
+    assert by_target["orders_2024_01"].op is Op.UPDATE and Hazard.VALIDATES_DATA in by_target["orders_2024_01"].hazards
+    converge(conn, tables(changed))
+    assert conn.execute("SELECT count(*) FROM orders_2024_01").fetchone()[0] == 1
+    # partitioning cannot change in place: a refusal that names the steps
+    with pytest.raises(ErpprovError, match="cannot change how a table is partitioned"):
+        plan(conn, tables(changed.split("  partition_by: {method: hash")[0]))

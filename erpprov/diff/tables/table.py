@@ -23,6 +23,7 @@ from erpprov.diff.tables.emit import hazards_on
 from erpprov.diff.tables.foreign_keys import BrokenKeys, drop_slot
 from erpprov.diff.tables.indexes import creating as creating_index
 from erpprov.diff.tables.indexes import diff_indexes
+from erpprov.diff.tables.partitions import diff_partitions
 from erpprov.diff.tables.policies import diff_row_security
 from erpprov.postgres import table_ddl as ddl
 
@@ -36,6 +37,8 @@ def is_same(want: TableState, have: TableState) -> bool:
             and want.unlogged == have.unlogged and want.parameters == have.parameters
             and want.row_security in (None, have.row_security)
             and (want.policies == have.policies or (want.policies is None and not have.policies))
+            and want.partition_by == have.partition_by
+            and (want.partitions == have.partitions or (want.partitions is None and not have.partitions))
             and _same_set(want.constraints, have.constraints) and _same_set(want.indexes, have.indexes))
 
 
@@ -65,6 +68,7 @@ def create_table(ctx: Context, want: TableState) -> None:
     ctx.out.add(ctx.a_table(s, t), Op.CREATE, Phase.TABLE, statements,
                 after={"columns": [c.name for c in want.columns]})
     diff_row_security(ctx, want, None)
+    diff_partitions(ctx, want, None)
     for index in want.indexes:
         ctx.out.add(ctx.a_index(s, index.name), Op.CREATE, Phase.INDEX, creating_index(s, t, index))
 
@@ -79,6 +83,7 @@ def update_table(ctx: Context, want: TableState, have: TableState) -> None:
     diff_indexes(ctx, want, have, fates)
     _storage(ctx, want, have)
     diff_row_security(ctx, want, have)
+    diff_partitions(ctx, want, have)
     if want.comment != have.comment:
         ctx.out.add(ctx.a_table(s, t), Op.UPDATE, Phase.COMMENT,
                     [ddl.comment("TABLE", ddl.ident(s, t), want.comment)],
