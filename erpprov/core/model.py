@@ -524,13 +524,14 @@ class Table(Strict):
     checks: list[Check] = Field(default_factory=list)
     exclude: list[Exclude] = Field(default_factory=list, description="Exclusion constraints")
     indexes: list[Index] = Field(default_factory=list)
-    row_level_security: RowLevelSecurity | None = Field(
-        None, description="Left out: not managed; {enabled: false} disables it (hazard widens_access)")
-    policies: list[Policy] | None = Field(
-        None, description="Exactly these policies (others are dropped: hazard widens_access); left out: not managed")
+    row_level_security: RowLevelSecurity = Field(
+        default_factory=lambda: RowLevelSecurity(enabled=False),
+        description="Default: off; turning it off is hazard widens_access")
+    policies: list[Policy] = Field(
+        default_factory=list, description="Exactly these policies: others are dropped (hazard widens_access)")
     partition_by: PartitionBy | None = Field(None, description="A partitioned table: PARTITION BY method (columns)")
-    partitions: list[Partition] | None = Field(
-        None, description="Exactly these partitions (others are dropped: deletes_data); left out: not managed")
+    partitions: list[Partition] = Field(
+        default_factory=list, description="Exactly these partitions: others are dropped (hazard deletes_data)")
     unlogged: bool = Field(False, description="UNLOGGED: not written to the WAL, emptied after a crash")
     with_: Parameters = Field(default_factory=dict, alias="with",
                               description="Storage parameters, e.g. {fillfactor: 80, autovacuum_enabled: false}")
@@ -544,9 +545,9 @@ class Table(Strict):
     @model_validator(mode="after")
     def _columns_known(self) -> Table:
         unique_names(self.columns, "columns", field="columns")
-        unique_names(self.policies or [], "policies", field="policies")
-        unique_names(self.partitions or [], "partitions", field="partitions")
-        if self.partitions is not None and self.partition_by is None:
+        unique_names(self.policies, "policies", field="policies")
+        unique_names(self.partitions, "partitions", field="partitions")
+        if self.partitions and self.partition_by is None:
             raise ValueError("partitions need partition_by")
         for entry in self.partition_by.columns if self.partition_by else []:
             fragments.index_entry(entry, {c.name for c in self.columns})

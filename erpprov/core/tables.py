@@ -156,11 +156,10 @@ class TableState:
     owner: str | None = None  # desired: None means "whoever it is"
     unlogged: bool = False
     parameters: tuple[str, ...] = ()  # reloptions, with the TOAST table's as "toast.name=value"; sorted
-    # desired: None when the file leaves them out (not managed)
-    row_security: tuple[bool, bool] | None = (False, False)  # (enabled, forced)
-    policies: tuple[PolicyState, ...] | None = ()  # sorted by name
+    row_security: tuple[bool, bool] = (False, False)  # (enabled, forced)
+    policies: tuple[PolicyState, ...] = ()  # sorted by name
     partition_by: str | None = None  # pg_get_partkeydef: "RANGE (created_at)"
-    partitions: tuple[PartitionState, ...] | None = ()  # sorted by (schema, name); desired: None, not managed
+    partitions: tuple[PartitionState, ...] = ()  # sorted by (schema, name)
     # --- not compared -------------------------------------------------------------------------
     # live: may hold rows (it has data pages); assumed until `with_row_signal` reads it
     has_rows: bool = field(default=True, compare=False)
@@ -191,7 +190,7 @@ class TablesState:
             taken.update(c.name for c in table.constraints)
             taken.update(i.name for i in table.indexes)
             taken.update(col.sequence[1] for col in table.columns if col.sequence and col.sequence[0] == schema)
-            taken.update(p.name for p in table.partitions or () if p.schema == schema)
+            taken.update(p.name for p in table.partitions if p.schema == schema)
         return taken
 
 

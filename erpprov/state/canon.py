@@ -241,8 +241,7 @@ def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: Tabl
         return TablesState({})
     tag = uuid.uuid4().hex[:10]
     types_schema = f"erpprov_scratch_{tag}_types"
-    real_schemas = sorted({t.schema_ for t in tables} | {p.schema_ for t in tables for p in t.partitions or ()
-                                                          if p.schema_})
+    real_schemas = sorted({t.schema_ for t in tables} | {p.schema_ for t in tables for p in t.partitions if p.schema_})
     stand_in = {schema: f"erpprov_scratch_{tag}_{i}" for i, schema in enumerate(real_schemas)}
     units: list[_Unit] = [_Unit("scratch schema", sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(types_schema)))]
 
@@ -375,11 +374,11 @@ def _table_builds(tables: list[model.Table], typed: dict[int, ColumnState], stan
                       for ix in built_indexes]
             units += [_Unit(f"partition {p.name} of {t.schema_}.{t.name}", ddl.create_partition(
                 stand_in[p.schema_ or t.schema_], p.name, (stand_in[t.schema_], t.name), partition_bound_source(p)))
-                for p in t.partitions or ()]
+                for p in t.partitions]
             # to PUBLIC: the roles may be created by this very plan; they are compared as written
             units += [_Unit(f"policy {p.name} on {t.schema_}.{t.name}",
                             ddl.create_policy(stand_in[t.schema_], t.name, _written_policy(p), roles=("PUBLIC",)))
-                      for p in t.policies or ()]
+                      for p in t.policies]
             built.append(t)
     if units:
         units[:0] = [_Unit("scratch schemas", sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(s)))
@@ -392,20 +391,16 @@ def _written_policy(p: model.Policy) -> PolicyState:
                        using=p.using, with_check=p.with_check, using_source=p.using, with_check_source=p.with_check)
 
 
-def _policies(t: model.Table, scratch: TableState | None) -> tuple[PolicyState, ...] | None:
+def _policies(t: model.Table, scratch: TableState | None) -> tuple[PolicyState, ...]:
     """The declared policies with their expressions as the server printed them on the scratch table."""
-    if t.policies is None:
-        return None
-    built = {p.name: p for p in (scratch.policies or ())} if scratch else {}
+    built = {p.name: p for p in scratch.policies} if scratch else {}
     return tuple(sorted((replace(_written_policy(p), using=built[p.name].using, with_check=built[p.name].with_check)
                          for p in t.policies), key=lambda p: p.name))
 
 
-def _partitions(t: model.Table, scratch: TableState | None) -> tuple[PartitionState, ...] | None:
+def _partitions(t: model.Table, scratch: TableState | None) -> tuple[PartitionState, ...]:
     """The declared partitions with their bounds as the server printed them in the scratch build."""
-    if t.partitions is None:
-        return None
-    bounds = {p.name: p.bound for p in (scratch.partitions or ())} if scratch else {}
+    bounds = {p.name: p.bound for p in scratch.partitions} if scratch else {}
     return tuple(sorted((PartitionState(schema=p.schema_ or t.schema_, name=p.name, bound=bounds[p.name],
                                         comment=p.comment, source=partition_bound_source(p))
                          for p in t.partitions), key=lambda p: (p.schema, p.name)))
@@ -515,8 +510,7 @@ def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_bu
             constraints=tuple(sorted(constraints, key=lambda c: c.name)),
             indexes=tuple(sorted(indexes, key=lambda i: i.name)),
             comment=t.comment or None, owner=t.owner, unlogged=t.unlogged, parameters=_parameters(t.with_),
-            row_security=(t.row_level_security.enabled, t.row_level_security.forced)
-            if t.row_level_security is not None else None, policies=_policies(t, scratch),
+            row_security=(t.row_level_security.enabled, t.row_level_security.forced), policies=_policies(t, scratch),
             partition_by=scratch.partition_by if scratch and t.partition_by else None,
             partitions=_partitions(t, scratch),
             partition_by_source=partition_key_source(t.partition_by, names) if t.partition_by else None,

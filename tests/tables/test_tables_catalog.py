@@ -210,9 +210,10 @@ def test_row_level_security_and_policies_converge_and_dropping_widens_access(con
         assert by_target["reads"].op is Op.DELETE and by_target["reads"].hazards == (Hazard.WIDENS_ACCESS,)
         assert by_target["tenants_data"].hazards == (Hazard.WIDENS_ACCESS,)
         converge(conn, tables(changed))
-        # leaving policies out of the file leaves them alone, reported as unmanaged
-        unmanaged = plan(conn, tables(changed.split("  row_level_security")[0]))
-        assert not unmanaged.actions and len([a for a in unmanaged.unmanaged if a.kind == "policy"]) == 2
+        # a file without policies means none: each goes, and RLS off, each widening access
+        bare = plan(conn, tables(changed.split("  row_level_security")[0]))
+        assert sorted((a.op, a.hazards) for a in bare.actions) == [(Op.DELETE, (Hazard.WIDENS_ACCESS,))] * 2 + [
+            (Op.UPDATE, (Hazard.WIDENS_ACCESS,))], describe(bare.actions)
     finally:
         conn.execute("DROP OWNED BY clerk; DROP ROLE clerk")
 

@@ -14,8 +14,7 @@ from erpprov.postgres import table_ddl as ddl
 
 
 def diff_partitions(ctx: Context, want: TableState, have: TableState | None) -> None:
-    """`have` None: a table this plan creates. Partitions the file leaves out (None) are not
-    managed: live ones are reported as unmanaged."""
+    """`have` None: a table this plan creates."""
     s, t = want.schema, want.name
     if have is not None and want.partition_by != have.partition_by:
         raise ErpprovError(
@@ -23,10 +22,7 @@ def diff_partitions(ctx: Context, want: TableState, have: TableState | None) -> 
             "change how a table is partitioned in place",
             hint="declare the new table under another name with its partitions, apply, copy the rows (INSERT INTO "
                  "new SELECT * FROM old), then drop the old table and rename the new one (renamed_from)")
-    live = {(p.schema, p.name): p for p in (have.partitions or ())} if have else {}
-    if want.partitions is None:
-        ctx.unmanaged.extend(ctx.a_table(*key) for key in sorted(live))
-        return
+    live = {(p.schema, p.name): p for p in have.partitions} if have else {}
     for part in want.partitions:
         old = live.get((part.schema, part.name))
         if old is None:

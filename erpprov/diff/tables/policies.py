@@ -16,16 +16,10 @@ _OFF = (False, False)
 
 
 def diff_row_security(ctx: Context, want: TableState, have: TableState | None) -> None:
-    """`have` None: a table this plan creates. A side the file leaves out (None) is not managed:
-    live policies are then reported as unmanaged."""
+    """`have` None: a table this plan creates."""
     s, t = want.schema, want.name
-    live = {p.name: p for p in (have.policies or ())} if have else {}
-    if want.policies is None:
-        ctx.unmanaged.extend(_address(ctx, s, t, name) for name in sorted(live))
-    else:
-        _diff_policies(ctx, s, t, want.policies, live)
-    if want.row_security is not None:
-        _switches(ctx, s, t, want.row_security, (have.row_security or _OFF) if have else _OFF)
+    _diff_policies(ctx, s, t, want.policies, {p.name: p for p in have.policies} if have else {})
+    _switches(ctx, s, t, want.row_security, have.row_security if have else _OFF)
 
 
 def _switches(ctx: Context, s: str, t: str, want: tuple[bool, bool], have: tuple[bool, bool]) -> None:

@@ -35,10 +35,8 @@ def is_same(want: TableState, have: TableState) -> bool:
     return (want.columns == have.columns and want.comment == have.comment
             and (want.owner is None or want.owner == have.owner)
             and want.unlogged == have.unlogged and want.parameters == have.parameters
-            and want.row_security in (None, have.row_security)
-            and (want.policies == have.policies or (want.policies is None and not have.policies))
-            and want.partition_by == have.partition_by
-            and (want.partitions == have.partitions or (want.partitions is None and not have.partitions))
+            and want.row_security == have.row_security and want.policies == have.policies
+            and want.partition_by == have.partition_by and want.partitions == have.partitions
             and _same_set(want.constraints, have.constraints) and _same_set(want.indexes, have.indexes))
 
 
