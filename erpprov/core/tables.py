@@ -165,6 +165,8 @@ class TableState:
     has_rows: bool = field(default=True, compare=False)
     renamed_from: str | None = field(default=None, compare=False)
     partition_by_source: str | None = field(default=None, compare=False)  # desired: as written
+    # live: what the catalog holds about the table beyond what erpprov manages (see UNMANAGED_PROPERTIES)
+    unmanaged: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -172,6 +174,24 @@ class TableState:
 
     def column(self, name: str) -> ColumnState | None:
         return next((c for c in self.columns if c.name == name), None)
+
+
+# Table properties erpprov reads but does not manage: a live table that has one is listed in the
+# plan (`property.<db>.<schema>.<table>.<name>`), so that nothing about it goes unseen.
+UNMANAGED_PROPERTIES = {
+    "tablespace": "the table is in a tablespace other than the database's",
+    "replica_identity": "REPLICA IDENTITY other than the primary key",
+    "of_type": "a typed table (OF type)",
+    "access_method": "a table access method other than heap",
+    "inherits": "inherits from another table (INHERITS)",
+    "rules": "rules on the table",
+    "column_options": "column options (ALTER COLUMN SET (n_distinct ...))",
+    "column_privileges": "privileges granted on single columns",
+    "cluster_on": "an index marked CLUSTER ON",
+    "invalid_index": "an index left invalid (a failed CREATE INDEX CONCURRENTLY)",
+    "index_tablespace": "an index in another tablespace",
+    "delete_set_columns": "a foreign key ON DELETE SET NULL/DEFAULT (columns)",
+}
 
 
 @dataclass(frozen=True)

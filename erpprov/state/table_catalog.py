@@ -48,14 +48,33 @@ def scratch_filter(schemas: list[str]) -> sql.Composable:
         sql.SQL(", ").join(sql.Literal(s) for s in schemas))
 
 _REL = """WITH rel AS (SELECT c.oid, n.nspname, c.relname, c.relowner, c.relkind, c.relpersistence, c.reloptions,
-                       c.reltoastrelid, c.relrowsecurity, c.relforcerowsecurity
+                       c.reltoastrelid, c.relrowsecurity, c.relforcerowsecurity, c.reltablespace, c.relreplident,
+                       c.reloftype, c.relam, c.relhasrules
                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {filter}) """
 
 TABLES = _REL + """
 SELECT r.oid, r.nspname, r.relname, pg_get_userbyid(r.relowner), ds.description, r.relpersistence = 'u',
        r.reloptions || ARRAY(SELECT 'toast.' || o FROM pg_class tc, unnest(tc.reloptions) o
                              WHERE tc.oid = r.reltoastrelid AND tc.reloptions IS NOT NULL),
-       r.relrowsecurity, r.relforcerowsecurity, CASE WHEN r.relkind = 'p' THEN pg_get_partkeydef(r.oid) END
+       r.relrowsecurity, r.relforcerowsecurity, CASE WHEN r.relkind = 'p' THEN pg_get_partkeydef(r.oid) END,
+       array_remove(ARRAY[
+         CASE WHEN r.reltablespace <> 0 THEN 'tablespace' END,
+         CASE WHEN r.relreplident NOT IN ('d', 'p') THEN 'replica_identity' END,
+         CASE WHEN r.reloftype <> 0 THEN 'of_type' END,
+         CASE WHEN r.relam <> 0 AND r.relam <> (SELECT oid FROM pg_am WHERE amname = 'heap') THEN 'access_method' END,
+         CASE WHEN EXISTS (SELECT FROM pg_inherits h WHERE h.inhrelid = r.oid) THEN 'inherits' END,
+         CASE WHEN r.relhasrules THEN 'rules' END,
+         CASE WHEN EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum > 0
+                           AND a.attoptions IS NOT NULL) THEN 'column_options' END,
+         CASE WHEN EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum > 0
+                           AND a.attacl IS NOT NULL) THEN 'column_privileges' END,
+         CASE WHEN EXISTS (SELECT FROM pg_index i WHERE i.indrelid = r.oid AND i.indisclustered) THEN 'cluster_on' END,
+         CASE WHEN EXISTS (SELECT FROM pg_index i WHERE i.indrelid = r.oid AND NOT i.indisvalid)
+              THEN 'invalid_index' END,
+         CASE WHEN EXISTS (SELECT FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                           WHERE i.indrelid = r.oid AND ic.reltablespace <> 0) THEN 'index_tablespace' END,
+         {delete_set_columns}
+       ], NULL)
 FROM rel r
 LEFT JOIN pg_description ds ON ds.objoid = r.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0"""
 
@@ -150,6 +169,10 @@ WHERE NOT EXISTS (SELECT FROM pg_constraint pc WHERE pc.conindid = i.indexrelid 
                                                  AND pc.contype IN ('p', 'u', 'x'))
 ORDER BY i.indrelid, i.indexrelid"""
 
+# ON DELETE SET NULL (columns), PostgreSQL 15's: not managed, listed
+_DELETE_SET_COLUMNS = """CASE WHEN EXISTS (SELECT FROM pg_constraint k WHERE k.conrelid = r.oid
+                                          AND k.confdelsetcols IS NOT NULL) THEN 'delete_set_columns' END"""
+
 POLICIES = _REL + """
 SELECT p.polrelid, p.polname, p.polcmd, p.polpermissive,
        ARRAY(SELECT CASE WHEN u.role = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(u.role) END
@@ -177,7 +200,8 @@ def read_tables(conn: psycopg.Connection, where: sql.Composable) -> TablesState:
     # NULLS NOT DISTINCT is PostgreSQL 15's; before, every unique index treats NULLs as distinct
     modern = conn.info.server_version >= 150000
     queries = [sql.SQL(q).format(filter=where, nulls_not_distinct=sql.SQL(
-        f"COALESCE({alias}.indnullsnotdistinct, false)" if modern else "false"))
+        f"COALESCE({alias}.indnullsnotdistinct, false)" if modern else "false"),
+        delete_set_columns=sql.SQL(_DELETE_SET_COLUMNS if modern else "NULL"))
         for q, alias in ((TABLES, ""), (COLUMNS, ""), (CONSTRAINTS, "ci"), (INDEXES, "i"), (POLICIES, ""),
                          (PARTITIONS, ""))]
     cursors = [conn.cursor() for _ in queries]
@@ -255,13 +279,13 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
     for oid, schema, name, bound, comment in partitions:
         parts[oid].append(PartitionState(schema=schema, name=name, bound=bound, comment=comment))
     result: dict[tuple[str, str], TableState] = {}
-    for oid, schema, name, owner, comment, unlogged, parameters, rls, forced, partition_by in tables:
+    for oid, schema, name, owner, comment, unlogged, parameters, rls, forced, partition_by, unmanaged in tables:
         result[(schema, name)] = TableState(
             schema=schema, name=name, columns=tuple(cols.get(oid, ())),
             constraints=tuple(cons.get(oid, ())), indexes=tuple(idx.get(oid, ())),
             comment=comment, owner=owner, unlogged=unlogged, parameters=tuple(sorted(parameters or ())),
             row_security=(rls, forced), policies=tuple(sorted(pols.get(oid, ()), key=lambda p: p.name)),
-            partition_by=partition_by,
+            partition_by=partition_by, unmanaged=tuple(unmanaged),
             partitions=tuple(sorted(parts.get(oid, ()), key=lambda p: (p.schema, p.name))),
         )
     return TablesState(result)

@@ -271,3 +271,57 @@ def test_partitioned_tables_converge_export_and_guard_their_rows(conn):
     # partitioning cannot change in place: a refusal that names the steps
     with pytest.raises(ErpprovError, match="cannot change how a table is partitioned"):
         plan(conn, tables(changed.split("  partition_by: {method: hash")[0]))
+
+
+# Every column of the catalogs a table is read from, by what erpprov does with it. A PostgreSQL
+# release that adds one fails this test until the new column is managed, listed or ruled out.
+CATALOG_COLUMNS = {
+    "pg_class": {
+        "managed": "relname relnamespace relowner relkind relpersistence reloptions reltoastrelid relrowsecurity "
+                   "relforcerowsecurity relispartition relpartbound relacl",
+        "listed": "reltablespace relreplident reloftype relam relhasrules",
+        "derived": "oid reltype relfilenode relpages reltuples relallvisible relhasindex relisshared relnatts "
+                   "relchecks relhastriggers relhassubclass relispopulated relrewrite relfrozenxid relminmxid",
+    },
+    "pg_attribute": {
+        "managed": "attrelid attname atttypid atttypmod attnum attstorage attcompression attnotnull atthasdef "
+                   "atthasmissing attidentity attgenerated attisdropped attcollation attstattarget",
+        "listed": "attacl attoptions",
+        "derived": "attlen attndims attcacheoff attbyval attalign attislocal attinhcount attfdwoptions attmissingval",
+    },
+    "pg_constraint": {
+        "managed": "oid conname contype condeferrable condeferred convalidated conrelid conindid confrelid "
+                   "confupdtype confdeltype confmatchtype conkey confkey connoinherit conexclop conbin",
+        "listed": "confdelsetcols",
+        "derived": "connamespace contypid conparentid conislocal coninhcount conpfeqop conppeqop conffeqop",
+    },
+    "pg_index": {
+        "managed": "indexrelid indrelid indnatts indnkeyatts indisunique indnullsnotdistinct indisprimary "
+                   "indisexclusion indimmediate indkey indcollation indclass indoption indexprs indpred",
+        "listed": "indisclustered indisvalid",
+        "derived": "indcheckxmin indisready indislive indisreplident",
+    },
+}
+
+
+def test_every_catalog_column_of_a_table_is_managed_listed_or_ruled_out(conn):
+    for catalog, kinds in CATALOG_COLUMNS.items():
+        server = {name for (name,) in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0", (catalog,))}
+        known = {name for names in kinds.values() for name in names.split()}
+        assert server - known == set(), f"{catalog}: columns erpprov neither manages nor lists"
+
+
+def test_what_erpprov_does_not_manage_is_listed_in_the_plan(conn):
+    conn.execute("""CREATE TABLE base (a int); CREATE TABLE odd (a int NOT NULL, b text) INHERITS (base);
+                    CREATE UNIQUE INDEX odd_a ON odd (a); ALTER TABLE odd REPLICA IDENTITY USING INDEX odd_a;
+                    CLUSTER odd USING odd_a; ALTER TABLE odd ALTER COLUMN b SET (n_distinct = 5);
+                    ALTER TABLE odd ADD PRIMARY KEY (a);
+                    CREATE TABLE kid (a int REFERENCES odd ON DELETE SET NULL (a));""")
+    spec = tables("- name: odd\n  columns: [{name: a, type: int, primary_key: true}, {name: b, type: text}]\n"
+                  "  indexes: [{name: odd_a, columns: [a], unique: true}]\n"
+                  "- name: kid\n  columns: [{name: a, type: int}]\n"
+                  "  foreign_keys: [{columns: [a], references: {table: odd}, on_delete: set null}]\n")
+    listed = {a for a in plan(conn, spec).unmanaged if a.kind == "property"}
+    assert {a.parts[-2:] for a in listed} == {("odd", "inherits"), ("odd", "replica_identity"), ("odd", "cluster_on"),
+                                              ("odd", "column_options"), ("kid", "delete_set_columns")}
