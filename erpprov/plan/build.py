@@ -113,7 +113,8 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         canon = replace(canon, functions=catalog.canonical_functions(conn, function_signatures(db)))
         live_tables = inspect_tables(conn)
         if not db.tables or one_value(conn, "SELECT has_database_privilege(current_database(), 'CREATE')"):
-            desired_tables = canonicalize(conn, db.tables, live_tables)
+            desired_tables = canonicalize(conn, db.tables, live_tables, [
+                e for e in db.extensions if e.state == "present" and e.name not in live.extensions])
         else:
             desired_tables = canonicalize_in_scratch_database(target, admin, db.tables, live_tables)
         prune = {s.name for s in db.schemas if s.prune}

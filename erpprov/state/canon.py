@@ -234,16 +234,21 @@ def _culprit(conn: psycopg.Connection, units: list[_Unit], error: psycopg.Error)
     return ErpprovError(f"PostgreSQL rejected the table definitions: {error}")
 
 
-def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: TablesState | None = None) -> TablesState:
+def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: TablesState | None = None,
+                 extensions: list[model.Extension] | None = None) -> TablesState:
     """The desired tables in the state vocabulary. `live` (optional; read when needed and not
-    given) supplies the primary key of foreign-key targets that exist only in the live database."""
+    given) supplies the primary key of foreign-key targets that exist only in the live database.
+    `extensions`: those the same plan creates, created first in the rolled-back build too, so that
+    their types and operator classes (citext, btree_gist) are there for the tables that use them."""
     if not tables:
         return TablesState({})
     tag = uuid.uuid4().hex[:10]
     types_schema = f"erpprov_scratch_{tag}_types"
     real_schemas = sorted({t.schema_ for t in tables} | {p.schema_ for t in tables for p in t.partitions if p.schema_})
     stand_in = {schema: f"erpprov_scratch_{tag}_{i}" for i, schema in enumerate(real_schemas)}
-    units: list[_Unit] = [_Unit("scratch schema", sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(types_schema)))]
+    units: list[_Unit] = [_Unit(f"extension {e.name}", sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(
+        sql.Identifier(e.name))) for e in extensions or ()]
+    units.append(_Unit("scratch schema", sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(types_schema))))
 
     combos: dict[ComboKey, str] = {}
     keys: dict[int, ComboKey] = {}  # id(model column) -> its combination, computed once

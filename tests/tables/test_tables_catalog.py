@@ -325,3 +325,15 @@ def test_what_erpprov_does_not_manage_is_listed_in_the_plan(conn):
     listed = {a for a in plan(conn, spec).unmanaged if a.kind == "property"}
     assert {a.parts[-2:] for a in listed} == {("odd", "inherits"), ("odd", "replica_identity"), ("odd", "cluster_on"),
                                               ("odd", "column_options"), ("kid", "delete_set_columns")}
+
+
+def test_an_exclusion_constraint_plans_with_the_extension_the_same_file_creates(tmp_path, pg):
+    playbook = EXTENSIONS.format(db=pg.dbname, extensions="[{name: btree_gist}]") + """      tables:
+        - name: rooms
+          columns: [{name: room, type: int}, {name: during, type: tstzrange}]
+          exclude: [{elements: [{column: room, with: "="}, {column: during, with: "&&"}]}]
+"""
+    targets = load_targets(tmp_path, pg, playbook)
+    assert {op for _, op in plan_of(targets)} == {"create"}
+    apply_all(targets)
+    assert plan_of(targets) == []
