@@ -52,30 +52,28 @@ _REL = """WITH rel AS (SELECT c.oid, n.nspname, c.relname, c.relowner, c.relkind
                        c.reloftype, c.relam, c.relhasrules
                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {filter}) """
 
+# Properties erpprov does not manage (core.tables.UNMANAGED_PROPERTIES), each found by one
+# set-wide lookup (a hashed subplan), not one per table; those of columns come with the columns.
 TABLES = _REL + """
 SELECT r.oid, r.nspname, r.relname, pg_get_userbyid(r.relowner), ds.description, r.relpersistence = 'u',
-       r.reloptions || ARRAY(SELECT 'toast.' || o FROM pg_class tc, unnest(tc.reloptions) o
-                             WHERE tc.oid = r.reltoastrelid AND tc.reloptions IS NOT NULL),
+       r.reloptions || CASE WHEN tc.reloptions IS NOT NULL THEN
+                            ARRAY(SELECT 'toast.' || o FROM unnest(tc.reloptions) o) END,
        r.relrowsecurity, r.relforcerowsecurity, CASE WHEN r.relkind = 'p' THEN pg_get_partkeydef(r.oid) END,
        array_remove(ARRAY[
          CASE WHEN r.reltablespace <> 0 THEN 'tablespace' END,
          CASE WHEN r.relreplident NOT IN ('d', 'p') THEN 'replica_identity' END,
          CASE WHEN r.reloftype <> 0 THEN 'of_type' END,
          CASE WHEN r.relam <> 0 AND r.relam <> (SELECT oid FROM pg_am WHERE amname = 'heap') THEN 'access_method' END,
-         CASE WHEN EXISTS (SELECT FROM pg_inherits h WHERE h.inhrelid = r.oid) THEN 'inherits' END,
+         CASE WHEN r.oid IN (SELECT inhrelid FROM pg_inherits) THEN 'inherits' END,
          CASE WHEN r.relhasrules THEN 'rules' END,
-         CASE WHEN EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum > 0
-                           AND a.attoptions IS NOT NULL) THEN 'column_options' END,
-         CASE WHEN EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum > 0
-                           AND a.attacl IS NOT NULL) THEN 'column_privileges' END,
-         CASE WHEN EXISTS (SELECT FROM pg_index i WHERE i.indrelid = r.oid AND i.indisclustered) THEN 'cluster_on' END,
-         CASE WHEN EXISTS (SELECT FROM pg_index i WHERE i.indrelid = r.oid AND NOT i.indisvalid)
-              THEN 'invalid_index' END,
-         CASE WHEN EXISTS (SELECT FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-                           WHERE i.indrelid = r.oid AND ic.reltablespace <> 0) THEN 'index_tablespace' END,
+         CASE WHEN r.oid IN (SELECT indrelid FROM pg_index WHERE indisclustered) THEN 'cluster_on' END,
+         CASE WHEN r.oid IN (SELECT indrelid FROM pg_index WHERE NOT indisvalid) THEN 'invalid_index' END,
+         CASE WHEN r.oid IN (SELECT i.indrelid FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                             WHERE ic.reltablespace <> 0) THEN 'index_tablespace' END,
          {delete_set_columns}
        ], NULL)
 FROM rel r
+LEFT JOIN pg_class tc ON tc.oid = r.reltoastrelid
 LEFT JOIN pg_description ds ON ds.objoid = r.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0"""
 
 # Column numbers (conkey, indkey, ...) come back as numbers and are turned into names in Python
@@ -93,7 +91,8 @@ SELECT a.attrelid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), a.
        ds.description, s.nspname, s.relname, s.deptype,
        CASE WHEN s.oid IS NOT NULL THEN 'nextval(' || quote_literal(s.oid::regclass::text) || '::regclass)' END,
        a.attstorage, t.typstorage, NULLIF(a.attcompression, ''), NULLIF(COALESCE(a.attstattarget, -1), -1),
-       a.atthasmissing, ps.seqstart, ps.seqincrement, ps.seqmin, ps.seqmax, ps.seqcache, ps.seqcycle
+       a.attoptions IS NOT NULL, a.attacl IS NOT NULL, a.atthasmissing,
+       ps.seqstart, ps.seqincrement, ps.seqmin, ps.seqmax, ps.seqcache, ps.seqcycle
 FROM rel r
 JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
 JOIN pg_type t ON t.oid = a.atttypid
@@ -126,7 +125,8 @@ JOIN pg_constraint con ON con.conrelid = r.oid AND con.contype IN ('p', 'u', 'c'
 LEFT JOIN pg_class rc ON rc.oid = con.confrelid
 LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
 LEFT JOIN pg_index ci ON ci.indexrelid = con.conindid AND con.contype = 'u'
-LEFT JOIN pg_description ds ON ds.objoid = con.oid AND ds.classoid = 'pg_constraint'::regclass
+LEFT JOIN (SELECT objoid, description FROM pg_description WHERE classoid = 'pg_constraint'::regclass) ds
+       ON ds.objoid = con.oid
 ORDER BY con.conrelid, con.oid"""
 
 # Indexes that back a primary key, unique or exclusion constraint belong to the constraint.
@@ -170,8 +170,8 @@ WHERE NOT EXISTS (SELECT FROM pg_constraint pc WHERE pc.conindid = i.indexrelid 
 ORDER BY i.indrelid, i.indexrelid"""
 
 # ON DELETE SET NULL (columns), PostgreSQL 15's: not managed, listed
-_DELETE_SET_COLUMNS = """CASE WHEN EXISTS (SELECT FROM pg_constraint k WHERE k.conrelid = r.oid
-                                          AND k.confdelsetcols IS NOT NULL) THEN 'delete_set_columns' END"""
+_DELETE_SET_COLUMNS = """CASE WHEN r.oid IN (SELECT conrelid FROM pg_constraint WHERE confdelsetcols IS NOT NULL)
+                              THEN 'delete_set_columns' END"""
 
 POLICIES = _REL + """
 SELECT p.polrelid, p.polname, p.polcmd, p.polpermissive,
@@ -216,11 +216,17 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
               indexes: list[tuple], policies: list[tuple], partitions: list[tuple]) -> TablesState:
     cols: dict[int, list[ColumnState]] = defaultdict(list)
     names: dict[int, dict[int, str]] = defaultdict(dict)  # table oid -> attnum -> column name
+    column_properties: dict[int, set[str]] = defaultdict(set)  # unmanaged ones
     for (oid, num, name, type_, not_null, generated, expr, identity, collation, comment,
-         seq_schema, seq_name, deptype, nextval, storage, type_storage, compression, statistics, hasmissing,
+         seq_schema, seq_name, deptype, nextval, storage, type_storage, compression, statistics, options, acl,
+         hasmissing,
          *sequence) in sorted(columns,
                                                                                  key=lambda row: (row[0], row[1])):
         names[oid][num] = name
+        if options:
+            column_properties[oid].add("column_options")
+        if acl:
+            column_properties[oid].add("column_privileges")
         # NOT NULL too: `serial` means it, and a nullable one is written as its nextval() default
         serial = deptype == "a" and expr is not None and expr == nextval and not_null
         default = None if generated or serial else expr
@@ -285,7 +291,7 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
             constraints=tuple(cons.get(oid, ())), indexes=tuple(idx.get(oid, ())),
             comment=comment, owner=owner, unlogged=unlogged, parameters=tuple(sorted(parameters or ())),
             row_security=(rls, forced), policies=tuple(sorted(pols.get(oid, ()), key=lambda p: p.name)),
-            partition_by=partition_by, unmanaged=tuple(unmanaged),
+            partition_by=partition_by, unmanaged=tuple(unmanaged) + tuple(sorted(column_properties.get(oid, ()))),
             partitions=tuple(sorted(parts.get(oid, ()), key=lambda p: (p.schema, p.name))),
         )
     return TablesState(result)
