@@ -46,10 +46,10 @@ class Phase(int, Enum):
     TABLE = 40
     COLUMN = 45
     CONSTRAINT = 50
+    POLICY = 54  # row-level security policies, after the columns their expressions read
     FOREIGN_KEY = 55
     INDEX = 57
     COMMENT = 58
-    POLICY = 59  # after the columns its expressions read, with the roles it names
     GRANT = 60
     DEFAULT_PRIVILEGE = 65
     DROP_CONSTRAINT = 80

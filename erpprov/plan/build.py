@@ -39,7 +39,7 @@ from erpprov.load.taint import known_secrets, redact, redact_actions
 from erpprov.postgres.connect import connect, connection_kept, one_value
 from erpprov.postgres.scram import matching_passwords_started
 from erpprov.state import catalog
-from erpprov.state.canon import canonicalize
+from erpprov.state.canon import canonicalize, extension_prelude
 from erpprov.state.scratch import canonicalize_in_scratch_database
 from erpprov.state.snapshot import Snapshot
 from erpprov.state.table_catalog import inspect_tables, with_row_signal
@@ -113,10 +113,10 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         canon = replace(canon, functions=catalog.canonical_functions(conn, function_signatures(db)))
         live_tables = inspect_tables(conn)
         if not db.tables or one_value(conn, "SELECT has_database_privilege(current_database(), 'CREATE')"):
-            desired_tables = canonicalize(conn, db.tables, live_tables, [
-                e for e in db.extensions if e.state == "present" and e.name not in live.extensions])
+            desired_tables = canonicalize(conn, db.tables, live_tables, extension_prelude(db, live.extensions))
         else:
-            desired_tables = canonicalize_in_scratch_database(target, admin, db.tables, live_tables)
+            desired_tables = canonicalize_in_scratch_database(target, admin, db.tables, live_tables,
+                                                              extension_prelude(db, live.extensions))
         prune = {s.name for s in db.schemas if s.prune}
         if db.prune:
             prune |= set(live.schemas) | {t.schema_ for t in db.tables}

@@ -24,7 +24,7 @@ round trips (at most 2 builds + 2 pipelined reads), whatever the number of table
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 
 import psycopg
@@ -235,19 +235,17 @@ def _culprit(conn: psycopg.Connection, units: list[_Unit], error: psycopg.Error)
 
 
 def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: TablesState | None = None,
-                 extensions: list[model.Extension] | None = None) -> TablesState:
+                 prelude: Sequence[sql.Composed] = ()) -> TablesState:
     """The desired tables in the state vocabulary. `live` (optional; read when needed and not
     given) supplies the primary key of foreign-key targets that exist only in the live database.
-    `extensions`: those the same plan creates, created first in the rolled-back build too, so that
-    their types and operator classes (citext, btree_gist) are there for the tables that use them."""
+    `prelude` runs first in the same rolled-back build: the types the file adds, which columns use."""
     if not tables:
         return TablesState({})
     tag = uuid.uuid4().hex[:10]
     types_schema = f"erpprov_scratch_{tag}_types"
     real_schemas = sorted({t.schema_ for t in tables} | {p.schema_ for t in tables for p in t.partitions if p.schema_})
     stand_in = {schema: f"erpprov_scratch_{tag}_{i}" for i, schema in enumerate(real_schemas)}
-    units: list[_Unit] = [_Unit(f"extension {e.name}", sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(
-        sql.Identifier(e.name))) for e in extensions or ()]
+    units = [_Unit(f"declared type ({statement.as_string(None)})", statement) for statement in prelude]
     units.append(_Unit("scratch schema", sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(types_schema))))
 
     combos: dict[ComboKey, str] = {}
@@ -287,6 +285,13 @@ def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: Tabl
     desired = _assemble(tables, typed_by_column, needs_build, _built_map(scratch, stand_in, built),
                         live or TablesState({}))
     return _settle_reprints(conn, desired, live) if live is not None else desired
+
+
+def extension_prelude(db: model.Database, live: Collection[str]) -> list[sql.Composed]:
+    """The extensions the plan creates, for the scratch build's `prelude`: their types and operator
+    classes (citext, btree_gist) are then there for the tables that use them."""
+    return [sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(e.name))
+            for e in db.extensions if e.state == "present" and e.name not in live]
 
 
 def _settle_reprints(conn: psycopg.Connection, desired: TablesState, live: TablesState) -> TablesState:

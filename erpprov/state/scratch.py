@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 import psycopg
 from psycopg import sql
@@ -16,7 +17,7 @@ from erpprov.state.canon import canonicalize
 
 
 def canonicalize_in_scratch_database(target: Target, admin: psycopg.Connection, declared: list[model.Table],
-                                      live: TablesState) -> TablesState:
+                                      live: TablesState, prelude: Sequence[sql.Composed] = ()) -> TablesState:
     """The scratch build needs CREATE on the database, which an admin of a managed service may
     lack on a template or on someone else's database; a database of its own (CREATEDB) does."""
     name = f"erpprov_scratch_{uuid.uuid4().hex[:12]}"
@@ -30,6 +31,6 @@ def canonicalize_in_scratch_database(target: Target, admin: psycopg.Connection, 
             hint="grant it CREATE on the database, or CREATEDB") from None
     try:
         with connect(target.connection, name) as conn:
-            return canonicalize(conn, declared, live)
+            return canonicalize(conn, declared, live, prelude)
     finally:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
