@@ -191,6 +191,7 @@ UNMANAGED_PROPERTIES = {
     "invalid_index": "an index left invalid (a failed CREATE INDEX CONCURRENTLY)",
     "index_tablespace": "an index in another tablespace",
     "delete_set_columns": "a foreign key ON DELETE SET NULL/DEFAULT (columns)",
+    "partition_objects": "a partition with indexes, constraints, storage parameters, an owner or partitions of its own",
 }
 
 

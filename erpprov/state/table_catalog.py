@@ -180,8 +180,14 @@ SELECT p.polrelid, p.polname, p.polcmd, p.polpermissive,
        pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
 FROM rel r JOIN pg_policy p ON p.polrelid = r.oid"""
 
+# What a partition holds of its own beyond its bound (an index or constraint not cascaded from the
+# parent, storage parameters, another owner, a partition partitioned again) is not managed: listed.
 PARTITIONS = _REL + """
-SELECT i.inhparent, n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid), ds.description
+SELECT i.inhparent, n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid), ds.description,
+       c.relkind = 'p' OR c.reloptions IS NOT NULL OR c.relowner <> r.relowner
+       OR EXISTS (SELECT FROM pg_index pi WHERE pi.indrelid = c.oid
+                  AND NOT EXISTS (SELECT FROM pg_inherits ii WHERE ii.inhrelid = pi.indexrelid))
+       OR EXISTS (SELECT FROM pg_constraint pc WHERE pc.conrelid = c.oid AND pc.conislocal)
 FROM rel r
 JOIN pg_inherits i ON i.inhparent = r.oid
 JOIN pg_class c ON c.oid = i.inhrelid AND c.relispartition
@@ -216,7 +222,7 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
               indexes: list[tuple], policies: list[tuple], partitions: list[tuple]) -> TablesState:
     cols: dict[int, list[ColumnState]] = defaultdict(list)
     names: dict[int, dict[int, str]] = defaultdict(dict)  # table oid -> attnum -> column name
-    column_properties: dict[int, set[str]] = defaultdict(set)  # unmanaged ones
+    found_properties: dict[int, set[str]] = defaultdict(set)  # unmanaged, found with columns and partitions
     for (oid, num, name, type_, not_null, generated, expr, identity, collation, comment,
          seq_schema, seq_name, deptype, nextval, storage, type_storage, compression, statistics, options, acl,
          hasmissing,
@@ -224,9 +230,9 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
                                                                                  key=lambda row: (row[0], row[1])):
         names[oid][num] = name
         if options:
-            column_properties[oid].add("column_options")
+            found_properties[oid].add("column_options")
         if acl:
-            column_properties[oid].add("column_privileges")
+            found_properties[oid].add("column_privileges")
         # NOT NULL too: `serial` means it, and a nullable one is written as its nextval() default
         serial = deptype == "a" and expr is not None and expr == nextval and not_null
         default = None if generated or serial else expr
@@ -282,8 +288,10 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
         pols[oid].append(PolicyState(name=name, command=_COMMANDS[command], roles=tuple(sorted(roles)), using=using,
                                      with_check=with_check, permissive=permissive))
     parts: dict[int, list[PartitionState]] = defaultdict(list)
-    for oid, schema, name, bound, comment in partitions:
+    for oid, schema, name, bound, comment, own in partitions:
         parts[oid].append(PartitionState(schema=schema, name=name, bound=bound, comment=comment))
+        if own:
+            found_properties[oid].add("partition_objects")
     result: dict[tuple[str, str], TableState] = {}
     for oid, schema, name, owner, comment, unlogged, parameters, rls, forced, partition_by, unmanaged in tables:
         result[(schema, name)] = TableState(
@@ -291,7 +299,7 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
             constraints=tuple(cons.get(oid, ())), indexes=tuple(idx.get(oid, ())),
             comment=comment, owner=owner, unlogged=unlogged, parameters=tuple(sorted(parameters or ())),
             row_security=(rls, forced), policies=tuple(sorted(pols.get(oid, ()), key=lambda p: p.name)),
-            partition_by=partition_by, unmanaged=tuple(unmanaged) + tuple(sorted(column_properties.get(oid, ()))),
+            partition_by=partition_by, unmanaged=tuple(unmanaged) + tuple(sorted(found_properties.get(oid, ()))),
             partitions=tuple(sorted(parts.get(oid, ()), key=lambda p: (p.schema, p.name))),
         )
     return TablesState(result)

@@ -268,6 +268,9 @@ def test_partitioned_tables_converge_export_and_guard_their_rows(conn):
     assert by_target["orders_2024_01"].op is Op.UPDATE and Hazard.VALIDATES_DATA in by_target["orders_2024_01"].hazards
     converge(conn, tables(changed))
     assert conn.execute("SELECT count(*) FROM orders_2024_01").fetchone()[0] == 1
+    # what a partition holds of its own is listed, not managed
+    conn.execute("CREATE INDEX orders_old_region ON orders_old (region)")
+    assert {a.parts[-2:] for a in plan(conn, tables(changed)).unmanaged} == {("orders", "partition_objects")}
     # partitioning cannot change in place: a refusal that names the steps
     with pytest.raises(ErpprovError, match="cannot change how a table is partitioned"):
         plan(conn, tables(changed.split("  partition_by: {method: hash")[0]))
