@@ -22,6 +22,9 @@ KIND_WORDS = {PRIMARY_KEY: "primary key", UNIQUE: "unique", CHECK: "check", FORE
               EXCLUSION: "exclusion"}
 
 
+IDENTITY_OPTIONS = ("start", "increment", "minvalue", "maxvalue", "cache", "cycle")  # ColumnState.identity_options
+
+
 # Not frozen: a plan builds one per column on each side (18,000 at a thousand tables), and a
 # frozen dataclass sets each field through object.__setattr__, three times slower to construct.
 # Nothing assigns to a state after it is read (`replace` makes changed copies), so it stays

@@ -41,6 +41,7 @@ from erpprov.core.tables import (
     CHECK,
     EXCLUSION,
     FOREIGN_KEY,
+    IDENTITY_OPTIONS,
     PRIMARY_KEY,
     UNIQUE,
     ColumnState,
@@ -516,13 +517,12 @@ def _identity_options(column: ColumnState) -> dict[str, Any]:
     """The identity sequence's options that are not what PostgreSQL picks when none is given."""
     if column.identity_options is None:
         return {}
-    start, increment, minimum, maximum, cache, cycle = column.identity_options
+    values = dict(zip(IDENTITY_OPTIONS, column.identity_options, strict=True))
+    increment, minimum, maximum = values["increment"], values["minvalue"], values["maxvalue"]
     low, high = _TYPE_RANGE.get(column.type, _TYPE_RANGE["bigint"])
     minimum_default, maximum_default = (1, high) if increment > 0 else (low, -1)
     defaults = {"increment": 1, "minvalue": minimum_default, "maxvalue": maximum_default,
                 "start": minimum if increment > 0 else maximum, "cache": 1, "cycle": False}
-    values = {"start": start, "increment": increment, "minvalue": minimum, "maxvalue": maximum, "cache": cache,
-              "cycle": cycle}
     return {name: value for name, value in values.items() if value != defaults[name]}
 
 

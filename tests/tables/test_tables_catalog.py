@@ -4,6 +4,8 @@ round trip (export of a server holding it plans nothing against that server)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from erpprov.apply.hazards import HazardsRefused
@@ -138,6 +140,8 @@ def test_declared_properties_converge_and_change_in_place(conn):
     ops = {(a.op, a.address.split(".")[-1]) for a in second.actions}
     assert {(Op.UPDATE, "n"), (Op.UPDATE, "positive"), (Op.UPDATE, "cache"), (Op.UPDATE, "doc")} <= ops
     assert not any(a.op is Op.REPLACE and "idx" in a.address for a in second.actions), describe(second.actions)
+    # a saved plan holds exactly these actions (JSON has no tuples: a tuple would read back as a list)
+    assert all(json.loads(json.dumps(a.to_json())) == a.to_json() for a in first.actions + second.actions)
     replaced = [a for a in second.actions if a.op is Op.REPLACE]
     assert len(replaced) == 2, describe(second.actions)
     assert "deferrable: True -> False" in (replaced[0].note or "") + (replaced[1].note or ""), describe(replaced)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from psycopg import sql
 
 from erpprov.core.actions import Hazard, Op, Phase, Statement
-from erpprov.core.tables import PRIMARY_KEY, ColumnState, TableState
+from erpprov.core.tables import IDENTITY_OPTIONS, PRIMARY_KEY, ColumnState, TableState
 from erpprov.diff.tables.context import Context
 from erpprov.diff.tables.emit import Order, hazards_on
 from erpprov.diff.tables.retype import type_change
@@ -133,7 +133,7 @@ def _alter_column(ctx: Context, s: str, t: str, old: ColumnState, new: ColumnSta
     change = _ColumnChange(s, t, new.name)
     for attr in _ATTRIBUTES:
         if getattr(old, attr) != getattr(new, attr):
-            change.before[attr], change.after[attr] = getattr(old, attr), getattr(new, attr)
+            change.before[attr], change.after[attr] = _shown(attr, getattr(old, attr)), _shown(attr, getattr(new, attr))
     changed = frozenset(change.after)
     retype = bool(changed & {"type", "collation"})
     _drop_value_source(change, old, new, changed, retype)
@@ -229,12 +229,20 @@ def _new_sequence(ctx: Context, change: _ColumnChange, new: ColumnState) -> None
     change.notes.append("the new sequence starts at 1: set it past existing values (setval)")
 
 
+def _shown(attr: str, value: object) -> object:
+    """Plain JSON data, as a saved plan holds it (a tuple would come back a list, and differ)."""
+    if attr == "identity_options" and isinstance(value, tuple):
+        return dict(zip(IDENTITY_OPTIONS, value, strict=True))
+    return value
+
+
 def column_view(c: ColumnState) -> dict[str, object]:
     view: dict[str, object] = {"type": c.type, "not_null": c.not_null}
-    for attr in ("default", "identity", "identity_options", "generated", "collation", "compression",
-                 "statistics", "comment"):
+    for attr in ("default", "identity", "generated", "collation", "compression", "statistics", "comment"):
         if getattr(c, attr) is not None:
             view[attr] = getattr(c, attr)
+    if c.identity_options is not None:
+        view["identity_options"] = _shown("identity_options", c.identity_options)
     if c.serial:
         view["serial"] = True
     if c.storage != c.type_storage:
