@@ -150,8 +150,14 @@ def rich_table(draw, name: str) -> dict:
     label.update(draw(st.fixed_dictionaries({}, optional={"storage": st.sampled_from(["main", "external", "extended"]),
                                                          "compression": st.just("pglz"),
                                                          "statistics": st.integers(0, 500)})))
-    columns = [identity, label, {"name": "n", "type": "integer"}]
+    columns = [identity, label, {"name": "n", "type": "integer"}, {"name": "during", "type": "tstzrange"}]
     table: dict = {"name": name, "columns": columns, "unlogged": draw(st.booleans())}
+    if draw(st.booleans()):
+        element = draw(st.sampled_from([{"column": "during"},
+                                        {"expression": "tstzrange(lower(during), upper(during))"}]))
+        table["exclude"] = [{"name": f"{name}_no_overlap", "elements": [{**element, "with": "&&"}],
+                             "where": draw(st.sampled_from([None, "n > 0"])),
+                             "deferrable": draw(st.booleans())}]
     if draw(st.booleans()):
         table["with"] = {"fillfactor": draw(st.sampled_from([60, 80, 100]))}
     order = draw(st.permutations(["id", "n"]))
