@@ -343,16 +343,24 @@ class PrimaryKey(Strict):
 
     columns: list[Identifier] = Field(min_length=1)
     name: Identifier | None = Field(None, description="Default: <table>_pkey")
+    include: list[Identifier] = Field(default_factory=list, description="INCLUDE: columns stored in the key's index")
+    with_: Parameters = Field(default_factory=dict, alias="with", description="Storage parameters of its index")
     deferrable: _DEFERRABLE = False
     comment: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class Unique(Strict):
     columns: list[Identifier] = Field(min_length=1)
     name: Identifier | None = None
     nulls_not_distinct: bool = Field(False, description="PostgreSQL 15+: NULLs count as equal")
+    include: list[Identifier] = Field(default_factory=list, description="INCLUDE: columns stored in its index")
+    with_: Parameters = Field(default_factory=dict, alias="with", description="Storage parameters of its index")
     deferrable: _DEFERRABLE = False
     comment: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class Check(Strict):
@@ -397,11 +405,14 @@ class ExcludeElement(Strict):
 
 
 class Exclude(Strict):
-    """EXCLUDE USING method (element WITH operator, ...) [INCLUDE (...)] [WHERE (predicate)]."""
+    """EXCLUDE USING method (element WITH operator, ...) [INCLUDE (...)] [WITH (...)] [WHERE (predicate)]."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     elements: list[ExcludeElement] = Field(min_length=1)
     using: Literal["btree", "hash", "gist", "spgist"] = "gist"
     include: list[Identifier] = Field(default_factory=list)
+    with_: Parameters = Field(default_factory=dict, alias="with", description="Storage parameters of its index")
     where: Expression | None = None
     name: Identifier | None = None
     deferrable: _DEFERRABLE = False
@@ -555,11 +566,11 @@ class Table(Strict):
         if self.primary_key is not None:
             if any(c.primary_key for c in self.columns):
                 raise ValueError("declare the primary key once: primary_key: {columns: [...]} or the column flags")
-            _known(self.primary_key.columns, names, "primary key")
+            _known(self.primary_key.columns + self.primary_key.include, names, "primary key")
         for fk in self.foreign_keys:
             _known(fk.columns, names, "foreign key")
         for uq in self.unique:
-            _known(uq.columns, names, "unique constraint")
+            _known(uq.columns + uq.include, names, "unique constraint")
         for ex in self.exclude:
             _known(ex.include, names, "exclusion constraint INCLUDE")
             for element in ex.elements:

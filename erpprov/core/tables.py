@@ -76,6 +76,8 @@ class ConstraintState:
     validated: bool = True
     match: str = "simple"  # foreign keys: "simple" | "full"
     nulls_not_distinct: bool = False  # unique constraints, PostgreSQL 15+
+    include: tuple[str, ...] = ()  # primary keys and unique constraints: INCLUDE columns of their index
+    parameters: tuple[str, ...] = ()  # ... and its reloptions, sorted; set in place
     comment: str | None = None
     # --- not compared -------------------------------------------------------------------------
     declared_name: bool = field(default=True, compare=False)  # False: the name is PostgreSQL's choice
@@ -89,7 +91,7 @@ class ConstraintState:
         columns = () if self.kind == CHECK else self.columns
         return (self.kind, columns, self.definition, self.ref_schema, self.ref_table, self.ref_columns,
                 self.on_update, self.on_delete, self.deferrable, self.initially_deferred, self.match,
-                self.nulls_not_distinct)
+                self.nulls_not_distinct, self.include)
 
 
 @dataclass(frozen=True)

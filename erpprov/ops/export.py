@@ -461,6 +461,10 @@ def _constraint_extras(constraint: ConstraintState) -> dict[str, Any]:
     extras: dict[str, Any] = {}
     if constraint.nulls_not_distinct:
         extras["nulls_not_distinct"] = True
+    if constraint.include:
+        extras["include"] = list(constraint.include)
+    if constraint.parameters:
+        extras["with"] = dict(p.split("=", 1) for p in constraint.parameters)
     if constraint.deferrable:
         extras["deferrable"] = "initially deferred" if constraint.initially_deferred else True
     if not constraint.validated:
@@ -596,6 +600,11 @@ def _exclusion(constraint: ConstraintState, columns: set[str]) -> dict[str, Any]
     if rest.startswith("INCLUDE ("):
         close = _closing(rest, len("INCLUDE "))
         result["include"] = [unquote(n) for n in _top_level(rest[len("INCLUDE ("):close])]
+        rest = rest[close + 1:].strip()
+    if rest.startswith("WITH ("):
+        close = _closing(rest, len("WITH "))
+        pairs = (p.split("=", 1) for p in _top_level(rest[len("WITH ("):close]))
+        result["with"] = {name: value.strip("'") for name, value in pairs}
         rest = rest[close + 1:].strip()
     if rest.startswith("WHERE ("):
         close = _closing(rest, len("WHERE "))

@@ -75,11 +75,15 @@ _DEFERRABLE = {(False, False): "", (True, False): " DEFERRABLE", (True, True): "
 def constraint_body(con: ConstraintState) -> sql.Composable:
     """What follows `CONSTRAINT name` in CREATE TABLE or ALTER TABLE ... ADD."""
     deferrable = sql.SQL(_DEFERRABLE[(con.deferrable, con.initially_deferred)])
-    if con.kind == PRIMARY_KEY:
-        return sql.SQL("PRIMARY KEY ({}){}").format(idents(con.columns), deferrable)
-    if con.kind == UNIQUE:
-        return sql.SQL("UNIQUE {}({}){}").format(sql.SQL("NULLS NOT DISTINCT " if con.nulls_not_distinct else ""),
-                                                idents(con.columns), deferrable)
+    if con.kind in (PRIMARY_KEY, UNIQUE):
+        body = sql.SQL("PRIMARY KEY ({})" if con.kind == PRIMARY_KEY else "UNIQUE {}({})").format(
+            *([] if con.kind == PRIMARY_KEY else [sql.SQL("NULLS NOT DISTINCT " if con.nulls_not_distinct else "")]),
+            idents(con.columns))
+        if con.include:
+            body = sql.SQL("{} INCLUDE ({})").format(body, idents(con.include))
+        if con.parameters:
+            body = sql.SQL("{} WITH ({})").format(body, parameters(con.parameters))
+        return sql.SQL("{}{}").format(body, deferrable)
     if con.kind == EXCLUSION:  # as written (the printed definition holds the deferrability)
         return sql.SQL("{}{}").format(sql.SQL(con.source), deferrable) if con.source else sql.SQL(con.definition or "")
     not_valid = sql.SQL("" if con.validated else " NOT VALID")

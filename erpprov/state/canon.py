@@ -123,6 +123,8 @@ def exclusion_source(ex: model.Exclude, columns: set[str]) -> str:
     query = sql.SQL("EXCLUDE USING {} ({})").format(sql.Identifier(ex.using), elements)
     if ex.include:
         query = sql.SQL("{} INCLUDE ({})").format(query, ddl.idents(ex.include))
+    if ex.with_:
+        query = sql.SQL("{} WITH ({})").format(query, ddl.parameters(_parameters(ex.with_)))
     if ex.where is not None:
         query = sql.SQL("{} WHERE {}").format(query, ddl.expression(ex.where))
     return query.as_string(None)
@@ -470,6 +472,7 @@ def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_bu
             explicit = t.primary_key or model.PrimaryKey(columns=list(pk))
             constraints.append(ConstraintState(
                 name=explicit.name or choose_name(t.name, None, "pkey", used), kind=PRIMARY_KEY, columns=pk,
+                include=tuple(explicit.include), parameters=_parameters(explicit.with_),
                 comment=explicit.comment, declared_name=explicit.name is not None,
                 deferrable=explicit.deferrable is not False,
                 initially_deferred=explicit.deferrable == "initially deferred"))
@@ -477,7 +480,8 @@ def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_bu
         for u in uniques:
             constraints.append(ConstraintState(
                 name=u.name or choose_name(t.name, u.columns, "key", used), kind=UNIQUE, columns=tuple(u.columns),
-                nulls_not_distinct=u.nulls_not_distinct, comment=u.comment, declared_name=u.name is not None,
+                nulls_not_distinct=u.nulls_not_distinct, include=tuple(u.include), parameters=_parameters(u.with_),
+                comment=u.comment, declared_name=u.name is not None,
                 deferrable=u.deferrable is not False,
                 initially_deferred=u.deferrable == "initially deferred"))
         names = {c.name for c in t.columns}

@@ -119,12 +119,16 @@ SELECT con.conrelid, con.conname, con.contype,
             ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
                   JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.ord) END,
        con.confupdtype, con.confdeltype, con.condeferrable, con.condeferred, con.convalidated,
-       con.confmatchtype, {nulls_not_distinct}, ds.description
+       con.confmatchtype, {nulls_not_distinct}, ds.description,
+       CASE WHEN ci.indnatts > ci.indnkeyatts THEN
+            (string_to_array(ci.indkey::text, ' ')::int2[])[ci.indnkeyatts + 1:] END,
+       cic.reloptions
 FROM rel r
 JOIN pg_constraint con ON con.conrelid = r.oid AND con.contype IN ('p', 'u', 'c', 'f', 'x')
 LEFT JOIN pg_class rc ON rc.oid = con.confrelid
 LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-LEFT JOIN pg_index ci ON ci.indexrelid = con.conindid AND con.contype = 'u'
+LEFT JOIN pg_index ci ON ci.indexrelid = con.conindid AND con.contype IN ('p', 'u')
+LEFT JOIN pg_class cic ON cic.oid = ci.indexrelid
 LEFT JOIN (SELECT objoid, description FROM pg_description WHERE classoid = 'pg_constraint'::regclass) ds
        ON ds.objoid = con.oid
 ORDER BY con.conrelid, con.oid"""
@@ -249,7 +253,7 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
         ))
     cons: dict[int, list[ConstraintState]] = defaultdict(list)
     for (oid, name, kind, definition, keys, ref_schema, ref_table, ref_oid, ref_keys, ref_names, upd, dele,
-         deferrable, deferred, validated, match, nulls_not_distinct, comment) in constraints:
+         deferrable, deferred, validated, match, nulls_not_distinct, comment, include, parameters) in constraints:
         own = names[oid]
         if ref_names is None and ref_keys:
             ref_names = [names[ref_oid][k] for k in ref_keys]
@@ -263,6 +267,7 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
             on_delete=_FK_ACTIONS.get(dele, "no action") if kind == FOREIGN_KEY else "no action",
             deferrable=deferrable, initially_deferred=deferred, validated=validated,
             match="full" if match == "f" else "simple", nulls_not_distinct=nulls_not_distinct, comment=comment,
+            include=tuple(own[k] for k in include or ()), parameters=tuple(sorted(parameters or ())),
         ))
     idx: dict[int, list[IndexState]] = defaultdict(list)
     for (oid, name, unique, method, nkey, attnums, options, exprs, opclasses, collations, predicate, depends,

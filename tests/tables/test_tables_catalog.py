@@ -40,11 +40,14 @@ COMMENT ON CONSTRAINT inh ON checks IS 'not for children';
 CREATE TABLE defer (a int, b int, c int, CONSTRAINT defer_ab UNIQUE (a, b) DEFERRABLE INITIALLY DEFERRED,
                     UNIQUE NULLS NOT DISTINCT (c));
 CREATE TABLE nothing ();
+CREATE TABLE covering (a int, b int, c int, CONSTRAINT covering_pk PRIMARY KEY (a) INCLUDE (b) WITH (fillfactor = 70),
+                       CONSTRAINT covering_c UNIQUE (c) INCLUDE (a) WITH (fillfactor = 50));
 CREATE EXTENSION btree_gist;
 CREATE TABLE bookings (room int, during tstzrange, note text,
                        CONSTRAINT no_overlap EXCLUDE USING gist (room WITH =, during WITH &&) INCLUDE (note)
                        WHERE (room > 0) DEFERRABLE,
-                       EXCLUDE USING gist (tstzrange(lower(during), upper(during), '[)') WITH &&));
+                       EXCLUDE USING gist (tstzrange(lower(during), upper(during), '[)') WITH &&)
+                       WITH (fillfactor = 80));
 CREATE UNLOGGED TABLE scratch (a text COMPRESSION pglz, b int) WITH (fillfactor = 80,
     autovacuum_enabled = false, toast.autovacuum_enabled = false);
 ALTER TABLE scratch ALTER COLUMN a SET STORAGE MAIN, ALTER COLUMN b SET STATISTICS 500;
@@ -74,7 +77,12 @@ def test_export_of_every_table_property_plans_empty_on_its_source(conn):
                                              {"name": "b", "type": "integer", "statistics": 500}]
     assert by_name["bookings"]["exclude"][0] == {
         "name": "bookings_tstzrange_excl", "using": "gist",
-        "elements": [{"expression": "tstzrange(lower(during), upper(during), '[)'::text)", "with": "&&"}]}
+        "elements": [{"expression": "tstzrange(lower(during), upper(during), '[)'::text)", "with": "&&"}],
+        "with": {"fillfactor": "80"}}
+    assert by_name["covering"]["primary_key"] == {"columns": ["a"], "name": "covering_pk", "include": ["b"],
+                                                  "with": {"fillfactor": "70"}}
+    assert by_name["covering"]["unique"] == [{"columns": ["c"], "name": "covering_c", "include": ["a"],
+                                              "with": {"fillfactor": "50"}}]
     assert by_name["bookings"]["exclude"][1] == {
         "name": "no_overlap", "using": "gist", "elements": [{"column": "room", "with": "="},
                                                             {"column": "during", "with": "&&"}],
@@ -86,8 +94,8 @@ def test_export_of_every_table_property_plans_empty_on_its_source(conn):
 
 DECLARED = """
 - name: kinds
-  columns: [{name: type, type: text}, {name: id, type: int}]
-  primary_key: {columns: [id, type], name: kinds_key, comment: composite}
+  columns: [{name: type, type: text}, {name: id, type: int}, {name: note, type: text}]
+  primary_key: {columns: [id, type], name: kinds_key, comment: composite, include: [note], with: {fillfactor: 90}}
 - name: words
   columns:
     - {name: w, type: text}
@@ -135,10 +143,11 @@ def test_declared_properties_converge_and_change_in_place(conn):
                .replace("deferrable: initially deferred", "deferrable: false")
                .replace("unlogged: true", "unlogged: false").replace("fillfactor: 70, ", "")
                .replace("storage: external, compression: pglz, statistics: 1000", "storage: main")
-               .replace("where: room > 0", "where: room > 1"))
+               .replace("where: room > 0", "where: room > 1").replace("fillfactor: 90", "fillfactor: 95"))
     second = converge(conn, tables(changed))
     ops = {(a.op, a.address.split(".")[-1]) for a in second.actions}
-    assert {(Op.UPDATE, "n"), (Op.UPDATE, "positive"), (Op.UPDATE, "cache"), (Op.UPDATE, "doc")} <= ops
+    assert {(Op.UPDATE, "n"), (Op.UPDATE, "positive"), (Op.UPDATE, "cache"), (Op.UPDATE, "doc"),
+            (Op.UPDATE, "kinds_key")} <= ops
     assert not any(a.op is Op.REPLACE and "idx" in a.address for a in second.actions), describe(second.actions)
     # a saved plan holds exactly these actions (JSON has no tuples: a tuple would read back as a list)
     assert all(json.loads(json.dumps(a.to_json())) == a.to_json() for a in first.actions + second.actions)

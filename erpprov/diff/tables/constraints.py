@@ -60,6 +60,11 @@ def settle(ctx: Context, s: str, t: str, want: ConstraintState, have_con: Constr
     and its comment set."""
     if want.validated and not have_con.validated:
         validate(ctx, s, t, have_con, table)
+    if want.parameters != have_con.parameters:  # of the index that backs a key
+        ctx.out.add(ctx.a_constraint(s, t, have_con.name), Op.UPDATE, Phase.INDEX,
+                    [ddl.render(sql.SQL("ALTER INDEX {} {}").format(ddl.ident(s, have_con.name), clause))
+                     for clause in ddl.new_parameters(want.parameters, have_con.parameters)],
+                    before={"with": list(have_con.parameters)}, after={"with": list(want.parameters)})
     if want.comment != have_con.comment:
         ctx.out.add(ctx.a_constraint(s, t, have_con.name), Op.UPDATE, Phase.COMMENT,
                     [ddl.comment_on_constraint(s, t, have_con.name, want.comment)],
@@ -102,7 +107,7 @@ def creating(s: str, t: str, con: ConstraintState) -> list[Statement]:
 
 
 _SHAPE = ("kind", "columns", "definition", "ref_schema", "ref_table", "ref_columns", "on_update", "on_delete",
-          "deferrable", "initially_deferred", "match", "nulls_not_distinct")
+          "deferrable", "initially_deferred", "match", "nulls_not_distinct", "include")
 
 
 def _differences(have: ConstraintState, want: ConstraintState) -> list[tuple[str, object, object]]:
@@ -138,6 +143,10 @@ def constraint_view(c: ConstraintState) -> dict[str, object]:
         view.update(deferrable=True, initially_deferred=c.initially_deferred)
     if c.nulls_not_distinct:
         view["nulls_not_distinct"] = True
+    if c.include:
+        view["include"] = list(c.include)
+    if c.parameters:
+        view["with"] = list(c.parameters)
     if not c.validated:
         view["not_valid"] = True
     if c.comment is not None:
