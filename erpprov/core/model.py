@@ -455,6 +455,7 @@ class Policy(Strict):
     to: list[Identifier] = Field(default_factory=lambda: ["PUBLIC"], min_length=1, description="Roles, or PUBLIC")
     using: Expression | None = Field(None, description="Which existing rows the policy lets through")
     with_check: Expression | None = Field(None, description="Which new rows it lets in")
+    comment: str | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -133,6 +133,7 @@ class PolicyState:
     using: str | None = None  # pg_get_expr(polqual)
     with_check: str | None = None  # pg_get_expr(polwithcheck)
     permissive: bool = True
+    comment: str | None = None
     # --- not compared -------------------------------------------------------------------------
     # desired: the expressions as written, which DDL uses (see ColumnState.default_source)
     using_source: str | None = field(default=None, compare=False)

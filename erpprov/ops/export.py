@@ -443,6 +443,8 @@ def _policy(policy: PolicyState) -> dict[str, Any]:
         result["using"] = policy.using
     if policy.with_check is not None:
         result["with_check"] = policy.with_check
+    if policy.comment is not None:
+        result["comment"] = policy.comment
     return result
 
 

@@ -400,7 +400,8 @@ def _table_builds(tables: list[model.Table], typed: dict[int, ColumnState], stan
 
 def _written_policy(p: model.Policy) -> PolicyState:
     return PolicyState(name=p.name, command=p.for_, roles=tuple(p.to), permissive=p.as_ == "permissive",
-                       using=p.using, with_check=p.with_check, using_source=p.using, with_check_source=p.with_check)
+                       using=p.using, with_check=p.with_check, comment=p.comment, using_source=p.using,
+                       with_check_source=p.with_check)
 
 
 def _policies(t: model.Table, scratch: TableState | None) -> tuple[PolicyState, ...]:

@@ -125,6 +125,7 @@ SELECT con.conrelid, con.conname, con.contype,
        cic.reloptions
 FROM rel r
 JOIN pg_constraint con ON con.conrelid = r.oid AND con.contype IN ('p', 'u', 'c', 'f', 'x')
+                       AND con.conparentid = 0  -- not a clone PostgreSQL keeps for a partitioned table
 LEFT JOIN pg_class rc ON rc.oid = con.confrelid
 LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
 LEFT JOIN pg_index ci ON ci.indexrelid = con.conindid AND con.contype IN ('p', 'u')
@@ -181,8 +182,9 @@ POLICIES = _REL + """
 SELECT p.polrelid, p.polname, p.polcmd, p.polpermissive,
        ARRAY(SELECT CASE WHEN u.role = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(u.role) END
              FROM unnest(p.polroles) u(role)),
-       pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
-FROM rel r JOIN pg_policy p ON p.polrelid = r.oid"""
+       pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid), ds.description
+FROM rel r JOIN pg_policy p ON p.polrelid = r.oid
+LEFT JOIN pg_description ds ON ds.objoid = p.oid AND ds.classoid = 'pg_policy'::regclass"""
 
 # What a partition holds of its own beyond its bound (an index or constraint not cascaded from the
 # parent, storage parameters, another owner, a partition partitioned again) is not managed: listed.
@@ -289,9 +291,9 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
                                    parameters=tuple(sorted(parameters or ())), comment=comment,
                                    columns=frozenset(own[a] for a in used if a in own)))
     pols: dict[int, list[PolicyState]] = defaultdict(list)
-    for oid, name, command, permissive, roles, using, with_check in policies:
+    for oid, name, command, permissive, roles, using, with_check, comment in policies:
         pols[oid].append(PolicyState(name=name, command=_COMMANDS[command], roles=tuple(sorted(roles)), using=using,
-                                     with_check=with_check, permissive=permissive))
+                                     with_check=with_check, permissive=permissive, comment=comment))
     parts: dict[int, list[PartitionState]] = defaultdict(list)
     for oid, schema, name, bound, comment, own in partitions:
         parts[oid].append(PartitionState(schema=schema, name=name, bound=bound, comment=comment))

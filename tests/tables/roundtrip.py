@@ -3,6 +3,8 @@ a playbook would load them, and planned against that same database."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from typing import Any
 
 import psycopg
@@ -31,3 +33,13 @@ def replan_export(conn: psycopg.Connection) -> tuple[list[dict[str, Any]], Table
     """The exported tables and the plan of them against their source (empty when export wrote it all)."""
     exported = exported_tables(conn)
     return exported, plan(conn, tables(yaml.safe_dump(exported)))
+
+
+def schema_dump(server: Any, database: str) -> list[str]:
+    """pg_dump --schema-only of a database of the test server, as sorted lines: two databases that
+    hold the same tables dump alike whatever order their columns and objects were made in."""
+    out = subprocess.run(["pg_dump", "--schema-only", "--no-owner", "--no-privileges", "-h", server.host,
+                          "-p", str(server.port), "-U", server.user, database], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PGPASSWORD": server.password}, timeout=60).stdout
+    return sorted(line.rstrip(",") for line in out.splitlines()
+                  if line.strip() and not line.startswith(("--", "SET ", "\\")))  # \\restrict: a random key

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-
 import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -12,7 +9,7 @@ from hypothesis import strategies as st
 from erpprov.core import model
 from erpprov.state.canon import canonicalize
 from erpprov.state.table_catalog import inspect_tables
-from tests.tables.roundtrip import exported_tables
+from tests.tables.roundtrip import exported_tables, schema_dump
 from tests.tables.tablekit import assert_same, converge, tables
 
 # Column names say which group a column belongs to, so a column that lives on from A to B only
@@ -208,15 +205,6 @@ def rich_set(draw) -> list[model.Table]:
     return [model.Table.model_validate(t) for t in specs]
 
 
-def _schema_dump(pg, database: str) -> list[str]:
-    """pg_dump --schema-only, as lines in order (column order and creation order aside)."""
-    out = subprocess.run(["pg_dump", "--schema-only", "--no-owner", "--no-privileges", "-h", pg.host,
-                          "-p", str(pg.port), "-U", pg.user, database], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PGPASSWORD": pg.password}, timeout=60).stdout
-    return sorted(line.rstrip(",") for line in out.splitlines()
-                  if line.strip() and not line.startswith(("--", "SET ", "\\")))  # \\restrict: a random key
-
-
 # Two databases, three applies and two dumps per example: a few examples per run keep it cheap,
 # and the database of examples carries the failures found to the next run.
 @settings(SETTINGS, max_examples=5)
@@ -227,4 +215,4 @@ def test_export_of_desired_applied_onto_current_replans_empty_and_dumps_alike(pg
         exported = tables(yaml.safe_dump(exported_tables(source)))
         converge(target, current)
         converge(target, exported, prune=["public"])
-        assert _schema_dump(pg, pg.dbname + "_d") == _schema_dump(pg, pg.dbname + "_c")
+        assert schema_dump(pg, pg.dbname + "_d") == schema_dump(pg, pg.dbname + "_c")

@@ -3,6 +3,8 @@ rows through that were held back: hazard `widens_access`, refused unless allowed
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from psycopg import sql
 
 from erpprov.core.actions import Hazard, Op, Phase, Statement
@@ -49,18 +51,23 @@ def _diff_policies(ctx: Context, s: str, t: str, wanted: tuple[PolicyState, ...]
         old = live.get(policy.name)
         address = _address(ctx, s, t, policy.name)
         if old is None:
-            ctx.out.add(address, Op.CREATE, Phase.POLICY, [ddl.render(ddl.create_policy(s, t, policy))],
-                        after=policy_view(policy))
+            ctx.out.add(address, Op.CREATE, Phase.POLICY, _creating(s, t, policy), after=policy_view(policy))
         elif old == policy:
             continue
+        elif replace(old, comment=policy.comment) == policy:
+            ctx.out.add(address, Op.UPDATE, Phase.COMMENT, [_comment(s, t, policy)],
+                        before={"comment": old.comment}, after={"comment": policy.comment})
         elif _alterable(old, policy):
             query = sql.SQL("ALTER POLICY {} ON {} TO {}").format(
                 sql.Identifier(policy.name), ddl.ident(s, t), ddl.policy_roles(policy.roles))
-            ctx.out.add(address, Op.UPDATE, Phase.POLICY, [ddl.render(query + ddl.policy_expressions(policy))],
-                        before=policy_view(old), after=policy_view(policy))
+            statements = [ddl.render(query + ddl.policy_expressions(policy))]
+            if old.comment != policy.comment:
+                statements.append(_comment(s, t, policy))
+            ctx.out.add(address, Op.UPDATE, Phase.POLICY, statements, before=policy_view(old),
+                        after=policy_view(policy))
         else:  # in one transaction: no moment without it
             ctx.out.add(address, Op.REPLACE, Phase.POLICY,
-                        [_drop(s, t, old.name), ddl.render(ddl.create_policy(s, t, policy))],
+                        [_drop(s, t, old.name), *_creating(s, t, policy)],
                         before=policy_view(old), after=policy_view(policy),
                         note="dropped and created again (PostgreSQL cannot change its command, its kind, "
                              "or take a clause away)")
@@ -68,6 +75,18 @@ def _diff_policies(ctx: Context, s: str, t: str, wanted: tuple[PolicyState, ...]
         ctx.out.add(_address(ctx, s, t, name), Op.DELETE, Phase.POLICY, [_drop(s, t, name)],
                     before=policy_view(live[name]), hazards=(Hazard.WIDENS_ACCESS,), order=Order.EARLY_DROP,
                     note="rows this policy held back (or let through, with other policies) may change who sees what")
+
+
+def _creating(s: str, t: str, policy: PolicyState) -> list[Statement]:
+    statements = [ddl.render(ddl.create_policy(s, t, policy))]
+    if policy.comment is not None:
+        statements.append(_comment(s, t, policy))
+    return statements
+
+
+def _comment(s: str, t: str, policy: PolicyState) -> Statement:
+    return ddl.comment("POLICY", sql.SQL("{} ON {}").format(sql.Identifier(policy.name), ddl.ident(s, t)),
+                       policy.comment)
 
 
 def _alterable(old: PolicyState, new: PolicyState) -> bool:
@@ -92,4 +111,6 @@ def policy_view(p: PolicyState) -> dict[str, object]:
         view["using"] = p.using
     if p.with_check is not None:
         view["with_check"] = p.with_check
+    if p.comment is not None:
+        view["comment"] = p.comment
     return view

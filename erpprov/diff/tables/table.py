@@ -53,10 +53,12 @@ def create_table(ctx: Context, want: TableState) -> None:
     s, t = want.schema, want.name
     # unique constraints go in separate ALTERs: inside CREATE TABLE PostgreSQL silently drops
     # one that repeats the primary key or another, and the declared state would never converge
-    inline = [c for c in want.constraints if c.kind in (PRIMARY_KEY, CHECK, EXCLUSION)]
+    # a NOT VALID check is added after: inside CREATE TABLE PostgreSQL marks it valid
+    inline = [c for c in want.constraints if c.kind in (PRIMARY_KEY, CHECK, EXCLUSION) and c.validated]
     statements = [ddl.create_table(want, inline)]
     statements += [step for c in want.columns for step in ddl.column_settings(s, t, c)]
-    statements += [step for c in want.constraints if c.kind == UNIQUE for step in creating(s, t, c)]
+    statements += [step for c in want.constraints if c.kind == UNIQUE or (c.kind == CHECK and not c.validated)
+                   for step in creating(s, t, c)]
     if want.comment is not None:
         statements.append(ddl.comment("TABLE", ddl.ident(s, t), want.comment))
     statements += [ddl.comment("COLUMN", ddl.ident(s, t, c.name), c.comment) for c in want.columns if c.comment]
