@@ -376,3 +376,21 @@ def test_an_exclusion_constraint_plans_with_the_extension_the_same_file_creates(
     assert {op for _, op in plan_of(targets)} == {"create"}
     apply_all(targets)
     assert plan_of(targets) == []
+
+
+SWAPPED = """
+- name: codes
+  columns: [{name: code, type: text}]
+  partition_by: {method: list, columns: [code]}
+  partitions:
+    - {name: codes_a, in: ["'x'"]}
+    - {name: codes_b, in: ["'y'"]}
+"""
+
+
+def test_partitions_that_trade_values_never_overlap_on_the_way(conn):
+    converge(conn, tables(SWAPPED))
+    swapped = SWAPPED.replace("'x'", "'?'").replace("'y'", "'x'").replace("'?'", "'y'")
+    converge(conn, tables(swapped))
+    conn.execute("INSERT INTO codes VALUES ('y')")
+    assert conn.execute("SELECT count(*) FROM codes_a").fetchone() == (1,)

@@ -180,28 +180,56 @@ def rich_table(draw, name: str) -> dict:
     if draw(st.booleans()):
         table["row_level_security"] = {"enabled": draw(st.booleans()), "forced": draw(st.booleans())}
         table["policies"] = [{"name": f"{name}_p", "for": draw(st.sampled_from(["all", "select"])),
-                              "using": f"n >= {draw(st.integers(0, 3))}"}]
+                              "using": draw(policy_expression())}]
+        if draw(st.booleans()):
+            table["policies"].append({"name": f"{name}_w", "as": "restrictive", "for": "insert",
+                                      "with_check": draw(policy_expression())})
     return table
 
 
+LIST_VALUES = ["'a'", "'b'", "'it''s'", "'x y'", "NULL", "'Z'"]
+
+
 @st.composite
-def partitioned(draw) -> dict:
-    chosen = draw(st.lists(st.integers(0, len(MONTHS) - 2), min_size=1, max_size=3, unique=True))
-    partitions = [{"name": f"part_{i}", "from": [f"'{MONTHS[i]}'"], "to": [f"'{MONTHS[i + 1]}'"]}
-                  for i in sorted(chosen)]
-    if draw(st.booleans()):
-        partitions.append({"name": "part_rest", "default": True})
-    return {"name": "events", "columns": [{"name": "at", "type": "date"}, {"name": "kind", "type": "text"}],
-            "partition_by": {"method": "range", "columns": ["at"]}, "partitions": partitions,
-            "indexes": [{"name": "events_kind", "columns": ["kind"]}] if draw(st.booleans()) else []}
+def partitioned(draw, method: str) -> dict:
+    """One partitioned table per method (a table keeps its method in every example); partitions
+    by name, with bounds that never overlap within one example and may move between two."""
+    if method == "range":
+        chosen = draw(st.lists(st.integers(0, len(MONTHS) - 2), min_size=1, max_size=3, unique=True))
+        partitions = [{"name": f"range_{i}", "from": [f"'{MONTHS[i]}'" if i or draw(st.booleans()) else "MINVALUE"],
+                       "to": [f"'{MONTHS[i + 1]}'"]} for i in sorted(chosen)]
+    elif method == "list":
+        groups = draw(st.lists(st.integers(0, 2), min_size=len(LIST_VALUES), max_size=len(LIST_VALUES)))
+        partitions = [{"name": f"list_{g}", "in": [v for v, group in zip(LIST_VALUES, groups, strict=True)
+                                                     if group == g]} for g in sorted(set(groups))]
+    else:
+        remainders = draw(st.lists(st.integers(0, 3), min_size=1, max_size=4, unique=True))
+        partitions = [{"name": f"hash_{r}", "modulus": 4, "remainder": r} for r in sorted(remainders)]
+    if method != "hash" and draw(st.booleans()):
+        partitions.append({"name": f"{method}_rest", "default": True})
+    key = {"range": "at", "list": "kind", "hash": "at"}[method]
+    return {"name": f"events_{method}", "columns": [{"name": "at", "type": "date"}, {"name": "kind", "type": "text"}],
+            "partition_by": {"method": method, "columns": [key]}, "partitions": partitions,
+            "indexes": [{"name": f"events_{method}_kind", "columns": ["kind"]}] if draw(st.booleans()) else []}
+
+
+ATOMS = ["n > 0", "n < 100", "label = current_user", "label IN ('a', 'b')", "n IS NOT NULL",
+         "lower(label) LIKE 'a%'", "n BETWEEN 1 AND 9", "label <> ''"]
+
+
+def policy_expression() -> st.SearchStrategy[str]:
+    """Small boolean expressions over the table's columns, nested up to two levels."""
+    return st.recursive(st.sampled_from(ATOMS), lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from(["AND", "OR"]), inner).map(lambda t: f"({t[0]}) {t[1]} ({t[2]})"),
+        inner.map(lambda e: f"NOT ({e})")), max_leaves=3)
 
 
 @st.composite
 def rich_set(draw) -> list[model.Table]:
     names = draw(st.lists(st.sampled_from(["r0", "r1"]), min_size=1, max_size=2, unique=True))
     specs = [draw(rich_table(n)) for n in sorted(names)]
-    if draw(st.booleans()):
-        specs.append(draw(partitioned()))
+    for method in draw(st.lists(st.sampled_from(["range", "list", "hash"]), max_size=2, unique=True)):
+        specs.append(draw(partitioned(method)))
     return [model.Table.model_validate(t) for t in specs]
 
 

@@ -1,5 +1,8 @@
 """The partitions of a partitioned table. A partition is a part of its parent: its columns, keys
-and indexes are the parent's (PostgreSQL cascades them), so only its bound is diffed here."""
+and indexes are the parent's (PostgreSQL cascades them), so only its bound is diffed here.
+
+Bounds may not overlap at any moment, so within the TABLE phase partitions that go are dropped
+and those whose bound changes detached first, and only then are partitions created and attached."""
 
 from __future__ import annotations
 
@@ -34,10 +37,10 @@ def diff_partitions(ctx: Context, want: TableState, have: TableState | None) -> 
                         [ddl.comment("TABLE", ddl.ident(part.schema, part.name), part.comment)],
                         before={"comment": old.comment}, after={"comment": part.comment})
     for key in sorted(set(live) - {(p.schema, p.name) for p in want.partitions}):
-        ctx.out.add(ctx.a_table(*key), Op.DELETE, Phase.DROP_TABLE,
+        ctx.out.add(ctx.a_table(*key), Op.DELETE, Phase.TABLE,
                     [ddl.render(sql.SQL("DROP TABLE {}").format(ddl.ident(*key)))],
                     before={"partition_of": f"{s}.{t}", "bound": live[key].bound}, hazards=(Hazard.DELETES_DATA,),
-                    note=f"the partition {'.'.join(key)} and its rows are deleted")
+                    order=Order.EARLY_DROP, note=f"the partition {'.'.join(key)} and its rows are deleted")
 
 
 def _partitioning(table: TableState) -> str:
@@ -55,13 +58,18 @@ def _create(ctx: Context, parent: TableState, part: PartitionState) -> None:
 
 def _rebound(ctx: Context, parent: TableState, old: PartitionState, new: PartitionState,
              have: TableState | None) -> None:
-    """Detached and attached again with the new bound: its rows stay, and are checked against it."""
+    """Detached (early) and attached again with the new bound (late): its rows stay, and are
+    checked against it."""
     parent_name = ddl.ident(parent.schema, parent.name)
     part_name = ddl.ident(new.schema, new.name)
-    ctx.out.add(ctx.a_table(new.schema, new.name), Op.UPDATE, Phase.TABLE, [
-        ddl.render(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(parent_name, part_name)),
-        ddl.render(sql.SQL("ALTER TABLE {} ATTACH PARTITION {} {}").format(parent_name, part_name,
-                                                                          sql.SQL(new.source or new.bound)))],
-        before={"bound": old.bound}, after={"bound": new.bound}, order=Order.LATE,
-        hazards=hazards_on(have, Hazard.VALIDATES_DATA, Hazard.LOCKS_TABLE),
-        note="detached and attached again with the new bound: fails if a row does not fit it")
+    address = ctx.a_table(new.schema, new.name)
+    ctx.out.add(address, Op.UPDATE, Phase.TABLE,
+                [ddl.render(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(parent_name, part_name))],
+                before={"bound": old.bound}, after={"bound": None}, order=Order.EARLY_DROP,
+                note="detached, to be attached again with its new bound")
+    ctx.out.add(address, Op.UPDATE, Phase.TABLE,
+                [ddl.render(sql.SQL("ALTER TABLE {} ATTACH PARTITION {} {}").format(parent_name, part_name,
+                                                                                   sql.SQL(new.source or new.bound)))],
+                before={"bound": None}, after={"bound": new.bound}, order=Order.LATE,
+                hazards=hazards_on(have, Hazard.VALIDATES_DATA, Hazard.LOCKS_TABLE),
+                note="attached with the new bound: fails if a row does not fit it")
