@@ -187,7 +187,7 @@ def test_an_index_key_option_is_not_lost(conn, entry):
     """Each key option alone: built, then planned again, then dropped from the file (a change)."""
     spec = f"- name: t\n  columns: [{{name: w, type: text}}]\n  indexes: [{{name: t_i, columns: ['{entry}']}}]\n"
     converge(conn, tables(spec))
-    plain = plan(conn, tables(spec.replace(entry, "w")))
+    plain = converge(conn, tables(spec.replace(entry, "w")))
     assert [a.op for a in plain.actions] == [Op.REPLACE], describe(plain.actions)
 
 
@@ -247,7 +247,7 @@ def test_row_level_security_and_policies_converge_and_dropping_widens_access(con
         assert by_target["tenants_data"].hazards == (Hazard.WIDENS_ACCESS,)
         converge(conn, tables(changed))
         # a file without policies means none: each goes, and RLS off, each widening access
-        bare = plan(conn, tables(changed.split("  row_level_security")[0]))
+        bare = converge(conn, tables(changed.split("  row_level_security")[0]))
         assert sorted((a.op, a.hazards) for a in bare.actions) == [(Op.DELETE, (Hazard.WIDENS_ACCESS,))] * 2 + [
             (Op.UPDATE, (Hazard.WIDENS_ACCESS,))], describe(bare.actions)
     finally:
@@ -361,7 +361,7 @@ def test_what_erpprov_does_not_manage_is_listed_in_the_plan(conn):
                   "  indexes: [{name: odd_a, columns: [a], unique: true}]\n"
                   "- name: kid\n  columns: [{name: a, type: int}]\n"
                   "  foreign_keys: [{columns: [a], references: {table: odd}, on_delete: set null}]\n")
-    listed = {a for a in plan(conn, spec).unmanaged if a.kind == "property"}
+    listed = {a for a in converge(conn, spec).unmanaged if a.kind == "property"}
     assert {a.parts[-2:] for a in listed} == {("odd", "inherits"), ("odd", "replica_identity"), ("odd", "cluster_on"),
                                               ("odd", "column_options"), ("kid", "delete_set_columns")}
 
