@@ -146,7 +146,10 @@ def planned_objects(desired: TablesState, live: TablesState) -> Planned:
                 sequences[column.sequence] = table.owner
         if existing is not None and table.owner is not None:
             sequences |= {column.sequence: table.owner for column in existing.columns if column.sequence}
-    return {"table": {key: table.owner for key, table in desired.tables.items()}, "sequence": sequences}
+    tables = {key: table.owner for key, table in desired.tables.items()}
+    # partitions are relations of their own: "all tables in schema X" reaches them too
+    tables |= {(p.schema, p.name): table.owner for table in desired.tables.values() for p in table.partitions}
+    return {"table": tables, "sequence": sequences}
 
 
 def plan_offline(target: Target) -> HostPlan:

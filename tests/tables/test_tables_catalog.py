@@ -394,3 +394,31 @@ def test_partitions_that_trade_values_never_overlap_on_the_way(conn):
     converge(conn, tables(swapped))
     conn.execute("INSERT INTO codes VALUES ('y')")
     assert conn.execute("SELECT count(*) FROM codes_a").fetchone() == (1,)
+
+
+GRANTED_PARTS = """
+- name: parts
+  hosts: all
+  roles: [{name: parts_reader}, {name: parts_owner}]
+  databases:
+    - name: {db}
+      schemas:
+        - name: public
+          grants: [{to: parts_reader, privileges: [SELECT], tables: ALL}]
+      tables:
+        - name: ev
+          owner: parts_owner
+          columns: [{name: at, type: date}]
+          partition_by: {method: range, columns: [at]}
+          partitions: [{name: ev_1, from: ["'2024-01-01'"], to: ["'2024-02-01'"]}]
+"""
+
+
+def test_partitions_get_the_grants_of_all_tables_and_their_parents_owner_in_one_apply(tmp_path, pg):
+    targets = load_targets(tmp_path, pg, GRANTED_PARTS.replace("{db}", pg.dbname))
+    apply_all(targets)  # fails unless a fresh plan is empty
+    assert plan_of(targets) == []
+    with pg.connect() as conn:
+        assert conn.execute("SELECT has_table_privilege('parts_reader', 'ev_1', 'SELECT'), "
+                            "pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'ev_1'").fetchone() == (
+            True, "parts_owner")

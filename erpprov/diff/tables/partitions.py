@@ -52,6 +52,9 @@ def _create(ctx: Context, parent: TableState, part: PartitionState) -> None:
     statements = [ddl.render(ddl.create_partition(part.schema, part.name, parent.key, part.source or part.bound))]
     if part.comment is not None:
         statements.append(ddl.comment("TABLE", ddl.ident(part.schema, part.name), part.comment))
+    if parent.owner:  # a partition is its creator's; the file's owner of the parent owns its parts too
+        statements.append(ddl.alter_table(part.schema, part.name, sql.SQL("OWNER TO {}").format(
+            ddl.ident(parent.owner))))
     ctx.out.add(ctx.a_table(part.schema, part.name), Op.CREATE, Phase.TABLE, statements,
                 after={"partition_of": f"{parent.schema}.{parent.name}", "bound": part.bound}, order=Order.LATE)
 
