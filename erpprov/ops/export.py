@@ -309,17 +309,19 @@ def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: Tab
     with the same privileges grouped into one entry."""
     on_table: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     grouped: dict[tuple[str, str, str, frozenset[str], bool], list[str]] = defaultdict(list)
+    # a partition has grants of its own, written in its schema's grants (it has no table entry)
+    partitions = {(p.schema, p.name) for table in live_tables.tables.values() for p in table.partitions}
     for ref in sorted(acl, key=lambda r: (r.kind, r.schema or "", r.name)):
         if ref.kind == "schema" or ref.schema is None:
             continue
-        if ref.kind == "table" and (ref.schema, ref.name) not in live_tables.tables:
+        if ref.kind == "table" and (ref.schema, ref.name) not in live_tables.tables.keys() | partitions:
             continue  # a view, materialized view or foreign table: erpprov does not create them
         owner = live.owners[ref]
         # the name a grant's `tables:`/`sequences:`/`functions:` list uses
         spelling = live.signatures.get(ref, ref.name)
         for grantee, privileges in _explicit_acl(acl[ref], ref.kind, owner, version).items():
             parts = _split_options(privileges)
-            if ref.kind == "table" and len(parts) == 1:
+            if ref.kind == "table" and len(parts) == 1 and (ref.schema, ref.name) in live_tables.tables:
                 names, option = parts[0]
                 on_table[(ref.schema, ref.name)].append(_grant(grantee, names, option, "table", version))
                 continue

@@ -19,14 +19,18 @@ from tests.tables.tablekit import plan, tables
 
 def exported_tables(conn: psycopg.Connection) -> list[dict[str, Any]]:
     """The `tables:` of the connected database's export, through YAML text as a file holds them."""
+    return exported_play(conn)["databases"][0].get("tables", [])
+
+
+def exported_play(conn: psycopg.Connection) -> dict[str, Any]:
+    """The export of the connected database (and the server's roles), through YAML text."""
     info = conn.info
     settings = model.Connection(driver="external", pg_host=info.host, pg_port=info.port, pg_user=info.user,
                                 pg_password=SecretStr(info.password))
     with psycopg.connect(host=info.host, port=info.port, user=info.user, password=info.password,
                          dbname="postgres", autocommit=True) as admin:
         play = export_playbook(admin, settings, databases=[info.dbname])[0]
-    database = play["databases"][0]
-    return yaml.safe_load(yaml.safe_dump(database.get("tables", []), sort_keys=False))
+    return yaml.safe_load(yaml.safe_dump(play, sort_keys=False))
 
 
 def replan_export(conn: psycopg.Connection) -> tuple[list[dict[str, Any]], TableDiff]:

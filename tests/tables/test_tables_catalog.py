@@ -16,7 +16,7 @@ from erpprov.core.actions import Hazard, Op
 from erpprov.errors import ErpprovError
 from erpprov.state.table_catalog import inspect_tables
 from tests.helpers import apply_all, load_targets, plan_of
-from tests.tables.roundtrip import replan_export, schema_dump
+from tests.tables.roundtrip import exported_play, replan_export, schema_dump
 from tests.tables.tablekit import assert_declared, converge, describe, plan, tables
 
 # One database holding every property the export must carry; each line is one case the
@@ -422,3 +422,9 @@ def test_partitions_get_the_grants_of_all_tables_and_their_parents_owner_in_one_
         assert conn.execute("SELECT has_table_privilege('parts_reader', 'ev_1', 'SELECT'), "
                             "pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'ev_1'").fetchone() == (
             True, "parts_owner")
+        # and the export writes the partition's grant (in its schema's grants), so it plans empty too
+        conn.execute("GRANT UPDATE ON ev_1 TO parts_reader")
+        play = exported_play(conn)
+    public = next(s for s in play["databases"][0]["schemas"] if s["name"] == "public")
+    assert {"to": "parts_reader", "privileges": ["SELECT", "UPDATE"], "tables": ["ev_1"]} in public["grants"]
+    assert plan_of(load_targets(tmp_path, pg, yaml.safe_dump([play]))) == []
