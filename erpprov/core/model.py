@@ -509,6 +509,7 @@ class Partition(Strict):
     modulus: int | None = Field(None, ge=1)
     remainder: int | None = Field(None, ge=0)
     default: bool = False
+    with_: Parameters = Field(default_factory=dict, alias="with", description="Its own storage parameters")
     comment: str | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -145,6 +145,7 @@ class PartitionState:
     schema: str
     name: str
     bound: str  # pg_get_expr(relpartbound): "FOR VALUES FROM (...) TO (...)", "DEFAULT", ...
+    parameters: tuple[str, ...] = ()  # its own reloptions, sorted; set in place
     comment: str | None = None
     # --- not compared -------------------------------------------------------------------------
     source: str | None = field(default=None, compare=False)  # desired: the bound as written
@@ -197,7 +198,7 @@ UNMANAGED_PROPERTIES = {
     "invalid_index": "an index left invalid (a failed CREATE INDEX CONCURRENTLY)",
     "index_tablespace": "an index in another tablespace",
     "delete_set_columns": "a foreign key ON DELETE SET NULL/DEFAULT (columns)",
-    "partition_objects": "a partition with indexes, constraints, storage parameters, an owner or partitions of its own",
+    "partition_objects": "a partition with indexes, constraints, an owner or partitions of its own",
 }
 
 

@@ -428,6 +428,8 @@ def _partition(parent: TableState, partition: PartitionState) -> dict[str, Any]:
         result["from"] = _top_level(bound[start + 1:end])
         to = bound.index("(", end)
         result["to"] = _top_level(bound[to + 1:_closing(bound, to)])
+    if partition.parameters:
+        result["with"] = dict(p.split("=", 1) for p in partition.parameters)
     if partition.comment is not None:
         result["comment"] = partition.comment
     return result

@@ -124,9 +124,11 @@ def create_table(table: TableState, constraints: list[ConstraintState]) -> State
     return render(query)
 
 
-def create_partition(schema: str, name: str, parent: tuple[str, str], bound: str) -> sql.Composed:
+def create_partition(schema: str, name: str, parent: tuple[str, str], bound: str,
+                     options: tuple[str, ...] = ()) -> sql.Composed:
     """`bound`: printed by pg_get_expr, or built from proven values (canon's `partition_bound_source`)."""
-    return sql.SQL("CREATE TABLE {} PARTITION OF {} {}").format(ident(schema, name), ident(*parent), sql.SQL(bound))
+    query = sql.SQL("CREATE TABLE {} PARTITION OF {} {}").format(ident(schema, name), ident(*parent), sql.SQL(bound))
+    return sql.SQL("{} WITH ({})").format(query, parameters(options)) if options else query
 
 
 def column_settings(schema: str, table: str, col: ColumnState) -> list[Statement]:

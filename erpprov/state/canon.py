@@ -415,7 +415,8 @@ def _partitions(t: model.Table, scratch: TableState | None) -> tuple[PartitionSt
     """The declared partitions with their bounds as the server printed them in the scratch build."""
     bounds = {p.name: p.bound for p in scratch.partitions} if scratch else {}
     return tuple(sorted((PartitionState(schema=p.schema_ or t.schema_, name=p.name, bound=bounds[p.name],
-                                        comment=p.comment, source=partition_bound_source(p))
+                                        parameters=_parameters(p.with_), comment=p.comment,
+                                        source=partition_bound_source(p))
                          for p in t.partitions), key=lambda p: (p.schema, p.name)))
 
 

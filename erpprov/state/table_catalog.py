@@ -186,11 +186,11 @@ SELECT p.polrelid, p.polname, p.polcmd, p.polpermissive,
 FROM rel r JOIN pg_policy p ON p.polrelid = r.oid
 LEFT JOIN pg_description ds ON ds.objoid = p.oid AND ds.classoid = 'pg_policy'::regclass"""
 
-# What a partition holds of its own beyond its bound (an index or constraint not cascaded from the
-# parent, storage parameters, another owner, a partition partitioned again) is not managed: listed.
+# What a partition holds of its own beyond its bound and storage parameters (an index or constraint
+# not cascaded from the parent, another owner, a partition partitioned again) is not managed: listed.
 PARTITIONS = _REL + """
-SELECT i.inhparent, n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid), ds.description,
-       c.relkind = 'p' OR c.reloptions IS NOT NULL OR c.relowner <> r.relowner
+SELECT i.inhparent, n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid), c.reloptions, ds.description,
+       c.relkind = 'p' OR c.relowner <> r.relowner
        OR EXISTS (SELECT FROM pg_index pi WHERE pi.indrelid = c.oid
                   AND NOT EXISTS (SELECT FROM pg_inherits ii WHERE ii.inhrelid = pi.indexrelid))
        OR EXISTS (SELECT FROM pg_constraint pc WHERE pc.conrelid = c.oid AND pc.conislocal)
@@ -295,8 +295,9 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
         pols[oid].append(PolicyState(name=name, command=_COMMANDS[command], roles=tuple(sorted(roles)), using=using,
                                      with_check=with_check, permissive=permissive, comment=comment))
     parts: dict[int, list[PartitionState]] = defaultdict(list)
-    for oid, schema, name, bound, comment, own in partitions:
-        parts[oid].append(PartitionState(schema=schema, name=name, bound=bound, comment=comment))
+    for oid, schema, name, bound, parameters, comment, own in partitions:
+        parts[oid].append(PartitionState(schema=schema, name=name, bound=bound,
+                                         parameters=tuple(sorted(parameters or ())), comment=comment))
         if own:
             found_properties[oid].add("partition_objects")
     result: dict[tuple[str, str], TableState] = {}

@@ -262,7 +262,7 @@ PARTITIONED = """
   indexes: [{columns: [region]}]
   partitions:
     - {name: orders_2024_01, from: ["'2024-01-01'"], to: ["'2024-02-01'"]}
-    - {name: orders_old, from: [MINVALUE], to: ["'2024-01-01'"], comment: archive}
+    - {name: orders_old, from: [MINVALUE], to: ["'2024-01-01'"], comment: archive, with: {fillfactor: 50}}
 - name: regions
   columns: [{name: code, type: text}, {name: n, type: int}]
   partition_by: {method: list, columns: ["lower(code)"]}
@@ -290,10 +290,10 @@ def test_partitioned_tables_converge_export_and_guard_their_rows(conn):
     orders = next(t for t in exported if t["name"] == "orders")
     assert orders["partition_by"] == {"method": "range", "columns": ["placed"]}
     assert orders["partitions"][1] == {"name": "orders_old", "from": ["MINVALUE"], "to": ["'2024-01-01'"],
-                                       "comment": "archive"}
+                                       "with": {"fillfactor": "50"}, "comment": "archive"}
     conn.execute("INSERT INTO orders VALUES (1, '2024-01-15', 'x')")
     # a new partition is created; one left out is dropped with its rows (deletes_data); a new bound re-attaches
-    changed = (PARTITIONED.replace("'2024-02-01'", "'2024-03-01'")
+    changed = (PARTITIONED.replace("'2024-02-01'", "'2024-03-01'").replace("fillfactor: 50", "fillfactor: 60")
                .replace("    - {name: buckets_1, modulus: 2, remainder: 1}\n", "")
                .replace("- {name: regions_rest, default: true}",
                         "- {name: regions_rest, default: true}\n    - {name: regions_us, in: [\"'us'\"]}"))
@@ -301,6 +301,7 @@ def test_partitioned_tables_converge_export_and_guard_their_rows(conn):
     by_target = {a.address.split(".")[-1]: a for a in second.actions}
     assert by_target["buckets_1"].op is Op.DELETE and Hazard.DELETES_DATA in by_target["buckets_1"].hazards
     assert by_target["regions_us"].op is Op.CREATE
+    assert by_target["orders_old"].op is Op.UPDATE and by_target["orders_old"].after == {"with": ["fillfactor=60"]}
     assert by_target["orders_2024_01"].op is Op.UPDATE and Hazard.VALIDATES_DATA in by_target["orders_2024_01"].hazards
     converge(conn, tables(changed))
     assert conn.execute("SELECT count(*) FROM orders_2024_01").fetchone()[0] == 1

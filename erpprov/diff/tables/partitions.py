@@ -30,9 +30,15 @@ def diff_partitions(ctx: Context, want: TableState, have: TableState | None) -> 
         old = live.get((part.schema, part.name))
         if old is None:
             _create(ctx, want, part)
-        elif old.bound != part.bound:
+            continue
+        if old.bound != part.bound:
             _rebound(ctx, want, old, part, have)
-        elif old.comment != part.comment:
+        if old.parameters != part.parameters:
+            ctx.out.add(ctx.a_table(part.schema, part.name), Op.UPDATE, Phase.TABLE,
+                        [ddl.alter_table(part.schema, part.name, clause)
+                         for clause in ddl.new_parameters(part.parameters, old.parameters)],
+                        before={"with": list(old.parameters)}, after={"with": list(part.parameters)})
+        if old.comment != part.comment:
             ctx.out.add(ctx.a_table(part.schema, part.name), Op.UPDATE, Phase.COMMENT,
                         [ddl.comment("TABLE", ddl.ident(part.schema, part.name), part.comment)],
                         before={"comment": old.comment}, after={"comment": part.comment})
@@ -49,7 +55,8 @@ def _partitioning(table: TableState) -> str:
 
 def _create(ctx: Context, parent: TableState, part: PartitionState) -> None:
     """CREATE ... PARTITION OF: nothing to attach or validate; the parent's indexes cascade."""
-    statements = [ddl.render(ddl.create_partition(part.schema, part.name, parent.key, part.source or part.bound))]
+    statements = [ddl.render(ddl.create_partition(part.schema, part.name, parent.key, part.source or part.bound,
+                                                  part.parameters))]
     if part.comment is not None:
         statements.append(ddl.comment("TABLE", ddl.ident(part.schema, part.name), part.comment))
     if parent.owner:  # a partition is its creator's; the file's owner of the parent owns its parts too
