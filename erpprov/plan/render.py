@@ -6,12 +6,15 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
 
 from erpprov.core.actions import Action, HostPlan, Op
 from erpprov.core.display import json_shown, shown
+from erpprov.core.tables import TablesState
+from erpprov.plan.diagram import Marks, mermaid
 
 _SYMBOL = {Op.CREATE: "+", Op.UPDATE: "~", Op.REPLACE: "-/+", Op.DELETE: "-"}
 _COLOUR = {Op.CREATE: "green", Op.UPDATE: "yellow", Op.REPLACE: "magenta", Op.DELETE: "red"}
@@ -75,7 +78,10 @@ def text(plans: list[HostPlan], *, show_sql: bool = False, colour: bool = False)
     return "\n".join(out)
 
 
-def markdown(plans: list[HostPlan]) -> str:
+def markdown(plans: list[HostPlan],
+             pictures: Sequence[Mapping[str, tuple[TablesState, Marks]]] = ()) -> str:
+    """The plan for a pull-request comment; ``pictures[i]`` (from `diagram.touched`) draws the
+    tables ``plans[i]`` touches, per database, as Mermaid diagrams the forges render."""
     totals = {"add": 0, "change": 0, "destroy": 0}
     for plan in plans:
         for key, value in plan.counts().items():
@@ -87,7 +93,7 @@ def markdown(plans: list[HostPlan]) -> str:
     if hazards:
         out.append(f"\n:warning: Hazards needing permission: {', '.join(f'`{h}`' for h in hazards)}")
     out.append("")
-    for plan in plans:
+    for index, plan in enumerate(plans):
         counts = plan.counts()
         host, driver = html.escape(shown(plan.host)), html.escape(shown(plan.driver))
         summary_line = (f"<details><summary><code>{host}</code> ({driver}): +{counts['add']} "
@@ -98,5 +104,10 @@ def markdown(plans: list[HostPlan]) -> str:
         # A fence ends at a line of as many backticks as opened it: a longer one than any run in
         # the body (a name or a file may hold ```) keeps the body inside the code block.
         fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", "\n".join(lines))), default=0))
-        out += [fence + "diff", *lines, fence, "", "</details>", ""]
+        out += [fence + "diff", *lines, fence, ""]
+        for database, (tables, marks) in sorted((pictures[index] if index < len(pictures) else {}).items()):
+            # The Mermaid text holds no backtick (diagram.py writes them as quotes): three close it.
+            out += [f"Tables in <code>{html.escape(shown(database))}</code> (added, changed and dropped "
+                    "marked):", "", "```mermaid", mermaid(tables, marks).rstrip("\n"), "```", ""]
+        out += ["</details>", ""]
     return "\n".join(out)

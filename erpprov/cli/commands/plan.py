@@ -49,7 +49,9 @@ def plan(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], li
     if fmt == "json":
         click.echo(planfile.dump(planfile.document(plans, inputs=inputs)), nl=False)
     elif fmt == "markdown":
-        click.echo(render.markdown(plans))
+        from erpprov.plan.diagram import touched
+
+        click.echo(render.markdown(plans, [touched(o.value, o.target.play) for o in outcomes if o.value is not None]))
     else:
         click.echo(render.text(plans, show_sql=show_sql or verbose, colour=colour(no_color)), nl=False)
     if out:
