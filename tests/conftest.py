@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,8 +48,9 @@ def server_tmp() -> Iterator[Path]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[LocalCluster]:
+@contextmanager
+def running_cluster() -> Iterator[LocalCluster]:
+    """A throwaway PostgreSQL cluster, its superuser's password SUPERUSER_PASSWORD."""
     base = reachable_tempdir()
     cluster = LocalCluster(base / "data", free_port())
     try:
@@ -60,6 +62,12 @@ def pg_cluster() -> Iterator[LocalCluster]:
             cluster.stop()
         finally:
             shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[LocalCluster]:
+    with running_cluster() as cluster:
+        yield cluster
 
 
 def _names(conn: psycopg.Connection, query: str) -> set[str]:

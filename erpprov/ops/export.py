@@ -66,9 +66,10 @@ _SERIAL_TYPES = {"integer": "serial", "bigint": "bigserial", "smallint": "smalls
 
 def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
                     databases: list[str] | None = None, hosts: str = "all",
-                    name: str = "Exported from the live server") -> list[dict[str, Any]]:
+                    name: str = "Exported from the live server", templated: bool = True) -> list[dict[str, Any]]:
     """A playbook of one play describing the roles and ``databases`` (default: all but `postgres`)
-    of the server ``admin`` is connected to; ``connection`` opens the per-database connections."""
+    of the server ``admin`` is connected to; ``connection`` opens the per-database connections.
+    ``templated=False``: the values as they are, for a model built without Jinja2 (`diff`)."""
     cluster = catalog.read_cluster(admin)
     chosen = _chosen_databases(cluster, databases)
     play: dict[str, Any] = {"name": name, "hosts": hosts}
@@ -85,7 +86,7 @@ def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
         exported.append(_database(cluster, live, live_tables))
     if exported:
         play["databases"] = exported
-    return [_escape_templates(play)]
+    return [_escape_templates(play) if templated else play]
 
 
 _JINJA_MARKERS = ("{{", "{%", "{#")
