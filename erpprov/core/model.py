@@ -16,8 +16,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     SecretStr,
+    Tag,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -435,12 +437,43 @@ class Container(Strict):
     shm_size: str | None = None
     labels: StringMap = Field(default_factory=dict)
     wait_timeout: Duration = Field(120.0, description="How long to wait for the server to become healthy")
+    adopt: bool = Field(False, description="Manage an existing container of this name that erpprov did not "
+                                           "create; it is recreated only with the recreates_container hazard")
 
     @model_validator(mode="after")
     def _one_storage(self) -> Container:
         if self.data_dir and self.volume:
             raise ValueError("choose data_dir (a host directory) or volume (a named volume), not both")
         return self
+
+
+class ComposeService(Strict):
+    """`container: {compose: FILE, service: NAME}`: the server is a service of the team's Compose
+    file, brought up by Compose itself (its project and labels), so `docker compose ps/logs/down`
+    keep working; erpprov manages what runs inside."""
+
+    compose: str = Field(description="The Compose file, relative to the project")
+    service: str = Field(min_length=1, description="The service that runs PostgreSQL")
+    profile: str | None = Field(None, description="Compose profile that enables the service")
+    project: str | None = Field(None, description="Compose project name (default: Compose's own, from the "
+                                                  "file's directory)")
+    wait_timeout: Duration = Field(120.0, description="How long to wait for the server to become healthy")
+
+    @property
+    def name(self) -> str:
+        return self.service
+
+
+def _container_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "compose" if "compose" in value else "container"
+    return "compose" if isinstance(value, ComposeService) else "container"
+
+
+AnyContainer = Annotated[
+    Annotated[Container, Tag("container")] | Annotated[ComposeService, Tag("compose")],
+    Discriminator(_container_kind),
+]
 
 
 class TemplateFile(Strict):
@@ -461,7 +494,7 @@ class Play(Strict):
     hosts: str = "all"
     vars: dict[str, Any] = Field(default_factory=dict)
     vars_files: list[str] = Field(default_factory=list)
-    container: Container | None = None
+    container: AnyContainer | None = None
     roles: list[Role] = Field(default_factory=list)
     prune_roles: list[str] = Field(
         default_factory=list, description="Glob patterns: roles matching them but not declared are dropped"
