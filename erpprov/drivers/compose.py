@@ -12,6 +12,7 @@ decide where the data is and who reaches it: image, environment, ports and the d
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -37,15 +38,17 @@ _TIMEOUT = 600.0  # seconds for one Compose command: `up` may pull an image
 _ONE_OFF = "com.docker.compose.oneoff"
 
 
-def compose_program() -> list[str]:
-    """`docker compose` (the plugin) where the docker CLI has it, else `docker-compose`."""
+@functools.cache
+def compose_program() -> tuple[str, ...]:
+    """`docker compose` (the plugin) where the docker CLI has it, else `docker-compose`; asked
+    once per run (a plan calls Compose several times)."""
     docker = shutil.which("docker")
     if docker and subprocess.run([docker, "compose", "version"], capture_output=True, timeout=60,
                                  check=False).returncode == 0:
-        return [docker, "compose"]
+        return (docker, "compose")
     legacy = shutil.which("docker-compose")
     if legacy:
-        return [legacy]
+        return (legacy,)
     raise ErpprovError("the play's container is a Compose service, but Docker Compose is not installed",
                        hint="install the compose plugin (`docker compose`) or docker-compose")
 
