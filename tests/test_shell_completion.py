@@ -5,31 +5,18 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from erpprov import __version__
-from tests.helpers import cli_environ, erpprov
+from tests.helpers import erpprov, erpprov_on_path
 
 
 def test_version_prints_the_package_version(tmp_path: Path) -> None:
     run = erpprov(tmp_path, "--version")
     assert run.returncode == 0, str(run)
     assert run.stdout.strip() == f"erpprov, version {__version__}"
-
-
-def _program_on_path(tmp_path: Path) -> dict[str, str]:
-    """An `erpprov` on PATH that runs this checkout: the script pip writes for the entry point."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    program = bin_dir / "erpprov"
-    program.write_text(f"#!{sys.executable}\nfrom erpprov.cli import main\nmain()\n")
-    program.chmod(0o755)
-    environ = cli_environ()
-    environ["PATH"] = f"{bin_dir}:{environ['PATH']}"
-    return environ
 
 
 @pytest.mark.parametrize(("words", "expected", "absent"), [
@@ -39,7 +26,7 @@ def _program_on_path(tmp_path: Path) -> dict[str, str]:
 ])
 def test_bash_completes_commands_options_and_choices(tmp_path: Path, words: list[str], expected: set[str],
                                                     absent: set[str]) -> None:
-    environ = _program_on_path(tmp_path)
+    environ = erpprov_on_path(tmp_path / "bin")
     script = subprocess.run(["erpprov", "completion", "bash"], env=environ, capture_output=True, text=True,
                             timeout=60, check=True).stdout
     quoted = " ".join(f"'{w}'" for w in words)
