@@ -109,6 +109,8 @@ def test_a_compose_service_is_brought_up_by_compose_and_recreated_only_when_allo
     assert container.labels["com.docker.compose.service"] == "postgres"
     listed = _compose(env, root, "--profile", "all", "ps")
     assert listed.returncode == 0 and container.name in listed.stdout, listed
+    status = erpprov(root, "status", env=env)
+    assert f"by Docker Compose (project {root.name}, service postgres)" in status.stdout, str(status)
 
     (root / "docker-compose.yml").write_text(SERVICE.format(image=test_image, password=PASSWORD, port=port,
                                                             extra="      TZ: UTC\n"))
