@@ -37,13 +37,16 @@ def _compose_on_path(bin_dir: Path) -> dict[str, str]:
     legacy = shutil.which("docker-compose")
     if legacy is None:
         pytest.skip("Docker Compose is not installed (the compose plugin or docker-compose)")
-    if subprocess.run([legacy, "version"], capture_output=True, check=False).returncode == 0:
+    # `version` works either way: only a command that talks to the engine shows the breakage.
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "probe.yml").write_text("services:\n  probe: {image: none}\n")
+    probe = [legacy, "-f", str(bin_dir / "probe.yml"), "-p", "erpprovprobe", "ps"]
+    if subprocess.run(probe, capture_output=True, check=False, timeout=120).returncode == 0:
         return {}
     interpreter = Path(legacy).read_text().splitlines()[0].removeprefix("#!").split()[0]
     own = subprocess.run([interpreter, "-c", "import site, sys; print(':'.join(p for p in site.getsitepackages() "
                           "if not p.startswith(sys.prefix + '/local')))"], capture_output=True, text=True,
                          check=True).stdout.strip()
-    bin_dir.mkdir(exist_ok=True)
     shim = bin_dir / "docker-compose"
     shim.write_text(f'#!/bin/sh\nexec env PYTHONPATH={own} {interpreter} -S {legacy} "$@"\n')
     shim.chmod(0o755)
