@@ -72,6 +72,7 @@ def test_b_is_planned_to_look_like_a_and_passwords_are_compared_by_verifier(tmp_
     run = erpprov(tmp_path, *args, env=env)
     assert run.returncode == 2, str(run)
     assert "~ role.app" in run.stdout and "verifiers differ" in run.stdout, str(run)
+    assert 'password: "(sensitive)" → "(sensitive, differs)"' in run.stdout
     with pg.connect() as conn:
         verifier = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = 'app'").fetchone()[0]
     assert verifier not in run.stdout and verifier.split("$")[2] not in run.stdout and SECRET not in run.stdout

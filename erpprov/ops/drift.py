@@ -23,7 +23,7 @@ from psycopg.conninfo import conninfo_to_dict
 from pydantic import SecretStr
 
 from erpprov.core import model
-from erpprov.core.actions import Action, HostPlan, Op, Phase
+from erpprov.core.actions import SENSITIVE, Action, HostPlan, Op, Phase
 from erpprov.core.address import Address
 from erpprov.core.target import Target
 from erpprov.drivers.external import ExternalDriver
@@ -33,7 +33,7 @@ from erpprov.plan.build import plan_target
 from erpprov.postgres.connect import connect, connection_kept
 from erpprov.state import catalog
 
-SENSITIVE = "(sensitive)"
+DIFFERS = f"{SENSITIVE[:-1]}, differs)"
 
 
 @dataclass(frozen=True)
@@ -109,10 +109,9 @@ def _password_actions(actions: list[Action], source: Server, subject: Server,
         if address in by_address:
             old = result[by_address[address]]
             result[by_address[address]] = replace(
-                old, before={**(old.before or {}), "password": SENSITIVE}, after={**(old.after or {}), "password":
-                                                                                   SENSITIVE},
-                note="; ".join(n for n in (old.note, note) if n))
+                old, before={**(old.before or {}), "password": SENSITIVE},
+                after={**(old.after or {}), "password": DIFFERS}, note="; ".join(n for n in (old.note, note) if n))
         else:
             result.append(Action(address, Op.UPDATE, Phase.ROLE, before={"password": SENSITIVE},
-                                 after={"password": SENSITIVE}, note=note))
+                                 after={"password": DIFFERS}, note=note))
     return result, None
