@@ -171,3 +171,15 @@ def test_erpprov_compose_writes_a_file_compose_reads_without_the_secret(tmp_path
     # `config` prints the file back with a literal $ escaped again, as Compose's files write it
     assert service["environment"] == {"POSTGRES_PASSWORD": "from-env", "TZ": "a$$b"}
     assert service["container_name"] == "shop-db" and service["image"] == "postgres:16"
+
+
+def test_a_service_erpprov_cannot_read_or_find_is_a_clear_error(tmp_path: Path, test_image: str) -> None:
+    env = _compose_on_path(tmp_path / "bin")
+    root = tmp_path / "proj"
+    write_project(root, PLAY.format(container="{compose: docker-compose.yml, service: db}"), {"driver": "docker"})
+    (root / "docker-compose.yml").write_text(f"services:\n  db:\n    image: {test_image}\n"
+                                             "    ports: ['127.0.0.1:5432:5432/udp']\n")
+    assert_clean_error(erpprov(root, "plan", env=env), "the service db of", "ports.0", "[ip:]host:container")
+    write_project(root, PLAY.format(container="{compose: docker-compose.yml, service: postgres}"),
+                  {"driver": "docker"})
+    assert_clean_error(erpprov(root, "plan", env=env), "has no service 'postgres'", "services: db")

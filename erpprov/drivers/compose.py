@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 from docker.models.containers import Container as DockerContainer
+from pydantic import ValidationError
 
 from erpprov.core.actions import Action, Hazard, Op, Phase
 from erpprov.core.address import Address
@@ -81,7 +82,13 @@ class ComposeDriver(DockerDriver):
             raise ErpprovError(f"{self.file} has no service {reference.service!r}"
                                + (f" with profile {reference.profile!r}" if reference.profile else ""),
                                hint=f"services: {', '.join(sorted(services)) or 'none'}")
-        self.spec = self._container(services[reference.service], config.get("volumes") or {})
+        try:
+            self.spec = self._container(services[reference.service], config.get("volumes") or {})
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ErpprovError(f"the service {reference.service} of {self.file} is not one erpprov can run: "
+                               f"{problems}", hint="erpprov reads single published ports ([ip:]host:container), "
+                                                   "the image, environment, data volume and healthcheck") from None
 
     @property
     def address(self) -> Address:
@@ -174,6 +181,18 @@ class ComposeDriver(DockerDriver):
             return [Action(self.address, Op.UPDATE, Phase.CONTAINER, before={"state": container.status},
                            after={"state": "running"}, note=f"docker compose start {self.reference.service}")]
         return []
+
+    def data_dir(self) -> str | None:
+        return self.spec.data_dir  # already absolute; None: a volume, or no mount at all
+
+    def _storage_text(self) -> str:
+        if self.spec.volume or self.spec.data_dir:
+            return super()._storage_text()
+        return "the container itself (the service mounts nothing at PGDATA)"
+
+    def _guard_major(self, image: Any) -> None:
+        if self.spec.volume or self.spec.data_dir:  # nothing to check when no data outlives the container
+            super()._guard_major(image)
 
     def _shown(self) -> dict[str, Any]:
         return {"compose": str(self.file), "service": self.reference.service, "image": self.spec.image,
