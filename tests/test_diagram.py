@@ -242,4 +242,3 @@ def test_plan_markdown_draws_what_it_adds_changes_and_drops(tmp_path: Path, pg: 
     assert 'text legacy "dropped"' in diagram and '"added; we#quot;ird #lt;/td#gt; name"' in diagram
     assert erpprov(tmp_path, "apply", "--allow-destructive").returncode == 0
     assert_converged(tmp_path)
-    assert "```mermaid" not in erpprov(tmp_path, "plan", "--format", "markdown").stdout
