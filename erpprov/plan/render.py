@@ -16,6 +16,9 @@ from erpprov.core.display import json_shown, shown
 from erpprov.core.tables import TablesState
 from erpprov.plan.diagram import Marks, mermaid
 
+# Mermaid refuses to draw a diagram of more than 50,000 characters (its maxTextSize), and a forge's
+# comment holds 65,536 at most: past this size the plan says so instead of embedding a broken one.
+MERMAID_MAX_TEXT = 40_000
 _SYMBOL = {Op.CREATE: "+", Op.UPDATE: "~", Op.REPLACE: "-/+", Op.DELETE: "-"}
 _COLOUR = {Op.CREATE: "green", Op.UPDATE: "yellow", Op.REPLACE: "magenta", Op.DELETE: "red"}
 
@@ -106,8 +109,14 @@ def markdown(plans: list[HostPlan],
         fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", "\n".join(lines))), default=0))
         out += [fence + "diff", *lines, fence, ""]
         for database, (tables, marks) in sorted((pictures[index] if index < len(pictures) else {}).items()):
+            name = html.escape(shown(database))
+            drawn = mermaid(tables, marks).rstrip("\n")
+            if len(drawn) > MERMAID_MAX_TEXT:
+                out += [f"The {len(tables.tables)} tables touched in <code>{name}</code> are too many to draw "
+                        f"here; <code>erpprov diagram --db {name}</code> draws them.", ""]
+                continue
             # The Mermaid text holds no backtick (diagram.py writes them as quotes): three close it.
-            out += [f"Tables in <code>{html.escape(shown(database))}</code> (added, changed and dropped "
-                    "marked):", "", "```mermaid", mermaid(tables, marks).rstrip("\n"), "```", ""]
+            out += [f"Tables in <code>{name}</code> (added, changed and dropped marked):", "", "```mermaid", drawn,
+                    "```", ""]
         out += ["</details>", ""]
     return "\n".join(out)
