@@ -83,7 +83,8 @@ class ComposeDriver(DockerDriver):
                                + (f" with profile {reference.profile!r}" if reference.profile else ""),
                                hint=f"services: {', '.join(sorted(services)) or 'none'}")
         try:
-            self.spec = self._container(services[reference.service], config.get("volumes") or {})
+            self.spec = service_container(services[reference.service], config.get("volumes") or {},
+                                          project=self.project, reference=reference, base=self.file.parent)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise ErpprovError(f"the service {reference.service} of {self.file} is not one erpprov can run: "
@@ -124,36 +125,6 @@ class ComposeDriver(DockerDriver):
         return loaded if isinstance(loaded, dict) else {}
 
     # --- the service as a container spec ----------------------------------------------------
-
-    def _container(self, service: dict[str, Any], volumes: dict[str, Any]) -> Container:
-        env = service.get("environment") or {}
-        env = env_dict(env) if isinstance(env, list) else {str(k): "" if v is None else str(v) for k, v in env.items()}
-        pgdata = env.get("PGDATA") or DEFAULT_PGDATA
-        mount = self._data_mount(service.get("volumes") or [], volumes, pgdata)
-        return Container(
-            name=str(service.get("container_name") or f"{self.project}-{self.reference.service}"),
-            image=str(service.get("image") or ""), ports=[p for p in map(_port, service.get("ports") or []) if p],
-            volume=mount[1] if mount and mount[0] == "volume" else None,
-            data_dir=mount[1] if mount and mount[0] == "bind" else None, env=env,
-            healthcheck=_healthcheck(service.get("healthcheck")), wait_timeout=self.reference.wait_timeout)
-
-    def _data_mount(self, entries: list[Any], volumes: dict[str, Any], pgdata: str) -> tuple[str, str] | None:
-        """("volume", its full name) or ("bind", host path) of the mount at PGDATA."""
-        for entry in entries:
-            if isinstance(entry, str):
-                source, _, rest = entry.partition(":")
-                target, kind = rest.split(":")[0], "bind" if source.startswith(("/", ".", "~")) else "volume"
-            else:
-                source, target, kind = str(entry.get("source", "")), str(entry.get("target", "")), entry.get("type")
-            if target.rstrip("/") != pgdata.rstrip("/") or not source:
-                continue
-            if kind == "bind":
-                return "bind", str((self.file.parent / Path(source).expanduser()).resolve())
-            declared = volumes.get(source) or {}
-            external = declared.get("external")
-            name = declared.get("name") or (external.get("name") if isinstance(external, dict) else None)
-            return "volume", str(name or (source if external else f"{self.project}_{source}"))
-        return None
 
     # --- the engine ---------------------------------------------------------------------------
 
@@ -241,6 +212,42 @@ class ComposeDriver(DockerDriver):
             self._remove_volume(self.spec.volume, progress)
         elif volumes:
             self._remove_data_dir(progress)
+
+
+def service_container(service: dict[str, Any], volumes: dict[str, Any], *, project: str,
+                      reference: ComposeService, base: Path) -> Container:
+    """A service of `compose config` (either Compose's spelling) as the container spec the docker
+    driver compares and waits for; ``volumes`` is the file's top-level `volumes:`, ``base`` the
+    directory relative bind mounts start from."""
+    env = service.get("environment") or {}
+    env = env_dict(env) if isinstance(env, list) else {str(k): "" if v is None else str(v) for k, v in env.items()}
+    mount = _data_mount(service.get("volumes") or [], volumes, env.get("PGDATA") or DEFAULT_PGDATA, project, base)
+    return Container(
+        name=str(service.get("container_name") or f"{project}-{reference.service}"),
+        image=str(service.get("image") or ""), ports=[p for p in map(_port, service.get("ports") or []) if p],
+        volume=mount[1] if mount and mount[0] == "volume" else None,
+        data_dir=mount[1] if mount and mount[0] == "bind" else None, env=env,
+        healthcheck=_healthcheck(service.get("healthcheck")), wait_timeout=reference.wait_timeout)
+
+
+def _data_mount(entries: list[Any], volumes: dict[str, Any], pgdata: str, project: str,
+                base: Path) -> tuple[str, str] | None:
+    """("volume", its full name) or ("bind", host path) of the mount at PGDATA."""
+    for entry in entries:
+        if isinstance(entry, str):
+            source, _, rest = entry.partition(":")
+            target, kind = rest.split(":")[0], "bind" if source.startswith(("/", ".", "~")) else "volume"
+        else:
+            source, target, kind = str(entry.get("source", "")), str(entry.get("target", "")), entry.get("type")
+        if target.rstrip("/") != pgdata.rstrip("/") or not source:
+            continue
+        if kind == "bind":
+            return "bind", str((base / Path(source).expanduser()).resolve())
+        declared = volumes.get(source) or {}
+        external = declared.get("external")
+        name = declared.get("name") or (external.get("name") if isinstance(external, dict) else None)
+        return "volume", str(name or (source if external else f"{project}_{source}"))
+    return None
 
 
 def _port(entry: Any) -> str | None:
