@@ -85,6 +85,13 @@ PLAYBOOK = """
         pg_password: "{{ pg_password }}"
       register: erp_playbook
       when: more | default(false)
+    - name: erpprov facts
+      erpprov.postgres.facts:
+        pg_port: "{{ pg_port }}"
+        pg_password: "{{ pg_password }}"
+        state: "{{ state }}"
+      register: facts
+      when: more | default(false)
     - name: erpprov refusing a hazard
       erpprov.postgres.apply:
         pg_port: "{{ pg_port }}"
@@ -104,7 +111,8 @@ PLAYBOOK = """
       when: more | default(false)
     - name: save what the tasks returned
       copy: {content: "{{ item.value | to_json }}", dest: "out/{{ inventory_hostname }}-{{ item.key }}.json"}
-      loop: "{{ {'erp': erp, 'playbook': erp_playbook, 'refused': refused, 'missing': missing} | dict2items }}"
+      loop: "{{ {'erp': erp, 'playbook': erp_playbook, 'refused': refused, 'missing': missing,
+                   'facts': facts} | dict2items }}"
       check_mode: false
       changed_when: false
 """
@@ -203,6 +211,11 @@ def test_a_fleet_of_two_through_ansible_playbook(fleet: tuple[Path, str, str, st
         assert not result["changed"] and result["recap"]["ok"] == 3, result
     for result in registered(tmp, "playbook").values():
         assert result["recap"] == {"ok": 3, "changed": 0, "add": 0, "change": 0, "destroy": 0}, result
+    for result in registered(tmp, "facts").values():
+        facts = result["ansible_facts"]["erpprov"]
+        assert facts["server_version"].startswith("15.") and facts["is_superuser"], facts
+        assert role in facts["roles"] and facts["databases"][database]["owner"] == role, facts
+        assert facts["managed"]["declared"] == 3 and facts["managed"]["pending"] == 0, facts
     for result in registered(tmp, "refused").values():
         assert result["failed"]
         assert "apply refuses 1 hazardous change(s); nothing was changed" in result["msg"]
