@@ -25,9 +25,6 @@ from tests.helpers import REPO, Run, cli_environ, finish, reachable_tempdir
 COLLECTION = REPO / "collections" / "ansible_collections" / "erpprov" / "postgres"
 SECOND_PASSWORD = "second-cluster-secret"
 
-pytestmark = pytest.mark.skipif(shutil.which("ansible-playbook") is None,
-                                reason="ansible-core is not installed (pip install -e '.[test]')")
-
 
 @pytest.fixture(scope="module")
 def second_cluster() -> Iterator[LocalCluster]:
@@ -42,7 +39,9 @@ def ansible(cwd: Path, command: str, *args: str) -> Run:
                        "ANSIBLE_RETRY_FILES_ENABLED": "0", "ANSIBLE_LOCALHOST_WARNING": "0",
                        "ANSIBLE_DEPRECATION_WARNINGS": "0", "LC_ALL": "C.UTF-8"})
     started = time.monotonic()
-    proc = subprocess.Popen([shutil.which(command) or command, *args], cwd=cwd, env=env, text=True,
+    found = shutil.which(command)
+    assert found, f"{command} is missing: ansible-core is in the test extras (pip install -e '.[test]')"
+    proc = subprocess.Popen([found, *args], cwd=cwd, env=env, text=True,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     return finish(proc, timeout=180, started=started)
