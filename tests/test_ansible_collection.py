@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from erpprov.drivers.embedded import LocalCluster
+from erpprov.errors import ErpprovError
 from erpprov.load.project import load_for_host
 from erpprov.plan.build import plan_target
 from tests.conftest import SUPERUSER_PASSWORD, Server, local_cluster
@@ -231,3 +232,16 @@ def test_a_fleet_of_two_through_ansible_playbook(fleet: tuple[Path, str, str, st
             assert secret not in run.stdout + run.stderr, f"a password shows in ansible-playbook -vvv: {run}"
     for saved in (tmp / "out").iterdir():
         assert not any(secret in saved.read_text() for secret in secrets), saved.name
+
+
+def test_inline_state_loads_as_a_playbook_does() -> None:
+    """load_for_host, the module's entry point: the play's `hosts` names no inventory group and is
+    not matched, erpprov templates render from the variables given, and errors point into the state."""
+    play = {"name": "inline", "hosts": "no_such_group", "roles": [{"name": "{{ who }}", "login": True}]}
+    project = load_for_host([play], {"pg_port": 6543, "pg_password": "pw-given"}, host="db7",
+                            extra_vars={"who": "app"}, environ={})
+    (target,) = project.targets
+    assert (target.host, target.play.roles[0].name, target.connection.pg_port) == ("db7", "app", 6543)
+    with pytest.raises(ErpprovError) as error:
+        load_for_host([{"name": "inline", "databases": [{"nmae": "erp"}]}], {}, environ={})
+    assert str(error.value).startswith("<state>:3:") and "unknown key 'nmae'" in str(error.value)
