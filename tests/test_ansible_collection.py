@@ -61,7 +61,7 @@ def recap(run: Run) -> dict[str, dict[str, int]]:
 
 def registered(cwd: Path, name: str) -> dict[str, dict]:
     """The task results the playbook saved, by host."""
-    return {host: json.loads((cwd / "out" / f"{host}-{name}.json").read_text()) for host in ("db1", "db2")}
+    return {host: json.loads((cwd / "out" / f"{host}.json").read_text())[name] for host in ("db1", "db2")}
 
 
 PLAYBOOK = """
@@ -110,9 +110,10 @@ PLAYBOOK = """
       ignore_errors: true
       when: more | default(false)
     - name: save what the tasks returned
-      copy: {content: "{{ item.value | to_json }}", dest: "out/{{ inventory_hostname }}-{{ item.key }}.json"}
-      loop: "{{ {'erp': erp, 'playbook': erp_playbook, 'refused': refused, 'missing': missing,
-                   'facts': facts} | dict2items }}"
+      copy:
+        content: "{{ {'erp': erp, 'playbook': erp_playbook, 'refused': refused, 'missing': missing,
+                      'facts': facts} | to_json }}"
+        dest: "out/{{ inventory_hostname }}.json"
       check_mode: false
       changed_when: false
 """
