@@ -14,23 +14,57 @@ description:
 requirements:
   - Python 3.11 or newer on the managed node, with erpprov (C(pip install erpprov)).
 options:
-  playbook: {description: An erpprov playbook on the managed node., type: path}
-  state: {description: The desired state inline (the keys of one erpprov play)., type: dict}
-  vars: {description: Variables for erpprov's own templates., type: dict}
-  driver: {description: Where the server runs., type: str}
-  pg_host: {description: Server address., type: str}
-  pg_port: {description: Server port., type: int}
-  pg_user: {description: Role erpprov connects as., type: str}
-  pg_password: {description: Its password. Never shown., type: str}
-  pg_database: {description: Database for cluster-wide work., type: str}
-  pg_sslmode: {description: libpq sslmode., type: str}
-  pg_sslrootcert: {description: CA certificate file., type: path}
-  pg_sslcert: {description: Client certificate file., type: path}
-  pg_sslkey: {description: Client key file., type: path}
-  pg_connect_timeout: {description: Seconds to wait for a connection., type: float}
-  pg_lock_timeout: {description: Seconds to wait for a lock., type: float}
-  pg_statement_timeout: {description: Seconds one statement may run., type: float}
-  docker_host: {description: As DOCKER_HOST., type: str}
+  playbook:
+    description: An erpprov playbook on the managed node.
+    type: path
+  state:
+    description: The desired state inline (the keys of one erpprov play).
+    type: dict
+  vars:
+    description: Variables for erpprov's own templates.
+    type: dict
+  driver:
+    description: Where the server runs.
+    type: str
+  pg_host:
+    description: Server address.
+    type: str
+  pg_port:
+    description: Server port.
+    type: int
+  pg_user:
+    description: Role erpprov connects as.
+    type: str
+  pg_password:
+    description: Its password. Never shown.
+    type: str
+  pg_database:
+    description: Database for cluster-wide work.
+    type: str
+  pg_sslmode:
+    description: libpq sslmode.
+    type: str
+  pg_sslrootcert:
+    description: CA certificate file.
+    type: path
+  pg_sslcert:
+    description: Client certificate file.
+    type: path
+  pg_sslkey:
+    description: Client key file.
+    type: path
+  pg_connect_timeout:
+    description: Seconds to wait for a connection.
+    type: float
+  pg_lock_timeout:
+    description: Seconds to wait for a lock.
+    type: float
+  pg_statement_timeout:
+    description: Seconds one statement may run.
+    type: float
+  docker_host:
+    description: As DOCKER_HOST.
+    type: str
 """
 
 EXAMPLES = r"""
