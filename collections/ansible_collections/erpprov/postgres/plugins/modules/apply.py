@@ -128,7 +128,8 @@ hazards:
   type: list
   returned: always
 recap:
-  description: Counts, as erpprov's RECAP and plan summary (ok, changed, add, change, destroy).
+  description: Counts, as erpprov's RECAP and plan summary (ok, changed, add, change, destroy); ok (the
+    declared objects that were already right) is counted by a normal run only.
   type: dict
   returned: always
 """
@@ -225,7 +226,7 @@ def run(module: AnsibleModule) -> None:
     for plan in plans:
         for warning in plan.warnings:
             module.warn(warning)
-    if module._diff:
+    if module._diff and result["changed"]:  # a no-op shows no diff, as Ansible's own modules do
         result["diff"] = diff(plans)
     failed = next((o.error for o in outcomes if o.error), None)
     if failed is not None:
