@@ -56,6 +56,7 @@ options:
     description: Where the server runs (erpprov's C(driver) host variable); C(auto) needs no server
       management when the state has no C(container).
     type: str
+    choices: [auto, docker, local, external]
   pg_host:
     description: Server address.
     type: str
@@ -74,6 +75,7 @@ options:
   pg_sslmode:
     description: libpq sslmode.
     type: str
+    choices: [disable, allow, prefer, require, verify-ca, verify-full]
   pg_sslrootcert:
     description: CA certificate file.
     type: path

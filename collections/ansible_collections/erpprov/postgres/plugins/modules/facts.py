@@ -26,6 +26,7 @@ options:
   driver:
     description: Where the server runs.
     type: str
+    choices: [auto, docker, local, external]
   pg_host:
     description: Server address.
     type: str
@@ -44,6 +45,7 @@ options:
   pg_sslmode:
     description: libpq sslmode.
     type: str
+    choices: [disable, allow, prefer, require, verify-ca, verify-full]
   pg_sslrootcert:
     description: CA certificate file.
     type: path
