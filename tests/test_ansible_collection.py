@@ -175,6 +175,15 @@ def test_a_fleet_of_two_through_ansible_playbook(fleet: tuple[Path, str, str, st
     secrets = (password, SUPERUSER_PASSWORD, SECOND_PASSWORD)
     playbook = ("-i", "inventory.yaml", "site.yaml", "-vvv", "-e", "@state.yaml")
 
+    # ansible-doc reads both modules' documentation: each option a description and a type, nothing else
+    # (a stray key is a flow mapping that a comma split).
+    docs = ansible(tmp, "ansible-doc", "-j", "erpprov.postgres.apply", "erpprov.postgres.facts")
+    assert docs.returncode == 0, str(docs)
+    for name, module in json.loads(docs.stdout).items():
+        for option, spec in module["doc"]["options"].items():
+            assert {"description", "type"} <= set(spec) <= {"description", "type", "default", "elements", "choices"}, \
+                (name, option, spec)
+
     # Check mode is erpprov plan: changed on both, nothing created; --diff shows the plan.
     check = ansible(tmp, "ansible-playbook", *playbook, "--check", "--diff")
     assert check.returncode == 0, str(check)
