@@ -77,6 +77,29 @@ PLAYBOOK = """
         pg_password: "{{ pg_password }}"
         state: "{{ state }}"
       register: erp
+    - name: erpprov adding a table the state does not declare
+      erpprov.postgres.apply:
+        pg_port: "{{ pg_port }}"
+        pg_password: "{{ pg_password }}"
+        state: "{{ extra }}"
+      when: hazards | default(false)
+    - name: erpprov refusing to drop both tables
+      erpprov.postgres.apply:
+        pg_port: "{{ pg_port }}"
+        pg_password: "{{ pg_password }}"
+        state: "{{ drop }}"
+      register: refused
+      ignore_errors: true
+      when: hazards | default(false)
+    - name: erpprov pruning the extra table, allowed
+      erpprov.postgres.apply:
+        pg_port: "{{ pg_port }}"
+        pg_password: "{{ pg_password }}"
+        state: "{{ state }}"
+        prune: true
+        allow_hazards: [deletes_data]
+      register: allowed
+      when: hazards | default(false)
     - name: erpprov from an erpprov playbook on the node
       erpprov.postgres.apply:
         playbook: erp.yaml
@@ -92,14 +115,6 @@ PLAYBOOK = """
         state: "{{ state }}"
       register: facts
       when: more | default(false)
-    - name: erpprov refusing a hazard
-      erpprov.postgres.apply:
-        pg_port: "{{ pg_port }}"
-        pg_password: "{{ pg_password }}"
-        state: "{{ drop }}"
-      register: refused
-      ignore_errors: true
-      when: more | default(false)
     - name: erpprov without erpprov
       erpprov.postgres.apply:
         state: "{{ state }}"
@@ -111,20 +126,21 @@ PLAYBOOK = """
       when: more | default(false)
     - name: save what the tasks returned
       copy:
-        content: "{{ {'erp': erp, 'playbook': erp_playbook, 'refused': refused, 'missing': missing,
-                      'facts': facts} | to_json }}"
+        content: "{{ {'erp': erp, 'playbook': erp_playbook, 'refused': refused, 'allowed': allowed,
+                      'missing': missing, 'facts': facts} | to_json }}"
         dest: "out/{{ inventory_hostname }}.json"
       check_mode: false
       changed_when: false
 """
 
 
-def desired(role: str, database: str, password: str, *, table: bool = True) -> dict:
-    """One play's roles and databases: a login role owning a database with one table (or none, pruned)."""
-    items = {"name": "items", "columns": [{"name": "id", "type": "bigint", "primary_key": True},
-                                          {"name": "label", "type": "text"}]}
+def desired(role: str, database: str, password: str, tables: tuple[str, ...] = ("items",), *,
+            prune: bool = False) -> dict:
+    """One play's roles and databases: a login role owning a database with ``tables``."""
+    columns = [{"name": "id", "type": "bigint", "primary_key": True}, {"name": "label", "type": "text"}]
     return {"roles": [{"name": role, "login": True, "password": password}],
-            "databases": [{"name": database, "owner": role, "tables": [items] if table else [], "prune": not table}]}
+            "databases": [{"name": database, "owner": role, "prune": prune,
+                           "tables": [{"name": name, "columns": columns} for name in tables]}]}
 
 
 @pytest.fixture
@@ -148,8 +164,9 @@ def fleet(pg_cluster: LocalCluster, second_cluster: LocalCluster) -> Iterator[tu
         "db2": {**host, "pg_port": second_cluster.port, "pg_password": SECOND_PASSWORD}}}}
     (tmp / "inventory.yaml").write_text(yaml.safe_dump(inventory))
     (tmp / "site.yaml").write_text(PLAYBOOK)
-    (tmp / "state.yaml").write_text(yaml.safe_dump({"state": desired(role, database, password),
-                                                    "drop": desired(role, database, password, table=False)}))
+    (tmp / "state.yaml").write_text(yaml.safe_dump({
+        "state": desired(role, database, password), "extra": desired(role, database, password, ("items", "scratch")),
+        "drop": desired(role, database, password, (), prune=True)}))
     # The same state as an erpprov playbook, its password an erpprov template; `hosts` names no Ansible group.
     play = desired(role, database, "{{ app_password }}")
     (tmp / "erp.yaml").write_text(yaml.safe_dump([{"name": "erp", "hosts": "erp_servers", **play}]))
@@ -200,23 +217,36 @@ def test_a_fleet_of_two_through_ansible_playbook(fleet: tuple[Path, str, str, st
         assert {a["address"] for a in result["actions"]} >= {f"role.{role}", f"database.{database}"}
         assert result["recap"]["add"] >= 3
 
-    # A real run, one host at a time: both converge.
-    applied = ansible(tmp, "ansible-playbook", *playbook, "-e", "batch=1")
+    # A real run, one host at a time: both converge. Then a table the state leaves out: dropping both
+    # tables is a hazard, refused as the CLI refuses it; the module's prune with deletes_data allowed
+    # drops the extra one.
+    applied = ansible(tmp, "ansible-playbook", *playbook, "-e", '{"batch": 1, "hazards": true}')
     assert applied.returncode == 0, str(applied)
-    assert {h: r["changed"] for h, r in recap(applied).items()} == {"db1": 1, "db2": 1}, str(applied)
+    counters = recap(applied)
+    assert all(r["changed"] == 3 and r["ignored"] == 1 for r in counters.values()) and len(counters) == 2, \
+        str(applied)
     assert applied.stdout.count("TASK [erpprov]") == 2, "serial: 1 runs the task once per batch of one host"
+    for result in registered(tmp, "refused").values():
+        assert result["failed"]
+        assert "apply refuses 2 hazardous change(s); nothing was changed" in result["msg"]
+        assert f"table.{database}.public.items (deletes_data)" in result["msg"]
+        assert "allow_hazards: [deletes_data]" in result["msg"]
+    for result in registered(tmp, "allowed").values():
+        assert result["actions"] == [{"host": "localhost", "address": f"table.{database}.public.scratch",
+                                      "operation": "delete", "hazards": ["deletes_data"]}], result
     for cluster, secret in clusters:
+        with server(cluster, secret).connect(database) as conn:
+            assert conn.execute("SELECT to_regclass('public.items')").fetchone()[0] == "items", "the refusal kept it"
         connection = {"pg_host": cluster.host, "pg_port": cluster.port, "pg_password": secret}
-        play = {"name": "check", **desired(role, database, password)}
+        play = {"name": "check", **desired(role, database, password, prune=True)}
         for target in load_for_host([play], connection, environ={}).targets:
             assert plan_target(target).empty, "a fresh plan after the Ansible run is not empty"
 
-    # Again: nothing to do, from the state or from an erpprov playbook. Dropping the table (prune) is
-    # a hazard: refused, as the CLI refuses it.
+    # Again: nothing to do, from the state or from an erpprov playbook.
     again = ansible(tmp, "ansible-playbook", *playbook, "-e", '{"more": true}')
     assert again.returncode == 0, str(again)
     counters = recap(again)
-    assert all(r["changed"] == 0 and r["failed"] == 0 and r["ignored"] == 2 for r in counters.values()), str(again)
+    assert all(r["changed"] == 0 and r["failed"] == 0 and r["ignored"] == 1 for r in counters.values()), str(again)
     for result in registered(tmp, "erp").values():
         assert not result["changed"] and result["recap"]["ok"] == 3, result
     for result in registered(tmp, "playbook").values():
@@ -226,14 +256,6 @@ def test_a_fleet_of_two_through_ansible_playbook(fleet: tuple[Path, str, str, st
         assert facts["server_version"].startswith("15.") and facts["is_superuser"], facts
         assert role in facts["roles"] and facts["databases"][database]["owner"] == role, facts
         assert facts["managed"]["declared"] == 3 and facts["managed"]["pending"] == 0, facts
-    for result in registered(tmp, "refused").values():
-        assert result["failed"]
-        assert "apply refuses 1 hazardous change(s); nothing was changed" in result["msg"]
-        assert f"table.{database}.public.items (deletes_data)" in result["msg"]
-        assert "allow_hazards: [deletes_data]" in result["msg"]
-    for cluster, secret in clusters:
-        with server(cluster, secret).connect(database) as conn:
-            assert conn.execute("SELECT to_regclass('public.items')").fetchone()[0] == "items"
     for result in registered(tmp, "missing").values():
         assert result["failed"] and "pip install erpprov" in result["msg"], result
 
