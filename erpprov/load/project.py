@@ -112,8 +112,8 @@ def load_project(
         return hosts if limited is None else [h for h in hosts if h in limited]
 
     playbook_dir = playbook.resolve().parent
-    project_dir = playbook_dir.parent if playbook_dir.name == "playbooks" else playbook_dir
-    targets = _targets(source, inventory, hosts_of, extra_vars, env, playbook_dir, project_dir, playbook.parent)
+    targets = _targets(source, inventory, hosts_of, extra_vars, env, playbook_dir, _project_dir(playbook_dir),
+                       playbook.parent)
     return Project(inventory=inventory, playbook=playbook, targets=targets)
 
 
@@ -134,7 +134,7 @@ def load_for_host(
     if isinstance(plays, Path):
         source = load_yaml(plays, what="playbook", missing_hint="check the path given as playbook")
         vars_dir, playbook_dir = plays.parent, plays.resolve().parent
-        default_dir = playbook_dir.parent if playbook_dir.name == "playbooks" else playbook_dir
+        default_dir = _project_dir(playbook_dir)
     else:
         # Dumped and parsed back: errors then carry a line of the state as it was given.
         source = parse_yaml(yaml.safe_dump(plays, sort_keys=False), "<state>")
@@ -146,6 +146,11 @@ def load_for_host(
                        project_dir or default_dir, vars_dir)
     return Project(inventory=inventory, playbook=plays if isinstance(plays, Path) else Path("<state>"),
                    targets=targets)
+
+
+def _project_dir(playbook_dir: Path) -> Path:
+    """A project keeps its playbooks in playbooks/, beside templates/ and the inventory."""
+    return playbook_dir.parent if playbook_dir.name == "playbooks" else playbook_dir
 
 
 def _targets(source: Source, inventory: Inventory, hosts_of: Callable[[str], list[str]],
