@@ -49,12 +49,12 @@ def server_tmp() -> Iterator[Path]:
 
 
 @contextmanager
-def running_cluster() -> Iterator[LocalCluster]:
-    """A throwaway PostgreSQL cluster, its superuser's password SUPERUSER_PASSWORD."""
+def local_cluster(password: str) -> Iterator[LocalCluster]:
+    """A throwaway cluster on a free loopback port, superuser `postgres` with ``password``."""
     base = reachable_tempdir()
     cluster = LocalCluster(base / "data", free_port())
     try:
-        cluster.init(SUPERUSER_PASSWORD, durable=False)
+        cluster.init(password, durable=False)
         cluster.start()
         yield cluster
     finally:
@@ -66,7 +66,7 @@ def running_cluster() -> Iterator[LocalCluster]:
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[LocalCluster]:
-    with running_cluster() as cluster:
+    with local_cluster(SUPERUSER_PASSWORD) as cluster:
         yield cluster
 
 

@@ -11,7 +11,7 @@ import yaml
 from psycopg import sql
 
 from erpprov.drivers.embedded import LocalCluster
-from tests.conftest import SUPERUSER_PASSWORD, Server, running_cluster
+from tests.conftest import SUPERUSER_PASSWORD, Server, local_cluster
 from tests.helpers import assert_clean_error, erpprov
 
 SECRET = "drift-test-secret"
@@ -19,7 +19,7 @@ SECRET = "drift-test-secret"
 
 @pytest.fixture(scope="module")
 def cluster_b() -> Iterator[LocalCluster]:
-    with running_cluster() as cluster:
+    with local_cluster(SUPERUSER_PASSWORD) as cluster:
         yield cluster
 
 
