@@ -37,8 +37,9 @@ def b(cluster_b: LocalCluster, pg: Server) -> Iterator[Server]:
             admin.execute("DROP ROLE IF EXISTS app")
 
 
-def _url(server: Server, user: str | None = None) -> str:
-    return f"postgresql://{user or server.user}@{server.host}:{server.port}/postgres"
+def _url(server: Server, password: str | None = None) -> str:
+    login = f"{server.user}:{password}" if password else server.user
+    return f"postgresql://{login}@{server.host}:{server.port}/postgres"
 
 
 def _both(a: Server, b: Server, statement: str) -> None:
@@ -57,7 +58,8 @@ def test_b_is_planned_to_look_like_a_and_passwords_are_compared_by_verifier(tmp_
         conn.execute("CREATE TABLE customers (id int PRIMARY KEY)")
         conn.execute("CREATE TABLE scratch (id int)")
     env = {"PGPASSWORD": SUPERUSER_PASSWORD}
-    args = ("diff", _url(pg), _url(b), "--db", pg.dbname, "--detailed-exitcode", "--sql")
+    # A's password in its URL, B's from PGPASSWORD: neither may show anywhere.
+    args = ("diff", _url(pg, SUPERUSER_PASSWORD), _url(b), "--db", pg.dbname, "--detailed-exitcode", "--sql")
     run = erpprov(tmp_path, *args, env=env)
     assert run.returncode == 2, str(run)
     assert "+ role.app" in run.stdout and f"+ column.{pg.dbname}.public.customers.email" in run.stdout
