@@ -17,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     WithJsonSchema,
     field_validator,
@@ -309,6 +310,33 @@ class Index(Strict):
     include: list[Identifier] = Field(default_factory=list)
 
 
+class TableData(Strict):
+    """Rows the table must hold: inline (`rows`) or from a file (`from`), matched by `key`."""
+
+    rows: list[dict[str, Any]] | None = Field(None, description="Rows, each a mapping of column to value")
+    from_: str | None = Field(None, alias="from", description="A .csv (with a header row), .csv.gz, .json, "
+                              ".yaml or .yml file holding the rows, relative to the playbook")
+    key: list[Identifier] = Field(default_factory=list, description="Columns that identify a row; "
+                                  "default: the primary key")
+    mode: Literal["insert", "upsert", "exact"] = Field(
+        "insert", description="insert: add missing rows; upsert: also update declared columns; "
+        "exact: also delete rows not declared (hazard deletes_data)")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # The rows as loaded (erpprov.core.seed.SeedRows), attached by the loader once it read `from`.
+    _loaded: Any = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TableData:
+        if (self.rows is None) == (self.from_ is None):
+            raise ValueError("data holds either rows or from (a file), not both and not neither")
+        return self
+
+    @property
+    def loaded(self) -> Any:
+        return self._loaded
+
+
 class Table(Strict):
     name: Identifier
     schema_: Identifier = Field("public", alias="schema")
@@ -321,6 +349,7 @@ class Table(Strict):
     owner: Identifier | None = None
     grants: Annotated[list[Grant], AfterValidator(_grants_of("table"))] = Field(default_factory=list)
     renamed_from: Identifier | None = None
+    data: TableData | None = Field(None, description="Seed or reference rows (docs/playbook.md, data)")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -336,7 +365,17 @@ class Table(Strict):
             _known(ix.include, names, "index INCLUDE")
             for entry in ix.columns:
                 fragments.index_entry(entry, names)
+        if self.data is not None:
+            _data_columns_known(self, names)
         return self
+
+
+def _data_columns_known(table: Table, names: set[str]) -> None:
+    assert table.data is not None
+    _known(table.data.key, names, "data key")
+    if not table.data.key and not any(c.primary_key for c in table.columns):
+        raise ValueError("data needs a key: the table has no primary key, so name the columns that "
+                         "identify a row in data.key")
 
 
 def _known(columns: list[str], names: set[str], what: str) -> None:
