@@ -11,7 +11,17 @@ import pytest
 from erpprov.core.actions import Hazard
 from erpprov.errors import ErpprovError
 from erpprov.plan.build import plan_target
-from tests.helpers import apply_all, count_round_trips, load_targets, plan_of
+from tests.helpers import (
+    apply_all,
+    assert_converged,
+    count_round_trips,
+    erpprov,
+    load_targets,
+    pg_env,
+    plan_of,
+    server_vars,
+    write_project,
+)
 
 
 def _playbook(db: str, tables: str) -> str:
@@ -170,3 +180,38 @@ def test_a_cycle_between_seeded_tables_is_refused(tmp_path, pg):
     targets = load_targets(tmp_path, pg, _playbook(pg.dbname, cycle))
     with pytest.raises(ErpprovError, match="cycle"):
         plan_target(targets[0])
+
+
+SECRET = "s3cr3t-from-the-env-file"
+
+
+def test_plan_shows_counts_and_first_rows_in_every_format_without_secrets(tmp_path, pg):
+    users = """
+- name: users
+  columns:
+    - {name: id, type: int, primary_key: true}
+    - {name: login, type: text}
+    - {name: password_hash, type: text}
+    - {name: motto, type: text}
+  data:
+    rows:
+      - {id: 1, login: ann, password_hash: "h-ann-visible-only-masked", motto: "{{ env.MOTTO }}"}
+      - {id: 2, login: bob, password_hash: null, motto: plain}
+"""
+    cwd = write_project(tmp_path, _playbook(pg.dbname, users), server_vars(pg), env_file=f"MOTTO={SECRET}\n")
+    env = pg_env(pg)
+    text = erpprov(cwd, "plan", "--detailed-exitcode", env=env)
+    assert text.returncode == 2, text
+    assert f"+ data.{pg.dbname}.public.users: 2 to insert" in text.stdout
+    assert "+ id='1', login='ann', password_hash=(sensitive), motto='(sensitive)'" in text.stdout
+    markdown = erpprov(cwd, "plan", "--format", "markdown", env=env)
+    assert f"+ data.{pg.dbname}.public.users: 2 to insert" in markdown.stdout
+    as_json = erpprov(cwd, "plan", "--format", "json", env=env)
+    [action] = [a for a in json.loads(as_json.stdout)["hosts"][0]["actions"] if a["kind"] == "data"]
+    assert action["after"]["insert"] == 2 and action["after"]["first"]["insert"][1]["login"] == "bob"
+    for run in (text, markdown, as_json):
+        assert SECRET not in run.stdout + run.stderr and "h-ann-visible" not in run.stdout
+    applied = erpprov(cwd, "apply", env=env)
+    assert applied.returncode == 0, applied
+    assert_converged(cwd, env)
+    assert _rows(pg, "SELECT motto FROM users ORDER BY id") == [(SECRET,), ("plain",)]
