@@ -57,6 +57,7 @@ class Phase(int, Enum):
     DROP_EXTENSION = 84
     DROP_SCHEMA = 85
     DATA = 87  # seed rows, once every table has its final shape
+    SCRIPT = 88  # the play's scripts, after the rows they may build on
     DROP_DATABASE = 90
     DROP_ROLE = 99
     FILE = 100  # files rendered from templates, once the server holds what they describe

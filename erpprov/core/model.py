@@ -404,6 +404,30 @@ class Schema(Strict):
     prune: bool = Field(False, description="Drop tables in this schema that the file does not declare")
 
 
+class Script(Strict):
+    """SQL for what rows cannot say, run by apply (never by plan) and recorded in erpprov.script_runs."""
+
+    name: str = Field(min_length=1, description="Identifies the script in the journal")
+    file: str | None = Field(None, description="A .sql file, relative to the playbook")
+    sql: str | None = Field(None, description="The SQL itself")
+    run: Literal["once", "on_change", "always"] = Field(
+        "once", description="once: the first apply only (a later change is reported, not run); "
+        "on_change: again whenever its text changes; always: on every apply")
+
+    # The SQL as loaded from `file` (or `sql`), attached by the loader.
+    _text: str = PrivateAttr("")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Script:
+        if (self.file is None) == (self.sql is None):
+            raise ValueError("a script has either file or sql, not both and not neither")
+        return self
+
+    @property
+    def text(self) -> str:
+        return self.sql if self.sql is not None else self._text
+
+
 class Database(Strict):
     name: Identifier
     owner: Identifier | None = None
@@ -420,10 +444,12 @@ class Database(Strict):
     tables: list[Table] = Field(default_factory=list)
     default_privileges: list[DefaultPrivilege] = Field(default_factory=list)
     prune: bool = Field(False, description="Drop schemas and tables that the file does not declare")
+    scripts: list[Script] = Field(default_factory=list, description="SQL run by apply after the tables and rows")
 
     @model_validator(mode="after")
     def _unique(self) -> Database:
         unique_names(self.schemas, "schemas", field="schemas")
+        unique_names(self.scripts, "scripts", field="scripts")
         unique_names(self.extensions, "extensions", field="extensions")
         seen: set[tuple[str, str]] = set()
         for table in self.tables:
