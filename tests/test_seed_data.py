@@ -215,3 +215,14 @@ def test_plan_shows_counts_and_first_rows_in_every_format_without_secrets(tmp_pa
     assert applied.returncode == 0, applied
     assert_converged(cwd, env)
     assert _rows(pg, "SELECT motto FROM users ORDER BY id") == [(SECRET,), ("plain",)]
+
+
+def test_rows_of_a_table_renamed_in_the_same_plan_are_compared_under_the_old_name(tmp_path, pg):
+    before = COUNTRIES % "exact"
+    apply_all(load_targets(tmp_path, pg, _playbook(pg.dbname, before.replace("name: countries", "name: lands"))),
+              allow=frozenset({Hazard.DELETES_DATA}))
+    renamed = before.replace("- name: countries", "- name: countries\n  renamed_from: lands")
+    targets = load_targets(tmp_path, pg, _playbook(pg.dbname, renamed))
+    assert [a.address.kind for a in plan_target(targets[0]).actions] == ["table"]  # no rows to insert
+    apply_all(targets)
+    assert plan_of(targets) == []

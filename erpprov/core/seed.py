@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import hashlib
 import io
 import json
 from collections.abc import Callable
@@ -30,6 +31,12 @@ class SeedRows:
     header: bool = False
     # The line of a row (0-based) in ``file``, looked up only for an error; None: a CSV file's record.
     row_line: Callable[[int], int | None] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def described(self) -> str:
+        """Where the rows come from and a digest of them, as a plan shows the COPY: a saved plan
+        whose rows changed since no longer matches (`apply plan.json` refuses it)."""
+        return f"the rows of {self.file} (sha256 {hashlib.sha256(self.payload).hexdigest()[:16]})"
 
     def row_at(self, copy_line: int) -> int:
         """The data row (0-based) that holds line ``copy_line`` of the payload, as COPY's error

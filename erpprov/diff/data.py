@@ -53,7 +53,7 @@ def _action(c: DataComparison, rows: SeedRows, rank: int) -> Action:
     counts = {"insert": c.to_insert, "update": c.to_update, "delete": c.to_delete}
     described = ", ".join(f"{n} to {word}" for word, n in counts.items() if n)
     statements = [data_ddl.create_seed_table(c.columns, c.types),
-                  data_ddl.copy_seed(c.columns, rows.header, rows.payload, f"the rows of {rows.file}"),
+                  data_ddl.copy_seed(c.columns, rows.header, rows.payload, rows.described),
                   *data_ddl.load_statements(c)]
     hidden = {i for i, name in enumerate(c.columns) if is_secret_name(name)}
     sample: dict[str, list[dict[str, object]]] = {"insert": [_shown(c.columns, r, hidden) for r in c.inserts],

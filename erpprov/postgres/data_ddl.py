@@ -66,10 +66,11 @@ def copy_seed(columns: tuple[str, ...], header: bool, payload: bytes, rows: str)
     return Statement(shown, shown=f"{shown} -- {rows}", copy=payload)
 
 
-def compare_query(c: DataComparison, table_exists: bool, live_columns: dict[str, str]) -> sql.Composed:
+def compare_query(c: DataComparison, live_name: str | None, live_columns: dict[str, str]) -> sql.Composed:
     """One row: counts and samples of rows to insert, update and delete, and of declared rows that
-    cannot be loaded (a key repeated or NULL). ``live_columns``: the live table's column types;
-    a column it lacks yet (added by this plan) reads as NULL, one of another type is cast."""
+    cannot be loaded (a key repeated or NULL). ``live_name``: the live table's name in the schema
+    (None: it does not exist yet); ``live_columns``: its column types, where a column it lacks yet
+    (added by this plan) reads as NULL and one of another type is cast."""
     order = ident(ordinal(c.columns))
     live_items: list[sql.Composable] = []
     for name, type_ in zip(c.columns, c.types, strict=True):
@@ -79,8 +80,8 @@ def compare_query(c: DataComparison, table_exists: bool, live_columns: dict[str,
             live_items.append(sql.SQL("{}::{} AS {}").format(ident(name), sql.SQL(type_), ident(name)))
         else:
             live_items.append(ident(name))
-    live = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(live_items), ident(c.schema, c.table)) \
-        if table_exists else sql.SQL("SELECT {} WHERE false").format(sql.SQL(", ").join(live_items))
+    live = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(live_items), ident(c.schema, live_name)) \
+        if live_name is not None else sql.SQL("SELECT {} WHERE false").format(sql.SQL(", ").join(live_items))
 
     def as_text(alias: str) -> sql.Composable:
         return sql.SQL("ARRAY[{}]::text[]").format(sql.SQL(", ").join(

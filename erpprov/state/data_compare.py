@@ -10,6 +10,7 @@ COPY input.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import psycopg
 
@@ -31,7 +32,10 @@ def compare_data(conn: psycopg.Connection, database: str, tables: list[model.Tab
             continue
         rows: SeedRows = table.data.loaded
         want = desired.tables[(table.schema_, table.name)]
-        found.append((_compare(conn, database, table, want, live.tables.get(want.key), rows), rows))
+        have = live.tables.get(want.key)
+        if have is None and table.renamed_from:  # renamed by this plan: its rows are under the old name
+            have = live.tables.get((table.schema_, table.renamed_from))
+        found.append((_compare(conn, database, table, want, have, rows), rows))
     return found
 
 
@@ -59,7 +63,7 @@ def _compare(conn: psycopg.Connection, database: str, table: model.Table, want: 
                 copy.write(rows.payload)
         except psycopg.Error as exc:
             raise _row_error(table, rows, exc) from None
-        result = conn.execute(data_ddl.compare_query(blank, have is not None, live_columns)).fetchone()
+        result = conn.execute(data_ddl.compare_query(blank, have.name if have else None, live_columns)).fetchone()
     assert result is not None
     dups, nulls, n_ins, ins, n_upd, upd, n_del, dels = result
     where = f"{table.schema_}.{table.name}"
@@ -69,11 +73,10 @@ def _compare(conn: psycopg.Connection, database: str, table: model.Table, want: 
     if nulls:
         raise _at(rows, nulls[0], f"{where}: row {nulls[0]} has no value for a key column "
                   f"({', '.join(blank.key)})", "key columns identify a row: they cannot be empty")
-    return DataComparison(
-        **{**blank.__dict__, "to_insert": n_ins, "to_update": n_upd, "to_delete": n_del,
-           "inserts": tuple(tuple(r) for r in ins or ()),
-           "updates": tuple((tuple(a), tuple(b)) for a, b in upd or ()),
-           "deletes": tuple(tuple(r) for r in dels or ())})
+    return replace(blank, to_insert=n_ins, to_update=n_upd, to_delete=n_del,
+                   inserts=tuple(tuple(r) for r in ins or ()),
+                   updates=tuple((tuple(a), tuple(b)) for a, b in upd or ()),
+                   deletes=tuple(tuple(r) for r in dels or ()))
 
 
 def _at(rows: SeedRows, row: int, message: str, hint: str) -> ErpprovError:
