@@ -101,6 +101,7 @@ class DataComparison:
     columns: tuple[str, ...]
     types: tuple[str, ...]  # of ``columns``, as format_type prints them
     key: tuple[str, ...]
+    declared: int = 0  # rows in the file
     to_insert: int = 0
     to_update: int = 0
     to_delete: int = 0
@@ -109,6 +110,11 @@ class DataComparison:
     deletes: tuple[tuple[str | None, ...], ...] = ()
     sequences: tuple[str, ...] = field(default=())  # columns whose sequence follows the seeded values
     identity_always: bool = False  # an INSERT must say OVERRIDING SYSTEM VALUE
+
+    @property
+    def inserts_only(self) -> bool:
+        """Every declared row is new and nothing else changes: COPY straight into the table."""
+        return self.to_insert == self.declared and not (self.to_update or self.to_delete)
 
     @property
     def changes(self) -> bool:

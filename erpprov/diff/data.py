@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from graphlib import CycleError, TopologicalSorter
 
+from psycopg import sql
+
 from erpprov.core import model
 from erpprov.core.actions import SENSITIVE, Action, Hazard, Op, Phase
 from erpprov.core.address import Address
@@ -52,9 +54,14 @@ def diff_data(found: list[tuple[DataComparison, SeedRows]], order: dict[tuple[st
 def _action(c: DataComparison, rows: SeedRows, rank: int) -> Action:
     counts = {"insert": c.to_insert, "update": c.to_update, "delete": c.to_delete}
     described = ", ".join(f"{n} to {word}" for word, n in counts.items() if n)
-    statements = [data_ddl.create_seed_table(c.columns, c.types),
-                  data_ddl.copy_seed(c.columns, rows.header, rows.payload, rows.described),
-                  *data_ddl.load_statements(c)]
+    if c.inserts_only:  # a new or empty table: no seed table and no anti-join, one COPY
+        statements = [data_ddl.copy_seed(c.columns, rows.header, rows.payload, rows.described,
+                                         into=sql.Identifier(c.schema, c.table))]
+    else:
+        statements = [data_ddl.create_seed_table(c.columns, c.types),
+                      data_ddl.copy_seed(c.columns, rows.header, rows.payload, rows.described),
+                      *data_ddl.merge_statements(c)]
+    statements += data_ddl.sequence_statements(c)
     hidden = {i for i, name in enumerate(c.columns) if is_secret_name(name)}
     sample: dict[str, list[dict[str, object]]] = {"insert": [_shown(c.columns, r, hidden) for r in c.inserts],
               "update": [_changed(c, want, have, hidden) for want, have in c.updates],

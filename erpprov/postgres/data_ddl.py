@@ -58,10 +58,12 @@ def create_seed_table(columns: tuple[str, ...], types: tuple[str, ...]) -> State
         SEED_TABLE, sql.SQL(", ").join(definitions))))
 
 
-def copy_seed(columns: tuple[str, ...], header: bool, payload: bytes, rows: str) -> Statement:
-    """COPY of ``payload``; ``rows`` describes it where the statement is shown (the values never are)."""
+def copy_seed(columns: tuple[str, ...], header: bool, payload: bytes, rows: str,
+              into: sql.Identifier = SEED_TABLE) -> Statement:
+    """COPY of ``payload`` into the seed table (or straight ``into`` a table that gets every row);
+    ``rows`` describes it where the statement is shown (the values never are)."""
     query = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, HEADER {})").format(
-        SEED_TABLE, sql.SQL(", ").join(map(ident, columns)), sql.SQL("true" if header else "false"))
+        into, sql.SQL(", ").join(map(ident, columns)), sql.SQL("true" if header else "false"))
     shown = text(query)
     return Statement(shown, shown=f"{shown} -- {rows}", copy=payload)
 
@@ -95,14 +97,14 @@ def compare_query(c: DataComparison, live_name: str | None, live_columns: dict[s
     return sql.SQL("""
 WITH d AS (SELECT * FROM {seed}),
 l AS ({live}),
-dup AS (SELECT o FROM (SELECT {order} AS o, row_number() OVER (PARTITION BY {key_cols} ORDER BY {order}) AS n
-                       FROM d) AS x WHERE n > 1),
+dup AS (SELECT max({order}) AS o FROM d GROUP BY {key_cols} HAVING count(*) > 1),
 nul AS (SELECT {order} AS o FROM d WHERE {null_key}),
 ins AS (SELECT d.* FROM d WHERE NOT EXISTS (SELECT 1 FROM l WHERE {keys})),
 upd AS (SELECT d.{order} AS o, {d_text} AS want, {l_text} AS have FROM d JOIN l ON {keys}
         WHERE {update} AND NOT ({same})),
 del AS (SELECT {l_text} AS have FROM l WHERE {delete} AND NOT EXISTS (SELECT 1 FROM d WHERE {keys}))
-SELECT (SELECT array_agg(o ORDER BY o) FROM (SELECT o FROM dup ORDER BY o LIMIT {n}) x),
+SELECT (SELECT count(*) FROM d),
+       (SELECT array_agg(o ORDER BY o) FROM (SELECT o FROM dup ORDER BY o LIMIT {n}) x),
        (SELECT array_agg(o ORDER BY o) FROM (SELECT o FROM nul ORDER BY o LIMIT {n}) x),
        (SELECT count(*) FROM ins),
        (SELECT json_agg(r ORDER BY o) FROM (SELECT {d_text} AS r, d.{order} AS o FROM ins d ORDER BY o LIMIT {n}) x),
@@ -115,11 +117,11 @@ SELECT (SELECT array_agg(o ORDER BY o) FROM (SELECT o FROM dup ORDER BY o LIMIT 
             same=_same_values(c), delete=sql.SQL("true" if delete else "false"), n=n)
 
 
-def load_statements(c: DataComparison) -> list[Statement]:
+def merge_statements(c: DataComparison) -> list[Statement]:
     """What makes the live table hold the rows in the seed table (created and filled before):
-    deletes, updates, inserts in input order, then sequences past the largest seeded value."""
+    deletes, updates, inserts in input order; then the seed table is dropped."""
     target = ident(c.schema, c.table)
-    statements = []
+    statements: list[sql.Composable] = []
     if c.to_delete:
         statements.append(sql.SQL("DELETE FROM {} AS l WHERE NOT EXISTS (SELECT 1 FROM {} AS d WHERE {})").format(
             target, SEED_TABLE, _keys_equal(c)))
@@ -136,6 +138,14 @@ def load_statements(c: DataComparison) -> list[Statement]:
             target, columns, sql.SQL(" OVERRIDING SYSTEM VALUE" if c.identity_always else ""),
             sql.SQL(", ").join(sql.SQL("d.{}").format(ident(n)) for n in c.columns), SEED_TABLE, target,
             _keys_equal(c), ident(ordinal(c.columns))))
+    statements.append(sql.SQL("DROP TABLE {}").format(SEED_TABLE))
+    return [Statement(text(s)) for s in statements]
+
+
+def sequence_statements(c: DataComparison) -> list[Statement]:
+    """Each seeded serial/identity column's sequence moved past the largest value in the table."""
+    target = ident(c.schema, c.table)
+    statements = []
     for column in c.sequences if c.to_insert or c.to_update else ():
         # The sequence moves forward only, to the largest value now in the table: the next row an
         # application inserts does not collide with a seeded one.
@@ -145,5 +155,4 @@ def load_statements(c: DataComparison) -> list[Statement]:
             "SELECT setval({seq}, m) FROM (SELECT max({col}) AS m FROM {target}) AS x "
             "WHERE m > coalesce(pg_sequence_last_value({seq}), 0)").format(
             seq=sequence, col=ident(column), target=target))
-    statements.append(sql.SQL("DROP TABLE {}").format(SEED_TABLE))
     return [Statement(text(s)) for s in statements]

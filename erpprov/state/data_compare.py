@@ -65,7 +65,7 @@ def _compare(conn: psycopg.Connection, database: str, table: model.Table, want: 
             raise _row_error(table, rows, exc) from None
         result = conn.execute(data_ddl.compare_query(blank, have.name if have else None, live_columns)).fetchone()
     assert result is not None
-    dups, nulls, n_ins, ins, n_upd, upd, n_del, dels = result
+    declared, dups, nulls, n_ins, ins, n_upd, upd, n_del, dels = result
     where = f"{table.schema_}.{table.name}"
     if dups:
         raise _at(rows, dups[0], f"{where}: row {dups[0]} repeats the key of an earlier row "
@@ -73,7 +73,7 @@ def _compare(conn: psycopg.Connection, database: str, table: model.Table, want: 
     if nulls:
         raise _at(rows, nulls[0], f"{where}: row {nulls[0]} has no value for a key column "
                   f"({', '.join(blank.key)})", "key columns identify a row: they cannot be empty")
-    return replace(blank, to_insert=n_ins, to_update=n_upd, to_delete=n_del,
+    return replace(blank, declared=declared, to_insert=n_ins, to_update=n_upd, to_delete=n_del,
                    inserts=tuple(tuple(r) for r in ins or ()),
                    updates=tuple((tuple(a), tuple(b)) for a, b in upd or ()),
                    deletes=tuple(tuple(r) for r in dels or ()))
