@@ -35,7 +35,7 @@ TABLE = """
 # Text that CSV, COPY or a reader could mistake for something else; no NUL (PostgreSQL text holds none).
 TEXT = st.one_of(
     st.sampled_from(["", "NULL", "null", "\\N", "\\.", '"', '""', ",", "a,b", "line\nbreak", "cr\r\nlf", " pad ",
-                     "'quoted'", "tab\there", "ünïcødé ✓ 日本"]),
+                     "'quoted'", "tab\there", "ünïcødé ✓ 日本", "'); DROP TABLE items; --", "{{ not a template }}"]),
     st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x00"), max_size=12),
 )
 NUMERIC = st.builds(lambda whole, frac, zeros: f"{whole}.{frac}{'0' * zeros}",

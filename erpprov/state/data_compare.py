@@ -16,7 +16,7 @@ import psycopg
 
 from erpprov.core import model
 from erpprov.core.seed import DataComparison, SeedRows
-from erpprov.core.tables import TablesState, TableState
+from erpprov.core.tables import PRIMARY_KEY, TablesState, TableState
 from erpprov.errors import ErpprovError, Location
 from erpprov.postgres import data_ddl
 
@@ -42,7 +42,7 @@ def compare_data(conn: psycopg.Connection, database: str, tables: list[model.Tab
 def _blank(database: str, table: model.Table, want: TableState, rows: SeedRows) -> DataComparison:
     assert table.data is not None
     columns = {c.name: c for c in want.columns}  # the loader checked that the rows name only these
-    key = tuple(table.data.key) or next((c.columns for c in want.constraints if c.kind == "p"), ())
+    key = tuple(table.data.key) or next((c.columns for c in want.constraints if c.kind == PRIMARY_KEY), ())
     chosen = [columns[name] for name in rows.columns]
     return DataComparison(
         database=database, schema=table.schema_, table=table.name, mode=table.data.mode, columns=rows.columns,
