@@ -95,15 +95,14 @@ def compare_query(c: DataComparison, live_name: str | None, live_columns: dict[s
     update = c.mode != "insert"
     delete = c.mode == "exact"
     return sql.SQL("""
-WITH d AS (SELECT * FROM {seed}),
-l AS ({live}),
-dup AS (SELECT max({order}) AS o FROM d GROUP BY {key_cols} HAVING count(*) > 1),
-nul AS (SELECT {order} AS o FROM d WHERE {null_key}),
-ins AS (SELECT d.* FROM d WHERE NOT EXISTS (SELECT 1 FROM l WHERE {keys})),
-upd AS (SELECT d.{order} AS o, {d_text} AS want, {l_text} AS have FROM d JOIN l ON {keys}
+WITH l AS NOT MATERIALIZED ({live}),  -- the seed and live tables are read where used, never copied
+dup AS (SELECT max({order}) AS o FROM {seed} AS d GROUP BY {key_cols} HAVING count(*) > 1),
+nul AS (SELECT {order} AS o FROM {seed} AS d WHERE {null_key}),
+ins AS (SELECT d.* FROM {seed} AS d WHERE NOT EXISTS (SELECT 1 FROM l WHERE {keys})),
+upd AS (SELECT d.{order} AS o, {d_text} AS want, {l_text} AS have FROM {seed} AS d JOIN l ON {keys}
         WHERE {update} AND NOT ({same})),
-del AS (SELECT {l_text} AS have FROM l WHERE {delete} AND NOT EXISTS (SELECT 1 FROM d WHERE {keys}))
-SELECT (SELECT count(*) FROM d),
+del AS (SELECT {l_text} AS have FROM l WHERE {delete} AND NOT EXISTS (SELECT 1 FROM {seed} AS d WHERE {keys}))
+SELECT (SELECT count(*) FROM {seed}),
        (SELECT array_agg(o ORDER BY o) FROM (SELECT o FROM dup ORDER BY o LIMIT {n}) x),
        (SELECT array_agg(o ORDER BY o) FROM (SELECT o FROM nul ORDER BY o LIMIT {n}) x),
        (SELECT count(*) FROM ins),
