@@ -211,7 +211,9 @@ def test_plan_shows_counts_and_first_rows_in_every_format_without_secrets(tmp_pa
     assert action["after"]["insert"] == 2 and action["after"]["first"]["insert"][1]["login"] == "bob"
     for run in (text, markdown, as_json):
         assert SECRET not in run.stdout + run.stderr and "h-ann-visible" not in run.stdout
-    applied = erpprov(cwd, "apply", env=env)
+    saved = erpprov(cwd, "plan", "-o", "plan.json", env=env)
+    assert saved.returncode == 0 and SECRET not in (cwd / "plan.json").read_text(), saved
+    applied = erpprov(cwd, "apply", "plan.json", env=env)  # the saved plan still matches: it runs
     assert applied.returncode == 0, applied
     assert_converged(cwd, env)
     assert _rows(pg, "SELECT motto FROM users ORDER BY id") == [(SECRET,), ("plain",)]
