@@ -103,3 +103,27 @@ def test_cli_rejects_bad_sizes(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--sizes", "2"])
     assert "at least 4" in capsys.readouterr().err
 
+
+
+def test_fleet_report_from_figures() -> None:
+    """`--fleet`'s arithmetic and report, from figures (a fleet run itself takes minutes): the
+    overhead per host is the difference of the medians over the hosts, and a RECAP with a change
+    fails the no-op check."""
+    from bench.fleet import FleetResults, _unchanged, markdown
+    from bench.measure import Run, Series
+
+    args = parse_args(["--fleet", "4", "--runs", "1"])
+    assert (args.fleet, args.fleet_forks) == (4, 10)
+    results = FleetResults(hosts=4, forks=2)
+    for tool, what, seconds in (("erpprov", "no-op apply", 1.0), ("ansible", "no-op apply", 5.0),
+                                ("erpprov", "no-op plan", 1.0), ("ansible", "no-op --check", 3.0)):
+        series = Series(tool, what, 4)
+        series.seconds.append(seconds)
+        results.series.append(series)
+    assert results.overhead_per_host("no-op apply", "no-op apply") == 1.0
+    text = markdown(results, runs=1, elapsed=60)
+    assert "Ansible adds **1.00 s per host** to a no-op apply and 0.50 s per host" in text
+    recap = "h1 : ok=1    changed={}    unreachable=0    failed=0\n"
+    assert _unchanged(Run([], 1.0, 0, recap.format(0), "", 0))
+    assert not _unchanged(Run([], 1.0, 0, recap.format(0) + recap.format(1), "", 0))
+    assert not _unchanged(Run([], 1.0, 0, "no recap at all", "", 0))
