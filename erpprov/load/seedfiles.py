@@ -43,15 +43,21 @@ def _load(table: model.Table, data: model.TableData, base: Path, locate: Locate)
     else:
         assert data.from_ is not None
         path = base / data.from_
+        entry = locate(("from",))
         suffixes = "".join(path.suffixes[-2:]).lower()
-        if suffixes.endswith((".csv", ".csv.gz")):
-            rows = _csv_rows(path, locate(("from",)))
-        elif path.suffix.lower() in (".json", ".yaml", ".yml"):
-            source = load_yaml(path, what="data file", missing_hint="data.from is relative to the playbook")
-            rows = _file_rows(table, source)
-        else:
-            raise ErpprovError(f"data.from: {data.from_!r} is not a .csv, .csv.gz, .json, .yaml or .yml file",
-                               location=locate(("from",)))
+        try:
+            if suffixes.endswith((".csv", ".csv.gz")):
+                rows = _csv_rows(path, entry)
+            elif path.suffix.lower() in (".json", ".yaml", ".yml"):
+                source = load_yaml(path, what="data file", missing_hint="data.from is relative to the playbook")
+                rows = _file_rows(table, source)
+            else:
+                raise ErpprovError(f"data.from: {data.from_!r} is not a .csv, .csv.gz, .json, .yaml or .yml file",
+                                   location=entry)
+        except ErpprovError as exc:
+            if exc.location is None:  # missing, unreadable, not a file: point at the entry that names it
+                raise ErpprovError(exc.message, location=entry, hint=exc.hint) from None
+            raise
     _check_columns(table, data, rows, locate)
     return rows
 
