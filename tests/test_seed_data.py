@@ -165,6 +165,9 @@ def test_bad_rows_are_named_by_file_line_row_and_column(tmp_path, pg):
     with pytest.raises(ErpprovError, match="data file not found") as missing:
         load_targets(tmp_path, pg, _playbook(pg.dbname, table.replace("t.csv", "gone.csv")))
     assert str(missing.value.location).endswith("dev.yaml:11:22")  # the `from:` that names it
+    # a plan shows a data file's first rows: a file outside the project could leak through it
+    with pytest.raises(ErpprovError, match="outside the project"):
+        load_targets(tmp_path, pg, _playbook(pg.dbname, table.replace("t.csv", "../../outside.csv")))
     with pg.connect() as conn:  # nothing was created
         assert conn.execute("SELECT to_regclass('public.t')").fetchone() == (None,)
 

@@ -6,20 +6,21 @@ from pathlib import Path
 
 from erpprov.core import model
 from erpprov.errors import ErpprovError
-from erpprov.load.seedfiles import Locate
+from erpprov.load.seedfiles import Locate, project_file
 from erpprov.load.yamlsrc import read_bounded
 
 MAX_SCRIPT_BYTES = 10 * 1024 * 1024
 
 
-def attach_scripts(play: model.Play, locate: Locate, base: Path) -> None:
+def attach_scripts(play: model.Play, locate: Locate, base: Path, project_dir: Path) -> None:
     for i, db in enumerate(play.databases):
         for j, script in enumerate(db.scripts):
             if script.file is None:
                 continue
             where = locate(("databases", i, "scripts", j, "file"))
+            path = project_file(base, script.file, project_dir, where)
             try:
-                raw = read_bounded(base / script.file, "script", "scripts' files are relative to the playbook",
+                raw = read_bounded(path, "script", "scripts' files are relative to the playbook",
                                    MAX_SCRIPT_BYTES)
             except ErpprovError as exc:
                 raise ErpprovError(exc.message, location=where, hint=exc.hint) from None

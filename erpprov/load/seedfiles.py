@@ -25,25 +25,37 @@ MAX_DATA_BYTES = 512 * 1024 * 1024  # a CSV file, after decompression
 Locate = Callable[[tuple[Any, ...]], Location]
 
 
-def attach_rows(play: model.Play, locate: Locate, base: Path) -> None:
+def project_file(base: Path, name: str, project_dir: Path, entry: Location) -> Path:
+    """``name`` relative to ``base`` (the playbook's directory), refused unless it lies inside the
+    project: a plan shows a data file's first rows (and `--sql` a script's text), so a pull request
+    must not be able to name a file elsewhere on the machine that runs the plan."""
+    path = base / name
+    if not path.resolve().is_relative_to(project_dir.resolve()):
+        raise ErpprovError(f"{name!r} is outside the project directory", location=entry,
+                           hint="keep data files and scripts in the project, beside the playbook")
+    return path
+
+
+def attach_rows(play: model.Play, locate: Locate, base: Path, project_dir: Path) -> None:
     """Load the rows of every `data:` of ``play``; ``locate`` finds a path of the play in the playbook."""
     for i, db in enumerate(play.databases):
         for j, table in enumerate(db.tables):
             if table.data is None:
                 continue
             where = ("databases", i, "tables", j, "data")
-            rows = _load(table, table.data, base, lambda path, _w=where: locate(_w + path))  # type: ignore[misc]
+            rows = _load(table, table.data, base, project_dir,
+                         lambda path, _w=where: locate(_w + path))  # type: ignore[misc]
             table.data._loaded = rows
 
 
-def _load(table: model.Table, data: model.TableData, base: Path, locate: Locate) -> SeedRows:
+def _load(table: model.Table, data: model.TableData, base: Path, project_dir: Path, locate: Locate) -> SeedRows:
     if data.rows is not None:
         here = locate(("rows",))
         rows = _mapped_rows(table, data.rows, here.file, lambda r: locate(("rows", r)))
     else:
         assert data.from_ is not None
-        path = base / data.from_
         entry = locate(("from",))
+        path = project_file(base, data.from_, project_dir, entry)
         suffixes = "".join(path.suffixes[-2:]).lower()
         try:
             if suffixes.endswith((".csv", ".csv.gz")):
