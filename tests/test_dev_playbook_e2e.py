@@ -49,11 +49,13 @@ def test_dev_playbook_from_nothing_then_nothing_to_do(dev_project):
     assert f"changed: [localhost] {kind} erpprov-e2e-" in first.stdout
     for table in ("users", "posts", "orders"):
         assert f"changed: [localhost] table erp.public.{table}" in first.stdout
+        assert f"changed: [localhost] data erp.public.{table}" in first.stdout
 
     second = erpprov(cwd, "apply", *extra, env=env)
     assert second.returncode == 0, second.stderr
     assert "changed:" not in second.stdout and "changed=0" in second.stdout
     assert "ok: [localhost] table erp.public.orders" in second.stdout
+    assert "ok: [localhost] data erp.public.orders" in second.stdout  # the seeded rows are there
     assert erpprov(cwd, "plan", "--detailed-exitcode", *extra, env=env).returncode == 0
     status = erpprov(cwd, "status", *extra, env=env)
     assert status.returncode == 0, status.stdout
