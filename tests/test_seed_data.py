@@ -234,3 +234,16 @@ def test_rows_of_a_table_renamed_in_the_same_plan_are_compared_under_the_old_nam
     assert [a.address.kind for a in plan_target(targets[0]).actions] == ["table"]  # no rows to insert
     apply_all(targets)
     assert plan_of(targets) == []
+
+
+def test_live_values_that_the_new_column_type_cannot_hold_are_a_clear_error(tmp_path, pg):
+    with pg.connect() as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'not a number')")
+    table = """
+- name: t
+  columns: [{name: id, type: int, primary_key: true}, {name: v, type: int}]
+  data: {rows: [{id: 1, v: 2}], mode: upsert}
+"""
+    with pytest.raises(ErpprovError, match="live rows cannot be compared") as failed:
+        plan_target(load_targets(tmp_path, pg, _playbook(pg.dbname, table))[0])
+    assert "invalid input syntax for type integer" in failed.value.message

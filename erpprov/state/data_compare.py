@@ -55,18 +55,30 @@ def _compare(conn: psycopg.Connection, database: str, table: model.Table, want: 
              have: TableState | None, rows: SeedRows) -> DataComparison:
     blank = _blank(database, table, want, rows)
     live_columns = {c.name: c.type for c in have.columns} if have is not None else {}
+    where = f"{table.schema_}.{table.name}"
     with conn.transaction(force_rollback=True):
-        conn.execute(data_ddl.create_seed_table(blank.columns, blank.types).text)
+        try:
+            conn.execute(data_ddl.create_seed_table(blank.columns, blank.types).text)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise ErpprovError(f"{where}: the rows cannot be compared: {exc.diag.message_primary}",
+                               hint="plan compares rows in a temporary table: the admin needs the TEMPORARY "
+                                    "privilege on the database") from None
         statement = data_ddl.copy_seed(blank.columns, rows.header, rows.payload, "")
         try:
             with conn.cursor().copy(statement.text) as copy:
                 copy.write(rows.payload)
         except psycopg.Error as exc:
             raise _row_error(table, rows, exc) from None
-        result = conn.execute(data_ddl.compare_query(blank, have.name if have else None, live_columns)).fetchone()
+        try:
+            result = conn.execute(data_ddl.compare_query(blank, have.name if have else None, live_columns)
+                                  ).fetchone()
+        except psycopg.Error as exc:  # a live value its column's new type cannot hold
+            raise ErpprovError(f"{where}: the live rows cannot be compared with the declared ones: "
+                               f"{exc.diag.message_primary or exc}",
+                               hint="the table's new column types do not fit its live values; change those "
+                                    "first, then declare the rows") from None
     assert result is not None
     declared, dups, nulls, n_ins, ins, n_upd, upd, n_del, dels = result
-    where = f"{table.schema_}.{table.name}"
     if dups:
         raise _at(rows, dups[0], f"{where}: row {dups[0]} repeats the key of an earlier row "
                   f"({', '.join(blank.key)})", "each key may appear once")
