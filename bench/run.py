@@ -34,6 +34,7 @@ class Results:
     series: list[Series] = field(default_factory=list)
     checks: list[tuple[int, str, bool, str]] = field(default_factory=list)  # (size, check, passed, detail)
     startup: list[Series] = field(default_factory=list)
+    seed: list[Series] = field(default_factory=list)  # bench/seed.py: rows loaded and compared
     notes: list[str] = field(default_factory=list)
 
     def check(self, size: int, name: str, passed: bool, detail: str = "") -> None:
@@ -260,6 +261,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--baseline", type=Path, default=None, metavar="CHECKOUT",
                         help="another erpprov checkout (e.g. a `git worktree` of an older commit): its no-op "
                              "plan is timed alternately with this one's, and must be within 5%%")
+    parser.add_argument("--seed-rows", type=int, default=100_000,
+                        help="rows loaded from CSV and compared by a no-op plan (default 100000; 0: leave out)")
     parser.add_argument("--fleet", type=int, default=None, metavar="HOSTS",
                         help="instead of the sizes: HOSTS throwaway clusters reconciled by erpprov --forks and by "
                              "ansible-playbook -f with the erpprov.postgres.apply module (bench/fleet.py)")
@@ -342,6 +345,11 @@ def main(argv: list[str] | None = None) -> int:
             bench.startup()
             for size in args.sizes:
                 bench.size(size, ansible if size in args.ansible_sizes else None, args.ansible_runs)
+            if args.seed_rows:
+                from bench.seed import run_seed
+
+                log(f"seed rows: {args.seed_rows}")
+                bench.results.seed = run_seed(bench, args.seed_rows)
             env = report.environment(server, ansible)
     except CommandFailed as exc:
         log(f"benchmark failed: {exc}")
@@ -360,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"environment": env, "series": [s.to_json() for s in bench.results.series],
                                          "startup": [s.to_json() for s in bench.results.startup],
+                                         "seed": [s.to_json() for s in bench.results.seed],
                                          "checks": bench.results.checks}, indent=2) + "\n")
     failed = [c for c in bench.results.checks if not c[2]]
     for size, name, _, detail in failed:

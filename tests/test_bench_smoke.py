@@ -54,6 +54,8 @@ def bench(tmp_path: Path):
 
 
 def test_smoke_run_measures_and_verifies(bench: Bench) -> None:
+    from bench.seed import run_seed
+
     bench.size(SIZE)
     results = bench.results
     failed = [(name, detail) for _, name, passed, detail in results.checks if not passed]
@@ -88,6 +90,12 @@ def test_smoke_run_measures_and_verifies(bench: Bench) -> None:
     args = parse_args(["--sizes", str(SIZE), "--runs", "1", "--no-ansible"])
     text = report.markdown(results, {"python": "x"}, args, 1.0)
     assert "erpprov first apply / psql -f" in text and "## Targets" in text
+    # Seed rows, last (they start from a fresh database): a no-op plan that found changes fails the run.
+    results.seed = run_seed(bench, 50)
+    assert [s.what for s in results.seed] == ["\\copy 50 rows", "apply 50 rows", "no-op plan, with data",
+                                              "no-op plan, no data"]
+    assert ("erpprov apply loaded all 50 rows", True) in [(name, ok) for _, name, ok, _ in results.checks]
+    assert "apply 50 rows" in report.markdown(results, {"python": "x"}, args, 1.0)
 
 
 def test_cli_rejects_bad_sizes(capsys: pytest.CaptureFixture[str]) -> None:

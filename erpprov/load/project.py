@@ -23,6 +23,8 @@ from erpprov.errors import ErpprovError, Location
 from erpprov.load import taint
 from erpprov.load.envfile import load_env_file
 from erpprov.load.inventory import Group, Inventory, load_inventory
+from erpprov.load.scriptfiles import attach_scripts
+from erpprov.load.seedfiles import attach_rows
 from erpprov.load.template_errors import TemplateError
 from erpprov.load.templating import LazyVars, render_string, walk_strings
 from erpprov.load.yamlsrc import Source, load_yaml, parse_yaml
@@ -278,6 +280,8 @@ def _target(
         error = _validation_error(exc, source, (index,), Play)
         error.message = taint.redact(error.message, secrets)
         raise error from None
+    attach_rows(play, lambda path: source.locate((index,) + path), Path(source.file).parent, project_dir)
+    attach_scripts(play, lambda path: source.locate((index,) + path), Path(source.file).parent, project_dir)
     connection = _connection(host, variables, inventory)
     return Target(host=host, play=play, connection=connection, project_dir=project_dir, variables=variables,
                   secrets=frozenset(secrets))

@@ -59,15 +59,20 @@ def text(plans: list[HostPlan], *, show_sql: bool = False, colour: bool = False)
             head = f"  {_SYMBOL[action.op]} {shown(action.address)}"
             if action.database and action.kind == "role":
                 head += f" (in database {shown(action.database)})"
+            note = action.note
+            if action.kind == "data" and note:  # "3 to insert, 1 to update", then the first rows
+                summary_line, _, note = note.partition("\n")
+                head += f": {shown(summary_line)}"
             if action.hazards:
                 head += "  " + style("[" + ", ".join(h.value for h in action.hazards) + "]", "red")
             out.append(style(head, _COLOUR[action.op]) if not action.hazards else head)
-            out.extend(f"      {line}" for line in _attribute_lines(action))
-            if action.note:
-                # Lines of a note are its structure (a file's diff); a newline in a name quoted in it
-                # can only add a comment line under this action, never an action or a hazard tag.
-                lines = [shown(line) for line in action.note.split("\n")]
-                out.extend(f"      {line}" if action.kind == "file" else f"      # {line}" for line in lines)
+            if action.kind != "data":
+                out.extend(f"      {line}" for line in _attribute_lines(action))
+            if note:
+                # Lines of a note are its structure (a file's diff, a table's rows); a newline in a
+                # name quoted in it can only add a line under this action, never an action or a hazard tag.
+                lines = [shown(line) for line in note.split("\n")]
+                out.extend(f"      {line}" if action.kind in ("file", "data") else f"      # {line}" for line in lines)
             if show_sql:
                 out.extend(f"      | {shown(s.display)};" for s in action.sql)
         for warning in plan.warnings:
