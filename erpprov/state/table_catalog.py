@@ -33,7 +33,7 @@ from erpprov.postgres.locks import exclusive_lockers
 # parent (`PARTITIONS`), not as a table of its own: its columns, keys and indexes are the parent's.
 LIVE_FILTER = sql.SQL(
     r"""c.relkind IN ('r', 'p') AND NOT c.relispartition
-    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'erpprov')  -- erpprov: the script journal
     AND n.nspname !~ '^pg_(toast|temp_)'
     AND c.oid NOT IN (SELECT e.objid FROM pg_depend e  -- found through the extensions: an index range
                       WHERE e.refclassid = 'pg_extension'::regclass AND e.classid = 'pg_class'::regclass
