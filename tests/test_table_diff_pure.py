@@ -7,6 +7,8 @@ the server would only report at apply time.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from erpprov.core.actions import Action, Hazard, Op, Phase
@@ -18,6 +20,8 @@ from erpprov.core.tables import (
     ConstraintState,
     IndexKey,
     IndexState,
+    PartitionState,
+    PolicyState,
     TablesState,
     TableState,
 )
@@ -240,3 +244,43 @@ def test_a_foreign_key_to_an_unchanged_key_is_dropped_with_the_other_drops():
     assert summary(plan(desired, live)) == [
         (Op.DELETE, address("constraint", "child", "child_parent_id_fkey"), Phase.DROP_CONSTRAINT, set()),
     ]
+
+
+# --- row-level security and partitions ------------------------------------------------------------
+
+
+def test_policies_go_in_their_phase_and_what_opens_rows_up_is_a_hazard():
+    keep = PolicyState("keep", "select", ("PUBLIC",), using="(n > 0)")
+    gone = PolicyState("gone", "all", ("clerk",), using="true", permissive=False)
+    live = replace(table("t", col("n")), row_security=(True, True), policies=(gone, keep))
+    desired = replace(table("t", col("n")), row_security=(False, True),
+                      policies=(replace(keep, using="(n > 1)"), PolicyState("new", "insert", ("PUBLIC",),
+                                                                               with_check="(n < 9)")))
+    assert summary(plan(tables(desired), tables(live))) == [
+        (Op.DELETE, address("policy", "t", "gone"), Phase.POLICY, {Hazard.WIDENS_ACCESS}),
+        (Op.UPDATE, address("policy", "t", "keep"), Phase.POLICY, set()),
+        (Op.CREATE, address("policy", "t", "new"), Phase.POLICY, set()),
+        (Op.UPDATE, address("table", "t"), Phase.POLICY, {Hazard.WIDENS_ACCESS}),
+    ]
+
+
+def test_partitions_are_created_after_their_parent_and_a_dropped_one_deletes_data():
+    def part(name: str, bound: str) -> PartitionState:
+        return PartitionState(SCHEMA, name, bound)
+
+    old = part("p_old", "FOR VALUES FROM (MINVALUE) TO (10)")
+    live = replace(table("p", col("k")), partition_by="RANGE (k)",
+                   partitions=(old, part("p_1", "FOR VALUES FROM (10) TO (20)")))
+    desired = replace(live, partitions=(part("p_1", "FOR VALUES FROM (10) TO (30)"), part("p_2", "DEFAULT")))
+    # bounds never overlap on the way: what goes or moves is out before anything comes in
+    assert summary(plan(tables(desired), tables(live))) == [
+        (Op.UPDATE, address("table", "p_1"), Phase.TABLE, set()),
+        (Op.DELETE, address("table", "p_old"), Phase.TABLE, {Hazard.DELETES_DATA}),
+        (Op.UPDATE, address("table", "p_1"), Phase.TABLE, {Hazard.VALIDATES_DATA, Hazard.LOCKS_TABLE}),
+        (Op.CREATE, address("table", "p_2"), Phase.TABLE, set()),
+    ]
+    # a new partitioned table: its partitions follow it in the same phase
+    created = plan(tables(desired), tables())
+    assert [(a.op, a.address) for a in created] == [(Op.CREATE, address("table", "p")),
+                                                     (Op.CREATE, address("table", "p_1")),
+                                                     (Op.CREATE, address("table", "p_2"))]

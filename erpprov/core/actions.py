@@ -29,6 +29,7 @@ class Hazard(str, Enum):
     LOCKS_TABLE = "locks_table"  # ACCESS EXCLUSIVE on a table that holds rows
     DROPS_ROLE = "drops_role"  # a role and what it owns or was granted
     REVOKES_ACCESS = "revokes_access"  # pruning privileges or memberships, taking LOGIN, SUPERUSER... from a role
+    WIDENS_ACCESS = "widens_access"  # disabling row-level security, dropping a row-level security policy
     RECREATES_CONTAINER = "recreates_container"  # brief downtime; the data directory survives
     BREAKS_CALLERS = "breaks_callers"  # dropping or recreating a type, function or view others use
 
@@ -51,6 +52,7 @@ class Phase(int, Enum):
     COLUMN = 45
     CONSTRAINT = 50
     SEQUENCE_OWNER = 51  # OWNED BY a column, once the column exists
+    POLICY = 54  # row-level security policies, after the columns their expressions read
     FOREIGN_KEY = 55
     VIEW = 56  # views and materialized views, once the tables and columns they read exist
     INDEX = 57
@@ -69,7 +71,9 @@ class Phase(int, Enum):
     DROP_TYPE = 86  # after the columns and functions that use them
     DROP_EXTENSION = 87
     DROP_SCHEMA = 88
-    DROP_DATABASE = 90
+    DATA = 89  # seed rows, once every table has its final shape
+    SCRIPT = 90  # the play's scripts, after the rows they may build on
+    DROP_DATABASE = 91
     DROP_ROLE = 99
     FILE = 100  # files rendered from templates, once the server holds what they describe
 
@@ -87,6 +91,7 @@ class Statement:
     text: str
     shown: str | None = None
     password: SecretStr | None = None
+    copy: bytes | None = None  # the input of a COPY ... FROM STDIN (seed rows), never shown
 
     @property
     def display(self) -> str:

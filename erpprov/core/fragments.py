@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 _MAX_FRAGMENT = 100_000  # characters; far beyond any real type or expression
 # "col", "col DESC", "col ASC NULLS FIRST": the ordering words PostgreSQL's index syntax allows
@@ -124,13 +124,34 @@ def index_ordering(descending: bool, nulls_first: bool) -> str:
     return " ".join(words)
 
 
-def index_entry(entry: str, columns: Iterable[str]) -> tuple[str, bool, bool, bool]:
-    """An index `columns` entry: (column-or-expression, is_column, descending, nulls_first). A
-    column is named as an identifier, whatever characters its name holds; anything else must be
-    one proven expression, spliced as `(expression)`."""
+class IndexEntry(NamedTuple):
+    """One index `columns` entry, read."""
+
+    body: str  # a column name, or a proven expression
+    is_column: bool
+    descending: bool = False
+    nulls_first: bool = False
+    # as written, each proven by `_KEY_TAIL` to be one (qualified) name: spliced as SQL
+    collation: str | None = None
+    opclass: str | None = None
+
+
+_NAME = r'(?:[A-Za-z_][\w$]*|"[^"\x00]+")'
+_QUALIFIED = rf"{_NAME}(?:\.{_NAME})?"
+# `body [COLLATE name] [opclass]`; the lazy body makes `a COLLATE x` a collation, not a class
+_KEY_TAIL = re.compile(rf"^(?P<body>.+?)(?:\s+COLLATE\s+(?P<collation>{_QUALIFIED}))?"
+                       rf"(?:\s+(?P<opclass>{_QUALIFIED}))?\s*$", re.IGNORECASE | re.DOTALL)
+
+
+def index_entry(entry: str, columns: Iterable[str]) -> IndexEntry:
+    """An index `columns` entry: a column or an expression, then optionally `COLLATE name`, an
+    operator class and the ordering, as in SQL. A column is named as an identifier, whatever
+    characters its name holds; anything else must be one proven expression, spliced as
+    `(expression)`. An entry that parses as one expression is one (`a COLLATE "C"` too: PostgreSQL
+    stores that as the column with a collation)."""
     names = set(columns)
     if entry in names:
-        return entry, True, False, False
+        return IndexEntry(entry, True)
     match = _ORDERING.match(entry)
     body = entry.strip()
     descending = nulls_first = False
@@ -140,8 +161,20 @@ def index_entry(entry: str, columns: Iterable[str]) -> tuple[str, bool, bool, bo
         nulls = (match.group("nulls") or "").lower()
         nulls_first = nulls == "first" if nulls else descending
     if body in names:
-        return body, True, descending, nulls_first
-    return expression(body), False, descending, nulls_first
+        return IndexEntry(body, True, descending, nulls_first)
+    try:
+        return IndexEntry(expression(body), False, descending, nulls_first)
+    except ValueError as whole:
+        tail = _KEY_TAIL.match(body)
+        if not tail or not (tail.group("collation") or tail.group("opclass")):
+            raise
+        key, collation, opclass = tail.group("body").strip(), tail.group("collation"), tail.group("opclass")
+        if key not in names:
+            try:
+                expression(key)
+            except ValueError:
+                raise whole from None
+        return IndexEntry(key, key in names, descending, nulls_first, collation, opclass)
 
 
 def _anywhere(node: Any, names: tuple[str, ...]) -> bool:

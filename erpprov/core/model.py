@@ -16,8 +16,11 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    PrivateAttr,
     SecretStr,
+    Tag,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -249,6 +252,42 @@ class Role(Strict):
 # --- tables ---------------------------------------------------------------------------------
 
 
+class IdentityOptions(Strict):
+    """START, INCREMENT, MINVALUE, MAXVALUE, CACHE and CYCLE of an identity column's sequence."""
+
+    start: int | None = None
+    increment: int | None = Field(None, description="Not 0")
+    minvalue: int | None = None
+    maxvalue: int | None = None
+    cache: int | None = Field(None, ge=1)
+    cycle: bool = False
+
+    @field_validator("increment")
+    @classmethod
+    def _nonzero(cls, value: int | None) -> int | None:
+        if value == 0:
+            raise ValueError("an identity cannot increment by 0")
+        return value
+
+
+_PARAMETER = re.compile(r"^(toast\.)?[a-z_][a-z0-9_]*$")
+
+
+def _parameters(value: Any) -> Any:
+    """Storage parameters: lower-case names (PostgreSQL folds them), values as text, as pg_class
+    stores them (`fillfactor=70`); a flag is written true/false."""
+    value = _stringify(value)
+    if isinstance(value, dict):
+        for name in value:
+            if not _PARAMETER.match(name):
+                raise ValueError(f"{name!r} is not a storage parameter name (lower case, e.g. fillfactor)")
+    return value
+
+
+Parameters = Annotated[dict[str, str], BeforeValidator(_parameters)]
+_DEFERRABLE = Literal[False, True, "initially deferred"]
+
+
 class Column(Strict):
     name: Identifier
     type: TypeName = Field(description="Any PostgreSQL type, including serial and bigserial")
@@ -257,8 +296,15 @@ class Column(Strict):
     primary_key: bool = Field(False, description="Mark several columns for a composite key")
     unique: bool = False
     identity: Literal["always", "by default"] | None = None
+    identity_options: IdentityOptions | None = Field(
+        None, description="The identity sequence's options; left out, PostgreSQL's defaults")
     generated: Expression | None = Field(None, description="Expression of a stored generated column")
     collation: str | None = None
+    storage: Literal["plain", "external", "extended", "main"] | None = Field(
+        None, description="SET STORAGE; default: the type's")
+    compression: Literal["pglz", "lz4"] | None = Field(
+        None, description="Default: the server's default_toast_compression")
+    statistics: int | None = Field(None, ge=0, le=10000, description="SET STATISTICS target; default: the server's")
     comment: str | None = None
     renamed_from: Identifier | None = None
 
@@ -268,6 +314,8 @@ class Column(Strict):
             raise ValueError("an identity column cannot also have a default")
         if self.generated and (self.default is not None or self.identity):
             raise ValueError("a generated column has neither a default nor an identity")
+        if self.identity_options is not None and not self.identity:
+            raise ValueError("identity_options need identity: always or by default")
         return self
 
 
@@ -287,57 +335,297 @@ class ForeignKey(Strict):
     references: Reference
     on_delete: _ACTIONS = "no action"
     on_update: _ACTIONS = "no action"
-    deferrable: Literal[False, True, "initially deferred"] = False
+    match: Literal["simple", "full"] = Field("simple", description="MATCH FULL: all key columns NULL or none")
+    deferrable: _DEFERRABLE = False
+    not_valid: bool = Field(False, description="Added NOT VALID: existing rows are not checked (nor validated later)")
     name: Identifier | None = None
+    comment: str | None = None
+
+
+class PrimaryKey(Strict):
+    """The explicit form of a primary key: its columns in key order, and its name."""
+
+    columns: list[Identifier] = Field(min_length=1)
+    name: Identifier | None = Field(None, description="Default: <table>_pkey")
+    include: list[Identifier] = Field(default_factory=list, description="INCLUDE: columns stored in the key's index")
+    with_: Parameters = Field(default_factory=dict, alias="with", description="Storage parameters of its index")
+    deferrable: _DEFERRABLE = False
+    comment: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class Unique(Strict):
     columns: list[Identifier] = Field(min_length=1)
     name: Identifier | None = None
+    nulls_not_distinct: bool = Field(False, description="PostgreSQL 15+: NULLs count as equal")
+    include: list[Identifier] = Field(default_factory=list, description="INCLUDE: columns stored in its index")
+    with_: Parameters = Field(default_factory=dict, alias="with", description="Storage parameters of its index")
+    deferrable: _DEFERRABLE = False
+    comment: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class Check(Strict):
     expression: Expression
     name: Identifier | None = None
+    no_inherit: bool = Field(False, description="NO INHERIT: not passed on to child tables")
+    not_valid: bool = Field(False, description="Added NOT VALID: existing rows are not checked (nor validated later)")
+    comment: str | None = None
+
+
+_OPERATOR_CHARS = r"[-+*/<>=~!@#%^&|`?]{1,63}"
+_OPERATOR = re.compile(rf"^(?:{_OPERATOR_CHARS}|OPERATOR\(\s*[A-Za-z_][A-Za-z0-9_$]*\s*\.\s*{_OPERATOR_CHARS}\s*\))$")
+
+
+def _operator(value: str) -> str:
+    """An operator is spliced as SQL: proven to be operator characters (or OPERATOR(schema.op)),
+    and never the start of a comment."""
+    if not _OPERATOR.match(value) or "--" in value or "/*" in value:
+        raise ValueError(f"{value!r} is not an operator; write e.g. =, && or OPERATOR(myschema.=)")
+    return value
+
+
+class ExcludeElement(Strict):
+    """One element of an exclusion constraint: a column or an expression (written as an index
+    `columns` entry: COLLATE, operator class and ordering may follow) and its operator."""
+
+    column: str | None = None
+    expression: str | None = None
+    with_: Annotated[str, AfterValidator(_operator)] = Field(alias="with", description="Operator, e.g. = or &&")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one(self) -> ExcludeElement:
+        if (self.column is None) == (self.expression is None):
+            raise ValueError("an exclusion element has a column or an expression")
+        return self
+
+    @property
+    def entry(self) -> str:
+        return self.column if self.column is not None else self.expression or ""
+
+
+class Exclude(Strict):
+    """EXCLUDE USING method (element WITH operator, ...) [INCLUDE (...)] [WITH (...)] [WHERE (predicate)]."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    elements: list[ExcludeElement] = Field(min_length=1)
+    using: Literal["btree", "hash", "gist", "spgist"] = "gist"
+    include: list[Identifier] = Field(default_factory=list)
+    with_: Parameters = Field(default_factory=dict, alias="with", description="Storage parameters of its index")
+    where: Expression | None = None
+    name: Identifier | None = None
+    deferrable: _DEFERRABLE = False
+    comment: str | None = None
 
 
 class Index(Strict):
-    columns: list[str] = Field(min_length=1, description="Column names (optionally with ASC/DESC) or expressions")
+    columns: list[str] = Field(min_length=1, description="Column names or expressions, each optionally followed "
+                               "by COLLATE c, an operator class, ASC/DESC and NULLS FIRST/LAST")
     name: Identifier | None = None
     unique: bool = False
+    nulls_not_distinct: bool = Field(False, description="PostgreSQL 15+, unique indexes: NULLs count as equal")
     method: Literal["btree", "hash", "gist", "gin", "spgist", "brin"] = "btree"
     where: Expression | None = Field(None, description="Predicate of a partial index")
     include: list[Identifier] = Field(default_factory=list)
+    with_: Parameters = Field(default_factory=dict, alias="with",
+                              description="Storage parameters, e.g. {fillfactor: 70}")
+    comment: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Index:
+        if self.nulls_not_distinct and not self.unique:
+            raise ValueError("nulls_not_distinct is for unique indexes")
+        return self
+
+
+class RowLevelSecurity(Strict):
+    enabled: bool = True
+    forced: bool = Field(False, description="FORCE: the table owner is subject to the policies too")
+
+
+class Policy(Strict):
+    """CREATE POLICY name ON table AS permissive|restrictive FOR command TO roles USING (...) WITH CHECK (...)."""
+
+    name: Identifier
+    as_: Literal["permissive", "restrictive"] = Field("permissive", alias="as")
+    for_: Literal["all", "select", "insert", "update", "delete"] = Field("all", alias="for")
+    to: list[Identifier] = Field(default_factory=lambda: ["PUBLIC"], min_length=1, description="Roles, or PUBLIC")
+    using: Expression | None = Field(None, description="Which existing rows the policy lets through")
+    with_check: Expression | None = Field(None, description="Which new rows it lets in")
+    comment: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("to")
+    @classmethod
+    def _public(cls, value: list[str]) -> list[str]:
+        return sorted({"PUBLIC" if role.upper() == "PUBLIC" else role for role in value})
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Policy:
+        if self.for_ == "select" and self.with_check is not None:
+            raise ValueError("a policy for select has no with_check")
+        if self.for_ in ("insert",) and self.using is not None:
+            raise ValueError("a policy for insert has no using (write with_check)")
+        if self.for_ == "delete" and self.with_check is not None:
+            raise ValueError("a policy for delete has no with_check")
+        if self.using is None and self.with_check is None:
+            raise ValueError("a policy needs using or with_check")
+        return self
+
+
+def _bound_value(value: Any) -> Any:
+    """A partition bound value: MINVALUE, MAXVALUE, or one proven expression (a number or flag from
+    YAML becomes its text)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str) and value.strip().upper() in ("MINVALUE", "MAXVALUE"):
+        return value.strip().upper()
+    return fragments.expression(value) if isinstance(value, str) else value
+
+
+BoundValue = Annotated[str, BeforeValidator(_bound_value)]
+
+
+class PartitionBy(Strict):
+    method: Literal["range", "list", "hash"]
+    columns: list[str] = Field(min_length=1, description="Columns or expressions, as index `columns` entries "
+                               "(COLLATE and an operator class may follow)")
+
+
+class Partition(Strict):
+    """One partition: FOR VALUES FROM/TO, IN, WITH (modulus, remainder), or DEFAULT."""
+
+    name: Identifier
+    schema_: Identifier | None = Field(None, alias="schema", description="Default: the parent's")
+    from_: list[BoundValue] | None = Field(None, alias="from", description="Range partitions: lower bound (inclusive)")
+    to: list[BoundValue] | None = Field(None, description="Range partitions: upper bound (exclusive)")
+    in_: list[BoundValue] | None = Field(None, alias="in", description="List partitions: the values")
+    modulus: int | None = Field(None, ge=1)
+    remainder: int | None = Field(None, ge=0)
+    default: bool = False
+    with_: Parameters = Field(default_factory=dict, alias="with", description="Its own storage parameters")
+    comment: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Partition:
+        forms = [self.from_ is not None or self.to is not None, self.in_ is not None,
+                 self.modulus is not None or self.remainder is not None, self.default]
+        if sum(forms) != 1:
+            raise ValueError("a partition has one bound: from and to, in, modulus and remainder, or default: true")
+        if forms[0] and (self.from_ is None or self.to is None):
+            raise ValueError("a range partition needs both from and to")
+        if forms[2] and (self.modulus is None or self.remainder is None):
+            raise ValueError("a hash partition needs both modulus and remainder")
+        return self
+
+
+class TableData(Strict):
+    """Rows the table must hold: inline (`rows`) or from a file (`from`), matched by `key`."""
+
+    rows: list[dict[str, Any]] | None = Field(None, description="Rows, each a mapping of column to value")
+    from_: str | None = Field(None, alias="from", description="A .csv (with a header row), .csv.gz, .json, "
+                              ".yaml or .yml file holding the rows, relative to the playbook")
+    key: list[Identifier] = Field(default_factory=list, description="Columns that identify a row; "
+                                  "default: the primary key")
+    mode: Literal["insert", "upsert", "exact"] = Field(
+        "insert", description="insert: add missing rows; upsert: also update declared columns; "
+        "exact: also delete rows not declared (hazard deletes_data)")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # The rows as loaded (erpprov.core.seed.SeedRows), attached by the loader once it read `from`.
+    _loaded: Any = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TableData:
+        if (self.rows is None) == (self.from_ is None):
+            raise ValueError("data holds either rows or from (a file), not both and not neither")
+        return self
+
+    @property
+    def loaded(self) -> Any:
+        return self._loaded
 
 
 class Table(Strict):
     name: Identifier
     schema_: Identifier = Field("public", alias="schema")
-    columns: list[Column] = Field(min_length=1)
+    columns: list[Column] = Field(default_factory=list)
+    primary_key: PrimaryKey | None = Field(None, description="Explicit form; or mark columns primary_key: true")
     foreign_keys: list[ForeignKey] = Field(default_factory=list)
     unique: list[Unique] = Field(default_factory=list, description="Unique constraints over several columns")
     checks: list[Check] = Field(default_factory=list)
+    exclude: list[Exclude] = Field(default_factory=list, description="Exclusion constraints")
     indexes: list[Index] = Field(default_factory=list)
+    row_level_security: RowLevelSecurity = Field(
+        default_factory=lambda: RowLevelSecurity(enabled=False),
+        description="Default: off; turning it off is hazard widens_access")
+    policies: list[Policy] = Field(
+        default_factory=list, description="Exactly these policies: others are dropped (hazard widens_access)")
+    partition_by: PartitionBy | None = Field(None, description="A partitioned table: PARTITION BY method (columns)")
+    partitions: list[Partition] = Field(
+        default_factory=list, description="Exactly these partitions: others are dropped (hazard deletes_data)")
+    unlogged: bool = Field(False, description="UNLOGGED: not written to the WAL, emptied after a crash")
+    with_: Parameters = Field(default_factory=dict, alias="with",
+                              description="Storage parameters, e.g. {fillfactor: 80, autovacuum_enabled: false}")
     comment: str | None = None
     owner: Identifier | None = None
     grants: Annotated[list[Grant], AfterValidator(_grants_of("table"))] = Field(default_factory=list)
     renamed_from: Identifier | None = None
+    data: TableData | None = Field(None, description="Seed or reference rows (docs/playbook.md, data)")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @model_validator(mode="after")
     def _columns_known(self) -> Table:
         unique_names(self.columns, "columns", field="columns")
+        unique_names(self.policies, "policies", field="policies")
+        unique_names(self.partitions, "partitions", field="partitions")
+        if self.partitions and self.partition_by is None:
+            raise ValueError("partitions need partition_by")
+        for entry in self.partition_by.columns if self.partition_by else []:
+            fragments.index_entry(entry, {c.name for c in self.columns})
         names = {c.name for c in self.columns}
+        if self.primary_key is not None:
+            if any(c.primary_key for c in self.columns):
+                raise ValueError("declare the primary key once: primary_key: {columns: [...]} or the column flags")
+            _known(self.primary_key.columns + self.primary_key.include, names, "primary key")
         for fk in self.foreign_keys:
             _known(fk.columns, names, "foreign key")
         for uq in self.unique:
-            _known(uq.columns, names, "unique constraint")
+            _known(uq.columns + uq.include, names, "unique constraint")
+        for ex in self.exclude:
+            _known(ex.include, names, "exclusion constraint INCLUDE")
+            for element in ex.elements:
+                if not fragments.index_entry(element.entry, names).is_column and element.column is not None:
+                    raise ValueError(f"exclusion element column {element.column!r} is not a column of the table; "
+                                     "write an expression as expression:")
         for ix in self.indexes:
             _known(ix.include, names, "index INCLUDE")
             for entry in ix.columns:
                 fragments.index_entry(entry, names)
+        if self.data is not None:
+            _data_columns_known(self, names)
         return self
+
+
+def _data_columns_known(table: Table, names: set[str]) -> None:
+    assert table.data is not None
+    _known(table.data.key, names, "data key")
+    if not table.data.key and not any(c.primary_key for c in table.columns):
+        raise ValueError("data needs a key: the table has no primary key, so name the columns that "
+                         "identify a row in data.key")
 
 
 def _known(columns: list[str], names: set[str], what: str) -> None:
@@ -614,6 +902,8 @@ def _unique_in_schemas(items: list[Any], what: str) -> None:
 
 class Extension(Strict):
     name: Identifier
+    state: Literal["present", "absent"] = Field(
+        "present", description="absent: DROP EXTENSION (never CASCADE); prune never drops one")
     version: str | None = Field(None, description="Default: the version the server offers")
     schema_: Identifier | None = Field(None, alias="schema")
 
@@ -627,6 +917,30 @@ class Schema(Strict):
     grants: list[SchemaGrant] = Field(default_factory=list)
     default_privileges: list[DefaultPrivilege] = Field(default_factory=list)
     prune: bool = Field(False, description="Drop tables in this schema that the file does not declare")
+
+
+class Script(Strict):
+    """SQL for what rows cannot say, run by apply (never by plan) and recorded in erpprov.script_runs."""
+
+    name: str = Field(min_length=1, description="Identifies the script in the journal")
+    file: str | None = Field(None, description="A .sql file, relative to the playbook")
+    sql: str | None = Field(None, description="The SQL itself")
+    run: Literal["once", "on_change", "always"] = Field(
+        "once", description="once: the first apply only (a later change is reported, not run); "
+        "on_change: again whenever its text changes; always: on every apply")
+
+    # The SQL as loaded from `file` (or `sql`), attached by the loader.
+    _text: str = PrivateAttr("")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Script:
+        if (self.file is None) == (self.sql is None):
+            raise ValueError("a script has either file or sql, not both and not neither")
+        return self
+
+    @property
+    def text(self) -> str:
+        return self.sql if self.sql is not None else self._text
 
 
 class Database(Strict):
@@ -652,10 +966,12 @@ class Database(Strict):
     triggers: list[Trigger] = Field(default_factory=list)
     default_privileges: list[DefaultPrivilege] = Field(default_factory=list)
     prune: bool = Field(False, description="Drop schemas and tables that the file does not declare")
+    scripts: list[Script] = Field(default_factory=list, description="SQL run by apply after the tables and rows")
 
     @model_validator(mode="after")
     def _unique(self) -> Database:
         unique_names(self.schemas, "schemas", field="schemas")
+        unique_names(self.scripts, "scripts", field="scripts")
         unique_names(self.extensions, "extensions", field="extensions")
         _unique_in_schemas(self.types, "types")
         _unique_in_schemas(self.sequences, "sequences")
@@ -710,12 +1026,43 @@ class Container(Strict):
     shm_size: str | None = None
     labels: StringMap = Field(default_factory=dict)
     wait_timeout: Duration = Field(120.0, description="How long to wait for the server to become healthy")
+    adopt: bool = Field(False, description="Manage an existing container of this name that erpprov did not "
+                                           "create; it is recreated only with the recreates_container hazard")
 
     @model_validator(mode="after")
     def _one_storage(self) -> Container:
         if self.data_dir and self.volume:
             raise ValueError("choose data_dir (a host directory) or volume (a named volume), not both")
         return self
+
+
+class ComposeService(Strict):
+    """`container: {compose: FILE, service: NAME}`: the server is a service of the team's Compose
+    file, brought up by Compose itself (its project and labels), so `docker compose ps/logs/down`
+    keep working; erpprov manages what runs inside."""
+
+    compose: str = Field(description="The Compose file, relative to the project")
+    service: str = Field(min_length=1, description="The service that runs PostgreSQL")
+    profile: str | None = Field(None, description="Compose profile that enables the service")
+    project: str | None = Field(None, description="Compose project name (default: Compose's own, from the "
+                                                  "file's directory)")
+    wait_timeout: Duration = Field(120.0, description="How long to wait for the server to become healthy")
+
+    @property
+    def name(self) -> str:
+        return self.service
+
+
+def _container_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "compose" if "compose" in value else "container"
+    return "compose" if isinstance(value, ComposeService) else "container"
+
+
+AnyContainer = Annotated[
+    Annotated[Container, Tag("container")] | Annotated[ComposeService, Tag("compose")],
+    Discriminator(_container_kind),
+]
 
 
 class TemplateFile(Strict):
@@ -736,7 +1083,7 @@ class Play(Strict):
     hosts: str = "all"
     vars: dict[str, Any] = Field(default_factory=dict)
     vars_files: list[str] = Field(default_factory=list)
-    container: Container | None = None
+    container: AnyContainer | None = None
     roles: list[Role] = Field(default_factory=list)
     prune_roles: list[str] = Field(
         default_factory=list, description="Glob patterns: roles matching them but not declared are dropped"

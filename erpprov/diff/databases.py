@@ -190,6 +190,17 @@ def _diff_extensions(db: model.Database, live: LiveDatabase) -> Result:
         have = live.extensions.get(ext.name)
         name = ident(ext.name)
         address = Address("extension", db.name, ext.name)
+        if ext.state == "absent":
+            if have is not None:
+                # RESTRICT: PostgreSQL refuses while a table column or anything outside the
+                # extension uses what it holds, so only the extension's own objects go
+                result.actions.append(Action(address, Op.DELETE, Phase.DROP_EXTENSION, database=db.name,
+                                             sql=(render(sql.SQL("DROP EXTENSION {}").format(name)),),
+                                             before={"version": have.version, "schema": have.schema},
+                                             hazards=(Hazard.DELETES_DATA,),
+                                             note="its functions, types and operators are dropped; fails if "
+                                                  "anything outside the extension still uses them"))
+            continue
         if have is None:
             create = sql.SQL("CREATE EXTENSION {}").format(name)
             if ext.schema_:

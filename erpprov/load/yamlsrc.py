@@ -335,13 +335,14 @@ def parse_yaml(text: str | bytes, file: str) -> Source:
 
 def load_yaml(path: Path, *, what: str = "file", missing_hint: str | None = None) -> Source:
     """Read and parse ``path``; a missing or unreadable file is an ErpprovError too."""
-    raw = _read(path, what, missing_hint)
+    raw = read_bounded(path, what, missing_hint)
     return _collect(path, raw) or parse_yaml(raw, str(path))
 
 
-def _read(path: Path, what: str, missing_hint: str | None) -> bytes:
+def read_bounded(path: Path, what: str, missing_hint: str | None, limit: int = MAX_BYTES) -> bytes:
+    """At most ``limit + 1`` bytes of ``path``; a missing or unreadable file is an ErpprovError."""
     try:
-        return read_regular(path, MAX_BYTES)
+        return read_regular(path, limit)
     except FileNotFoundError:
         raise ErpprovError(f"{what} not found: {path}", hint=missing_hint) from None
     except IsADirectoryError:
@@ -368,7 +369,7 @@ def prefetch(path: Path) -> None:
     if not sys.platform.startswith("linux") or threading.active_count() > 1 or str(path) in _pending:
         return
     try:
-        raw = _read(path, "file", None)
+        raw = read_bounded(path, "file", None)
     except ErpprovError:
         return  # load_yaml reports it
     if len(raw) < PREFETCH_MIN_BYTES:

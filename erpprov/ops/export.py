@@ -22,7 +22,6 @@ import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -38,7 +37,7 @@ from erpprov.core.cluster import (
     RoleState,
     attributes_beyond_defaults,
 )
-from erpprov.core.fragments import index_ordering
+from erpprov.core.fragments import index_entry, index_ordering
 from erpprov.core.schema_objects import (
     CompositeState,
     DomainState,
@@ -52,19 +51,24 @@ from erpprov.core.schema_objects import (
 )
 from erpprov.core.tables import (
     CHECK,
+    EXCLUSION,
     FOREIGN_KEY,
+    IDENTITY_OPTIONS,
     PRIMARY_KEY,
     UNIQUE,
     ColumnState,
     ConstraintState,
     IndexKey,
     IndexState,
+    PartitionState,
+    PolicyState,
     TablesState,
     TableState,
 )
 from erpprov.diff.sequences import OPTIONS as SEQUENCE_OPTIONS
 from erpprov.diff.sequences import desired_sequence
 from erpprov.errors import ErpprovError
+from erpprov.ops import export_data
 from erpprov.postgres.acl import DEFAULT_PRIVILEGE_KIND, all_privileges, implicit_acl
 from erpprov.postgres.connect import connect
 from erpprov.postgres.naming import column_addition, make_object_name, unquote
@@ -80,21 +84,22 @@ BUILTIN_EXTENSIONS = frozenset({"plpgsql"})
 _SERIAL_TYPES = {"integer": "serial", "bigint": "bigserial", "smallint": "smallserial"}
 
 
-@dataclass
-class Exported:
-    playbook: list[dict[str, Any]]
-    # What the playbook does not hold, as people name it ("database erp: view public.report"):
-    # erpprov never drops an object from an export without saying so.
-    left_out: list[str] = field(default_factory=list)
-
-
 def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
                     databases: list[str] | None = None, hosts: str = "all",
-                    name: str = "Exported from the live server", prune: bool = False) -> Exported:
+                    name: str = "Exported from the live server", templated: bool = True, data: Iterable[str] = (),
+                    data_files: dict[str, bytes] | None = None, prune: bool = False,
+                    left_out: list[str] | None = None) -> list[dict[str, Any]]:
     """A playbook of one play describing the roles and ``databases`` (default: all but `postgres`)
     of the server ``admin`` is connected to; ``connection`` opens the per-database connections.
-    ``prune`` marks each database `prune: true`: applied elsewhere, the file makes that database
-    hold what this one holds, dropping what it does not (as hazards)."""
+    ``templated=False``: the values as they are, for a model built without Jinja2 (`diff`).
+    The tables named in ``data`` get a `data:` entry, and their rows go into ``data_files``
+    (file name -> CSV bytes), which the caller writes beside the playbook. ``prune`` marks each
+    database `prune: true`: applied elsewhere, the file makes that database hold what this one
+    holds, dropping what it does not (as hazards). What the playbook cannot hold yet is appended
+    to ``left_out``, as people name it ("database erp: rule no_delete on public.orders"): erpprov
+    never drops an object from an export without saying so."""
+    requested = export_data.requested_tables(data)
+    found: set[tuple[str, str]] = set()
     cluster = catalog.read_cluster(admin)
     chosen = _chosen_databases(cluster, databases)
     play: dict[str, Any] = {"name": name, "hosts": hosts}
@@ -103,18 +108,27 @@ def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
     roles = [_role(cluster.roles[r], variables[r]) for r in names]
     if roles:
         play["roles"] = roles
-    exported, left_out = [], []
+    exported = []
     for db in chosen:
         with connect(connection, db) as conn:
             live = catalog.read_database(conn, db)
             live_tables = inspect_tables(conn)
+            entries = {}
+            for table in export_data.matching(requested, live_tables):
+                entries[table.key] = export_data.data_entry(db, table)
+                if data_files is not None:
+                    data_files[export_data.file_name(db, table)] = export_data.table_rows(conn, table)
+                found.add(table.key)
             objects = read_schema_objects(conn)
             functions = function_parts(conn) if objects.functions else {}
-        exported.append(_database(cluster, live, live_tables, objects, functions) | ({"prune": True} if prune else {}))
-        left_out += [f"database {db}: {o.describe()}" for o in objects.objects if not _written(o, objects)]
+        exported.append(_database(cluster, live, live_tables, entries, objects, functions)
+                        | ({"prune": True} if prune else {}))
+        if left_out is not None:
+            left_out += [f"database {db}: {o.describe()}" for o in objects.objects if not _written(o, objects)]
+    export_data.check_found(requested, found)
     if exported:
         play["databases"] = exported
-    return Exported([_escape_templates(play)], left_out)
+    return [_escape_templates(play) if templated else play]
 
 
 _JINJA_MARKERS = ("{{", "{%", "{#")
@@ -283,7 +297,8 @@ def _written(obj: LiveObject, objects: SchemaObjects) -> bool:
             or (obj.kind == "trigger" and (obj.schema, obj.table, obj.name) in objects.triggers))
 
 
-def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState, objects: SchemaObjects,
+def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState,
+              data: dict[tuple[str, str], dict[str, object]], objects: SchemaObjects,
               functions: FunctionParts) -> dict[str, Any]:
     state = cluster.databases[live.name]
     version = cluster.server_version
@@ -313,7 +328,8 @@ def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState
     sequences = [_sequence(q) for _, q in sorted(objects.sequences.items())]
     if sequences:
         db["sequences"] = sequences
-    tables = [_table(t, table_grants.get(key, [])) for key, t in sorted(live_tables.tables.items())]
+    tables = [_table(t, table_grants.get(key, [])) | ({"data": data[key]} if key in data else {})
+              for key, t in sorted(live_tables.tables.items())]
     if tables:
         db["tables"] = tables
     ordered = _reading_order(objects)
@@ -368,10 +384,12 @@ def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: Tab
     grouped into one entry."""
     on_table: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     grouped: dict[tuple[str, str, str, frozenset[str], bool], list[str]] = defaultdict(list)
+    # a partition has grants of its own, written in its schema's grants (it has no table entry)
+    partitions = {(p.schema, p.name) for table in live_tables.tables.values() for p in table.partitions}
     for ref in sorted(acl, key=lambda r: (r.kind, r.schema or "", r.name)):
         if ref.kind == "schema" or ref.schema is None:
             continue
-        if ref.kind == "table" and (ref.schema, ref.name) not in live_tables.tables \
+        if ref.kind == "table" and (ref.schema, ref.name) not in live_tables.tables.keys() | partitions \
                 and (ref.schema, ref.name) not in objects.views:
             continue  # a foreign table: erpprov does not create them
         if ref.kind == "type" and (ref.schema, ref.name) not in objects.enums.keys() | objects.composites.keys() \
@@ -386,7 +404,8 @@ def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: Tab
                 on_table[(ref.schema, ref.name)].append(
                     _grant(grantee, (p for p, _ in privileges), any(g for _, g in privileges), "type", version))
                 continue
-            if ref.kind == "table" and len(parts) == 1:
+            if ref.kind == "table" and len(parts) == 1 and (ref.schema, ref.name) in live_tables.tables.keys() \
+                    | objects.views.keys():
                 names, option = parts[0]
                 on_table[(ref.schema, ref.name)].append(_grant(grantee, names, option, "table", version))
                 continue
@@ -570,20 +589,38 @@ def _trigger(trigger: TriggerState) -> dict[str, Any]:
 
 def _table(table: TableState, grants: list[dict[str, Any]]) -> dict[str, Any]:
     pk = next((c for c in table.constraints if c.kind == PRIMARY_KEY), None)
-    pk_columns = set(pk.columns) if pk else set()
+    flagged = _pk_as_flags(table, pk)
+    pk_columns = set(pk.columns) if pk and flagged else set()
     column_unique = {c.columns[0] for c in table.constraints if _is_column_unique(table, c)}
     result: dict[str, Any] = {"name": table.name, "schema": table.schema}
     result["columns"] = [_column(c, c.name in pk_columns, c.name in column_unique) for c in table.columns]
+    if pk and not flagged:
+        result["primary_key"] = {"columns": list(pk.columns), "name": pk.name, **_constraint_extras(pk)}
     foreign_keys = [_foreign_key(c) for c in table.constraints if c.kind == FOREIGN_KEY]
-    uniques: list[dict[str, Any]] = [{"columns": list(c.columns), "name": c.name} for c in table.constraints
-               if c.kind == UNIQUE and not _is_column_unique(table, c)]
-    checks = [{"name": c.name, "expression": _check_expression(c)} for c in table.constraints if c.kind == CHECK]
+    uniques: list[dict[str, Any]] = [{"columns": list(c.columns), "name": c.name, **_constraint_extras(c)}
+                                     for c in table.constraints if c.kind == UNIQUE and not _is_column_unique(table, c)]
+    checks = [_check(c) for c in table.constraints if c.kind == CHECK]
+    exclusions = [_exclusion(c, {col.name for col in table.columns}) for c in table.constraints
+                  if c.kind == EXCLUSION]
     indexes = [_index(i) for i in sorted(table.indexes, key=lambda i: i.name)]
     for key, items in (("foreign_keys", sorted(foreign_keys, key=lambda f: f["name"])),
                        ("unique", sorted(uniques, key=lambda u: u["name"])),
-                       ("checks", sorted(checks, key=lambda c: c["name"])), ("indexes", indexes)):
+                       ("checks", sorted(checks, key=lambda c: c["name"])),
+                       ("exclude", sorted(exclusions, key=lambda c: c["name"])), ("indexes", indexes)):
         if items:
             result[key] = items
+    if table.row_security and any(table.row_security):
+        result["row_level_security"] = {"enabled": table.row_security[0], "forced": table.row_security[1]}
+    if table.policies:
+        result["policies"] = [_policy(p) for p in table.policies]
+    if table.partition_by:
+        result["partition_by"] = _partition_by(table.partition_by)
+    if table.partitions:
+        result["partitions"] = [_partition(table, p) for p in table.partitions]
+    if table.unlogged:
+        result["unlogged"] = True
+    if table.parameters:
+        result["with"] = dict(p.split("=", 1) for p in table.parameters)
     if table.comment is not None:
         result["comment"] = table.comment
     if table.owner is not None:
@@ -593,9 +630,88 @@ def _table(table: TableState, grants: list[dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def _partition_by(definition: str) -> dict[str, Any]:
+    """pg_get_partkeydef's `RANGE (a, lower(b))` as {method, columns}."""
+    method, _, keys = definition.partition(" ")
+    return {"method": method.lower(), "columns": _top_level(keys.strip()[1:-1])}
+
+
+def _partition(parent: TableState, partition: PartitionState) -> dict[str, Any]:
+    """pg_get_expr(relpartbound) taken apart: `FOR VALUES FROM (...) TO (...)`, `IN (...)`,
+    `WITH (modulus m, remainder r)` or `DEFAULT`."""
+    result: dict[str, Any] = {"name": partition.name}
+    if partition.schema != parent.schema:
+        result["schema"] = partition.schema
+    bound = partition.bound
+    if bound == "DEFAULT":
+        result["default"] = True
+    elif bound.startswith("FOR VALUES IN ("):
+        start = len("FOR VALUES IN ")
+        result["in"] = _top_level(bound[start + 1:_closing(bound, start)])
+    elif bound.startswith("FOR VALUES WITH ("):
+        numbers = dict(part.split() for part in _top_level(bound[len("FOR VALUES WITH ("):-1]))
+        result.update(modulus=int(numbers["modulus"]), remainder=int(numbers["remainder"]))
+    else:
+        start = len("FOR VALUES FROM ")
+        end = _closing(bound, start)
+        result["from"] = _top_level(bound[start + 1:end])
+        to = bound.index("(", end)
+        result["to"] = _top_level(bound[to + 1:_closing(bound, to)])
+    if partition.parameters:
+        result["with"] = dict(p.split("=", 1) for p in partition.parameters)
+    if partition.comment is not None:
+        result["comment"] = partition.comment
+    return result
+
+
+def _policy(policy: PolicyState) -> dict[str, Any]:
+    result: dict[str, Any] = {"name": policy.name}
+    if not policy.permissive:
+        result["as"] = "restrictive"
+    if policy.command != "all":
+        result["for"] = policy.command
+    if policy.roles != ("PUBLIC",):
+        result["to"] = list(policy.roles)
+    if policy.using is not None:
+        result["using"] = policy.using
+    if policy.with_check is not None:
+        result["with_check"] = policy.with_check
+    if policy.comment is not None:
+        result["comment"] = policy.comment
+    return result
+
+
+def _pk_as_flags(table: TableState, pk: ConstraintState | None) -> bool:
+    """The `primary_key: true` column shorthand says all of it: PostgreSQL's name, the key in
+    table-column order, nothing else set."""
+    if pk is None:
+        return True
+    in_table_order = [c.name for c in table.columns if c.name in pk.columns]
+    return (pk.name == make_object_name(table.name, None, "pkey") and list(pk.columns) == in_table_order
+            and not _constraint_extras(pk))
+
+
+def _constraint_extras(constraint: ConstraintState) -> dict[str, Any]:
+    """The options of a key, unique or foreign key beyond its columns, as the playbook writes them."""
+    extras: dict[str, Any] = {}
+    if constraint.nulls_not_distinct:
+        extras["nulls_not_distinct"] = True
+    if constraint.include:
+        extras["include"] = list(constraint.include)
+    if constraint.parameters:
+        extras["with"] = dict(p.split("=", 1) for p in constraint.parameters)
+    if constraint.deferrable:
+        extras["deferrable"] = "initially deferred" if constraint.initially_deferred else True
+    if not constraint.validated:
+        extras["not_valid"] = True
+    if constraint.comment is not None:
+        extras["comment"] = constraint.comment
+    return extras
+
+
 def _is_column_unique(table: TableState, constraint: ConstraintState) -> bool:
     """A one-column unique constraint under the name PostgreSQL would give it: `unique: true`."""
-    if constraint.kind != UNIQUE or len(constraint.columns) != 1:
+    if constraint.kind != UNIQUE or len(constraint.columns) != 1 or _constraint_extras(constraint):
         return False
     return constraint.name == make_object_name(table.name, column_addition(constraint.columns), "key")
 
@@ -615,21 +731,131 @@ def _column(column: ColumnState, primary_key: bool, unique: bool) -> dict[str, A
         result["unique"] = True
     if column.identity:
         result["identity"] = column.identity
+        options = _identity_options(column)
+        if options:
+            result["identity_options"] = options
     if column.generated is not None:
         result["generated"] = column.generated
     if column.collation is not None:
         result["collation"] = unquote(column.collation)  # regcollation text quotes "C"; the playbook does not
+    if column.storage != column.type_storage:
+        result["storage"] = column.storage
+    if column.compression is not None:
+        result["compression"] = column.compression
+    if column.statistics is not None:
+        result["statistics"] = column.statistics
     if column.comment is not None:
         result["comment"] = column.comment
     return result
 
 
-def _check_expression(constraint: ConstraintState) -> str:
-    """pg_get_constraintdef prints `CHECK (expr)` (plus `NOT VALID`): the playbook holds expr."""
-    text = (constraint.definition or "").removesuffix(" NOT VALID")
-    if text.startswith("CHECK (") and text.endswith(")"):
-        return text[len("CHECK ("):-1]
-    return text
+_TYPE_RANGE = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
+
+
+def _identity_options(column: ColumnState) -> dict[str, Any]:
+    """The identity sequence's options that are not what PostgreSQL picks when none is given."""
+    if column.identity_options is None:
+        return {}
+    values = dict(zip(IDENTITY_OPTIONS, column.identity_options, strict=True))
+    increment, minimum, maximum = values["increment"], values["minvalue"], values["maxvalue"]
+    low, high = _TYPE_RANGE.get(column.type, _TYPE_RANGE["bigint"])
+    minimum_default, maximum_default = (1, high) if increment > 0 else (low, -1)
+    defaults = {"increment": 1, "minvalue": minimum_default, "maxvalue": maximum_default,
+                "start": minimum if increment > 0 else maximum, "cache": 1, "cycle": False}
+    return {name: value for name, value in values.items() if value != defaults[name]}
+
+
+def _check(constraint: ConstraintState) -> dict[str, Any]:
+    check: dict[str, Any] = {"name": constraint.name}
+    text = constraint.definition or ""
+    if text.endswith(" NO INHERIT"):
+        check["no_inherit"] = True
+        text = text.removesuffix(" NO INHERIT")
+    check["expression"] = _check_expression(text)
+    if not constraint.validated:
+        check["not_valid"] = True
+    if constraint.comment is not None:
+        check["comment"] = constraint.comment
+    return check
+
+
+def _closing(text: str, start: int) -> int:
+    """The index of the parenthesis that closes the one at `start`, skipping quoted text."""
+    depth, quote = 0, ""
+    for i in range(start, len(text)):
+        char = text[i]
+        if quote:
+            quote = "" if char == quote else quote  # a doubled quote reopens at once: same result
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+    raise ErpprovError(f"cannot read the definition {text!r}")
+
+
+def _top_level(text: str) -> list[str]:
+    """`text` split at the commas outside parentheses and quotes."""
+    parts, depth, quote, current = [], 0, "", ""
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+            continue
+        current += char
+    return [*parts, current.strip()]
+
+
+def _exclusion(constraint: ConstraintState, columns: set[str]) -> dict[str, Any]:
+    """pg_get_constraintdef's `EXCLUDE USING m (key WITH op, ...) [INCLUDE (...)] [WHERE (...)]`
+    taken apart into the playbook's keys (each key in index-entry syntax, which the loader reads)."""
+    text = constraint.definition or ""
+    match = re.match(r"EXCLUDE USING (\w+) \(", text)
+    if not match:
+        raise ErpprovError(f"cannot read the exclusion constraint {constraint.name}: {text!r}")
+    end = _closing(text, match.end() - 1)
+    elements = []
+    for element in _top_level(text[match.end():end]):
+        key, operator = element.rsplit(" WITH ", 1)
+        field = "column" if index_entry(key, columns).is_column else "expression"
+        elements.append({field: key, "with": operator})
+    result: dict[str, Any] = {"name": constraint.name, "using": match.group(1), "elements": elements}
+    rest = text[end + 1:].strip()
+    if rest.startswith("INCLUDE ("):
+        close = _closing(rest, len("INCLUDE "))
+        result["include"] = [unquote(n) for n in _top_level(rest[len("INCLUDE ("):close])]
+        rest = rest[close + 1:].strip()
+    if rest.startswith("WITH ("):
+        close = _closing(rest, len("WITH "))
+        pairs = (p.split("=", 1) for p in _top_level(rest[len("WITH ("):close]))
+        result["with"] = {name: value.strip("'") for name, value in pairs}
+        rest = rest[close + 1:].strip()
+    if rest.startswith("WHERE ("):
+        close = _closing(rest, len("WHERE "))
+        result["where"] = rest[len("WHERE ("):close]
+    if constraint.deferrable:
+        result["deferrable"] = "initially deferred" if constraint.initially_deferred else True
+    if constraint.comment is not None:
+        result["comment"] = constraint.comment
+    return result
+
+
+def _check_expression(definition: str) -> str:
+    """pg_get_constraintdef prints `CHECK (expr)`: the playbook holds expr."""
+    if definition.startswith("CHECK (") and definition.endswith(")"):
+        return definition[len("CHECK ("):-1]
+    return definition
 
 
 def _foreign_key(constraint: ConstraintState) -> dict[str, Any]:
@@ -643,9 +869,9 @@ def _foreign_key(constraint: ConstraintState) -> dict[str, Any]:
         fk["on_delete"] = constraint.on_delete
     if constraint.on_update != "no action":
         fk["on_update"] = constraint.on_update
-    if constraint.deferrable:
-        fk["deferrable"] = "initially deferred" if constraint.initially_deferred else True
-    return fk
+    if constraint.match != "simple":
+        fk["match"] = constraint.match
+    return fk | _constraint_extras(constraint)
 
 
 def _index(index: IndexState) -> dict[str, Any]:
@@ -658,6 +884,12 @@ def _index(index: IndexState) -> dict[str, Any]:
         result["where"] = index.predicate
     if index.include:
         result["include"] = list(index.include)
+    if index.nulls_not_distinct:
+        result["nulls_not_distinct"] = True
+    if index.parameters:
+        result["with"] = dict(p.split("=", 1) for p in index.parameters)
+    if index.comment is not None:
+        result["comment"] = index.comment
     return result
 
 
@@ -665,6 +897,8 @@ def _index_key(key: IndexKey) -> str:
     """A column name or an expression, then the ordering when it is not the default. Unlike the
     SQL, an entry names its column bare: the loader matches it against the table's columns."""
     body = key.column if key.column is not None else (key.expression or "")
+    if key.collation:
+        body = f"{body} COLLATE {key.collation}"
     if key.opclass:
         body = f"{body} {key.opclass}"
     order = index_ordering(key.descending, key.nulls_first)

@@ -32,8 +32,10 @@ from erpprov.diff import (
     function_signatures,
     passwords_to_compare,
 )
+from erpprov.diff.data import diff_data, load_order
 from erpprov.diff.functions import diff_functions
 from erpprov.diff.schema_objects import managed_addresses, prune_objects, unmanaged_objects
+from erpprov.diff.scripts import diff_scripts
 from erpprov.diff.sequences import diff_sequences
 from erpprov.diff.tables import diff_tables
 from erpprov.diff.triggers import desired_trigger, diff_triggers
@@ -47,10 +49,12 @@ from erpprov.load.taint import known_secrets, redact, redact_actions
 from erpprov.postgres.connect import connect, connection_kept, one_value
 from erpprov.postgres.scram import matching_passwords_started
 from erpprov.state import catalog
-from erpprov.state.canon import canonicalize
+from erpprov.state.canon import canonicalize, extension_prelude
+from erpprov.state.data_compare import compare_data
 from erpprov.state.function_canon import canonical_functions
 from erpprov.state.schema_catalog import read_schema_objects, scratch_prelude
 from erpprov.state.scratch import canonicalize_in_scratch_database
+from erpprov.state.script_journal import read_journal
 from erpprov.state.snapshot import Snapshot
 from erpprov.state.table_catalog import inspect_tables, with_row_signal
 from erpprov.state.trigger_canon import canonical_conditions
@@ -127,7 +131,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         live_tables = inspect_tables(conn)
         live_objects = read_schema_objects(conn)
         # The types and sequences the file adds exist in the scratch build, so the columns using them canonicalize.
-        prelude = scratch_prelude(db, live_objects)
+        prelude = [*extension_prelude(db, live.extensions), *scratch_prelude(db, live_objects)]
         views: list[model.View | model.MaterializedView] = [*db.views, *db.materialized_views]
         functions: list[model.Function | model.Procedure] = [*db.functions, *db.procedures]
         may_build = bool((db.tables or views or functions or db.triggers or db.types)
@@ -148,13 +152,15 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
             prune |= set(live.schemas) | {t.schema_ for t in db.tables}
         table_diff, live_tables = diff_read_rows(conn, desired_tables, live_tables, database=db.name,
                                                         prune_schemas=prune)
+        data = diff_data(compare_data(conn, db.name, db.tables, desired_tables, live_tables), load_order(db.tables))
+        scripts = diff_scripts(db.name, db.scripts, read_journal(conn) if db.scripts else {})
     snapshot.databases[db.name] = live
     snapshot.tables[db.name] = live_tables
     snapshot.schema_objects[db.name] = live_objects
     managed = managed_addresses(db, live_objects) | {
         Address(f.kind, db.name, f.schema, f.signature) for f in desired_functions.values()}
     pruned = prune_objects(live_objects, db.name, managed, prune)
-    result = Result(actions=list(table_diff.actions), unmanaged=table_diff.unmanaged + unmanaged_objects(
+    result = Result(actions=table_diff.actions + data, unmanaged=table_diff.unmanaged + unmanaged_objects(
         live_objects, db.name, managed | {a.address for a in pruned.actions}))
     if not may_build and (views or functions or db.triggers or any(t.enum is None for t in db.types)):
         result.warnings.append(
@@ -181,6 +187,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     taken = {a.address for a in view_diff.actions if a.op is Op.DELETE}
     result.actions += [a for a in pruned.actions if a.address not in taken]
     result.extend(diff_triggers(triggers, live_objects.triggers, db.name))
+    result.extend(scripts)
     canon = replace(canon, declared_functions={i: (f.schema, f.signature) for i, f in desired_functions.items()})
     try:
         planned = planned_objects(desired_tables, live_tables)
@@ -223,7 +230,10 @@ def planned_objects(desired: TablesState, live: TablesState) -> Planned:
                 sequences[column.sequence] = table.owner
         if existing is not None and table.owner is not None:
             sequences |= {column.sequence: table.owner for column in existing.columns if column.sequence}
-    return {"table": {key: table.owner for key, table in desired.tables.items()}, "sequence": sequences}
+    tables = {key: table.owner for key, table in desired.tables.items()}
+    # partitions are relations of their own: "all tables in schema X" reaches them too
+    tables |= {(p.schema, p.name): table.owner for table in desired.tables.values() for p in table.partitions}
+    return {"table": tables, "sequence": sequences}
 
 
 def plan_offline(target: Target) -> HostPlan:

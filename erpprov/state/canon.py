@@ -24,7 +24,7 @@ round trips (at most 2 builds + 2 pipelined reads), whatever the number of table
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 
 import psycopg
@@ -34,6 +34,7 @@ from erpprov.core import model
 from erpprov.core.fragments import index_entry
 from erpprov.core.tables import (
     CHECK,
+    EXCLUSION,
     FOREIGN_KEY,
     PRIMARY_KEY,
     UNIQUE,
@@ -41,6 +42,8 @@ from erpprov.core.tables import (
     ConstraintState,
     IndexKey,
     IndexState,
+    PartitionState,
+    PolicyState,
     TablesState,
     TableState,
 )
@@ -51,7 +54,8 @@ from erpprov.state.table_catalog import inspect_tables, read_tables, scratch_fil
 
 COLUMNS_PER_TYPES_TABLE = 1000  # PostgreSQL allows 1600 columns per table
 
-ComboKey = tuple[str, str | None, str | None, str | None]  # spelling, default, collation, identity
+# spelling, default, collation, identity, identity options, storage, compression
+ComboKey = tuple[str, str | None, str | None, str | None, model.IdentityOptions | None, str | None, str | None]
 
 
 class _Unit:
@@ -63,40 +67,84 @@ class _Unit:
 
 def _combo_key(column: model.Column) -> ComboKey:
     if column.generated is not None:  # its type only; the expression comes from the table build
-        return (column.type, None, column.collation, None)
-    return (column.type, column.default, column.collation, column.identity)
+        return (column.type, None, column.collation, None, None, column.storage, column.compression)
+    return (column.type, column.default, column.collation, column.identity, column.identity_options,
+            column.storage, column.compression)
+
+
+def _identity_options(options: model.IdentityOptions) -> list[sql.Composable]:
+    """Only the options the file sets: PostgreSQL fills in the others, and says which it chose."""
+    words = [sql.SQL("{} {}").format(sql.SQL(word), sql.Literal(value)) for word, value in (
+        ("START WITH", options.start), ("INCREMENT BY", options.increment), ("MINVALUE", options.minvalue),
+        ("MAXVALUE", options.maxvalue), ("CACHE", options.cache)) if value is not None]
+    return [*words, sql.SQL("CYCLE" if options.cycle else "NO CYCLE")]
 
 
 def _combo_definition(name: str, key: ComboKey) -> sql.Composed:
-    spelling, default, collation, identity = key
+    spelling, default, collation, identity, options, _, compression = key
     parts: list[sql.Composable] = [sql.Identifier(name), sql.SQL(spelling)]
+    if compression:  # one of the model's words
+        parts.append(sql.SQL("COMPRESSION {}").format(sql.SQL(compression)))
     if collation:
         parts.append(sql.SQL("COLLATE {}").format(sql.Identifier(collation)))
     if default is not None:
         parts.append(sql.SQL("DEFAULT {}").format(ddl.expression(default)))
     if identity:
         parts.append(sql.SQL("GENERATED {} AS IDENTITY").format(sql.SQL(identity.upper())))
+        if options is not None:
+            parts.append(sql.SQL("({})").format(sql.SQL(" ").join(_identity_options(options))))
     return sql.SQL(" ").join(parts)
 
 
 def _needs_build(index: model.Index, columns: set[str]) -> bool:
-    return index.where is not None or not all(index_entry(e, columns)[1] for e in index.columns)
+    """Expressions, predicates, collations and operator classes are spelled by the server."""
+    if index.where is not None:
+        return True
+    entries = [index_entry(e, columns) for e in index.columns]
+    return not all(e.is_column and e.collation is None and e.opclass is None for e in entries)
+
+
+def _written_key(entry: str, columns: set[str]) -> IndexKey:
+    """An index `columns` entry as a key: a column, or an expression as written."""
+    e = index_entry(entry, columns)
+    return IndexKey(column=e.body if e.is_column else None, expression=None if e.is_column else e.body,
+                    descending=e.descending, nulls_first=e.nulls_first, opclass=e.opclass, collation=e.collation)
 
 
 def _written_keys(index: model.Index, columns: set[str]) -> tuple[IndexKey, ...]:
-    """The index's `columns` entries as keys: columns, and expressions as written."""
-    keys = []
-    for entry in index.columns:
-        body, is_column, descending, nulls_first = index_entry(entry, columns)
-        keys.append(IndexKey(column=body if is_column else None, expression=None if is_column else body,
-                             descending=descending, nulls_first=nulls_first))
-    return tuple(keys)
+    return tuple(_written_key(entry, columns) for entry in index.columns)
+
+
+def exclusion_source(ex: model.Exclude, columns: set[str]) -> str:
+    """`EXCLUDE USING method (key WITH op, ...) [INCLUDE (...)] [WHERE (...)]` as written: keys
+    proven by `index_entry`, operators by the model's pattern, the predicate as an expression."""
+    elements = sql.SQL(", ").join(sql.SQL("{} WITH {}").format(ddl.index_key(_written_key(e.entry, columns)),
+                                                               sql.SQL(e.with_)) for e in ex.elements)
+    query = sql.SQL("EXCLUDE USING {} ({})").format(sql.Identifier(ex.using), elements)
+    if ex.include:
+        query = sql.SQL("{} INCLUDE ({})").format(query, ddl.idents(ex.include))
+    if ex.with_:
+        query = sql.SQL("{} WITH ({})").format(query, ddl.parameters(_parameters(ex.with_)))
+    if ex.where is not None:
+        query = sql.SQL("{} WHERE {}").format(query, ddl.expression(ex.where))
+    return query.as_string(None)
+
+
+def _parameters(values: dict[str, str]) -> tuple[str, ...]:
+    """As pg_class.reloptions holds them."""
+    return tuple(sorted(f"{name}={value}" for name, value in values.items()))
 
 
 def _as_written(index: model.Index, columns: set[str]) -> IndexState:
     """The index as the file writes it, for `ddl` to spell (name "" lets PostgreSQL choose one)."""
     return IndexState(name=index.name or "", unique=index.unique, method=index.method,
-                      keys=_written_keys(index, columns), include=tuple(index.include), predicate=index.where)
+                      keys=_written_keys(index, columns), include=tuple(index.include), predicate=index.where,
+                      nulls_not_distinct=index.nulls_not_distinct, parameters=_parameters(index.with_),
+                      comment=index.comment)
+
+
+_DEFERRABLE_WORDS: dict[bool | str, str] = {False: "", True: " DEFERRABLE",
+                                            "initially deferred": " DEFERRABLE INITIALLY DEFERRED"}
 
 
 def _scratch_table(table: sql.Identifier, t: model.Table, typed: dict[int, ColumnState],
@@ -120,12 +168,49 @@ def _scratch_table(table: sql.Identifier, t: model.Table, typed: dict[int, Colum
     if partition_key:
         items.append(sql.SQL("{} integer").format(sql.Identifier(partition_key)))
     for check in t.checks:
-        body = sql.SQL("CHECK {}").format(ddl.expression(check.expression))
+        body = sql.SQL("CHECK {}{}").format(ddl.expression(check.expression),
+                                            sql.SQL(" NO INHERIT" if check.no_inherit else ""))
         items.append(sql.SQL("CONSTRAINT {} {}").format(sql.Identifier(check.name), body) if check.name else body)
+    names = {c.name for c in t.columns}
+    for ex in t.exclude:
+        body = sql.SQL("{}{}").format(sql.SQL(exclusion_source(ex, names)), sql.SQL(_DEFERRABLE_WORDS[ex.deferrable]))
+        items.append(sql.SQL("CONSTRAINT {} {}").format(sql.Identifier(ex.name), body) if ex.name else body)
     query = sql.SQL("CREATE TABLE {} ({})").format(table, sql.SQL(", ").join(items))
-    if partition_key:
+    if t.partition_by is not None:
+        query = sql.SQL("{} PARTITION BY {}").format(query, sql.SQL(partition_key_source(t.partition_by, names)))
+    elif partition_key:
         query = sql.SQL("{} PARTITION BY LIST ({})").format(query, sql.Identifier(partition_key))
     return query
+
+
+def partition_key_source(by: model.PartitionBy, columns: set[str]) -> str:
+    """`METHOD (key, ...)`: columns as identifiers, expressions in parentheses, COLLATE and operator
+    class as proven names."""
+    keys = []
+    for entry in by.columns:
+        e = index_entry(entry, columns)
+        key = sql.Identifier(e.body) if e.is_column else ddl.expression(e.body)
+        extras = [sql.SQL(f"COLLATE {e.collation}")] if e.collation else []
+        extras += [sql.SQL(e.opclass)] if e.opclass else []
+        keys.append(sql.SQL(" ").join([key, *extras]))
+    return sql.SQL("{} ({})").format(sql.SQL(by.method.upper()), sql.SQL(", ").join(keys)).as_string(None)
+
+
+def partition_bound_source(p: model.Partition) -> str:
+    """`FOR VALUES ...` or `DEFAULT`, each value MINVALUE/MAXVALUE or a proven expression."""
+    def values(items: list[str]) -> sql.Composable:
+        return sql.SQL(", ").join(sql.SQL(v) if v in ("MINVALUE", "MAXVALUE") else ddl.expression(v) for v in items)
+
+    if p.default:
+        return "DEFAULT"
+    if p.in_ is not None:
+        query = sql.SQL("FOR VALUES IN ({})").format(values(p.in_))
+    elif p.modulus is not None:
+        query = sql.SQL("FOR VALUES WITH (MODULUS {}, REMAINDER {})").format(sql.Literal(p.modulus),
+                                                                           sql.Literal(p.remainder))
+    else:
+        query = sql.SQL("FOR VALUES FROM ({}) TO ({})").format(values(p.from_ or []), values(p.to or []))
+    return query.as_string(None)
 
 
 def _execute(conn: psycopg.Connection, statements: Iterable[sql.Composed]) -> None:
@@ -160,7 +245,7 @@ def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: Tabl
         return TablesState({})
     tag = uuid.uuid4().hex[:10]
     types_schema = f"erpprov_scratch_{tag}_types"
-    real_schemas = sorted({t.schema_ for t in tables})
+    real_schemas = sorted({t.schema_ for t in tables} | {p.schema_ for t in tables for p in t.partitions if p.schema_})
     stand_in = {schema: f"erpprov_scratch_{tag}_{i}" for i, schema in enumerate(real_schemas)}
     units = [_Unit(f"declared type ({statement.as_string(None)})", statement) for statement in prelude]
     units.append(_Unit("scratch schema", sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(types_schema))))
@@ -176,9 +261,12 @@ def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: Tabl
                     units.append(_Unit("scratch table", sql.SQL("CREATE TABLE {} ()").format(
                         sql.Identifier(types_schema, f"t{len(combos) // COLUMNS_PER_TYPES_TABLE}"))))
                 table_name = f"t{(len(combos) - 1) // COLUMNS_PER_TYPES_TABLE}"
-                units.append(_Unit(f"column {t.schema_}.{t.name}.{c.name} ({c.type})", sql.SQL(
-                    "ALTER TABLE {} ADD COLUMN {}").format(sql.Identifier(types_schema, table_name),
-                                                           _combo_definition(combos[key], key))))
+                what = f"column {t.schema_}.{t.name}.{c.name} ({c.type})"
+                units.append(_Unit(what, sql.SQL("ALTER TABLE {} ADD COLUMN {}").format(
+                    sql.Identifier(types_schema, table_name), _combo_definition(combos[key], key))))
+                if c.storage:  # read back as the type's own storage or not
+                    units.append(_Unit(what, sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET STORAGE {}").format(
+                        sql.Identifier(types_schema, table_name), sql.Identifier(combos[key]), sql.SQL(c.storage))))
     pending = units  # the statements an error would be about
     try:
         with conn.transaction(force_rollback=True):
@@ -199,6 +287,13 @@ def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: Tabl
     desired = _assemble(tables, typed_by_column, needs_build, _built_map(scratch, stand_in, built),
                         live or TablesState({}))
     return _settle_reprints(conn, desired, live) if live is not None else desired
+
+
+def extension_prelude(db: model.Database, live: Collection[str]) -> list[sql.Composed]:
+    """The extensions the plan creates, for the scratch build's `prelude`: their types and operator
+    classes (citext, btree_gist) are then there for the tables that use them."""
+    return [sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(e.name))
+            for e in db.extensions if e.state == "present" and e.name not in live]
 
 
 def _settle_reprints(conn: psycopg.Connection, desired: TablesState, live: TablesState) -> TablesState:
@@ -278,18 +373,51 @@ def _table_builds(tables: list[model.Table], typed: dict[int, ColumnState], stan
         names = {c.name for c in t.columns}
         built_indexes = [ix for ix in t.indexes if _needs_build(ix, names)]
         needs_build.update(id(ix) for ix in built_indexes)
-        if t.checks or built_indexes or any(c.generated is not None for c in t.columns):
-            key = None if any(ix.unique for ix in built_indexes) else f"erpprov_scratch_key_{tag}"
+        if (t.checks or t.exclude or t.policies or built_indexes or t.partition_by is not None
+                or any(c.generated is not None for c in t.columns)):
+            # a partitioned table takes no unique index, NO INHERIT check or exclusion constraint
+            # (a table partitioned in the file is built with its own key)
+            plain = any(ix.unique for ix in built_indexes) or any(c.no_inherit for c in t.checks) or bool(t.exclude)
+            key = None if plain or t.partition_by else f"erpprov_scratch_key_{tag}"
             units.append(_Unit(f"table {t.schema_}.{t.name}", _scratch_table(
                 sql.Identifier(stand_in[t.schema_], t.name), t, typed, key)))
             units += [_Unit(f"index {ix.name or ix.columns} on {t.schema_}.{t.name}",
                             ddl.create_index(stand_in[t.schema_], t.name, _as_written(ix, names)))
                       for ix in built_indexes]
+            units += [_Unit(f"partition {p.name} of {t.schema_}.{t.name}", ddl.create_partition(
+                stand_in[p.schema_ or t.schema_], p.name, (stand_in[t.schema_], t.name), partition_bound_source(p)))
+                for p in t.partitions]
+            # to PUBLIC: the roles may be created by this very plan; they are compared as written
+            units += [_Unit(f"policy {p.name} on {t.schema_}.{t.name}",
+                            ddl.create_policy(stand_in[t.schema_], t.name, _written_policy(p), roles=("PUBLIC",)))
+                      for p in t.policies]
             built.append(t)
     if units:
         units[:0] = [_Unit("scratch schemas", sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(s)))
                      for s in stand_in.values()]
     return built, needs_build, units
+
+
+def _written_policy(p: model.Policy) -> PolicyState:
+    return PolicyState(name=p.name, command=p.for_, roles=tuple(p.to), permissive=p.as_ == "permissive",
+                       using=p.using, with_check=p.with_check, comment=p.comment, using_source=p.using,
+                       with_check_source=p.with_check)
+
+
+def _policies(t: model.Table, scratch: TableState | None) -> tuple[PolicyState, ...]:
+    """The declared policies with their expressions as the server printed them on the scratch table."""
+    built = {p.name: p for p in scratch.policies} if scratch else {}
+    return tuple(sorted((replace(_written_policy(p), using=built[p.name].using, with_check=built[p.name].with_check)
+                         for p in t.policies), key=lambda p: p.name))
+
+
+def _partitions(t: model.Table, scratch: TableState | None) -> tuple[PartitionState, ...]:
+    """The declared partitions with their bounds as the server printed them in the scratch build."""
+    bounds = {p.name: p.bound for p in scratch.partitions} if scratch else {}
+    return tuple(sorted((PartitionState(schema=p.schema_ or t.schema_, name=p.name, bound=bounds[p.name],
+                                        parameters=_parameters(p.with_), comment=p.comment,
+                                        source=partition_bound_source(p))
+                         for p in t.partitions), key=lambda p: (p.schema, p.name)))
 
 
 def _built_map(scratch: TablesState, stand_in: dict[str, str],
@@ -306,8 +434,15 @@ def _needs_live(tables: list[model.Table]) -> bool:
 def _primary_keys(tables: list[model.Table], live: TablesState) -> dict[tuple[str, str], tuple[str, ...]]:
     keys = {key: next((c.columns for c in table.constraints if c.kind == PRIMARY_KEY), ())
             for key, table in live.tables.items()}
-    keys.update({(t.schema_, t.name): tuple(c.name for c in t.columns if c.primary_key) for t in tables})
+    keys.update({(t.schema_, t.name): _primary_key_columns(t) for t in tables})
     return keys
+
+
+def _primary_key_columns(t: model.Table) -> tuple[str, ...]:
+    if t.primary_key is not None:
+        return tuple(t.primary_key.columns)
+    return tuple(c.name for c in t.columns if c.primary_key)
+
 
 
 def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_build: set[int],
@@ -319,8 +454,9 @@ def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_bu
     for t in tables:
         used = taken.setdefault(t.schema_, set())
         used.add(t.name)
-        named: list[model.ForeignKey | model.Unique | model.Check | model.Index] = [
-            *t.foreign_keys, *t.unique, *t.checks, *t.indexes]
+        named: list[model.PrimaryKey | model.ForeignKey | model.Unique | model.Check | model.Exclude | model.Index] = [
+            *([t.primary_key] if t.primary_key else []), *t.foreign_keys, *t.unique, *t.checks, *t.exclude,
+            *t.indexes]
         used.update(x.name for x in named if x.name)
         scratch = built.get((t.schema_, t.name))
         if scratch:
@@ -331,52 +467,75 @@ def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_bu
     for t in tables:
         used = taken[t.schema_]
         scratch = built.get((t.schema_, t.name))
-        columns = tuple(_column(t, c, typed[id(c)], scratch, used) for c in t.columns)
-        constraints: list[ConstraintState] = []
         pk = primary_keys[(t.schema_, t.name)]
+        columns = tuple(_column(t, c, typed[id(c)], scratch, used, c.name in pk) for c in t.columns)
+        constraints: list[ConstraintState] = []
         if pk:
-            constraints.append(ConstraintState(name=choose_name(t.name, None, "pkey", used), kind=PRIMARY_KEY,
-                                               columns=pk, declared_name=False))
-        uniques = [(None, [c.name]) for c in t.columns if c.unique] + [(u.name, u.columns) for u in t.unique]
-        for name, unique_columns in uniques:
+            explicit = t.primary_key or model.PrimaryKey(columns=list(pk))
             constraints.append(ConstraintState(
-                name=name or choose_name(t.name, unique_columns, "key", used), kind=UNIQUE,
-                columns=tuple(unique_columns), declared_name=name is not None))
-        if scratch:  # checks, in declaration order (read back in creation order)
+                name=explicit.name or choose_name(t.name, None, "pkey", used), kind=PRIMARY_KEY, columns=pk,
+                include=tuple(explicit.include), parameters=_parameters(explicit.with_),
+                comment=explicit.comment, declared_name=explicit.name is not None,
+                deferrable=explicit.deferrable is not False,
+                initially_deferred=explicit.deferrable == "initially deferred"))
+        uniques = [model.Unique(columns=[c.name]) for c in t.columns if c.unique] + list(t.unique)
+        for u in uniques:
+            constraints.append(ConstraintState(
+                name=u.name or choose_name(t.name, u.columns, "key", used), kind=UNIQUE, columns=tuple(u.columns),
+                nulls_not_distinct=u.nulls_not_distinct, include=tuple(u.include), parameters=_parameters(u.with_),
+                comment=u.comment, declared_name=u.name is not None,
+                deferrable=u.deferrable is not False,
+                initially_deferred=u.deferrable == "initially deferred"))
+        names = {c.name for c in t.columns}
+        if scratch:  # checks and exclusions, in declaration order (read back in creation order)
             checks = [c for c in scratch.constraints if c.kind == CHECK]
             for declared, check in zip(t.checks, checks, strict=True):
-                constraints.append(ConstraintState(name=check.name, kind=CHECK, columns=check.columns,
-                                                   definition=check.definition,
-                                                   declared_name=declared.name is not None,
-                                                   source=f"CHECK ({declared.expression})"))
+                constraints.append(ConstraintState(
+                    name=check.name, kind=CHECK, columns=check.columns, definition=check.definition,
+                    validated=not declared.not_valid, comment=declared.comment,
+                    declared_name=declared.name is not None,
+                    source=f"CHECK ({declared.expression}){' NO INHERIT' if declared.no_inherit else ''}"))
+            exclusions = [c for c in scratch.constraints if c.kind == EXCLUSION]
+            for ex, read in zip(t.exclude, exclusions, strict=True):
+                constraints.append(ConstraintState(
+                    name=read.name, kind=EXCLUSION, columns=read.columns, definition=read.definition,
+                    deferrable=read.deferrable, initially_deferred=read.initially_deferred, comment=ex.comment,
+                    declared_name=ex.name is not None, source=exclusion_source(ex, names)))
         for fk in t.foreign_keys:
             constraints.append(_foreign_key(t, fk, primary_keys, used))
         indexes: list[IndexState] = []
         scratch_indexes = iter(scratch.indexes if scratch else ())
-        names = {c.name for c in t.columns}
         for ix in t.indexes:
             if id(ix) in needs_build:
                 got = next(scratch_indexes)
                 indexes.append(IndexState(name=got.name, unique=got.unique, method=got.method, keys=got.keys,
                                           include=got.include, predicate=got.predicate,
-                                          declared_name=ix.name is not None,
+                                          nulls_not_distinct=got.nulls_not_distinct, parameters=got.parameters,
+                                          comment=ix.comment, declared_name=ix.name is not None,
                                           source=ddl.index_tail(_as_written(ix, names)).as_string(None)))
             else:
                 keys = _written_keys(ix, names)  # plain columns only (else it is built)
                 name = ix.name or choose_name(t.name, [k.column for k in keys if k.column] + list(ix.include),
                                                 "idx", used)
                 indexes.append(IndexState(name=name, unique=ix.unique, method=ix.method, keys=keys,
-                                          include=tuple(ix.include), declared_name=ix.name is not None))
+                                          include=tuple(ix.include), nulls_not_distinct=ix.nulls_not_distinct,
+                                          parameters=_parameters(ix.with_), comment=ix.comment,
+                                          declared_name=ix.name is not None))
         result[(t.schema_, t.name)] = TableState(
             schema=t.schema_, name=t.name, columns=columns,
             constraints=tuple(sorted(constraints, key=lambda c: c.name)),
             indexes=tuple(sorted(indexes, key=lambda i: i.name)),
-            comment=t.comment or None, owner=t.owner, renamed_from=t.renamed_from)
+            comment=t.comment or None, owner=t.owner, unlogged=t.unlogged, parameters=_parameters(t.with_),
+            row_security=(t.row_level_security.enabled, t.row_level_security.forced), policies=_policies(t, scratch),
+            partition_by=scratch.partition_by if scratch and t.partition_by else None,
+            partitions=_partitions(t, scratch),
+            partition_by_source=partition_key_source(t.partition_by, names) if t.partition_by else None,
+            renamed_from=t.renamed_from)
     return TablesState(result)
 
 
 def _column(t: model.Table, c: model.Column, typed: ColumnState, scratch: TableState | None,
-            used: set[str]) -> ColumnState:
+            used: set[str], in_primary_key: bool) -> ColumnState:
     generated = None
     if c.generated is not None:
         assert scratch is not None
@@ -387,8 +546,11 @@ def _column(t: model.Table, c: model.Column, typed: ColumnState, scratch: TableS
     return ColumnState(
         name=c.name, type=typed.type,
         # primary keys, serial and identity columns are NOT NULL whatever the file says
-        not_null=not c.nullable or c.primary_key or typed.not_null,
-        default=typed.default, identity=typed.identity, generated=generated, collation=typed.collation,
+        not_null=not c.nullable or in_primary_key or typed.not_null,
+        default=typed.default, identity=typed.identity, identity_options=typed.identity_options,
+        generated=generated, collation=typed.collation, storage=typed.storage, type_storage=typed.type_storage,
+        compression=typed.compression,
+        statistics=c.statistics,
         comment=c.comment or None, serial=typed.serial, spelling=c.type, sequence=sequence,
         default_source=c.default, generated_source=c.generated,
         rewrites_on_add=typed.rewrites_on_add or generated is not None, renamed_from=c.renamed_from)
@@ -406,5 +568,6 @@ def _foreign_key(t: model.Table, fk: model.ForeignKey, primary_keys: dict[tuple[
     return ConstraintState(
         name=fk.name or choose_name(t.name, fk.columns, "fkey", used), kind=FOREIGN_KEY,
         columns=tuple(fk.columns), ref_schema=ref_schema, ref_table=fk.references.table, ref_columns=ref_columns,
-        on_update=fk.on_update, on_delete=fk.on_delete, deferrable=fk.deferrable is not False,
-        initially_deferred=fk.deferrable == "initially deferred", declared_name=fk.name is not None)
+        on_update=fk.on_update, on_delete=fk.on_delete, match=fk.match, validated=not fk.not_valid,
+        comment=fk.comment, declared_name=fk.name is not None, deferrable=fk.deferrable is not False,
+        initially_deferred=fk.deferrable == "initially deferred")

@@ -88,8 +88,19 @@ def test_legitimate_fragments_are_accepted():
     for text in ["now()", "'draft'", "x > 0 AND y < 3", "lower(name)", "a -- a comment\n", "$$a;b$$ || ';'",
                  "CASE WHEN a THEN (1) ELSE (2) END", "(ARRAY[1, 2])[1]", "'it''s'", "(a)::text COLLATE \"C\""]:
         assert fragments.expression(text) == text
-    assert fragments.index_entry("lower(name) DESC NULLS LAST", ["name"]) == ("lower(name)", False, True, False)
-    assert fragments.index_entry("we;rd", ["we;rd"]) == ("we;rd", True, False, False)  # a column, quoted
+    assert fragments.index_entry("lower(name) DESC NULLS LAST", ["name"])[:4] == ("lower(name)", False, True, False)
+    assert fragments.index_entry("we;rd", ["we;rd"])[:4] == ("we;rd", True, False, False)  # a column, quoted
+    # COLLATE and an operator class after the key, as in SQL; each proven to be one name
+    assert fragments.index_entry('lower(name) COLLATE "C" text_pattern_ops DESC', ["name"]) == (
+        "lower(name)", False, True, True, '"C"', "text_pattern_ops")
+    assert fragments.index_entry("my name public.ops", ["my name"]) == ("my name", True, False, False, None,
+                                                                          "public.ops")
+    for bad in ["=; DROP TABLE x", "-- x", "=/*", "OPERATOR(a.=) x"]:
+        with pytest.raises(ValueError):
+            model._operator(bad)
+    for bad in ["name text_ops; DROP TABLE x", "name text_ops) x", 'name "ops"" x', "name COLLATE C;"]:
+        with pytest.raises(ValueError):
+            fragments.index_entry(bad, ["name"])
 
 
 @covers("sql_fragment_injection")

@@ -76,8 +76,11 @@ def test_plan_of_an_export_lists_what_export_left_out_and_export_says_so(tmp_pat
     plan = erpprov(tmp_path, "plan")
     assert plan.returncode == 0, plan.stderr
     assert "No changes." in plan.stdout  # the file holds the enum and the sequence exactly
-    assert ("Unmanaged (left alone): 1 aggregate, 1 event trigger, 1 materialized view index, 1 rule, 1 type "
-            "(names with -v)") in plan.stdout
+    counts = plan.stdout.split("Unmanaged (left alone): ")[1].split(" (names with -v)")[0].split(", ")
+    # the schema objects export could not write (the table code lists what it leaves of a table too)
+    assert {"1 aggregate", "1 event trigger", "1 materialized view index", "1 rule", "1 type"} <= set(counts)
+    kinds = {count.split(" ", 1)[1] for count in counts}
+    assert not kinds & {"view", "views", "function", "functions", "sequence", "procedure", "trigger", "triggers"}
     named = erpprov(tmp_path, "plan", "-v")
     assert f"      rule.{pg.dbname}.public.orders.no_delete" in named.stdout.splitlines()
     document = json.loads(erpprov(tmp_path, "plan", "--format", "json").stdout)

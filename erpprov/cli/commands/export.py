@@ -73,9 +73,13 @@ def _inventory_host(inventory: Path, extra_vars: tuple[str, ...], limit: str | N
               help="Mark each database `prune: true`: applied elsewhere, it drops what this server lacks (hazards).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the playbook to this file (readable only by you) instead of stdout.")
+@click.option("--data", "data", multiple=True, metavar="TABLE[,TABLE...]",
+              help="Also export these tables' rows: a CSV file each beside the playbook (-o's directory, "
+                   "else the current one) and a data: entry loading it. TABLE or SCHEMA.TABLE.")
 @handles_errors
 def export_cmd(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], limit: str | None,
-               verbose: bool, databases: tuple[str, ...], host: str | None, prune: bool, output: Path | None) -> None:
+               verbose: bool, databases: tuple[str, ...], host: str | None, prune: bool, output: Path | None,
+               data: tuple[str, ...]) -> None:
     """Write the roles, databases, schemas, tables and grants of a live server as a playbook.
 
     The connection is the inventory's for the host (-l/--limit or --host picks one of several);
@@ -92,14 +96,21 @@ def export_cmd(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ..
     else:
         target = single_target(playbook, inventory, extra_vars, limit, host)
         name, connection = target.host, target.connection
+    files: dict[str, bytes] = {}
     with connection_kept(connection), connect(connection) as admin:
-        exported = export_playbook(admin, connection, databases=list(databases) or None, hosts=name, prune=prune)
-    text = render_playbook(exported.playbook, name, exported.left_out)
-    if exported.left_out:
-        click.echo(f"erpprov cannot export {len(exported.left_out)} object(s) yet; they are NOT in the playbook "
+        left_out: list[str] = []
+        exported = export_playbook(admin, connection, databases=list(databases) or None, hosts=name, data=data,
+                                   data_files=files, prune=prune, left_out=left_out)
+    text = render_playbook(exported, name, left_out)
+    if left_out:
+        click.echo(f"erpprov cannot export {len(left_out)} object(s) yet; they are NOT in the playbook "
                    "(listed at its top too):", err=True)
-        for item in exported.left_out:
+        for item in left_out:
             click.echo(f"  {shown(item)}", err=True)
+    beside = output.parent if output is not None else Path.cwd()
+    for file, rows in files.items():  # rows may hold anything: readable only by the owner, like the playbook
+        write_private(beside / file, rows)
+        click.echo(f"exported the rows of {file.removesuffix('.csv')} to {beside / file}", err=True)
     if output is None:
         click.echo(text, nl=False)
     else:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from erpprov.core.address import Address
 from erpprov.core.tables import TableDiff, TablesState
 from erpprov.diff.tables.context import Context
 from erpprov.diff.tables.emit import Emitter
@@ -43,8 +44,11 @@ def diff_tables(desired: TablesState, live: TablesState, *, database: str,
     for want, have in pairs:
         if have is None:
             create_table(ctx, want)
-        elif want.key not in ctx.same:
+            continue
+        if want.key not in ctx.same:
             update_table(ctx, want, have)
+        # what erpprov reads but does not manage is listed, never silently kept
+        ctx.unmanaged.extend(Address("property", database, want.schema, want.name, name) for name in have.unmanaged)
     diff_foreign_keys(ctx, pairs, broken)
     prune_tables(ctx, broken)
     return TableDiff(ctx.out.actions(), ctx.unmanaged)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from psycopg import sql
 
 from erpprov.core.actions import Hazard, Op, Phase, Statement
-from erpprov.core.tables import PRIMARY_KEY, ColumnState, TableState
+from erpprov.core.tables import IDENTITY_OPTIONS, PRIMARY_KEY, ColumnState, TableState
 from erpprov.diff.tables.context import Context
 from erpprov.diff.tables.emit import Order, hazards_on
 from erpprov.diff.tables.retype import type_change
@@ -68,7 +68,8 @@ def _undeclared_columns(ctx: Context, want: TableState, have: TableState) -> Non
 
 
 def _add_column(ctx: Context, s: str, t: str, col: ColumnState, have: TableState) -> None:
-    statements = [ddl.alter_table(s, t, sql.SQL("ADD COLUMN {}").format(ddl.column_definition(col)))]
+    statements = [ddl.alter_table(s, t, sql.SQL("ADD COLUMN {}").format(ddl.column_definition(col))),
+                  *ddl.column_settings(s, t, col)]
     if col.comment:
         statements.append(ddl.comment("COLUMN", ddl.ident(s, t, col.name), col.comment))
     hazards: list[Hazard] = []
@@ -96,6 +97,7 @@ def _rebuild_column(ctx: Context, s: str, t: str, old: ColumnState, new: ColumnS
                      "place); its indexes and constraints are created again")
     ctx.out.add(ctx.a_column(s, t, c), Op.CREATE, Phase.COLUMN,
                 [ddl.alter_table(s, t, sql.SQL("ADD COLUMN {}").format(ddl.column_definition(new))),
+                 *ddl.column_settings(s, t, new),
                  *([ddl.comment("COLUMN", ddl.ident(s, t, c), new.comment)] if new.comment else [])],
                 after=column_view(new), order=Order.LATE,
                 hazards=hazards_on(have, Hazard.REWRITES_TABLE, Hazard.LOCKS_TABLE),
@@ -120,7 +122,8 @@ class _ColumnChange:
 
 
 # Compared in this order, which is the order the plan shows them in.
-_ATTRIBUTES = ("identity", "serial", "type", "collation", "default", "not_null")
+_ATTRIBUTES = ("identity", "identity_options", "serial", "type", "collation", "default", "not_null", "storage",
+               "compression", "statistics")
 
 
 def _alter_column(ctx: Context, s: str, t: str, old: ColumnState, new: ColumnState, have: TableState, *,
@@ -130,7 +133,7 @@ def _alter_column(ctx: Context, s: str, t: str, old: ColumnState, new: ColumnSta
     change = _ColumnChange(s, t, new.name)
     for attr in _ATTRIBUTES:
         if getattr(old, attr) != getattr(new, attr):
-            change.before[attr], change.after[attr] = getattr(old, attr), getattr(new, attr)
+            change.before[attr], change.after[attr] = _shown(attr, getattr(old, attr)), _shown(attr, getattr(new, attr))
     changed = frozenset(change.after)
     retype = bool(changed & {"type", "collation"})
     _drop_value_source(change, old, new, changed, retype)
@@ -145,12 +148,15 @@ def _alter_column(ctx: Context, s: str, t: str, old: ColumnState, new: ColumnSta
         change.hazards |= {Hazard.VALIDATES_DATA, Hazard.LOCKS_TABLE}
         change.notes.append(f"rows where {change.column} IS NULL make this fail; the transaction rolls back and "
                        f"{s}.{t} is left as it was (the error says how many rows)")
-    if "identity" in changed and new.identity:
-        if old.identity:
-            change.alter(sql.SQL("SET GENERATED {}").format(sql.SQL(new.identity.upper())))
-        else:
-            change.alter(sql.SQL("ADD GENERATED {} AS IDENTITY").format(sql.SQL(new.identity.upper())))
-            change.notes.append("the identity sequence starts at 1: set it past existing values")
+    if "identity" in changed and new.identity and old.identity:
+        change.alter(sql.SQL("SET GENERATED {}").format(sql.SQL(new.identity.upper())))
+    if new.identity and not old.identity:
+        change.alter(sql.SQL("ADD {}").format(ddl.identity_clause(new.identity, new.identity_options)))
+        change.notes.append("the identity sequence starts where its options say, not past existing values: "
+                            "set it past them")
+    elif new.identity and "identity_options" in changed and new.identity_options:
+        # SET START changes only where a RESTART would go back to; the current value stays
+        change.alter(sql.SQL(" ").join(sql.SQL("SET {}").format(o) for o in ddl.sequence_options(new.identity_options)))
     if "not_null" in changed and not new.not_null:
         if late_null_drop:
             ctx.out.add(ctx.a_column(s, t, change.column), Op.UPDATE, Phase.DROP_CONSTRAINT,
@@ -159,10 +165,22 @@ def _alter_column(ctx: Context, s: str, t: str, old: ColumnState, new: ColumnSta
             del change.before["not_null"], change.after["not_null"]
         else:
             change.alter(sql.SQL("DROP NOT NULL"))
+    _settings(change, new, changed)
     if change.steps:
         ctx.out.add(ctx.a_column(s, t, change.column), Op.UPDATE, Phase.COLUMN, change.steps, before=change.before,
                     after=change.after, hazards=hazards_on(have, *sorted(change.hazards, key=lambda h: h.value)),
                     note="; ".join(n for n in change.notes if n) or None)
+
+
+def _settings(change: _ColumnChange, new: ColumnState, changed: frozenset[str]) -> None:
+    """Storage, compression and statistics target: set in place, for values written from now on
+    (and the next ANALYZE); nothing is rewritten."""
+    if "storage" in changed:
+        change.alter(sql.SQL("SET STORAGE {}").format(sql.SQL((new.storage or "").upper())))
+    if "compression" in changed:
+        change.alter(sql.SQL("SET COMPRESSION {}").format(sql.SQL(new.compression or "DEFAULT")))
+    if "statistics" in changed:
+        change.alter(sql.SQL("SET STATISTICS {}").format(sql.Literal(-1 if new.statistics is None else new.statistics)))
 
 
 def _drop_value_source(change: _ColumnChange, old: ColumnState, new: ColumnState, changed: frozenset[str],
@@ -211,11 +229,22 @@ def _new_sequence(ctx: Context, change: _ColumnChange, new: ColumnState) -> None
     change.notes.append("the new sequence starts at 1: set it past existing values (setval)")
 
 
+def _shown(attr: str, value: object) -> object:
+    """Plain JSON data, as a saved plan holds it (a tuple would come back a list, and differ)."""
+    if attr == "identity_options" and isinstance(value, tuple):
+        return dict(zip(IDENTITY_OPTIONS, value, strict=True))
+    return value
+
+
 def column_view(c: ColumnState) -> dict[str, object]:
     view: dict[str, object] = {"type": c.type, "not_null": c.not_null}
-    for attr in ("default", "identity", "generated", "collation", "comment"):
+    for attr in ("default", "identity", "generated", "collation", "compression", "statistics", "comment"):
         if getattr(c, attr) is not None:
             view[attr] = getattr(c, attr)
+    if c.identity_options is not None:
+        view["identity_options"] = _shown("identity_options", c.identity_options)
     if c.serial:
         view["serial"] = True
+    if c.storage != c.type_storage:
+        view["storage"] = c.storage
     return view

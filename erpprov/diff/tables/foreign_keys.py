@@ -9,7 +9,7 @@ from erpprov.diff.tables.constraints import (
     add_constraint,
     drop_constraint,
     replace_constraint,
-    validate,
+    settle,
 )
 from erpprov.diff.tables.context import Context, TablePair
 from erpprov.diff.tables.emit import Order, Slot
@@ -62,8 +62,8 @@ def diff_foreign_keys(ctx: Context, pairs: list[TablePair], broken: BrokenKeys) 
                 add_constraint(ctx, s, t, w, have, Phase.FOREIGN_KEY)
             elif w.shape() != h.shape():
                 replace_constraint(ctx, s, t, w, h, have, Phase.FOREIGN_KEY)
-            elif not h.validated:
-                validate(ctx, s, t, h, have)
+            else:
+                settle(ctx, s, t, w, h, have)
         for w in missing:
             add_constraint(ctx, s, t, w, have, Phase.FOREIGN_KEY)
         for h in extra:

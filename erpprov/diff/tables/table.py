@@ -8,6 +8,7 @@ from psycopg import sql
 from erpprov.core.actions import Hazard, Op, Phase
 from erpprov.core.tables import (
     CHECK,
+    EXCLUSION,
     FOREIGN_KEY,
     PRIMARY_KEY,
     UNIQUE,
@@ -16,10 +17,14 @@ from erpprov.core.tables import (
     TableState,
 )
 from erpprov.diff.tables.columns import diff_columns
-from erpprov.diff.tables.constraints import diff_keys_and_checks, drop_constraint
+from erpprov.diff.tables.constraints import creating, diff_keys_and_checks, drop_constraint
 from erpprov.diff.tables.context import ColumnFates, Context
+from erpprov.diff.tables.emit import hazards_on
 from erpprov.diff.tables.foreign_keys import BrokenKeys, drop_slot
+from erpprov.diff.tables.indexes import creating as creating_index
 from erpprov.diff.tables.indexes import diff_indexes
+from erpprov.diff.tables.partitions import diff_partitions
+from erpprov.diff.tables.policies import diff_row_security
 from erpprov.postgres import table_ddl as ddl
 
 
@@ -29,6 +34,9 @@ def is_same(want: TableState, have: TableState) -> bool:
     would find equal."""
     return (want.columns == have.columns and want.comment == have.comment
             and (want.owner is None or want.owner == have.owner)
+            and want.unlogged == have.unlogged and want.parameters == have.parameters
+            and want.row_security == have.row_security and want.policies == have.policies
+            and want.partition_by == have.partition_by and want.partitions == have.partitions
             and _same_set(want.constraints, have.constraints) and _same_set(want.indexes, have.indexes))
 
 
@@ -45,19 +53,24 @@ def create_table(ctx: Context, want: TableState) -> None:
     s, t = want.schema, want.name
     # unique constraints go in separate ALTERs: inside CREATE TABLE PostgreSQL silently drops
     # one that repeats the primary key or another, and the declared state would never converge
-    inline = [c for c in want.constraints if c.kind in (PRIMARY_KEY, CHECK)]
-    statements = [ddl.create_table(s, t, want.columns, inline)]
-    statements += [ddl.add_constraint(s, t, c) for c in want.constraints if c.kind == UNIQUE]
+    # a NOT VALID check is added after: inside CREATE TABLE PostgreSQL marks it valid
+    inline = [c for c in want.constraints if c.kind in (PRIMARY_KEY, CHECK, EXCLUSION) and c.validated]
+    statements = [ddl.create_table(want, inline)]
+    statements += [step for c in want.columns for step in ddl.column_settings(s, t, c)]
+    statements += [step for c in want.constraints if c.kind == UNIQUE or (c.kind == CHECK and not c.validated)
+                   for step in creating(s, t, c)]
     if want.comment is not None:
         statements.append(ddl.comment("TABLE", ddl.ident(s, t), want.comment))
     statements += [ddl.comment("COLUMN", ddl.ident(s, t, c.name), c.comment) for c in want.columns if c.comment]
+    statements += [ddl.comment_on_constraint(s, t, c.name, c.comment) for c in inline if c.comment is not None]
     if want.owner:
         statements.append(ddl.alter_table(s, t, sql.SQL("OWNER TO {}").format(ddl.ident(want.owner))))
     ctx.out.add(ctx.a_table(s, t), Op.CREATE, Phase.TABLE, statements,
                 after={"columns": [c.name for c in want.columns]})
+    diff_row_security(ctx, want, None)
+    diff_partitions(ctx, want, None)
     for index in want.indexes:
-        ctx.out.add(ctx.a_index(s, index.name), Op.CREATE, Phase.INDEX,
-                    [ddl.render(ddl.create_index(s, t, index))])
+        ctx.out.add(ctx.a_index(s, index.name), Op.CREATE, Phase.INDEX, creating_index(s, t, index))
 
 
 def update_table(ctx: Context, want: TableState, have: TableState) -> None:
@@ -68,6 +81,9 @@ def update_table(ctx: Context, want: TableState, have: TableState) -> None:
                         retyped={c for (ss, tt, c) in ctx.retyped if (ss, tt) == (s, t)})
     diff_keys_and_checks(ctx, want, have, fates)
     diff_indexes(ctx, want, have, fates)
+    _storage(ctx, want, have)
+    diff_row_security(ctx, want, have)
+    diff_partitions(ctx, want, have)
     if want.comment != have.comment:
         ctx.out.add(ctx.a_table(s, t), Op.UPDATE, Phase.COMMENT,
                     [ddl.comment("TABLE", ddl.ident(s, t), want.comment)],
@@ -76,6 +92,21 @@ def update_table(ctx: Context, want: TableState, have: TableState) -> None:
         ctx.out.add(ctx.a_table(s, t), Op.UPDATE, Phase.COMMENT,
                     [ddl.alter_table(s, t, sql.SQL("OWNER TO {}").format(ddl.ident(want.owner)))],
                     before={"owner": have.owner}, after={"owner": want.owner})
+
+
+def _storage(ctx: Context, want: TableState, have: TableState) -> None:
+    """UNLOGGED and storage parameters, changed in place."""
+    s, t = want.schema, want.name
+    if want.unlogged != have.unlogged:
+        ctx.out.add(ctx.a_table(s, t), Op.UPDATE, Phase.TABLE,
+                    [ddl.alter_table(s, t, sql.SQL("SET UNLOGGED" if want.unlogged else "SET LOGGED"))],
+                    before={"unlogged": have.unlogged}, after={"unlogged": want.unlogged},
+                    hazards=hazards_on(have, Hazard.REWRITES_TABLE, Hazard.LOCKS_TABLE),
+                    note="the table is rewritten under an exclusive lock" if have.has_rows else None)
+    if want.parameters != have.parameters:
+        ctx.out.add(ctx.a_table(s, t), Op.UPDATE, Phase.TABLE,
+                    [ddl.alter_table(s, t, c) for c in ddl.new_parameters(want.parameters, have.parameters)],
+                    before={"with": list(have.parameters)}, after={"with": list(want.parameters)})
 
 
 def prune_tables(ctx: Context, broken: BrokenKeys) -> None:

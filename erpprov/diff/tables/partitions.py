@@ -1,0 +1,85 @@
+"""The partitions of a partitioned table. A partition is a part of its parent: its columns, keys
+and indexes are the parent's (PostgreSQL cascades them), so only its bound is diffed here.
+
+Bounds may not overlap at any moment, so within the TABLE phase partitions that go are dropped
+and those whose bound changes detached first, and only then are partitions created and attached."""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from erpprov.core.actions import Hazard, Op, Phase
+from erpprov.core.tables import PartitionState, TableState
+from erpprov.diff.tables.context import Context
+from erpprov.diff.tables.emit import Order, hazards_on
+from erpprov.errors import ErpprovError
+from erpprov.postgres import table_ddl as ddl
+
+
+def diff_partitions(ctx: Context, want: TableState, have: TableState | None) -> None:
+    """`have` None: a table this plan creates."""
+    s, t = want.schema, want.name
+    if have is not None and want.partition_by != have.partition_by:
+        raise ErpprovError(
+            f"table {s}.{t} is {_partitioning(have)} live and {_partitioning(want)} in the file: PostgreSQL cannot "
+            "change how a table is partitioned in place",
+            hint="declare the new table under another name with its partitions, apply, copy the rows (INSERT INTO "
+                 "new SELECT * FROM old), then drop the old table and rename the new one (renamed_from)")
+    live = {(p.schema, p.name): p for p in have.partitions} if have else {}
+    for part in want.partitions:
+        old = live.get((part.schema, part.name))
+        if old is None:
+            _create(ctx, want, part)
+            continue
+        if old.bound != part.bound:
+            _rebound(ctx, want, old, part, have)
+        if old.parameters != part.parameters:
+            ctx.out.add(ctx.a_table(part.schema, part.name), Op.UPDATE, Phase.TABLE,
+                        [ddl.alter_table(part.schema, part.name, clause)
+                         for clause in ddl.new_parameters(part.parameters, old.parameters)],
+                        before={"with": list(old.parameters)}, after={"with": list(part.parameters)})
+        if old.comment != part.comment:
+            ctx.out.add(ctx.a_table(part.schema, part.name), Op.UPDATE, Phase.COMMENT,
+                        [ddl.comment("TABLE", ddl.ident(part.schema, part.name), part.comment)],
+                        before={"comment": old.comment}, after={"comment": part.comment})
+    for key in sorted(set(live) - {(p.schema, p.name) for p in want.partitions}):
+        ctx.out.add(ctx.a_table(*key), Op.DELETE, Phase.TABLE,
+                    [ddl.render(sql.SQL("DROP TABLE {}").format(ddl.ident(*key)))],
+                    before={"partition_of": f"{s}.{t}", "bound": live[key].bound}, hazards=(Hazard.DELETES_DATA,),
+                    order=Order.EARLY_DROP, note=f"the partition {'.'.join(key)} and its rows are deleted")
+
+
+def _partitioning(table: TableState) -> str:
+    return f"partitioned by {table.partition_by}" if table.partition_by else "not partitioned"
+
+
+def _create(ctx: Context, parent: TableState, part: PartitionState) -> None:
+    """CREATE ... PARTITION OF: nothing to attach or validate; the parent's indexes cascade."""
+    statements = [ddl.render(ddl.create_partition(part.schema, part.name, parent.key, part.source or part.bound,
+                                                  part.parameters))]
+    if part.comment is not None:
+        statements.append(ddl.comment("TABLE", ddl.ident(part.schema, part.name), part.comment))
+    if parent.owner:  # a partition is its creator's; the file's owner of the parent owns its parts too
+        statements.append(ddl.alter_table(part.schema, part.name, sql.SQL("OWNER TO {}").format(
+            ddl.ident(parent.owner))))
+    ctx.out.add(ctx.a_table(part.schema, part.name), Op.CREATE, Phase.TABLE, statements,
+                after={"partition_of": f"{parent.schema}.{parent.name}", "bound": part.bound}, order=Order.LATE)
+
+
+def _rebound(ctx: Context, parent: TableState, old: PartitionState, new: PartitionState,
+             have: TableState | None) -> None:
+    """Detached (early) and attached again with the new bound (late): its rows stay, and are
+    checked against it."""
+    parent_name = ddl.ident(parent.schema, parent.name)
+    part_name = ddl.ident(new.schema, new.name)
+    address = ctx.a_table(new.schema, new.name)
+    ctx.out.add(address, Op.UPDATE, Phase.TABLE,
+                [ddl.render(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(parent_name, part_name))],
+                before={"bound": old.bound}, after={"bound": None}, order=Order.EARLY_DROP,
+                note="detached, to be attached again with its new bound")
+    ctx.out.add(address, Op.UPDATE, Phase.TABLE,
+                [ddl.render(sql.SQL("ALTER TABLE {} ATTACH PARTITION {} {}").format(parent_name, part_name,
+                                                                                   sql.SQL(new.source or new.bound)))],
+                before={"bound": None}, after={"bound": new.bound}, order=Order.LATE,
+                hazards=hazards_on(have, Hazard.VALIDATES_DATA, Hazard.LOCKS_TABLE),
+                note="attached with the new bound: fails if a row does not fit it")
