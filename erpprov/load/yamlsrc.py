@@ -30,10 +30,37 @@ if TYPE_CHECKING:
     # Events carry the C parser's marks when libyaml does the parsing, the Python parser's otherwise.
     Mark: TypeAlias = yaml.Mark | _CMark
 
-# Bounds that keep hostile input (alias bombs, pathological nesting, huge files) from hanging us.
-MAX_BYTES = 10 * 1024 * 1024
-MAX_NODES = 200_000
+# Bounds that keep hostile input (alias bombs, pathological nesting, huge files) from hanging us,
+# while a file erpprov itself writes always fits: an export of 10,000 tables is about 11 MiB and
+# half a million values.
+MAX_MIB = 64  # about 60,000 exported tables
+MAX_MIB_VARIABLE = "ERPPROV_MAX_FILE_MIB"  # raises (or lowers) it, for a larger export
 MAX_DEPTH = 64
+# An alias stands for its whole anchored value without copying it, so what a bomb grows is not
+# memory but the work of everything that later walks the values (templates, validation). That
+# work is bounded by the document's own size: past ALIAS_FLOOR values, a document may expand to
+# ALIAS_FACTOR times the values it spells out. Honest reuse (`<<: *defaults`) stays far below.
+ALIAS_FLOOR = 200_000
+ALIAS_FACTOR = 10
+
+
+def max_bytes() -> int:
+    """The largest YAML file read: MAX_MIB, or what the environment sets."""
+    raw = os.environ.get(MAX_MIB_VARIABLE, "").strip()
+    if not raw:
+        return MAX_MIB * 1024 * 1024
+    try:
+        mib = int(raw)
+    except ValueError:
+        mib = 0
+    if mib <= 0:
+        raise ErpprovError(f"{MAX_MIB_VARIABLE}={raw!r} is not a positive whole number of MiB")
+    return mib * 1024 * 1024
+
+
+def _too_large(file: str, limit: int) -> ErpprovError:
+    return ErpprovError(f"file is larger than {limit // (1024 * 1024)} MiB", location=Location(file),
+                        hint=f"if it is meant to be this large, raise the limit: {MAX_MIB_VARIABLE}=<MiB> erpprov ...")
 
 Path_ = tuple[Any, ...]
 
@@ -123,7 +150,8 @@ class _Builder:
     def __init__(self, file: str, loader: yaml.SafeLoader):
         self.file = file
         self.loader = loader
-        self.count = 0
+        self.count = 0  # values, each alias counting as the values it stands for
+        self.aliased = 0  # of which expanded from aliases
         self.anchors: dict[str, tuple[Any, int]] = {}
         self.anchor_marks: dict[str, Mark] = {}
         self.tags: dict[str, str] = {}  # plain scalar text -> resolved tag; a playbook repeats most
@@ -194,9 +222,10 @@ class _Builder:
                 want_key = False  # a collection is never a key (refused at its start)
             else:
                 raise self.error(f"unexpected YAML event {kind.__name__}", event.start_mark)
-            if self.count > MAX_NODES:
-                raise self.error(f"document expands to more than {MAX_NODES} values", event.start_mark,
-                                 hint="YAML aliases (*name) may be expanding exponentially")
+            if self.aliased and self.count > ALIAS_FLOOR and self.count > ALIAS_FACTOR * (self.count - self.aliased):
+                raise self.error(
+                    f"document expands to more than {ALIAS_FACTOR} times the {self.count - self.aliased} values "
+                    "it spells out", event.start_mark, hint="YAML aliases (*name) may be expanding exponentially")
             if top is None:
                 return value
             if not top.is_map:
@@ -264,6 +293,7 @@ class _Builder:
             raise self.error(f"alias *{anchor} has no anchor &{anchor} before it", event.start_mark)
         value, size = found
         self.count += size
+        self.aliased += size
         return value
 
     def _merged(self, top: _Open) -> dict[Any, Any]:
@@ -295,17 +325,18 @@ def _tab_at(text: str, mark: Mark | None) -> bool:
 
 def parse_yaml(text: str | bytes, file: str) -> Source:
     """Parse one YAML document; every failure is an ErpprovError with a position."""
+    limit = max_bytes()
     if isinstance(text, bytes):
-        if len(text) > MAX_BYTES:
-            raise ErpprovError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB", location=Location(file))
+        if len(text) > limit:
+            raise _too_large(file, limit)
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ErpprovError(
                 f"file is not valid UTF-8 (byte {exc.start})", location=Location(file), hint="save it as UTF-8"
             ) from None
-    if len(text) > MAX_BYTES:
-        raise ErpprovError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB", location=Location(file))
+    if len(text) > limit:
+        raise _too_large(file, limit)
     source = Source(file=file, data=None, text=text)
     loader: yaml.SafeLoader | None = None
     collecting = gc.isenabled()
@@ -341,7 +372,7 @@ def load_yaml(path: Path, *, what: str = "file", missing_hint: str | None = None
 
 def _read(path: Path, what: str, missing_hint: str | None) -> bytes:
     try:
-        return read_regular(path, MAX_BYTES)
+        return read_regular(path, max_bytes())
     except FileNotFoundError:
         raise ErpprovError(f"{what} not found: {path}", hint=missing_hint) from None
     except IsADirectoryError:

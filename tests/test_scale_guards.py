@@ -1,0 +1,68 @@
+"""The loader's bomb guards scale with honest input: a large export is accepted, a bomb hidden in
+one is still refused, and the file-size limit is far above what erpprov writes and can be raised.
+(The hostile cases through the CLI, with bounded memory, are in tests/reliability/test_bad_input.py.)"""
+
+from __future__ import annotations
+
+import pytest
+
+from erpprov.errors import ErpprovError
+from erpprov.load import yamlsrc
+from erpprov.load.yamlsrc import parse_yaml
+
+
+def _export_like(tables: int) -> str:
+    """Tables spelled out the way `erpprov export` writes them: no aliases, ~75 values each."""
+    lines = ["- name: big", "  hosts: dev", "  databases:", "  - name: erp", "    tables:"]
+    for i in range(tables):
+        lines += [f"    - name: t{i:05d}", "      columns:", "      - {name: id, type: integer, primary_key: true}"]
+        lines += [f"      - {{name: c{j}, type: varchar(30), nullable: false, default: \"'x'::character varying\"}}"
+                  for j in range(8)]
+        lines += ["      indexes:", f"      - {{name: t{i:05d}_c0_idx, columns: [c0, c1]}}",
+                  "      foreign_keys:", f"      - {{columns: [c2], references: {{table: t{max(i - 1, 0):05d}}}}}"]
+    return "\n".join(lines) + "\n"
+
+
+def _laughs(levels: int) -> str:
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels + 1)]
+    return "  vars:\n" + "".join(f"    {line}\n" for line in lines)
+
+
+def test_an_export_past_the_old_value_count_is_accepted():
+    source = parse_yaml(_export_like(3000), "big.yaml")  # 240,000 values: the old absolute bound was 200,000
+    assert len(source.data[0]["databases"][0]["tables"]) == 3000
+
+
+def test_honest_aliases_in_a_large_file_are_accepted():
+    # one anchored column list reused by every table: ten times the values it spells out, not more
+    text = ("- name: big\n  vars:\n    cols: &cols [" + ", ".join(f"{{name: c{j}, type: text}}" for j in range(6))
+            + "]\n  databases:\n  - name: erp\n    tables:\n"
+            + "".join(f"    - {{name: t{i}, columns: *cols}}\n" for i in range(20_000)))
+    assert len(parse_yaml(text, "big.yaml").data[0]["databases"][0]["tables"]) == 20_000
+
+
+def test_a_bomb_inside_a_large_honest_file_is_still_refused():
+    text = _export_like(3000).replace("  hosts: dev\n", "  hosts: dev\n" + _laughs(9), 1)
+    with pytest.raises(ErpprovError, match="expands to more than 10 times"):
+        parse_yaml(text, "big.yaml")
+
+
+def test_the_size_limit_is_far_above_an_export_of_ten_thousand_tables(tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_bytes(b"# " + b"x" * (12 * 1024 * 1024) + b"\nk: v\n")  # 10,000 exported tables are ~11 MiB
+    assert yamlsrc.load_yaml(path).data == {"k": "v"}
+
+
+def test_the_size_limit_is_the_users_to_set(tmp_path, monkeypatch):
+    path = tmp_path / "big.yaml"
+    path.write_bytes(b"# " + b"x" * (3 * 1024 * 1024) + b"\nk: v\n")
+    monkeypatch.setenv(yamlsrc.MAX_MIB_VARIABLE, "2")
+    with pytest.raises(ErpprovError, match="larger than 2 MiB") as err:
+        yamlsrc.load_yaml(path)
+    assert err.value.hint is not None and f"{yamlsrc.MAX_MIB_VARIABLE}=" in err.value.hint
+    monkeypatch.setenv(yamlsrc.MAX_MIB_VARIABLE, "4")
+    assert yamlsrc.load_yaml(path).data == {"k": "v"}
+    monkeypatch.setenv(yamlsrc.MAX_MIB_VARIABLE, "lots")
+    with pytest.raises(ErpprovError, match="not a positive whole number"):
+        yamlsrc.load_yaml(path)
