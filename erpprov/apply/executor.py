@@ -17,7 +17,7 @@ from erpprov.core.actions import Action, Op, Phase, execution_order
 from erpprov.core.model import Connection
 from erpprov.errors import ErpprovError
 from erpprov.postgres.connect import connect, one_value
-from erpprov.postgres.locks import advisory_holder, batched, lock_budget
+from erpprov.postgres.locks import LOCKS_WITHOUT_ASKING, advisory_holder, batched, lock_budget
 from erpprov.postgres.scram import executable
 
 # Two fixed keys for pg_advisory_lock(int, int): "erpprov" in ASCII, split in two.
@@ -34,10 +34,6 @@ Explain = Callable[[psycopg.Connection, Action, psycopg.Error], str | None]
 # tables of a foreign key). Held to the end of the transaction.
 LOCKS_PER_NEW_TABLE = 8
 LOCKS_PER_STATEMENT = 2
-# Up to this many, a transaction needs no more than every connection is entitled to (the smallest
-# max_locks_per_transaction of any server it meets is rarely below the default, 64), and nothing
-# is asked.
-LOCKS_WITHOUT_ASKING = 64
 
 
 class ApplyFailed(ErpprovError):

@@ -10,6 +10,9 @@ import psycopg
 
 T = TypeVar("T")
 
+# Up to this many locks, a transaction needs no more than every connection is entitled to (the
+# default max_locks_per_transaction), and the budget is not asked for.
+LOCKS_WITHOUT_ASKING = 64
 # The server's lock table (max_locks_per_transaction x (max_connections + max_prepared_transactions)
 # entries) is shared by every session, and a transaction past it fails with "out of shared memory":
 # LOCK_BUDGET takes a quarter of it.
