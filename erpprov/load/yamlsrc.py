@@ -22,6 +22,7 @@ import yaml
 from yaml import events
 
 from erpprov.errors import ErpprovError, Location
+from erpprov.load import parsecache
 from erpprov.load.reading import NotARegularFile, read_regular
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 
     # Events carry the C parser's marks when libyaml does the parsing, the Python parser's otherwise.
     Mark: TypeAlias = yaml.Mark | _CMark
+
+CACHE_MIN_BYTES = 64 * 1024  # below this a parse takes less than reading an entry back
 
 # Bounds that keep hostile input (alias bombs, pathological nesting, huge files) from hanging us,
 # while a file erpprov itself writes always fits: an export of 10,000 tables is about 11 MiB and
@@ -87,6 +90,7 @@ class Source:
     data: Any
     text: str = field(default="", repr=False)
     _root: yaml.Node | None = field(default=None, repr=False)
+    cacheable: bool = field(default=False, repr=False)  # large, and JSON holds its values as they are
 
     def locate(self, path: Path_, *, prefer_key: bool = False) -> Location:
         """The closest known position for ``path``: the value's (or its key's), else a parent's."""
@@ -156,6 +160,7 @@ class _Builder:
         self.anchor_marks: dict[str, Mark] = {}
         self.tags: dict[str, str] = {}  # plain scalar text -> resolved tag; a playbook repeats most
         self.constants: dict[tuple[str, str], Any] = {}
+        self.string_keys = True  # JSON keeps only string keys
 
     def error(self, message: str, mark: Mark | None, hint: str | None = None) -> ErpprovError:
         return ErpprovError(message, location=_mark(self.file, mark), hint=hint)
@@ -277,6 +282,8 @@ class _Builder:
                              hint="YAML would silently keep only the last one; remove or rename one of them")
         top.key_marks[key] = key_mark
         top.value[key] = value
+        if key.__class__ is not str:
+            self.string_keys = False
 
     def _anchor(self, name: str, value: Any, size: int, mark: Mark) -> None:
         if name in self.anchors:
@@ -345,7 +352,10 @@ def parse_yaml(text: str | bytes, file: str) -> Source:
         # would rescan them over and over as they are built.
         gc.disable()
         loader = _Loader(text)  # its reader rejects control characters right here
-        source.data = _Builder(file, loader).document()
+        builder = _Builder(file, loader)
+        source.data = builder.document()
+        # aliases would be written out in full: only a document without them is kept as JSON
+        source.cacheable = len(text) >= CACHE_MIN_BYTES and builder.string_keys and not builder.aliased
     except yaml.MarkedYAMLError as exc:
         problem = exc.problem or exc.context or "invalid YAML"
         hint = "YAML does not allow tabs for indentation; use spaces" if _tab_at(text, exc.problem_mark) else None
@@ -365,9 +375,19 @@ def parse_yaml(text: str | bytes, file: str) -> Source:
 
 
 def load_yaml(path: Path, *, what: str = "file", missing_hint: str | None = None) -> Source:
-    """Read and parse ``path``; a missing or unreadable file is an ErpprovError too."""
+    """Read and parse ``path`` (or take its values from the parse cache, or from the child that
+    parsed it); a missing or unreadable file is an ErpprovError too."""
     raw = _read(path, what, missing_hint)
-    return _collect(path, raw) or parse_yaml(raw, str(path))
+    source = _collect(path, raw)
+    if source is None and len(raw) >= CACHE_MIN_BYTES:
+        hit, data = parsecache.get(raw)
+        if hit:
+            return Source(file=str(path), data=data, text=raw.decode("utf-8"))
+    if source is None:
+        source = parse_yaml(raw, str(path))
+    if source.cacheable:  # the first run after a change pays for the entry, as for a .pyc
+        parsecache.put(raw, source.data)
+    return source
 
 
 def _read(path: Path, what: str, missing_hint: str | None) -> bytes:
@@ -402,7 +422,7 @@ def prefetch(path: Path) -> None:
         raw = _read(path, "file", None)
     except ErpprovError:
         return  # load_yaml reports it
-    if len(raw) < PREFETCH_MIN_BYTES:
+    if len(raw) < PREFETCH_MIN_BYTES or parsecache.has(raw):
         return
     try:
         read_end, write_end = os.pipe()
@@ -417,7 +437,8 @@ def prefetch(path: Path) -> None:
     if pid == 0:  # the child: parse, send the values, exit without running the parent's exit handlers
         try:
             os.close(read_end)
-            payload = pickle.dumps(parse_yaml(raw, str(path)).data, protocol=pickle.HIGHEST_PROTOCOL)
+            parsed = parse_yaml(raw, str(path))
+            payload = pickle.dumps((parsed.data, parsed.cacheable), protocol=pickle.HIGHEST_PROTOCOL)
             with os.fdopen(write_end, "wb") as pipe:
                 pipe.write(payload)
             os._exit(0)
@@ -441,4 +462,5 @@ def _collect(path: Path, raw: bytes) -> Source | None:
         return None
     if status != 0 or parsed != raw:
         return None
-    return Source(file=str(path), data=pickle.loads(payload), text=raw.decode("utf-8"))
+    data, cacheable = pickle.loads(payload)
+    return Source(file=str(path), data=data, text=raw.decode("utf-8"), cacheable=cacheable)
