@@ -15,6 +15,7 @@ In order: a first `erpprov apply` on an empty server, a no-op `plan` of the same
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import tempfile
 import time
@@ -33,7 +34,9 @@ def playbook(tables: int, databases: int) -> str:
     play = erpprov_play(Workload(tables))
     if databases > 1:
         [database] = play["databases"]  # type: ignore[misc]
-        play["databases"] = [{**database, "name": f"{DATABASE}_{i:03d}"} for i in range(1, databases + 1)]
+        # spelled out, as an export writes them (shared values would be written as YAML aliases)
+        play["databases"] = [{**copy.deepcopy(database), "name": f"{DATABASE}_{i:03d}"}
+                             for i in range(1, databases + 1)]
         play["name"] = f"erpprov scale, {databases} databases of {tables} tables"
     return dump_yaml([play])
 

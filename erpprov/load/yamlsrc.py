@@ -41,9 +41,10 @@ MAX_MIB_VARIABLE = "ERPPROV_MAX_FILE_MIB"  # raises (or lowers) it, for a larger
 MAX_DEPTH = 64
 # An alias stands for its whole anchored value without copying it, so what a bomb grows is not
 # memory but the work of everything that later walks the values (templates, validation). That
-# work is bounded by the document's own size: past ALIAS_FLOOR values, a document may expand to
-# ALIAS_FACTOR times the values it spells out. Honest reuse (`<<: *defaults`) stays far below.
-ALIAS_FLOOR = 200_000
+# work is bounded: a document may expand to ALIAS_FLOOR values (as many as an export of 20,000
+# tables spells out: 100 tenant databases may share one list of 100 tables, `tables: *erp`), and a
+# larger one to ALIAS_FACTOR times the values it spells out.
+ALIAS_FLOOR = 2_000_000
 ALIAS_FACTOR = 10
 
 
