@@ -50,7 +50,7 @@ from erpprov.core.tables import (
 )
 from erpprov.errors import ErpprovError
 from erpprov.postgres import table_ddl as ddl
-from erpprov.postgres.locks import LOCK_BUDGET, batched
+from erpprov.postgres.locks import LOCK_BUDGET, LOCKS_WITHOUT_ASKING, batched
 from erpprov.postgres.naming import choose_name
 from erpprov.state.table_catalog import inspect_tables, read_tables, scratch_filter
 
@@ -187,8 +187,10 @@ def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: Tabl
                                                            _combo_definition(combos[key], key))))
     try:
         with conn.transaction(force_rollback=True):
-            # the lock budget of later batches travels with the build: no round trip of its own
-            budget = _execute(conn, (u.statement for u in units), then=LOCK_BUDGET)
+            # the lock budget of the second stage (and of the reprint check, which only tables built
+            # there can need) travels with this build: no round trip of its own
+            asked = LOCK_BUDGET if any(_built_indexes(t) is not None for t in tables) else None
+            budget = _execute(conn, (u.statement for u in units), then=asked) or LOCKS_WITHOUT_ASKING
             typed: dict[str, ColumnState] = {}
             for table in read_tables(conn, scratch_filter([types_schema])).tables.values():
                 typed.update({c.name: c for c in table.columns})
@@ -274,6 +276,13 @@ def _settle_reprints(conn: psycopg.Connection, desired: TablesState, live: Table
     return TablesState(tables)
 
 
+def _built_indexes(t: model.Table) -> list[model.Index] | None:
+    """The indexes of ``t`` that the second stage builds, if ``t`` is built there at all (None if not)."""
+    names = {c.name for c in t.columns}
+    built = [ix for ix in t.indexes if _needs_build(ix, names)]
+    return built if t.checks or built or any(c.generated is not None for c in t.columns) else None
+
+
 class _Build:
     """The statements that build one scratch table, and how many locks they take."""
 
@@ -289,10 +298,10 @@ def _table_builds(tables: list[model.Table], typed: dict[int, ColumnState], stan
     needs_build: set[int] = set()
     builds: list[_Build] = []
     for t in tables:
-        names = {c.name for c in t.columns}
-        built_indexes = [ix for ix in t.indexes if _needs_build(ix, names)]
-        needs_build.update(id(ix) for ix in built_indexes)
-        if t.checks or built_indexes or any(c.generated is not None for c in t.columns):
+        built_indexes = _built_indexes(t)
+        if built_indexes is not None:
+            names = {c.name for c in t.columns}
+            needs_build.update(id(ix) for ix in built_indexes)
             key = None if any(ix.unique for ix in built_indexes) else f"erpprov_scratch_key_{tag}"
             units = [_Unit(f"table {t.schema_}.{t.name}", _scratch_table(
                 sql.Identifier(stand_in[t.schema_], t.name), t, typed, key))]
