@@ -103,6 +103,17 @@ def test_the_entry_holds_the_files_values_and_no_rendered_secret(tmp_path, cache
     assert SECRET not in entry.read_text() and "{{ env.APP_PW }}" in entry.read_text()
 
 
+def test_only_the_newest_entries_are_kept(tmp_path, cache, monkeypatch):
+    monkeypatch.setattr(parsecache, "KEEP", 3)
+    path = tmp_path / "big.yaml"
+    for name in ("a", "b", "c", "d", "e"):  # five edits of one playbook
+        path.write_text(_big(name=name))
+        yamlsrc.load_yaml(path)
+    assert len(_entries(cache)) == 3
+    assert yamlsrc.load_yaml(path).data[0]["roles"][0]["name"] == "e"
+    assert parsecache.get(path.read_bytes())[0]
+
+
 def test_documents_json_would_change_are_not_kept(tmp_path, cache):
     filler = "".join(f"k{i}: {i}\n" for i in range(9000))
     for text in (filler + "1: an integer key\n", filler + "a: &a [1]\nb: *a\n", "k: v\n"):

@@ -24,6 +24,7 @@ from typing import Any
 from erpprov import __version__
 
 FORMAT = 1
+KEEP = 32  # entries kept, the newest: each edit of a large playbook makes a new one
 _enabled = True
 _code_digest: str | None = None
 
@@ -121,5 +122,13 @@ def put(raw: bytes, data: Any) -> None:
         except BaseException:
             os.unlink(tmp)
             raise
+        _evict(folder)
     except (OSError, ValueError, RecursionError):
         return  # a cache that cannot be written is only slower
+
+
+def _evict(folder: Path) -> None:
+    """All but the KEEP newest entries go."""
+    entries = sorted(((entry.stat().st_mtime_ns, entry) for entry in folder.glob("*.json")), reverse=True)
+    for _, entry in entries[KEEP:]:
+        entry.unlink(missing_ok=True)
