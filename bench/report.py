@@ -193,6 +193,12 @@ def markdown(results: Any, env: dict[str, str], args: Any, elapsed: float) -> st
         label = "erpprov --help" if series.tool == "erpprov" else "python -c pass (the interpreter alone)"
         w(f"| {label} | {_seconds(series)} | {series.peak_mib:.0f} MiB |")
     w("")
+    if results.seed:
+        w("### Seed rows (`data:` from a CSV file)\n")
+        w("| measurement | tool | seconds: median (min–max) | peak RSS |\n|---|---|---|---|")
+        for series in results.seed:
+            w(f"| {series.what} | {series.tool} | {_seconds(series)} | {series.peak_mib:.0f} MiB |")
+        w("")
     w("## Targets\n")
     w("| target | result | met |\n|---|---|---|")
     for name, detail, met in targets(results, sizes):

@@ -2,6 +2,7 @@
 
     python -m bench [--sizes 100,1000] [--runs 5] [--no-ansible] [--out docs/benchmarks.md]
                     [--baseline ../erpprov-old]
+    python -m bench --fleet 20 [--fleet-forks 10] [--runs 3]   (bench/fleet.py: erpprov vs Ansible fan-out)
 
 Every figure is a whole process (interpreter start-up, imports, connecting, work, exit), timed by
 wall clock over several runs. See docs/benchmarks.md for what is measured and the latest results.
@@ -33,6 +34,7 @@ class Results:
     series: list[Series] = field(default_factory=list)
     checks: list[tuple[int, str, bool, str]] = field(default_factory=list)  # (size, check, passed, detail)
     startup: list[Series] = field(default_factory=list)
+    seed: list[Series] = field(default_factory=list)  # bench/seed.py: rows loaded and compared
     notes: list[str] = field(default_factory=list)
 
     def check(self, size: int, name: str, passed: bool, detail: str = "") -> None:
@@ -290,7 +292,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--baseline", type=Path, default=None, metavar="CHECKOUT",
                         help="another erpprov checkout (e.g. a `git worktree` of an older commit): its no-op "
                              "plan is timed alternately with this one's, and must be within 5%%")
+    parser.add_argument("--seed-rows", type=int, default=100_000,
+                        help="rows loaded from CSV and compared by a no-op plan (default 100000; 0: leave out)")
+    parser.add_argument("--fleet", type=int, default=None, metavar="HOSTS",
+                        help="instead of the sizes: HOSTS throwaway clusters reconciled by erpprov --forks and by "
+                             "ansible-playbook -f with the erpprov.postgres.apply module (bench/fleet.py)")
+    parser.add_argument("--fleet-forks", type=int, default=10, help="forks of both tools in --fleet (default 10)")
     args = parser.parse_args(argv)
+    if args.fleet is not None and (args.fleet < 1 or args.fleet_forks < 1):
+        parser.error("--fleet and --fleet-forks must be at least 1")
     args.sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     if any(s < 4 for s in args.sizes):
         parser.error("sizes must be at least 4")
@@ -323,10 +333,35 @@ def compile_erpprov(*checkouts: Path) -> None:
         compileall.compile_dir(package, quiet=1)
 
 
+def fleet_main(args: argparse.Namespace, log) -> int:
+    from bench import fleet
+
+    workdir = Path(tempfile.mkdtemp(prefix="erpprov-bench-work-"))
+    started = time.monotonic()
+    try:
+        results = fleet.measure_fleet(args.fleet, args.fleet_forks, args.runs, workdir, args.timeout, log)
+    except CommandFailed as exc:
+        log(f"benchmark failed: {exc}")
+        return 1
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    text = fleet.markdown(results, args.runs, time.monotonic() - started)
+    print(text)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+        log(f"wrote {args.out}")
+    failed = [c for c in results.checks if not c[2]]
+    for _, name, _, detail in failed:
+        log(f"CHECK FAILED: {name}\n{detail}")
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     compile_erpprov(*([args.baseline] if args.baseline else []))
+    if args.fleet is not None:
+        return fleet_main(args, log)
     ansible = None
     if args.ansible_sizes:
         from bench.ansible_env import ensure_ansible
@@ -347,6 +382,11 @@ def main(argv: list[str] | None = None) -> int:
             bench.startup()
             for size in args.sizes:
                 bench.size(size, ansible if size in args.ansible_sizes else None, args.ansible_runs)
+            if args.seed_rows:
+                from bench.seed import run_seed
+
+                log(f"seed rows: {args.seed_rows}")
+                bench.results.seed = run_seed(bench, args.seed_rows)
             env = report.environment(server, ansible, migra)
     except CommandFailed as exc:
         log(f"benchmark failed: {exc}")
@@ -365,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"environment": env, "series": [s.to_json() for s in bench.results.series],
                                          "startup": [s.to_json() for s in bench.results.startup],
+                                         "seed": [s.to_json() for s in bench.results.seed],
                                          "checks": bench.results.checks}, indent=2) + "\n")
     failed = [c for c in bench.results.checks if not c[2]]
     for size, name, _, detail in failed:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,12 +58,13 @@ def server_tmp() -> Iterator[Path]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[LocalCluster]:
+@contextmanager
+def local_cluster(password: str) -> Iterator[LocalCluster]:
+    """A throwaway cluster on a free loopback port, superuser `postgres` with ``password``."""
     base = reachable_tempdir()
     cluster = LocalCluster(base / "data", free_port())
     try:
-        cluster.init(SUPERUSER_PASSWORD, durable=False)
+        cluster.init(password, durable=False)
         cluster.start()
         yield cluster
     finally:
@@ -70,6 +72,12 @@ def pg_cluster() -> Iterator[LocalCluster]:
             cluster.stop()
         finally:
             shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[LocalCluster]:
+    with local_cluster(SUPERUSER_PASSWORD) as cluster:
+        yield cluster
 
 
 def _names(conn: psycopg.Connection, query: str) -> set[str]:

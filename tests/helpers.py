@@ -163,6 +163,18 @@ def cli_environ(env: dict[str, str] | None = None, drop: tuple[str, ...] = ()) -
     return environ
 
 
+def erpprov_on_path(bin_dir: Path) -> dict[str, str]:
+    """The environment of a run whose PATH has an `erpprov` running this checkout: the script pip
+    writes for the entry point, for tools that call `erpprov` themselves (a shell, pre-commit)."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    program = bin_dir / "erpprov"
+    program.write_text(f"#!{sys.executable}\nfrom erpprov.cli import main\nmain()\n")
+    program.chmod(0o755)
+    environ = cli_environ()
+    environ["PATH"] = f"{bin_dir}{os.pathsep}{environ['PATH']}"
+    return environ
+
+
 def erpprov(cwd: Path, *args: str, timeout: float = 300, mem: int | None = None, env: dict[str, str] | None = None,
             drop_env: tuple[str, ...] = (), umask: int | None = None, input: str | None = None) -> Run:
     """`erpprov ARGS` as a user runs it: a whole process in ``cwd``, ``env`` over the environment

@@ -54,6 +54,8 @@ def bench(tmp_path: Path):
 
 
 def test_smoke_run_measures_and_verifies(bench: Bench) -> None:
+    from bench.seed import run_seed
+
     bench.size(SIZE)
     results = bench.results
     failed = [(name, detail) for _, name, passed, detail in results.checks if not passed]
@@ -88,6 +90,12 @@ def test_smoke_run_measures_and_verifies(bench: Bench) -> None:
     args = parse_args(["--sizes", str(SIZE), "--runs", "1", "--no-ansible", "--no-migra"])
     text = report.markdown(results, {"python": "x"}, args, 1.0)
     assert "erpprov first apply / psql -f" in text and "erpprov export / pg_dump" in text and "## Targets" in text
+    # Seed rows, last (they start from a fresh database): a no-op plan that found changes fails the run.
+    results.seed = run_seed(bench, 50)
+    assert [s.what for s in results.seed] == ["\\copy 50 rows", "apply 50 rows", "no-op plan, with data",
+                                              "no-op plan, no data"]
+    assert ("erpprov apply loaded all 50 rows", True) in [(name, ok) for _, name, ok, _ in results.checks]
+    assert "apply 50 rows" in report.markdown(results, {"python": "x"}, args, 1.0)
 
 
 def test_cli_rejects_bad_sizes(capsys: pytest.CaptureFixture[str]) -> None:
@@ -95,3 +103,27 @@ def test_cli_rejects_bad_sizes(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--sizes", "2"])
     assert "at least 4" in capsys.readouterr().err
 
+
+
+def test_fleet_report_from_figures() -> None:
+    """`--fleet`'s arithmetic and report, from figures (a fleet run itself takes minutes): the
+    overhead per host is the difference of the medians over the hosts, and a RECAP with a change
+    fails the no-op check."""
+    from bench.fleet import FleetResults, _unchanged, markdown
+    from bench.measure import Run, Series
+
+    args = parse_args(["--fleet", "4", "--runs", "1"])
+    assert (args.fleet, args.fleet_forks) == (4, 10)
+    results = FleetResults(hosts=4, forks=2)
+    for tool, what, seconds in (("erpprov", "no-op apply", 1.0), ("ansible", "no-op apply", 5.0),
+                                ("erpprov", "no-op plan", 1.0), ("ansible", "no-op --check", 3.0)):
+        series = Series(tool, what, 4)
+        series.seconds.append(seconds)
+        results.series.append(series)
+    assert results.overhead_per_host("no-op apply", "no-op apply") == 1.0
+    text = markdown(results, runs=1, elapsed=60)
+    assert "Ansible adds **1.00 s per host** to a no-op apply and 0.50 s per host" in text
+    recap = "h1 : ok=1    changed={}    unreachable=0    failed=0\n"
+    assert _unchanged(Run([], 1.0, 0, recap.format(0), "", 0))
+    assert not _unchanged(Run([], 1.0, 0, recap.format(0) + recap.format(1), "", 0))
+    assert not _unchanged(Run([], 1.0, 0, "no recap at all", "", 0))

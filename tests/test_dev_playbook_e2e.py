@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -48,11 +49,13 @@ def test_dev_playbook_from_nothing_then_nothing_to_do(dev_project):
     assert f"changed: [localhost] {kind} erpprov-e2e-" in first.stdout
     for table in ("users", "posts", "orders"):
         assert f"changed: [localhost] table erp.public.{table}" in first.stdout
+        assert f"changed: [localhost] data erp.public.{table}" in first.stdout
 
     second = erpprov(cwd, "apply", *extra, env=env)
     assert second.returncode == 0, second.stderr
     assert "changed:" not in second.stdout and "changed=0" in second.stdout
     assert "ok: [localhost] table erp.public.orders" in second.stdout
+    assert "ok: [localhost] data erp.public.orders" in second.stdout  # the seeded rows are there
     assert erpprov(cwd, "plan", "--detailed-exitcode", *extra, env=env).returncode == 0
     status = erpprov(cwd, "status", *extra, env=env)
     assert status.returncode == 0, status.stdout
@@ -116,7 +119,9 @@ def test_backup_destroy_everything_apply_restore_brings_every_row_back(dev_proje
     restored = erpprov(cwd, "restore", "backups/erp.sql", "--db", "erp", "--yes", *extra, env=env)
     assert restored.returncode == 0, restored.stdout + restored.stderr
     with psycopg.connect(host="127.0.0.1", port=port, user="myapp", password="app-pw", dbname="erp") as conn:
-        assert conn.execute("SELECT count(*), sum(total_amount) FROM orders").fetchone() == (500, 156562.5)
+        # 503 users (3 seeded, whose ids the users sequence skips), one order each, and 5 seeded orders
+        assert conn.execute("SELECT count(*), sum(total_amount) FROM orders").fetchone() == (
+            508, Decimal("158827.39"))
     assert erpprov(cwd, "plan", "--detailed-exitcode", *extra, env=env).returncode == 0
 
 
@@ -124,6 +129,7 @@ def test_dev_playbook_against_an_external_server(tmp_path, pg):
     from tests.helpers import apply_all, load_targets, plan_of
 
     shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    shutil.copytree(ROOT / "playbooks" / "seed", tmp_path / "playbooks" / "seed")  # its data files
     targets = load_targets(tmp_path, pg, (ROOT / "playbooks" / "dev.yaml").read_text())
     changed = apply_all(targets)
     assert {"table.erp.public.users", "table.erp.public.posts", "table.erp.public.orders",

@@ -87,3 +87,20 @@ def test_markdown_has_a_summary_and_a_collapsible_block_per_host():
     assert out.count("<details>") == 2 and out.count("```diff") == 2
     assert "+ role.myapp" in out and "- table.erp.public.legacy  [deletes_data]" in out
     assert VERIFIER not in out
+
+
+def test_markdown_draws_touched_tables_and_names_the_command_when_too_many() -> None:
+    from erpprov.core.tables import ColumnState, TablesState, TableState
+    from erpprov.plan.diagram import ADDED, Marks
+
+    def tables(count: int) -> TablesState:
+        columns = tuple(ColumnState(name=f"column_{n}", type="integer", not_null=True) for n in range(10))
+        return TablesState(tables={("public", f"t{n}"): TableState(schema="public", name=f"t{n}", columns=columns)
+                                   for n in range(count)})
+
+    few = render.markdown(scenario(), [{"erp": (tables(2), Marks({("public", "t0"): ADDED}))}])
+    assert few.count("```mermaid") == 1 and '["public.t0 (added)"]' in few
+    many = render.markdown(scenario(), [{"erp": (tables(300), Marks())}])
+    assert "```mermaid" not in many
+    assert ("The 300 tables touched in <code>erp</code> are too many to draw here; "
+            "<code>erpprov diagram --db erp</code>") in many

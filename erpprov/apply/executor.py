@@ -108,15 +108,20 @@ def _run(conn: psycopg.Connection, batch: list[Action], transactional: bool, eve
         with conn.transaction():
             for action in part:
                 for statement in action.sql:
-                    _statement(conn, action, executable(statement), statement.display, event, explained, index > 0)
+                    _statement(conn, action, executable(statement), statement.display, event, explained,
+                               statement.copy, committed_before=index > 0)
         for action in part:
             event("changed", action)
 
 
 def _statement(conn: psycopg.Connection, action: Action, text: str, shown: str, event: Event,
-               explained: Explain | None, committed_before: bool = False) -> None:
+               explained: Explain | None, copy: bytes | None = None, committed_before: bool = False) -> None:
     try:
-        conn.execute(text)
+        if copy is None:
+            conn.execute(text)
+        else:
+            with conn.cursor().copy(text) as writer:
+                writer.write(copy)
     except psycopg.Error as exc:
         event("failed", action)
         diag = exc.diag.message_primary or str(exc).strip()

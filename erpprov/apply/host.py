@@ -90,6 +90,7 @@ def declared_addresses(target: Target, driver: Driver) -> list[Address]:
         addresses += [Address("schema", db.name, s.name) for s in db.schemas]
         addresses += [Address("extension", db.name, e.name) for e in db.extensions]
         addresses += [Address("table", db.name, t.schema_, t.name) for t in db.tables]
+        addresses += [Address("data", db.name, t.schema_, t.name) for t in db.tables if t.data is not None]
     addresses += [Address("file", f.dest) for f in play.templates]
     return addresses
 

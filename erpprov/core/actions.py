@@ -56,6 +56,8 @@ class Phase(int, Enum):
     DROP_TABLE = 83
     DROP_EXTENSION = 84
     DROP_SCHEMA = 85
+    DATA = 87  # seed rows, once every table has its final shape
+    SCRIPT = 88  # the play's scripts, after the rows they may build on
     DROP_DATABASE = 90
     DROP_ROLE = 99
     FILE = 100  # files rendered from templates, once the server holds what they describe
@@ -74,6 +76,7 @@ class Statement:
     text: str
     shown: str | None = None
     password: SecretStr | None = None
+    copy: bytes | None = None  # the input of a COPY ... FROM STDIN (seed rows), never shown
 
     @property
     def display(self) -> str:

@@ -16,8 +16,11 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    PrivateAttr,
     SecretStr,
+    Tag,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -309,6 +312,33 @@ class Index(Strict):
     include: list[Identifier] = Field(default_factory=list)
 
 
+class TableData(Strict):
+    """Rows the table must hold: inline (`rows`) or from a file (`from`), matched by `key`."""
+
+    rows: list[dict[str, Any]] | None = Field(None, description="Rows, each a mapping of column to value")
+    from_: str | None = Field(None, alias="from", description="A .csv (with a header row), .csv.gz, .json, "
+                              ".yaml or .yml file holding the rows, relative to the playbook")
+    key: list[Identifier] = Field(default_factory=list, description="Columns that identify a row; "
+                                  "default: the primary key")
+    mode: Literal["insert", "upsert", "exact"] = Field(
+        "insert", description="insert: add missing rows; upsert: also update declared columns; "
+        "exact: also delete rows not declared (hazard deletes_data)")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # The rows as loaded (erpprov.core.seed.SeedRows), attached by the loader once it read `from`.
+    _loaded: Any = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TableData:
+        if (self.rows is None) == (self.from_ is None):
+            raise ValueError("data holds either rows or from (a file), not both and not neither")
+        return self
+
+    @property
+    def loaded(self) -> Any:
+        return self._loaded
+
+
 class Table(Strict):
     name: Identifier
     schema_: Identifier = Field("public", alias="schema")
@@ -321,6 +351,7 @@ class Table(Strict):
     owner: Identifier | None = None
     grants: Annotated[list[Grant], AfterValidator(_grants_of("table"))] = Field(default_factory=list)
     renamed_from: Identifier | None = None
+    data: TableData | None = Field(None, description="Seed or reference rows (docs/playbook.md, data)")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -336,7 +367,17 @@ class Table(Strict):
             _known(ix.include, names, "index INCLUDE")
             for entry in ix.columns:
                 fragments.index_entry(entry, names)
+        if self.data is not None:
+            _data_columns_known(self, names)
         return self
+
+
+def _data_columns_known(table: Table, names: set[str]) -> None:
+    assert table.data is not None
+    _known(table.data.key, names, "data key")
+    if not table.data.key and not any(c.primary_key for c in table.columns):
+        raise ValueError("data needs a key: the table has no primary key, so name the columns that "
+                         "identify a row in data.key")
 
 
 def _known(columns: list[str], names: set[str], what: str) -> None:
@@ -365,6 +406,30 @@ class Schema(Strict):
     prune: bool = Field(False, description="Drop tables in this schema that the file does not declare")
 
 
+class Script(Strict):
+    """SQL for what rows cannot say, run by apply (never by plan) and recorded in erpprov.script_runs."""
+
+    name: str = Field(min_length=1, description="Identifies the script in the journal")
+    file: str | None = Field(None, description="A .sql file, relative to the playbook")
+    sql: str | None = Field(None, description="The SQL itself")
+    run: Literal["once", "on_change", "always"] = Field(
+        "once", description="once: the first apply only (a later change is reported, not run); "
+        "on_change: again whenever its text changes; always: on every apply")
+
+    # The SQL as loaded from `file` (or `sql`), attached by the loader.
+    _text: str = PrivateAttr("")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Script:
+        if (self.file is None) == (self.sql is None):
+            raise ValueError("a script has either file or sql, not both and not neither")
+        return self
+
+    @property
+    def text(self) -> str:
+        return self.sql if self.sql is not None else self._text
+
+
 class Database(Strict):
     name: Identifier
     owner: Identifier | None = None
@@ -381,10 +446,12 @@ class Database(Strict):
     tables: list[Table] = Field(default_factory=list)
     default_privileges: list[DefaultPrivilege] = Field(default_factory=list)
     prune: bool = Field(False, description="Drop schemas and tables that the file does not declare")
+    scripts: list[Script] = Field(default_factory=list, description="SQL run by apply after the tables and rows")
 
     @model_validator(mode="after")
     def _unique(self) -> Database:
         unique_names(self.schemas, "schemas", field="schemas")
+        unique_names(self.scripts, "scripts", field="scripts")
         unique_names(self.extensions, "extensions", field="extensions")
         seen: set[tuple[str, str]] = set()
         for table in self.tables:
@@ -435,12 +502,43 @@ class Container(Strict):
     shm_size: str | None = None
     labels: StringMap = Field(default_factory=dict)
     wait_timeout: Duration = Field(120.0, description="How long to wait for the server to become healthy")
+    adopt: bool = Field(False, description="Manage an existing container of this name that erpprov did not "
+                                           "create; it is recreated only with the recreates_container hazard")
 
     @model_validator(mode="after")
     def _one_storage(self) -> Container:
         if self.data_dir and self.volume:
             raise ValueError("choose data_dir (a host directory) or volume (a named volume), not both")
         return self
+
+
+class ComposeService(Strict):
+    """`container: {compose: FILE, service: NAME}`: the server is a service of the team's Compose
+    file, brought up by Compose itself (its project and labels), so `docker compose ps/logs/down`
+    keep working; erpprov manages what runs inside."""
+
+    compose: str = Field(description="The Compose file, relative to the project")
+    service: str = Field(min_length=1, description="The service that runs PostgreSQL")
+    profile: str | None = Field(None, description="Compose profile that enables the service")
+    project: str | None = Field(None, description="Compose project name (default: Compose's own, from the "
+                                                  "file's directory)")
+    wait_timeout: Duration = Field(120.0, description="How long to wait for the server to become healthy")
+
+    @property
+    def name(self) -> str:
+        return self.service
+
+
+def _container_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "compose" if "compose" in value else "container"
+    return "compose" if isinstance(value, ComposeService) else "container"
+
+
+AnyContainer = Annotated[
+    Annotated[Container, Tag("container")] | Annotated[ComposeService, Tag("compose")],
+    Discriminator(_container_kind),
+]
 
 
 class TemplateFile(Strict):
@@ -461,7 +559,7 @@ class Play(Strict):
     hosts: str = "all"
     vars: dict[str, Any] = Field(default_factory=dict)
     vars_files: list[str] = Field(default_factory=list)
-    container: Container | None = None
+    container: AnyContainer | None = None
     roles: list[Role] = Field(default_factory=list)
     prune_roles: list[str] = Field(
         default_factory=list, description="Glob patterns: roles matching them but not declared are dropped"

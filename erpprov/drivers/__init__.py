@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from erpprov.core.model import ComposeService
 from erpprov.core.target import Target
 from erpprov.drivers.base import Driver
 
@@ -21,6 +22,10 @@ def docker_available(docker_host: str | None = None) -> bool:
 
 def make_driver(target: Target) -> Driver:
     kind = target.connection.driver
+    if isinstance(target.play.container, ComposeService) and kind in ("auto", "docker"):
+        from erpprov.drivers.compose import ComposeDriver
+
+        return ComposeDriver(target)
     if target.play.container is None and kind == "auto":
         kind = "external"  # nothing to run: the play only describes the SQL side
     if kind == "auto":

@@ -33,6 +33,7 @@ from docker.utils import parse_repository_tag
 
 from erpprov.core.actions import Action, Hazard, Op, Phase
 from erpprov.core.address import Address
+from erpprov.core.model import Container
 from erpprov.core.secrets import is_secret_name
 from erpprov.core.target import Target
 from erpprov.drivers.base import Driver, DriverStatus, Progress, resolve_data_dir
@@ -59,6 +60,10 @@ PROGRESS_EVERY = 2.0  # seconds between two progress lines of the same kind
 STOP_TIMEOUT = 30  # seconds; the image's STOPSIGNAL (SIGINT for postgres) is a fast shutdown
 PROBE_MOUNT = "/erpprov-data"  # where throwaway containers see the data directory
 _PORT_IN_USE = ("address already in use", "port is already allocated")
+# What Docker Compose (v1 and v2) labels its containers with.
+COMPOSE_PROJECT = "com.docker.compose.project"
+COMPOSE_SERVICE = "com.docker.compose.service"
+COMPOSE_FILES = "com.docker.compose.project.config_files"
 
 
 def connect_engine(docker_host: str | None) -> docker.DockerClient:
@@ -92,7 +97,7 @@ class DockerDriver(Driver):
 
     def __init__(self, target: Target):
         super().__init__(target)
-        if target.play.container is None:
+        if not isinstance(target.play.container, Container):  # a Compose service is ComposeDriver's
             raise ErpprovError(
                 f"play {target.play.name!r} has no container section; the docker driver runs one",
                 hint="add a `container:` section, or set `driver: external` for this host",
@@ -131,11 +136,18 @@ class DockerDriver(Driver):
     def _find(self) -> DockerContainer | None:
         """The container of this play, or None; a same-named container erpprov did not create is refused."""
         container = self._lookup()
-        if container is not None and (container.labels or {}).get(MANAGED_LABEL) != "true":
+        labels = (container.labels or {}) if container is not None else {}
+        if container is not None and labels.get(MANAGED_LABEL) != "true" and not self.spec.adopt:
+            project, service = labels.get(COMPOSE_PROJECT), labels.get(COMPOSE_SERVICE)
+            made_by = f"; Docker Compose runs it (project {project}, service {service})" if project else ""
+            compose = (f"container: {{compose: {labels.get(COMPOSE_FILES, 'docker-compose.yml').split(',')[0]}, "
+                       f"service: {service or 'NAME'}}}")
             raise ErpprovError(
                 f"a container named {self.spec.name} exists but erpprov did not create it "
-                f"(no {MANAGED_LABEL}=true label); refusing to touch it",
-                hint="remove or rename it yourself if it is disposable, or give the play's container another name",
+                f"(no {MANAGED_LABEL}=true label){made_by}; refusing to touch it",
+                hint=f"if Compose runs it, point the play at its service ({compose}); or add `adopt: true` to "
+                     "the play's container to manage it as it is (recreated only with --allow-hazard "
+                     "recreates_container); or remove or rename it yourself if it is disposable",
             )
         return container
 
@@ -470,7 +482,7 @@ class DockerDriver(Driver):
             "health": health or "none",
             "ports": ", ".join(live["ports"]) or "-",
             "storage": ", ".join(live["mounts"]) or "-",
-            "managed": "yes" if managed else "no (not created by erpprov)",
+            "managed": "yes" if managed else _unmanaged(self.spec.adopt),
         }
         if managed:
             desired_hash = spec_hash(self._desired(self._image(self.spec.image), fallback=_own))
@@ -621,6 +633,10 @@ def follow_pull(ref: str, events: Iterable[dict[str, Any]], progress: Progress,
             total = sum(t for _, t in layers.values()) / 1e6
             progress(f"pulling {ref}: {len(done)}/{len(set(layers) | done)} layers done, "
                      f"{current:.1f}/{total:.1f} MB")
+
+
+def _unmanaged(adopted: bool) -> str:
+    return "adopted (adopt: true)" if adopted else "no (not created by erpprov)"
 
 
 def _last_check(state: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from erpprov.core.actions import Action, Op, Phase
 from erpprov.core.address import Address
+from erpprov.core.model import ComposeService
 from erpprov.core.target import Target
 from erpprov.drivers.base import Driver, DriverStatus, Progress, resolve_data_dir
 from erpprov.drivers.embedded import LocalCluster
@@ -19,6 +20,9 @@ class LocalDriver(Driver):
     def __init__(self, target: Target):
         super().__init__(target)
         container = target.play.container
+        if isinstance(container, ComposeService):
+            raise ErpprovError(f"play {target.play.name!r} runs its server from a Compose file, which the local "
+                               "driver cannot", hint="use `driver: docker` (or auto) for this host")
         data_dir = resolve_data_dir(target, container.data_dir if container else None)
         conn = target.connection
         self.cluster = LocalCluster(data_dir, conn.pg_port, host=conn.pg_host, superuser=conn.pg_user)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from erpprov.core.model import Connection, DuplicateName, Play
@@ -21,10 +22,12 @@ from erpprov.core.target import Target
 from erpprov.errors import ErpprovError, Location
 from erpprov.load import taint
 from erpprov.load.envfile import load_env_file
-from erpprov.load.inventory import Inventory, load_inventory
+from erpprov.load.inventory import Group, Inventory, load_inventory
+from erpprov.load.scriptfiles import attach_scripts
+from erpprov.load.seedfiles import attach_rows
 from erpprov.load.template_errors import TemplateError
 from erpprov.load.templating import LazyVars, render_string, walk_strings
-from erpprov.load.yamlsrc import Source, load_yaml
+from erpprov.load.yamlsrc import Source, load_yaml, parse_yaml
 
 # Keys of a play that are not rendered as part of the desired state.
 _PLAY_META = ("vars", "vars_files")
@@ -104,6 +107,57 @@ def load_project(
     inventory = load_inventory(inventory_path)
     env = _environment(inventory_path, environ)
     source = load_yaml(playbook, what="playbook", missing_hint="check the path, or name another playbook")
+    limited = set(inventory.match(limit)) if limit else None
+
+    def hosts_of(pattern: str) -> list[str]:
+        hosts = inventory.match(pattern)
+        return hosts if limited is None else [h for h in hosts if h in limited]
+
+    playbook_dir = playbook.resolve().parent
+    targets = _targets(source, inventory, hosts_of, extra_vars, env, playbook_dir, _project_dir(playbook_dir),
+                       playbook.parent)
+    return Project(inventory=inventory, playbook=playbook, targets=targets)
+
+
+def load_for_host(
+    plays: Path | list[Any],
+    connection: dict[str, Any],
+    *,
+    host: str = "localhost",
+    extra_vars: dict[str, Any] | None = None,
+    project_dir: Path | None = None,
+    environ: dict[str, str] | None = None,
+) -> Project:
+    """Plays for one host reached with ``connection`` (the pg_* and driver variables), without an
+    inventory: for callers that chose the host themselves (the Ansible module). Every play applies
+    to it, whatever its ``hosts:`` says. ``plays`` is a playbook file or the plays themselves;
+    ``project_dir`` (default: the playbook's project, else the working directory) is where
+    ``templates:`` sources are found."""
+    if isinstance(plays, Path):
+        source = load_yaml(plays, what="playbook", missing_hint="check the path given as playbook")
+        vars_dir, playbook_dir = plays.parent, plays.resolve().parent
+        default_dir = _project_dir(playbook_dir)
+    else:
+        # Dumped and parsed back: errors then carry a line of the state as it was given.
+        source = parse_yaml(yaml.safe_dump(plays, sort_keys=False), "<state>")
+        vars_dir = playbook_dir = default_dir = Path.cwd()
+    inventory = Inventory(path=Path("<connection>"), groups={"all": Group("all", hosts=[host])},
+                          host_vars={host: dict(connection)})
+    env = dict(os.environ if environ is None else environ)
+    targets = _targets(source, inventory, lambda _pattern: [host], extra_vars, env, playbook_dir,
+                       project_dir or default_dir, vars_dir)
+    return Project(inventory=inventory, playbook=plays if isinstance(plays, Path) else Path("<state>"),
+                   targets=targets)
+
+
+def _project_dir(playbook_dir: Path) -> Path:
+    """A project keeps its playbooks in playbooks/, beside templates/ and the inventory."""
+    return playbook_dir.parent if playbook_dir.name == "playbooks" else playbook_dir
+
+
+def _targets(source: Source, inventory: Inventory, hosts_of: Callable[[str], list[str]],
+             extra_vars: dict[str, Any] | None, env: dict[str, str], playbook_dir: Path,
+             project_dir: Path, vars_dir: Path) -> list[Target]:
     plays = source.data
     if plays is None:
         plays = []
@@ -113,9 +167,6 @@ def load_project(
             location=source.locate(()),
             hint="start each play with '- name: ...'",
         )
-    limited = set(inventory.match(limit)) if limit else None
-    playbook_dir = playbook.resolve().parent
-    project_dir = playbook_dir.parent if playbook_dir.name == "playbooks" else playbook_dir
     targets: list[Target] = []
     for index, raw in enumerate(plays):
         if not isinstance(raw, dict):
@@ -124,12 +175,10 @@ def load_project(
         if not isinstance(hosts_pattern, str):
             raise ErpprovError("hosts must be a pattern string", location=source.locate((index, "hosts")))
         try:
-            hosts = inventory.match(hosts_pattern)
+            hosts = hosts_of(hosts_pattern)
         except ErpprovError as exc:
             raise ErpprovError(exc.message, location=source.locate((index, "hosts")), hint=exc.hint) from None
-        if limited is not None:
-            hosts = [h for h in hosts if h in limited]
-        play_vars = _play_vars(raw, index, source, playbook.parent)
+        play_vars = _play_vars(raw, index, source, vars_dir)
         for host in hosts:
             merged = {**_CONNECTION_DEFAULTS, **inventory.variables(host), **play_vars, **(extra_vars or {})}
             fixed = {
@@ -140,7 +189,7 @@ def load_project(
             }
             variables = LazyVars(merged, fixed)
             targets.append(_target(raw, index, host, variables, source, project_dir, inventory))
-    return Project(inventory=inventory, playbook=playbook, targets=targets)
+    return targets
 
 
 def _environment(inventory_path: Path, environ: dict[str, str] | None) -> dict[str, str]:
@@ -231,6 +280,8 @@ def _target(
         error = _validation_error(exc, source, (index,), Play)
         error.message = taint.redact(error.message, secrets)
         raise error from None
+    attach_rows(play, lambda path: source.locate((index,) + path), Path(source.file).parent, project_dir)
+    attach_scripts(play, lambda path: source.locate((index,) + path), Path(source.file).parent, project_dir)
     connection = _connection(host, variables, inventory)
     return Target(host=host, play=play, connection=connection, project_dir=project_dir, variables=variables,
                   secrets=frozenset(secrets))

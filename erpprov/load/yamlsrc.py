@@ -378,7 +378,7 @@ def parse_yaml(text: str | bytes, file: str) -> Source:
 def load_yaml(path: Path, *, what: str = "file", missing_hint: str | None = None) -> Source:
     """Read and parse ``path`` (or take its values from the parse cache, or from the child that
     parsed it); a missing or unreadable file is an ErpprovError too."""
-    raw = _read(path, what, missing_hint)
+    raw = read_bounded(path, what, missing_hint)
     source = _collect(path, raw)
     if source is None and len(raw) >= CACHE_MIN_BYTES:
         hit, data = parsecache.get(raw)
@@ -391,9 +391,11 @@ def load_yaml(path: Path, *, what: str = "file", missing_hint: str | None = None
     return source
 
 
-def _read(path: Path, what: str, missing_hint: str | None) -> bytes:
+def read_bounded(path: Path, what: str, missing_hint: str | None, limit: int | None = None) -> bytes:
+    """At most ``limit + 1`` bytes of ``path`` (by default, the YAML limit: max_bytes()); a missing or
+    unreadable file is an ErpprovError."""
     try:
-        return read_regular(path, max_bytes())
+        return read_regular(path, max_bytes() if limit is None else limit)
     except FileNotFoundError:
         raise ErpprovError(f"{what} not found: {path}", hint=missing_hint) from None
     except IsADirectoryError:
@@ -420,7 +422,7 @@ def prefetch(path: Path) -> None:
     if not sys.platform.startswith("linux") or threading.active_count() > 1 or str(path) in _pending:
         return
     try:
-        raw = _read(path, "file", None)
+        raw = read_bounded(path, "file", None)
     except ErpprovError:
         return  # load_yaml reports it
     if len(raw) < PREFETCH_MIN_BYTES or parsecache.has(raw):

@@ -50,6 +50,7 @@ from erpprov.core.tables import (
     TableState,
 )
 from erpprov.errors import ErpprovError
+from erpprov.ops import export_data
 from erpprov.postgres.acl import DEFAULT_PRIVILEGE_KIND, all_privileges, implicit_acl
 from erpprov.postgres.connect import connect
 from erpprov.postgres.naming import column_addition, make_object_name, unquote
@@ -66,9 +67,15 @@ _SERIAL_TYPES = {"integer": "serial", "bigint": "bigserial", "smallint": "smalls
 
 def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
                     databases: list[str] | None = None, hosts: str = "all",
-                    name: str = "Exported from the live server") -> list[dict[str, Any]]:
+                    name: str = "Exported from the live server", templated: bool = True, data: Iterable[str] = (),
+                    data_files: dict[str, bytes] | None = None) -> list[dict[str, Any]]:
     """A playbook of one play describing the roles and ``databases`` (default: all but `postgres`)
-    of the server ``admin`` is connected to; ``connection`` opens the per-database connections."""
+    of the server ``admin`` is connected to; ``connection`` opens the per-database connections.
+    ``templated=False``: the values as they are, for a model built without Jinja2 (`diff`).
+    The tables named in ``data`` get a `data:` entry, and their rows go into ``data_files``
+    (file name -> CSV bytes), which the caller writes beside the playbook."""
+    requested = export_data.requested_tables(data)
+    found: set[tuple[str, str]] = set()
     cluster = catalog.read_cluster(admin)
     chosen = _chosen_databases(cluster, databases)
     play: dict[str, Any] = {"name": name, "hosts": hosts}
@@ -82,10 +89,17 @@ def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
         with connect(connection, db) as conn:
             live = catalog.read_database(conn, db)
             live_tables = inspect_tables(conn)
-        exported.append(_database(cluster, live, live_tables))
+            entries = {}
+            for table in export_data.matching(requested, live_tables):
+                entries[table.key] = export_data.data_entry(db, table)
+                if data_files is not None:
+                    data_files[export_data.file_name(db, table)] = export_data.table_rows(conn, table)
+                found.add(table.key)
+        exported.append(_database(cluster, live, live_tables, entries))
+    export_data.check_found(requested, found)
     if exported:
         play["databases"] = exported
-    return [_escape_templates(play)]
+    return [_escape_templates(play) if templated else play]
 
 
 _JINJA_MARKERS = ("{{", "{%", "{#")
@@ -243,7 +257,8 @@ def _database_grants(cluster: LiveCluster, name: str, owner: str) -> list[dict[s
 # --- databases ------------------------------------------------------------------------------
 
 
-def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState) -> dict[str, Any]:
+def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState,
+              data: dict[tuple[str, str], dict[str, object]]) -> dict[str, Any]:
     state = cluster.databases[live.name]
     version = cluster.server_version
     db: dict[str, Any] = {"name": live.name, "owner": state.owner}
@@ -264,7 +279,8 @@ def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState
     extensions = [_extension(live, name) for name in sorted(live.extensions) if name not in BUILTIN_EXTENSIONS]
     if extensions:
         db["extensions"] = extensions
-    tables = [_table(t, table_grants.get(key, [])) for key, t in sorted(live_tables.tables.items())]
+    tables = [_table(t, table_grants.get(key, [])) | ({"data": data[key]} if key in data else {})
+              for key, t in sorted(live_tables.tables.items())]
     if tables:
         db["tables"] = tables
     defaults = _default_privileges(default_acl.get(None, {}), True, version)

@@ -1,8 +1,8 @@
 """`erpprov init`: a new project with the shipped example inventory, playbook and template.
 
 The example files are package data under erpprov/ops/skeleton/, copies of the repository's own
-inventory.yaml, playbooks/dev.yaml and templates/app.env.j2 (a test keeps them identical), so a
-new project starts from exactly what the repository documents and tests.
+inventory.yaml, playbooks/dev.yaml (with its seed file) and templates/app.env.j2 (a test keeps them
+identical), so a new project starts from exactly what the repository documents and tests.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from erpprov.errors import ErpprovError
 
 # Project files copied from the package's skeleton/ directory (same relative paths).
-SKELETON_FILES = ("inventory.yaml", "playbooks/dev.yaml", "templates/app.env.j2")
+SKELETON_FILES = ("inventory.yaml", "playbooks/dev.yaml", "playbooks/seed/orders.csv", "templates/app.env.j2")
 
 ENV_EXAMPLE = """\
 # Secrets for this project. Copy this file to .env (beside inventory.yaml) and set real values;

@@ -30,6 +30,8 @@ from erpprov.diff import (
     function_signatures,
     passwords_to_compare,
 )
+from erpprov.diff.data import diff_data, load_order
+from erpprov.diff.scripts import diff_scripts
 from erpprov.diff.tables import diff_tables
 from erpprov.drivers import make_driver
 from erpprov.drivers.base import Driver
@@ -40,7 +42,9 @@ from erpprov.postgres.connect import connect, connection_kept, one_value
 from erpprov.postgres.scram import matching_passwords_started
 from erpprov.state import catalog
 from erpprov.state.canon import canonicalize
+from erpprov.state.data_compare import compare_data
 from erpprov.state.scratch import canonicalize_in_scratch_database
+from erpprov.state.script_journal import read_journal
 from erpprov.state.snapshot import Snapshot
 from erpprov.state.table_catalog import inspect_tables, with_row_signal
 
@@ -121,9 +125,12 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
             prune |= set(live.schemas) | {t.schema_ for t in db.tables}
         table_diff, live_tables = diff_read_rows(conn, desired_tables, live_tables, database=db.name,
                                                         prune_schemas=prune)
+        data = diff_data(compare_data(conn, db.name, db.tables, desired_tables, live_tables), load_order(db.tables))
+        scripts = diff_scripts(db.name, db.scripts, read_journal(conn) if db.scripts else {})
     snapshot.databases[db.name] = live
     snapshot.tables[db.name] = live_tables
-    result = Result(actions=table_diff.actions, unmanaged=table_diff.unmanaged)
+    result = Result(actions=table_diff.actions + data, unmanaged=table_diff.unmanaged)
+    result.extend(scripts)
     try:
         result.extend(diff_database_contents(db, live, cluster, canon, planned_objects(desired_tables, live_tables),
                                              target.play.roles))

@@ -6,13 +6,19 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
 
 from erpprov.core.actions import Action, HostPlan, Op
 from erpprov.core.display import json_shown, shown
+from erpprov.core.tables import TablesState
+from erpprov.plan.diagram import Marks, mermaid
 
+# Mermaid refuses to draw a diagram of more than 50,000 characters (its maxTextSize), and a forge's
+# comment holds 65,536 at most: past this size the plan says so instead of embedding a broken one.
+MERMAID_MAX_TEXT = 40_000
 _SYMBOL = {Op.CREATE: "+", Op.UPDATE: "~", Op.REPLACE: "-/+", Op.DELETE: "-"}
 _COLOUR = {Op.CREATE: "green", Op.UPDATE: "yellow", Op.REPLACE: "magenta", Op.DELETE: "red"}
 
@@ -53,15 +59,20 @@ def text(plans: list[HostPlan], *, show_sql: bool = False, colour: bool = False)
             head = f"  {_SYMBOL[action.op]} {shown(action.address)}"
             if action.database and action.kind == "role":
                 head += f" (in database {shown(action.database)})"
+            note = action.note
+            if action.kind == "data" and note:  # "3 to insert, 1 to update", then the first rows
+                summary_line, _, note = note.partition("\n")
+                head += f": {shown(summary_line)}"
             if action.hazards:
                 head += "  " + style("[" + ", ".join(h.value for h in action.hazards) + "]", "red")
             out.append(style(head, _COLOUR[action.op]) if not action.hazards else head)
-            out.extend(f"      {line}" for line in _attribute_lines(action))
-            if action.note:
-                # Lines of a note are its structure (a file's diff); a newline in a name quoted in it
-                # can only add a comment line under this action, never an action or a hazard tag.
-                lines = [shown(line) for line in action.note.split("\n")]
-                out.extend(f"      {line}" if action.kind == "file" else f"      # {line}" for line in lines)
+            if action.kind != "data":
+                out.extend(f"      {line}" for line in _attribute_lines(action))
+            if note:
+                # Lines of a note are its structure (a file's diff, a table's rows); a newline in a
+                # name quoted in it can only add a line under this action, never an action or a hazard tag.
+                lines = [shown(line) for line in note.split("\n")]
+                out.extend(f"      {line}" if action.kind in ("file", "data") else f"      # {line}" for line in lines)
             if show_sql:
                 out.extend(f"      | {shown(s.display)};" for s in action.sql)
         for warning in plan.warnings:
@@ -75,7 +86,10 @@ def text(plans: list[HostPlan], *, show_sql: bool = False, colour: bool = False)
     return "\n".join(out)
 
 
-def markdown(plans: list[HostPlan]) -> str:
+def markdown(plans: list[HostPlan],
+             pictures: Sequence[Mapping[str, tuple[TablesState, Marks]]] = ()) -> str:
+    """The plan for a pull-request comment; ``pictures[i]`` (from `diagram.touched`) draws the
+    tables ``plans[i]`` touches, per database, as Mermaid diagrams the forges render."""
     totals = {"add": 0, "change": 0, "destroy": 0}
     for plan in plans:
         for key, value in plan.counts().items():
@@ -87,7 +101,7 @@ def markdown(plans: list[HostPlan]) -> str:
     if hazards:
         out.append(f"\n:warning: Hazards needing permission: {', '.join(f'`{h}`' for h in hazards)}")
     out.append("")
-    for plan in plans:
+    for index, plan in enumerate(plans):
         counts = plan.counts()
         host, driver = html.escape(shown(plan.host)), html.escape(shown(plan.driver))
         summary_line = (f"<details><summary><code>{host}</code> ({driver}): +{counts['add']} "
@@ -98,5 +112,16 @@ def markdown(plans: list[HostPlan]) -> str:
         # A fence ends at a line of as many backticks as opened it: a longer one than any run in
         # the body (a name or a file may hold ```) keeps the body inside the code block.
         fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", "\n".join(lines))), default=0))
-        out += [fence + "diff", *lines, fence, "", "</details>", ""]
+        out += [fence + "diff", *lines, fence, ""]
+        for database, (tables, marks) in sorted((pictures[index] if index < len(pictures) else {}).items()):
+            name = html.escape(shown(database))
+            drawn = mermaid(tables, marks).rstrip("\n")
+            if len(drawn) > MERMAID_MAX_TEXT:
+                out += [f"The {len(tables.tables)} tables touched in <code>{name}</code> are too many to draw "
+                        f"here; <code>erpprov diagram --db {name}</code> draws them.", ""]
+                continue
+            # The Mermaid text holds no backtick (diagram.py writes them as quotes): three close it.
+            out += [f"Tables in <code>{name}</code> (added, changed and dropped marked):", "", "```mermaid", drawn,
+                    "```", ""]
+        out += ["</details>", ""]
     return "\n".join(out)

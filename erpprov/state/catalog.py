@@ -25,7 +25,8 @@ from erpprov.core.cluster import (
 )
 from erpprov.errors import ErpprovError
 
-USER_SCHEMA = "{n}.nspname !~ '^pg_' AND {n}.nspname <> 'information_schema'"
+# erpprov's own schema (the script journal, postgres/script_ddl.py) is bookkeeping, not a user schema.
+USER_SCHEMA = "{n}.nspname !~ '^pg_' AND {n}.nspname NOT IN ('information_schema', 'erpprov')"
 
 # pg_default_acl.defaclobjtype -> the ALTER DEFAULT PRIVILEGES ... ON word (DefaultAclKey.on)
 _DEFACLOBJTYPE_ON = {"r": "tables", "S": "sequences", "f": "functions", "T": "types", "n": "schemas"}

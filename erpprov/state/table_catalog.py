@@ -30,7 +30,7 @@ from erpprov.postgres.locks import exclusive_lockers
 # Which relations count as user tables of the database.
 LIVE_FILTER = sql.SQL(
     r"""c.relkind IN ('r', 'p')
-    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'erpprov')  -- erpprov: the script journal
     AND n.nspname !~ '^pg_(toast|temp_)'
     AND c.oid NOT IN (SELECT e.objid FROM pg_depend e  -- found through the extensions: an index range
                       WHERE e.refclassid = 'pg_extension'::regclass AND e.classid = 'pg_class'::regclass

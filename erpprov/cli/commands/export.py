@@ -61,9 +61,13 @@ def _inventory_host(inventory: Path, extra_vars: tuple[str, ...], limit: str | N
 @click.option("--host", help="Host to export (default: the only one).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the playbook to this file (readable only by you) instead of stdout.")
+@click.option("--data", "data", multiple=True, metavar="TABLE[,TABLE...]",
+              help="Also export these tables' rows: a CSV file each beside the playbook (-o's directory, "
+                   "else the current one) and a data: entry loading it. TABLE or SCHEMA.TABLE.")
 @handles_errors
 def export_cmd(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], limit: str | None,
-               verbose: bool, databases: tuple[str, ...], host: str | None, output: Path | None) -> None:
+               verbose: bool, databases: tuple[str, ...], host: str | None, output: Path | None,
+               data: tuple[str, ...]) -> None:
     """Write the roles, databases, schemas, tables and grants of a live server as a playbook.
 
     The connection is the inventory's for the host (-l/--limit or --host picks one of several);
@@ -79,9 +83,15 @@ def export_cmd(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ..
     else:
         target = single_target(playbook, inventory, extra_vars, limit, host)
         name, connection = target.host, target.connection
+    files: dict[str, bytes] = {}
     with connection_kept(connection), connect(connection) as admin:
-        exported = export_playbook(admin, connection, databases=list(databases) or None, hosts=name)
+        exported = export_playbook(admin, connection, databases=list(databases) or None, hosts=name, data=data,
+                                   data_files=files)
     text = render_playbook(exported, name)
+    beside = output.parent if output is not None else Path.cwd()
+    for file, rows in files.items():  # rows may hold anything: readable only by the owner, like the playbook
+        write_private(beside / file, rows)
+        click.echo(f"exported the rows of {file.removesuffix('.csv')} to {beside / file}", err=True)
     if output is None:
         click.echo(text, nl=False)
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,11 +18,17 @@ from erpprov.cli.options import (
 )
 from erpprov.cli.output import colour
 
+if TYPE_CHECKING:
+    from erpprov.core.actions import HostPlan
+    from erpprov.core.model import Play
+
+FORMATS = click.Choice(["text", "json", "markdown"])
+
 
 @click.command()
 @click.argument("playbook", required=False, type=click.Path(path_type=Path))
 @project_options
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
+@click.option("--format", "fmt", type=FORMATS, default="text",
               show_default=True, help="Output for people, machines or pull-request comments.")
 @click.option("--sql", "show_sql", is_flag=True, help="Show the SQL of each action.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), help="Save the plan as JSON for `erpprov apply FILE`.")
@@ -34,9 +41,8 @@ def plan(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], li
          fmt: str, show_sql: bool, out: Path | None, detailed_exitcode: bool, offline: bool, forks: int,
          no_color: bool) -> None:
     """Show what `apply` would change, without changing anything (a dry run for code review)."""
-    from erpprov.core.actions import HostPlan
     from erpprov.fanout import for_each_target
-    from erpprov.plan import planfile, render
+    from erpprov.plan import planfile
     from erpprov.plan.build import plan_offline, plan_target
 
     project = load(playbook or DEFAULT_PLAYBOOK, inventory, extra_vars, limit)
@@ -46,12 +52,8 @@ def plan(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], li
     failed = [o for o in outcomes if o.error]
     plans: list[HostPlan] = [o.value for o in outcomes if o.value is not None]
     inputs = planfile.inputs_fingerprint(project) if fingerprinted else ""
-    if fmt == "json":
-        click.echo(planfile.dump(planfile.document(plans, inputs=inputs)), nl=False)
-    elif fmt == "markdown":
-        click.echo(render.markdown(plans))
-    else:
-        click.echo(render.text(plans, show_sql=show_sql or verbose, colour=colour(no_color)), nl=False)
+    echo_plans([(o.value, o.target.play) for o in outcomes if o.value is not None], fmt, inputs=inputs,
+               show_sql=show_sql or verbose, no_color=no_color)
     if out:
         planfile.write(out, plans, inputs=inputs, playbook=playbook or DEFAULT_PLAYBOOK, inventory=inventory,
                        limit=limit)
@@ -62,3 +64,16 @@ def plan(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], li
         sys.exit(1)
     if detailed_exitcode and any(not p.empty for p in plans):
         sys.exit(2)
+
+
+def echo_plans(plans: list[tuple[HostPlan, Play]], fmt: str, *, inputs: str, show_sql: bool, no_color: bool) -> None:
+    """The plans (each with the play it was made for) as `plan --format` prints them."""
+    from erpprov.plan import planfile, render
+    from erpprov.plan.diagram import touched
+
+    if fmt == "json":
+        click.echo(planfile.dump(planfile.document([p for p, _ in plans], inputs=inputs)), nl=False)
+    elif fmt == "markdown":
+        click.echo(render.markdown([p for p, _ in plans], [touched(p, play) for p, play in plans]))
+    else:
+        click.echo(render.text([p for p, _ in plans], show_sql=show_sql, colour=colour(no_color)), nl=False)

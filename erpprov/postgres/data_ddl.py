@@ -1,0 +1,157 @@
+"""SQL of seed rows: the temporary table the declared rows are copied into, the one query that
+compares them with the live table, and the statements that make the live table hold them.
+
+Identifiers go through sql.Identifier; column types are format_type text printed by the server
+(the canonical desired state); the row values never appear in SQL, they travel as COPY input.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from erpprov.core.actions import Statement
+from erpprov.core.seed import SAMPLE_ROWS, DataComparison
+from erpprov.postgres.ddl import ident, literal, text
+
+SEED_TABLE = ident("pg_temp", "erpprov_seed")
+# Types without an equality operator, compared in a form that has one.
+_COMPARED_AS = {"json": "jsonb", "xml": "text", "point": "text", "line": "text", "lseg": "text", "box": "text",
+                "path": "text", "polygon": "text", "circle": "text"}
+
+
+def ordinal(columns: tuple[str, ...]) -> str:
+    """The seed table's own column numbering the rows in input order: a name no data column has."""
+    name = "#"
+    while name in columns:
+        name += "#"
+    return name
+
+
+def _comparable(alias: str, column: str, type_: str) -> sql.Composable:
+    value = sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(column))
+    cast = _COMPARED_AS.get(type_.removesuffix("[]"))
+    if cast is None:
+        return value
+    return sql.SQL("{}::{}{}").format(value, sql.SQL(cast), sql.SQL("[]" if type_.endswith("[]") else ""))
+
+
+def _keys_equal(c: DataComparison) -> sql.Composable:
+    # `=`, not IS NOT DISTINCT FROM: a hash join over any number of rows. Keys are never NULL
+    # (the comparison reports declared NULL keys as an error).
+    types = dict(zip(c.columns, c.types, strict=True))
+    return sql.SQL(" AND ").join(sql.SQL("{} = {}").format(_comparable("l", k, types[k]), _comparable("d", k, types[k]))
+                                 for k in c.key)
+
+
+def _same_values(c: DataComparison) -> sql.Composable:
+    others = [(n, t) for n, t in zip(c.columns, c.types, strict=True) if n not in c.key]
+    if not others:
+        return sql.SQL("true")
+    return sql.SQL(" AND ").join(sql.SQL("{} IS NOT DISTINCT FROM {}").format(
+        _comparable("l", n, t), _comparable("d", n, t)) for n, t in others)
+
+
+def create_seed_table(columns: tuple[str, ...], types: tuple[str, ...]) -> Statement:
+    definitions = [sql.SQL("{} bigint GENERATED ALWAYS AS IDENTITY").format(ident(ordinal(columns)))]
+    definitions += [sql.SQL("{} {}").format(ident(n), sql.SQL(t)) for n, t in zip(columns, types, strict=True)]
+    return Statement(text(sql.SQL("CREATE TEMPORARY TABLE {} ({})").format(
+        SEED_TABLE, sql.SQL(", ").join(definitions))))
+
+
+def copy_seed(columns: tuple[str, ...], header: bool, payload: bytes, rows: str,
+              into: sql.Identifier = SEED_TABLE) -> Statement:
+    """COPY of ``payload`` into the seed table (or straight ``into`` a table that gets every row);
+    ``rows`` describes it where the statement is shown (the values never are)."""
+    query = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, HEADER {})").format(
+        into, sql.SQL(", ").join(map(ident, columns)), sql.SQL("true" if header else "false"))
+    shown = text(query)
+    return Statement(shown, shown=f"{shown} -- {rows}", copy=payload)
+
+
+def compare_query(c: DataComparison, live_name: str | None, live_columns: dict[str, str]) -> sql.Composed:
+    """One row: counts and samples of rows to insert, update and delete, and of declared rows that
+    cannot be loaded (a key repeated or NULL). ``live_name``: the live table's name in the schema
+    (None: it does not exist yet); ``live_columns``: its column types, where a column it lacks yet
+    (added by this plan) reads as NULL and one of another type is cast."""
+    order = ident(ordinal(c.columns))
+    live_items: list[sql.Composable] = []
+    for name, type_ in zip(c.columns, c.types, strict=True):
+        if name not in live_columns:
+            live_items.append(sql.SQL("NULL::{} AS {}").format(sql.SQL(type_), ident(name)))
+        elif live_columns[name] != type_:
+            live_items.append(sql.SQL("{}::{} AS {}").format(ident(name), sql.SQL(type_), ident(name)))
+        else:
+            live_items.append(ident(name))
+    live = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(live_items), ident(c.schema, live_name)) \
+        if live_name is not None else sql.SQL("SELECT {} WHERE false").format(sql.SQL(", ").join(live_items))
+
+    def as_text(alias: str) -> sql.Composable:
+        return sql.SQL("ARRAY[{}]::text[]").format(sql.SQL(", ").join(
+            sql.SQL("{}.{}::text").format(ident(alias), ident(n)) for n in c.columns))
+
+    key_cols = sql.SQL(", ").join(map(ident, c.key))
+    null_key = sql.SQL(" OR ").join(sql.SQL("{} IS NULL").format(ident(k)) for k in c.key)
+    n = literal(SAMPLE_ROWS)
+    update = c.mode != "insert"
+    delete = c.mode == "exact"
+    return sql.SQL("""
+WITH l AS NOT MATERIALIZED ({live}),  -- the seed and live tables are read where used, never copied
+dup AS (SELECT max({order}) AS o FROM {seed} AS d GROUP BY {key_cols} HAVING count(*) > 1),
+nul AS (SELECT {order} AS o FROM {seed} AS d WHERE {null_key}),
+ins AS (SELECT d.* FROM {seed} AS d WHERE NOT EXISTS (SELECT 1 FROM l WHERE {keys})),
+upd AS (SELECT d.{order} AS o, {d_text} AS want, {l_text} AS have FROM {seed} AS d JOIN l ON {keys}
+        WHERE {update} AND NOT ({same})),
+del AS (SELECT {l_text} AS have FROM l WHERE {delete} AND NOT EXISTS (SELECT 1 FROM {seed} AS d WHERE {keys}))
+SELECT (SELECT count(*) FROM {seed}),
+       (SELECT array_agg(o ORDER BY o) FROM (SELECT o FROM dup ORDER BY o LIMIT {n}) x),
+       (SELECT array_agg(o ORDER BY o) FROM (SELECT o FROM nul ORDER BY o LIMIT {n}) x),
+       (SELECT count(*) FROM ins),
+       (SELECT json_agg(r ORDER BY o) FROM (SELECT {d_text} AS r, d.{order} AS o FROM ins d ORDER BY o LIMIT {n}) x),
+       (SELECT count(*) FROM upd),
+       (SELECT json_agg(json_build_array(want, have) ORDER BY o) FROM (SELECT * FROM upd ORDER BY o LIMIT {n}) x),
+       (SELECT count(*) FROM del),
+       (SELECT json_agg(have ORDER BY have) FROM (SELECT have FROM del ORDER BY have LIMIT {n}) x)
+""").format(seed=SEED_TABLE, live=live, order=order, key_cols=key_cols, null_key=null_key, keys=_keys_equal(c),
+            d_text=as_text("d"), l_text=as_text("l"), update=sql.SQL("true" if update else "false"),
+            same=_same_values(c), delete=sql.SQL("true" if delete else "false"), n=n)
+
+
+def merge_statements(c: DataComparison) -> list[Statement]:
+    """What makes the live table hold the rows in the seed table (created and filled before):
+    deletes, updates, inserts in input order; then the seed table is dropped."""
+    target = ident(c.schema, c.table)
+    statements: list[sql.Composable] = []
+    if c.to_delete:
+        statements.append(sql.SQL("DELETE FROM {} AS l WHERE NOT EXISTS (SELECT 1 FROM {} AS d WHERE {})").format(
+            target, SEED_TABLE, _keys_equal(c)))
+    others = [n for n in c.columns if n not in c.key]
+    if c.to_update and others:
+        statements.append(sql.SQL("UPDATE {} AS l SET {} FROM {} AS d WHERE {} AND NOT ({})").format(
+            target, sql.SQL(", ").join(sql.SQL("{} = d.{}").format(ident(n), ident(n)) for n in others),
+            SEED_TABLE, _keys_equal(c), _same_values(c)))
+    if c.to_insert:
+        columns = sql.SQL(", ").join(map(ident, c.columns))
+        statements.append(sql.SQL(
+            "INSERT INTO {} ({}){} SELECT {} FROM {} AS d WHERE NOT EXISTS (SELECT 1 FROM {} AS l WHERE {}) "
+            "ORDER BY d.{}").format(
+            target, columns, sql.SQL(" OVERRIDING SYSTEM VALUE" if c.identity_always else ""),
+            sql.SQL(", ").join(sql.SQL("d.{}").format(ident(n)) for n in c.columns), SEED_TABLE, target,
+            _keys_equal(c), ident(ordinal(c.columns))))
+    statements.append(sql.SQL("DROP TABLE {}").format(SEED_TABLE))
+    return [Statement(text(s)) for s in statements]
+
+
+def sequence_statements(c: DataComparison) -> list[Statement]:
+    """Each seeded serial/identity column's sequence moved past the largest value in the table."""
+    target = ident(c.schema, c.table)
+    statements = []
+    for column in c.sequences if c.to_insert or c.to_update else ():
+        # The sequence moves forward only, to the largest value now in the table: the next row an
+        # application inserts does not collide with a seeded one.
+        sequence = sql.SQL("pg_get_serial_sequence({}, {})::regclass").format(
+            literal(text(target)), literal(column))
+        statements.append(sql.SQL(
+            "SELECT setval({seq}, m) FROM (SELECT max({col}) AS m FROM {target}) AS x "
+            "WHERE m > coalesce(pg_sequence_last_value({seq}), 0)").format(
+            seq=sequence, col=ident(column), target=target))
+    return [Statement(text(s)) for s in statements]
