@@ -82,3 +82,29 @@ def test_the_size_limit_is_the_users_to_set(tmp_path, monkeypatch):
     monkeypatch.setenv(yamlsrc.MAX_MIB_VARIABLE, "lots")
     with pytest.raises(ErpprovError, match="not a positive whole number"):
         yamlsrc.load_yaml(path)
+
+
+def test_an_unset_deferred_password_is_located_only_when_its_error_is_read(tmp_path, monkeypatch):
+    """An exported playbook's passwords are templates of variables nobody sets while the roles
+    exist; every plan asks them (for what to hide) and drops the error. Locating it would compose
+    the whole document's nodes: 400 MB and seconds at 10,000 tables."""
+    from erpprov.load.project import load_project
+    from erpprov.load.taint import known_secrets
+    from tests.helpers import PLAYBOOK, write_project
+
+    root = write_project(tmp_path, """
+        - name: exported
+          hosts: dev
+          roles:
+            - {name: app, login: true, password: "{{ env.APP_PASSWORD }}", update_password: on_create}
+        """)
+    monkeypatch.delenv("APP_PASSWORD", raising=False)
+    target = load_project(root / PLAYBOOK, root / "inventory.yaml").targets[0]
+    composed: list[bool] = []
+    compose = yamlsrc.Source._nodes
+    monkeypatch.setattr(yamlsrc.Source, "_nodes", lambda self: composed.append(True) or compose(self))
+    assert known_secrets(target) == []
+    assert not composed
+    with pytest.raises(ErpprovError) as err:
+        target.play.roles[0].password.get_secret_value()
+    assert err.value.location is not None and err.value.location.line == 5 and composed
