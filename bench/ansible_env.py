@@ -7,17 +7,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-import venv
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import venvs
+
 PACKAGES = ["ansible", "psycopg2-binary"]
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "erpprov-bench"
 
 
 @dataclass
@@ -52,17 +47,6 @@ class Ansible:
 
 def ensure_ansible(directory: Path | None = None, log=print) -> Ansible:
     """The benchmark's Ansible virtualenv, created (python -m venv + pip install) when missing."""
-    target = Ansible((directory or cache_dir()) / "ansible-venv")
-    if target.playbook_command.is_file():
-        try:
-            target.versions()
-            return target
-        except (subprocess.SubprocessError, ValueError, KeyError):
-            log("the cached Ansible virtualenv is incomplete; reinstalling into it")
-    log(f"creating a virtualenv for Ansible ({' '.join(PACKAGES)}); this happens once")
-    if not target.python.is_file():
-        venv.EnvBuilder(with_pip=True).create(target.venv)
-    subprocess.run([str(target.python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    *PACKAGES], check=True, timeout=1800, stdout=sys.stderr)
-    target.versions()
+    target = Ansible((directory or venvs.cache_dir()) / "ansible-venv")
+    venvs.ensure(target.venv, PACKAGES, target.versions, "Ansible", log)
     return target

@@ -24,7 +24,7 @@ from pathlib import Path
 from bench import report
 from bench.measure import CommandFailed, Run, Series, run
 from bench.server import USER, Server, throwaway_server
-from bench.workload import DATABASE, Workload, write_all
+from bench.workload import DATABASE, LARGE_SIZE, Workload, write_all
 
 _RECAP_CHANGED = re.compile(r"changed=(\d+)")
 
@@ -51,7 +51,9 @@ def _changed(result: Run) -> int | None:
 
 class Bench:
     def __init__(self, server: Server, workdir: Path, runs: int, log=print, timeout: float = 3600,
-                 count: str = "extra", baseline: Path | None = None):
+                 count: str = "extra", baseline: Path | None = None, large_runs: int = 1, migra=None):
+        self.migra = migra  # bench.migra_env.Migra, or None to leave migra out
+        self.large_runs = large_runs
         self.baseline = baseline  # another checkout whose no-op plan is timed beside this one's
         self.count = count  # "extra": statements counted in one more, untimed run; "last": in the last run
         self.server = server
@@ -70,6 +72,10 @@ class Bench:
 
     def psql(self, files: dict[str, Path]) -> list[str]:
         return [str(self.server.bindir / "psql"), "-X", "-q", "-f", str(files["sql"])]
+
+    def export(self, files: dict[str, Path], directory: Path) -> list[str]:
+        return [self.python, "-m", "erpprov", "export", "-i", str(files["erpprov_inventory"]), "--db", DATABASE,
+                "-o", str(directory / "exported.yaml")]
 
     def pg_dump(self) -> list[str]:
         return [str(self.server.bindir / "pg_dump"), "--schema-only", "-d", DATABASE, "-f", "/dev/null"]
@@ -97,8 +103,9 @@ class Bench:
         """Time `runs` runs; count statements and connections in one more untimed run with
         log_statement = 'all' (count="extra"), or in the last timed run (count="last", for commands
         so slow that logging cannot matter)."""
-        runs = runs or self.runs
-        count = count or self.count
+        large = series.size > LARGE_SIZE  # one run takes minutes: --large-runs, counted in the last
+        runs = runs or (self.large_runs if large else self.runs)
+        count = count or ("last" if large else self.count)
         last: Run | None = None
         what = f"{series.tool} {series.what} (N={series.size})"
         for index in range(runs):
@@ -165,6 +172,9 @@ class Bench:
             self.against_baseline(files, directory, size)
         # pg_dump --schema-only of the populated database: the floor for reading.
         self.measure(Series("pg_dump", "schema-only", size), self.pg_dump(), directory, env=env)
+        self.measure(Series("erpprov", "export", size), self.export(files, directory), directory)
+        if self.migra is not None:
+            self.migra_diff(size, directory)
 
         if ansible is None:
             return
@@ -185,6 +195,24 @@ class Bench:
         check = Series("ansible", "no-op --check", size)
         last = self.measure(check, argv + ["--check"], directory, env=aenv, runs=ansible_runs, count="last")
         check.note = f"changed={_changed(last)}"
+
+    def migra_diff(self, size: int, directory: Path) -> None:
+        """migra between the populated database and a copy of it (CREATE DATABASE ... TEMPLATE): two
+        catalogs read and compared, nothing to do, no playbook."""
+        from psycopg import sql
+
+        copy = f"{DATABASE}_copy"
+        with self.server.connect() as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(copy),
+                                                                         sql.Identifier(DATABASE)))
+        try:
+            argv = self.migra.argv(self.server.host, self.server.port, USER, self.server.password, DATABASE, copy)
+            result = self.measure(Series("migra", "no-op diff", size), argv, directory)
+            self.results.check(size, "migra finds no difference between the database and its copy",
+                               not result.stdout.strip(), result.stdout[-2000:])
+        finally:
+            with self.server.connect() as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(copy)))
 
     def against_baseline(self, files: dict[str, Path], directory: Path, size: int) -> None:
         """The no-op plan of this checkout and of the baseline's, alternated run by run on the same
@@ -246,6 +274,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100,1000", help="numbers of tables, comma-separated (default 100,1000)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per measurement (default 5)")
+    parser.add_argument("--large-runs", type=int, default=1,
+                        help=f"timed runs per measurement above {LARGE_SIZE} tables (default 1)")
+    parser.add_argument("--no-migra", action="store_true", help="leave migra out")
     parser.add_argument("--no-ansible", action="store_true", help="leave Ansible out")
     parser.add_argument("--ansible-max-size", type=int, default=100,
                         help="run Ansible only for sizes up to this (default 100; ~1 s per object per run)")
@@ -273,7 +304,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     if any(s < 4 for s in args.sizes):
         parser.error("sizes must be at least 4")
-    if args.runs < 1 or args.ansible_runs < 1:
+    if args.runs < 1 or args.ansible_runs < 1 or args.large_runs < 1:
         parser.error("runs must be at least 1")
     if args.ansible_sizes is not None:
         args.ansible_sizes = sorted({int(s) for s in args.ansible_sizes.split(",") if s.strip()})
@@ -336,12 +367,18 @@ def main(argv: list[str] | None = None) -> int:
         from bench.ansible_env import ensure_ansible
 
         ansible = ensure_ansible(args.ansible_venv_dir, log)
+    migra = None
+    if not args.no_migra:
+        from bench.migra_env import ensure_migra
+
+        migra = ensure_migra(args.ansible_venv_dir, log)
     workdir = Path(tempfile.mkdtemp(prefix="erpprov-bench-work-"))
     started = time.monotonic()
     try:
         with throwaway_server() as server:
             log(f"PostgreSQL {server.version()} on {server.host}:{server.port}")
-            bench = Bench(server, workdir, args.runs, log, args.timeout, baseline=args.baseline)
+            bench = Bench(server, workdir, args.runs, log, args.timeout, baseline=args.baseline,
+                          large_runs=args.large_runs, migra=migra)
             bench.startup()
             for size in args.sizes:
                 bench.size(size, ansible if size in args.ansible_sizes else None, args.ansible_runs)
@@ -350,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 log(f"seed rows: {args.seed_rows}")
                 bench.results.seed = run_seed(bench, args.seed_rows)
-            env = report.environment(server, ansible)
+            env = report.environment(server, ansible, migra)
     except CommandFailed as exc:
         log(f"benchmark failed: {exc}")
         return 1

@@ -8,7 +8,7 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,10 +60,11 @@ class Server:
 
     # --- the workload's objects ----------------------------------------------------------------
 
-    def reset(self) -> None:
-        """Drop the benchmark database and roles: the empty state a first apply starts from."""
+    def reset(self, databases: Sequence[str] = (DATABASE,)) -> None:
+        """Drop the benchmark databases and roles: the empty state a first apply starts from."""
         with self.connect() as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE)))
+            for database in databases:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
             roles = [r for (r,) in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s",
                                                 (ROLE_PREFIX + "%",))]
             for role in roles:

@@ -39,6 +39,16 @@ class Server:
         return write_inventory(tmp, {**server_vars(self, password_from_env=False), **host_vars})
 
 
+@pytest.fixture(scope="session", autouse=True)
+def parse_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The parse cache of every test, and of every CLI run a test starts, in a directory of the
+    session's own: never the user's."""
+    home = tmp_path_factory.mktemp("cache-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(home))
+        yield home
+
+
 @pytest.fixture
 def server_tmp() -> Iterator[Path]:
     base = reachable_tempdir()

@@ -66,7 +66,7 @@ def test_smoke_run_measures_and_verifies(bench: Bench) -> None:
     assert "erpprov plan after psql -f: no changes" in names
     measured = {(s.tool, s.what) for s in results.series}
     assert measured == {("psql", "first apply"), ("erpprov", "first apply"), ("erpprov", "second apply"),
-                        ("erpprov", "no-op plan"), ("pg_dump", "schema-only")}
+                        ("erpprov", "no-op plan"), ("pg_dump", "schema-only"), ("erpprov", "export")}
     for series in results.series:
         assert len(series.seconds) == 1 and series.seconds[0] > 0
         assert series.statements and series.connections, series
@@ -87,9 +87,9 @@ def test_smoke_run_measures_and_verifies(bench: Bench) -> None:
     first = results.get(SIZE, "erpprov", "first apply")
     assert plan is not None and first is not None and first.statements > plan.statements
     # The report renders with every target listed.
-    args = parse_args(["--sizes", str(SIZE), "--runs", "1", "--no-ansible"])
+    args = parse_args(["--sizes", str(SIZE), "--runs", "1", "--no-ansible", "--no-migra"])
     text = report.markdown(results, {"python": "x"}, args, 1.0)
-    assert "erpprov first apply / psql -f" in text and "## Targets" in text
+    assert "erpprov first apply / psql -f" in text and "erpprov export / pg_dump" in text and "## Targets" in text
     # Seed rows, last (they start from a fresh database): a no-op plan that found changes fails the run.
     results.seed = run_seed(bench, 50)
     assert [s.what for s in results.seed] == ["\\copy 50 rows", "apply 50 rows", "no-op plan, with data",

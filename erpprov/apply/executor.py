@@ -1,5 +1,6 @@
 """Run a plan's actions in its execution order: consecutive actions on one connection in one
-transaction, CREATE DATABASE alone (docs/design.md, decisions 4 and 5)."""
+transaction, CREATE DATABASE alone (docs/design.md, decisions 4 and 5); a transaction that would
+need more locks than the server's lock table spares is split, in order."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from itertools import groupby
 
 import psycopg
 
-from erpprov.core.actions import Action, execution_order
+from erpprov.core.actions import Action, Op, Phase, execution_order
 from erpprov.core.model import Connection
 from erpprov.errors import ErpprovError
 from erpprov.postgres.connect import connect, one_value
-from erpprov.postgres.locks import advisory_holder
+from erpprov.postgres.locks import LOCKS_WITHOUT_ASKING, advisory_holder, batched, lock_budget
 from erpprov.postgres.scram import executable
 
 # Two fixed keys for pg_advisory_lock(int, int): "erpprov" in ASCII, split in two.
@@ -28,20 +29,29 @@ Event = Callable[[str, Action], None]  # ("changed" | "failed", action)
 Explain = Callable[[psycopg.Connection, Action, psycopg.Error], str | None]
 
 
+# Locks a statement takes, as measured: a new table 5 to 8 (itself, its TOAST table and index, a
+# sequence per serial, an index per key), anything else at most 2 (an index and its table, both
+# tables of a foreign key). Held to the end of the transaction.
+LOCKS_PER_NEW_TABLE = 8
+LOCKS_PER_STATEMENT = 2
+
+
 class ApplyFailed(ErpprovError):
-    def __init__(self, action: Action, statement: str, server_message: str, explanation: str | None = None):
+    def __init__(self, action: Action, statement: str, server_message: str, explanation: str | None = None,
+                 committed_before: bool = False):
         message = f"{action.address}: {server_message}"
         if explanation:
             message += f"\n  {explanation}"
+        earlier = " (the earlier transactions of this database were committed)" if committed_before else ""
         super().__init__(
             message,
-            hint=f"the statement was: {statement}\n  nothing in this transaction was applied; "
+            hint=f"the statement was: {statement}\n  nothing in this transaction was applied{earlier}; "
                  "fix the cause and apply again",
         )
 
 
 def execute(actions: list[Action], settings: Connection, admin: psycopg.Connection, event: Event,
-            explain: Explain | None = None) -> None:
+            explain: Explain | None = None, warn: Callable[[str], None] | None = None) -> None:
     def explained(conn: psycopg.Connection, action: Action, exc: psycopg.Error) -> str | None:
         # The failed transaction must end before the connection can ask anything; a second
         # connection is simpler than unwinding here, and it sees the untouched, committed state.
@@ -60,30 +70,52 @@ def execute(actions: list[Action], settings: Connection, admin: psycopg.Connecti
         batch = list(group)
         if database:
             with connect(settings, database) as conn:
-                _run(conn, batch, transactional, event, explained)
+                _run(conn, batch, transactional, event, explained, warn)
         else:
-            _run(admin, batch, transactional, event, explained)
+            _run(admin, batch, transactional, event, explained, warn)
+
+
+def _locks(action: Action) -> int:
+    new_table = action.phase is Phase.TABLE and action.op is Op.CREATE
+    return LOCKS_PER_STATEMENT * len(action.sql) + (LOCKS_PER_NEW_TABLE - LOCKS_PER_STATEMENT) * new_table
+
+
+def _transactions(conn: psycopg.Connection, batch: list[Action], warn: Callable[[str], None] | None
+                  ) -> list[list[Action]]:
+    """``batch`` as one transaction, unless its locks, all held to its end, would take more than
+    the server's lock table spares (LOCK_BUDGET): then as several, in order. Thousands of new tables
+    in one transaction end in "out of shared memory" on a default server, for this apply and for
+    any other session that needs a lock meanwhile."""
+    if sum(_locks(a) for a in batch) <= LOCKS_WITHOUT_ASKING:
+        return [batch]
+    parts = list(batched(batch, _locks, lock_budget(conn)))
+    if len(parts) > 1 and warn is not None:
+        warn(f"database {conn.info.dbname}: {len(batch)} changes need more locks than one transaction may take on "
+             f"this server, so they run in {len(parts)} transactions, in order; if one fails, the ones before it "
+             "stay applied and the next apply completes the rest (raise max_locks_per_transaction to keep one)")
+    return parts
 
 
 def _run(conn: psycopg.Connection, batch: list[Action], transactional: bool, event: Event,
-         explained: Explain) -> None:
+         explained: Explain, warn: Callable[[str], None] | None) -> None:
     if not transactional:  # CREATE DATABASE and friends cannot run inside a transaction
         for action in batch:
             for statement in action.sql:
                 _statement(conn, action, executable(statement), statement.display, event, None)
             event("changed", action)
         return
-    with conn.transaction():
-        for action in batch:
-            for statement in action.sql:
-                _statement(conn, action, executable(statement), statement.display, event, explained,
-                           statement.copy)
-    for action in batch:
-        event("changed", action)
+    for index, part in enumerate(_transactions(conn, batch, warn)):
+        with conn.transaction():
+            for action in part:
+                for statement in action.sql:
+                    _statement(conn, action, executable(statement), statement.display, event, explained,
+                               statement.copy, committed_before=index > 0)
+        for action in part:
+            event("changed", action)
 
 
 def _statement(conn: psycopg.Connection, action: Action, text: str, shown: str, event: Event,
-               explained: Explain | None, copy: bytes | None = None) -> None:
+               explained: Explain | None, copy: bytes | None = None, committed_before: bool = False) -> None:
     try:
         if copy is None:
             conn.execute(text)
@@ -95,7 +127,7 @@ def _statement(conn: psycopg.Connection, action: Action, text: str, shown: str, 
         diag = exc.diag.message_primary or str(exc).strip()
         detail = f" ({exc.diag.message_detail})" if exc.diag.message_detail else ""
         explanation = explained(conn, action, exc) if explained else None
-        raise ApplyFailed(action, shown, diag + detail, explanation) from None
+        raise ApplyFailed(action, shown, diag + detail, explanation, committed_before) from None
 
 
 # Where every apply of a server takes its lock, whatever its pg_database: an advisory lock belongs

@@ -121,7 +121,8 @@ def _apply_sql(target: Target, options: ApplyOptions, event: Event, report: Appl
             check_hazards(result.actions, options.allow_hazards, options.confirm)
             if not result.actions:
                 return  # nothing ran, so nothing can have failed to converge
-            execute(result.actions, target.connection, admin, record, explain=explain_failure)
+            execute(result.actions, target.connection, admin, record, explain=explain_failure,
+                    warn=report.warnings.append)
             again, _ = plan_sql(target, admin)
     leftover = [a for a in again.actions if not a.repeats]
     if leftover:

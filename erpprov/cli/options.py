@@ -51,12 +51,17 @@ def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def project_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options every command that loads a playbook shares. A large playbook starts parsing on
-    another core before the command imports the heavy modules it needs (see yamlsrc.prefetch)."""
+    another core before the command imports the heavy modules it needs (see yamlsrc.prefetch),
+    unless the parse cache holds its values already (see load.parsecache)."""
 
     @functools.wraps(fn)
     def prefetching(*args: Any, **kwargs: Any) -> Any:
         from erpprov.load.yamlsrc import prefetch
 
+        if kwargs.pop("no_cache"):
+            from erpprov.load import parsecache
+
+            parsecache.disable()
         for playbook in kwargs.get("playbooks") or (kwargs.get("playbook") or DEFAULT_PLAYBOOK,):
             if playbook.suffix != ".json":  # a plan saved for `apply` names its playbook inside
                 prefetch(playbook)
@@ -69,6 +74,8 @@ def project_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Variables that override all others; repeatable."),
         click.option("-l", "--limit", metavar="PATTERN", help="Only hosts matching this pattern (e.g. dev:!db2)."),
         click.option("-v", "--verbose", is_flag=True, help="Show SQL and tracebacks."),
+        click.option("--no-cache", is_flag=True,
+                     help="Parse every file, and keep no parsed values for the next run (see docs/performance.md)."),
     ]
     command: Callable[..., Any] = prefetching
     for option in reversed(options):

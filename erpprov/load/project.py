@@ -56,6 +56,29 @@ class DeferredSecret(SecretStr):
         return "**********"  # without rendering: a password shown masked is never needed
 
 
+class _LocatedWhenRead(ErpprovError):
+    """A template error whose file:line is looked up when it is read. Finding a position composes
+    the whole document's node graph (at 10,000 tables, seconds and 400 MB), and the deferred
+    passwords of an exported playbook all fail to render while their variables are unset: every
+    plan asks them (for what to hide) and drops the error."""
+
+    def __init__(self, message: str, where: Callable[[], Location], hint: str | None):
+        self._where: Callable[[], Location] | None = None
+        self._location: Location | None = None
+        super().__init__(message, hint=hint)
+        self._where = where
+
+    @property
+    def location(self) -> Location | None:
+        if self._where is not None:
+            self._location, self._where = self._where(), None
+        return self._location
+
+    @location.setter
+    def location(self, value: Location | None) -> None:
+        self._location, self._where = value, None
+
+
 @dataclass(frozen=True)
 class Project:
     inventory: Inventory
@@ -261,8 +284,8 @@ def _target(
         try:
             value = render_string(text, variables)
         except TemplateError as exc:
-            where = source.locate((index,) + path)
-            raise ErpprovError(f"{exc.message} (host {host})", location=where, hint=exc.hint) from None
+            raise _LocatedWhenRead(f"{exc.message} (host {host})", lambda: source.locate((index,) + path),
+                                   exc.hint) from None
         if value and value not in secrets and _depends_on_a_secret(text, value, shadowed):
             secrets.add(value)
         return value

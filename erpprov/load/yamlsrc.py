@@ -22,6 +22,7 @@ import yaml
 from yaml import events
 
 from erpprov.errors import ErpprovError, Location
+from erpprov.load import parsecache
 from erpprov.load.reading import NotARegularFile, read_regular
 
 if TYPE_CHECKING:
@@ -30,10 +31,40 @@ if TYPE_CHECKING:
     # Events carry the C parser's marks when libyaml does the parsing, the Python parser's otherwise.
     Mark: TypeAlias = yaml.Mark | _CMark
 
-# Bounds that keep hostile input (alias bombs, pathological nesting, huge files) from hanging us.
-MAX_BYTES = 10 * 1024 * 1024
-MAX_NODES = 200_000
+CACHE_MIN_BYTES = 64 * 1024  # below this a parse takes less than reading an entry back
+
+# Bounds that keep hostile input (alias bombs, pathological nesting, huge files) from hanging us,
+# while a file erpprov itself writes always fits: an export of 10,000 tables is about 11 MiB and
+# half a million values.
+MAX_MIB = 64  # about 60,000 exported tables
+MAX_MIB_VARIABLE = "ERPPROV_MAX_FILE_MIB"  # raises (or lowers) it, for a larger export
 MAX_DEPTH = 64
+# An alias stands for its whole anchored value without copying it, so what a bomb grows is not
+# memory but the work of everything that later walks the values (templates, validation). That
+# work is bounded: a document may expand to ALIAS_FLOOR values (as many as an export of 20,000
+# tables spells out: 100 tenant databases may share one list of 100 tables, `tables: *erp`), and a
+# larger one to ALIAS_FACTOR times the values it spells out.
+ALIAS_FLOOR = 2_000_000
+ALIAS_FACTOR = 10
+
+
+def max_bytes() -> int:
+    """The largest YAML file read: MAX_MIB, or what the environment sets."""
+    raw = os.environ.get(MAX_MIB_VARIABLE, "").strip()
+    if not raw:
+        return MAX_MIB * 1024 * 1024
+    try:
+        mib = int(raw)
+    except ValueError:
+        mib = 0
+    if mib <= 0:
+        raise ErpprovError(f"{MAX_MIB_VARIABLE}={raw!r} is not a positive whole number of MiB")
+    return mib * 1024 * 1024
+
+
+def _too_large(file: str, limit: int) -> ErpprovError:
+    return ErpprovError(f"file is larger than {limit // (1024 * 1024)} MiB", location=Location(file),
+                        hint=f"if it is meant to be this large, raise the limit: {MAX_MIB_VARIABLE}=<MiB> erpprov ...")
 
 Path_ = tuple[Any, ...]
 
@@ -60,6 +91,7 @@ class Source:
     data: Any
     text: str = field(default="", repr=False)
     _root: yaml.Node | None = field(default=None, repr=False)
+    cacheable: bool = field(default=False, repr=False)  # large, and JSON holds its values as they are
 
     def locate(self, path: Path_, *, prefer_key: bool = False) -> Location:
         """The closest known position for ``path``: the value's (or its key's), else a parent's."""
@@ -123,11 +155,13 @@ class _Builder:
     def __init__(self, file: str, loader: yaml.SafeLoader):
         self.file = file
         self.loader = loader
-        self.count = 0
+        self.count = 0  # values, each alias counting as the values it stands for
+        self.aliased = 0  # of which expanded from aliases
         self.anchors: dict[str, tuple[Any, int]] = {}
         self.anchor_marks: dict[str, Mark] = {}
         self.tags: dict[str, str] = {}  # plain scalar text -> resolved tag; a playbook repeats most
         self.constants: dict[tuple[str, str], Any] = {}
+        self.string_keys = True  # JSON keeps only string keys
 
     def error(self, message: str, mark: Mark | None, hint: str | None = None) -> ErpprovError:
         return ErpprovError(message, location=_mark(self.file, mark), hint=hint)
@@ -194,9 +228,10 @@ class _Builder:
                 want_key = False  # a collection is never a key (refused at its start)
             else:
                 raise self.error(f"unexpected YAML event {kind.__name__}", event.start_mark)
-            if self.count > MAX_NODES:
-                raise self.error(f"document expands to more than {MAX_NODES} values", event.start_mark,
-                                 hint="YAML aliases (*name) may be expanding exponentially")
+            if self.aliased and self.count > ALIAS_FLOOR and self.count > ALIAS_FACTOR * (self.count - self.aliased):
+                raise self.error(
+                    f"document expands to more than {ALIAS_FACTOR} times the {self.count - self.aliased} values "
+                    "it spells out", event.start_mark, hint="YAML aliases (*name) may be expanding exponentially")
             if top is None:
                 return value
             if not top.is_map:
@@ -248,6 +283,8 @@ class _Builder:
                              hint="YAML would silently keep only the last one; remove or rename one of them")
         top.key_marks[key] = key_mark
         top.value[key] = value
+        if key.__class__ is not str:
+            self.string_keys = False
 
     def _anchor(self, name: str, value: Any, size: int, mark: Mark) -> None:
         if name in self.anchors:
@@ -264,6 +301,7 @@ class _Builder:
             raise self.error(f"alias *{anchor} has no anchor &{anchor} before it", event.start_mark)
         value, size = found
         self.count += size
+        self.aliased += size
         return value
 
     def _merged(self, top: _Open) -> dict[Any, Any]:
@@ -295,17 +333,18 @@ def _tab_at(text: str, mark: Mark | None) -> bool:
 
 def parse_yaml(text: str | bytes, file: str) -> Source:
     """Parse one YAML document; every failure is an ErpprovError with a position."""
+    limit = max_bytes()
     if isinstance(text, bytes):
-        if len(text) > MAX_BYTES:
-            raise ErpprovError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB", location=Location(file))
+        if len(text) > limit:
+            raise _too_large(file, limit)
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ErpprovError(
                 f"file is not valid UTF-8 (byte {exc.start})", location=Location(file), hint="save it as UTF-8"
             ) from None
-    if len(text) > MAX_BYTES:
-        raise ErpprovError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB", location=Location(file))
+    if len(text) > limit:
+        raise _too_large(file, limit)
     source = Source(file=file, data=None, text=text)
     loader: yaml.SafeLoader | None = None
     collecting = gc.isenabled()
@@ -314,7 +353,10 @@ def parse_yaml(text: str | bytes, file: str) -> Source:
         # would rescan them over and over as they are built.
         gc.disable()
         loader = _Loader(text)  # its reader rejects control characters right here
-        source.data = _Builder(file, loader).document()
+        builder = _Builder(file, loader)
+        source.data = builder.document()
+        # aliases would be written out in full: only a document without them is kept as JSON
+        source.cacheable = len(text) >= CACHE_MIN_BYTES and builder.string_keys and not builder.aliased
     except yaml.MarkedYAMLError as exc:
         problem = exc.problem or exc.context or "invalid YAML"
         hint = "YAML does not allow tabs for indentation; use spaces" if _tab_at(text, exc.problem_mark) else None
@@ -334,15 +376,26 @@ def parse_yaml(text: str | bytes, file: str) -> Source:
 
 
 def load_yaml(path: Path, *, what: str = "file", missing_hint: str | None = None) -> Source:
-    """Read and parse ``path``; a missing or unreadable file is an ErpprovError too."""
+    """Read and parse ``path`` (or take its values from the parse cache, or from the child that
+    parsed it); a missing or unreadable file is an ErpprovError too."""
     raw = read_bounded(path, what, missing_hint)
-    return _collect(path, raw) or parse_yaml(raw, str(path))
+    source = _collect(path, raw)
+    if source is None and len(raw) >= CACHE_MIN_BYTES:
+        hit, data = parsecache.get(raw)
+        if hit:
+            return Source(file=str(path), data=data, text=raw.decode("utf-8"))
+    if source is None:
+        source = parse_yaml(raw, str(path))
+    if source.cacheable:  # the first run after a change pays for the entry, as for a .pyc
+        parsecache.put(raw, source.data)
+    return source
 
 
-def read_bounded(path: Path, what: str, missing_hint: str | None, limit: int = MAX_BYTES) -> bytes:
-    """At most ``limit + 1`` bytes of ``path``; a missing or unreadable file is an ErpprovError."""
+def read_bounded(path: Path, what: str, missing_hint: str | None, limit: int | None = None) -> bytes:
+    """At most ``limit + 1`` bytes of ``path`` (by default, the YAML limit: max_bytes()); a missing or
+    unreadable file is an ErpprovError."""
     try:
-        return read_regular(path, limit)
+        return read_regular(path, max_bytes() if limit is None else limit)
     except FileNotFoundError:
         raise ErpprovError(f"{what} not found: {path}", hint=missing_hint) from None
     except IsADirectoryError:
@@ -372,7 +425,7 @@ def prefetch(path: Path) -> None:
         raw = read_bounded(path, "file", None)
     except ErpprovError:
         return  # load_yaml reports it
-    if len(raw) < PREFETCH_MIN_BYTES:
+    if len(raw) < PREFETCH_MIN_BYTES or parsecache.has(raw):
         return
     try:
         read_end, write_end = os.pipe()
@@ -387,7 +440,8 @@ def prefetch(path: Path) -> None:
     if pid == 0:  # the child: parse, send the values, exit without running the parent's exit handlers
         try:
             os.close(read_end)
-            payload = pickle.dumps(parse_yaml(raw, str(path)).data, protocol=pickle.HIGHEST_PROTOCOL)
+            parsed = parse_yaml(raw, str(path))
+            payload = pickle.dumps((parsed.data, parsed.cacheable), protocol=pickle.HIGHEST_PROTOCOL)
             with os.fdopen(write_end, "wb") as pipe:
                 pipe.write(payload)
             os._exit(0)
@@ -411,4 +465,5 @@ def _collect(path: Path, raw: bytes) -> Source | None:
         return None
     if status != 0 or parsed != raw:
         return None
-    return Source(file=str(path), data=pickle.loads(payload), text=raw.decode("utf-8"))
+    data, cacheable = pickle.loads(payload)
+    return Source(file=str(path), data=data, text=raw.decode("utf-8"), cacheable=cacheable)

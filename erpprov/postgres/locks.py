@@ -1,10 +1,21 @@
-"""Who holds what erpprov had to wait for, named in its errors so a person knows whom to ask."""
+"""Who holds what erpprov had to wait for, named in its errors so a person knows whom to ask; and
+how many locks one of its transactions may take."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import psycopg
+
+T = TypeVar("T")
+
+# Up to this many locks, a transaction needs no more than every connection is entitled to (the
+# default max_locks_per_transaction), and the budget is not asked for.
+LOCKS_WITHOUT_ASKING = 64
+# The server's lock table (max_locks_per_transaction x (max_connections + max_prepared_transactions)
+# entries) is shared by every session, and a transaction past it fails with "out of shared memory":
+# LOCK_BUDGET takes a quarter of it.
 
 # One line about a session, from pg_stat_activity `a` (columns hidden from a non-superuser read NULL).
 _SESSION = """a.pid, a.application_name, a.usename, coalesce(host(a.client_addr), 'local'),
@@ -40,3 +51,37 @@ def exclusive_lockers(conn: psycopg.Connection, tables: list[tuple[str, str]]) -
     """, ([s for s, _ in tables], [n for _, n in tables])).fetchall()
     return [f"{table} {'held' if granted else 'waited for'} by {_session(*session)}"
             for table, granted, *session in rows]
+
+
+# How many locks one transaction of erpprov's may hold: a quarter of the shared lock table, and
+# never less than what every connection is entitled to. One value; a query of its own, or a
+# statement in a pipeline already on its way.
+LOCK_BUDGET = """
+    SELECT greatest(current_setting('max_locks_per_transaction')::int,
+                    current_setting('max_locks_per_transaction')::int
+                    * (current_setting('max_connections')::int + current_setting('max_prepared_transactions')::int)
+                    / 4)
+"""
+
+
+def lock_budget(conn: psycopg.Connection) -> int:
+    """LOCK_BUDGET on ``conn``'s server."""
+    row = conn.execute(LOCK_BUDGET).fetchone()
+    assert row is not None  # one row, always
+    return int(row[0])
+
+
+def batched(items: Iterable[T], cost: Callable[[T], int], budget: int) -> Iterator[list[T]]:
+    """``items`` in order, in batches whose total cost stays within ``budget`` (an item costing more
+    than the budget goes alone)."""
+    batch: list[T] = []
+    total = 0
+    for item in items:
+        weight = cost(item)
+        if batch and total + weight > budget:
+            yield batch
+            batch, total = [], 0
+        batch.append(item)
+        total += weight
+    if batch:
+        yield batch

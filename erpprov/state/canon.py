@@ -1,6 +1,6 @@
 """Turn the desired model into the state vocabulary, in PostgreSQL's own spelling.
 
-One scratch build per call, in two stages inside one transaction that is always rolled back. Every
+One scratch build per call, in two stages in transactions that are always rolled back. Every
 string of the file in it was proven to be one type or one expression when the file was loaded
 (`erpprov.core.fragments`), and each statement goes in an extended-protocol message of its own:
 
@@ -17,15 +17,19 @@ string of the file in it was proven to be one type or one expression when the fi
 
 Keys, unique constraints, foreign keys and plain column indexes need no build: they are compared by
 shape, and their names are predicted (see `erpprov.postgres.naming`). Each stage goes to the server as
-one pipeline and is read back with the live side's catalog queries: a fixed number of
-round trips (at most 2 builds + 2 pipelined reads), whatever the number of tables.
+one pipeline and is read back with the live side's catalog queries: a fixed number of round trips
+(2 builds + 2 pipelined reads) up to the lock budget of one transaction (a quarter of the server's
+lock table: about 1,600 scratch tables on a default server). Past it, stage 2 runs in batches of
+that size, each rolled back before the next, so it never needs more locks than the server has.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
+from typing import Any, LiteralString
 
 import psycopg
 from psycopg import sql
@@ -49,6 +53,7 @@ from erpprov.core.tables import (
 )
 from erpprov.errors import ErpprovError
 from erpprov.postgres import table_ddl as ddl
+from erpprov.postgres.locks import LOCK_BUDGET, LOCKS_WITHOUT_ASKING, batched
 from erpprov.postgres.naming import choose_name
 from erpprov.state.table_catalog import inspect_tables, read_tables, scratch_filter
 
@@ -213,13 +218,17 @@ def partition_bound_source(p: model.Partition) -> str:
     return query.as_string(None)
 
 
-def _execute(conn: psycopg.Connection, statements: Iterable[sql.Composed]) -> None:
+def _execute(conn: psycopg.Connection, statements: Iterable[sql.Composed], then: LiteralString | None = None) -> Any:
     """Each statement in an extended-protocol message of its own, which the server refuses to hold
     more than one statement (a second wall behind `erpprov.core.fragments`); pipelined, so the whole
-    build is still one round trip."""
+    build is still one round trip. ``then``, a query of erpprov's own, ends the pipeline: its one value
+    is returned."""
     with conn.pipeline():
         for statement in statements:
             conn.execute(statement, prepare=False)
+        last = conn.execute(then) if then else None
+    row = last.fetchone() if last else None
+    return row[0] if row else None
 
 
 def _culprit(conn: psycopg.Connection, units: list[_Unit], error: psycopg.Error) -> ErpprovError:
@@ -247,8 +256,8 @@ def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: Tabl
     types_schema = f"erpprov_scratch_{tag}_types"
     real_schemas = sorted({t.schema_ for t in tables} | {p.schema_ for t in tables for p in t.partitions if p.schema_})
     stand_in = {schema: f"erpprov_scratch_{tag}_{i}" for i, schema in enumerate(real_schemas)}
-    units = [_Unit(f"declared type ({statement.as_string(None)})", statement) for statement in prelude]
-    units.append(_Unit("scratch schema", sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(types_schema))))
+    declared = [_Unit(f"declared type ({statement.as_string(None)})", statement) for statement in prelude]
+    units = [*declared, _Unit("scratch schema", sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(types_schema)))]
 
     combos: dict[ComboKey, str] = {}
     keys: dict[int, ComboKey] = {}  # id(model column) -> its combination, computed once
@@ -267,26 +276,27 @@ def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: Tabl
                 if c.storage:  # read back as the type's own storage or not
                     units.append(_Unit(what, sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET STORAGE {}").format(
                         sql.Identifier(types_schema, table_name), sql.Identifier(combos[key]), sql.SQL(c.storage))))
-    pending = units  # the statements an error would be about
     try:
         with conn.transaction(force_rollback=True):
-            _execute(conn, (u.statement for u in units))
+            # the lock budget of the second stage (and of the reprint check, which only tables built
+            # there can need) travels with this build: no round trip of its own
+            asked = LOCK_BUDGET if any(_built_indexes(t) is not None for t in tables) else None
+            budget = _execute(conn, (u.statement for u in units), then=asked) or LOCKS_WITHOUT_ASKING
             typed: dict[str, ColumnState] = {}
             for table in read_tables(conn, scratch_filter([types_schema])).tables.values():
                 typed.update({c.name: c for c in table.columns})
-            typed_by_column = {column_id: typed[combos[key]] for column_id, key in keys.items()}
-            built, needs_build, pending = _table_builds(tables, typed_by_column, stand_in, tag)
-            scratch = TablesState({})
-            if pending:
-                _execute(conn, (u.statement for u in pending))
-                scratch = read_tables(conn, scratch_filter(list(stand_in.values())))
     except psycopg.Error as exc:
-        raise _culprit(conn, pending, exc) from None
+        raise _culprit(conn, units, exc) from None
+    typed_by_column = {column_id: typed[combos[key]] for column_id, key in keys.items()}
+    built, needs_build, builds = _table_builds(tables, typed_by_column, stand_in, tag)
+    # each batch is a transaction of its own: the declared types and extensions are made again in it
+    scratch = _build_in_batches(conn, builds, budget, declared + [_Unit("scratch schemas", sql.SQL(
+        "CREATE SCHEMA {}").format(sql.Identifier(s))) for s in stand_in.values()], list(stand_in.values()))
     if live is None and _needs_live(tables):
         live = inspect_tables(conn)
     desired = _assemble(tables, typed_by_column, needs_build, _built_map(scratch, stand_in, built),
                         live or TablesState({}))
-    return _settle_reprints(conn, desired, live) if live is not None else desired
+    return _settle_reprints(conn, desired, live, budget) if live is not None else desired
 
 
 def extension_prelude(db: model.Database, live: Collection[str]) -> list[sql.Composed]:
@@ -296,7 +306,7 @@ def extension_prelude(db: model.Database, live: Collection[str]) -> list[sql.Com
             for e in db.extensions if e.state == "present" and e.name not in live]
 
 
-def _settle_reprints(conn: psycopg.Connection, desired: TablesState, live: TablesState) -> TablesState:
+def _settle_reprints(conn: psycopg.Connection, desired: TablesState, live: TablesState, budget: int) -> TablesState:
     """PostgreSQL does not always print an expression it re-reads the way it printed it first:
     `status IN ('a', 'b')` is stored as ARRAY[('a'::varchar)::text, ...], and after a dump and
     restore as (ARRAY['a'::varchar, ...])::text[]. Both mean the same; only their text differs.
@@ -323,26 +333,29 @@ def _settle_reprints(conn: psycopg.Connection, desired: TablesState, live: Table
         return desired
     schema = f"erpprov_scratch_{uuid.uuid4().hex[:10]}_reprint"
     copies = {key: f"t{i}" for i, key in enumerate(sorted({k for k, _, _ in checks + predicates}))}
-    statements = [sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema))]
-    statements += [sql.SQL("CREATE TABLE {} (LIKE {})").format(sql.Identifier(schema, copy), sql.Identifier(*key))
-                   for key, copy in copies.items()]
+    statements: dict[tuple[str, str], list[sql.Composed]] = {key: [sql.SQL("CREATE TABLE {} (LIKE {})").format(
+        sql.Identifier(schema, copy), sql.Identifier(*key))] for key, copy in copies.items()}
     # A column the plan retypes is what the desired text will be read against once applied (ALTER
     # COLUMN TYPE reprints a live check in casts of the old type): the copy takes the new type first.
-    statements += [sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING NULL").format(
-        sql.Identifier(schema, copy), sql.Identifier(column.name), sql.SQL(column.type))
-        for key, copy in copies.items() for column in desired.tables[key].columns
-        if (old := live.tables[key].column(column.name)) is not None and old.type != column.type]
-    statements += [sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
-        sql.Identifier(schema, copies[key]), sql.Identifier(name), sql.SQL(definition))
-        for key, name, definition in checks]
-    statements += [sql.SQL("CREATE INDEX {} ON {} ({}) WHERE {}").format(
-        sql.Identifier(name), sql.Identifier(schema, copies[key]),
-        sql.Identifier(live.tables[key].columns[0].name), ddl.expression(predicate))
-        for key, name, predicate in predicates]
+    for key, copy in copies.items():
+        statements[key] += [sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING NULL").format(
+            sql.Identifier(schema, copy), sql.Identifier(column.name), sql.SQL(column.type))
+            for column in desired.tables[key].columns
+            if (old := live.tables[key].column(column.name)) is not None and old.type != column.type]
+    for key, name, definition in checks:
+        statements[key].append(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+            sql.Identifier(schema, copies[key]), sql.Identifier(name), sql.SQL(definition)))
+    for key, name, predicate in predicates:
+        statements[key].append(sql.SQL("CREATE INDEX {} ON {} ({}) WHERE {}").format(
+            sql.Identifier(name), sql.Identifier(schema, copies[key]),
+            sql.Identifier(live.tables[key].columns[0].name), ddl.expression(predicate)))
+    indexes = Counter(key for key, _, _ in predicates)
+    # measured: the live table 1 lock, its plain copy 4, an index 2
+    builds = [_Build([_Unit(f"table {key[0]}.{key[1]}", statement) for statement in table_statements],
+                     5 + 2 * indexes[key]) for key, table_statements in statements.items()]
     try:
-        with conn.transaction(force_rollback=True):
-            _execute(conn, statements)
-            reprinted = read_tables(conn, scratch_filter([schema]))
+        reprinted = _build_in_batches(conn, builds, budget, [_Unit("scratch schema", sql.SQL("CREATE SCHEMA {}").format(
+            sql.Identifier(schema)))], [schema], name_culprit=False)
     except psycopg.Error:
         return desired  # cannot tell: keep the plain comparison (the diff then shows the change)
     tables = dict(desired.tables)
@@ -362,25 +375,40 @@ def _settle_reprints(conn: psycopg.Connection, desired: TablesState, live: Table
     return TablesState(tables)
 
 
+def _built_indexes(t: model.Table) -> list[model.Index] | None:
+    """The indexes of ``t`` that the second stage builds, if ``t`` is built there at all (None if not)."""
+    names = {c.name for c in t.columns}
+    built = [ix for ix in t.indexes if _needs_build(ix, names)]
+    needed = (t.checks or t.exclude or t.policies or built or t.partition_by is not None
+              or any(c.generated is not None for c in t.columns))
+    return built if needed else None
+
+
+class _Build:
+    """The statements that build one scratch table, and how many locks they take."""
+
+    def __init__(self, units: list[_Unit], locks: int):
+        self.units, self.locks = units, locks
+
+
 def _table_builds(tables: list[model.Table], typed: dict[int, ColumnState], stand_in: dict[str, str],
-                  tag: str) -> tuple[list[model.Table], set[int], list[_Unit]]:
+                  tag: str) -> tuple[list[model.Table], set[int], list[_Build]]:
     """Second stage: the tables whose checks, generated columns or expression/partial indexes
-    need their columns. Returns them, the ids of the model indexes built, and the statements."""
+    need their columns. Returns them, the ids of the model indexes built, and their builds."""
     built: list[model.Table] = []
     needs_build: set[int] = set()
-    units: list[_Unit] = []
+    builds: list[_Build] = []
     for t in tables:
-        names = {c.name for c in t.columns}
-        built_indexes = [ix for ix in t.indexes if _needs_build(ix, names)]
-        needs_build.update(id(ix) for ix in built_indexes)
-        if (t.checks or t.exclude or t.policies or built_indexes or t.partition_by is not None
-                or any(c.generated is not None for c in t.columns)):
+        built_indexes = _built_indexes(t)
+        if built_indexes is not None:
+            names = {c.name for c in t.columns}
+            needs_build.update(id(ix) for ix in built_indexes)
             # a partitioned table takes no unique index, NO INHERIT check or exclusion constraint
             # (a table partitioned in the file is built with its own key)
             plain = any(ix.unique for ix in built_indexes) or any(c.no_inherit for c in t.checks) or bool(t.exclude)
             key = None if plain or t.partition_by else f"erpprov_scratch_key_{tag}"
-            units.append(_Unit(f"table {t.schema_}.{t.name}", _scratch_table(
-                sql.Identifier(stand_in[t.schema_], t.name), t, typed, key)))
+            units = [_Unit(f"table {t.schema_}.{t.name}", _scratch_table(
+                sql.Identifier(stand_in[t.schema_], t.name), t, typed, key))]
             units += [_Unit(f"index {ix.name or ix.columns} on {t.schema_}.{t.name}",
                             ddl.create_index(stand_in[t.schema_], t.name, _as_written(ix, names)))
                       for ix in built_indexes]
@@ -391,11 +419,37 @@ def _table_builds(tables: list[model.Table], typed: dict[int, ColumnState], stan
             units += [_Unit(f"policy {p.name} on {t.schema_}.{t.name}",
                             ddl.create_policy(stand_in[t.schema_], t.name, _written_policy(p), roles=("PUBLIC",)))
                       for p in t.policies]
+            # measured: a partitioned table takes 1 lock, a plain one 4 (its TOAST table and index), an
+            # index 2; each partition is a plain table that gets every index of its parent
+            partitioned = key is not None or t.partition_by is not None
+            indexes = 2 * len(built_indexes)
+            builds.append(_Build(units, (1 if partitioned else 4) + indexes + len(t.partitions) * (4 + indexes)))
             built.append(t)
-    if units:
-        units[:0] = [_Unit("scratch schemas", sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(s)))
-                     for s in stand_in.values()]
-    return built, needs_build, units
+    return built, needs_build, builds
+
+
+def _build_in_batches(conn: psycopg.Connection, builds: list[_Build], budget: int, prelude: list[_Unit],
+                      schemas: list[str], *, name_culprit: bool = True) -> TablesState:
+    """Run ``builds`` after ``prelude`` and read back the tables of ``schemas``, each batch in a
+    transaction of its own that is rolled back. A failure is replayed to name its culprit, or with
+    ``name_culprit=False`` raised as it is. Every lock a transaction takes is held to its end,
+    and thousands of scratch tables in one would overflow a default server's lock table ("out of
+    shared memory"): a batch stays within the server's ``budget`` (LOCK_BUDGET). Builds are independent of each
+    other (no foreign keys), so which batch a table lands in changes nothing it reads back."""
+    if not builds:
+        return TablesState({})
+    tables: dict[tuple[str, str], TableState] = {}
+    for batch in batched(builds, lambda b: b.locks, max(1, budget - len(prelude))):
+        pending = prelude + [u for b in batch for u in b.units]
+        try:
+            with conn.transaction(force_rollback=True):
+                _execute(conn, (u.statement for u in pending))
+                tables.update(read_tables(conn, scratch_filter(schemas)).tables)
+        except psycopg.Error as exc:
+            if not name_culprit:
+                raise
+            raise _culprit(conn, pending, exc) from None
+    return TablesState(tables)
 
 
 def _written_policy(p: model.Policy) -> PolicyState:

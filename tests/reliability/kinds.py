@@ -15,7 +15,7 @@ BAD_INPUT_KINDS: dict[str, str] = {
     "arbitrary_bytes": "random bytes as a playbook or inventory",
     "deep_nesting": "YAML nested far deeper than any playbook (flow and block style)",
     "alias_bomb": "billion-laughs YAML aliases",
-    "huge_file": "files larger than 10 MiB (playbook, vars_files)",
+    "huge_file": "files larger than 64 MiB (playbook, vars_files)",
     "non_utf8": "playbooks and .env files that are not UTF-8",
     "tabs": "tabs used for indentation",
     "duplicate_keys": "the same key twice in one mapping (playbook and inventory)",

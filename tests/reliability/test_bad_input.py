@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from erpprov.errors import ErpprovError
 from erpprov.load.project import load_project
-from erpprov.load.yamlsrc import parse_yaml
+from erpprov.load.yamlsrc import MAX_MIB, MAX_MIB_VARIABLE, parse_yaml
 from tests.helpers import MiB, Run, assert_clean_error, erpprov, write_project
 
 from .conftest import erpprov_many
@@ -55,7 +55,7 @@ def _block_nesting(depth: int) -> str:
 
 
 def _huge_vars(root: Path) -> None:
-    (root / "playbooks" / "big.yaml").write_bytes(b"# " + b"x" * (11 * MiB) + b"\nk: v\n")
+    (root / "playbooks" / "big.yaml").write_bytes(b"# " + b"x" * ((MAX_MIB + 1) * MiB) + b"\nk: v\n")
 
 
 def _fifo(root: Path) -> None:
@@ -183,7 +183,7 @@ CASES: dict[str, Case] = {
         f"    b{i}: &b{i} {{<<: *{'a' if i == 0 else f'b{i - 1}'}, y{i}: [*{'a' if i == 0 else f'b{i - 1}'}, "
         f"*{'a' if i == 0 else f'b{i - 1}'}]}}\n" for i in range(30))),
     # size
-    "huge_playbook": Case(b"- name: big\n#" + b"x" * (11 * MiB) + b"\n"),
+    "huge_playbook": Case(b"- name: big\n#" + b"x" * ((MAX_MIB + 1) * MiB) + b"\n"),
     "huge_vars_file": Case("- name: big\n  vars_files: [big.yaml]\n", setup=_huge_vars),
     # encodings and characters
     "latin1_playbook": Case("- name: café\n".encode("latin-1")),
@@ -286,7 +286,7 @@ def test_alias_bombs(results, name):
 @covers("huge_file")
 @pytest.mark.parametrize("name", ["huge_playbook", "huge_vars_file"])
 def test_huge_files(results, name):
-    check(results, name, "larger than 10 MiB")
+    check(results, name, f"larger than {MAX_MIB} MiB", f"{MAX_MIB_VARIABLE}=")
 
 
 @covers("non_utf8")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import psycopg
 import yaml
@@ -29,14 +29,15 @@ def plan(conn: psycopg.Connection, desired: list[model.Table], prune: Collection
                           prune_schemas=prune)[0]
 
 
-def apply(conn: psycopg.Connection, actions: list[Action]) -> None:
-    """The real executor, as apply runs it: one transaction for the database, and a failure
-    explained on a fresh connection (`ApplyFailed`)."""
+def apply(conn: psycopg.Connection, actions: list[Action], warn: Callable[[str], None] | None = None) -> None:
+    """The real executor, as apply runs it: one transaction for the database (or several, said
+    through ``warn``, past the server's lock budget), and a failure explained on a fresh connection
+    (`ApplyFailed`)."""
     info = conn.info
     settings = model.Connection.model_validate({
         "pg_host": info.host, "pg_port": info.port, "pg_user": info.user, "pg_password": info.password,
         "pg_database": info.dbname})
-    executor.execute(actions, settings, conn, lambda kind, action: None, explain_failure)
+    executor.execute(actions, settings, conn, lambda kind, action: None, explain_failure, warn)
 
 
 def describe(actions: list[Action]) -> str:
