@@ -125,6 +125,8 @@ def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
                         | ({"prune": True} if prune else {}))
         if left_out is not None:
             left_out += [f"database {db}: {o.describe()}" for o in objects.objects if not _written(o, objects)]
+            left_out += [f"database {db}: {prop.replace('_', ' ')} of table {t.schema}.{t.name}"
+                         for t in live_tables.tables.values() for prop in t.unmanaged]
     export_data.check_found(requested, found)
     if exported:
         play["databases"] = exported

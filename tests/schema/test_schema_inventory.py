@@ -66,6 +66,8 @@ def test_plan_of_an_export_lists_what_export_left_out_and_export_says_so(tmp_pat
         assert not any(name in said for name in ("order_status", "invoice_no", "open_orders", "touch", "archive",
                                                  "view public.order_counts", "orders_touch", "money_pair", "positive"))
         assert f"database {pg.dbname}: rule no_delete on public.orders" in said
+        # and what the table code leaves of a table, as plan lists it (property.DB.public.orders.rules)
+        assert f"database {pg.dbname}: rules of table public.orders" in said
         assert f"database {pg.dbname}: materialized view index order_counts_status on public.order_counts" in said
         assert f"database {pg.dbname}: event trigger audit_ddl" in said
         assert f"database {pg.dbname}: aggregate public.total(integer)" in said
