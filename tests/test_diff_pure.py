@@ -21,6 +21,7 @@ from erpprov.postgres.acl import owner_transferred
 from erpprov.postgres.scram import (
     executable,
     matching_passwords,
+    matching_passwords_started,
     password_matches,
     scram_verifier,
 )
@@ -201,19 +202,25 @@ def test_pruned_new_owner_of_a_database_loses_what_the_transfer_hands_it():
 
 def test_password_checks_run_below_the_callers_priority(monkeypatch):
     """They share the cores with the catalog reads the plan waits for: ten steps below the caller,
-    whatever the caller's own nice value, which it keeps."""
+    whatever the caller's own nice value, which it keeps. Once the caller waits, the checks it
+    runs itself run at its own priority."""
     import os
     import sys
     import threading
 
     from erpprov.postgres import scram
 
-    seen: list[int] = []
+    seen: list[tuple[bool, int]] = []  # (on the caller's thread, nice value) per check
+    worked = threading.Event()
     real = scram.password_matches
+    caller_thread: list[threading.Thread] = []
 
     def recording(password: str, stored: str, role: str) -> bool:
+        here = threading.current_thread() in caller_thread
         if sys.platform.startswith("linux"):
-            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            seen.append((here, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        if not here:
+            worked.set()
         return real(password, stored, role)
 
     monkeypatch.setattr(scram, "password_matches", recording)
@@ -221,9 +228,13 @@ def test_password_checks_run_below_the_callers_priority(monkeypatch):
     outcome: dict[str, object] = {}
 
     def caller() -> None:  # a thread of its own at nice 3 (new threads inherit it), so the test leaves ours alone
+        caller_thread.append(threading.current_thread())
         if sys.platform.startswith("linux"):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 3)
-        outcome["found"] = matching_passwords({f"r{i}": (PASSWORD if i % 2 else "other", verifier) for i in range(6)})
+        candidates = {f"r{i}": (PASSWORD if i % 2 else "other", verifier) for i in range(6)}
+        with matching_passwords_started(candidates) as found:
+            worked.wait(60)  # the caller goes on with its work while a worker checks
+            outcome["found"] = found()
         if sys.platform.startswith("linux"):
             outcome["after"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
@@ -233,7 +244,48 @@ def test_password_checks_run_below_the_callers_priority(monkeypatch):
     assert outcome["found"] == {f"r{i}": bool(i % 2) for i in range(6)}
     if sys.platform.startswith("linux"):
         assert outcome["after"] == 3
-        assert seen == [13] * 6
+        assert len(seen) == 6
+        assert (False, 13) in seen
+        assert all(nice == (3 if here else 13) for here, nice in seen), seen
+
+
+def test_a_waiting_caller_runs_the_checks_not_yet_begun(monkeypatch):
+    """On a busy machine the lowered workers may hardly run: the caller, once it waits, does the
+    checks they have not begun instead of waiting for them. Here the workers are held in their
+    first checks until the caller has done all the others."""
+    import os
+    import threading
+
+    from erpprov.postgres import scram
+
+    candidates = {f"r{i}": (PASSWORD if i % 2 else "other", scram_verifier(PASSWORD)) for i in range(8)}
+    caller: list[threading.Thread] = []
+    by_caller: list[str] = []
+    started, release = threading.Semaphore(0), threading.Event()
+    real = scram.password_matches
+
+    def held(password: str, stored: str, role: str) -> bool:
+        if threading.current_thread() in caller:
+            by_caller.append(role)
+            if len(by_caller) == len(candidates) - workers:
+                release.set()
+        else:
+            started.release()
+            release.wait(60)
+        return real(password, stored, role)
+
+    monkeypatch.setattr(scram, "password_matches", held)
+    with matching_passwords_started(candidates) as found:
+        # as many as the pool has: one per core
+        workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+                      len(candidates))
+        for _ in range(workers):
+            assert started.acquire(timeout=60)  # every worker is inside a check it cannot finish yet
+        caller.append(threading.current_thread())
+        result = found()
+    assert result == {f"r{i}": bool(i % 2) for i in range(8)}
+    assert list(result) == list(candidates)
+    assert len(by_caller) == len(candidates) - workers and release.is_set()
 
 
 @pytest.mark.parametrize("option, role_inherits, warned", [

@@ -110,7 +110,9 @@ def matching_passwords_started(candidates: Mapping[str, tuple[str, str]]) -> Ite
     """Start checking, for each role, whether its (password, stored verifier) pair matches; the
     callable waits for the outcome, role name -> bool. PBKDF2 releases the GIL, so the checks run
     on every core (a few hundred roles take most of a second on one) while the caller goes on.
-    Leaving the block drops the checks not yet begun."""
+    Once the caller waits, it runs the checks not yet begun itself, at its own priority: on a
+    busy machine the lowered workers may get little of a core, and the caller has nothing else
+    left to do. Leaving the block drops the checks not yet begun."""
     if not candidates:
         yield dict
         return
@@ -118,8 +120,16 @@ def matching_passwords_started(candidates: Mapping[str, tuple[str, str]]) -> Ite
     pool = ThreadPoolExecutor(max_workers=min(len(candidates), cores), initializer=_yield_to_caller)
     checks = {role: pool.submit(password_matches, password, stored, role)
               for role, (password, stored) in candidates.items()}
+
+    def outcome() -> dict[str, bool]:
+        # From the end, while the workers take from the front: a check the pool has not started is
+        # cancelled and run here, one it runs is waited for.
+        found = {role: password_matches(*candidates[role], role) if check.cancel() else check.result()
+                 for role, check in reversed(checks.items())}
+        return {role: found[role] for role in checks}
+
     try:
-        yield lambda: {role: check.result() for role, check in checks.items()}
+        yield outcome
     finally:
         pool.shutdown(cancel_futures=True)
 

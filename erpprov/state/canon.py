@@ -137,6 +137,8 @@ def exclusion_source(ex: model.Exclude, columns: set[str]) -> str:
 
 def _parameters(values: dict[str, str]) -> tuple[str, ...]:
     """As pg_class.reloptions holds them."""
+    if not values:  # most objects set none: thousands of calls per plan
+        return ()
     return tuple(sorted(f"{name}={value}" for name, value in values.items()))
 
 
@@ -276,11 +278,12 @@ def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: Tabl
                 if c.storage:  # read back as the type's own storage or not
                     units.append(_Unit(what, sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET STORAGE {}").format(
                         sql.Identifier(types_schema, table_name), sql.Identifier(combos[key]), sql.SQL(c.storage))))
+    second_stage = [_built_indexes(t) for t in tables]  # parses every index entry: once per plan
     try:
         with conn.transaction(force_rollback=True):
             # the lock budget of the second stage (and of the reprint check, which only tables built
             # there can need) travels with this build: no round trip of its own
-            asked = LOCK_BUDGET if any(_built_indexes(t) is not None for t in tables) else None
+            asked = LOCK_BUDGET if any(b is not None for b in second_stage) else None
             budget = _execute(conn, (u.statement for u in units), then=asked) or LOCKS_WITHOUT_ASKING
             typed: dict[str, ColumnState] = {}
             for table in read_tables(conn, scratch_filter([types_schema])).tables.values():
@@ -288,7 +291,7 @@ def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: Tabl
     except psycopg.Error as exc:
         raise _culprit(conn, units, exc) from None
     typed_by_column = {column_id: typed[combos[key]] for column_id, key in keys.items()}
-    built, needs_build, builds = _table_builds(tables, typed_by_column, stand_in, tag)
+    built, needs_build, builds = _table_builds(tables, second_stage, typed_by_column, stand_in, tag)
     # each batch is a transaction of its own: the declared types and extensions are made again in it
     scratch = _build_in_batches(conn, builds, budget, declared + [_Unit("scratch schemas", sql.SQL(
         "CREATE SCHEMA {}").format(sql.Identifier(s))) for s in stand_in.values()], list(stand_in.values()))
@@ -391,15 +394,16 @@ class _Build:
         self.units, self.locks = units, locks
 
 
-def _table_builds(tables: list[model.Table], typed: dict[int, ColumnState], stand_in: dict[str, str],
+def _table_builds(tables: list[model.Table], second_stage: list[list[model.Index] | None],
+                  typed: dict[int, ColumnState], stand_in: dict[str, str],
                   tag: str) -> tuple[list[model.Table], set[int], list[_Build]]:
     """Second stage: the tables whose checks, generated columns or expression/partial indexes
-    need their columns. Returns them, the ids of the model indexes built, and their builds."""
+    need their columns (`second_stage`: `_built_indexes` of each table). Returns them, the ids of
+    the model indexes built, and their builds."""
     built: list[model.Table] = []
     needs_build: set[int] = set()
     builds: list[_Build] = []
-    for t in tables:
-        built_indexes = _built_indexes(t)
+    for t, built_indexes in zip(tables, second_stage, strict=True):
         if built_indexes is not None:
             names = {c.name for c in t.columns}
             needs_build.update(id(ix) for ix in built_indexes)
@@ -460,6 +464,8 @@ def _written_policy(p: model.Policy) -> PolicyState:
 
 def _policies(t: model.Table, scratch: TableState | None) -> tuple[PolicyState, ...]:
     """The declared policies with their expressions as the server printed them on the scratch table."""
+    if not t.policies:
+        return ()
     built = {p.name: p for p in scratch.policies} if scratch else {}
     return tuple(sorted((replace(_written_policy(p), using=built[p.name].using, with_check=built[p.name].with_check)
                          for p in t.policies), key=lambda p: p.name))
@@ -467,6 +473,8 @@ def _policies(t: model.Table, scratch: TableState | None) -> tuple[PolicyState, 
 
 def _partitions(t: model.Table, scratch: TableState | None) -> tuple[PartitionState, ...]:
     """The declared partitions with their bounds as the server printed them in the scratch build."""
+    if not t.partitions:
+        return ()
     bounds = {p.name: p.bound for p in scratch.partitions} if scratch else {}
     return tuple(sorted((PartitionState(schema=p.schema_ or t.schema_, name=p.name, bound=bounds[p.name],
                                         parameters=_parameters(p.with_), comment=p.comment,
