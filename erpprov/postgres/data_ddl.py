@@ -116,14 +116,19 @@ SELECT (SELECT count(*) FROM {seed}),
             same=_same_values(c), delete=sql.SQL("true" if delete else "false"), n=n)
 
 
+def delete_statements(c: DataComparison) -> list[Statement]:
+    """The live rows the seed table (created and filled before) does not hold, deleted; then the
+    seed table is dropped."""
+    return [Statement(text(sql.SQL("DELETE FROM {} AS l WHERE NOT EXISTS (SELECT 1 FROM {} AS d WHERE {})").format(
+                ident(c.schema, c.table), SEED_TABLE, _keys_equal(c)))),
+            Statement(text(sql.SQL("DROP TABLE {}").format(SEED_TABLE)))]
+
+
 def merge_statements(c: DataComparison) -> list[Statement]:
-    """What makes the live table hold the rows in the seed table (created and filled before):
-    deletes, updates, inserts in input order; then the seed table is dropped."""
+    """What makes the live table hold the rows in the seed table (created and filled before), its
+    stale rows already deleted: updates, inserts in input order; then the seed table is dropped."""
     target = ident(c.schema, c.table)
     statements: list[sql.Composable] = []
-    if c.to_delete:
-        statements.append(sql.SQL("DELETE FROM {} AS l WHERE NOT EXISTS (SELECT 1 FROM {} AS d WHERE {})").format(
-            target, SEED_TABLE, _keys_equal(c)))
     others = [n for n in c.columns if n not in c.key]
     if c.to_update and others:
         statements.append(sql.SQL("UPDATE {} AS l SET {} FROM {} AS d WHERE {} AND NOT ({})").format(
