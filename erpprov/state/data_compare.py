@@ -58,7 +58,7 @@ def _compare(conn: psycopg.Connection, database: str, table: model.Table, want: 
     where = f"{table.schema_}.{table.name}"
     with conn.transaction(force_rollback=True):
         try:
-            conn.execute(data_ddl.create_seed_table(blank.columns, blank.types).text)
+            conn.execute(f"{data_ddl.COMPARE_MEMORY}; {data_ddl.create_seed_table(blank.columns, blank.types).text}")
         except psycopg.errors.InsufficientPrivilege as exc:
             raise ErpprovError(f"{where}: the rows cannot be compared: {exc.diag.message_primary}",
                                hint="plan compares rows in a temporary table: the admin needs the TEMPORARY "
