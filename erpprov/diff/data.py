@@ -90,7 +90,7 @@ def _action(c: DataComparison, counts: dict[str, int], statements: list[Statemen
         phase=Phase.DATA, database=c.database, sql=tuple(statements),
         after={**counts, "mode": c.mode, "first": {k: v for k, v in sample.items() if v}},
         hazards=(Hazard.DELETES_DATA,) if counts["delete"] else (),
-        note=described + "".join(f"; {line}" for line in cascades or ()) + "".join(_note_lines(sample, counts)),
+        note=described + "".join(f"\n! {line}" for line in cascades or ()) + "".join(_note_lines(sample, counts)),
         order=rank)
 
 
