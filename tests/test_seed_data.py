@@ -157,6 +157,10 @@ def test_bad_rows_are_named_by_file_line_row_and_column(tmp_path, pg):
     with pytest.raises(ErpprovError, match="row 2 repeats the key") as repeated:
         plan_target(load_targets(tmp_path, pg, _playbook(pg.dbname, table))[0])
     assert str(repeated.value.location).endswith("t.csv:3")
+    (playbooks / "t.csv").write_text('id,price\n1,2\n,3\n4,4\n,5\n')
+    with pytest.raises(ErpprovError, match="row 2 has no value for a key column") as empty:
+        plan_target(load_targets(tmp_path, pg, _playbook(pg.dbname, table))[0])
+    assert str(empty.value.location).endswith("t.csv:3")
     (playbooks / "t.csv").write_text('id,cost\n1,2\n')
     with pytest.raises(ErpprovError, match="column 'cost'"):
         load_targets(tmp_path, pg, _playbook(pg.dbname, table))

@@ -101,21 +101,23 @@ def compare_query(c: DataComparison, live_name: str | None, live_columns: dict[s
     n = literal(SAMPLE_ROWS)
     update = c.mode != "insert"
     delete = c.mode == "exact"
-    # A table that is new holds no row: every declared row is an insert, read from the seed table
-    # where counted and where sampled rather than copied once more.
+    # A table that is new holds no row: every declared row is an insert, counted with the declared
+    # rows and sampled from the seed table rather than copied once more.
     copied = sql.SQL("NOT MATERIALIZED" if live_name is None else "MATERIALIZED")
+    inserts = sql.SQL("(SELECT n FROM s)" if live_name is None else "(SELECT count(*) FROM ins)")
     return sql.SQL("""
 WITH l AS NOT MATERIALIZED ({live}),  -- the seed and live tables are read where used, never copied
 dup AS (SELECT max({order}) AS o FROM {seed} AS d GROUP BY {key_cols} HAVING count(*) > 1),
-nul AS (SELECT {order} AS o FROM {seed} AS d WHERE {null_key}),
+s AS (SELECT count(*) AS n, (array_agg({order} ORDER BY {order}) FILTER (WHERE {null_key}))[1:{n}] AS nul
+      FROM {seed} AS d),  -- one scan: the declared rows counted, and those without a key
 ins AS {copied} (SELECT d.* FROM {seed} AS d WHERE NOT EXISTS (SELECT 1 FROM l WHERE {keys})),
 upd AS (SELECT d.{order} AS o, {d_text} AS want, {l_text} AS have FROM {seed} AS d JOIN l ON {keys}
         WHERE {update} AND NOT ({same})),
 del AS (SELECT {l_text} AS have FROM l WHERE {delete} AND NOT EXISTS (SELECT 1 FROM {seed} AS d WHERE {keys}))
-SELECT (SELECT count(*) FROM {seed}),
+SELECT (SELECT n FROM s),
        (SELECT array_agg(o ORDER BY o) FROM (SELECT o FROM dup ORDER BY o LIMIT {n}) x),
-       (SELECT array_agg(o ORDER BY o) FROM (SELECT o FROM nul ORDER BY o LIMIT {n}) x),
-       (SELECT count(*) FROM ins),
+       (SELECT nul FROM s),
+       {inserts},
        (SELECT json_agg({d_text} ORDER BY d.{order}) FROM (SELECT * FROM ins ORDER BY {order} LIMIT {n}) d),
        (SELECT count(*) FROM upd),
        (SELECT json_agg(json_build_array(want, have) ORDER BY o) FROM (SELECT * FROM upd ORDER BY o LIMIT {n}) x),
@@ -123,7 +125,7 @@ SELECT (SELECT count(*) FROM {seed}),
        (SELECT json_agg(have ORDER BY have) FROM (SELECT have FROM del ORDER BY have LIMIT {n}) x)
 """).format(seed=SEED_TABLE, live=live, order=order, key_cols=key_cols, null_key=null_key, keys=_keys_equal(c),
             d_text=as_text("d"), l_text=as_text("l"), update=sql.SQL("true" if update else "false"),
-            same=_same_values(c), delete=sql.SQL("true" if delete else "false"), n=n, copied=copied)
+            same=_same_values(c), delete=sql.SQL("true" if delete else "false"), n=n, copied=copied, inserts=inserts)
 
 
 def delete_statements(c: DataComparison) -> list[Statement]:

@@ -79,12 +79,12 @@ def _compare(conn: psycopg.Connection, database: str, table: model.Table, want: 
                                     "first, then declare the rows") from None
     assert result is not None
     declared, dups, nulls, n_ins, ins, n_upd, upd, n_del, dels = result
+    if nulls:  # first: two rows without a key also group as one repeated (NULL) key
+        raise _at(rows, nulls[0], f"{where}: row {nulls[0]} has no value for a key column "
+                  f"({', '.join(blank.key)})", "key columns identify a row: they cannot be empty")
     if dups:
         raise _at(rows, dups[0], f"{where}: row {dups[0]} repeats the key of an earlier row "
                   f"({', '.join(blank.key)})", "each key may appear once")
-    if nulls:
-        raise _at(rows, nulls[0], f"{where}: row {nulls[0]} has no value for a key column "
-                  f"({', '.join(blank.key)})", "key columns identify a row: they cannot be empty")
     return replace(blank, declared=declared, to_insert=n_ins, to_update=n_upd, to_delete=n_del,
                    inserts=tuple(tuple(r) for r in ins or ()),
                    updates=tuple((tuple(a), tuple(b)) for a, b in upd or ()),
