@@ -157,6 +157,10 @@ def test_bad_rows_are_named_by_file_line_row_and_column(tmp_path, pg):
     with pytest.raises(ErpprovError, match="row 2 repeats the key") as repeated:
         plan_target(load_targets(tmp_path, pg, _playbook(pg.dbname, table))[0])
     assert str(repeated.value.location).endswith("t.csv:3")
+    (playbooks / "t.csv").write_text('id,price\n1,2\n,3\n4,4\n,5\n')
+    with pytest.raises(ErpprovError, match="row 2 has no value for a key column") as empty:
+        plan_target(load_targets(tmp_path, pg, _playbook(pg.dbname, table))[0])
+    assert str(empty.value.location).endswith("t.csv:3")
     (playbooks / "t.csv").write_text('id,cost\n1,2\n')
     with pytest.raises(ErpprovError, match="column 'cost'"):
         load_targets(tmp_path, pg, _playbook(pg.dbname, table))
@@ -247,3 +251,43 @@ def test_live_values_that_the_new_column_type_cannot_hold_are_a_clear_error(tmp_
     with pytest.raises(ErpprovError, match="live rows cannot be compared") as failed:
         plan_target(load_targets(tmp_path, pg, _playbook(pg.dbname, table))[0])
     assert "invalid input syntax for type integer" in failed.value.message
+
+
+def _kin(kinds: str, members: str) -> str:
+    return f"""
+- name: members
+  columns:
+    - {{name: id, type: int, primary_key: true}}
+    - {{name: kind, type: text, nullable: false}}
+  foreign_keys: [{{columns: [kind], references: {{table: kinds}}}}]
+  data: {{mode: exact, rows: [{members}]}}
+- name: kinds
+  columns: [{{name: code, type: text, primary_key: true}}]
+  data: {{mode: exact, rows: [{kinds}]}}
+- name: notes
+  columns:
+    - {{name: id, type: int, primary_key: true}}
+    - {{name: kind, type: text}}
+  foreign_keys: [{{columns: [kind], references: {{table: kinds}}, on_delete: cascade}}]
+"""
+
+
+def test_exact_deletes_children_first_then_inserts_parents_first(tmp_path, pg):
+    allow = frozenset({Hazard.DELETES_DATA})
+    apply_all(load_targets(tmp_path, pg, _playbook(pg.dbname, _kin(
+        "{code: a}, {code: b}", "{id: 1, kind: a}, {id: 2, kind: b}"))), allow=allow)
+    with pg.connect() as conn:  # rows of a table without data: the server deletes them with their parent
+        conn.execute("INSERT INTO notes VALUES (1, 'a'), (2, 'b')")
+    # kind a goes with the member that references it, kind c comes with a member that needs it
+    targets = load_targets(tmp_path, pg, _playbook(pg.dbname, _kin(
+        "{code: b}, {code: c}", "{id: 2, kind: b}, {id: 3, kind: c}")))
+    plan = plan_target(targets[0]).ordered()
+    assert [(a.address.parts[2], a.op.value) for a in plan] == [
+        ("members", "delete"), ("kinds", "delete"), ("kinds", "create"), ("members", "create")]
+    assert plan[1].note is not None and "rows of public.notes that reference a deleted row are deleted too" \
+        in plan[1].note and plan[0].note is not None and "notes" not in plan[0].note
+    apply_all(targets, allow=allow)
+    assert _rows(pg, "SELECT m.id, k.code FROM members m JOIN kinds k ON k.code = m.kind ORDER BY 1") == [
+        (2, "b"), (3, "c")]
+    assert _rows(pg, "SELECT id FROM notes") == [(2,)]
+    assert plan_of(targets) == []

@@ -113,8 +113,9 @@ class DataComparison:
 
     @property
     def inserts_only(self) -> bool:
-        """Every declared row is new and nothing else changes: COPY straight into the table."""
-        return self.to_insert == self.declared and not (self.to_update or self.to_delete)
+        """No declared key is in the table (its stale rows, if any, are deleted first): COPY
+        straight into it."""
+        return self.to_insert == self.declared
 
     @property
     def changes(self) -> bool:

@@ -1,7 +1,9 @@
 """Seed rows: what the server's comparison found, as one action per table (pure, no I/O).
 
-Tables are loaded parents first along the foreign keys between seeded tables, so a child row
-finds its parent inserted in the same transaction; a cycle cannot be ordered and is an error.
+Rows are deleted children first along the foreign keys between seeded tables, then inserted and
+updated parents first, so a parent row goes after the child rows that referenced it and a child row
+finds its parent inserted in the same transaction; a cycle cannot be ordered and is an error. A
+table with both kinds of change has two actions: its deletes, then the rest.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from graphlib import CycleError, TopologicalSorter
 from psycopg import sql
 
 from erpprov.core import model
-from erpprov.core.actions import SENSITIVE, Action, Hazard, Op, Phase
+from erpprov.core.actions import SENSITIVE, Action, Hazard, Op, Phase, Statement
 from erpprov.core.address import Address
 from erpprov.core.secrets import is_secret_name
 from erpprov.core.seed import DataComparison, SeedRows
@@ -43,18 +45,20 @@ def load_order(tables: list[model.Table]) -> dict[tuple[str, str], int]:
     return {key: rank for rank, key in enumerate(order)}
 
 
-def diff_data(found: list[tuple[DataComparison, SeedRows]], order: dict[tuple[str, str], int]) -> list[Action]:
+def diff_data(found: list[tuple[DataComparison, SeedRows]], tables: list[model.Table]) -> list[Action]:
+    order = load_order(tables)
     actions = []
     for comparison, rows in found:
-        if comparison.changes:
-            actions.append(_action(comparison, rows, order[(comparison.schema, comparison.table)]))
+        rank = order[(comparison.schema, comparison.table)]
+        if comparison.to_delete:  # before every insert and update, children first
+            actions.append(_deletes(comparison, rows, -1 - rank, _cascades(tables, comparison)))
+        if comparison.to_insert or comparison.to_update:
+            actions.append(_upserts(comparison, rows, rank))
     return actions
 
 
-def _action(c: DataComparison, rows: SeedRows, rank: int) -> Action:
-    counts = {"insert": c.to_insert, "update": c.to_update, "delete": c.to_delete}
-    described = ", ".join(f"{n} to {word}" for word, n in counts.items() if n)
-    if c.inserts_only:  # a new or empty table: no seed table and no anti-join, one COPY
+def _upserts(c: DataComparison, rows: SeedRows, rank: int) -> Action:
+    if c.inserts_only:  # no declared key in the table: no seed table and no anti-join, one COPY
         statements = [data_ddl.copy_seed(c.columns, rows.header, rows.payload, rows.described,
                                          into=sql.Identifier(c.schema, c.table))]
     else:
@@ -62,18 +66,49 @@ def _action(c: DataComparison, rows: SeedRows, rank: int) -> Action:
                       data_ddl.copy_seed(c.columns, rows.header, rows.payload, rows.described),
                       *data_ddl.merge_statements(c)]
     statements += data_ddl.sequence_statements(c)
+    return _action(c, {"insert": c.to_insert, "update": c.to_update, "delete": 0}, statements, rank,
+                   Op.UPDATE if c.to_update else Op.CREATE)
+
+
+def _deletes(c: DataComparison, rows: SeedRows, rank: int, cascades: list[str]) -> Action:
+    statements = [data_ddl.create_seed_table(c.columns, c.types),
+                  data_ddl.copy_seed(c.columns, rows.header, rows.payload, rows.described),
+                  *data_ddl.delete_statements(c)]
+    return _action(c, {"insert": 0, "update": 0, "delete": c.to_delete}, statements, rank, Op.DELETE, cascades)
+
+
+def _action(c: DataComparison, counts: dict[str, int], statements: list[Statement], rank: int, op: Op,
+            cascades: list[str] | None = None) -> Action:
+    described = ", ".join(f"{n} to {word}" for word, n in counts.items() if n)
     hidden = {i for i, name in enumerate(c.columns) if is_secret_name(name)}
-    sample: dict[str, list[dict[str, object]]] = {"insert": [_shown(c.columns, r, hidden) for r in c.inserts],
-              "update": [_changed(c, want, have, hidden) for want, have in c.updates],
-              "delete": [_shown(c.columns, r, hidden) for r in c.deletes]}
+    sample: dict[str, list[dict[str, object]]] = {
+        "insert": [_shown(c.columns, r, hidden) for r in c.inserts] if counts["insert"] else [],
+        "update": [_changed(c, want, have, hidden) for want, have in c.updates] if counts["update"] else [],
+        "delete": [_shown(c.columns, r, hidden) for r in c.deletes] if counts["delete"] else []}
     return Action(
-        address=Address("data", c.database, c.schema, c.table),
-        op=Op.CREATE if not (c.to_update or c.to_delete) else Op.UPDATE,
+        address=Address("data", c.database, c.schema, c.table), op=op,
         phase=Phase.DATA, database=c.database, sql=tuple(statements),
         after={**counts, "mode": c.mode, "first": {k: v for k, v in sample.items() if v}},
-        hazards=(Hazard.DELETES_DATA,) if c.to_delete else (),
-        note=described + "".join(_note_lines(sample, counts)),
+        hazards=(Hazard.DELETES_DATA,) if counts["delete"] else (),
+        note=described + "".join(f"\n! {line}" for line in cascades or ()) + "".join(_note_lines(sample, counts)),
         order=rank)
+
+
+def _cascades(tables: list[model.Table], c: DataComparison) -> list[str]:
+    """What deleting rows of ``c``'s table does to the rows of tables that reference it and whose
+    own plan does not say so (not seeded in `exact` mode): the server cascades it unseen."""
+    found = []
+    for t in tables:
+        if t.data is not None and t.data.mode == "exact":
+            continue
+        for fk in t.foreign_keys:
+            if (fk.references.schema_ or t.schema_, fk.references.table) != (c.schema, c.table) or \
+                    fk.on_delete not in ("cascade", "set null", "set default"):
+                continue
+            happens = {"cascade": "deleted too", "set null": "set to NULL"}.get(fk.on_delete, "set to their default")
+            found.append(f"rows of {t.schema_}.{t.name} that reference a deleted row are {happens} "
+                         f"(ON DELETE {fk.on_delete.upper()})")
+    return found
 
 
 def _shown(columns: tuple[str, ...], row: Row, hidden: set[int]) -> dict[str, object]:

@@ -32,7 +32,7 @@ from erpprov.diff import (
     function_signatures,
     passwords_to_compare,
 )
-from erpprov.diff.data import diff_data, load_order
+from erpprov.diff.data import diff_data
 from erpprov.diff.functions import diff_functions
 from erpprov.diff.schema_objects import managed_addresses, prune_objects, unmanaged_objects
 from erpprov.diff.scripts import diff_scripts
@@ -152,7 +152,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
             prune |= set(live.schemas) | {t.schema_ for t in db.tables}
         table_diff, live_tables = diff_read_rows(conn, desired_tables, live_tables, database=db.name,
                                                         prune_schemas=prune)
-        data = diff_data(compare_data(conn, db.name, db.tables, desired_tables, live_tables), load_order(db.tables))
+        data = diff_data(compare_data(conn, db.name, db.tables, desired_tables, live_tables), db.tables)
         scripts = diff_scripts(db.name, db.scripts, read_journal(conn) if db.scripts else {})
     snapshot.databases[db.name] = live
     snapshot.tables[db.name] = live_tables

@@ -58,7 +58,7 @@ def _compare(conn: psycopg.Connection, database: str, table: model.Table, want: 
     where = f"{table.schema_}.{table.name}"
     with conn.transaction(force_rollback=True):
         try:
-            conn.execute(data_ddl.create_seed_table(blank.columns, blank.types).text)
+            conn.execute(f"{data_ddl.COMPARE_MEMORY}; {data_ddl.create_seed_table(blank.columns, blank.types).text}")
         except psycopg.errors.InsufficientPrivilege as exc:
             raise ErpprovError(f"{where}: the rows cannot be compared: {exc.diag.message_primary}",
                                hint="plan compares rows in a temporary table: the admin needs the TEMPORARY "
@@ -79,12 +79,12 @@ def _compare(conn: psycopg.Connection, database: str, table: model.Table, want: 
                                     "first, then declare the rows") from None
     assert result is not None
     declared, dups, nulls, n_ins, ins, n_upd, upd, n_del, dels = result
+    if nulls:  # first: two rows without a key also group as one repeated (NULL) key
+        raise _at(rows, nulls[0], f"{where}: row {nulls[0]} has no value for a key column "
+                  f"({', '.join(blank.key)})", "key columns identify a row: they cannot be empty")
     if dups:
         raise _at(rows, dups[0], f"{where}: row {dups[0]} repeats the key of an earlier row "
                   f"({', '.join(blank.key)})", "each key may appear once")
-    if nulls:
-        raise _at(rows, nulls[0], f"{where}: row {nulls[0]} has no value for a key column "
-                  f"({', '.join(blank.key)})", "key columns identify a row: they cannot be empty")
     return replace(blank, declared=declared, to_insert=n_ins, to_update=n_upd, to_delete=n_del,
                    inserts=tuple(tuple(r) for r in ins or ()),
                    updates=tuple((tuple(a), tuple(b)) for a, b in upd or ()),
