@@ -33,6 +33,7 @@ from erpprov.diff import (
 from erpprov.diff.data import diff_data, load_order
 from erpprov.diff.scripts import diff_scripts
 from erpprov.diff.tables import diff_tables
+from erpprov.diff.tables.repartition import as_new
 from erpprov.drivers import make_driver
 from erpprov.drivers.base import Driver
 from erpprov.errors import ErpprovError
@@ -132,8 +133,9 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     snapshot.tables[db.name] = live_tables
     result = Result(actions=table_diff.actions + data, unmanaged=table_diff.unmanaged)
     result.extend(scripts)
+    kept_tables, kept = as_new(desired_tables, live_tables, live)  # rebuilt tables are new to their grants
     try:
-        result.extend(diff_database_contents(db, live, cluster, canon, planned_objects(desired_tables, live_tables),
+        result.extend(diff_database_contents(db, kept, cluster, canon, planned_objects(desired_tables, kept_tables),
                                              target.play.roles))
     except GrantTargetMissing as exc:
         raise ErpprovError(str(exc), hint="declare the object, or fix the grant's name") from None

@@ -12,19 +12,12 @@ from erpprov.core.actions import Hazard, Op, Phase
 from erpprov.core.tables import PartitionState, TableState
 from erpprov.diff.tables.context import Context
 from erpprov.diff.tables.emit import Order, hazards_on
-from erpprov.errors import ErpprovError
 from erpprov.postgres import table_ddl as ddl
 
 
 def diff_partitions(ctx: Context, want: TableState, have: TableState | None) -> None:
     """`have` None: a table this plan creates."""
     s, t = want.schema, want.name
-    if have is not None and want.partition_by != have.partition_by:
-        raise ErpprovError(
-            f"table {s}.{t} is {_partitioning(have)} live and {_partitioning(want)} in the file: PostgreSQL cannot "
-            "change how a table is partitioned in place",
-            hint="declare the new table under another name with its partitions, apply, copy the rows (INSERT INTO "
-                 "new SELECT * FROM old), then drop the old table and rename the new one (renamed_from)")
     live = {(p.schema, p.name): p for p in have.partitions} if have else {}
     for part in want.partitions:
         old = live.get((part.schema, part.name))
@@ -47,10 +40,6 @@ def diff_partitions(ctx: Context, want: TableState, have: TableState | None) -> 
                     [ddl.render(sql.SQL("DROP TABLE {}").format(ddl.ident(*key)))],
                     before={"partition_of": f"{s}.{t}", "bound": live[key].bound}, hazards=(Hazard.DELETES_DATA,),
                     order=Order.EARLY_DROP, note=f"the partition {'.'.join(key)} and its rows are deleted")
-
-
-def _partitioning(table: TableState) -> str:
-    return f"partitioned by {table.partition_by}" if table.partition_by else "not partitioned"
 
 
 def _create(ctx: Context, parent: TableState, part: PartitionState) -> None:

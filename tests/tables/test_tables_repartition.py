@@ -1,0 +1,94 @@
+"""A table whose partitioning changes is rebuilt (create, copy, swap) in the apply's transaction,
+only when `rewrites_table` is allowed: its rows, sequences, grants and the foreign keys that
+reference it survive."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from erpprov.apply.host import HostFailed
+from erpprov.core.actions import Hazard, Op
+from tests.helpers import apply_all, load_targets, plan_of
+from tests.tables.tablekit import converge, plan, tables
+
+PLAIN = """
+- name: orders
+  comment: all orders
+  columns:
+    - {name: id, type: bigint, identity: by default}
+    - {name: placed, type: date, nullable: false}
+    - {name: note, type: text}
+  primary_key: {columns: [id, placed]}
+  indexes: [{columns: [note]}]
+- name: lines
+  columns: [{name: order_id, type: bigint}, {name: placed, type: date}]
+  foreign_keys: [{columns: [order_id, placed], references: {table: orders, columns: [id, placed]}}]
+"""
+PARTITIONED = PLAIN.replace("  indexes:", """  partition_by: {method: range, columns: [placed]}
+  partitions:
+    - {name: orders_2024, from: ["'2024-01-01'"], to: ["'2025-01-01'"]}
+    - {name: orders_rest, default: true}
+  indexes:""")
+
+
+def test_a_table_partitioned_and_back_keeps_its_rows_sequence_and_referencing_keys(conn):
+    converge(conn, tables(PLAIN))
+    conn.execute("INSERT INTO orders (placed, note) VALUES ('2024-03-01', 'a'), ('2026-01-01', 'b')")
+    conn.execute("INSERT INTO lines VALUES (1, '2024-03-01')")
+    first = plan(conn, tables(PARTITIONED))
+    rebuilt = next(a for a in first.actions if a.address.endswith(".orders") and a.op is Op.REPLACE)
+    assert Hazard.REWRITES_TABLE in rebuilt.hazards and "copy the rows" in (rebuilt.note or "")
+    converge(conn, tables(PARTITIONED))
+    assert conn.execute("SELECT relkind FROM pg_class WHERE relname = 'orders'").fetchone() == ("p",)
+    assert conn.execute("SELECT count(*) FROM orders_2024").fetchone() == (1,)
+    assert conn.execute("SELECT count(*) FROM orders_rest").fetchone() == (1,)
+    # the identity takes up where the old one stood, and the referencing key still guards the rows
+    assert conn.execute("INSERT INTO orders (placed) VALUES ('2024-05-01') RETURNING id").fetchone() == (3,)
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        conn.execute("INSERT INTO lines VALUES (9, '2024-03-01')")
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        conn.execute("DELETE FROM orders WHERE id = 1")
+    # and back to a plain table
+    converge(conn, tables(PLAIN))
+    assert conn.execute("SELECT relkind, count(*) FROM orders, pg_class WHERE relname = 'orders' "
+                        "GROUP BY relkind").fetchone() == ("r", 3)
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        conn.execute("INSERT INTO lines VALUES (9, '2024-03-01')")
+
+
+GRANTED = """
+- name: shop
+  hosts: all
+  roles: [{name: shop_reader}, {name: shop_owner}]
+  databases:
+    - name: {db}
+      schemas:
+        - name: public
+          grants: [{to: shop_reader, privileges: [SELECT], tables: ALL},
+                   {to: shop_reader, privileges: [SELECT], sequences: ALL}]
+      tables:
+        - name: events
+          owner: shop_owner
+          columns: [{name: id, type: bigserial}, {name: at, type: date}]
+"""
+GRANTED_PARTITIONED = GRANTED + """          partition_by: {method: range, columns: [at]}
+          partitions: [{name: events_all, from: [MINVALUE], to: [MAXVALUE]}]
+"""
+
+
+def test_rebuilding_a_table_is_refused_without_permission_and_keeps_its_grants(tmp_path, pg):
+    apply_all(load_targets(tmp_path, pg, GRANTED.replace("{db}", pg.dbname)))
+    with pg.connect() as conn:
+        conn.execute("INSERT INTO events (at) VALUES ('2024-01-01')")
+    targets = load_targets(tmp_path, pg, GRANTED_PARTITIONED.replace("{db}", pg.dbname))
+    with pytest.raises(HostFailed, match=r"events \(rewrites_table\): .*copy the rows.*drop the old table"):
+        apply_all(targets)
+    apply_all(targets, allow=frozenset({Hazard.REWRITES_TABLE, Hazard.LOCKS_TABLE}))  # fails unless converged
+    assert plan_of(targets) == []
+    with pg.connect() as conn:
+        assert conn.execute(
+            "SELECT relkind, pg_get_userbyid(relowner), has_table_privilege('shop_reader', oid, 'SELECT'), "
+            "has_sequence_privilege('shop_reader', pg_get_serial_sequence('events', 'id'), 'SELECT') "
+            "FROM pg_class WHERE relname = 'events'").fetchone() == ("p", "shop_owner", True, True)
+        assert conn.execute("INSERT INTO events (at) VALUES ('2024-02-01') RETURNING id").fetchone() == (2,)
