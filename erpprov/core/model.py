@@ -334,11 +334,22 @@ class ForeignKey(Strict):
     references: Reference
     on_delete: _ACTIONS = "no action"
     on_update: _ACTIONS = "no action"
+    on_delete_columns: list[Identifier] | None = Field(
+        None, description="ON DELETE SET NULL/SET DEFAULT (columns): only these key columns are set (PostgreSQL 15+)")
     match: Literal["simple", "full"] = Field("simple", description="MATCH FULL: all key columns NULL or none")
     deferrable: _DEFERRABLE = False
     not_valid: bool = Field(False, description="Added NOT VALID: existing rows are not checked (nor validated later)")
     name: Identifier | None = None
     comment: str | None = None
+
+    @model_validator(mode="after")
+    def _delete_columns(self) -> ForeignKey:
+        if self.on_delete_columns is not None:
+            if self.on_delete not in ("set null", "set default"):
+                raise ValueError("on_delete_columns needs on_delete: set null or set default")
+            if not set(self.on_delete_columns) <= set(self.columns):
+                raise ValueError("on_delete_columns must be columns of the foreign key")
+        return self
 
 
 class PrimaryKey(Strict):

@@ -654,6 +654,8 @@ def _foreign_key(constraint: ConstraintState) -> dict[str, Any]:
     }
     if constraint.on_delete != "no action":
         fk["on_delete"] = constraint.on_delete
+    if constraint.delete_columns:
+        fk["on_delete_columns"] = list(constraint.delete_columns)
     if constraint.on_update != "no action":
         fk["on_update"] = constraint.on_update
     if constraint.match != "simple":

@@ -622,6 +622,7 @@ def _foreign_key(t: model.Table, fk: model.ForeignKey, primary_keys: dict[tuple[
     return ConstraintState(
         name=fk.name or choose_name(t.name, fk.columns, "fkey", used), kind=FOREIGN_KEY,
         columns=tuple(fk.columns), ref_schema=ref_schema, ref_table=fk.references.table, ref_columns=ref_columns,
-        on_update=fk.on_update, on_delete=fk.on_delete, match=fk.match, validated=not fk.not_valid,
+        on_update=fk.on_update, on_delete=fk.on_delete, delete_columns=tuple(fk.on_delete_columns or ()),
+        match=fk.match, validated=not fk.not_valid,
         comment=fk.comment, declared_name=fk.name is not None, deferrable=fk.deferrable is not False,
         initially_deferred=fk.deferrable == "initially deferred")

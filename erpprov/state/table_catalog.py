@@ -69,8 +69,7 @@ SELECT r.oid, r.nspname, r.relname, pg_get_userbyid(r.relowner), ds.description,
          CASE WHEN r.oid IN (SELECT indrelid FROM pg_index WHERE indisclustered) THEN 'cluster_on' END,
          CASE WHEN r.oid IN (SELECT indrelid FROM pg_index WHERE NOT indisvalid) THEN 'invalid_index' END,
          CASE WHEN r.oid IN (SELECT i.indrelid FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-                             WHERE ic.reltablespace <> 0) THEN 'index_tablespace' END,
-         {delete_set_columns}
+                             WHERE ic.reltablespace <> 0) THEN 'index_tablespace' END
        ], NULL)
 FROM rel r
 LEFT JOIN pg_class tc ON tc.oid = r.reltoastrelid
@@ -122,7 +121,7 @@ SELECT con.conrelid, con.conname, con.contype,
        con.confmatchtype, {nulls_not_distinct}, ds.description,
        CASE WHEN ci.indnatts > ci.indnkeyatts THEN
             (string_to_array(ci.indkey::text, ' ')::int2[])[ci.indnkeyatts + 1:] END,
-       cic.reloptions
+       cic.reloptions, {delete_set_columns}
 FROM rel r
 JOIN pg_constraint con ON con.conrelid = r.oid AND con.contype IN ('p', 'u', 'c', 'f', 'x')
                        AND con.conparentid = 0  -- not a clone PostgreSQL keeps for a partitioned table
@@ -174,9 +173,8 @@ WHERE NOT EXISTS (SELECT FROM pg_constraint pc WHERE pc.conindid = i.indexrelid 
                                                  AND pc.contype IN ('p', 'u', 'x'))
 ORDER BY i.indrelid, i.indexrelid"""
 
-# ON DELETE SET NULL (columns), PostgreSQL 15's: not managed, listed
-_DELETE_SET_COLUMNS = """CASE WHEN r.oid IN (SELECT conrelid FROM pg_constraint WHERE confdelsetcols IS NOT NULL)
-                              THEN 'delete_set_columns' END"""
+# ON DELETE SET NULL (columns), PostgreSQL 15's
+_DELETE_SET_COLUMNS = "con.confdelsetcols"
 
 POLICIES = _REL + """
 SELECT p.polrelid, p.polname, p.polcmd, p.polpermissive,
@@ -255,7 +253,8 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
         ))
     cons: dict[int, list[ConstraintState]] = defaultdict(list)
     for (oid, name, kind, definition, keys, ref_schema, ref_table, ref_oid, ref_keys, ref_names, upd, dele,
-         deferrable, deferred, validated, match, nulls_not_distinct, comment, include, parameters) in constraints:
+         deferrable, deferred, validated, match, nulls_not_distinct, comment, include, parameters,
+         delete_columns) in constraints:
         own = names[oid]
         if ref_names is None and ref_keys:
             ref_names = [names[ref_oid][k] for k in ref_keys]
@@ -270,6 +269,7 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
             deferrable=deferrable, initially_deferred=deferred, validated=validated,
             match="full" if match == "f" else "simple", nulls_not_distinct=nulls_not_distinct, comment=comment,
             include=tuple(own[k] for k in include or ()), parameters=tuple(sorted(parameters or ())),
+            delete_columns=tuple(own[k] for k in delete_columns or ()),
         ))
     idx: dict[int, list[IndexState]] = defaultdict(list)
     for (oid, name, unique, method, nkey, attnums, options, exprs, opclasses, collations, predicate, depends,

@@ -55,6 +55,8 @@ ALTER TABLE scratch ALTER COLUMN a SET STORAGE MAIN, ALTER COLUMN b SET STATISTI
 CREATE TABLE parted (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
 CREATE TABLE parted_2024 PARTITION OF parted FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
 CREATE TABLE parted_ref (id int, at date, FOREIGN KEY (id, at) REFERENCES parted);
+CREATE TABLE kinds_ref (tenant int NOT NULL, type text, kid int,
+                        FOREIGN KEY (type, kid) REFERENCES kinds (type, id) ON DELETE SET NULL (kid));
 CREATE TABLE late (a int);
 ALTER TABLE late ADD CONSTRAINT late_positive CHECK (a > 0) NOT VALID;
 CREATE TABLE guarded (a int);
@@ -330,8 +332,8 @@ CATALOG_COLUMNS = {
     },
     "pg_constraint": {
         "managed": "oid conname contype condeferrable condeferred convalidated conrelid conindid confrelid "
-                   "confupdtype confdeltype confmatchtype conkey confkey connoinherit conexclop conbin",
-        "listed": "confdelsetcols",
+                   "confupdtype confdeltype confmatchtype conkey confkey connoinherit conexclop conbin confdelsetcols",
+        "listed": "",
         "derived": "connamespace contypid conparentid conislocal coninhcount conpfeqop conppeqop conffeqop",
     },
     "pg_index": {
@@ -360,10 +362,11 @@ def test_what_erpprov_does_not_manage_is_listed_in_the_plan(conn):
     spec = tables("- name: odd\n  columns: [{name: a, type: int, primary_key: true}, {name: b, type: text}]\n"
                   "  indexes: [{name: odd_a, columns: [a], unique: true}]\n"
                   "- name: kid\n  columns: [{name: a, type: int}]\n"
-                  "  foreign_keys: [{columns: [a], references: {table: odd}, on_delete: set null}]\n")
+                  "  foreign_keys: [{columns: [a], references: {table: odd}, on_delete: set null, "
+                  "on_delete_columns: [a]}]\n")
     listed = {a for a in converge(conn, spec).unmanaged if a.kind == "property"}
     assert {a.parts[-2:] for a in listed} == {("odd", "inherits"), ("odd", "replica_identity"), ("odd", "cluster_on"),
-                                              ("odd", "column_options"), ("kid", "delete_set_columns")}
+                                              ("odd", "column_options")}
 
 
 def test_an_exclusion_constraint_plans_with_the_extension_the_same_file_creates(tmp_path, pg):
@@ -428,3 +431,26 @@ def test_partitions_get_the_grants_of_all_tables_and_their_parents_owner_in_one_
     public = next(s for s in play["databases"][0]["schemas"] if s["name"] == "public")
     assert {"to": "parts_reader", "privileges": ["SELECT", "UPDATE"], "tables": ["ev_1"]} in public["grants"]
     assert plan_of(load_targets(tmp_path, pg, yaml.safe_dump([play]))) == []
+
+
+DELETE_SETS = """
+- name: tenants_parent
+  columns: [{name: tenant, type: int}, {name: id, type: int}]
+  primary_key: {columns: [tenant, id]}
+- name: tenants_child
+  columns: [{name: tenant, type: int}, {name: parent, type: int}]
+  foreign_keys: [{columns: [tenant, parent], references: {table: tenants_parent}, on_delete: set null,
+                  on_delete_columns: [parent]}]
+"""
+
+
+def test_on_delete_set_null_of_some_columns_converges_and_changes_by_replace(conn):
+    converge(conn, tables(DELETE_SETS))
+    conn.execute("INSERT INTO tenants_parent VALUES (1, 1); INSERT INTO tenants_child VALUES (1, 1);"
+                 "DELETE FROM tenants_parent")
+    assert conn.execute("SELECT tenant, parent FROM tenants_child").fetchone() == (1, None)  # the tenant stays
+    changed = plan(conn, tables(DELETE_SETS.replace("on_delete_columns: [parent]", "on_delete_columns: [tenant]")))
+    assert [(a.op, "delete_columns" in (a.note or "")) for a in changed.actions] == [(Op.REPLACE, True)]
+    converge(conn, tables(DELETE_SETS.replace("on_delete_columns: [parent]", "on_delete_columns: [tenant]")))
+    with pytest.raises(ValueError, match="on_delete_columns needs on_delete"):
+        tables(DELETE_SETS.replace("set null", "cascade"))
