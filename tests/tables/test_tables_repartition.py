@@ -9,6 +9,7 @@ import pytest
 
 from erpprov.apply.host import HostFailed
 from erpprov.core.actions import Hazard, Op
+from erpprov.errors import ErpprovError
 from tests.helpers import apply_all, load_targets, plan_of
 from tests.tables.tablekit import converge, plan, tables
 
@@ -55,6 +56,10 @@ def test_a_table_partitioned_and_back_keeps_its_rows_sequence_and_referencing_ke
                         "GROUP BY relkind").fetchone() == ("r", 3)
     with pytest.raises(psycopg.errors.ForeignKeyViolation):
         conn.execute("INSERT INTO lines VALUES (9, '2024-03-01')")
+    # a live column the file does not mention would not survive the copy: refused, named
+    conn.execute("ALTER TABLE orders ADD COLUMN extra int")
+    with pytest.raises(ErpprovError, match=r"does not mention its column\(s\) extra"):
+        plan(conn, tables(PARTITIONED))
 
 
 GRANTED = """
@@ -92,3 +97,33 @@ def test_rebuilding_a_table_is_refused_without_permission_and_keeps_its_grants(t
             "has_sequence_privilege('shop_reader', pg_get_serial_sequence('events', 'id'), 'SELECT') "
             "FROM pg_class WHERE relname = 'events'").fetchone() == ("p", "shop_owner", True, True)
         assert conn.execute("INSERT INTO events (at) VALUES ('2024-02-01') RETURNING id").fetchone() == (2,)
+
+
+BY_DATE = """
+- name: ev
+  columns: [{name: id, type: serial}, {name: at, type: date}, {name: kind, type: text}]
+  primary_key: {columns: [id, at, kind]}
+  row_level_security: {enabled: true}
+  policies: [{name: mine, using: "kind = 'a'"}]
+  indexes: [{columns: [kind]}]
+  partition_by: {method: range, columns: [at]}
+  partitions:
+    - {name: ev_a, from: [MINVALUE], to: ["'2025-01-01'"]}
+    - {name: ev_b, from: ["'2025-01-01'"], to: [MAXVALUE]}
+"""
+BY_KIND = (BY_DATE.replace("{method: range, columns: [at]}", "{method: list, columns: [kind]}")
+           .replace("""{name: ev_a, from: [MINVALUE], to: ["'2025-01-01'"]}""", """{name: ev_a, in: ["'a'"]}""")
+           .replace("""{name: ev_b, from: ["'2025-01-01'"], to: [MAXVALUE]}""", "{name: ev_b, default: true}"))
+
+
+def test_another_partition_key_reuses_the_partition_names_and_a_column_renamed_on_the_way_keeps_its_rows(conn):
+    converge(conn, tables(BY_DATE))
+    conn.execute("INSERT INTO ev (at, kind) VALUES ('2024-01-01', 'a'), ('2026-01-01', 'b')")
+    converge(conn, tables(BY_KIND))
+    assert conn.execute("SELECT count(*) FROM ev_a").fetchone() == (1,)
+    assert conn.execute("SELECT polname FROM pg_policy").fetchall() == [("mine",)]
+    plain = (BY_KIND.split("  partition_by")[0].replace("kind", "sort")
+             .replace("{name: sort, type: text}", "{name: sort, type: text, renamed_from: kind}"))
+    converge(conn, tables(plain))
+    assert conn.execute("SELECT count(*), max(id) FROM ev WHERE sort = 'b'").fetchone() == (1, 2)
+    assert conn.execute("INSERT INTO ev (at, sort) VALUES ('2024-01-01', 'a') RETURNING id").fetchone() == (3,)
