@@ -524,12 +524,15 @@ class Partition(Strict):
     remainder: int | None = Field(None, ge=0)
     default: bool = False
     with_: Parameters = Field(default_factory=dict, alias="with", description="Its own storage parameters")
+    indexes: list[Index] = Field(default_factory=list, description="Its own indexes, beyond the parent's; each named")
     comment: str | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @model_validator(mode="after")
     def _one_bound(self) -> Partition:
+        if any(ix.name is None for ix in self.indexes):
+            raise ValueError("a partition's own index needs a name")
         forms = [self.from_ is not None or self.to is not None, self.in_ is not None,
                  self.modulus is not None or self.remainder is not None, self.default]
         if sum(forms) != 1:

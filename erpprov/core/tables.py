@@ -148,6 +148,7 @@ class PartitionState:
     bound: str  # pg_get_expr(relpartbound): "FOR VALUES FROM (...) TO (...)", "DEFAULT", ...
     parameters: tuple[str, ...] = ()  # its own reloptions, sorted; set in place
     comment: str | None = None
+    indexes: tuple[IndexState, ...] = ()  # its own, beyond those cascaded from the parent; sorted by name
     # --- not compared -------------------------------------------------------------------------
     source: str | None = field(default=None, compare=False)  # desired: the bound as written
     has_rows: bool = field(default=True, compare=False)
@@ -198,7 +199,7 @@ UNMANAGED_PROPERTIES = {
     "cluster_on": "an index marked CLUSTER ON",
     "invalid_index": "an index left invalid (a failed CREATE INDEX CONCURRENTLY)",
     "index_tablespace": "an index in another tablespace",
-    "partition_objects": "a partition with indexes, constraints, an owner or partitions of its own",
+    "partition_objects": "a partition with constraints, an owner or partitions of its own",
 }
 
 
@@ -219,6 +220,7 @@ class TablesState:
             taken.update(i.name for i in table.indexes)
             taken.update(col.sequence[1] for col in table.columns if col.sequence and col.sequence[0] == schema)
             taken.update(p.name for p in table.partitions if p.schema == schema)
+            taken.update(i.name for p in table.partitions if p.schema == schema for i in p.indexes)
         return taken
 
 

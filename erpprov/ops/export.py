@@ -446,6 +446,8 @@ def _partition(parent: TableState, partition: PartitionState) -> dict[str, Any]:
         result["to"] = _top_level(bound[to + 1:_closing(bound, to)])
     if partition.parameters:
         result["with"] = dict(p.split("=", 1) for p in partition.parameters)
+    if partition.indexes:
+        result["indexes"] = [_index(index) for index in partition.indexes]
     if partition.comment is not None:
         result["comment"] = partition.comment
     return result

@@ -415,6 +415,9 @@ def _table_builds(tables: list[model.Table], typed: dict[int, ColumnState], stan
             units += [_Unit(f"partition {p.name} of {t.schema_}.{t.name}", ddl.create_partition(
                 stand_in[p.schema_ or t.schema_], p.name, (stand_in[t.schema_], t.name), partition_bound_source(p)))
                 for p in t.partitions]
+            units += [_Unit(f"index {ix.name} on {p.schema_ or t.schema_}.{p.name}", ddl.create_index(
+                stand_in[p.schema_ or t.schema_], p.name, _as_written(ix, names)))
+                for p in t.partitions for ix in p.indexes]
             # to PUBLIC: the roles may be created by this very plan; they are compared as written
             units += [_Unit(f"policy {p.name} on {t.schema_}.{t.name}",
                             ddl.create_policy(stand_in[t.schema_], t.name, _written_policy(p), roles=("PUBLIC",)))
@@ -423,6 +426,7 @@ def _table_builds(tables: list[model.Table], typed: dict[int, ColumnState], stan
             # index 2; each partition is a plain table that gets every index of its parent
             partitioned = key is not None or t.partition_by is not None
             indexes = 2 * len(built_indexes)
+            indexes += 2 * sum(len(p.indexes) for p in t.partitions)
             builds.append(_Build(units, (1 if partitioned else 4) + indexes + len(t.partitions) * (4 + indexes)))
             built.append(t)
     return built, needs_build, builds
@@ -467,11 +471,21 @@ def _policies(t: model.Table, scratch: TableState | None) -> tuple[PolicyState, 
 
 def _partitions(t: model.Table, scratch: TableState | None) -> tuple[PartitionState, ...]:
     """The declared partitions with their bounds as the server printed them in the scratch build."""
-    bounds = {p.name: p.bound for p in scratch.partitions} if scratch else {}
-    return tuple(sorted((PartitionState(schema=p.schema_ or t.schema_, name=p.name, bound=bounds[p.name],
+    built = {p.name: p for p in scratch.partitions} if scratch else {}
+    names = {c.name for c in t.columns}
+    return tuple(sorted((PartitionState(schema=p.schema_ or t.schema_, name=p.name, bound=built[p.name].bound,
                                         parameters=_parameters(p.with_), comment=p.comment,
-                                        source=partition_bound_source(p))
+                                        source=partition_bound_source(p),
+                                        indexes=_partition_indexes(p, built[p.name], names))
                          for p in t.partitions), key=lambda p: (p.schema, p.name)))
+
+
+def _partition_indexes(p: model.Partition, built: PartitionState, names: set[str]) -> tuple[IndexState, ...]:
+    """A partition's own indexes as the scratch build printed them, spelled as written."""
+    read = {i.name: i for i in built.indexes}
+    return tuple(sorted((replace(read[ix.name or ""], comment=ix.comment,
+                                 source=ddl.index_tail(_as_written(ix, names)).as_string(None))
+                         for ix in p.indexes), key=lambda i: i.name))
 
 
 def _built_map(scratch: TablesState, stand_in: dict[str, str],

@@ -164,13 +164,16 @@ SELECT i.indrelid, ic.relname, i.indisunique, am.amname, i.indnkeyatts,
                     AND dep.refclassid = 'pg_class'::regclass AND dep.refobjid = i.indrelid
                     AND dep.refobjsubid > 0) END,
        {nulls_not_distinct}, ic.reloptions, ds.description
-FROM rel r
+FROM (SELECT oid FROM rel UNION ALL  -- and a partition's own indexes (not cascaded from its parent's)
+      SELECT pi.inhrelid FROM pg_inherits pi JOIN rel ON rel.oid = pi.inhparent
+      JOIN pg_class pc ON pc.oid = pi.inhrelid AND pc.relispartition) r
 JOIN pg_index i ON i.indrelid = r.oid
 JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_am am ON am.oid = ic.relam
 LEFT JOIN pg_description ds ON ds.objoid = ic.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0
 WHERE NOT EXISTS (SELECT FROM pg_constraint pc WHERE pc.conindid = i.indexrelid AND pc.conrelid = i.indrelid
                                                  AND pc.contype IN ('p', 'u', 'x'))
+  AND NOT EXISTS (SELECT FROM pg_inherits ii WHERE ii.inhrelid = i.indexrelid)
 ORDER BY i.indrelid, i.indexrelid"""
 
 # ON DELETE SET NULL (columns), PostgreSQL 15's
@@ -184,14 +187,15 @@ SELECT p.polrelid, p.polname, p.polcmd, p.polpermissive,
 FROM rel r JOIN pg_policy p ON p.polrelid = r.oid
 LEFT JOIN pg_description ds ON ds.objoid = p.oid AND ds.classoid = 'pg_policy'::regclass"""
 
-# What a partition holds of its own beyond its bound and storage parameters (an index or constraint
+# What a partition holds of its own beyond its bound, storage parameters and indexes (a constraint
 # not cascaded from the parent, another owner, a partition partitioned again) is not managed: listed.
+# Its column names by number (dropped ones NULL), for its own indexes.
 PARTITIONS = _REL + """
 SELECT i.inhparent, n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid), c.reloptions, ds.description,
        c.relkind = 'p' OR c.relowner <> r.relowner
-       OR EXISTS (SELECT FROM pg_index pi WHERE pi.indrelid = c.oid
-                  AND NOT EXISTS (SELECT FROM pg_inherits ii WHERE ii.inhrelid = pi.indexrelid))
-       OR EXISTS (SELECT FROM pg_constraint pc WHERE pc.conrelid = c.oid AND pc.conislocal)
+       OR EXISTS (SELECT FROM pg_constraint pc WHERE pc.conrelid = c.oid AND pc.conislocal),
+       c.oid, ARRAY(SELECT CASE WHEN NOT a.attisdropped THEN a.attname END FROM pg_attribute a
+                    WHERE a.attrelid = c.oid AND a.attnum > 0 ORDER BY a.attnum)
 FROM rel r
 JOIN pg_inherits i ON i.inhparent = r.oid
 JOIN pg_class c ON c.oid = i.inhrelid AND c.relispartition
@@ -271,6 +275,8 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
             include=tuple(own[k] for k in include or ()), parameters=tuple(sorted(parameters or ())),
             delete_columns=tuple(own[k] for k in delete_columns or ()),
         ))
+    for *_, part_oid, part_columns in partitions:
+        names[part_oid] = {num: name for num, name in enumerate(part_columns, 1) if name is not None}
     idx: dict[int, list[IndexState]] = defaultdict(list)
     for (oid, name, unique, method, nkey, attnums, options, exprs, opclasses, collations, predicate, depends,
          nulls_not_distinct, parameters, comment) in indexes:
@@ -295,9 +301,10 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
         pols[oid].append(PolicyState(name=name, command=_COMMANDS[command], roles=tuple(sorted(roles)), using=using,
                                      with_check=with_check, permissive=permissive, comment=comment))
     parts: dict[int, list[PartitionState]] = defaultdict(list)
-    for oid, schema, name, bound, parameters, comment, own in partitions:
+    for oid, schema, name, bound, parameters, comment, own, part_oid, _ in partitions:
         parts[oid].append(PartitionState(schema=schema, name=name, bound=bound,
-                                         parameters=tuple(sorted(parameters or ())), comment=comment))
+                                         parameters=tuple(sorted(parameters or ())), comment=comment,
+                                         indexes=tuple(sorted(idx.get(part_oid, ()), key=lambda i: i.name))))
         if own:
             found_properties[oid].add("partition_objects")
     result: dict[tuple[str, str], TableState] = {}

@@ -54,6 +54,8 @@ CREATE UNLOGGED TABLE scratch (a text COMPRESSION pglz, b int) WITH (autovacuum_
 ALTER TABLE scratch ALTER COLUMN a SET STORAGE MAIN, ALTER COLUMN b SET STATISTICS 500;
 CREATE TABLE parted (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
 CREATE TABLE parted_2024 PARTITION OF parted FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE INDEX parted_2024_recent ON parted_2024 (at DESC) WHERE id > 0;
+COMMENT ON INDEX parted_2024_recent IS 'a partition''s own';
 CREATE TABLE parted_ref (id int, at date, FOREIGN KEY (id, at) REFERENCES parted);
 CREATE TABLE kinds_ref (tenant int NOT NULL, type text, kid int,
                         FOREIGN KEY (type, kid) REFERENCES kinds (type, id) ON DELETE SET NULL (kid));
@@ -306,8 +308,8 @@ def test_partitioned_tables_converge_export_and_guard_their_rows(conn):
     assert by_target["orders_2024_01"].op is Op.UPDATE and Hazard.VALIDATES_DATA in by_target["orders_2024_01"].hazards
     converge(conn, tables(changed))
     assert conn.execute("SELECT count(*) FROM orders_2024_01").fetchone()[0] == 1
-    # what a partition holds of its own is listed, not managed
-    conn.execute("CREATE INDEX orders_old_region ON orders_old (region)")
+    # what a partition holds of its own beyond its indexes is listed, not managed
+    conn.execute("ALTER TABLE orders_old ADD CONSTRAINT orders_old_region CHECK (region <> '')")
     assert {a.parts[-2:] for a in plan(conn, tables(changed)).unmanaged} == {("orders", "partition_objects")}
     # partitioning cannot change in place: the table is rebuilt (tests/tables/test_tables_repartition.py)
     rebuilt = plan(conn, tables(changed.split("  partition_by: {method: hash")[0]))
@@ -454,3 +456,36 @@ def test_on_delete_set_null_of_some_columns_converges_and_changes_by_replace(con
     converge(conn, tables(DELETE_SETS.replace("on_delete_columns: [parent]", "on_delete_columns: [tenant]")))
     with pytest.raises(ValueError, match="on_delete_columns needs on_delete"):
         tables(DELETE_SETS.replace("set null", "cascade"))
+
+
+PART_INDEXES = """
+- name: logs
+  columns: [{name: at, type: date}, {name: msg, type: text}]
+  partition_by: {method: range, columns: [at]}
+  indexes: [{columns: [at]}]
+  partitions:
+    - name: logs_hot
+      from: ["'2025-01-01'"]
+      to: [MAXVALUE]
+      indexes: [{name: logs_hot_msg, columns: [lower(msg)], with: {fillfactor: 70}, comment: search}]
+    - {name: logs_cold, from: [MINVALUE], to: ["'2025-01-01'"]}
+"""
+
+
+def test_a_partitions_own_indexes_converge_change_and_go(conn):
+    first = converge(conn, tables(PART_INDEXES))
+    assert sorted(a.address.split(".")[-1] for a in first.actions if a.address.startswith("index.")) == [
+        "logs_at_idx", "logs_hot_msg"]
+    assert conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'logs_hot_msg'").fetchone()[0].endswith(
+        "ON public.logs_hot USING btree (lower(msg)) WITH (fillfactor='70')")
+    # storage parameters change in place, a new shape builds it again, one left out is dropped
+    changed = plan(conn, tables(PART_INDEXES.replace("fillfactor: 70", "fillfactor: 60")))
+    assert [(a.op, a.address.split(".")[-1]) for a in changed.actions] == [(Op.UPDATE, "logs_hot_msg")]
+    rebuilt = PART_INDEXES.replace("lower(msg)", "upper(msg)")
+    assert [a.op for a in plan(conn, tables(rebuilt)).actions] == [Op.REPLACE]
+    converge(conn, tables(rebuilt))
+    gone = PART_INDEXES.replace("      indexes: [{name: logs_hot_msg", "      x: [{").split("      x:")[0]
+    gone += "    - {name: logs_cold, from: [MINVALUE], to: [\"'2025-01-01'\"]}\n"
+    assert [a.op for a in converge(conn, tables(gone)).actions] == [Op.DELETE]
+    with pytest.raises(ValueError, match="own index needs a name"):
+        tables(PART_INDEXES.replace("name: logs_hot_msg, ", ""))

@@ -1,5 +1,6 @@
 """The partitions of a partitioned table. A partition is a part of its parent: its columns, keys
-and indexes are the parent's (PostgreSQL cascades them), so only its bound is diffed here.
+and indexes are the parent's (PostgreSQL cascades them), so only its bound, storage parameters,
+comment and its own indexes (beyond the parent's) are diffed here.
 
 Bounds may not overlap at any moment, so within the TABLE phase partitions that go are dropped
 and those whose bound changes detached first, and only then are partitions created and attached."""
@@ -12,6 +13,7 @@ from erpprov.core.actions import Hazard, Op, Phase
 from erpprov.core.tables import PartitionState, TableState
 from erpprov.diff.tables.context import Context
 from erpprov.diff.tables.emit import Order, hazards_on
+from erpprov.diff.tables.indexes import creating, index_view, settle
 from erpprov.postgres import table_ddl as ddl
 
 
@@ -31,6 +33,7 @@ def diff_partitions(ctx: Context, want: TableState, have: TableState | None) -> 
                         [ddl.alter_table(part.schema, part.name, clause)
                          for clause in ddl.new_parameters(part.parameters, old.parameters)],
                         before={"with": list(old.parameters)}, after={"with": list(part.parameters)})
+        _own_indexes(ctx, part, old)
         if old.comment != part.comment:
             ctx.out.add(ctx.a_table(part.schema, part.name), Op.UPDATE, Phase.COMMENT,
                         [ddl.comment("TABLE", ddl.ident(part.schema, part.name), part.comment)],
@@ -53,6 +56,25 @@ def _create(ctx: Context, parent: TableState, part: PartitionState) -> None:
             ddl.ident(parent.owner))))
     ctx.out.add(ctx.a_table(part.schema, part.name), Op.CREATE, Phase.TABLE, statements,
                 after={"partition_of": f"{parent.schema}.{parent.name}", "bound": part.bound}, order=Order.LATE)
+    _own_indexes(ctx, part, None)
+
+
+def _own_indexes(ctx: Context, part: PartitionState, old: PartitionState | None) -> None:
+    """Named in the file (no matching by shape); one whose shape changes is built again."""
+    s = part.schema
+    live = {i.name: i for i in old.indexes} if old else {}
+    for index in part.indexes:
+        have = live.get(index.name)
+        if have is not None and have.shape() == index.shape():
+            settle(ctx, s, index, have)
+            continue
+        hazards = (Hazard.VALIDATES_DATA,) if index.unique and old is not None and old.has_rows else ()
+        ctx.out.add(ctx.a_index(s, index.name), Op.REPLACE if have else Op.CREATE, Phase.INDEX,
+                    ([ddl.drop_index(s, index.name)] if have else []) + creating(s, part.name, index),
+                    before=index_view(have) if have else None, after=index_view(index), hazards=hazards)
+    for name in sorted(set(live) - {i.name for i in part.indexes}):
+        ctx.out.add(ctx.a_index(s, name), Op.DELETE, Phase.DROP_INDEX, [ddl.drop_index(s, name)],
+                    before=index_view(live[name]))
 
 
 def _rebound(ctx: Context, parent: TableState, old: PartitionState, new: PartitionState,

@@ -100,6 +100,9 @@ def _set_aside(ctx: Context, have: TableState, aside: str, sequences: dict[str, 
         statements.append(ddl.render(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
             ddl.ident(s, index), ddl.ident(_aside_name(ctx, s, index)))))
     for part in have.partitions:
+        statements += [ddl.render(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+            ddl.ident(part.schema, index.name), ddl.ident(_aside_name(ctx, part.schema, index.name))))
+            for index in part.indexes]
         statements.append(ddl.alter_table(part.schema, part.name, sql.SQL("RENAME TO {}").format(
             ddl.ident(_aside_name(ctx, part.schema, part.name)))))
     for column in have.columns:
