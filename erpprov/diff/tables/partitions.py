@@ -60,7 +60,9 @@ def _create(ctx: Context, parent: TableState, part: PartitionState) -> None:
 
 
 def _own_indexes(ctx: Context, part: PartitionState, old: PartitionState | None) -> None:
-    """Named in the file (no matching by shape); one whose shape changes is built again."""
+    """Named in the file (no matching by shape); one whose shape changes is built again. Built
+    after the parent's new indexes: one of those created later would take a partition's index of
+    its shape as its own part (ATTACH), and the partition would lose it."""
     s = part.schema
     live = {i.name: i for i in old.indexes} if old else {}
     for index in part.indexes:
@@ -71,7 +73,8 @@ def _own_indexes(ctx: Context, part: PartitionState, old: PartitionState | None)
         hazards = (Hazard.VALIDATES_DATA,) if index.unique and old is not None and old.has_rows else ()
         ctx.out.add(ctx.a_index(s, index.name), Op.REPLACE if have else Op.CREATE, Phase.INDEX,
                     ([ddl.drop_index(s, index.name)] if have else []) + creating(s, part.name, index),
-                    before=index_view(have) if have else None, after=index_view(index), hazards=hazards)
+                    before=index_view(have) if have else None, after=index_view(index), hazards=hazards,
+                    order=Order.LATE)
     for name in sorted(set(live) - {i.name for i in part.indexes}):
         ctx.out.add(ctx.a_index(s, name), Op.DELETE, Phase.DROP_INDEX, [ddl.drop_index(s, name)],
                     before=index_view(live[name]))
