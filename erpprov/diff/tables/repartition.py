@@ -3,8 +3,8 @@ PostgreSQL cannot change that in place, so the table is built again and its rows
 the apply's transaction, refused unless `rewrites_table` is allowed:
 
 1. the old table's own foreign keys are dropped (the new table gets them with all the others),
-   and the old table, its partitions, indexes, key constraints and owned sequences are renamed
-   aside (their names are the schema's, and the new table needs them);
+   its indexes too, and the old table, its partitions, key constraints and owned sequences are
+   renamed aside (their names are the schema's, and the new table needs them);
 2. the new table is created as a new table is, with its partitions, keys, comments, owner
    and policies (its indexes and foreign keys follow in their phases);
 3. once the foreign keys of other tables that reference it are dropped (the key they reference
@@ -22,9 +22,10 @@ from psycopg import sql
 
 from erpprov.core.actions import Hazard, Op, Phase, Statement
 from erpprov.core.cluster import LiveDatabase, ObjectRef
-from erpprov.core.tables import FOREIGN_KEY, TablesState, TableState
+from erpprov.core.tables import EXCLUSION, FOREIGN_KEY, PRIMARY_KEY, UNIQUE, TablesState, TableState
 from erpprov.diff.tables.context import Context
 from erpprov.diff.tables.emit import Order, hazards_on
+from erpprov.diff.tables.indexes import key_like
 from erpprov.diff.tables.table import create_table
 from erpprov.errors import ErpprovError
 from erpprov.postgres import table_ddl as ddl
@@ -95,14 +96,16 @@ def _set_aside(ctx: Context, have: TableState, aside: str, sequences: dict[str, 
     s, t = have.schema, have.name
     statements = [ddl.drop_constraint(s, t, c.name) for c in have.constraints if c.kind == FOREIGN_KEY]
     statements.append(ddl.alter_table(s, t, sql.SQL("RENAME TO {}").format(ddl.ident(aside))))
-    index_backed = [c.name for c in have.constraints if c.kind != FOREIGN_KEY and c.kind in "pux"]
-    for index in index_backed + [i.name for i in have.indexes]:
+    # what a foreign key may still reference is renamed; the other indexes are dropped, which frees
+    # the names PostgreSQL gave their parts on the old partitions too
+    referable = [c.name for c in have.constraints if c.kind in (PRIMARY_KEY, UNIQUE, EXCLUSION)]
+    referable += [i.name for i in have.indexes if key_like(i)]
+    for index in referable:
         statements.append(ddl.render(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
             ddl.ident(s, index), ddl.ident(_aside_name(ctx, s, index)))))
+    statements += [ddl.drop_index(s, i.name) for i in have.indexes if not key_like(i)]
     for part in have.partitions:
-        statements += [ddl.render(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
-            ddl.ident(part.schema, index.name), ddl.ident(_aside_name(ctx, part.schema, index.name))))
-            for index in part.indexes]
+        statements += [ddl.drop_index(part.schema, i.name) for i in part.indexes]
         statements.append(ddl.alter_table(part.schema, part.name, sql.SQL("RENAME TO {}").format(
             ddl.ident(_aside_name(ctx, part.schema, part.name)))))
     for column in have.columns:
