@@ -129,3 +129,10 @@ def test_another_partition_key_reuses_the_partition_names_and_a_column_renamed_o
     converge(conn, tables(plain))
     assert conn.execute("SELECT count(*), max(id) FROM ev WHERE sort = 'b'").fetchone() == (1, 2)
     assert conn.execute("INSERT INTO ev (at, sort) VALUES ('2024-01-01', 'a') RETURNING id").fetchone() == (3,)
+
+
+def test_a_foreign_key_of_an_unmanaged_table_refuses_the_rebuild_at_plan_time(conn):
+    converge(conn, tables(PLAIN))
+    conn.execute("CREATE TABLE notes (o bigint, p date, FOREIGN KEY (o, p) REFERENCES orders (id, placed))")
+    with pytest.raises(ErpprovError, match=r"tables the file does not manage reference it \(public.notes\)"):
+        plan(conn, tables(PARTITIONED))

@@ -47,6 +47,14 @@ def repartition(ctx: Context, want: TableState, have: TableState) -> None:
             f"table {s}.{t} is rebuilt to change its partitioning, and the file does not mention its column(s) "
             f"{', '.join(sorted(kept))}: their rows would be lost",
             hint="declare the columns, or drop them from the table first")
+    held = sorted(f"{other.schema}.{other.name}" for key, other in ctx.live.tables.items()
+                  if key not in ctx.desired.tables and other.schema not in ctx.prune
+                  and any(c.kind == FOREIGN_KEY and (c.ref_schema, c.ref_table) == (s, t) for c in other.constraints))
+    if held:
+        raise ErpprovError(
+            f"table {s}.{t} is rebuilt to change its partitioning, and foreign keys of tables the file does not "
+            f"manage reference it ({', '.join(held)}): they would keep the old table from being dropped",
+            hint="declare those tables (their foreign keys then move to the new table), or drop the foreign keys")
     aside = _aside_name(ctx, s, t)
     hazards = (Hazard.REWRITES_TABLE, *hazards_on(have, Hazard.LOCKS_TABLE))
     dropped = sorted({c.name for c in have.columns} - {c.name for c in want.columns}
