@@ -152,6 +152,7 @@ class PartitionState:
     # --- not compared -------------------------------------------------------------------------
     source: str | None = field(default=None, compare=False)  # desired: the bound as written
     has_rows: bool = field(default=True, compare=False)
+    parts: tuple[str, ...] = field(default=(), compare=False)  # live: its indexes cascaded from the parent's
 
 
 @dataclass(frozen=True)

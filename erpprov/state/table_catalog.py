@@ -195,7 +195,9 @@ SELECT i.inhparent, n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid), c.
        c.relkind = 'p' OR c.relowner <> r.relowner
        OR EXISTS (SELECT FROM pg_constraint pc WHERE pc.conrelid = c.oid AND pc.conislocal),
        c.oid, ARRAY(SELECT CASE WHEN NOT a.attisdropped THEN a.attname END FROM pg_attribute a
-                    WHERE a.attrelid = c.oid AND a.attnum > 0 ORDER BY a.attnum)
+                    WHERE a.attrelid = c.oid AND a.attnum > 0 ORDER BY a.attnum),
+       ARRAY(SELECT pc.relname FROM pg_inherits pi JOIN pg_class pc ON pc.oid = pi.inhrelid
+             JOIN pg_index px ON px.indexrelid = pc.oid WHERE px.indrelid = c.oid ORDER BY 1)
 FROM rel r
 JOIN pg_inherits i ON i.inhparent = r.oid
 JOIN pg_class c ON c.oid = i.inhrelid AND c.relispartition
@@ -275,7 +277,7 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
             include=tuple(own[k] for k in include or ()), parameters=tuple(sorted(parameters or ())),
             delete_columns=tuple(own[k] for k in delete_columns or ()),
         ))
-    for *_, part_oid, part_columns in partitions:
+    for *_, part_oid, part_columns, _ in partitions:
         names[part_oid] = {num: name for num, name in enumerate(part_columns, 1) if name is not None}
     idx: dict[int, list[IndexState]] = defaultdict(list)
     for (oid, name, unique, method, nkey, attnums, options, exprs, opclasses, collations, predicate, depends,
@@ -301,8 +303,8 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
         pols[oid].append(PolicyState(name=name, command=_COMMANDS[command], roles=tuple(sorted(roles)), using=using,
                                      with_check=with_check, permissive=permissive, comment=comment))
     parts: dict[int, list[PartitionState]] = defaultdict(list)
-    for oid, schema, name, bound, parameters, comment, own, part_oid, _ in partitions:
-        parts[oid].append(PartitionState(schema=schema, name=name, bound=bound,
+    for oid, schema, name, bound, parameters, comment, own, part_oid, _, cascaded in partitions:
+        parts[oid].append(PartitionState(schema=schema, name=name, bound=bound, parts=tuple(cascaded),
                                          parameters=tuple(sorted(parameters or ())), comment=comment,
                                          indexes=tuple(sorted(idx.get(part_oid, ()), key=lambda i: i.name))))
         if own:

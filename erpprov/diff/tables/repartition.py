@@ -104,18 +104,20 @@ def _set_aside(ctx: Context, have: TableState, aside: str, sequences: dict[str, 
     s, t = have.schema, have.name
     statements = [ddl.drop_constraint(s, t, c.name) for c in have.constraints if c.kind == FOREIGN_KEY]
     statements.append(ddl.alter_table(s, t, sql.SQL("RENAME TO {}").format(ddl.ident(aside))))
-    # what a foreign key may still reference is renamed; the other indexes are dropped, which frees
-    # the names PostgreSQL gave their parts on the old partitions too
+    # what a foreign key may still reference is renamed, the other indexes dropped; their parts on
+    # the old partitions are renamed first, so the new partitions' parts get the names they would anew
+    for part in have.partitions:
+        statements += [ddl.render(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+            ddl.ident(part.schema, name), ddl.ident(_aside_name(ctx, part.schema, name)))) for name in part.parts]
+        statements += [ddl.drop_index(part.schema, i.name) for i in part.indexes]
+        statements.append(ddl.alter_table(part.schema, part.name, sql.SQL("RENAME TO {}").format(
+            ddl.ident(_aside_name(ctx, part.schema, part.name)))))
     referable = [c.name for c in have.constraints if c.kind in (PRIMARY_KEY, UNIQUE, EXCLUSION)]
     referable += [i.name for i in have.indexes if key_like(i)]
     for index in referable:
         statements.append(ddl.render(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
             ddl.ident(s, index), ddl.ident(_aside_name(ctx, s, index)))))
     statements += [ddl.drop_index(s, i.name) for i in have.indexes if not key_like(i)]
-    for part in have.partitions:
-        statements += [ddl.drop_index(part.schema, i.name) for i in part.indexes]
-        statements.append(ddl.alter_table(part.schema, part.name, sql.SQL("RENAME TO {}").format(
-            ddl.ident(_aside_name(ctx, part.schema, part.name)))))
     for column in have.columns:
         if column.sequence:
             statements.append(ddl.render(sql.SQL("ALTER SEQUENCE {} RENAME TO {}").format(
