@@ -164,16 +164,16 @@ SELECT i.indrelid, ic.relname, i.indisunique, am.amname, i.indnkeyatts,
                     AND dep.refclassid = 'pg_class'::regclass AND dep.refobjid = i.indrelid
                     AND dep.refobjsubid > 0) END,
        {nulls_not_distinct}, ic.reloptions, ds.description
-FROM (SELECT oid FROM rel UNION ALL  -- and a partition's own indexes (not cascaded from its parent's)
-      SELECT pi.inhrelid FROM pg_inherits pi JOIN rel ON rel.oid = pi.inhparent
-      JOIN pg_class pc ON pc.oid = pi.inhrelid AND pc.relispartition) r
+FROM rel r0  -- and its partitions' own indexes: those not a part of (relispartition) the parent's
+JOIN LATERAL (SELECT r0.oid UNION ALL SELECT pi.inhrelid FROM pg_inherits pi WHERE pi.inhparent = r0.oid
+                                                                                AND r0.relkind = 'p') r ON true
 JOIN pg_index i ON i.indrelid = r.oid
 JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_am am ON am.oid = ic.relam
 LEFT JOIN pg_description ds ON ds.objoid = ic.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0
 WHERE NOT EXISTS (SELECT FROM pg_constraint pc WHERE pc.conindid = i.indexrelid AND pc.conrelid = i.indrelid
                                                  AND pc.contype IN ('p', 'u', 'x'))
-  AND NOT EXISTS (SELECT FROM pg_inherits ii WHERE ii.inhrelid = i.indexrelid)
+  AND NOT ic.relispartition
 ORDER BY i.indrelid, i.indexrelid"""
 
 # ON DELETE SET NULL (columns), PostgreSQL 15's
@@ -196,8 +196,8 @@ SELECT i.inhparent, n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid), c.
        OR EXISTS (SELECT FROM pg_constraint pc WHERE pc.conrelid = c.oid AND pc.conislocal),
        c.oid, ARRAY(SELECT CASE WHEN NOT a.attisdropped THEN a.attname END FROM pg_attribute a
                     WHERE a.attrelid = c.oid AND a.attnum > 0 ORDER BY a.attnum),
-       ARRAY(SELECT pc.relname FROM pg_inherits pi JOIN pg_class pc ON pc.oid = pi.inhrelid
-             JOIN pg_index px ON px.indexrelid = pc.oid WHERE px.indrelid = c.oid ORDER BY 1)
+       ARRAY(SELECT pc.relname FROM pg_index px JOIN pg_class pc ON pc.oid = px.indexrelid AND pc.relispartition
+             WHERE px.indrelid = c.oid ORDER BY 1)
 FROM rel r
 JOIN pg_inherits i ON i.inhparent = r.oid
 JOIN pg_class c ON c.oid = i.inhrelid AND c.relispartition
