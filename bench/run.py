@@ -302,8 +302,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.fleet is not None and (args.fleet < 1 or args.fleet_forks < 1):
         parser.error("--fleet and --fleet-forks must be at least 1")
     args.sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
-    if any(s < 4 for s in args.sizes):
-        parser.error("sizes must be at least 4")
+    if not args.sizes or any(s < 4 for s in args.sizes):
+        # the report and its targets compare tools at these sizes: one is needed even for --seed-rows
+        parser.error("--sizes needs at least one size, each at least 4 (e.g. --sizes 4 with --seed-rows)")
     if args.runs < 1 or args.ansible_runs < 1 or args.large_runs < 1:
         parser.error("runs must be at least 1")
     if args.ansible_sizes is not None:

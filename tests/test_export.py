@@ -4,7 +4,9 @@ it came from, and applied to a new database it rebuilds the same tables, schemas
 from __future__ import annotations
 
 import copy
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -410,3 +412,104 @@ def test_export_with_several_inventory_hosts_asks_for_one(tmp_path: Path, pg: An
     chosen = _cli_export(tmp_path, "--db", pg.dbname, "-l", "db2")
     assert chosen.returncode == 0, chosen.stderr
     assert yaml.safe_load(chosen.stdout)[0]["hosts"] == "db2"
+
+
+TYPES_SQL = """
+CREATE ROLE type_reader;
+CREATE SCHEMA sales;
+CREATE TYPE sales.order_status AS ENUM ('new', 'paid', 'shipped');
+COMMENT ON TYPE sales.order_status IS 'where an order is';
+REVOKE USAGE ON TYPE sales.order_status FROM PUBLIC;
+GRANT USAGE ON TYPE sales.order_status TO type_reader;
+CREATE SEQUENCE sales.invoice_no AS integer START 1000 INCREMENT 10 CACHE 5 CYCLE;
+CREATE DOMAIN sales.qty AS integer DEFAULT 1 NOT NULL CONSTRAINT qty_positive CHECK (VALUE > 0);
+CREATE TYPE sales.line AS (sku text COLLATE "C", n sales.qty, status sales.order_status);
+CREATE TABLE sales.orders (id serial PRIMARY KEY, status sales.order_status NOT NULL DEFAULT 'new',
+                           invoice integer DEFAULT nextval('sales.invoice_no'), first_line sales.line,
+                           n sales.qty);
+GRANT USAGE ON SEQUENCE sales.invoice_no TO type_reader;
+SELECT nextval('sales.invoice_no');
+CREATE MATERIALIZED VIEW sales.z_totals AS SELECT status, count(*) AS n FROM sales.orders GROUP BY status;
+CREATE VIEW sales.a_paid AS SELECT n FROM sales.z_totals WHERE status = 'paid';
+CREATE VIEW public.b_big WITH (security_barrier) AS SELECT * FROM sales.a_paid WHERE n > 10;
+GRANT SELECT ON sales.a_paid TO type_reader;
+COMMENT ON VIEW public.b_big IS 'big ones';
+CREATE FUNCTION sales.open_count(s sales.order_status DEFAULT 'new', OUT n bigint) LANGUAGE sql STABLE
+    AS 'SELECT count(*) FROM sales.orders WHERE status = s';
+CREATE FUNCTION sales.pairs() RETURNS TABLE (a int, b text) LANGUAGE sql ROWS 5 SET search_path = pg_catalog
+    AS $$SELECT 1, 'x'$$;
+CREATE FUNCTION sales.touch() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$BEGIN RETURN NEW; END$$;
+CREATE PROCEDURE sales.tidy(keep int) LANGUAGE sql AS 'DELETE FROM sales.orders WHERE id < keep';
+CREATE TRIGGER orders_touch BEFORE UPDATE OF status ON sales.orders FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION sales.touch('a', 'b');
+ALTER TABLE sales.orders DISABLE TRIGGER orders_touch;
+"""
+
+
+def test_enum_columns_sequences_and_views_round_trip_to_an_empty_database(tmp_path: Path, pg: Any) -> None:
+    """The issue's failure: an exported table with an enum column could not be applied elsewhere,
+    the type was missing (`type "order_status" does not exist`); views were not exported at all."""
+    with pg.connect() as conn:
+        conn.execute(TYPES_SQL)
+    exported = _export(pg, pg.dbname)
+    source = _database(exported, pg.dbname)
+    assert source["types"][0] == {"name": "order_status", "schema": "sales", "enum": ["new", "paid", "shipped"],
+                                  "owner": pg.user, "comment": "where an order is",
+                                  "grants": [{"to": "PUBLIC", "privileges": []},
+                                             {"to": "type_reader", "privileges": ["USAGE"]}]}
+    assert [t["name"] for t in source["types"]] == ["order_status", "qty", "line"]
+    assert source["sequences"] == [{"name": "invoice_no", "schema": "sales", "type": "integer", "start": 1000,
+                                    "increment": 10, "cache": 5, "cycle": True, "owner": pg.user}]
+    assert plan_of(_targets(tmp_path, pg, exported)) == []
+    copy_name = pg.dbname + "_b"
+    apply_all(_targets(tmp_path, pg, _renamed(exported, pg.dbname, copy_name)))  # fails unless the re-plan is empty
+    rebuilt = _database(_export(pg, copy_name), copy_name)
+    assert [v["name"] for v in source["views"]] == ["a_paid", "b_big"]  # each after what it reads
+    assert source["views"][0]["grants"] == [{"to": "type_reader", "privileges": ["SELECT"]}]
+    assert [f["name"] for f in source["functions"]] == ["open_count", "pairs", "touch"]
+    assert source["triggers"][0]["when"] == "(old.status IS DISTINCT FROM new.status)"
+    for section in ("types", "sequences", "tables", "schemas", "views", "materialized_views", "functions",
+                    "procedures", "triggers"):
+        assert rebuilt.get(section) == source.get(section), section
+
+
+CURRENT_SQL = """
+CREATE ROLE type_reader;
+CREATE SCHEMA sales;
+CREATE TYPE sales.order_status AS ENUM ('new', 'shipped');
+CREATE TABLE sales.orders (id serial PRIMARY KEY, status sales.order_status NOT NULL DEFAULT 'new');
+CREATE FUNCTION sales.touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+CREATE FUNCTION sales.stale(x int) RETURNS int LANGUAGE sql AS 'SELECT x';
+CREATE VIEW sales.stale_view AS SELECT id FROM sales.orders;
+CREATE TRIGGER stale_trigger AFTER INSERT ON sales.orders FOR EACH ROW EXECUTE FUNCTION sales.touch();
+CREATE SEQUENCE sales.stale_seq;
+"""
+
+
+def test_an_export_with_prune_turns_another_database_into_the_same_schema(tmp_path: Path, pg: Any) -> None:
+    """The issue's yardstick in small: desired SQL in one database, current SQL in another; export
+    the first (--prune), apply it onto the second with every hazard allowed: the re-plan is empty
+    and both dump alike."""
+    from erpprov.core.actions import Hazard
+    from erpprov.drivers.embedded import find_bindir
+
+    current = pg.dbname + "_current"
+    with pg.connect() as conn:
+        conn.execute(TYPES_SQL)
+    with pg.connect("postgres") as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(current)))
+        exported = export_playbook(admin, _connection(pg), databases=[pg.dbname], prune=True)
+    with pg.connect(current) as conn:
+        conn.execute(CURRENT_SQL.replace("CREATE ROLE type_reader;", ""))
+    targets = _targets(tmp_path, pg, _renamed(exported, pg.dbname, current))
+    apply_all(targets, allow=frozenset(Hazard))  # fails unless the re-plan inside the lock is empty
+    assert plan_of(targets) == []
+
+    def dump(database: str) -> list[str]:
+        run = subprocess.run([str(find_bindir() / "pg_dump"), "--schema-only", "-h", pg.host, "-p", str(pg.port),
+                              "-U", pg.user, database], env={**os.environ, "PGPASSWORD": pg.password},
+                             capture_output=True, text=True, check=True, timeout=60)
+        # \restrict lines carry a random key per dump
+        return [line for line in run.stdout.splitlines() if not line.startswith(("\\restrict", "\\unrestrict"))]
+
+    assert dump(current) == dump(pg.dbname)

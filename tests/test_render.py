@@ -28,7 +28,8 @@ def scenario() -> list[HostPlan]:
                sql=(Statement('DROP TABLE "public"."legacy"'),), before={"columns": 3},
                hazards=(Hazard.DELETES_DATA,), note="the table holds rows"),
     ]
-    return [HostPlan(host="localhost", driver="external", actions=actions, unmanaged=["role.alice"],
+    unmanaged = [Address("role", "alice"), Address("view", "erp", "public", "v"), Address("view", "erp", "public", "w")]
+    return [HostPlan(host="localhost", driver="external", actions=actions, unmanaged=unmanaged,
                      fingerprint="abc123"),
             HostPlan(host="staging", driver="external")]
 
@@ -43,7 +44,7 @@ localhost (driver: external)
   - table.erp.public.legacy  [deletes_data]
       columns: 3
       # the table holds rows
-  Unmanaged (left alone): role.alice
+  Unmanaged (left alone): 1 role, 2 views (names with -v)
   Plan: 1 to add, 1 to change, 1 to destroy.
 
 staging (driver: external)
@@ -54,6 +55,12 @@ staging (driver: external)
 
 def test_text_is_grouped_by_host_with_symbols_hazards_and_summary():
     assert render.text(scenario()) == EXPECTED_TEXT
+
+
+def test_text_names_each_unmanaged_object_when_asked():
+    out = render.text(scenario(), names=True).splitlines()
+    at = out.index("  Unmanaged (left alone): 1 role, 2 views:")
+    assert out[at + 1:at + 4] == ["      role.alice", "      view.erp.public.v", "      view.erp.public.w"]
 
 
 def test_text_with_sql_shows_statements_but_never_the_verifier():

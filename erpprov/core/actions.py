@@ -31,6 +31,7 @@ class Hazard(str, Enum):
     REVOKES_ACCESS = "revokes_access"  # pruning privileges or memberships, taking LOGIN, SUPERUSER... from a role
     WIDENS_ACCESS = "widens_access"  # disabling row-level security, dropping a row-level security policy
     RECREATES_CONTAINER = "recreates_container"  # brief downtime; the data directory survives
+    BREAKS_CALLERS = "breaks_callers"  # dropping or recreating a type, function or view others use
 
 
 class Phase(int, Enum):
@@ -43,24 +44,36 @@ class Phase(int, Enum):
     DATABASE_GRANT = 25
     SCHEMA = 30
     EXTENSION = 35
+    VIEW_DROP = 36  # views dropped to be created again, before what they read or call changes
+    TYPE = 37  # enum types, before the columns that use them
+    SEQUENCE = 38  # before the defaults that call nextval()
+    FUNCTION = 39  # functions and procedures, before the defaults, checks and triggers that call them
     TABLE = 40
     COLUMN = 45
     CONSTRAINT = 50
+    SEQUENCE_OWNER = 51  # OWNED BY a column, once the column exists
     POLICY = 54  # row-level security policies, after the columns their expressions read
     FOREIGN_KEY = 55
+    VIEW = 56  # views and materialized views, once the tables and columns they read exist
     INDEX = 57
     COMMENT = 58
+    TRIGGER = 59  # once their tables, views and functions exist
     GRANT = 60
     DEFAULT_PRIVILEGE = 65
+    DROP_TRIGGER = 78
+    DROP_VIEW = 79  # before the tables they read
     DROP_CONSTRAINT = 80
     DROP_INDEX = 81
     DROP_COLUMN = 82
     DROP_TABLE = 83
-    DROP_EXTENSION = 84
-    DROP_SCHEMA = 85
-    DATA = 87  # seed rows, once every table has its final shape
-    SCRIPT = 88  # the play's scripts, after the rows they may build on
-    DROP_DATABASE = 90
+    DROP_FUNCTION = 84  # after the tables whose defaults call them
+    DROP_SEQUENCE = 85
+    DROP_TYPE = 86  # after the columns and functions that use them
+    DROP_EXTENSION = 87
+    DROP_SCHEMA = 88
+    DATA = 89  # seed rows, once every table has its final shape
+    SCRIPT = 90  # the play's scripts, after the rows they may build on
+    DROP_DATABASE = 91
     DROP_ROLE = 99
     FILE = 100  # files rendered from templates, once the server holds what they describe
 

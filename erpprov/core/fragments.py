@@ -175,3 +175,88 @@ def index_entry(entry: str, columns: Iterable[str]) -> IndexEntry:
             except ValueError:
                 raise whole from None
         return IndexEntry(key, key in names, descending, nulls_first, collation, opclass)
+
+
+def _anywhere(node: Any, names: tuple[str, ...]) -> bool:
+    """Whether any SELECT at any depth of ``node`` sets one of the fields ``names``."""
+    from pglast import ast
+
+    if isinstance(node, ast.Node):
+        if isinstance(node, ast.SelectStmt) and any(getattr(node, name, None) for name in names):
+            return True
+        return any(_anywhere(getattr(node, name), names) for name in node)
+    if isinstance(node, tuple):
+        return any(_anywhere(item, names) for item in node)
+    return False
+
+
+def _only_selects(node: Any) -> bool:
+    """Whether every statement inside ``node`` (a query and its WITH clauses, at any depth) is a
+    SELECT: `WITH gone AS (DELETE ...) SELECT ...` is a SelectStmt that writes."""
+    from pglast import ast
+
+    if isinstance(node, ast.Node) and not isinstance(node, ast.SelectStmt) and type(node).__name__.endswith("Stmt"):
+        return False
+    if isinstance(node, ast.Node):
+        return all(_only_selects(getattr(node, name)) for name in node)
+    if isinstance(node, tuple):
+        return all(_only_selects(item) for item in node)
+    return True
+
+
+@lru_cache(maxsize=1024)
+def query(text: str) -> str:
+    """`text` if it is one SELECT (a view's query: VALUES, UNION, WITH ... SELECT too) that reads and
+    writes nothing else — no INTO, no FOR UPDATE, no data-modifying WITH; ValueError otherwise.
+    Spliced after `AS` as the rest of a CREATE VIEW statement."""
+    _scan_balanced(text, "query")
+    statement = _parse_one(text, text, "query")
+    if type(statement).__name__ != "SelectStmt":
+        raise ValueError(f"query {text[:80]!r} is not a SELECT")
+    if _anywhere(statement, ("intoClause", "lockingClause")):
+        raise ValueError(f"query {text[:80]!r} must only read (no INTO, no FOR UPDATE)")
+    if not _only_selects(statement):
+        raise ValueError(f"query {text[:80]!r} holds a statement that is not a SELECT")
+    return text
+
+
+@lru_cache(maxsize=4096)
+def relations(text: str) -> frozenset[tuple[str | None, str]]:
+    """The (schema or None, name) of every relation a proven query names, CTE names included: what
+    it may read, for ordering creates before the server can say (a view over tables not made yet)."""
+    from pglast import ast
+    from pglast.visitors import Visitor
+
+    found: set[tuple[str | None, str]] = set()
+
+    class _Relations(Visitor):
+        def visit_RangeVar(self, ancestors: Any, node: ast.RangeVar) -> None:
+            found.add((node.schemaname, node.relname or ""))
+
+    _Relations()(_parser().parse_sql(query(text)))
+    return frozenset(found)
+
+
+def function_body(text: str, language: str, header: str) -> str:
+    """`text` if PostgreSQL's parser accepts it as a body in ``language`` (sql: statements;
+    plpgsql: a block, compiled under ``header``, the function's own `CREATE FUNCTION ... RETURNS
+    ...` made of proven parts, so NEW, OUT parameters and RETURN QUERY mean what they will);
+    other languages are only sent as a string literal. ValueError otherwise. The body always
+    travels as one literal, never spliced, so it cannot end the statement it is in."""
+    if not text.strip():
+        raise ValueError("a function body cannot be empty")
+    if "\x00" in text:
+        raise ValueError("a function body cannot contain a NUL character")
+    if len(text) > _MAX_FRAGMENT:
+        raise ValueError(f"a function body is at most {_MAX_FRAGMENT} characters long")
+    parser = _parser()
+    try:
+        if language == "sql":
+            parser.parse_sql(text)
+        elif language == "plpgsql":
+            from pglast import parse_plpgsql
+
+            parse_plpgsql(f"{header} LANGUAGE plpgsql AS '{text.replace(chr(39), chr(39) * 2)}'")
+    except parser.ParseError as exc:
+        raise ValueError(f"the {language} body is not valid: {exc}") from None
+    return text

@@ -47,6 +47,7 @@ Identifier = Annotated[str, AfterValidator(_identifier)]
 # SQL that cannot be a parameter: proven to be one type name / one expression when loaded
 TypeName = Annotated[str, AfterValidator(fragments.type_name)]
 Expression = Annotated[str, AfterValidator(fragments.expression)]
+Query = Annotated[str, AfterValidator(fragments.query)]
 
 
 def _role_name(value: str) -> str:
@@ -647,6 +648,269 @@ def _known(columns: list[str], names: set[str], what: str) -> None:
             raise ValueError(f"{what} names column {column!r}, which the table does not declare")
 
 
+# --- types and sequences --------------------------------------------------------------------
+
+
+def _enum_values(values: list[str]) -> list[str]:
+    for value in values:
+        if not value or len(value.encode()) > MAX_NAME_BYTES:
+            raise ValueError(f"enum value {value!r} must be 1 to {MAX_NAME_BYTES} bytes long")
+    if len(set(values)) != len(values):
+        raise ValueError("an enum lists each value once")
+    return values
+
+
+class Attribute(Strict):
+    name: Identifier
+    type: TypeName
+    collation: Identifier | None = None
+
+
+class Type(Strict):
+    """An enum (`enum`), a composite type (`attributes`) or a domain (`base_type`, with `default`,
+    `not_null`, `checks`, `collation`). Enum values are added where the file puts them (ALTER TYPE
+    ... ADD VALUE, committed on its own so the same apply can use them); removing or reordering
+    one recreates the type."""
+
+    name: Identifier
+    schema_: Identifier = Field("public", alias="schema")
+    enum: Annotated[list[str], AfterValidator(_enum_values)] | None = Field(
+        None, min_length=1, description="Enum: the values in order")
+    attributes: list[Attribute] | None = Field(None, min_length=1, description="Composite type: its attributes")
+    base_type: TypeName | None = Field(None, description="Domain: the type it restricts")
+    default: Expression | None = Field(None, description="Domain: default value")
+    not_null: bool = Field(False, description="Domain: NOT NULL")
+    checks: list[Check] = Field(default_factory=list, description="Domain: CHECK constraints, on VALUE")
+    collation: Identifier | None = Field(None, description="Domain: collation")
+    owner: Identifier | None = None
+    comment: str | None = None
+    grants: Annotated[list[Grant], AfterValidator(_grants_of("type"))] = Field(default_factory=list)
+    renamed_from: Identifier | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Type:
+        kinds = [k for k in ("enum", "attributes", "base_type") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("a type is an enum (`enum`), a composite type (`attributes`) or a domain (`base_type`)")
+        domain_keys = self.default is not None or self.not_null or self.checks or self.collation is not None
+        if domain_keys and self.base_type is None:
+            raise ValueError("default, not_null, checks and collation belong to a domain (`base_type`)")
+        if self.attributes:
+            unique_names(self.attributes, "attributes", field="attributes")
+        if self.renamed_from and self.enum is None:
+            raise ValueError("renamed_from is supported on enum types only (rename a domain or composite type by hand)")
+        return self
+
+
+class OwnedBy(Strict):
+    table: Identifier
+    column: Identifier
+    schema_: Identifier | None = Field(None, alias="schema", description="Default: the sequence's schema")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Sequence(Strict):
+    """A standalone sequence (serial and identity columns own theirs). Omitted bounds and start are
+    PostgreSQL's defaults for the type and direction. Changing `start` never resets the current
+    value of an existing sequence."""
+
+    name: Identifier
+    schema_: Identifier = Field("public", alias="schema")
+    type: Literal["smallint", "integer", "bigint"] = "bigint"
+    start: int | None = None
+    increment: int = 1
+    min_value: int | None = None
+    max_value: int | None = None
+    cache: int = Field(1, ge=1)
+    cycle: bool = False
+    owned_by: OwnedBy | None = Field(None, description="The column whose drop drops the sequence")
+    owner: Identifier | None = None
+    comment: str | None = None
+    grants: Annotated[list[Grant], AfterValidator(_grants_of("sequence"))] = Field(default_factory=list)
+    renamed_from: Identifier | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _increment(self) -> Sequence:
+        if self.increment == 0:
+            raise ValueError("a sequence's increment cannot be 0")
+        return self
+
+
+# --- views ----------------------------------------------------------------------------------
+
+
+class View(Strict):
+    """A view. Its query is compared as PostgreSQL prints it back (pg_get_viewdef), so spacing,
+    casts and qualification the server adds are no change."""
+
+    name: Identifier
+    schema_: Identifier = Field("public", alias="schema")
+    query: Query = Field(description="One SELECT (or VALUES, WITH ... SELECT), without a ';'")
+    columns: list[Identifier] = Field(default_factory=list, description="Column names; default: the query's")
+    security_barrier: bool = False
+    security_invoker: bool = Field(False, description="PostgreSQL 15+")
+    check_option: Literal["local", "cascaded"] | None = None
+    owner: Identifier | None = None
+    comment: str | None = None
+    grants: Annotated[list[Grant], AfterValidator(_grants_of("table"))] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class MaterializedView(Strict):
+    """A materialized view; a changed query rebuilds it (hazard `deletes_data`: its rows go)."""
+
+    name: Identifier
+    schema_: Identifier = Field("public", alias="schema")
+    query: Query = Field(description="One SELECT (or VALUES, WITH ... SELECT), without a ';'")
+    columns: list[Identifier] = Field(default_factory=list, description="Column names; default: the query's")
+    with_data: bool = Field(True, description="Fill it when created (WITH NO DATA leaves it unscannable)")
+    owner: Identifier | None = None
+    comment: str | None = None
+    grants: Annotated[list[Grant], AfterValidator(_grants_of("table"))] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- functions ------------------------------------------------------------------------------
+
+
+class Argument(Strict):
+    name: Identifier | None = None
+    type: TypeName
+    mode: Literal["in", "out", "inout", "variadic"] = "in"
+    default: Expression | None = None
+
+    def sql(self) -> str:
+        """As CREATE FUNCTION writes it (every part proven or an identifier)."""
+        name = '"' + self.name.replace('"', '""') + '" ' if self.name else ""
+        default = f" DEFAULT ({self.default})" if self.default is not None else ""
+        return f"{self.mode.upper()} {name}{self.type}{default}"
+
+
+class TableColumn(Strict):
+    name: Identifier
+    type: TypeName
+
+
+class Function(Strict):
+    """A function or procedure; its identity is schema, name and argument types. A new body or
+    attribute is CREATE OR REPLACE; new arguments or result type drop it and create it again."""
+
+    name: Identifier
+    schema_: Identifier = Field("public", alias="schema")
+    arguments: list[Argument] = Field(default_factory=list)
+    returns: TypeName | None = Field(None, description="Result type (functions); `void` for none")
+    setof: bool = Field(False, description="RETURNS SETOF the type")
+    returns_table: list[TableColumn] = Field(default_factory=list, description="RETURNS TABLE (...)")
+    language: Identifier = "sql"
+    body: str
+    volatility: Literal["volatile", "stable", "immutable"] = "volatile"
+    strict: bool = False
+    security_definer: bool = False
+    parallel: Literal["unsafe", "restricted", "safe"] = "unsafe"
+    leakproof: bool = False
+    cost: float | None = Field(None, description="Default: PostgreSQL's (1 for C, 100 otherwise)")
+    rows: float | None = Field(None, description="Set-returning functions; default 1000")
+    set: StringMap = Field(default_factory=dict, description="SET name = value while it runs, e.g. search_path")
+    owner: Identifier | None = None
+    comment: str | None = None
+    grants: Annotated[list[Grant], AfterValidator(_grants_of("function"))] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def result(self) -> str:
+        """What RETURNS says (proven types and identifiers only)."""
+        if self.returns_table:
+            return "TABLE (" + ", ".join('"' + c.name.replace('"', '""') + '" ' + c.type
+                                         for c in self.returns_table) + ")"
+        return ("SETOF " if self.setof else "") + (self.returns or "void")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Function:
+        if self.returns_table and (self.returns or self.setof):
+            raise ValueError("returns_table stands alone: no returns or setof beside it")
+        if not self.returns_table and self.returns is None and not any(a.mode in ("out", "inout")
+                                                                      for a in self.arguments):
+            raise ValueError("a function needs `returns` (or `returns_table`, or OUT arguments)")
+        header = f"CREATE FUNCTION f({', '.join(a.sql() for a in self.arguments)})"
+        if self.returns is not None or self.returns_table:
+            header += f" RETURNS {self.result()}"
+        fragments.function_body(self.body, self.language, header)
+        return self
+
+
+class Procedure(Strict):
+    name: Identifier
+    schema_: Identifier = Field("public", alias="schema")
+    arguments: list[Argument] = Field(default_factory=list)
+    language: Identifier = "sql"
+    body: str
+    security_definer: bool = False
+    set: StringMap = Field(default_factory=dict)
+    owner: Identifier | None = None
+    comment: str | None = None
+    grants: Annotated[list[Grant], AfterValidator(_grants_of("function"))] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Procedure:
+        fragments.function_body(self.body, self.language,
+                                f"CREATE PROCEDURE f({', '.join(a.sql() for a in self.arguments)})")
+        return self
+
+
+# --- triggers -------------------------------------------------------------------------------
+
+
+class Trigger(Strict):
+    """A trigger on a table (or an INSTEAD OF trigger on a view)."""
+
+    name: Identifier
+    table: Identifier
+    schema_: Identifier = Field("public", alias="schema", description="The table's schema")
+    timing: Literal["before", "after", "instead of"]
+    events: list[Literal["insert", "update", "delete", "truncate"]] = Field(min_length=1)
+    update_of: list[Identifier] = Field(default_factory=list, description="UPDATE OF these columns only")
+    for_each: Literal["row", "statement"] = "row"
+    when: Expression | None = Field(None, description="Condition, e.g. OLD.* IS DISTINCT FROM NEW.*")
+    function: Identifier = Field(description="The trigger function's name")
+    function_schema: Identifier | None = Field(None, description="Default: the table's schema")
+    arguments: list[str] = Field(default_factory=list, description="Strings passed to the function")
+    constraint: bool = Field(False, description="A constraint trigger (AFTER ... FOR EACH ROW)")
+    deferrable: Literal[False, True, "initially deferred"] = False
+    enabled: bool = True
+    comment: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Trigger:
+        if len(set(self.events)) != len(self.events):
+            raise ValueError("each event is listed once")
+        if self.update_of and "update" not in self.events:
+            raise ValueError("update_of needs the update event")
+        if self.deferrable and not self.constraint:
+            raise ValueError("only a constraint trigger is deferrable")
+        return self
+
+
+def _unique_in_schemas(items: list[Any], what: str) -> None:
+    seen: set[tuple[str, str]] = set()
+    for index, item in enumerate(items):
+        key = (item.schema_, item.name)
+        if key in seen:
+            raise DuplicateName(f"two {what} are named {item.schema_}.{item.name}; each name may appear once",
+                                (what, index, "name"))
+        seen.add(key)
+
+
 # --- databases ------------------------------------------------------------------------------
 
 
@@ -707,6 +971,13 @@ class Database(Strict):
     schemas: list[Schema] = Field(default_factory=list)
     extensions: list[Extension] = Field(default_factory=list)
     tables: list[Table] = Field(default_factory=list)
+    types: list[Type] = Field(default_factory=list, description="Enum types")
+    sequences: list[Sequence] = Field(default_factory=list, description="Standalone sequences")
+    views: list[View] = Field(default_factory=list)
+    materialized_views: list[MaterializedView] = Field(default_factory=list)
+    functions: list[Function] = Field(default_factory=list)
+    procedures: list[Procedure] = Field(default_factory=list)
+    triggers: list[Trigger] = Field(default_factory=list)
     default_privileges: list[DefaultPrivilege] = Field(default_factory=list)
     prune: bool = Field(False, description="Drop schemas and tables that the file does not declare")
     scripts: list[Script] = Field(default_factory=list, description="SQL run by apply after the tables and rows")
@@ -716,6 +987,10 @@ class Database(Strict):
         unique_names(self.schemas, "schemas", field="schemas")
         unique_names(self.scripts, "scripts", field="scripts")
         unique_names(self.extensions, "extensions", field="extensions")
+        _unique_in_schemas(self.types, "types")
+        _unique_in_schemas(self.sequences, "sequences")
+        _unique_in_schemas(self.views, "views")
+        _unique_in_schemas(self.materialized_views, "materialized_views")
         seen: set[tuple[str, str]] = set()
         for table in self.tables:
             key = (table.schema_, table.name)

@@ -59,6 +59,11 @@ def _acl_statements(want: Privileges, have: Privileges, prefix: sql.Composable, 
                  for kind, form in forms.items() if changes[kind])
 
 
+def grant_statements(ref: ObjectRef, to: str, want: Privileges, have: Privileges) -> tuple[Statement, ...]:
+    """The GRANT/REVOKE statements that take ``to`` from ``have`` to ``want`` on ``ref``."""
+    return _acl_statements(want, have, sql.SQL(""), object_clause(ref), grantee(to))
+
+
 def _op(want: Privileges, have: Privileges) -> Op:
     return Op.CREATE if not have else (Op.DELETE if not want else Op.UPDATE)
 
@@ -139,12 +144,22 @@ def _desired_grants(db: model.Database, live: LiveDatabase, cluster: LiveCluster
                 privileges = expand(grant.privileges, ref.kind, version, grant.with_grant_option)
                 key = (ref, grant.to)
                 want[key] = want.get(key, frozenset()) | privileges
-    # Grants written on a table are more specific than "all tables in schema": they win.
-    for table in db.tables:
-        for table_grant in table.grants:
-            ref = ObjectRef("table", table.schema_, table.name)
-            want[(ref, table_grant.to)] = expand(table_grant.privileges, "table", version,
-                                                 table_grant.with_grant_option)
+    # Grants written on an object are more specific than "all tables in schema": they win.
+    on_objects: list[tuple[str, model.Table | model.Type | model.Sequence | model.View | model.MaterializedView
+                           | model.Function | model.Procedure]] = [
+        *(("table", t) for t in db.tables), *(("type", t) for t in db.types),
+        *(("sequence", s) for s in db.sequences),
+        *(("table", v) for v in db.views), *(("table", m) for m in db.materialized_views)]  # ON TABLE takes views
+    functions: list[model.Function | model.Procedure] = [*db.functions, *db.procedures]
+    on_objects += [("function", f) for i, f in enumerate(functions) if i in canon.declared_functions]
+    for kind, item in on_objects:
+        name = item.name
+        if isinstance(item, (model.Function, model.Procedure)):
+            name = canon.declared_functions[functions.index(item)][1]
+        for object_grant in item.grants:
+            ref = ObjectRef(kind, item.schema_, name)
+            want[(ref, object_grant.to)] = expand(object_grant.privileges, kind, version,
+                                                  object_grant.with_grant_option)
     return want
 
 

@@ -19,6 +19,9 @@ class Canon:
     # Whether each role of `passwords_to_compare` has the password its stored verifier was made
     # from (checked beforehand: PBKDF2 is the slowest step of a plan).
     passwords: dict[str, bool] = field(default_factory=dict)
+    # The declared functions and procedures (by position in functions + procedures) that the scratch
+    # build named: (schema, signature), as grants and the ACL read spell them.
+    declared_functions: dict[int, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass

@@ -10,9 +10,10 @@ What is left out on purpose:
   on_create`, so applying the export never resets a live password;
 - ACL entries equal to what a NULL ACL stands for (`implicit_acl`), i.e. what PostgreSQL gives a
   new object anyway;
-- views, standalone sequences and functions themselves (erpprov does not create them); grants on
-  sequences and functions are exported, grants on views are not (they could not be applied to a
-  database where the view does not exist).
+- the schema objects erpprov cannot write yet (composite types, domains, aggregates, rules...,
+  read by `state.schema_catalog`): never silently, each is listed in `Exported.left_out`, which
+  the CLI prints on stderr and at the top of the file. Grants on sequences and functions are
+  exported in their schema's grants, grants on tables, views and enum types on the object.
 """
 
 from __future__ import annotations
@@ -37,6 +38,17 @@ from erpprov.core.cluster import (
     attributes_beyond_defaults,
 )
 from erpprov.core.fragments import index_entry, index_ordering
+from erpprov.core.schema_objects import (
+    CompositeState,
+    DomainState,
+    EnumState,
+    FunctionState,
+    LiveObject,
+    SchemaObjects,
+    SequenceState,
+    TriggerState,
+    ViewState,
+)
 from erpprov.core.tables import (
     CHECK,
     EXCLUSION,
@@ -53,12 +65,15 @@ from erpprov.core.tables import (
     TablesState,
     TableState,
 )
+from erpprov.diff.sequences import OPTIONS as SEQUENCE_OPTIONS
+from erpprov.diff.sequences import desired_sequence
 from erpprov.errors import ErpprovError
 from erpprov.ops import export_data
 from erpprov.postgres.acl import DEFAULT_PRIVILEGE_KIND, all_privileges, implicit_acl
 from erpprov.postgres.connect import connect
 from erpprov.postgres.naming import column_addition, make_object_name, unquote
 from erpprov.state import catalog
+from erpprov.state.schema_catalog import function_parts, read_schema_objects
 from erpprov.state.table_catalog import inspect_tables
 
 # Left out unless named: the maintenance database every cluster has (templates are never read).
@@ -72,12 +87,17 @@ _SERIAL_TYPES = {"integer": "serial", "bigint": "bigserial", "smallint": "smalls
 def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
                     databases: list[str] | None = None, hosts: str = "all",
                     name: str = "Exported from the live server", templated: bool = True, data: Iterable[str] = (),
-                    data_files: dict[str, bytes] | None = None) -> list[dict[str, Any]]:
+                    data_files: dict[str, bytes] | None = None, prune: bool = False,
+                    left_out: list[str] | None = None) -> list[dict[str, Any]]:
     """A playbook of one play describing the roles and ``databases`` (default: all but `postgres`)
     of the server ``admin`` is connected to; ``connection`` opens the per-database connections.
     ``templated=False``: the values as they are, for a model built without Jinja2 (`diff`).
     The tables named in ``data`` get a `data:` entry, and their rows go into ``data_files``
-    (file name -> CSV bytes), which the caller writes beside the playbook."""
+    (file name -> CSV bytes), which the caller writes beside the playbook. ``prune`` marks each
+    database `prune: true`: applied elsewhere, the file makes that database hold what this one
+    holds, dropping what it does not (as hazards). What the playbook cannot hold yet is appended
+    to ``left_out``, as people name it ("database erp: rule no_delete on public.orders"): erpprov
+    never drops an object from an export without saying so."""
     requested = export_data.requested_tables(data)
     found: set[tuple[str, str]] = set()
     cluster = catalog.read_cluster(admin)
@@ -99,7 +119,14 @@ def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
                 if data_files is not None:
                     data_files[export_data.file_name(db, table)] = export_data.table_rows(conn, table)
                 found.add(table.key)
-        exported.append(_database(cluster, live, live_tables, entries))
+            objects = read_schema_objects(conn)
+            functions = function_parts(conn) if objects.functions else {}
+        exported.append(_database(cluster, live, live_tables, entries, objects, functions)
+                        | ({"prune": True} if prune else {}))
+        if left_out is not None:
+            left_out += [f"database {db}: {o.describe()}" for o in objects.objects if not _written(o, objects)]
+            left_out += [f"database {db}: {prop.replace('_', ' ')} of table {t.schema}.{t.name}"
+                         for t in live_tables.tables.values() for prop in t.unmanaged]
     export_data.check_found(requested, found)
     if exported:
         play["databases"] = exported
@@ -261,8 +288,20 @@ def _database_grants(cluster: LiveCluster, name: str, owner: str) -> list[dict[s
 # --- databases ------------------------------------------------------------------------------
 
 
+def _written(obj: LiveObject, objects: SchemaObjects) -> bool:
+    """Whether the export writes ``obj``: enum types, standalone sequences, views, functions,
+    procedures, triggers."""
+    key = (obj.schema or "", obj.name)
+    types = objects.enums.keys() | objects.composites.keys() | objects.domains.keys()
+    return ((obj.kind == "type" and key in types) or (obj.kind == "sequence" and key in objects.sequences)
+            or (obj.kind in ("view", "materialized_view") and key in objects.views)
+            or (obj.kind in ("function", "procedure") and key in objects.functions)
+            or (obj.kind == "trigger" and (obj.schema, obj.table, obj.name) in objects.triggers))
+
+
 def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState,
-              data: dict[tuple[str, str], dict[str, object]]) -> dict[str, Any]:
+              data: dict[tuple[str, str], dict[str, object]], objects: SchemaObjects,
+              functions: FunctionParts) -> dict[str, Any]:
     state = cluster.databases[live.name]
     version = cluster.server_version
     db: dict[str, Any] = {"name": live.name, "owner": state.owner}
@@ -275,7 +314,7 @@ def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState
         db["grants"] = grants
     acl = _acl_of(live)
     default_acl = _default_acl_of(live)
-    table_grants, schema_grants = _object_grants(acl, live_tables, live, version)
+    table_grants, schema_grants = _object_grants(acl, live_tables, objects, live, version)
     schemas = [_schema(live, name, acl, schema_grants.get(name, []), default_acl.get(name, {}), version)
                for name in sorted(live.schemas)]
     if schemas:
@@ -283,10 +322,31 @@ def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState
     extensions = [_extension(live, name) for name in sorted(live.extensions) if name not in BUILTIN_EXTENSIONS]
     if extensions:
         db["extensions"] = extensions
+    types = [_enum(e, table_grants.get(key, [])) for key, e in sorted(objects.enums.items())]
+    types += [_domain(d, table_grants.get(key, [])) for key, d in sorted(objects.domains.items())]
+    types += [_composite(c, table_grants.get(key, [])) for key, c in sorted(objects.composites.items())]
+    if types:
+        db["types"] = types
+    sequences = [_sequence(q) for _, q in sorted(objects.sequences.items())]
+    if sequences:
+        db["sequences"] = sequences
     tables = [_table(t, table_grants.get(key, [])) | ({"data": data[key]} if key in data else {})
               for key, t in sorted(live_tables.tables.items())]
     if tables:
         db["tables"] = tables
+    ordered = _reading_order(objects)
+    for key, materialized in (("views", False), ("materialized_views", True)):
+        views = [_view(v, table_grants.get((v.schema, v.name), [])) for v in ordered if v.materialized == materialized]
+        if views:
+            db[key] = views
+    for key, procedure in (("functions", False), ("procedures", True)):
+        declared = [_function(f, functions[k]) for k, f in sorted(objects.functions.items())
+                    if f.procedure == procedure]
+        if declared:
+            db[key] = declared
+    triggers = [_trigger(t) for _, t in sorted(objects.triggers.items())]
+    if triggers:
+        db["triggers"] = triggers
     defaults = _default_privileges(default_acl.get(None, {}), True, version)
     if defaults:
         db["default_privileges"] = defaults
@@ -317,12 +377,13 @@ def _schema(live: LiveDatabase, name: str, acl: dict[ObjectRef, dict[str, Privil
     return schema
 
 
-def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: TablesState,
+def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: TablesState, objects: SchemaObjects,
                    live: LiveDatabase, version: int
                    ) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
-    """Grants on tables (written on the table), and on sequences and functions (and tables whose
-    grantee holds privileges with mixed grant options) written in their schema's grants, objects
-    with the same privileges grouped into one entry."""
+    """Grants on tables and enum types (written on the object: a table and a type never share a
+    name in a schema), and on sequences and functions (and tables whose grantee holds privileges
+    with mixed grant options) written in their schema's grants, objects with the same privileges
+    grouped into one entry."""
     on_table: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     grouped: dict[tuple[str, str, str, frozenset[str], bool], list[str]] = defaultdict(list)
     # a partition has grants of its own, written in its schema's grants (it has no table entry)
@@ -330,24 +391,33 @@ def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: Tab
     for ref in sorted(acl, key=lambda r: (r.kind, r.schema or "", r.name)):
         if ref.kind == "schema" or ref.schema is None:
             continue
-        if ref.kind == "table" and (ref.schema, ref.name) not in live_tables.tables.keys() | partitions:
-            continue  # a view, materialized view or foreign table: erpprov does not create them
+        if ref.kind == "table" and (ref.schema, ref.name) not in live_tables.tables.keys() | partitions \
+                and (ref.schema, ref.name) not in objects.views:
+            continue  # a foreign table: erpprov does not create them
+        if ref.kind == "type" and (ref.schema, ref.name) not in objects.enums.keys() | objects.composites.keys() \
+                | objects.domains.keys():
+            continue  # an extension's type
         owner = live.owners[ref]
         # the name a grant's `tables:`/`sequences:`/`functions:` list uses
         spelling = live.signatures.get(ref, ref.name)
         for grantee, privileges in _explicit_acl(acl[ref], ref.kind, owner, version).items():
             parts = _split_options(privileges)
-            if ref.kind == "table" and len(parts) == 1 and (ref.schema, ref.name) in live_tables.tables:
+            if ref.kind == "type":  # one entry per grantee: the option of the privileges that have it
+                on_table[(ref.schema, ref.name)].append(
+                    _grant(grantee, (p for p, _ in privileges), any(g for _, g in privileges), "type", version))
+                continue
+            if ref.kind == "table" and len(parts) == 1 and (ref.schema, ref.name) in live_tables.tables.keys() \
+                    | objects.views.keys():
                 names, option = parts[0]
                 on_table[(ref.schema, ref.name)].append(_grant(grantee, names, option, "table", version))
                 continue
             for names, option in parts:
                 grouped[(ref.schema, ref.kind, grantee, names, option)].append(spelling)
     in_schema: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for (schema, kind, grantee, names, option), objects in sorted(
+    for (schema, kind, grantee, names, option), spellings in sorted(
             grouped.items(), key=lambda item: (item[0][0], item[0][1], item[0][2], sorted(item[0][3]), item[0][4])):
         grant = _grant(grantee, names, option, kind, version)
-        grant[kind + "s"] = sorted(objects)
+        grant[kind + "s"] = sorted(spellings)
         in_schema[schema].append(grant)
     return dict(on_table), dict(in_schema)
 
@@ -369,6 +439,151 @@ def _default_privileges(rows: _DefaultRows, database_wide: bool, version: int) -
                 entry = {"on": on, "for_role": for_role, **_grant(grantee, names, option, kind, version)}
                 entries.append(entry)
     return entries
+
+
+# --- types and sequences --------------------------------------------------------------------
+
+
+def _owned(result: dict[str, Any], owner: str | None, comment: str | None) -> dict[str, Any]:
+    if owner is not None:
+        result["owner"] = owner
+    if comment is not None:
+        result["comment"] = comment
+    return result
+
+
+def _enum(enum: EnumState, grants: list[dict[str, Any]]) -> dict[str, Any]:
+    result = _owned({"name": enum.name, "schema": enum.schema, "enum": list(enum.values)}, enum.owner, enum.comment)
+    if grants:
+        result["grants"] = sorted(grants, key=lambda g: g["to"])
+    return result
+
+
+def _domain(domain: DomainState, grants: list[dict[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {"name": domain.name, "schema": domain.schema, "base_type": domain.base}
+    if domain.collation:
+        result["collation"] = unquote(domain.collation)
+    if domain.default is not None:
+        result["default"] = domain.default
+    if domain.not_null:
+        result["not_null"] = True
+    if domain.checks:  # pg_get_constraintdef prints CHECK (expr): the playbook holds expr
+        result["checks"] = [{"name": name, "expression": definition.removeprefix("CHECK (").removesuffix(")")}
+                            for name, definition in domain.checks]
+    if grants:
+        result["grants"] = sorted(grants, key=lambda g: g["to"])
+    return _owned(result, domain.owner, domain.comment)
+
+
+def _composite(composite: CompositeState, grants: list[dict[str, Any]]) -> dict[str, Any]:
+    attributes = [{"name": n, "type": t, **({"collation": unquote(c)} if c else {})}
+                  for n, t, c in composite.attributes]
+    result: dict[str, Any] = {"name": composite.name, "schema": composite.schema, "attributes": attributes}
+    if grants:
+        result["grants"] = sorted(grants, key=lambda g: g["to"])
+    return _owned(result, composite.owner, composite.comment)
+
+
+def _sequence(seq: SequenceState) -> dict[str, Any]:
+    """The options that differ from PostgreSQL's defaults for the sequence's type and direction."""
+    defaults = desired_sequence(model.Sequence.model_validate(
+        {"name": seq.name, "type": seq.type, "increment": seq.increment}))
+    result: dict[str, Any] = {"name": seq.name, "schema": seq.schema, "type": seq.type}
+    result |= {option: getattr(seq, option) for option in SEQUENCE_OPTIONS
+               if getattr(seq, option) != getattr(defaults, option) or (option == "increment" and seq.increment != 1)}
+    if seq.owned_by:
+        schema, table, column = seq.owned_by
+        result["owned_by"] = {"table": table, "column": column, "schema": schema}
+    return _owned(result, seq.owner, seq.comment)
+
+
+def _reading_order(objects: SchemaObjects) -> list[ViewState]:
+    """The views, each after the views it reads (pg_depend), else by name: the order applying the
+    file creates them in on an empty server."""
+    placed: list[ViewState] = []
+    done: set[tuple[str, str]] = set()
+    pending = sorted(objects.views)
+    for _ in range(len(pending)):
+        for key in pending:
+            if key not in done and not (objects.view_uses.get(key, set()) & set(objects.views)) - done:
+                placed.append(objects.views[key])
+                done.add(key)
+    return placed + [objects.views[k] for k in pending if k not in done]
+
+
+def _view(view: ViewState, grants: list[dict[str, Any]]) -> dict[str, Any]:
+    # pg_get_viewdef's text, without the ';' it ends with (a playbook query is one SELECT, no ';')
+    result: dict[str, Any] = {"name": view.name, "schema": view.schema,
+                              "query": view.definition.strip().removesuffix(";").rstrip()}
+    if view.materialized and not view.populated:
+        result["with_data"] = False
+    for option in ("security_barrier", "security_invoker"):
+        if getattr(view, option):
+            result[option] = True
+    if view.check_option:
+        result["check_option"] = view.check_option
+    if grants:
+        result["grants"] = sorted(grants, key=lambda g: (g["to"], g.get("with_grant_option", False)))
+    return _owned(result, view.owner, view.comment)
+
+
+FunctionParts = dict[tuple[str, str], tuple[list[dict[str, Any]], str, bool]]
+# What CREATE FUNCTION gives when the file says nothing (model.Function's defaults).
+_FUNCTION_DEFAULTS = {"volatility": "volatile", "strict": False, "security_definer": False, "parallel": "unsafe",
+                      "leakproof": False}
+
+
+def _function(function: FunctionState, parts: tuple[list[dict[str, Any]], str, bool]) -> dict[str, Any]:
+    arguments, result, setof = parts
+    entry: dict[str, Any] = {"name": function.name, "schema": function.schema}
+    columns = [{"name": a["name"], "type": a["type"]} for a in arguments if a.get("mode") == "table"]
+    arguments = [a for a in arguments if a.get("mode") != "table"]
+    if arguments:
+        entry["arguments"] = arguments
+    if columns:
+        entry["returns_table"] = columns
+    elif not function.procedure:
+        entry["returns"] = result
+        if setof:
+            entry["setof"] = True
+    entry |= {"language": function.language, "body": function.body}
+    attributes = dict(function.attributes)
+    for name, default in _FUNCTION_DEFAULTS.items():
+        if attributes[name] != default and (not function.procedure or name == "security_definer"):
+            entry[name] = attributes[name]
+    if not function.procedure:
+        if attributes["cost"] != (1 if function.language in ("c", "internal") else 100):
+            entry["cost"] = attributes["cost"]
+        if setof and attributes["rows"] != 1000:
+            entry["rows"] = attributes["rows"]
+    settings = attributes["set"]
+    if isinstance(settings, tuple) and settings:
+        entry["set"] = dict(item.split("=", 1) for item in settings)
+    return _owned(entry, function.owner, function.comment)
+
+
+def _trigger(trigger: TriggerState) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": trigger.name, "table": trigger.table, "schema": trigger.schema,
+                             "timing": trigger.timing, "events": list(trigger.events)}
+    if trigger.update_of:
+        entry["update_of"] = list(trigger.update_of)
+    entry["for_each"] = trigger.for_each
+    if trigger.when is not None:
+        entry["when"] = trigger.when
+    entry["function"] = trigger.function[1]
+    if trigger.function[0] != trigger.schema:
+        entry["function_schema"] = trigger.function[0]
+    if trigger.arguments:
+        entry["arguments"] = list(trigger.arguments)
+    if trigger.constraint:
+        entry["constraint"] = True
+    if trigger.deferrable:
+        entry["deferrable"] = "initially deferred" if trigger.initially_deferred else True
+    if not trigger.enabled:
+        entry["enabled"] = False
+    if trigger.comment is not None:
+        entry["comment"] = trigger.comment
+    return entry
 
 
 # --- tables ---------------------------------------------------------------------------------

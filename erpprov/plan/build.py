@@ -8,6 +8,7 @@ but rolled-back scratch builds (docs/design.md).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import replace
 
@@ -15,8 +16,9 @@ import psycopg
 from pydantic import SecretStr
 
 from erpprov.core import model
-from erpprov.core.actions import HostPlan, Op
-from erpprov.core.cluster import LiveCluster
+from erpprov.core.actions import Action, HostPlan, Op
+from erpprov.core.address import Address
+from erpprov.core.cluster import LiveCluster, LiveDatabase, Privileges
 from erpprov.core.tables import TableDiff, TablesState
 from erpprov.core.target import Target
 from erpprov.diff import (
@@ -31,9 +33,15 @@ from erpprov.diff import (
     passwords_to_compare,
 )
 from erpprov.diff.data import diff_data, load_order
+from erpprov.diff.functions import diff_functions
+from erpprov.diff.schema_objects import managed_addresses, prune_objects, unmanaged_objects
 from erpprov.diff.scripts import diff_scripts
+from erpprov.diff.sequences import diff_sequences
 from erpprov.diff.tables import diff_tables
 from erpprov.diff.tables.repartition import as_new
+from erpprov.diff.triggers import desired_trigger, diff_triggers
+from erpprov.diff.types import diff_composites, diff_domains, diff_types
+from erpprov.diff.views import Uses, diff_views
 from erpprov.drivers import make_driver
 from erpprov.drivers.base import Driver
 from erpprov.errors import ErpprovError
@@ -44,10 +52,15 @@ from erpprov.postgres.scram import matching_passwords_started
 from erpprov.state import catalog
 from erpprov.state.canon import canonicalize, extension_prelude
 from erpprov.state.data_compare import compare_data
+from erpprov.state.function_canon import canonical_functions
+from erpprov.state.schema_catalog import read_schema_objects, scratch_prelude
 from erpprov.state.scratch import canonicalize_in_scratch_database
 from erpprov.state.script_journal import read_journal
 from erpprov.state.snapshot import Snapshot
 from erpprov.state.table_catalog import inspect_tables, with_row_signal
+from erpprov.state.trigger_canon import canonical_conditions
+from erpprov.state.type_canon import canonical_types
+from erpprov.state.view_canon import canonical_views
 
 
 def plan_target(target: Target, *, driver: Driver | None = None, wait: float = 0.0,
@@ -117,11 +130,24 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         # Function signatures are this database's: its own lookup, not added to the shared canon.
         canon = replace(canon, functions=catalog.canonical_functions(conn, function_signatures(db)))
         live_tables = inspect_tables(conn)
-        if not db.tables or one_value(conn, "SELECT has_database_privilege(current_database(), 'CREATE')"):
-            desired_tables = canonicalize(conn, db.tables, live_tables, extension_prelude(db, live.extensions))
+        live_objects = read_schema_objects(conn)
+        # The types and sequences the file adds exist in the scratch build, so the columns using them canonicalize.
+        prelude = [*extension_prelude(db, live.extensions), *scratch_prelude(db, live_objects)]
+        views: list[model.View | model.MaterializedView] = [*db.views, *db.materialized_views]
+        functions: list[model.Function | model.Procedure] = [*db.functions, *db.procedures]
+        may_build = bool((db.tables or views or functions or db.triggers or db.types)
+                         and one_value(conn, "SELECT has_database_privilege(current_database(), 'CREATE')"))
+        if not db.tables or may_build:
+            desired_tables = canonicalize(conn, db.tables, live_tables, prelude)
         else:
-            desired_tables = canonicalize_in_scratch_database(target, admin, db.tables, live_tables,
-                                                              extension_prelude(db, live.extensions))
+            desired_tables = canonicalize_in_scratch_database(target, admin, db.tables, live_tables, prelude)
+        # Without CREATE here, views are compared as written: a plan shows them until they match.
+        desired_views, desired_uses = canonical_views(conn, views) if may_build else ({}, {})
+        desired_functions = canonical_functions(conn, functions) if may_build else {}
+        composites, domains = canonical_types(conn, db.types, prelude) if may_build else ({}, {})
+        triggers = [desired_trigger(t) for t in db.triggers]
+        conditions = canonical_conditions(conn, triggers) if may_build else {}
+        triggers = [replace(t, when=conditions.get(i, t.when)) for i, t in enumerate(triggers)]
         prune = {s.name for s in db.schemas if s.prune}
         if db.prune:
             prune |= set(live.schemas) | {t.schema_ for t in db.tables}
@@ -131,15 +157,66 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         scripts = diff_scripts(db.name, db.scripts, read_journal(conn) if db.scripts else {})
     snapshot.databases[db.name] = live
     snapshot.tables[db.name] = live_tables
-    result = Result(actions=table_diff.actions + data, unmanaged=table_diff.unmanaged)
+    snapshot.schema_objects[db.name] = live_objects
+    managed = managed_addresses(db, live_objects) | {
+        Address(f.kind, db.name, f.schema, f.signature) for f in desired_functions.values()}
+    pruned = prune_objects(live_objects, db.name, managed, prune)
+    result = Result(actions=table_diff.actions + data, unmanaged=table_diff.unmanaged + unmanaged_objects(
+        live_objects, db.name, managed | {a.address for a in pruned.actions}))
+    if not may_build and (views or functions or db.triggers or any(t.enum is None for t in db.types)):
+        result.warnings.append(
+            f"database {db.name}: {target.connection.pg_user} may not create schemas here, so views, functions, "
+            "triggers, domains and composite types cannot be built to compare them: they are written as the "
+            "files say and shown as changes (grant it CREATE on the database to compare them)")
+    result.extend(diff_types(db.types, live_objects.enums, db.name))
+    result.extend(diff_composites(db.types, composites, live_objects.composites, db.name))
+    result.extend(diff_domains(db.types, domains, live_objects.domains, db.name))
+    result.extend(diff_sequences(db.sequences, live_objects.sequences, db.name))
+    function_diff = diff_functions(functions, desired_functions, live_objects.functions, _acl_by("function", live),
+                                  db.name)
+    recreated = frozenset((a.address.parts[1], a.address.parts[2]) for a in function_diff.actions if a.op is Op.REPLACE)
+    pruned_views = frozenset((a.address.parts[1], a.address.parts[2]) for a in pruned.actions
+                             if a.address.kind in ("view", "materialized_view"))
+    view_diff = diff_views(views, desired_views, live_objects.views,
+                           Uses(live=live_objects.view_uses, desired=desired_uses, calls=live_objects.view_calls,
+                                recreated_functions=recreated, pruned=pruned_views, columns=live_objects.view_columns,
+                                changed_columns=_changed_columns(table_diff.actions)),
+                           _acl_by("table", live), db.name)
+    result.extend(view_diff)
+    result.extend(function_diff)
+    # a view the views' own drops already take along is not dropped twice
+    taken = {a.address for a in view_diff.actions if a.op is Op.DELETE}
+    result.actions += [a for a in pruned.actions if a.address not in taken]
+    result.extend(diff_triggers(triggers, live_objects.triggers, db.name))
     result.extend(scripts)
+    canon = replace(canon, declared_functions={i: (f.schema, f.signature) for i, f in desired_functions.items()})
     kept_tables, kept = as_new(desired_tables, live_tables, live)  # rebuilt tables are new to their grants
     try:
-        result.extend(diff_database_contents(db, kept, cluster, canon, planned_objects(desired_tables, kept_tables),
-                                             target.play.roles))
+        planned = planned_objects(desired_tables, kept_tables)
+        planned["table"] |= {(v.schema_, v.name): v.owner for v in views}
+        planned["type"] = {(t.schema_, t.name): t.owner for t in db.types}
+        planned["function"] = {(f.schema, f.signature): functions[i].owner for i, f in desired_functions.items()}
+        planned["sequence"] |= {(s.schema_, s.name): s.owner for s in db.sequences}
+        result.extend(diff_database_contents(db, kept, cluster, canon, planned, target.play.roles))
     except GrantTargetMissing as exc:
         raise ErpprovError(str(exc), hint="declare the object, or fix the grant's name") from None
     return result
+
+
+def _changed_columns(actions: list[Action]) -> frozenset[tuple[str, str, str]]:
+    """The columns the table diff drops or retypes: the views that read them go and come back."""
+    return frozenset((a.address.parts[1], a.address.parts[2], a.address.parts[3]) for a in actions
+                     if a.address.kind == "column" and (a.op is Op.DELETE or (
+                         a.op is Op.UPDATE and {"type", "collation"} & set(a.after or {}))))
+
+
+def _acl_by(kind: str, live: LiveDatabase) -> dict[tuple[str, str], dict[str, Privileges]]:
+    """Each object of ``kind``'s grantees and privileges (views' among the tables')."""
+    acl: dict[tuple[str, str], dict[str, Privileges]] = defaultdict(dict)
+    for (ref, grantee), privileges in live.acl.items():
+        if ref.kind == kind and ref.schema is not None:
+            acl[(ref.schema, ref.name)][grantee] = privileges
+    return acl
 
 
 def planned_objects(desired: TablesState, live: TablesState) -> Planned:

@@ -6,13 +6,16 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
 
 from erpprov.core.actions import Action, HostPlan, Op
+from erpprov.core.address import Address
 from erpprov.core.display import json_shown, shown
+from erpprov.core.schema_objects import plural
 from erpprov.core.tables import TablesState
 from erpprov.plan.diagram import Marks, mermaid
 
@@ -48,7 +51,18 @@ def summary(plan: HostPlan) -> str:
     return f"Plan: {counts['add']} to add, {counts['change']} to change, {counts['destroy']} to destroy."
 
 
-def text(plans: list[HostPlan], *, show_sql: bool = False, colour: bool = False) -> str:
+def _unmanaged_lines(addresses: list[Address], names: bool) -> list[str]:
+    """A count per kind, so that a thousand unmanaged objects take one line; each name on its own
+    line when asked for (-v)."""
+    counts = Counter(address.kind for address in addresses)
+    head = ", ".join(f"{n} {kind.replace('_', ' ') if n == 1 else plural(kind)}" for kind, n in counts.items())
+    if not names:
+        return [f"  Unmanaged (left alone): {head} (names with -v)"]
+    return [f"  Unmanaged (left alone): {head}:", *(f"      {shown(address)}" for address in addresses)]
+
+
+def text(plans: list[HostPlan], *, show_sql: bool = False, colour: bool = False, names: bool = False) -> str:
+    """The plan for people; ``names`` lists each unmanaged object, not only a count per kind."""
     style = (lambda s, c: click.style(s, fg=c)) if colour else (lambda s, c: s)
     out: list[str] = []
     for plan in plans:
@@ -78,9 +92,7 @@ def text(plans: list[HostPlan], *, show_sql: bool = False, colour: bool = False)
         for warning in plan.warnings:
             out.append(style(f"  ! {shown(warning)}", "yellow"))
         if plan.unmanaged:
-            listed = ", ".join(shown(address) for address in plan.unmanaged[:20])
-            more = f" and {len(plan.unmanaged) - 20} more" if len(plan.unmanaged) > 20 else ""
-            out.append(f"  Unmanaged (left alone): {listed}{more}")
+            out.extend(_unmanaged_lines(plan.unmanaged, names))
         out.append(f"  {summary(plan)}")
         out.append("")
     return "\n".join(out)
@@ -107,7 +119,7 @@ def markdown(plans: list[HostPlan],
         summary_line = (f"<details><summary><code>{host}</code> ({driver}): +{counts['add']} "
                         f"~{counts['change']} -{counts['destroy']}</summary>")
         out += [summary_line, ""]
-        body = text([plan]).splitlines()[1:]
+        body = text([plan], names=True).splitlines()[1:]  # in a collapsed block: room for every name
         lines = [line.removeprefix("  ") for line in body if line.strip()]
         # A fence ends at a line of as many backticks as opened it: a longer one than any run in
         # the body (a name or a file may hold ```) keeps the body inside the code block.

@@ -63,13 +63,13 @@ def test_plan_text_shows_hostile_live_names_escaped(tmp_path, pg):
     tag = uuid.uuid4().hex[:6]
     names = _hostile_server(pg, tag)
     _project(tmp_path, pg)
-    run = erpprov(tmp_path, "plan", "--sql")
+    run = erpprov(tmp_path, "plan", "-v")  # -v: the SQL, and each unmanaged object's name
     assert run.returncode == 0, run.stderr
     _no_raw_controls(run.stdout)
     drop = next(line for line in run.stdout.splitlines() if shown(names["table"]) in line and "- table" in line)
     assert drop.endswith("[deletes_data]")  # on the same line as the name, nothing can erase it
     assert any(shown(names["c1"]) in line and "[deletes_data]" in line for line in run.stdout.splitlines())
-    unmanaged = next(line for line in run.stdout.splitlines() if "Unmanaged" in line)
+    unmanaged = run.stdout[run.stdout.index("Unmanaged"):]
     assert "role." + shown(names["role"]) in unmanaged and "database." + shown(names["database"]) in unmanaged
     assert not any(line.startswith("## ") for line in run.stdout.splitlines())
 
@@ -133,13 +133,15 @@ def test_every_renderer_escapes_warnings_notes_and_values():
     evil = "x\x1b[31m\ny\r```"
     action = Action(address=Address("table", "db", "public", evil), op=Op.DELETE, phase=Phase.DROP_TABLE, database="db",
                     before={"columns": [evil], evil: 1}, hazards=(Hazard.DELETES_DATA,), note=f"{evil} is dropped")
-    plan = HostPlan(host=f"h{evil}", driver="external", actions=[action], unmanaged=[f"role.{evil}"],
+    plan = HostPlan(host=f"h{evil}", driver="external", actions=[action], unmanaged=[Address("role", evil)],
                     warnings=[f"role.{evil}: the password cannot be compared"])
     for output in (text([plan], show_sql=True), markdown([plan]), dump(document([plan]))):
         _no_raw_controls(output)
-    rendered = text([plan])
-    # host, action, two values, the note's two lines (its newline is structure), warning, unmanaged, summary
-    assert len(rendered.splitlines()) == 9
+    rendered = text([plan], names=True)
+    # host, action, two values, the note's two lines (its newline is structure), warning, unmanaged and
+    # its one name, summary
+    assert len(rendered.splitlines()) == 10
+    assert "      role.x\\x1b[31m\\ny\\r```" in rendered.splitlines()
     assert "      # y\\r``` is dropped" in rendered.splitlines()
     assert "! role.x\\x1b[31m\\ny\\r```: the password cannot be compared" in rendered
     assert "<code>hx\\x1b[31m\\ny\\r```</code>" in markdown([plan])

@@ -58,6 +58,7 @@ def diff_cmd(host_a: str, host_b: str, inventory: Path, extra_vars: tuple[str, .
 
     source, subject = _server(host_a, inventory, extra_vars), _server(host_b, inventory, extra_vars)
     plan, play = drift(source, subject, list(databases) or None, Path.cwd())
-    echo_plans([(plan, play)], fmt, inputs="", show_sql=show_sql or verbose, no_color=no_color)
+    # a comparison is for reading what differs: each object B holds beyond A is named
+    echo_plans([(plan, play)], fmt, inputs="", show_sql=show_sql or verbose, no_color=no_color, names=True)
     if detailed_exitcode and not plan.empty:
         sys.exit(2)

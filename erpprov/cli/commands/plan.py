@@ -53,7 +53,7 @@ def plan(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], li
     plans: list[HostPlan] = [o.value for o in outcomes if o.value is not None]
     inputs = planfile.inputs_fingerprint(project) if fingerprinted else ""
     echo_plans([(o.value, o.target.play) for o in outcomes if o.value is not None], fmt, inputs=inputs,
-               show_sql=show_sql or verbose, no_color=no_color)
+               show_sql=show_sql or verbose, no_color=no_color, names=verbose)
     if out:
         planfile.write(out, plans, inputs=inputs, playbook=playbook or DEFAULT_PLAYBOOK, inventory=inventory,
                        limit=limit)
@@ -66,8 +66,10 @@ def plan(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], li
         sys.exit(2)
 
 
-def echo_plans(plans: list[tuple[HostPlan, Play]], fmt: str, *, inputs: str, show_sql: bool, no_color: bool) -> None:
-    """The plans (each with the play it was made for) as `plan --format` prints them."""
+def echo_plans(plans: list[tuple[HostPlan, Play]], fmt: str, *, inputs: str, show_sql: bool, no_color: bool,
+               names: bool = False) -> None:
+    """The plans (each with the play it was made for) as `plan --format` prints them; ``names``
+    (-v) lists each unmanaged object, not only a count per kind."""
     from erpprov.plan import planfile, render
     from erpprov.plan.diagram import touched
 
@@ -76,4 +78,5 @@ def echo_plans(plans: list[tuple[HostPlan, Play]], fmt: str, *, inputs: str, sho
     elif fmt == "markdown":
         click.echo(render.markdown([p for p, _ in plans], [touched(p, play) for p, play in plans]))
     else:
-        click.echo(render.text([p for p, _ in plans], show_sql=show_sql, colour=colour(no_color)), nl=False)
+        click.echo(render.text([p for p, _ in plans], show_sql=show_sql, colour=colour(no_color), names=names),
+                   nl=False)

@@ -1,0 +1,124 @@
+"""The schema objects beside tables that the files leave alone: listed as unmanaged, never dropped
+unasked (decision 6). Kinds erpprov manages take the addresses they manage out of the list."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import TypeVar
+
+from psycopg import sql
+
+from erpprov.core import model
+from erpprov.core.actions import Action, Hazard, Op, Phase
+from erpprov.core.address import Address
+from erpprov.core.schema_objects import LiveObject, SchemaObjects
+from erpprov.diff.result import Result, comment_changes
+from erpprov.postgres import schema_ddl as ddl
+from erpprov.postgres.ddl import render
+from erpprov.postgres.function_ddl import clause as function_clause
+
+_State = TypeVar("_State")
+
+
+def unmanaged_objects(live: SchemaObjects, database: str, managed: Collection[Address] = ()) -> list[Address]:
+    """The live objects of ``database`` whose address is not ``managed``, in the order they were read."""
+    kept = set(managed)
+    return [address for address in (o.address(database) for o in live.objects) if address not in kept]
+
+
+def managed_addresses(db: model.Database, live: SchemaObjects) -> set[Address]:
+    """The addresses the file's types, sequences and views manage: their own, and the one each is
+    renamed from."""
+    managed: set[Address] = set()
+    declared: list[tuple[str, model.Type | model.Sequence | model.View | model.MaterializedView]] = [
+        *(("type", t) for t in db.types), *(("sequence", s) for s in db.sequences),
+        *(("view", v) for v in db.views), *(("materialized_view", m) for m in db.materialized_views)]
+    managed |= {Address("trigger", db.name, t.schema_, t.table, t.name) for t in db.triggers}
+    for kind, item in declared:
+        managed.add(Address(kind, db.name, item.schema_, item.name))
+        renamed_from = getattr(item, "renamed_from", None)
+        if renamed_from:
+            managed.add(Address(kind, db.name, item.schema_, renamed_from))
+    return managed
+
+
+def owner_and_comment(kind: str, schema: str, name: str, owner: str | None, comment: str | None,
+                      have_owner: str | None, have_comment: str | None
+                      ) -> tuple[list[sql.Composed], dict[str, object], dict[str, object]]:
+    """ALTER ... OWNER TO and COMMENT ON where the file states them and they differ (``have_*``
+    None with a new object: everything stated), with the plan's before/after."""
+    statements: list[sql.Composed] = []
+    before: dict[str, object] = {}
+    after: dict[str, object] = {}
+    if owner is not None and owner != have_owner:
+        statements.append(ddl.alter(kind, schema, name, sql.SQL("OWNER TO {}").format(sql.Identifier(owner))))
+        before["owner"], after["owner"] = have_owner, owner
+    if comment_changes(comment, have_comment):
+        statements.append(ddl.comment(kind, schema, name, comment or None))
+        before["comment"], after["comment"] = have_comment, comment or None
+    return statements, before, after
+
+
+def renamed(kind: str, schema: str, name: str, renamed_from: str | None,
+            live: Mapping[tuple[str, str], _State]) -> tuple[_State | None, list[sql.Composed]]:
+    """The live object the desired one is, and the RENAME that makes it so: its namesake, else the
+    object it is `renamed_from` when that one exists and the new name is free."""
+    have = live.get((schema, name))
+    if have is not None or renamed_from is None or (schema, renamed_from) not in live:
+        return have, []
+    rename = ddl.alter(kind, schema, renamed_from, sql.SQL("RENAME TO {}").format(sql.Identifier(name)))
+    return live[(schema, renamed_from)], [rename]
+
+
+# What pruning each kind drops, and what that costs.
+_PRUNED = {"trigger": (Phase.DROP_TRIGGER, Hazard.BREAKS_CALLERS),
+           "view": (Phase.DROP_VIEW, Hazard.BREAKS_CALLERS),
+           "materialized_view": (Phase.DROP_VIEW, Hazard.DELETES_DATA),
+           "function": (Phase.DROP_FUNCTION, Hazard.BREAKS_CALLERS),
+           "procedure": (Phase.DROP_FUNCTION, Hazard.BREAKS_CALLERS),
+           "sequence": (Phase.DROP_SEQUENCE, Hazard.DELETES_DATA),
+           "type": (Phase.DROP_TYPE, Hazard.BREAKS_CALLERS)}
+
+
+def prune_objects(live: SchemaObjects, database: str, managed: Collection[Address],
+                  schemas: Collection[str]) -> Result:
+    """Drop the live objects of the kinds erpprov manages, in the ``schemas`` that prune, that the
+    file does not declare (each a hazard); views that read others go first. Others stay unmanaged."""
+    result = Result()
+    kept = set(managed)
+    for obj in live.objects:
+        address = obj.address(database)
+        if obj.schema not in schemas or address in kept or obj.kind not in _PRUNED:
+            continue
+        key = (obj.schema or "", obj.name)
+        if obj.kind == "type" and key not in live.enums.keys() | live.composites.keys() | live.domains.keys():
+            continue  # range types are not managed: never dropped
+        phase, hazard = _PRUNED[obj.kind]
+        statement = _drop(obj, live)
+        order = 0
+        if obj.kind in ("view", "materialized_view"):  # readers first
+            order = len(_readers(live, (obj.schema or "", obj.name)))
+        result.actions.append(Action(address, Op.DELETE, phase, database=database, sql=(render(statement),),
+                                     before={}, hazards=(hazard,), order=order,
+                                     note="not in the file, in a schema that prunes"))
+    return result
+
+
+def _readers(live: SchemaObjects, key: tuple[str, str], seen: frozenset[tuple[str, str]] = frozenset()
+             ) -> set[tuple[str, str]]:
+    """The views that read ``key``, at any depth."""
+    direct = {view for view, used in live.view_uses.items() if key in used} - seen - {key}
+    return direct.union(*(_readers(live, view, seen | direct | {key}) for view in direct))
+
+
+def _drop(obj: LiveObject, live: SchemaObjects) -> sql.Composed:
+    schema = obj.schema or ""
+    if obj.kind == "trigger":
+        table = sql.Identifier(schema, obj.table or "")
+        return sql.SQL("DROP TRIGGER {} ON {}").format(sql.Identifier(obj.name), table)
+    if obj.kind in ("function", "procedure"):
+        function = live.functions[(schema, obj.name)]
+        return sql.SQL("DROP {}").format(function_clause(obj.kind.upper(), schema, function.name, function.identity))
+    words = {"view": "VIEW", "materialized_view": "MATERIALIZED VIEW", "sequence": "SEQUENCE",
+             "type": "DOMAIN" if (schema, obj.name) in live.domains else "TYPE"}
+    return sql.SQL("DROP {} {}").format(sql.SQL(words[obj.kind]), sql.Identifier(schema, obj.name))

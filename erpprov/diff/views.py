@@ -1,0 +1,229 @@
+"""The diff of views and materialized views (pure): queries compared as the server prints them.
+
+A view whose columns keep their names and types (new ones only at the end) is replaced in place
+(CREATE OR REPLACE VIEW); anything else drops it and creates it again, which breaks what uses it
+(hazard `breaks_callers`). A materialized view with another query is rebuilt: its rows are
+computed again, hazard `deletes_data`.
+
+Dropping a view takes the views that read it along (pg_depend, read live): the plan drops them
+too, dependents first, and creates them again afterwards — from the file when it declares them,
+else from their live definition — with their owner, comment and grants, all in the database's
+one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from psycopg import sql
+
+from erpprov.core import model
+from erpprov.core.actions import Action, Hazard, Op, Phase
+from erpprov.core.address import Address
+from erpprov.core.cluster import ObjectRef, Privileges
+from erpprov.core.schema_objects import ViewState
+from erpprov.diff.privileges import grant_statements
+from erpprov.diff.result import Result
+from erpprov.diff.schema_objects import owner_and_comment
+from erpprov.postgres import schema_ddl as ddl
+from erpprov.postgres import view_ddl
+from erpprov.postgres.ddl import render
+
+Key = tuple[str, str]
+_DROPS, _RECREATES, _OTHERS = -1000, 0, 1000  # Action.order bands within Phase.VIEW
+
+
+def _kind(materialized: bool) -> str:
+    return "MATERIALIZED VIEW" if materialized else "VIEW"
+
+
+def _address(database: str, key: Key, materialized: bool) -> Address:
+    return Address("materialized_view" if materialized else "view", database, *key)
+
+
+def _shape(view: ViewState) -> dict[str, object]:
+    shape: dict[str, object] = {"query": view.definition, "columns": [f"{n} {t}" for n, t in view.columns]}
+    if not view.materialized:
+        shape |= {"security_barrier": view.security_barrier, "security_invoker": view.security_invoker,
+                  "check_option": view.check_option}
+    return shape
+
+
+def _wanted(view: view_ddl.AnyView, canonical: ViewState | None) -> dict[str, object]:
+    """What the plan shows of the desired view: the server's text when it could build it."""
+    shape: dict[str, object] = {"query": canonical.definition if canonical else view.query}
+    if canonical:
+        shape["columns"] = [f"{n} {t}" for n, t in canonical.columns]
+    if isinstance(view, model.View):
+        shape |= {"security_barrier": view.security_barrier, "security_invoker": view.security_invoker,
+                  "check_option": view.check_option}
+    return shape
+
+
+@dataclass(frozen=True)
+class Uses:
+    """Which relations each view reads: live (pg_depend), and desired (the scratch build); which
+    functions each live view calls, and those this plan drops and creates again."""
+
+    live: Mapping[Key, set[Key]]
+    desired: Mapping[Key, set[Key]]
+    calls: Mapping[Key, set[Key]] = field(default_factory=dict)
+    recreated_functions: frozenset[Key] = frozenset()
+    pruned: frozenset[Key] = frozenset()  # undeclared views a prune drops: taken along, not brought back
+    columns: Mapping[Key, set[tuple[str, str, str]]] = field(default_factory=dict)  # view -> table columns read
+    changed_columns: frozenset[tuple[str, str, str]] = frozenset()  # retyped or dropped by this plan
+
+
+@dataclass
+class _Views:
+    """What the diff works from, and what it has decided so far."""
+
+    declared: dict[Key, view_ddl.AnyView]
+    canonical: dict[Key, ViewState]
+    live: dict[Key, ViewState]
+    uses: Mapping[Key, set[Key]]  # live
+    desired_uses: Mapping[Key, set[Key]]
+    acl: Mapping[Key, Mapping[str, Privileges]]
+    database: str
+    recreated: dict[Key, tuple[Hazard | None, str]] = field(default_factory=dict)  # why each is dropped
+
+    def users(self, key: Key) -> set[Key]:
+        return {view for view, used in self.uses.items() if key in used and view in self.live}
+
+
+def _desired_uses(declared: Mapping[Key, view_ddl.AnyView], built: Mapping[Key, set[Key]]) -> dict[Key, set[Key]]:
+    """What each declared view reads: as the scratch build saw it, else as its query names declared
+    views, so a view the server could not build yet — over tables the same apply creates — is
+    still created after the views it reads."""
+    named = view_ddl.declared_reads(list(declared.values()))
+    return {key: set(built[key]) if key in built else named[key] for key in declared}
+
+
+def _closure(views: _Views) -> set[Key]:
+    """The recreated views and every live view that reads one of them, at any depth."""
+    dropped, pending = set(views.recreated), list(views.recreated)
+    while pending:
+        for user in views.users(pending.pop()) - dropped:
+            dropped.add(user)
+            pending.append(user)
+    return dropped
+
+
+def _depth(key: Key, uses: Mapping[Key, set[Key]], within: set[Key], seen: frozenset[Key] = frozenset()) -> int:
+    """How many views of ``within`` stand below ``key`` (what it reads, at any depth)."""
+    below = (uses.get(key, set()) & within) - seen - {key}
+    return 1 + max((_depth(k, uses, within, seen | {key}) for k in below), default=-1)
+
+
+def diff_views(declared: list[view_ddl.AnyView], canonical: dict[Key, ViewState], live: dict[Key, ViewState],
+               uses: Uses, acl: Mapping[Key, Mapping[str, Privileges]], database: str) -> Result:
+    """``acl``: each live view's grantees (given back when it is dropped and created)."""
+    named = {(v.schema_, v.name): v for v in declared}
+    views = _Views(named, canonical, live, uses.live, _desired_uses(named, uses.desired), acl, database)
+    result = Result()
+    in_place = [a for a in (_in_place(views, key) for key in views.declared) if a is not None]
+    for key, called in uses.calls.items():  # a function dropped and created again takes its callers
+        if key in live and called & uses.recreated_functions and key not in views.recreated:
+            views.recreated[key] = (Hazard.BREAKS_CALLERS, "it calls a function this apply drops and creates again")
+    for key, read in uses.columns.items():  # ALTER COLUMN TYPE and DROP COLUMN refuse while a view reads it
+        if key in live and read & uses.changed_columns and key not in views.recreated:
+            views.recreated[key] = (None, "it reads a column this apply retypes or drops: dropped around the change")
+    dropped = _closure(views)
+    for key in sorted(dropped):  # Action.order runs readers' drops first, and creates what they read first
+        result.actions.append(_drop(views, key, dropped))
+        if key in views.declared or key not in uses.pruned:
+            result.actions.append(_recreate(views, key, _depth(key, uses.live, dropped)))
+    result.actions += [a for a in in_place if (a.address.parts[1], a.address.parts[2]) not in dropped]
+    return result
+
+
+def _in_place(views: _Views, key: Key) -> Action | None:
+    """A declared view's action unless it must be dropped (then noted in ``views.recreated``)."""
+    view, have, want = views.declared[key], views.live.get(key), views.canonical.get(key)
+    materialized = isinstance(view, model.MaterializedView)
+    address, kind = _address(views.database, key, materialized), _kind(materialized)
+    # after the views it reads (as the scratch build saw them), then in the file's order
+    order = (_OTHERS + _depth(key, views.desired_uses, set(views.declared)) * len(views.declared)
+             + list(views.declared).index(key))
+    after = _wanted(view, want)
+    if have is None:
+        extra, _, stated = owner_and_comment(kind, *key, view.owner, view.comment, None, None)
+        return Action(address, Op.CREATE, Phase.VIEW, database=views.database, order=order,
+                      sql=tuple(render(s) for s in [view_ddl.create(view), *extra]), after=after | stated)
+    before = _shape(have)
+    changed = {k for k in after if before.get(k) != after[k]} if want is not None else {"query"}
+    statements: list[sql.Composable] = []
+    note = None
+    if have.materialized != materialized or (materialized and changed):
+        views.recreated[key] = (Hazard.DELETES_DATA, "rebuilt: its rows are computed again")
+        return None
+    if changed:
+        if want is not None and want.columns[:len(have.columns)] != have.columns:
+            views.recreated[key] = (Hazard.BREAKS_CALLERS, "its columns change: dropped and created again")
+            return None
+        statements.append(view_ddl.create(view, or_replace=True))  # its options replace the old ones
+        if want is None:
+            note = "its query uses objects this apply creates: compared once they exist"
+    extra, was, now = owner_and_comment(kind, *key, view.owner, view.comment, have.owner, have.comment)
+    statements += extra
+    if not statements:
+        return None
+    shown = changed | set(now)
+    return Action(address, Op.UPDATE, Phase.VIEW, database=views.database, order=order,
+                  sql=tuple(render(s) for s in statements), note=note,
+                  before={k: v for k, v in (before | was).items() if k in shown},
+                  after={k: v for k, v in (after | now).items() if k in shown})
+
+
+def _drop(views: _Views, key: Key, dropped: set[Key]) -> Action:
+    have = views.live[key]
+    why = views.recreated.get(key)
+    readers = sorted(".".join(k) for k in views.users(key) & dropped)
+    note = why[1] if why else "dropped to be created again: it reads a view this apply recreates"
+    if readers:
+        note += f"; views reading it go and come back too: {', '.join(readers)}"
+    hazards = (why[0],) if why and why[0] else ((Hazard.DELETES_DATA,) if have.materialized else ())
+    return Action(_address(views.database, key, have.materialized), Op.DELETE, Phase.VIEW_DROP,
+                  database=views.database, order=_DROPS - _depth(key, views.uses, dropped),
+                  sql=(render(view_ddl.drop(have.materialized, *key)),), before=_shape(have),
+                  hazards=hazards, note=note)
+
+
+def _recreate(views: _Views, key: Key, depth: int) -> Action:
+    """Create a dropped view again: from the file, or as it was; with what it held."""
+    have = views.live[key]
+    view = views.declared.get(key)
+    if view is None:
+        create: sql.Composable = sql.SQL("CREATE {} {} AS\n{}\n").format(
+            sql.SQL(_kind(have.materialized)), sql.Identifier(*key), sql.SQL(have.definition.rstrip().rstrip(";")))
+        materialized, owner, comment = have.materialized, None, None
+        after = _shape(have)
+    else:
+        materialized = isinstance(view, model.MaterializedView)
+        create, owner, comment = view_ddl.create(view), view.owner, view.comment
+        after = _wanted(view, views.canonical.get(key))
+    kind = _kind(materialized)
+    # its indexes, which the file does not manage, come back as the server printed them
+    statements = [create, *(sql.SQL(index) for index in have.indexes),
+                  *_restored(kind, have, views.acl.get(key, {}), owner)]
+    statements += owner_and_comment(kind, *key, owner, comment, have.owner, have.comment)[0]
+    return Action(_address(views.database, key, materialized), Op.CREATE, Phase.VIEW, database=views.database,
+                  order=_RECREATES + depth, sql=tuple(render(s) for s in statements), after=after,
+                  note="created again in the same transaction, with its owner, comment, grants and indexes")
+
+
+def _restored(kind: str, have: ViewState, acl: Mapping[str, Privileges], owner: str | None) -> list[sql.Composable]:
+    """What a dropped view held that a new one lacks: its owner, comment and grants, given back so
+    that dropping and creating it changes nothing else (the file's own values come after)."""
+    key = (have.schema, have.name)
+    statements: list[sql.Composable] = []
+    if have.owner and owner is None:
+        statements.append(ddl.alter(kind, *key, sql.SQL("OWNER TO {}").format(sql.Identifier(have.owner))))
+    if have.comment is not None:
+        statements.append(ddl.comment(kind, *key, have.comment))
+    ref = ObjectRef("table", *key)
+    for grantee, privileges in sorted(acl.items()):
+        if grantee != (owner or have.owner):
+            statements += [sql.SQL(s.text) for s in grant_statements(ref, grantee, privileges, frozenset())]
+    return statements

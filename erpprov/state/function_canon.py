@@ -1,0 +1,39 @@
+"""The desired functions and procedures as PostgreSQL prints them: each built under a name of its
+own (its place in the file) in a stand-in schema of a rolled-back transaction, with
+check_function_bodies off — a body is stored as written and never run or compiled there — then
+read with the live side's query and given back its real schema and name. The name is printed
+nowhere else, so nothing of the stand-in can leak into what is compared.
+
+A function whose types do not exist yet (an enum the same apply creates) has no canonical form:
+the diff then creates it as written, and the next plan compares it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+import psycopg
+from psycopg import sql
+
+from erpprov.core.schema_objects import FunctionState
+from erpprov.postgres import function_ddl
+from erpprov.state.schema_catalog import FUNCTIONS, function_states
+from erpprov.state.scratch_build import build
+
+
+def canonical_functions(conn: psycopg.Connection, declared: list[function_ddl.AnyFunction]) -> dict[int, FunctionState]:
+    """By position in ``declared``: each function the server could build."""
+    if not declared:
+        return {}
+    tag = uuid.uuid4().hex[:10]
+    stand_in = {s: f"erpprov_scratch_{tag}_f{i}" for i, s in enumerate(sorted({f.schema_ for f in declared}))}
+    setup = [sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(s)) for s in stand_in.values()]
+    setup.append(sql.SQL("SELECT set_config({}, 'off', true)").format(sql.Literal("check_function_bodies")))
+    builds = [function_ddl.create(f.model_copy(update={"name": f"f{i}"}), schema=stand_in[f.schema_])
+              for i, f in enumerate(declared)]
+    with conn.transaction(force_rollback=True):
+        build(conn, setup, builds)
+        rows = conn.execute(FUNCTIONS.format(filter="n.nspname = ANY(%s)"), [list(stand_in.values())]).fetchall()
+    built = {int(state.name[1:]): state for state in function_states(rows).values()}
+    return {i: replace(state, schema=declared[i].schema_, name=declared[i].name) for i, state in built.items()}

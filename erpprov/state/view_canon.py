@@ -1,0 +1,50 @@
+"""The desired views as PostgreSQL prints them: each built as a plain view in a stand-in schema of
+a rolled-back transaction, the stand-ins first on that transaction's search_path, then read with
+the live side's query. References to live tables print as they do in a live view (the stand-ins
+hold nothing else), and a view that uses another declared view finds it in the stand-in.
+
+A view whose query cannot be built yet (it uses a table or column the same apply creates) has no
+canonical form: the diff then writes it as the file does, and the next plan compares it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+import psycopg
+from psycopg import sql
+
+from erpprov.core.schema_objects import ViewState
+from erpprov.postgres import view_ddl
+from erpprov.state.schema_catalog import VIEW_USES, VIEWS, view_states
+from erpprov.state.scratch_build import build
+
+Key = tuple[str, str]
+
+
+def canonical_views(conn: psycopg.Connection, declared: list[view_ddl.AnyView]
+                    ) -> tuple[dict[Key, ViewState], dict[Key, set[Key]]]:
+    """Each declared view that the server can build, by its real (schema, name), and the relations
+    each one reads (those of a stand-in under their real names)."""
+    if not declared:
+        return {}, {}
+    tag = uuid.uuid4().hex[:10]
+    stand_in = {s: f"erpprov_scratch_{tag}_v{i}" for i, s in enumerate(sorted({v.schema_ for v in declared}))}
+    real = {value: key for key, value in stand_in.items()}
+    setup = [sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(s)) for s in stand_in.values()]
+    setup.append(sql.SQL("SELECT set_config('search_path', {} || ', ' || current_setting('search_path'), true)")
+                 .format(sql.Literal(", ".join(stand_in.values()))))
+    # in reading order: a view built before the declared one it reads would bind the live one
+    builds = {(v.schema_, v.name): view_ddl.create(v, schema=stand_in[v.schema_], plain=True)
+              for v in view_ddl.in_reading_order(declared)}
+    with conn.transaction(force_rollback=True):
+        build(conn, setup, list(builds.values()))
+        scratch = [list(stand_in.values())]
+        rows = conn.execute(VIEWS.format(filter="n.nspname = ANY(%s)"), scratch).fetchall()
+        edges = conn.execute(VIEW_USES.format(filter="vn.nspname = ANY(%s)"), scratch).fetchall()
+    uses: dict[Key, set[Key]] = {}
+    for schema, name, used_schema, used in edges:
+        used_key: Key = (str(real.get(used_schema, used_schema)), used)
+        uses.setdefault((real[schema], name), set()).add(used_key)
+    return {(real[v.schema], v.name): replace(v, schema=real[v.schema]) for v in view_states(rows).values()}, uses

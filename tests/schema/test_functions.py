@@ -1,0 +1,85 @@
+"""Functions and procedures against the real server, each ending with the convergence check."""
+
+from __future__ import annotations
+
+from erpprov.core.actions import Hazard, Op
+from erpprov.plan.build import plan_target
+from tests.helpers import apply_all, load_targets, plan_of
+
+FUNCTIONS = """\
+      types:
+        - {name: order_status, enum: [new, paid]}
+      functions:
+        - name: touch
+          returns: trigger
+          language: plpgsql
+          body: "BEGIN NEW.updated_at = now(); RETURN NEW; END"
+        - name: add
+          arguments: [{name: a, type: int}, {name: b, type: int, default: "1"}]
+          returns: integer
+          body: SELECT a + b
+          volatility: immutable
+          strict: true
+          comment: adds
+          set: {search_path: "pg_catalog, public"}
+          grants: [{to: PUBLIC, privileges: []}, {to: fn_caller, privileges: [EXECUTE]}]
+        - name: is_paid
+          arguments: [{name: s, type: order_status}]
+          returns: boolean
+          body: "SELECT s = 'paid'"
+        - name: pairs
+          returns_table: [{name: x, type: int}, {name: y, type: text}]
+          body: "SELECT 1, 'one'"
+      procedures:
+        - name: archive
+          arguments: [{name: keep, type: int}]
+          language: plpgsql
+          body: "BEGIN RAISE NOTICE '%', keep; END"
+"""
+
+
+def _targets(tmp_path, pg, body: str):  # type: ignore[no-untyped-def]
+    return load_targets(tmp_path, pg, f"- name: p\n  hosts: all\n  databases:\n    - name: {pg.dbname}\n" + body)
+
+
+def _converge(tmp_path, pg, body: str, allow: frozenset[Hazard] = frozenset()) -> None:
+    targets = _targets(tmp_path, pg, body)
+    apply_all(targets, allow=allow)  # fails unless the re-plan inside the lock is empty
+    assert plan_of(targets) == []
+
+
+def _can_call(conn, role: str, function: str) -> bool:
+    return conn.execute("SELECT has_function_privilege(%s, %s, 'EXECUTE')", (role, function)).fetchone()[0]
+
+
+def test_functions_and_procedures_converge_and_change_in_place_or_by_recreating(tmp_path, pg, conn):
+    conn.execute("CREATE ROLE fn_caller; CREATE ROLE fn_other")
+    _converge(tmp_path, pg, FUNCTIONS)  # is_paid's argument type is created by the same apply
+    assert conn.execute("SELECT add(2), is_paid('paid'), (SELECT y FROM pairs())").fetchone() == (3, True, "one")
+    assert _can_call(conn, "fn_caller", "add(int, int)") and not _can_call(conn, "fn_other", "add(int, int)")
+
+    new_body = FUNCTIONS.replace("SELECT a + b", "SELECT a + b + 0")
+    [action] = plan_target(_targets(tmp_path, pg, new_body)[0]).actions
+    assert action.op is Op.UPDATE and action.sql[1].text.startswith("CREATE OR REPLACE FUNCTION")
+    assert "erpprov_scratch" not in repr(action)
+    _converge(tmp_path, pg, new_body)
+
+    conn.execute("CREATE VIEW uses_add AS SELECT add(1) AS two")  # unmanaged, it calls the function
+    new_result = new_body.replace("returns: integer", "returns: bigint")
+    plan = plan_target(_targets(tmp_path, pg, new_result)[0]).ordered()
+    # the caller goes first and comes back once the function is made again, in the same transaction
+    assert [(a.address.kind, a.op) for a in plan] == [
+        ("view", Op.DELETE), ("function", Op.REPLACE), ("view", Op.CREATE)]
+    assert plan[1].hazards == (Hazard.BREAKS_CALLERS,)
+    _converge(tmp_path, pg, new_result, allow=frozenset({Hazard.BREAKS_CALLERS}))
+    assert conn.execute("SELECT pg_typeof(two)::text FROM uses_add").fetchone()[0] == "bigint"
+    assert _can_call(conn, "fn_caller", "add(int, int)") and not _can_call(conn, "fn_other", "add(int, int)")
+    assert conn.execute("SELECT pg_typeof(add(1))::text").fetchone()[0] == "bigint"
+
+
+def test_an_undeclared_overload_stays_unmanaged(tmp_path, pg, conn):
+    conn.execute("CREATE ROLE fn_caller;"
+                 "CREATE FUNCTION add(a text, b text) RETURNS text LANGUAGE sql AS 'SELECT a || b'")
+    _converge(tmp_path, pg, FUNCTIONS)
+    unmanaged = plan_target(_targets(tmp_path, pg, FUNCTIONS)[0]).unmanaged
+    assert [a for a in unmanaged if a.kind == "function"] == [f"function.{pg.dbname}.public.add(a text, b text)"]

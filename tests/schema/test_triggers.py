@@ -1,0 +1,61 @@
+"""Triggers against the real server, each ending with the convergence check."""
+
+from __future__ import annotations
+
+from erpprov.core.actions import Op
+from erpprov.plan.build import plan_target
+from tests.helpers import apply_all, load_targets, plan_of
+
+ERP = """\
+      tables:
+        - name: orders
+          columns:
+            - {name: id, type: serial, primary_key: true}
+            - {name: status, type: text}
+            - {name: updated_at, type: timestamptz}
+      functions:
+        - name: touch
+          returns: trigger
+          language: plpgsql
+          body: "BEGIN NEW.updated_at = now(); RETURN NEW; END"
+        - name: audit
+          returns: trigger
+          language: plpgsql
+          body: "BEGIN RAISE NOTICE '% %', TG_ARGV[0], TG_OP; RETURN NULL; END"
+      triggers:
+        - {name: orders_touch, table: orders, timing: before, events: [update, insert], function: touch,
+           when: "NEW.status IS DISTINCT FROM 'x'", update_of: [status], comment: keeps updated_at}
+        - {name: orders_audit, table: orders, timing: after, events: [delete, truncate], for_each: statement,
+           function: audit, arguments: ["it's gone"]}
+        - {name: orders_check, table: orders, timing: after, events: [insert], function: audit, constraint: true,
+           deferrable: initially deferred}
+"""
+
+
+def _targets(tmp_path, pg, body: str):  # type: ignore[no-untyped-def]
+    return load_targets(tmp_path, pg, f"- name: p\n  hosts: all\n  databases:\n    - name: {pg.dbname}\n" + body)
+
+
+def _converge(tmp_path, pg, body: str) -> None:
+    targets = _targets(tmp_path, pg, body)
+    apply_all(targets)  # fails unless the re-plan inside the lock is empty
+    assert plan_of(targets) == []
+
+
+def test_triggers_with_their_table_and_function_converge_and_change(tmp_path, pg, conn):
+    _converge(tmp_path, pg, ERP.replace("when: \"NEW.status IS DISTINCT FROM 'x'\", ", ""))  # all new in one apply
+    _converge(tmp_path, pg, ERP)  # a condition, compared as pg_get_triggerdef prints it
+    conn.execute("INSERT INTO orders (status) VALUES ('new'); UPDATE orders SET status = 'paid'")
+    assert conn.execute("SELECT updated_at IS NOT NULL FROM orders").fetchone()[0]
+
+    disabled = ERP.replace("function: touch,", "function: touch, enabled: false,")
+    [action] = plan_target(_targets(tmp_path, pg, disabled)[0]).actions
+    assert action.op is Op.UPDATE and "DISABLE TRIGGER" in action.sql[0].text
+    _converge(tmp_path, pg, disabled)
+    assert conn.execute("SELECT tgenabled FROM pg_trigger WHERE tgname = 'orders_touch'").fetchone()[0] == "D"
+
+    changed = disabled.replace("timing: after, events: [insert]", "timing: after, events: [insert, update]")
+    changed = changed.replace("[\"it's gone\"]", "[\"it's gone\", second]")
+    actions = plan_target(_targets(tmp_path, pg, changed)[0]).actions
+    assert sorted(a.address.parts[-1] for a in actions) == ["orders_audit", "orders_check"]
+    _converge(tmp_path, pg, changed)
