@@ -38,7 +38,7 @@ from erpprov.diff.schema_objects import managed_addresses, prune_objects, unmana
 from erpprov.diff.scripts import diff_scripts
 from erpprov.diff.sequences import diff_sequences
 from erpprov.diff.tables import diff_tables
-from erpprov.diff.tables.repartition import as_new
+from erpprov.diff.tables.repartition import as_new, rebuilt_columns
 from erpprov.diff.triggers import desired_trigger, diff_triggers
 from erpprov.diff.types import diff_composites, diff_domains, diff_types
 from erpprov.diff.views import Uses, diff_views
@@ -180,7 +180,8 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     view_diff = diff_views(views, desired_views, live_objects.views,
                            Uses(live=live_objects.view_uses, desired=desired_uses, calls=live_objects.view_calls,
                                 recreated_functions=recreated, pruned=pruned_views, columns=live_objects.view_columns,
-                                changed_columns=_changed_columns(table_diff.actions)),
+                                changed_columns=_changed_columns(table_diff.actions)
+                                | rebuilt_columns(desired_tables, live_tables)),
                            _acl_by("table", live), db.name)
     result.extend(view_diff)
     result.extend(function_diff)

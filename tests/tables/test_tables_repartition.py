@@ -77,13 +77,16 @@ GRANTED = """
           owner: shop_owner
           columns: [{name: id, type: bigserial}, {name: at, type: date}]
 """
-GRANTED_PARTITIONED = GRANTED + """          partition_by: {method: range, columns: [at]}
+GRANTED_PARTITIONED = GRANTED.replace("      tables:", """      views:
+        - {name: recent, query: "SELECT id, at FROM events WHERE at > '2000-01-01'"}
+      tables:""") + """          partition_by: {method: range, columns: [at]}
           partitions: [{name: events_all, from: [MINVALUE], to: [MAXVALUE]}]
 """
 
 
-def test_rebuilding_a_table_is_refused_without_permission_and_keeps_its_grants(tmp_path, pg):
-    apply_all(load_targets(tmp_path, pg, GRANTED.replace("{db}", pg.dbname)))
+def test_rebuilding_a_table_is_refused_without_permission_and_keeps_its_grants_and_views(tmp_path, pg):
+    apply_all(load_targets(tmp_path, pg, GRANTED_PARTITIONED.split("          partition_by")[0].replace(
+        "{db}", pg.dbname)))
     with pg.connect() as conn:
         conn.execute("INSERT INTO events (at) VALUES ('2024-01-01')")
     targets = load_targets(tmp_path, pg, GRANTED_PARTITIONED.replace("{db}", pg.dbname))
@@ -97,6 +100,7 @@ def test_rebuilding_a_table_is_refused_without_permission_and_keeps_its_grants(t
             "has_sequence_privilege('shop_reader', pg_get_serial_sequence('events', 'id'), 'SELECT') "
             "FROM pg_class WHERE relname = 'events'").fetchone() == ("p", "shop_owner", True, True)
         assert conn.execute("INSERT INTO events (at) VALUES ('2024-02-01') RETURNING id").fetchone() == (2,)
+        assert conn.execute("SELECT count(*) FROM recent").fetchone() == (2,)  # the view reads the new table
 
 
 BY_DATE = """

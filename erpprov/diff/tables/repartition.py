@@ -74,6 +74,12 @@ def repartition(ctx: Context, want: TableState, have: TableState) -> None:
                 note=f"the rows are copied from the old table (set aside as {aside}), which is then dropped")
 
 
+def rebuilt_columns(desired: TablesState, live: TablesState) -> frozenset[tuple[str, str, str]]:
+    """Every column of the tables a plan rebuilds: the views that read them go and come back."""
+    return frozenset((s, t, c.name) for (s, t), want in desired.tables.items()
+                     if repartitions(want, have := live.tables.get((s, t))) and have is not None for c in have.columns)
+
+
 def as_new(desired: TablesState, live_tables: TablesState, live: LiveDatabase) -> tuple[TablesState, LiveDatabase]:
     """The live state as the grants and owners see it: without the tables this plan rebuilds and
     their sequences, which it creates anew (with the ACL a new object starts from)."""
