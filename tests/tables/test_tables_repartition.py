@@ -141,3 +141,19 @@ def test_a_foreign_key_of_an_unmanaged_table_refuses_the_rebuild_at_plan_time(co
     conn.execute("CREATE TABLE notes (o bigint, p date, FOREIGN KEY (o, p) REFERENCES orders (id, placed))")
     with pytest.raises(ErpprovError, match=r"tables the file does not manage reference it \(public.notes\)"):
         plan(conn, tables(PARTITIONED))
+
+
+TRIGGERED = """
+      functions:
+        - {name: stamp, returns: trigger, language: plpgsql, body: "BEGIN NEW.at = '2024-06-01'; RETURN NEW; END"}
+      triggers:
+        - {name: events_stamp, table: events, timing: before, events: [insert], function: stamp}
+      tables:"""
+
+
+def test_the_triggers_of_a_rebuilt_table_are_made_again_on_the_new_one(tmp_path, pg):
+    plain = GRANTED_PARTITIONED.split("          partition_by")[0].replace("{db}", pg.dbname)
+    apply_all(load_targets(tmp_path, pg, plain.replace("\n      tables:", TRIGGERED, 1)))
+    rebuilt = GRANTED_PARTITIONED.replace("{db}", pg.dbname).replace("\n      tables:", TRIGGERED, 1)
+    assert ("trigger." + pg.dbname + ".public.events.events_stamp", "create") in [
+        (str(address), op) for address, op in plan_of(load_targets(tmp_path, pg, rebuilt))]

@@ -74,16 +74,20 @@ def repartition(ctx: Context, want: TableState, have: TableState) -> None:
                 note=f"the rows are copied from the old table (set aside as {aside}), which is then dropped")
 
 
+def rebuilt_tables(desired: TablesState, live: TablesState) -> frozenset[tuple[str, str]]:
+    """The live tables a plan rebuilds. To the views that read them, the triggers on them and the
+    grants, they are new tables: views go and come back, triggers and grants are made again."""
+    return frozenset(key for key, want in desired.tables.items() if repartitions(want, live.tables.get(key)))
+
+
 def rebuilt_columns(desired: TablesState, live: TablesState) -> frozenset[tuple[str, str, str]]:
-    """Every column of the tables a plan rebuilds: the views that read them go and come back."""
-    return frozenset((s, t, c.name) for (s, t), want in desired.tables.items()
-                     if repartitions(want, have := live.tables.get((s, t))) and have is not None for c in have.columns)
+    return frozenset((s, t, c.name) for s, t in rebuilt_tables(desired, live) for c in live.tables[(s, t)].columns)
 
 
 def as_new(desired: TablesState, live_tables: TablesState, live: LiveDatabase) -> tuple[TablesState, LiveDatabase]:
     """The live state as the grants and owners see it: without the tables this plan rebuilds and
     their sequences, which it creates anew (with the ACL a new object starts from)."""
-    rebuilt = {key for key, want in desired.tables.items() if repartitions(want, live_tables.tables.get(key))}
+    rebuilt = rebuilt_tables(desired, live_tables)
     if not rebuilt:
         return live_tables, live
     gone = {ObjectRef("table", *key) for key in rebuilt}
