@@ -157,3 +157,8 @@ def test_the_triggers_of_a_rebuilt_table_are_made_again_on_the_new_one(tmp_path,
     rebuilt = GRANTED_PARTITIONED.replace("{db}", pg.dbname).replace("\n      tables:", TRIGGERED, 1)
     assert ("trigger." + pg.dbname + ".public.events.events_stamp", "create") in [
         (str(address), op) for address, op in plan_of(load_targets(tmp_path, pg, rebuilt))]
+    # one the file does not declare would be lost: refused, named
+    with pg.connect() as conn:
+        conn.execute("CREATE TRIGGER stray BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION stamp()")
+    with pytest.raises(ErpprovError, match=r"would lose the trigger\(s\) stray on public.events"):
+        plan_of(load_targets(tmp_path, pg, rebuilt))

@@ -16,6 +16,7 @@ the apply's transaction, refused unless `rewrites_table` is allowed:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 from psycopg import sql
@@ -78,6 +79,16 @@ def rebuilt_tables(desired: TablesState, live: TablesState) -> frozenset[tuple[s
     """The live tables a plan rebuilds. To the views that read them, the triggers on them and the
     grants, they are new tables: views go and come back, triggers and grants are made again."""
     return frozenset(key for key, want in desired.tables.items() if repartitions(want, live.tables.get(key)))
+
+
+def refuse_lost_triggers(rebuilt: frozenset[tuple[str, str]], live: Iterable[tuple[str, str, str]],
+                         declared: Iterable[tuple[str, str, str]]) -> None:
+    """A trigger the file does not declare would go with the old table, without a word: refused."""
+    lost = sorted(set(key for key in live if key[:2] in rebuilt) - set(declared))
+    if lost:
+        names = ", ".join(f"{name} on {schema}.{table}" for schema, table, name in lost)
+        raise ErpprovError(f"a table rebuilt to change its partitioning would lose the trigger(s) {names}, "
+                           "which the file does not declare", hint="declare them, or drop them first")
 
 
 def rebuilt_columns(desired: TablesState, live: TablesState) -> frozenset[tuple[str, str, str]]:
