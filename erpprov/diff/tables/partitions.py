@@ -21,6 +21,7 @@ def diff_partitions(ctx: Context, want: TableState, have: TableState | None) -> 
     """`have` None: a table this plan creates."""
     s, t = want.schema, want.name
     live = {(p.schema, p.name): p for p in have.partitions} if have else {}
+    new_shapes = {i.shape() for i in want.indexes} - {i.shape() for i in have.indexes} if have else set()
     for part in want.partitions:
         old = live.get((part.schema, part.name))
         if old is None:
@@ -33,7 +34,7 @@ def diff_partitions(ctx: Context, want: TableState, have: TableState | None) -> 
                         [ddl.alter_table(part.schema, part.name, clause)
                          for clause in ddl.new_parameters(part.parameters, old.parameters)],
                         before={"with": list(old.parameters)}, after={"with": list(part.parameters)})
-        _own_indexes(ctx, part, old)
+        _own_indexes(ctx, part, old, new_shapes)
         if old.comment != part.comment:
             ctx.out.add(ctx.a_table(part.schema, part.name), Op.UPDATE, Phase.COMMENT,
                         [ddl.comment("TABLE", ddl.ident(part.schema, part.name), part.comment)],
@@ -56,28 +57,32 @@ def _create(ctx: Context, parent: TableState, part: PartitionState) -> None:
             ddl.ident(parent.owner))))
     ctx.out.add(ctx.a_table(part.schema, part.name), Op.CREATE, Phase.TABLE, statements,
                 after={"partition_of": f"{parent.schema}.{parent.name}", "bound": part.bound}, order=Order.LATE)
-    _own_indexes(ctx, part, None)
+    _own_indexes(ctx, part, None, set())
 
 
-def _own_indexes(ctx: Context, part: PartitionState, old: PartitionState | None) -> None:
-    """Named in the file (no matching by shape); one whose shape changes is built again. Built
-    after the parent's new indexes: one of those created later would take a partition's index of
-    its shape as its own part (ATTACH), and the partition would lose it."""
+def _own_indexes(ctx: Context, part: PartitionState, old: PartitionState | None, new_shapes: set[tuple]) -> None:
+    """Named in the file (no matching by shape); one whose shape changes is built again.
+
+    A parent's new index takes a partition's index of its shape as its own part (ATTACH), and the
+    partition loses it: so the partition's indexes that go, or change, are dropped before the
+    parent's new indexes are built, and its new ones built after (as is one the parent's new
+    index would take)."""
     s = part.schema
     live = {i.name: i for i in old.indexes} if old else {}
     for index in part.indexes:
         have = live.get(index.name)
-        if have is not None and have.shape() == index.shape():
+        if have is not None and have.shape() == index.shape() and index.shape() not in new_shapes:
             settle(ctx, s, index, have)
             continue
+        if have is not None:
+            ctx.out.add(ctx.a_index(s, index.name), Op.DELETE, Phase.INDEX, [ddl.drop_index(s, index.name)],
+                        before=index_view(have), order=Order.EARLY_DROP, note="dropped to be built again")
         hazards = (Hazard.VALIDATES_DATA,) if index.unique and old is not None and old.has_rows else ()
-        ctx.out.add(ctx.a_index(s, index.name), Op.REPLACE if have else Op.CREATE, Phase.INDEX,
-                    ([ddl.drop_index(s, index.name)] if have else []) + creating(s, part.name, index),
-                    before=index_view(have) if have else None, after=index_view(index), hazards=hazards,
-                    order=Order.LATE)
+        ctx.out.add(ctx.a_index(s, index.name), Op.CREATE, Phase.INDEX, creating(s, part.name, index),
+                    after=index_view(index), hazards=hazards, order=Order.LATE)
     for name in sorted(set(live) - {i.name for i in part.indexes}):
-        ctx.out.add(ctx.a_index(s, name), Op.DELETE, Phase.DROP_INDEX, [ddl.drop_index(s, name)],
-                    before=index_view(live[name]))
+        ctx.out.add(ctx.a_index(s, name), Op.DELETE, Phase.INDEX, [ddl.drop_index(s, name)],
+                    before=index_view(live[name]), order=Order.EARLY_DROP)
 
 
 def _rebound(ctx: Context, parent: TableState, old: PartitionState, new: PartitionState,
