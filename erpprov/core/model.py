@@ -335,11 +335,22 @@ class ForeignKey(Strict):
     references: Reference
     on_delete: _ACTIONS = "no action"
     on_update: _ACTIONS = "no action"
+    on_delete_columns: list[Identifier] | None = Field(
+        None, description="ON DELETE SET NULL/SET DEFAULT (columns): only these key columns are set (PostgreSQL 15+)")
     match: Literal["simple", "full"] = Field("simple", description="MATCH FULL: all key columns NULL or none")
     deferrable: _DEFERRABLE = False
     not_valid: bool = Field(False, description="Added NOT VALID: existing rows are not checked (nor validated later)")
     name: Identifier | None = None
     comment: str | None = None
+
+    @model_validator(mode="after")
+    def _delete_columns(self) -> ForeignKey:
+        if self.on_delete_columns is not None:
+            if self.on_delete not in ("set null", "set default"):
+                raise ValueError("on_delete_columns needs on_delete: set null or set default")
+            if not set(self.on_delete_columns) <= set(self.columns):
+                raise ValueError("on_delete_columns must be columns of the foreign key")
+        return self
 
 
 class PrimaryKey(Strict):
@@ -514,12 +525,15 @@ class Partition(Strict):
     remainder: int | None = Field(None, ge=0)
     default: bool = False
     with_: Parameters = Field(default_factory=dict, alias="with", description="Its own storage parameters")
+    indexes: list[Index] = Field(default_factory=list, description="Its own indexes, beyond the parent's; each named")
     comment: str | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @model_validator(mode="after")
     def _one_bound(self) -> Partition:
+        if any(ix.name is None for ix in self.indexes):
+            raise ValueError("a partition's own index needs a name")
         forms = [self.from_ is not None or self.to is not None, self.in_ is not None,
                  self.modulus is not None or self.remainder is not None, self.default]
         if sum(forms) != 1:

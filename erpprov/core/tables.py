@@ -70,6 +70,7 @@ class ConstraintState:
     ref_columns: tuple[str, ...] = ()
     on_update: str = "no action"
     on_delete: str = "no action"
+    delete_columns: tuple[str, ...] = ()  # ON DELETE SET NULL/DEFAULT (columns); (): all of them
     deferrable: bool = False
     initially_deferred: bool = False
     # live: convalidated; desired: False when declared not_valid (then a live valid one is as good)
@@ -90,8 +91,8 @@ class ConstraintState:
         left out: the definition says it all, and the scratch side mentions columns the same way."""
         columns = () if self.kind == CHECK else self.columns
         return (self.kind, columns, self.definition, self.ref_schema, self.ref_table, self.ref_columns,
-                self.on_update, self.on_delete, self.deferrable, self.initially_deferred, self.match,
-                self.nulls_not_distinct, self.include)
+                self.on_update, self.on_delete, self.delete_columns, self.deferrable, self.initially_deferred,
+                self.match, self.nulls_not_distinct, self.include)
 
 
 @dataclass(frozen=True)
@@ -147,9 +148,11 @@ class PartitionState:
     bound: str  # pg_get_expr(relpartbound): "FOR VALUES FROM (...) TO (...)", "DEFAULT", ...
     parameters: tuple[str, ...] = ()  # its own reloptions, sorted; set in place
     comment: str | None = None
+    indexes: tuple[IndexState, ...] = ()  # its own, beyond those cascaded from the parent; sorted by name
     # --- not compared -------------------------------------------------------------------------
     source: str | None = field(default=None, compare=False)  # desired: the bound as written
     has_rows: bool = field(default=True, compare=False)
+    parts: tuple[str, ...] = field(default=(), compare=False)  # live: its indexes cascaded from the parent's
 
 
 @dataclass(frozen=True)
@@ -197,8 +200,7 @@ UNMANAGED_PROPERTIES = {
     "cluster_on": "an index marked CLUSTER ON",
     "invalid_index": "an index left invalid (a failed CREATE INDEX CONCURRENTLY)",
     "index_tablespace": "an index in another tablespace",
-    "delete_set_columns": "a foreign key ON DELETE SET NULL/DEFAULT (columns)",
-    "partition_objects": "a partition with indexes, constraints, an owner or partitions of its own",
+    "partition_objects": "a partition with constraints, an owner or partitions of its own",
 }
 
 
@@ -219,6 +221,7 @@ class TablesState:
             taken.update(i.name for i in table.indexes)
             taken.update(col.sequence[1] for col in table.columns if col.sequence and col.sequence[0] == schema)
             taken.update(p.name for p in table.partitions if p.schema == schema)
+            taken.update(i.name for p in table.partitions if p.schema == schema for i in p.indexes)
         return taken
 
 

@@ -661,6 +661,8 @@ def _partition(parent: TableState, partition: PartitionState) -> dict[str, Any]:
         result["to"] = _top_level(bound[to + 1:_closing(bound, to)])
     if partition.parameters:
         result["with"] = dict(p.split("=", 1) for p in partition.parameters)
+    if partition.indexes:
+        result["indexes"] = [_index(index) for index in partition.indexes]
     if partition.comment is not None:
         result["comment"] = partition.comment
     return result
@@ -869,6 +871,8 @@ def _foreign_key(constraint: ConstraintState) -> dict[str, Any]:
     }
     if constraint.on_delete != "no action":
         fk["on_delete"] = constraint.on_delete
+    if constraint.delete_columns:
+        fk["on_delete_columns"] = list(constraint.delete_columns)
     if constraint.on_update != "no action":
         fk["on_update"] = constraint.on_update
     if constraint.match != "simple":

@@ -38,6 +38,7 @@ from erpprov.diff.schema_objects import managed_addresses, prune_objects, unmana
 from erpprov.diff.scripts import diff_scripts
 from erpprov.diff.sequences import diff_sequences
 from erpprov.diff.tables import diff_tables
+from erpprov.diff.tables.repartition import as_new, rebuilt_columns, rebuilt_tables, refuse_lost_triggers
 from erpprov.diff.triggers import desired_trigger, diff_triggers
 from erpprov.diff.types import diff_composites, diff_domains, diff_types
 from erpprov.diff.views import Uses, diff_views
@@ -179,23 +180,28 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     view_diff = diff_views(views, desired_views, live_objects.views,
                            Uses(live=live_objects.view_uses, desired=desired_uses, calls=live_objects.view_calls,
                                 recreated_functions=recreated, pruned=pruned_views, columns=live_objects.view_columns,
-                                changed_columns=_changed_columns(table_diff.actions)),
+                                changed_columns=_changed_columns(table_diff.actions)
+                                | rebuilt_columns(desired_tables, live_tables)),
                            _acl_by("table", live), db.name)
     result.extend(view_diff)
     result.extend(function_diff)
     # a view the views' own drops already take along is not dropped twice
     taken = {a.address for a in view_diff.actions if a.op is Op.DELETE}
     result.actions += [a for a in pruned.actions if a.address not in taken]
-    result.extend(diff_triggers(triggers, live_objects.triggers, db.name))
+    rebuilt = rebuilt_tables(desired_tables, live_tables)
+    refuse_lost_triggers(rebuilt, live_objects.triggers, ((t.schema, t.table, t.name) for t in triggers))
+    result.extend(diff_triggers(triggers, {k: t for k, t in live_objects.triggers.items() if k[:2] not in rebuilt},
+                                db.name))
     result.extend(scripts)
     canon = replace(canon, declared_functions={i: (f.schema, f.signature) for i, f in desired_functions.items()})
+    kept_tables, kept = as_new(desired_tables, live_tables, live)  # rebuilt tables are new to their grants
     try:
-        planned = planned_objects(desired_tables, live_tables)
+        planned = planned_objects(desired_tables, kept_tables)
         planned["table"] |= {(v.schema_, v.name): v.owner for v in views}
         planned["type"] = {(t.schema_, t.name): t.owner for t in db.types}
         planned["function"] = {(f.schema, f.signature): functions[i].owner for i, f in desired_functions.items()}
         planned["sequence"] |= {(s.schema_, s.name): s.owner for s in db.sequences}
-        result.extend(diff_database_contents(db, live, cluster, canon, planned, target.play.roles))
+        result.extend(diff_database_contents(db, kept, cluster, canon, planned, target.play.roles))
     except GrantTargetMissing as exc:
         raise ErpprovError(str(exc), hint="declare the object, or fix the grant's name") from None
     return result

@@ -91,10 +91,13 @@ def constraint_body(con: ConstraintState) -> sql.Composable:
         assert con.definition is not None
         return sql.SQL("{}{}").format(sql.SQL(con.source or con.definition), not_valid)  # as written, else as read
     assert con.kind == FOREIGN_KEY and con.ref_schema and con.ref_table
+    on_delete: sql.Composable = sql.SQL(con.on_delete.upper())
+    if con.delete_columns:
+        on_delete = sql.SQL("{} ({})").format(on_delete, idents(con.delete_columns))
     return sql.SQL("FOREIGN KEY ({}) REFERENCES {} ({}){} ON UPDATE {} ON DELETE {}{}{}").format(
         idents(con.columns), sql.Identifier(con.ref_schema, con.ref_table), idents(con.ref_columns),
         sql.SQL(" MATCH FULL" if con.match == "full" else ""),
-        sql.SQL(con.on_update.upper()), sql.SQL(con.on_delete.upper()), deferrable, not_valid)
+        sql.SQL(con.on_update.upper()), on_delete, deferrable, not_valid)
 
 
 def table_constraint(con: ConstraintState) -> sql.Composed:

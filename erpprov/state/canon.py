@@ -419,6 +419,9 @@ def _table_builds(tables: list[model.Table], second_stage: list[list[model.Index
             units += [_Unit(f"partition {p.name} of {t.schema_}.{t.name}", ddl.create_partition(
                 stand_in[p.schema_ or t.schema_], p.name, (stand_in[t.schema_], t.name), partition_bound_source(p)))
                 for p in t.partitions]
+            units += [_Unit(f"index {ix.name} on {p.schema_ or t.schema_}.{p.name}", ddl.create_index(
+                stand_in[p.schema_ or t.schema_], p.name, _as_written(ix, names)))
+                for p in t.partitions for ix in p.indexes]
             # to PUBLIC: the roles may be created by this very plan; they are compared as written
             units += [_Unit(f"policy {p.name} on {t.schema_}.{t.name}",
                             ddl.create_policy(stand_in[t.schema_], t.name, _written_policy(p), roles=("PUBLIC",)))
@@ -427,6 +430,7 @@ def _table_builds(tables: list[model.Table], second_stage: list[list[model.Index
             # index 2; each partition is a plain table that gets every index of its parent
             partitioned = key is not None or t.partition_by is not None
             indexes = 2 * len(built_indexes)
+            indexes += 2 * sum(len(p.indexes) for p in t.partitions)
             builds.append(_Build(units, (1 if partitioned else 4) + indexes + len(t.partitions) * (4 + indexes)))
             built.append(t)
     return built, needs_build, builds
@@ -475,11 +479,21 @@ def _partitions(t: model.Table, scratch: TableState | None) -> tuple[PartitionSt
     """The declared partitions with their bounds as the server printed them in the scratch build."""
     if not t.partitions:
         return ()
-    bounds = {p.name: p.bound for p in scratch.partitions} if scratch else {}
-    return tuple(sorted((PartitionState(schema=p.schema_ or t.schema_, name=p.name, bound=bounds[p.name],
+    built = {p.name: p for p in scratch.partitions} if scratch else {}
+    names = {c.name for c in t.columns}
+    return tuple(sorted((PartitionState(schema=p.schema_ or t.schema_, name=p.name, bound=built[p.name].bound,
                                         parameters=_parameters(p.with_), comment=p.comment,
-                                        source=partition_bound_source(p))
+                                        source=partition_bound_source(p),
+                                        indexes=_partition_indexes(p, built[p.name], names))
                          for p in t.partitions), key=lambda p: (p.schema, p.name)))
+
+
+def _partition_indexes(p: model.Partition, built: PartitionState, names: set[str]) -> tuple[IndexState, ...]:
+    """A partition's own indexes as the scratch build printed them, spelled as written."""
+    read = {i.name: i for i in built.indexes}
+    return tuple(sorted((replace(read[ix.name or ""], comment=ix.comment,
+                                 source=ddl.index_tail(_as_written(ix, names)).as_string(None))
+                         for ix in p.indexes), key=lambda i: i.name))
 
 
 def _built_map(scratch: TablesState, stand_in: dict[str, str],
@@ -630,6 +644,7 @@ def _foreign_key(t: model.Table, fk: model.ForeignKey, primary_keys: dict[tuple[
     return ConstraintState(
         name=fk.name or choose_name(t.name, fk.columns, "fkey", used), kind=FOREIGN_KEY,
         columns=tuple(fk.columns), ref_schema=ref_schema, ref_table=fk.references.table, ref_columns=ref_columns,
-        on_update=fk.on_update, on_delete=fk.on_delete, match=fk.match, validated=not fk.not_valid,
+        on_update=fk.on_update, on_delete=fk.on_delete, delete_columns=tuple(fk.on_delete_columns or ()),
+        match=fk.match, validated=not fk.not_valid,
         comment=fk.comment, declared_name=fk.name is not None, deferrable=fk.deferrable is not False,
         initially_deferred=fk.deferrable == "initially deferred")

@@ -69,8 +69,7 @@ SELECT r.oid, r.nspname, r.relname, pg_get_userbyid(r.relowner), ds.description,
          CASE WHEN r.oid IN (SELECT indrelid FROM pg_index WHERE indisclustered) THEN 'cluster_on' END,
          CASE WHEN r.oid IN (SELECT indrelid FROM pg_index WHERE NOT indisvalid) THEN 'invalid_index' END,
          CASE WHEN r.oid IN (SELECT i.indrelid FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-                             WHERE ic.reltablespace <> 0) THEN 'index_tablespace' END,
-         {delete_set_columns}
+                             WHERE ic.reltablespace <> 0) THEN 'index_tablespace' END
        ], NULL)
 FROM rel r
 LEFT JOIN pg_class tc ON tc.oid = r.reltoastrelid
@@ -122,7 +121,7 @@ SELECT con.conrelid, con.conname, con.contype,
        con.confmatchtype, {nulls_not_distinct}, ds.description,
        CASE WHEN ci.indnatts > ci.indnkeyatts THEN
             (string_to_array(ci.indkey::text, ' ')::int2[])[ci.indnkeyatts + 1:] END,
-       cic.reloptions
+       cic.reloptions, {delete_set_columns}
 FROM rel r
 JOIN pg_constraint con ON con.conrelid = r.oid AND con.contype IN ('p', 'u', 'c', 'f', 'x')
                        AND con.conparentid = 0  -- not a clone PostgreSQL keeps for a partitioned table
@@ -165,18 +164,20 @@ SELECT i.indrelid, ic.relname, i.indisunique, am.amname, i.indnkeyatts,
                     AND dep.refclassid = 'pg_class'::regclass AND dep.refobjid = i.indrelid
                     AND dep.refobjsubid > 0) END,
        {nulls_not_distinct}, ic.reloptions, ds.description
-FROM rel r
+FROM rel r0  -- and its partitions' own indexes: those not a part of (relispartition) the parent's
+JOIN LATERAL (SELECT r0.oid UNION ALL SELECT pi.inhrelid FROM pg_inherits pi WHERE pi.inhparent = r0.oid
+                                                                                AND r0.relkind = 'p') r ON true
 JOIN pg_index i ON i.indrelid = r.oid
 JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_am am ON am.oid = ic.relam
 LEFT JOIN pg_description ds ON ds.objoid = ic.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0
 WHERE NOT EXISTS (SELECT FROM pg_constraint pc WHERE pc.conindid = i.indexrelid AND pc.conrelid = i.indrelid
                                                  AND pc.contype IN ('p', 'u', 'x'))
+  AND NOT ic.relispartition
 ORDER BY i.indrelid, i.indexrelid"""
 
-# ON DELETE SET NULL (columns), PostgreSQL 15's: not managed, listed
-_DELETE_SET_COLUMNS = """CASE WHEN r.oid IN (SELECT conrelid FROM pg_constraint WHERE confdelsetcols IS NOT NULL)
-                              THEN 'delete_set_columns' END"""
+# ON DELETE SET NULL (columns), PostgreSQL 15's
+_DELETE_SET_COLUMNS = "con.confdelsetcols"
 
 POLICIES = _REL + """
 SELECT p.polrelid, p.polname, p.polcmd, p.polpermissive,
@@ -186,14 +187,17 @@ SELECT p.polrelid, p.polname, p.polcmd, p.polpermissive,
 FROM rel r JOIN pg_policy p ON p.polrelid = r.oid
 LEFT JOIN pg_description ds ON ds.objoid = p.oid AND ds.classoid = 'pg_policy'::regclass"""
 
-# What a partition holds of its own beyond its bound and storage parameters (an index or constraint
+# What a partition holds of its own beyond its bound, storage parameters and indexes (a constraint
 # not cascaded from the parent, another owner, a partition partitioned again) is not managed: listed.
+# Its column names by number (dropped ones NULL), for its own indexes.
 PARTITIONS = _REL + """
 SELECT i.inhparent, n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid), c.reloptions, ds.description,
        c.relkind = 'p' OR c.relowner <> r.relowner
-       OR EXISTS (SELECT FROM pg_index pi WHERE pi.indrelid = c.oid
-                  AND NOT EXISTS (SELECT FROM pg_inherits ii WHERE ii.inhrelid = pi.indexrelid))
-       OR EXISTS (SELECT FROM pg_constraint pc WHERE pc.conrelid = c.oid AND pc.conislocal)
+       OR EXISTS (SELECT FROM pg_constraint pc WHERE pc.conrelid = c.oid AND pc.conislocal),
+       c.oid, ARRAY(SELECT CASE WHEN NOT a.attisdropped THEN a.attname END FROM pg_attribute a
+                    WHERE a.attrelid = c.oid AND a.attnum > 0 ORDER BY a.attnum),
+       ARRAY(SELECT pc.relname FROM pg_index px JOIN pg_class pc ON pc.oid = px.indexrelid AND pc.relispartition
+             WHERE px.indrelid = c.oid ORDER BY 1)
 FROM rel r
 JOIN pg_inherits i ON i.inhparent = r.oid
 JOIN pg_class c ON c.oid = i.inhrelid AND c.relispartition
@@ -255,7 +259,8 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
         ))
     cons: dict[int, list[ConstraintState]] = defaultdict(list)
     for (oid, name, kind, definition, keys, ref_schema, ref_table, ref_oid, ref_keys, ref_names, upd, dele,
-         deferrable, deferred, validated, match, nulls_not_distinct, comment, include, parameters) in constraints:
+         deferrable, deferred, validated, match, nulls_not_distinct, comment, include, parameters,
+         delete_columns) in constraints:
         own = names[oid]
         if ref_names is None and ref_keys:
             ref_names = [names[ref_oid][k] for k in ref_keys]
@@ -270,7 +275,10 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
             deferrable=deferrable, initially_deferred=deferred, validated=validated,
             match="full" if match == "f" else "simple", nulls_not_distinct=nulls_not_distinct, comment=comment,
             include=tuple(own[k] for k in include or ()), parameters=tuple(sorted(parameters or ())),
+            delete_columns=tuple(own[k] for k in delete_columns or ()),
         ))
+    for *_, part_oid, part_columns, _ in partitions:
+        names[part_oid] = {num: name for num, name in enumerate(part_columns, 1) if name is not None}
     idx: dict[int, list[IndexState]] = defaultdict(list)
     for (oid, name, unique, method, nkey, attnums, options, exprs, opclasses, collations, predicate, depends,
          nulls_not_distinct, parameters, comment) in indexes:
@@ -295,9 +303,10 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
         pols[oid].append(PolicyState(name=name, command=_COMMANDS[command], roles=tuple(sorted(roles)), using=using,
                                      with_check=with_check, permissive=permissive, comment=comment))
     parts: dict[int, list[PartitionState]] = defaultdict(list)
-    for oid, schema, name, bound, parameters, comment, own in partitions:
-        parts[oid].append(PartitionState(schema=schema, name=name, bound=bound,
-                                         parameters=tuple(sorted(parameters or ())), comment=comment))
+    for oid, schema, name, bound, parameters, comment, own, part_oid, _, cascaded in partitions:
+        parts[oid].append(PartitionState(schema=schema, name=name, bound=bound, parts=tuple(cascaded),
+                                         parameters=tuple(sorted(parameters or ())), comment=comment,
+                                         indexes=tuple(sorted(idx.get(part_oid, ()), key=lambda i: i.name))))
         if own:
             found_properties[oid].add("partition_objects")
     result: dict[tuple[str, str], TableState] = {}

@@ -13,7 +13,6 @@ from psycopg import sql
 from erpprov.apply.hazards import HazardsRefused
 from erpprov.apply.host import HostFailed
 from erpprov.core.actions import Hazard, Op
-from erpprov.errors import ErpprovError
 from erpprov.state.table_catalog import inspect_tables
 from tests.helpers import apply_all, load_targets, plan_of
 from tests.tables.roundtrip import exported_play, replan_export, schema_dump
@@ -55,7 +54,11 @@ CREATE UNLOGGED TABLE scratch (a text COMPRESSION pglz, b int) WITH (autovacuum_
 ALTER TABLE scratch ALTER COLUMN a SET STORAGE MAIN, ALTER COLUMN b SET STATISTICS 500;
 CREATE TABLE parted (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
 CREATE TABLE parted_2024 PARTITION OF parted FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE INDEX parted_2024_recent ON parted_2024 (at DESC) WHERE id > 0;
+COMMENT ON INDEX parted_2024_recent IS 'a partition''s own';
 CREATE TABLE parted_ref (id int, at date, FOREIGN KEY (id, at) REFERENCES parted);
+CREATE TABLE kinds_ref (tenant int NOT NULL, type text, kid int,
+                        FOREIGN KEY (type, kid) REFERENCES kinds (type, id) ON DELETE SET NULL (kid));
 CREATE TABLE late (a int);
 ALTER TABLE late ADD CONSTRAINT late_positive CHECK (a > 0) NOT VALID;
 CREATE TABLE guarded (a int);
@@ -305,12 +308,12 @@ def test_partitioned_tables_converge_export_and_guard_their_rows(conn):
     assert by_target["orders_2024_01"].op is Op.UPDATE and Hazard.VALIDATES_DATA in by_target["orders_2024_01"].hazards
     converge(conn, tables(changed))
     assert conn.execute("SELECT count(*) FROM orders_2024_01").fetchone()[0] == 1
-    # what a partition holds of its own is listed, not managed
-    conn.execute("CREATE INDEX orders_old_region ON orders_old (region)")
+    # what a partition holds of its own beyond its indexes is listed, not managed
+    conn.execute("ALTER TABLE orders_old ADD CONSTRAINT orders_old_region CHECK (region <> '')")
     assert {a.parts[-2:] for a in plan(conn, tables(changed)).unmanaged} == {("orders", "partition_objects")}
-    # partitioning cannot change in place: a refusal that names the steps
-    with pytest.raises(ErpprovError, match="cannot change how a table is partitioned"):
-        plan(conn, tables(changed.split("  partition_by: {method: hash")[0]))
+    # partitioning cannot change in place: the table is rebuilt (tests/tables/test_tables_repartition.py)
+    rebuilt = plan(conn, tables(changed.split("  partition_by: {method: hash")[0]))
+    assert [a.address.split(".")[-1] for a in rebuilt.actions if Hazard.REWRITES_TABLE in a.hazards] == ["buckets"]
 
 
 # Every column of the catalogs a table is read from, by what erpprov does with it. A PostgreSQL
@@ -331,8 +334,8 @@ CATALOG_COLUMNS = {
     },
     "pg_constraint": {
         "managed": "oid conname contype condeferrable condeferred convalidated conrelid conindid confrelid "
-                   "confupdtype confdeltype confmatchtype conkey confkey connoinherit conexclop conbin",
-        "listed": "confdelsetcols",
+                   "confupdtype confdeltype confmatchtype conkey confkey connoinherit conexclop conbin confdelsetcols",
+        "listed": "",
         "derived": "connamespace contypid conparentid conislocal coninhcount conpfeqop conppeqop conffeqop",
     },
     "pg_index": {
@@ -361,10 +364,11 @@ def test_what_erpprov_does_not_manage_is_listed_in_the_plan(conn):
     spec = tables("- name: odd\n  columns: [{name: a, type: int, primary_key: true}, {name: b, type: text}]\n"
                   "  indexes: [{name: odd_a, columns: [a], unique: true}]\n"
                   "- name: kid\n  columns: [{name: a, type: int}]\n"
-                  "  foreign_keys: [{columns: [a], references: {table: odd}, on_delete: set null}]\n")
+                  "  foreign_keys: [{columns: [a], references: {table: odd}, on_delete: set null, "
+                  "on_delete_columns: [a]}]\n")
     listed = {a for a in converge(conn, spec).unmanaged if a.kind == "property"}
     assert {a.parts[-2:] for a in listed} == {("odd", "inherits"), ("odd", "replica_identity"), ("odd", "cluster_on"),
-                                              ("odd", "column_options"), ("kid", "delete_set_columns")}
+                                              ("odd", "column_options")}
 
 
 def test_an_exclusion_constraint_plans_with_the_extension_the_same_file_creates(tmp_path, pg):
@@ -429,3 +433,67 @@ def test_partitions_get_the_grants_of_all_tables_and_their_parents_owner_in_one_
     public = next(s for s in play["databases"][0]["schemas"] if s["name"] == "public")
     assert {"to": "parts_reader", "privileges": ["SELECT", "UPDATE"], "tables": ["ev_1"]} in public["grants"]
     assert plan_of(load_targets(tmp_path, pg, yaml.safe_dump([play]))) == []
+
+
+DELETE_SETS = """
+- name: tenants_parent
+  columns: [{name: tenant, type: int}, {name: id, type: int}]
+  primary_key: {columns: [tenant, id]}
+- name: tenants_child
+  columns: [{name: tenant, type: int}, {name: parent, type: int}]
+  foreign_keys: [{columns: [tenant, parent], references: {table: tenants_parent}, on_delete: set null,
+                  on_delete_columns: [parent]}]
+"""
+
+
+def test_on_delete_set_null_of_some_columns_converges_and_changes_by_replace(conn):
+    converge(conn, tables(DELETE_SETS))
+    conn.execute("INSERT INTO tenants_parent VALUES (1, 1); INSERT INTO tenants_child VALUES (1, 1);"
+                 "DELETE FROM tenants_parent")
+    assert conn.execute("SELECT tenant, parent FROM tenants_child").fetchone() == (1, None)  # the tenant stays
+    changed = plan(conn, tables(DELETE_SETS.replace("on_delete_columns: [parent]", "on_delete_columns: [tenant]")))
+    assert [(a.op, "delete_columns" in (a.note or "")) for a in changed.actions] == [(Op.REPLACE, True)]
+    converge(conn, tables(DELETE_SETS.replace("on_delete_columns: [parent]", "on_delete_columns: [tenant]")))
+    with pytest.raises(ValueError, match="on_delete_columns needs on_delete"):
+        tables(DELETE_SETS.replace("set null", "cascade"))
+
+
+PART_INDEXES = """
+- name: logs
+  columns: [{name: at, type: date}, {name: msg, type: text}]
+  partition_by: {method: range, columns: [at]}
+  indexes: [{columns: [at]}]
+  partitions:
+    - name: logs_hot
+      from: ["'2025-01-01'"]
+      to: [MAXVALUE]
+      indexes: [{name: logs_hot_msg, columns: [lower(msg)], with: {fillfactor: 70}, comment: search}]
+    - {name: logs_cold, from: [MINVALUE], to: ["'2025-01-01'"]}
+"""
+
+
+def test_a_partitions_own_indexes_converge_change_and_go(conn):
+    first = converge(conn, tables(PART_INDEXES))
+    assert sorted(a.address.split(".")[-1] for a in first.actions if a.address.startswith("index.")) == [
+        "logs_at_idx", "logs_hot_msg"]
+    assert conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'logs_hot_msg'").fetchone()[0].endswith(
+        "ON public.logs_hot USING btree (lower(msg)) WITH (fillfactor='70')")
+    # storage parameters change in place, a new shape builds it again, one left out is dropped
+    changed = plan(conn, tables(PART_INDEXES.replace("fillfactor: 70", "fillfactor: 60")))
+    assert [(a.op, a.address.split(".")[-1]) for a in changed.actions] == [(Op.UPDATE, "logs_hot_msg")]
+    rebuilt = PART_INDEXES.replace("lower(msg)", "upper(msg)")
+    assert [a.op for a in plan(conn, tables(rebuilt)).actions] == [Op.DELETE, Op.CREATE]
+    converge(conn, tables(rebuilt))
+    gone = PART_INDEXES.replace("      indexes: [{name: logs_hot_msg", "      x: [{").split("      x:")[0]
+    gone += "    - {name: logs_cold, from: [MINVALUE], to: [\"'2025-01-01'\"]}\n"
+    assert [a.op for a in converge(conn, tables(gone)).actions] == [Op.DELETE]
+    # a new index of the parent takes a partition's index of its shape as its part: one that goes
+    # meanwhile goes first, and one that stays is built again after it
+    parent_lower = "indexes: [{columns: [at]}, {name: logs_lower, columns: [lower(msg)]}]"
+    converge(conn, tables(PART_INDEXES))
+    converge(conn, tables(gone.replace("indexes: [{columns: [at]}]", parent_lower)))
+    converge(conn, tables(PART_INDEXES))
+    converge(conn, tables(PART_INDEXES.replace("indexes: [{columns: [at]}]", parent_lower)))
+    assert conn.execute("SELECT relispartition FROM pg_class WHERE relname = 'logs_hot_msg'").fetchone() == (False,)
+    with pytest.raises(ValueError, match="own index needs a name"):
+        tables(PART_INDEXES.replace("name: logs_hot_msg, ", ""))

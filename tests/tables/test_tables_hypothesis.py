@@ -99,6 +99,8 @@ def table_set(draw) -> list[model.Table]:
             cols.append({"name": f"r{i}_{pk['type'].split('(')[0]}", "type": ref_type})
             table["foreign_keys"] = [{"columns": [cols[-1]["name"]], "references": {"table": f"t{i}"},
                                       "on_delete": draw(st.sampled_from(["no action", "cascade", "set null"]))}]
+            if table["foreign_keys"][0]["on_delete"] == "set null" and draw(st.booleans()):
+                table["foreign_keys"][0]["on_delete_columns"] = [cols[-1]["name"]]
         result.append(table)
     return [model.Table.model_validate(t) for t in result]
 
@@ -207,6 +209,10 @@ def partitioned(draw, method: str) -> dict:
         partitions = [{"name": f"hash_{r}", "modulus": 4, "remainder": r} for r in sorted(remainders)]
     if method != "hash" and draw(st.booleans()):
         partitions.append({"name": f"{method}_rest", "default": True})
+    for partition in partitions:  # its own index, beyond the parent's
+        if draw(st.booleans()):
+            partition["indexes"] = [{"name": f"{partition['name']}_own",
+                                     "columns": [draw(st.sampled_from(["kind", "lower(kind)", "at DESC"]))]}]
     key = {"range": "at", "list": "kind", "hash": "at"}[method]
     return {"name": f"events_{method}", "columns": [{"name": "at", "type": "date"}, {"name": "kind", "type": "text"}],
             "partition_by": {"method": method, "columns": [key]}, "partitions": partitions,

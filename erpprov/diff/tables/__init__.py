@@ -30,6 +30,7 @@ from erpprov.diff.tables.context import Context
 from erpprov.diff.tables.emit import Emitter
 from erpprov.diff.tables.foreign_keys import broken_keys, diff_foreign_keys
 from erpprov.diff.tables.renames import pair_tables
+from erpprov.diff.tables.repartition import repartition, repartitions
 from erpprov.diff.tables.table import create_table, is_same, prune_tables, update_table
 
 __all__ = ["diff_tables"]
@@ -45,10 +46,13 @@ def diff_tables(desired: TablesState, live: TablesState, *, database: str,
         if have is None:
             create_table(ctx, want)
             continue
-        if want.key not in ctx.same:
+        if repartitions(want, have):
+            repartition(ctx, want, have)
+        elif want.key not in ctx.same:
             update_table(ctx, want, have)
         # what erpprov reads but does not manage is listed, never silently kept
         ctx.unmanaged.extend(Address("property", database, want.schema, want.name, name) for name in have.unmanaged)
-    diff_foreign_keys(ctx, pairs, broken)
+    # a rebuilt table's foreign keys are a new table's
+    diff_foreign_keys(ctx, [(want, None if repartitions(want, have) else have) for want, have in pairs], broken)
     prune_tables(ctx, broken)
     return TableDiff(ctx.out.actions(), ctx.unmanaged)

@@ -107,7 +107,7 @@ def creating(s: str, t: str, con: ConstraintState) -> list[Statement]:
 
 
 _SHAPE = ("kind", "columns", "definition", "ref_schema", "ref_table", "ref_columns", "on_update", "on_delete",
-          "deferrable", "initially_deferred", "match", "nulls_not_distinct", "include")
+          "delete_columns", "deferrable", "initially_deferred", "match", "nulls_not_distinct", "include")
 
 
 def _differences(have: ConstraintState, want: ConstraintState) -> list[tuple[str, object, object]]:

@@ -27,6 +27,10 @@ def broken_keys(ctx: Context, pairs: list[TablePair]) -> BrokenKeys:
     for want, have in pairs:
         if have is None or want.key in ctx.same:
             continue
+        if want.partition_by != have.partition_by:  # rebuilt (`repartition`): every key of the old table goes
+            broken |= {(have.schema, have.name, c.columns) for c in have.constraints if c.kind in (PRIMARY_KEY, UNIQUE)}
+            broken |= {(have.schema, have.name, tuple(k.column for k in i.keys)) for i in have.indexes if key_like(i)}
+            continue
         wanted = [c for c in want.constraints if c.kind in (PRIMARY_KEY, UNIQUE)]
         live = [c for c in have.constraints if c.kind in (PRIMARY_KEY, UNIQUE)]
         matched, _, extra = match(wanted, live)

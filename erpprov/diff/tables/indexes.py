@@ -26,7 +26,7 @@ def diff_indexes(ctx: Context, want: TableState, have: TableState, fates: Column
                         before=index_view(h), order=Order.EARLY_DROP)
     for w, h in pairs:
         if w.shape() == h.shape():
-            _settle(ctx, s, w, h)
+            settle(ctx, s, w, h)
             continue
         if fates.early(h):
             ctx.out.add(ctx.a_index(s, h.name), Op.DELETE, Phase.TABLE, [ddl.drop_index(s, h.name)],
@@ -51,7 +51,7 @@ def creating(s: str, t: str, index: IndexState, name: str | None = None) -> list
     return statements
 
 
-def _settle(ctx: Context, s: str, want: IndexState, have: IndexState) -> None:
+def settle(ctx: Context, s: str, want: IndexState, have: IndexState) -> None:
     """Storage parameters and the comment change in place."""
     if want.parameters != have.parameters:
         clauses = ddl.new_parameters(want.parameters, have.parameters)

@@ -1,5 +1,6 @@
 """The partitions of a partitioned table. A partition is a part of its parent: its columns, keys
-and indexes are the parent's (PostgreSQL cascades them), so only its bound is diffed here.
+and indexes are the parent's (PostgreSQL cascades them), so only its bound, storage parameters,
+comment and its own indexes (beyond the parent's) are diffed here.
 
 Bounds may not overlap at any moment, so within the TABLE phase partitions that go are dropped
 and those whose bound changes detached first, and only then are partitions created and attached."""
@@ -12,20 +13,15 @@ from erpprov.core.actions import Hazard, Op, Phase
 from erpprov.core.tables import PartitionState, TableState
 from erpprov.diff.tables.context import Context
 from erpprov.diff.tables.emit import Order, hazards_on
-from erpprov.errors import ErpprovError
+from erpprov.diff.tables.indexes import creating, index_view, settle
 from erpprov.postgres import table_ddl as ddl
 
 
 def diff_partitions(ctx: Context, want: TableState, have: TableState | None) -> None:
     """`have` None: a table this plan creates."""
     s, t = want.schema, want.name
-    if have is not None and want.partition_by != have.partition_by:
-        raise ErpprovError(
-            f"table {s}.{t} is {_partitioning(have)} live and {_partitioning(want)} in the file: PostgreSQL cannot "
-            "change how a table is partitioned in place",
-            hint="declare the new table under another name with its partitions, apply, copy the rows (INSERT INTO "
-                 "new SELECT * FROM old), then drop the old table and rename the new one (renamed_from)")
     live = {(p.schema, p.name): p for p in have.partitions} if have else {}
+    new_shapes = {i.shape() for i in want.indexes} - {i.shape() for i in have.indexes} if have else set()
     for part in want.partitions:
         old = live.get((part.schema, part.name))
         if old is None:
@@ -38,6 +34,7 @@ def diff_partitions(ctx: Context, want: TableState, have: TableState | None) -> 
                         [ddl.alter_table(part.schema, part.name, clause)
                          for clause in ddl.new_parameters(part.parameters, old.parameters)],
                         before={"with": list(old.parameters)}, after={"with": list(part.parameters)})
+        _own_indexes(ctx, part, old, new_shapes)
         if old.comment != part.comment:
             ctx.out.add(ctx.a_table(part.schema, part.name), Op.UPDATE, Phase.COMMENT,
                         [ddl.comment("TABLE", ddl.ident(part.schema, part.name), part.comment)],
@@ -47,10 +44,6 @@ def diff_partitions(ctx: Context, want: TableState, have: TableState | None) -> 
                     [ddl.render(sql.SQL("DROP TABLE {}").format(ddl.ident(*key)))],
                     before={"partition_of": f"{s}.{t}", "bound": live[key].bound}, hazards=(Hazard.DELETES_DATA,),
                     order=Order.EARLY_DROP, note=f"the partition {'.'.join(key)} and its rows are deleted")
-
-
-def _partitioning(table: TableState) -> str:
-    return f"partitioned by {table.partition_by}" if table.partition_by else "not partitioned"
 
 
 def _create(ctx: Context, parent: TableState, part: PartitionState) -> None:
@@ -64,6 +57,32 @@ def _create(ctx: Context, parent: TableState, part: PartitionState) -> None:
             ddl.ident(parent.owner))))
     ctx.out.add(ctx.a_table(part.schema, part.name), Op.CREATE, Phase.TABLE, statements,
                 after={"partition_of": f"{parent.schema}.{parent.name}", "bound": part.bound}, order=Order.LATE)
+    _own_indexes(ctx, part, None, set())
+
+
+def _own_indexes(ctx: Context, part: PartitionState, old: PartitionState | None, new_shapes: set[tuple]) -> None:
+    """Named in the file (no matching by shape); one whose shape changes is built again.
+
+    A parent's new index takes a partition's index of its shape as its own part (ATTACH), and the
+    partition loses it: so the partition's indexes that go, or change, are dropped before the
+    parent's new indexes are built, and its new ones built after (as is one the parent's new
+    index would take)."""
+    s = part.schema
+    live = {i.name: i for i in old.indexes} if old else {}
+    for index in part.indexes:
+        have = live.get(index.name)
+        if have is not None and have.shape() == index.shape() and index.shape() not in new_shapes:
+            settle(ctx, s, index, have)
+            continue
+        if have is not None:
+            ctx.out.add(ctx.a_index(s, index.name), Op.DELETE, Phase.INDEX, [ddl.drop_index(s, index.name)],
+                        before=index_view(have), order=Order.EARLY_DROP, note="dropped to be built again")
+        hazards = (Hazard.VALIDATES_DATA,) if index.unique and old is not None and old.has_rows else ()
+        ctx.out.add(ctx.a_index(s, index.name), Op.CREATE, Phase.INDEX, creating(s, part.name, index),
+                    after=index_view(index), hazards=hazards, order=Order.LATE)
+    for name in sorted(set(live) - {i.name for i in part.indexes}):
+        ctx.out.add(ctx.a_index(s, name), Op.DELETE, Phase.INDEX, [ddl.drop_index(s, name)],
+                    before=index_view(live[name]), order=Order.EARLY_DROP)
 
 
 def _rebound(ctx: Context, parent: TableState, old: PartitionState, new: PartitionState,
