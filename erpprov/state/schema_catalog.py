@@ -53,7 +53,9 @@ def _named(kind: str, catalog: str, name: str, namespace: str | None) -> str:
 # (kind, schema, name, table, variety). Each branch reads one catalog and drops the rows `part`
 # names (members of an extension or of another object) and those of the server's own schemas.
 OBJECTS = r"""
-WITH part AS (SELECT classid, objid FROM pg_depend WHERE deptype IN ('e', 'i')),
+-- a partitioned table depends internally on itself (its partition key): that makes it no part of another
+WITH part AS (SELECT classid, objid FROM pg_depend
+              WHERE deptype IN ('e', 'i') AND (classid, objid) <> (refclassid, refobjid)),
 user_ns AS (SELECT oid, nspname FROM pg_namespace
             WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'),
 serial AS (  -- sequences of serial and identity columns: the table's, not standalone
@@ -83,7 +85,8 @@ WHERE p.oid NOT IN (SELECT objid FROM part WHERE classid = 'pg_proc'::regclass)
 UNION ALL
 SELECT 'trigger', n.nspname, tg.tgname, c.relname, NULL
 FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid JOIN user_ns n ON n.oid = c.relnamespace
-WHERE NOT tg.tgisinternal AND c.oid NOT IN (SELECT objid FROM part WHERE classid = 'pg_class'::regclass)
+WHERE NOT tg.tgisinternal AND tg.tgparentid = 0  -- a partition's clone of its parent's trigger is the parent's
+  AND c.oid NOT IN (SELECT objid FROM part WHERE classid = 'pg_class'::regclass)
 UNION ALL  -- indexes of materialized views (a table's are the table's, read with it)
 SELECT 'materialized_view_index', n.nspname, ic.relname, c.relname, NULL
 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid
@@ -219,7 +222,7 @@ SELECT n.nspname, c.relname, t.tgname, t.tgtype, t.tgenabled <> 'D', fn.nspname,
        obj_description(t.oid, 'pg_trigger')
 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_proc f ON f.oid = t.tgfoid JOIN pg_namespace fn ON fn.oid = f.pronamespace
-WHERE NOT t.tgisinternal AND {filter}
+WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND {filter}
 """
 LIVE_TRIGGERS = TRIGGERS.format(filter="n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'")
 LIVE_FUNCTIONS = FUNCTIONS.format(filter="n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'")

@@ -59,3 +59,31 @@ def test_triggers_with_their_table_and_function_converge_and_change(tmp_path, pg
     actions = plan_target(_targets(tmp_path, pg, changed)[0]).actions
     assert sorted(a.address.parts[-1] for a in actions) == ["orders_audit", "orders_check"]
     _converge(tmp_path, pg, changed)
+
+
+def test_a_trigger_on_a_partitioned_table_converges(tmp_path, pg, conn):
+    """PostgreSQL clones a partitioned table's row trigger onto each partition, under the same name:
+    those clones are the parent trigger's, not objects of their own."""
+    body = """\
+      tables:
+        - name: events
+          columns:
+            - {name: id, type: bigint, nullable: false}
+            - {name: at, type: date, nullable: false}
+            - {name: stamped, type: timestamptz}
+          partition_by: {method: range, columns: [at]}
+          partitions:
+            - {name: events_2026, from: ["'2026-01-01'"], to: ["'2027-01-01'"]}
+            - {name: events_rest, default: true}
+      functions:
+        - name: stamp
+          returns: trigger
+          language: plpgsql
+          body: "BEGIN NEW.stamped = now(); RETURN NEW; END"
+      triggers:
+        - {name: events_stamp, table: events, timing: before, events: [insert], function: stamp}
+"""
+    _converge(tmp_path, pg, body)
+    conn.execute("INSERT INTO events (id, at) VALUES (1, '2026-05-01'), (2, '2030-01-01')")
+    assert conn.execute("SELECT count(*) FROM events WHERE stamped IS NOT NULL").fetchone()[0] == 2
+    _converge(tmp_path, pg, body.replace("events: [insert]", "events: [insert, update]"))
