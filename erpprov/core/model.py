@@ -757,6 +757,7 @@ class View(Strict):
     check_option: Literal["local", "cascaded"] | None = None
     owner: Identifier | None = None
     comment: str | None = None
+    renamed_from: Identifier | None = Field(None, description="Its old name: renamed (ALTER VIEW ... RENAME TO)")
     grants: Annotated[list[Grant], AfterValidator(_grants_of("table"))] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -772,6 +773,7 @@ class MaterializedView(Strict):
     with_data: bool = Field(True, description="Fill it when created (WITH NO DATA leaves it unscannable)")
     owner: Identifier | None = None
     comment: str | None = None
+    renamed_from: Identifier | None = Field(None, description="Its old name: renamed, rows and indexes kept")
     grants: Annotated[list[Grant], AfterValidator(_grants_of("table"))] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

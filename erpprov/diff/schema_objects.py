@@ -3,7 +3,7 @@ unasked (decision 6). Kinds erpprov manages take the addresses they manage out o
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import TypeVar
 
 from psycopg import sql
@@ -13,11 +13,13 @@ from erpprov.core.actions import Action, Hazard, Op, Phase
 from erpprov.core.address import Address
 from erpprov.core.schema_objects import LiveObject, SchemaObjects
 from erpprov.diff.result import Result, comment_changes
+from erpprov.errors import ErpprovError
 from erpprov.postgres import schema_ddl as ddl
 from erpprov.postgres.ddl import render
 from erpprov.postgres.function_ddl import clause as function_clause
 
 _State = TypeVar("_State")
+_Key = TypeVar("_Key", bound=tuple[str, ...])
 
 
 def unmanaged_objects(live: SchemaObjects, database: str, managed: Collection[Address] = ()) -> list[Address]:
@@ -68,6 +70,20 @@ def renamed(kind: str, schema: str, name: str, renamed_from: str | None,
         return have, []
     rename = ddl.alter(kind, schema, renamed_from, sql.SQL("RENAME TO {}").format(sql.Identifier(name)))
     return live[(schema, renamed_from)], [rename]
+
+
+def declared_renames(kind: str, renames: Iterable[tuple[_Key, _Key]], live: Collection[_Key]) -> dict[_Key, _Key]:
+    """Old key -> new key for each declared (new, old) rename still to do: the old object exists
+    and the new one does not. Done already (only the new one exists) it is nothing; with both
+    present the file's meaning cannot be told, so the plan stops."""
+    todo: dict[_Key, _Key] = {}
+    for new, old in renames:
+        if old in live and new in live:
+            raise ErpprovError(f"{kind} {'.'.join(new)} is renamed_from {'.'.join(old)}, but both exist",
+                               hint=f"drop one of them, or remove renamed_from from {'.'.join(new)}")
+        if old in live:
+            todo[old] = new
+    return todo
 
 
 # What pruning each kind drops, and what that costs.

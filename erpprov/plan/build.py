@@ -34,6 +34,7 @@ from erpprov.diff import (
 )
 from erpprov.diff.data import diff_data
 from erpprov.diff.functions import diff_functions
+from erpprov.diff.renamed_grants import after_renames
 from erpprov.diff.schema_objects import managed_addresses, prune_objects, unmanaged_objects
 from erpprov.diff.scripts import diff_scripts
 from erpprov.diff.sequences import diff_sequences
@@ -195,6 +196,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     result.extend(scripts)
     canon = replace(canon, declared_functions={i: (f.schema, f.signature) for i, f in desired_functions.items()})
     kept_tables, kept = as_new(desired_tables, live_tables, live)  # rebuilt tables are new to their grants
+    kept = after_renames(kept, result.actions)
     try:
         planned = planned_objects(desired_tables, kept_tables)
         planned["table"] |= {(v.schema_, v.name): v.owner for v in views}
