@@ -822,6 +822,7 @@ class Function(Strict):
     set: StringMap = Field(default_factory=dict, description="SET name = value while it runs, e.g. search_path")
     owner: Identifier | None = None
     comment: str | None = None
+    renamed_from: Identifier | None = Field(None, description="Its old name (same arguments): renamed in place")
     grants: Annotated[list[Grant], AfterValidator(_grants_of("function"))] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -857,6 +858,7 @@ class Procedure(Strict):
     set: StringMap = Field(default_factory=dict)
     owner: Identifier | None = None
     comment: str | None = None
+    renamed_from: Identifier | None = Field(None, description="Its old name (same arguments): renamed in place")
     grants: Annotated[list[Grant], AfterValidator(_grants_of("function"))] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

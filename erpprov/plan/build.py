@@ -160,7 +160,8 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     snapshot.tables[db.name] = live_tables
     snapshot.schema_objects[db.name] = live_objects
     managed = managed_addresses(db, live_objects) | {
-        Address(f.kind, db.name, f.schema, f.signature) for f in desired_functions.values()}
+        Address(f.kind, db.name, f.schema, f"{name}({f.identity})") for i, f in desired_functions.items()
+        for name in filter(None, (f.name, functions[i].renamed_from))}
     pruned = prune_objects(live_objects, db.name, managed, prune)
     result = Result(actions=table_diff.actions + data, unmanaged=table_diff.unmanaged + unmanaged_objects(
         live_objects, db.name, managed | {a.address for a in pruned.actions}))

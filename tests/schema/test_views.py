@@ -136,5 +136,5 @@ def test_a_renamed_view_and_materialized_view_keep_their_grants_comment_readers_
 def test_a_rename_whose_old_and_new_view_both_exist_is_refused(tmp_path, pg, conn):
     conn.execute("CREATE VIEW old_v AS SELECT 1 AS one; CREATE VIEW new_v AS SELECT 1 AS one")
     body = '      views:\n        - {name: new_v, renamed_from: old_v, query: "SELECT 1 AS one"}\n'
-    with pytest.raises(ErpprovError, match="renamed_from public.old_v, but both exist"):
+    with pytest.raises(ErpprovError, match=r"renamed_from public\.old_v, but both exist"):
         plan_target(_targets(tmp_path, pg, body)[0])
