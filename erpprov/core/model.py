@@ -891,6 +891,7 @@ class Trigger(Strict):
     deferrable: Literal[False, True, "initially deferred"] = False
     enabled: bool = True
     comment: str | None = None
+    renamed_from: Identifier | None = Field(None, description="Its old name on the same table: renamed in place")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -35,7 +35,8 @@ def managed_addresses(db: model.Database, live: SchemaObjects) -> set[Address]:
     declared: list[tuple[str, model.Type | model.Sequence | model.View | model.MaterializedView]] = [
         *(("type", t) for t in db.types), *(("sequence", s) for s in db.sequences),
         *(("view", v) for v in db.views), *(("materialized_view", m) for m in db.materialized_views)]
-    managed |= {Address("trigger", db.name, t.schema_, t.table, t.name) for t in db.triggers}
+    managed |= {Address("trigger", db.name, t.schema_, t.table, name) for t in db.triggers
+                for name in filter(None, (t.name, t.renamed_from))}
     for kind, item in declared:
         managed.add(Address(kind, db.name, item.schema_, item.name))
         renamed_from = getattr(item, "renamed_from", None)
