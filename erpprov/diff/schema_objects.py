@@ -65,10 +65,9 @@ def owner_and_comment(kind: str, schema: str, name: str, owner: str | None, comm
 def renamed(kind: str, schema: str, name: str, renamed_from: str | None,
             live: Mapping[tuple[str, str], _State]) -> tuple[_State | None, list[sql.Composed]]:
     """The live object the desired one is, and the RENAME that makes it so: its namesake, else the
-    object it is `renamed_from` when that one exists and the new name is free."""
-    have = live.get((schema, name))
-    if have is not None or renamed_from is None or (schema, renamed_from) not in live:
-        return have, []
+    object it is `renamed_from` when that one exists and the new name is free (both: an error)."""
+    if not renamed_from or not declared_renames(kind.lower(), [((schema, name), (schema, renamed_from))], live):
+        return live.get((schema, name)), []
     rename = ddl.alter(kind, schema, renamed_from, sql.SQL("RENAME TO {}").format(sql.Identifier(name)))
     return live[(schema, renamed_from)], [rename]
 

@@ -134,8 +134,14 @@ def test_a_renamed_view_and_materialized_view_keep_their_grants_comment_readers_
     _converge(tmp_path, pg, renamed)  # done: the old name is gone, the rename is nothing
 
 
-def test_a_rename_whose_old_and_new_view_both_exist_is_refused(tmp_path, pg, conn):
-    conn.execute("CREATE VIEW old_v AS SELECT 1 AS one; CREATE VIEW new_v AS SELECT 1 AS one")
-    body = '      views:\n        - {name: new_v, renamed_from: old_v, query: "SELECT 1 AS one"}\n'
-    with pytest.raises(ErpprovError, match=r"renamed_from public\.old_v, but both exist"):
-        plan_target(_targets(tmp_path, pg, body)[0])
+@pytest.mark.parametrize(("kind", "existing", "body"), [
+    ("view", "CREATE VIEW old_v AS SELECT 1 AS one; CREATE VIEW new_v AS SELECT 1 AS one",
+     'views: [{name: new_v, renamed_from: old_v, query: "SELECT 1 AS one"}]'),
+    ("table", "CREATE TABLE old_v (id int); CREATE TABLE new_v (id int)",
+     "tables: [{name: new_v, renamed_from: old_v, columns: [{name: id, type: int}]}]"),
+    ("sequence", "CREATE SEQUENCE old_v; CREATE SEQUENCE new_v", "sequences: [{name: new_v, renamed_from: old_v}]"),
+])
+def test_a_rename_whose_old_and_new_object_both_exist_is_refused(tmp_path, pg, conn, kind, existing, body):
+    conn.execute(existing)
+    with pytest.raises(ErpprovError, match=rf"{kind} public\.new_v is renamed_from public\.old_v, but both exist"):
+        plan_target(load_targets(tmp_path, pg, _play(pg, "      " + body + "\n"))[0])
