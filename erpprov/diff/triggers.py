@@ -4,7 +4,7 @@ same transaction; `enabled: false` is ALTER TABLE ... DISABLE TRIGGER."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from psycopg import sql
@@ -38,6 +38,16 @@ def _shape(trigger: TriggerState) -> dict[str, object]:
             "arguments": list(trigger.arguments), "constraint": trigger.constraint,
             "deferrable": trigger.deferrable, "initially_deferred": trigger.initially_deferred,
             "enabled": trigger.enabled}
+
+
+def on_renamed_tables(live: Mapping[tuple[str, str, str], TriggerState], actions: Iterable[Action]
+                      ) -> dict[tuple[str, str, str], TriggerState]:
+    """The live triggers as they stand once this plan's table renames ran: a renamed table takes
+    its triggers along, so they are compared, not created a second time."""
+    moved = {(a.address.parts[1], str(a.before["name"])): a.address.parts[2] for a in actions
+             if a.address.kind == "table" and a.op is Op.UPDATE and a.before and "name" in a.before}
+    return {(s, moved.get((s, t), t), n): replace(trigger, table=moved.get((s, t), t))
+            for (s, t, n), trigger in live.items()}
 
 
 def diff_triggers(declared: list[TriggerState], live: Mapping[tuple[str, str, str], TriggerState],

@@ -40,7 +40,7 @@ from erpprov.diff.scripts import diff_scripts
 from erpprov.diff.sequences import diff_sequences
 from erpprov.diff.tables import diff_tables
 from erpprov.diff.tables.repartition import as_new, rebuilt_columns, rebuilt_tables, refuse_lost_triggers
-from erpprov.diff.triggers import desired_trigger, diff_triggers
+from erpprov.diff.triggers import desired_trigger, diff_triggers, on_renamed_tables
 from erpprov.diff.types import diff_composites, diff_domains, diff_types
 from erpprov.diff.views import Uses, diff_views
 from erpprov.drivers import make_driver
@@ -192,8 +192,8 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     result.actions += [a for a in pruned.actions if a.address not in taken]
     rebuilt = rebuilt_tables(desired_tables, live_tables)
     refuse_lost_triggers(rebuilt, live_objects.triggers, ((t.schema, t.table, t.name) for t in triggers))
-    result.extend(diff_triggers(triggers, {k: t for k, t in live_objects.triggers.items() if k[:2] not in rebuilt},
-                                db.name))
+    live_triggers = on_renamed_tables(live_objects.triggers, table_diff.actions)
+    result.extend(diff_triggers(triggers, {k: t for k, t in live_triggers.items() if k[:2] not in rebuilt}, db.name))
     result.extend(scripts)
     canon = replace(canon, declared_functions={i: (f.schema, f.signature) for i, f in desired_functions.items()})
     kept_tables, kept = as_new(desired_tables, live_tables, live)  # rebuilt tables are new to their grants

@@ -108,3 +108,11 @@ def test_a_renamed_trigger_keeps_its_comment_and_state_and_still_fires(tmp_path,
                         ).fetchone()[0] == "keeps updated_at"
     assert conn.execute("SELECT tgenabled FROM pg_trigger WHERE tgname = 'orders_checked'").fetchone()[0] == "D"
     _converge(tmp_path, pg, renamed)  # done: the old name is gone, the rename is nothing
+
+
+def test_triggers_go_along_with_their_renamed_table(tmp_path, pg, conn):
+    _converge(tmp_path, pg, ERP)
+    _converge(tmp_path, pg, ERP.replace("- name: orders\n", "- name: sales\n          renamed_from: orders\n")
+              .replace("table: orders", "table: sales"))
+    assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'sales'::regclass AND NOT tgisinternal"
+                        ).fetchone()[0] == 3
