@@ -29,6 +29,7 @@ from erpprov.diff.schema_objects import declared_renames, owner_and_comment
 from erpprov.postgres import schema_ddl as ddl
 from erpprov.postgres import view_ddl
 from erpprov.postgres.ddl import render
+from erpprov.postgres.naming import quote
 
 Key = tuple[str, str]
 _RENAMES, _DROPS, _RECREATES, _OTHERS = -2000, -1000, 0, 1000  # Action.order bands within Phase.VIEW
@@ -157,11 +158,18 @@ def _as_renamed(renames: Mapping[Key, Key], live: Mapping[Key, ViewState], uses:
     """The live side as it stands once the renames ran, so the rest compares like with like."""
     def new(key: Key) -> Key:
         return renames.get(key, key)
-    return ({new(k): replace(v, name=new(k)[1]) for k, v in live.items()},
+    return ({new(k): replace(v, name=new(k)[1], indexes=_moved(v, new(k))) for k, v in live.items()},
             replace(uses, live={new(k): {new(u) for u in used} for k, used in uses.live.items()},
                     calls={new(k): v for k, v in uses.calls.items()},
                     columns={new(k): v for k, v in uses.columns.items()}),
             {new(k): v for k, v in acl.items()})
+
+
+def _moved(view: ViewState, key: Key) -> tuple[str, ...]:
+    """Its indexes as pg_get_indexdef prints them (the relation always schema-qualified) once it is
+    ``key``, so a rebuild gives them back on the renamed view."""
+    was, now = (f" ON {quote(view.schema)}.{quote(n)} USING " for n in (view.name, key[1]))
+    return tuple(index.replace(was, now, 1) for index in view.indexes)
 
 
 def _in_place(views: _Views, key: Key) -> Action | None:

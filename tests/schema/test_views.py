@@ -132,6 +132,12 @@ def test_a_renamed_view_and_materialized_view_keep_their_grants_comment_readers_
                         " pg_get_viewdef('unmanaged_reader'::regclass) LIKE '%orders_open%',"
                         " to_regclass('totals_status') IS NOT NULL").fetchone() == (True, "the big ones", True, True)
     _converge(tmp_path, pg, renamed)  # done: the old name is gone, the rename is nothing
+    rebuilt = (renamed.replace("{name: order_totals, renamed_from: totals,",
+                               "{name: by_status, renamed_from: order_totals,")
+               .replace("FROM order_totals", "FROM by_status").replace("sum(total) AS total", "count(*) AS total"))
+    _converge(tmp_path, pg, rebuilt, allow=frozenset({Hazard.DELETES_DATA}))  # renamed, then rebuilt: index kept
+    assert conn.execute("SELECT indrelid::regclass::text FROM pg_index WHERE indexrelid = 'totals_status'::regclass"
+                        ).fetchone()[0] == "by_status"
 
 
 @pytest.mark.parametrize(("kind", "existing", "body"), [
