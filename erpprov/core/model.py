@@ -757,6 +757,7 @@ class View(Strict):
     check_option: Literal["local", "cascaded"] | None = None
     owner: Identifier | None = None
     comment: str | None = None
+    renamed_from: Identifier | None = Field(None, description="Its old name: renamed (ALTER VIEW ... RENAME TO)")
     grants: Annotated[list[Grant], AfterValidator(_grants_of("table"))] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -772,6 +773,7 @@ class MaterializedView(Strict):
     with_data: bool = Field(True, description="Fill it when created (WITH NO DATA leaves it unscannable)")
     owner: Identifier | None = None
     comment: str | None = None
+    renamed_from: Identifier | None = Field(None, description="Its old name: renamed, rows and indexes kept")
     grants: Annotated[list[Grant], AfterValidator(_grants_of("table"))] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -820,6 +822,7 @@ class Function(Strict):
     set: StringMap = Field(default_factory=dict, description="SET name = value while it runs, e.g. search_path")
     owner: Identifier | None = None
     comment: str | None = None
+    renamed_from: Identifier | None = Field(None, description="Its old name (same arguments): renamed in place")
     grants: Annotated[list[Grant], AfterValidator(_grants_of("function"))] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -855,6 +858,7 @@ class Procedure(Strict):
     set: StringMap = Field(default_factory=dict)
     owner: Identifier | None = None
     comment: str | None = None
+    renamed_from: Identifier | None = Field(None, description="Its old name (same arguments): renamed in place")
     grants: Annotated[list[Grant], AfterValidator(_grants_of("function"))] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -887,6 +891,7 @@ class Trigger(Strict):
     deferrable: Literal[False, True, "initially deferred"] = False
     enabled: bool = True
     comment: str | None = None
+    renamed_from: Identifier | None = Field(None, description="Its old name on the same table: renamed in place")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

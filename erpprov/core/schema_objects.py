@@ -156,6 +156,7 @@ class TriggerState:
     initially_deferred: bool
     enabled: bool
     comment: str | None = None
+    renamed_from: str | None = None  # desired only
 
     def definition(self) -> tuple[object, ...]:
         """What CREATE TRIGGER states: a change in it means creating the trigger again."""

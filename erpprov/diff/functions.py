@@ -8,6 +8,7 @@ comment and grants given back."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from psycopg import sql
 
@@ -18,6 +19,7 @@ from erpprov.core.cluster import ObjectRef, Privileges
 from erpprov.core.schema_objects import FunctionState
 from erpprov.diff.privileges import grant_statements
 from erpprov.diff.result import Result, comment_changes
+from erpprov.diff.schema_objects import declared_renames
 from erpprov.postgres import function_ddl
 from erpprov.postgres.ddl import render
 
@@ -58,8 +60,8 @@ def diff_functions(declared: list[function_ddl.AnyFunction], canonical: Mapping[
             continue
         address = Address(kind, database, want.schema, want.signature)
         clause = function_ddl.clause(kind.upper(), want.schema, want.name, want.identity)
-        have = live.get((want.schema, want.signature))
-        statements: list[sql.Composable] = []
+        have, statements = _renamed(function, want, live)
+        renamed = bool(statements)
         if have is None:
             statements = [_UNCHECKED, function_ddl.create(function), *_owner_and_comment(
                 clause, function.owner, function.comment, None, None)]
@@ -73,21 +75,37 @@ def diff_functions(declared: list[function_ddl.AnyFunction], canonical: Mapping[
         if have.procedure != want.procedure or {"arguments", "result"} & changed:
             op, hazards = Op.REPLACE, (Hazard.BREAKS_CALLERS,)
             note = "new arguments or result: dropped and created again, its owner, comment and grants given back"
-            statements = [_UNCHECKED, sql.SQL("DROP {}").format(clause), function_ddl.create(function)]
+            statements += [_UNCHECKED, sql.SQL("DROP {}").format(clause), function_ddl.create(function)]
             statements += _given_back(clause, ObjectRef("function", want.schema, want.signature), have,
-                                      acl.get((want.schema, want.signature), {}))
+                                      acl.get((want.schema, have.signature if not renamed else
+                                               f"{function.renamed_from}({want.identity})"), {}))
         elif changed:
-            statements = [_UNCHECKED, function_ddl.create(function, or_replace=True)]
+            statements += [_UNCHECKED, function_ddl.create(function, or_replace=True)]
         statements += _owner_and_comment(clause, function.owner, function.comment, have.owner, have.comment)
         if statements:
             before |= {"owner": have.owner, "comment": have.comment}
             after |= {"owner": function.owner, "comment": function.comment}
             shown = changed | {k for k in ("owner", "comment") if after[k] is not None and after[k] != before[k]}
+            if renamed:
+                before["name"], after["name"], shown = function.renamed_from, want.name, shown | {"name"}
             result.actions.append(Action(
                 address, op, Phase.FUNCTION, database=database, sql=tuple(render(s) for s in statements),
                 before={k: v for k, v in before.items() if k in shown},
                 after={k: v for k, v in after.items() if k in shown}, hazards=hazards, note=note))
     return result
+
+
+def _renamed(function: function_ddl.AnyFunction, want: FunctionState, live: Mapping[tuple[str, str], FunctionState]
+             ) -> tuple[FunctionState | None, list[sql.Composable]]:
+    """The live function the desired one is: its namesake, or the one it is `renamed_from` (same
+    arguments), renamed first so the rest compares like with like."""
+    old = f"{function.renamed_from}({want.identity})"
+    declared = [((want.schema, want.signature), (want.schema, old))] if function.renamed_from else []
+    if not declared_renames(want.kind, declared, live):
+        return live.get((want.schema, want.signature)), []
+    clause = function_ddl.clause(want.kind.upper(), want.schema, function.renamed_from or "", want.identity)
+    return (replace(live[(want.schema, old)], name=want.name),
+            [sql.SQL("ALTER {} RENAME TO {}").format(clause, sql.Identifier(want.name))])
 
 
 def _given_back(clause: sql.Composable, ref: ObjectRef, have: FunctionState,

@@ -3,7 +3,7 @@ unasked (decision 6). Kinds erpprov manages take the addresses they manage out o
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import TypeVar
 
 from psycopg import sql
@@ -13,11 +13,13 @@ from erpprov.core.actions import Action, Hazard, Op, Phase
 from erpprov.core.address import Address
 from erpprov.core.schema_objects import LiveObject, SchemaObjects
 from erpprov.diff.result import Result, comment_changes
+from erpprov.errors import ErpprovError
 from erpprov.postgres import schema_ddl as ddl
 from erpprov.postgres.ddl import render
 from erpprov.postgres.function_ddl import clause as function_clause
 
 _State = TypeVar("_State")
+_Key = TypeVar("_Key", bound=tuple[str, ...])
 
 
 def unmanaged_objects(live: SchemaObjects, database: str, managed: Collection[Address] = ()) -> list[Address]:
@@ -33,7 +35,8 @@ def managed_addresses(db: model.Database, live: SchemaObjects) -> set[Address]:
     declared: list[tuple[str, model.Type | model.Sequence | model.View | model.MaterializedView]] = [
         *(("type", t) for t in db.types), *(("sequence", s) for s in db.sequences),
         *(("view", v) for v in db.views), *(("materialized_view", m) for m in db.materialized_views)]
-    managed |= {Address("trigger", db.name, t.schema_, t.table, t.name) for t in db.triggers}
+    managed |= {Address("trigger", db.name, t.schema_, t.table, name) for t in db.triggers
+                for name in filter(None, (t.name, t.renamed_from))}
     for kind, item in declared:
         managed.add(Address(kind, db.name, item.schema_, item.name))
         renamed_from = getattr(item, "renamed_from", None)
@@ -62,12 +65,25 @@ def owner_and_comment(kind: str, schema: str, name: str, owner: str | None, comm
 def renamed(kind: str, schema: str, name: str, renamed_from: str | None,
             live: Mapping[tuple[str, str], _State]) -> tuple[_State | None, list[sql.Composed]]:
     """The live object the desired one is, and the RENAME that makes it so: its namesake, else the
-    object it is `renamed_from` when that one exists and the new name is free."""
-    have = live.get((schema, name))
-    if have is not None or renamed_from is None or (schema, renamed_from) not in live:
-        return have, []
+    object it is `renamed_from` when that one exists and the new name is free (both: an error)."""
+    if not renamed_from or not declared_renames(kind.lower(), [((schema, name), (schema, renamed_from))], live):
+        return live.get((schema, name)), []
     rename = ddl.alter(kind, schema, renamed_from, sql.SQL("RENAME TO {}").format(sql.Identifier(name)))
     return live[(schema, renamed_from)], [rename]
+
+
+def declared_renames(kind: str, renames: Iterable[tuple[_Key, _Key]], live: Collection[_Key]) -> dict[_Key, _Key]:
+    """Old key -> new key for each declared (new, old) rename still to do: the old object exists
+    and the new one does not. Done already (only the new one exists) it is nothing; with both
+    present the file's meaning cannot be told, so the plan stops."""
+    todo: dict[_Key, _Key] = {}
+    for new, old in renames:
+        if old in live and new in live:
+            raise ErpprovError(f"{kind} {'.'.join(new)} is renamed_from {'.'.join(old)}, but both exist",
+                               hint=f"drop one of them, or remove renamed_from from {'.'.join(new)}")
+        if old in live:
+            todo[old] = new
+    return todo
 
 
 # What pruning each kind drops, and what that costs.

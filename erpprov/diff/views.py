@@ -14,7 +14,7 @@ one transaction.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from psycopg import sql
 
@@ -25,13 +25,14 @@ from erpprov.core.cluster import ObjectRef, Privileges
 from erpprov.core.schema_objects import ViewState
 from erpprov.diff.privileges import grant_statements
 from erpprov.diff.result import Result
-from erpprov.diff.schema_objects import owner_and_comment
+from erpprov.diff.schema_objects import declared_renames, owner_and_comment
 from erpprov.postgres import schema_ddl as ddl
 from erpprov.postgres import view_ddl
 from erpprov.postgres.ddl import render
+from erpprov.postgres.naming import quote
 
 Key = tuple[str, str]
-_DROPS, _RECREATES, _OTHERS = -1000, 0, 1000  # Action.order bands within Phase.VIEW
+_RENAMES, _DROPS, _RECREATES, _OTHERS = -2000, -1000, 0, 1000  # Action.order bands within Phase.VIEW
 
 
 def _kind(materialized: bool) -> str:
@@ -120,8 +121,12 @@ def diff_views(declared: list[view_ddl.AnyView], canonical: dict[Key, ViewState]
                uses: Uses, acl: Mapping[Key, Mapping[str, Privileges]], database: str) -> Result:
     """``acl``: each live view's grantees (given back when it is dropped and created)."""
     named = {(v.schema_, v.name): v for v in declared}
-    views = _Views(named, canonical, live, uses.live, _desired_uses(named, uses.desired), acl, database)
     result = Result()
+    renames = declared_renames("view", ((k, (k[0], v.renamed_from)) for k, v in named.items() if v.renamed_from),
+                               live)
+    result.actions += [_rename(live[old], new, database) for old, new in sorted(renames.items())]
+    live, uses, acl = _as_renamed(renames, live, uses, acl)
+    views = _Views(named, canonical, live, uses.live, _desired_uses(named, uses.desired), acl, database)
     in_place = [a for a in (_in_place(views, key) for key in views.declared) if a is not None]
     for key, called in uses.calls.items():  # a function dropped and created again takes its callers
         if key in live and called & uses.recreated_functions and key not in views.recreated:
@@ -136,6 +141,35 @@ def diff_views(declared: list[view_ddl.AnyView], canonical: dict[Key, ViewState]
             result.actions.append(_recreate(views, key, _depth(key, uses.live, dropped)))
     result.actions += [a for a in in_place if (a.address.parts[1], a.address.parts[2]) not in dropped]
     return result
+
+
+def _rename(have: ViewState, new: Key, database: str) -> Action:
+    """First of all: what reads the view, or is dropped around it, knows it by its new name."""
+    kind = _kind(have.materialized)
+    return Action(_address(database, new, have.materialized), Op.UPDATE, Phase.VIEW_DROP, database=database,
+                  order=_RENAMES, sql=(render(ddl.alter(kind, have.schema, have.name, sql.SQL("RENAME TO {}").format(
+                      sql.Identifier(new[1])))),), before={"name": have.name}, after={"name": new[1]},
+                  note=f"renamed from {have.name}; its rows, indexes, grants and the views reading it are kept")
+
+
+def _as_renamed(renames: Mapping[Key, Key], live: Mapping[Key, ViewState], uses: Uses,
+                acl: Mapping[Key, Mapping[str, Privileges]]
+                ) -> tuple[dict[Key, ViewState], Uses, dict[Key, Mapping[str, Privileges]]]:
+    """The live side as it stands once the renames ran, so the rest compares like with like."""
+    def new(key: Key) -> Key:
+        return renames.get(key, key)
+    return ({new(k): replace(v, name=new(k)[1], indexes=_moved(v, new(k))) for k, v in live.items()},
+            replace(uses, live={new(k): {new(u) for u in used} for k, used in uses.live.items()},
+                    calls={new(k): v for k, v in uses.calls.items()},
+                    columns={new(k): v for k, v in uses.columns.items()}),
+            {new(k): v for k, v in acl.items()})
+
+
+def _moved(view: ViewState, key: Key) -> tuple[str, ...]:
+    """Its indexes as pg_get_indexdef prints them (the relation always schema-qualified) once it is
+    ``key``, so a rebuild gives them back on the renamed view."""
+    was, now = (f" ON {quote(view.schema)}.{quote(n)} USING " for n in (view.name, key[1]))
+    return tuple(index.replace(was, now, 1) for index in view.indexes)
 
 
 def _in_place(views: _Views, key: Key) -> Action | None:

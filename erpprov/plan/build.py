@@ -34,12 +34,13 @@ from erpprov.diff import (
 )
 from erpprov.diff.data import diff_data
 from erpprov.diff.functions import diff_functions
+from erpprov.diff.renamed_grants import after_renames
 from erpprov.diff.schema_objects import managed_addresses, prune_objects, unmanaged_objects
 from erpprov.diff.scripts import diff_scripts
 from erpprov.diff.sequences import diff_sequences
 from erpprov.diff.tables import diff_tables
 from erpprov.diff.tables.repartition import as_new, rebuilt_columns, rebuilt_tables, refuse_lost_triggers
-from erpprov.diff.triggers import desired_trigger, diff_triggers
+from erpprov.diff.triggers import desired_trigger, diff_triggers, on_renamed_tables
 from erpprov.diff.types import diff_composites, diff_domains, diff_types
 from erpprov.diff.views import Uses, diff_views
 from erpprov.drivers import make_driver
@@ -159,7 +160,8 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     snapshot.tables[db.name] = live_tables
     snapshot.schema_objects[db.name] = live_objects
     managed = managed_addresses(db, live_objects) | {
-        Address(f.kind, db.name, f.schema, f.signature) for f in desired_functions.values()}
+        Address(f.kind, db.name, f.schema, f"{name}({f.identity})") for i, f in desired_functions.items()
+        for name in filter(None, (f.name, functions[i].renamed_from))}
     pruned = prune_objects(live_objects, db.name, managed, prune)
     result = Result(actions=table_diff.actions + data, unmanaged=table_diff.unmanaged + unmanaged_objects(
         live_objects, db.name, managed | {a.address for a in pruned.actions}))
@@ -190,11 +192,12 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     result.actions += [a for a in pruned.actions if a.address not in taken]
     rebuilt = rebuilt_tables(desired_tables, live_tables)
     refuse_lost_triggers(rebuilt, live_objects.triggers, ((t.schema, t.table, t.name) for t in triggers))
-    result.extend(diff_triggers(triggers, {k: t for k, t in live_objects.triggers.items() if k[:2] not in rebuilt},
-                                db.name))
+    live_triggers = on_renamed_tables(live_objects.triggers, table_diff.actions)
+    result.extend(diff_triggers(triggers, {k: t for k, t in live_triggers.items() if k[:2] not in rebuilt}, db.name))
     result.extend(scripts)
     canon = replace(canon, declared_functions={i: (f.schema, f.signature) for i, f in desired_functions.items()})
     kept_tables, kept = as_new(desired_tables, live_tables, live)  # rebuilt tables are new to their grants
+    kept = after_renames(kept, result.actions)
     try:
         planned = planned_objects(desired_tables, kept_tables)
         planned["table"] |= {(v.schema_, v.name): v.owner for v in views}

@@ -83,3 +83,22 @@ def test_an_undeclared_overload_stays_unmanaged(tmp_path, pg, conn):
     _converge(tmp_path, pg, FUNCTIONS)
     unmanaged = plan_target(_targets(tmp_path, pg, FUNCTIONS)[0]).unmanaged
     assert [a for a in unmanaged if a.kind == "function"] == [f"function.{pg.dbname}.public.add(a text, b text)"]
+
+
+def test_a_renamed_function_and_procedure_keep_their_grants_comment_and_the_views_calling_them(tmp_path, pg, conn):
+    conn.execute("CREATE ROLE fn_caller")
+    _converge(tmp_path, pg, FUNCTIONS)
+    conn.execute("CREATE VIEW sums AS SELECT add(1, 2) AS s")  # unmanaged: it must keep working
+    renamed = (FUNCTIONS.replace("- name: add\n", "- name: plus\n          renamed_from: add\n")
+               .replace("- name: archive\n", "- name: archive_orders\n          renamed_from: archive\n"))
+    plan = plan_target(_targets(tmp_path, pg, renamed)[0])
+    assert sorted((a.op, a.before["name"], a.after["name"], len(a.before)) for a in plan.actions) == [
+        (Op.UPDATE, "add", "plus", 1), (Op.UPDATE, "archive", "archive_orders", 1)]
+    assert [a.sql[0].text for a in plan.actions if a.address.kind == "procedure"] == [
+        'ALTER PROCEDURE "public"."archive"(IN keep integer) RENAME TO "archive_orders"']
+    assert not [a for a in plan.unmanaged if 'archive(' in str(a)]  # the old name is the declared one
+    _converge(tmp_path, pg, renamed)
+    assert conn.execute("SELECT s, pg_get_viewdef('sums'::regclass) LIKE '%plus(1, 2)%',"
+                        " obj_description('plus(int, int)'::regprocedure) FROM sums").fetchone() == (3, True, "adds")
+    assert _can_call(conn, "fn_caller", "plus(int, int)")
+    _converge(tmp_path, pg, renamed)  # done: the old name is gone, the rename is nothing

@@ -87,3 +87,32 @@ def test_a_trigger_on_a_partitioned_table_converges(tmp_path, pg, conn):
     conn.execute("INSERT INTO events (id, at) VALUES (1, '2026-05-01'), (2, '2030-01-01')")
     assert conn.execute("SELECT count(*) FROM events WHERE stamped IS NOT NULL").fetchone()[0] == 2
     _converge(tmp_path, pg, body.replace("events: [insert]", "events: [insert, update]"))
+
+
+def test_a_renamed_trigger_keeps_its_comment_and_state_and_still_fires(tmp_path, pg, conn):
+    disabled = ERP.replace("deferrable: initially deferred}", "deferrable: initially deferred, enabled: false}")
+    _converge(tmp_path, pg, disabled)
+    renamed = (disabled.replace("{name: orders_touch,", "{name: orders_updated_at, renamed_from: orders_touch,")
+               .replace("{name: orders_check,", "{name: orders_checked, renamed_from: orders_check,"))
+    plan = plan_target(_targets(tmp_path, pg, renamed)[0])
+    assert sorted((a.sql[0].text, a.op, str(a.before), str(a.after)) for a in plan.actions) == [
+        ('ALTER TRIGGER "orders_check" ON "public"."orders" RENAME TO "orders_checked"', Op.UPDATE,
+         "{'name': 'orders_check'}", "{'name': 'orders_checked'}"),
+        ('ALTER TRIGGER "orders_touch" ON "public"."orders" RENAME TO "orders_updated_at"', Op.UPDATE,
+         "{'name': 'orders_touch'}", "{'name': 'orders_updated_at'}")]
+    assert not [a for a in plan.unmanaged if 'orders_touch' in str(a)]  # the old name is the declared one
+    _converge(tmp_path, pg, renamed)
+    conn.execute("INSERT INTO orders (status) VALUES ('new')")
+    assert conn.execute("SELECT updated_at IS NOT NULL FROM orders").fetchone()[0]
+    assert conn.execute("SELECT obj_description(oid, 'pg_trigger') FROM pg_trigger WHERE tgname = 'orders_updated_at'"
+                        ).fetchone()[0] == "keeps updated_at"
+    assert conn.execute("SELECT tgenabled FROM pg_trigger WHERE tgname = 'orders_checked'").fetchone()[0] == "D"
+    _converge(tmp_path, pg, renamed)  # done: the old name is gone, the rename is nothing
+
+
+def test_triggers_go_along_with_their_renamed_table(tmp_path, pg, conn):
+    _converge(tmp_path, pg, ERP)
+    _converge(tmp_path, pg, ERP.replace("- name: orders\n", "- name: sales\n          renamed_from: orders\n")
+              .replace("table: orders", "table: sales"))
+    assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'sales'::regclass AND NOT tgisinternal"
+                        ).fetchone()[0] == 3

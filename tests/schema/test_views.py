@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from erpprov.core.actions import Hazard, Op
+from erpprov.errors import ErpprovError
 from erpprov.plan.build import plan_target
 from tests.helpers import apply_all, load_targets, plan_of
 
@@ -106,3 +109,45 @@ def test_a_plan_says_when_it_cannot_build_views_to_compare_them(tmp_path, pg, co
     targets = load_targets(tmp_path, pg, _play(pg, view), pg_user="plain_planner", pg_password="pw")
     plan = plan_target(targets[0])
     assert any("may not create schemas here" in w for w in plan.warnings), plan.warnings
+
+
+def test_a_renamed_view_and_materialized_view_keep_their_grants_comment_readers_and_indexes(tmp_path, pg, conn):
+    conn.execute("CREATE ROLE view_reader")
+    _converge(tmp_path, pg, VIEWS)
+    conn.execute("CREATE VIEW unmanaged_reader AS SELECT id FROM open_orders;"
+                 "CREATE UNIQUE INDEX totals_status ON totals (status)")
+    renamed = (VIEWS.replace("{name: open_orders,", "{name: orders_open, renamed_from: open_orders,")
+               .replace("FROM open_orders", "FROM orders_open")
+               .replace("{name: totals,", "{name: order_totals, renamed_from: totals,")
+               .replace("FROM totals", "FROM order_totals"))
+    plan = plan_target(_targets(tmp_path, pg, renamed)[0])
+    renames = [a for a in plan.actions if (a.before or {}).get("name")]
+    assert sorted((a.before["name"], a.after["name"]) for a in renames) == [
+        ("open_orders", "orders_open"), ("totals", "order_totals")]
+    assert {a.op for a in plan.actions} == {Op.UPDATE}  # nothing dropped: the same objects, new names
+    assert not [a for a in plan.unmanaged if 'open_orders' in str(a)]  # the old name is the declared one
+    _converge(tmp_path, pg, renamed)
+    assert conn.execute("SELECT has_table_privilege('view_reader', 'orders_open', 'SELECT'),"
+                        " obj_description('reports.big_open'::regclass),"
+                        " pg_get_viewdef('unmanaged_reader'::regclass) LIKE '%orders_open%',"
+                        " to_regclass('totals_status') IS NOT NULL").fetchone() == (True, "the big ones", True, True)
+    _converge(tmp_path, pg, renamed)  # done: the old name is gone, the rename is nothing
+    rebuilt = (renamed.replace("{name: order_totals, renamed_from: totals,",
+                               "{name: by_status, renamed_from: order_totals,")
+               .replace("FROM order_totals", "FROM by_status").replace("sum(total) AS total", "count(*) AS total"))
+    _converge(tmp_path, pg, rebuilt, allow=frozenset({Hazard.DELETES_DATA}))  # renamed, then rebuilt: index kept
+    assert conn.execute("SELECT indrelid::regclass::text FROM pg_index WHERE indexrelid = 'totals_status'::regclass"
+                        ).fetchone()[0] == "by_status"
+
+
+@pytest.mark.parametrize(("kind", "existing", "body"), [
+    ("view", "CREATE VIEW old_v AS SELECT 1 AS one; CREATE VIEW new_v AS SELECT 1 AS one",
+     'views: [{name: new_v, renamed_from: old_v, query: "SELECT 1 AS one"}]'),
+    ("table", "CREATE TABLE old_v (id int); CREATE TABLE new_v (id int)",
+     "tables: [{name: new_v, renamed_from: old_v, columns: [{name: id, type: int}]}]"),
+    ("sequence", "CREATE SEQUENCE old_v; CREATE SEQUENCE new_v", "sequences: [{name: new_v, renamed_from: old_v}]"),
+])
+def test_a_rename_whose_old_and_new_object_both_exist_is_refused(tmp_path, pg, conn, kind, existing, body):
+    conn.execute(existing)
+    with pytest.raises(ErpprovError, match=rf"{kind} public\.new_v is renamed_from public\.old_v, but both exist"):
+        plan_target(load_targets(tmp_path, pg, _play(pg, "      " + body + "\n"))[0])

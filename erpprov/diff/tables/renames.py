@@ -10,6 +10,7 @@ from psycopg import sql
 
 from erpprov.core.actions import Op, Phase
 from erpprov.core.tables import TablesState, TableState
+from erpprov.diff.schema_objects import declared_renames
 from erpprov.diff.tables.context import Context, TableKey, TablePair
 from erpprov.diff.tables.emit import Order
 from erpprov.postgres import table_ddl as ddl
@@ -25,13 +26,14 @@ def pair_tables(ctx: Context) -> list[TablePair]:
         if not want.renamed_from:
             continue
         old = (want.schema, want.renamed_from)
-        if key not in ctx.live.tables and old in ctx.live.tables and old not in ctx.desired.tables:
-            renames[old] = want.name
-            ctx.out.add(ctx.a_table(want.schema, want.name), Op.UPDATE, Phase.TABLE,
-                        [ddl.alter_table(want.schema, want.renamed_from,
-                                         sql.SQL("RENAME TO {}").format(ddl.ident(want.name)))],
-                        before={"name": want.renamed_from}, after={"name": want.name}, order=Order.RENAME,
-                        note=f"renamed from {want.renamed_from}; data, keys and indexes are kept")
+        if old in ctx.desired.tables or not declared_renames("table", [(key, old)], ctx.live.tables):
+            continue
+        renames[old] = want.name
+        ctx.out.add(ctx.a_table(want.schema, want.name), Op.UPDATE, Phase.TABLE,
+                    [ddl.alter_table(want.schema, want.renamed_from,
+                                     sql.SQL("RENAME TO {}").format(ddl.ident(want.name)))],
+                    before={"name": want.renamed_from}, after={"name": want.name}, order=Order.RENAME,
+                    note=f"renamed from {want.renamed_from}; data, keys and indexes are kept")
     tables = {}
     for key, table in ctx.live.tables.items():
         if key in renames:
