@@ -70,7 +70,7 @@ def _refuse_unmanaged(function: Key, callers: list[User], triggers: Collection[T
             ok = declared is not None and declared.column(name) is not None
         elif kind == "constraint":
             ok = declared is not None and any(c.name == name for c in declared.constraints)
-        else:  # policies, index expressions and generated columns are not taken along yet
+        else:  # policies, index expressions, generated columns and domain checks are not taken along yet
             ok = False
         if not ok:
             lost.append(f"{kind} {name} on {schema}.{table}")

@@ -245,15 +245,17 @@ JOIN pg_class r ON r.oid = d.refobjid AND r.oid <> v.oid JOIN pg_namespace rn ON
 JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum = d.refobjsubid
 WHERE v.relkind IN ('v', 'm') AND vn.nspname !~ '^pg_' AND vn.nspname <> 'information_schema'
 """
-# What else calls each function (triggers, column defaults and generated columns, checks, policies,
-# index expressions): a
+# What else calls each function (triggers, column defaults and generated columns, checks of tables and
+# domains, policies, index expressions; a domain's check names the domain where a table stands): a
 # function dropped and created again takes them along, or is refused where the files cannot bring
 # them back. A partition's clone of a trigger goes with its parent's.
 FUNCTION_USERS = r"""
 SELECT DISTINCT CASE WHEN t.oid IS NOT NULL THEN 'trigger' WHEN a.attgenerated <> '' THEN 'generated column'
-                     WHEN ad.oid IS NOT NULL THEN 'default' WHEN co.oid IS NOT NULL THEN 'constraint'
+                     WHEN ad.oid IS NOT NULL THEN 'default' WHEN co.contypid <> 0 THEN 'domain check'
+                     WHEN co.oid IS NOT NULL THEN 'constraint'
                      WHEN po.oid IS NOT NULL THEN 'policy' ELSE 'index' END,
-       n.nspname, c.relname, coalesce(t.tgname, a.attname, co.conname, po.polname, ic.relname), fn.nspname,
+       coalesce(n.nspname, tn.nspname), coalesce(c.relname, ty.typname),
+       coalesce(t.tgname, a.attname, co.conname, po.polname, ic.relname), fn.nspname,
        format('%s(%s)', f.proname, pg_get_function_identity_arguments(f.oid))
 FROM pg_depend d JOIN pg_proc f ON f.oid = d.refobjid JOIN pg_namespace fn ON fn.oid = f.pronamespace
 LEFT JOIN pg_trigger t ON d.classid = 'pg_trigger'::regclass AND t.oid = d.objid AND t.tgparentid = 0
@@ -263,9 +265,10 @@ LEFT JOIN pg_constraint co ON d.classid = 'pg_constraint'::regclass AND co.oid =
 LEFT JOIN pg_policy po ON d.classid = 'pg_policy'::regclass AND po.oid = d.objid
 LEFT JOIN pg_index ix ON d.classid = 'pg_class'::regclass AND ix.indexrelid = d.objid
 LEFT JOIN pg_class ic ON ic.oid = ix.indexrelid
-JOIN pg_class c ON c.oid = coalesce(t.tgrelid, ad.adrelid, co.conrelid, po.polrelid, ix.indrelid)
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE d.refclassid = 'pg_proc'::regclass AND d.deptype = 'n'
+LEFT JOIN pg_type ty ON ty.oid = co.contypid LEFT JOIN pg_namespace tn ON tn.oid = ty.typnamespace
+LEFT JOIN pg_class c ON c.oid = coalesce(t.tgrelid, ad.adrelid, nullif(co.conrelid, 0), po.polrelid, ix.indrelid)
+LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE (c.oid IS NOT NULL OR ty.oid IS NOT NULL) AND d.refclassid = 'pg_proc'::regclass AND d.deptype = 'n'
   AND d.classid IN ('pg_trigger'::regclass, 'pg_attrdef'::regclass, 'pg_constraint'::regclass,
                     'pg_policy'::regclass, 'pg_class'::regclass)
   AND fn.nspname !~ '^pg_' AND fn.nspname <> 'information_schema'

@@ -132,7 +132,9 @@ def test_a_re_signed_function_takes_its_triggers_defaults_and_checks_along(tmp_p
                         ).fetchone()[0] == "kept"
 
     conn.execute("ALTER TABLE items ENABLE ROW LEVEL SECURITY; CREATE POLICY mine ON items USING (add(n) > 0);"
-                 "ALTER TABLE items ADD COLUMN g bigint GENERATED ALWAYS AS (add(id)) STORED")
+                 "ALTER TABLE items ADD COLUMN g bigint GENERATED ALWAYS AS (add(id)) STORED;"
+                 "CREATE DOMAIN positive AS int CONSTRAINT above CHECK (add(VALUE) > 0)")
     with pytest.raises(ErpprovError) as refused:  # the files could not bring these back
         plan_target(_targets(tmp_path, pg, CALLERS)[0])
-    assert "generated column g on public.items, policy mine on public.items" in str(refused.value)
+    assert ("domain check above on public.positive, generated column g on public.items, policy mine on public.items"
+            in str(refused.value))
