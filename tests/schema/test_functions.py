@@ -94,7 +94,10 @@ CALLERS = """\
           columns:
             - {name: id, type: int}
             - {name: n, type: int, default: "add(1)"}
-          checks: [{name: items_n_positive, expression: "add(n) > 0"}]
+          checks: [{name: items_n_positive, expression: "add(n) > 0", comment: positive}]
+          indexes: [{name: items_added, columns: ["add(id)"], comment: by sum}]
+          row_level_security: {enabled: true}
+          policies: [{name: mine, using: "add(n) > 0", comment: own}]
       functions:
         - name: add
           arguments: [{name: a, type: int}, {name: b, type: int, default: "1"}]
@@ -111,7 +114,7 @@ CALLERS = """\
 """
 
 
-def test_a_re_signed_function_takes_its_triggers_defaults_and_checks_along(tmp_path, pg, conn):
+def test_a_re_signed_function_takes_its_triggers_defaults_checks_policies_and_indexes_along(tmp_path, pg, conn):
     # a default calling a function the same apply creates does not canonicalize yet: it exists first
     conn.execute("CREATE FUNCTION add(a int, b int DEFAULT 1) RETURNS integer IMMUTABLE LANGUAGE sql AS 'SELECT a + b'")
     _converge(tmp_path, pg, CALLERS)
@@ -122,8 +125,10 @@ def test_a_re_signed_function_takes_its_triggers_defaults_and_checks_along(tmp_p
         ("view", Op.DELETE), ("function", Op.REPLACE), ("view", Op.CREATE), ("trigger", Op.CREATE)]
     texts = [s.text for s in plan[1].sql]
     drop = next(i for i, t in enumerate(texts) if t.startswith("DROP FUNCTION"))
-    assert {t.split()[0] + " " + t.split()[1] for t in texts[:drop]} == {"DROP TRIGGER", "ALTER TABLE", "SET LOCAL"}
-    assert any("SET DEFAULT" in t for t in texts[drop:]) and any("ADD CONSTRAINT" in t for t in texts[drop:])
+    assert {t.split()[0] + " " + t.split()[1] for t in texts[:drop]} == {
+        "DROP TRIGGER", "ALTER TABLE", "DROP POLICY", "DROP INDEX", "SET LOCAL"}
+    assert all(any(w in t for t in texts[drop:]) for w in ("SET DEFAULT", "ADD CONSTRAINT", "CREATE POLICY",
+                                                           "CREATE INDEX"))
     assert plan[1].hazards == (Hazard.BREAKS_CALLERS,) and "trigger public.items.items_keep" in (plan[1].note or "")
     _converge(tmp_path, pg, bigger, allow=frozenset({Hazard.BREAKS_CALLERS}))
     conn.execute("INSERT INTO items (id) VALUES (1)")
@@ -131,10 +136,10 @@ def test_a_re_signed_function_takes_its_triggers_defaults_and_checks_along(tmp_p
     assert conn.execute("SELECT obj_description(oid, 'pg_trigger') FROM pg_trigger WHERE tgname = 'items_keep'"
                         ).fetchone()[0] == "kept"
 
-    conn.execute("ALTER TABLE items ENABLE ROW LEVEL SECURITY; CREATE POLICY mine ON items USING (add(n) > 0);"
+    conn.execute("CREATE POLICY theirs ON items USING (add(n) > 1);"
                  "ALTER TABLE items ADD COLUMN g bigint GENERATED ALWAYS AS (add(id)) STORED;"
                  "CREATE DOMAIN positive AS int CONSTRAINT above CHECK (add(VALUE) > 0)")
     with pytest.raises(ErpprovError) as refused:  # the files could not bring these back
         plan_target(_targets(tmp_path, pg, CALLERS)[0])
-    assert ("domain check above on public.positive, generated column g on public.items, policy mine on public.items"
+    assert ("domain check above on public.positive, generated column g on public.items, policy theirs on public.items"
             in str(refused.value))
