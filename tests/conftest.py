@@ -3,6 +3,7 @@ database (with cluster-wide objects cleaned up afterwards) for each test that as
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -62,7 +63,9 @@ def server_tmp() -> Iterator[Path]:
 def local_cluster(password: str) -> Iterator[LocalCluster]:
     """A throwaway cluster on a free loopback port, superuser `postgres` with ``password``."""
     base = reachable_tempdir()
-    cluster = LocalCluster(base / "data", free_port())
+    # ERPPROV_TEST_BINDIR: another server version's binaries (.ci/run runs the schema tests on 16 too)
+    bindir = os.environ.get("ERPPROV_TEST_BINDIR")
+    cluster = LocalCluster(base / "data", free_port(), bindir=Path(bindir) if bindir else None)
     try:
         cluster.init(password, durable=False)
         cluster.start()
@@ -78,6 +81,28 @@ def local_cluster(password: str) -> Iterator[LocalCluster]:
 def pg_cluster() -> Iterator[LocalCluster]:
     with local_cluster(SUPERUSER_PASSWORD) as cluster:
         yield cluster
+
+
+CONTRIB = ("citext", "btree_gist")
+
+
+@pytest.fixture(scope="session")
+def contrib_available(pg_cluster: LocalCluster) -> bool:
+    with psycopg.connect(host=pg_cluster.host, port=pg_cluster.port, user="postgres", password=SUPERUSER_PASSWORD,
+                         dbname="postgres") as conn:
+        found = conn.execute("SELECT count(*) FROM pg_available_extensions WHERE name = ANY(%s)",
+                             [list(CONTRIB)]).fetchone()
+    return bool(found and found[0] == len(CONTRIB))
+
+
+@pytest.fixture(autouse=True)
+def _contrib(request: pytest.FixtureRequest) -> None:
+    """Tests marked `contrib` need the server's contrib extensions. The system's PostgreSQL has them
+    (a missing one fails the test); only another server's binaries (ERPPROV_TEST_BINDIR) may lack them."""
+    if request.node.get_closest_marker("contrib") is None:
+        return
+    if not request.getfixturevalue("contrib_available") and os.environ.get("ERPPROV_TEST_BINDIR"):
+        pytest.skip(f"this server has no {' / '.join(CONTRIB)} (contrib)")
 
 
 def _names(conn: psycopg.Connection, query: str) -> set[str]:

@@ -55,6 +55,7 @@ def _flags(conn: psycopg.Connection, role: str) -> tuple:
                         (role,)).fetchone()
 
 
+@pytest.mark.contrib
 def test_full_state_applies_and_converges(tmp_path, pg):
     targets = load_targets(tmp_path, pg, FULL.replace("{{ db }}", pg.dbname + "_full"))
     changed = apply_all(targets)
@@ -83,6 +84,7 @@ def test_full_state_applies_and_converges(tmp_path, pg):
     assert plan_of(targets) == []
 
 
+@pytest.mark.contrib
 def test_drift_shows_exactly_the_drifted_objects_and_apply_repairs_it(tmp_path, pg):
     db = pg.dbname + "_drift"
     playbook = FULL.replace("{{ db }}", db).replace("member_of: [app_readers, {role: app_owner, admin: true}]",

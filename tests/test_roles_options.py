@@ -16,6 +16,7 @@ import yaml
 from tests.helpers import assert_clean_error, assert_converged, erpprov, pg_env, server_vars, write_project
 
 
+@pytest.mark.contrib
 def test_role_and_database_options_apply_and_converge(tmp_path: Any, pg: Any) -> None:
     tag = uuid.uuid4().hex[:8]
     creator, gone, tmpl = f"creator_{tag}", f"gone_{tag}", f"{pg.dbname}_tmpl"

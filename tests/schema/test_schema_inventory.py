@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
 from erpprov.state.schema_catalog import read_schema_objects
@@ -46,6 +47,7 @@ def _seen(conn) -> set[tuple[str, str | None, str, str | None]]:
     return {(o.kind, o.schema, o.name, o.variety) for o in read_schema_objects(conn).objects}
 
 
+@pytest.mark.contrib
 def test_every_kind_is_read_and_extension_members_are_not(conn):
     conn.execute(ERP)
     conn.execute("CREATE EXTENSION citext")  # its type and functions are the extension's
