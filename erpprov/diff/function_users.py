@@ -53,6 +53,12 @@ def take_callers_along(actions: list[Action], users: Mapping[Key, set[User]], tr
     return out, taken
 
 
+def retriggered(actions: list[Action], taken: Collection[TriggerKey]) -> list[Action]:
+    """The trigger diff's actions, those that create a taken trigger again saying why it is new."""
+    return [replace(a, note="dropped with the function it calls (new arguments or result), created again from the file")
+            if a.address.kind == "trigger" and tuple(a.address.parts[1:]) in taken else a for a in actions]
+
+
 def _around(kind: str, schema: str, table: str, name: str, declared: TableState) -> tuple[Statement, list[Statement]]:
     """The statement that drops a caller on a declared table, and those that create it again as the
     files say (nothing, for a default the files no longer set)."""

@@ -130,6 +130,7 @@ def test_a_re_signed_function_takes_its_triggers_defaults_checks_policies_and_in
     assert all(any(w in t for t in texts[drop:]) for w in ("SET DEFAULT", "ADD CONSTRAINT", "CREATE POLICY",
                                                            "CREATE INDEX"))
     assert plan[1].hazards == (Hazard.BREAKS_CALLERS,) and "trigger public.items.items_keep" in (plan[1].note or "")
+    assert "dropped with the function" in (plan[3].note or "")
     _converge(tmp_path, pg, bigger, allow=frozenset({Hazard.BREAKS_CALLERS}))
     conn.execute("INSERT INTO items (id) VALUES (1)")
     assert conn.execute("SELECT n, pg_typeof(add(n))::text FROM items").fetchone() == (2, "bigint")
