@@ -3,6 +3,7 @@
     python -m bench [--sizes 100,1000] [--runs 5] [--no-ansible] [--out docs/benchmarks.md]
                     [--baseline ../erpprov-old]
     python -m bench --fleet 20 [--fleet-forks 10] [--runs 3]   (bench/fleet.py: erpprov vs Ansible fan-out)
+    python -m bench --schema [--runs 5]   (bench/schema.py: views, functions, triggers, enums vs pg_dump)
 
 Every figure is a whole process (interpreter start-up, imports, connecting, work, exit), timed by
 wall clock over several runs. See docs/benchmarks.md for what is measured and the latest results.
@@ -298,6 +299,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="instead of the sizes: HOSTS throwaway clusters reconciled by erpprov --forks and by "
                              "ansible-playbook -f with the erpprov.postgres.apply module (bench/fleet.py)")
     parser.add_argument("--fleet-forks", type=int, default=10, help="forks of both tools in --fleet (default 10)")
+    parser.add_argument("--schema", action="store_true",
+                        help="instead of the sizes: the no-op plan of 1,000 tables with views, functions, triggers "
+                             "and enums beside pg_dump --schema-only (bench/schema.py)")
     args = parser.parse_args(argv)
     if args.fleet is not None and (args.fleet < 1 or args.fleet_forks < 1):
         parser.error("--fleet and --fleet-forks must be at least 1")
@@ -359,6 +363,10 @@ def fleet_main(args: argparse.Namespace, log) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.schema:
+        from bench.schema import schema_main
+
+        return schema_main(args.runs, args.out)
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     compile_erpprov(*([args.baseline] if args.baseline else []))
     if args.fleet is not None:

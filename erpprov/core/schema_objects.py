@@ -180,6 +180,9 @@ class SchemaObjects:
     view_calls: dict[tuple[str, str], set[tuple[str, str]]] = field(default_factory=dict)  # view -> functions
     view_columns: dict[tuple[str, str], set[tuple[str, str, str]]] = field(default_factory=dict)  # -> table columns
     triggers: dict[tuple[str, str, str], TriggerState] = field(default_factory=dict)  # (schema, table, name)
+    # (schema, signature) -> (kind, schema, table, name): the triggers, defaults, checks, policies and
+    # indexes that call the function (kind: trigger, default, constraint, policy, index)
+    function_users: dict[tuple[str, str], set[tuple[str, str, str, str]]] = field(default_factory=dict)
 
 
 def plural(kind: str) -> str:

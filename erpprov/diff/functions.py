@@ -2,8 +2,8 @@
 both sides. A new body or attribute is CREATE OR REPLACE, which keeps the owner, grants and
 dependents. New arguments, defaults or result type are a new function to PostgreSQL: the old one
 is dropped and the new one created (hazard `breaks_callers`: callers, triggers and views that use
-it break, and PostgreSQL refuses the drop while a trigger or view depends on it), its owner,
-comment and grants given back."""
+it break; `diff.views` and `diff.function_users` take them along), its owner, comment and grants
+given back."""
 
 from __future__ import annotations
 

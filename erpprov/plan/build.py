@@ -33,6 +33,7 @@ from erpprov.diff import (
     passwords_to_compare,
 )
 from erpprov.diff.data import diff_data
+from erpprov.diff.function_users import retriggered, take_callers_along
 from erpprov.diff.functions import diff_functions
 from erpprov.diff.renamed_grants import after_renames
 from erpprov.diff.schema_objects import managed_addresses, prune_objects, unmanaged_objects
@@ -176,6 +177,9 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     result.extend(diff_sequences(db.sequences, live_objects.sequences, db.name))
     function_diff = diff_functions(functions, desired_functions, live_objects.functions, _acl_by("function", live),
                                   db.name)
+    function_diff.actions, taken_triggers = take_callers_along(
+        function_diff.actions, live_objects.function_users, [(t.schema, t.table, t.name) for t in triggers],
+        desired_tables)
     recreated = frozenset((a.address.parts[1], a.address.parts[2]) for a in function_diff.actions if a.op is Op.REPLACE)
     pruned_views = frozenset((a.address.parts[1], a.address.parts[2]) for a in pruned.actions
                              if a.address.kind in ("view", "materialized_view"))
@@ -193,7 +197,10 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     rebuilt = rebuilt_tables(desired_tables, live_tables)
     refuse_lost_triggers(rebuilt, live_objects.triggers, ((t.schema, t.table, t.name) for t in triggers))
     live_triggers = on_renamed_tables(live_objects.triggers, table_diff.actions)
-    result.extend(diff_triggers(triggers, {k: t for k, t in live_triggers.items() if k[:2] not in rebuilt}, db.name))
+    trigger_diff = diff_triggers(triggers, {k: t for k, t in live_triggers.items()
+                                            if k[:2] not in rebuilt and k not in taken_triggers}, db.name)
+    trigger_diff.actions = retriggered(trigger_diff.actions, taken_triggers)
+    result.extend(trigger_diff)
     result.extend(scripts)
     canon = replace(canon, declared_functions={i: (f.schema, f.signature) for i, f in desired_functions.items()})
     kept_tables, kept = as_new(desired_tables, live_tables, live)  # rebuilt tables are new to their grants

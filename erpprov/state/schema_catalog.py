@@ -245,6 +245,34 @@ JOIN pg_class r ON r.oid = d.refobjid AND r.oid <> v.oid JOIN pg_namespace rn ON
 JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum = d.refobjsubid
 WHERE v.relkind IN ('v', 'm') AND vn.nspname !~ '^pg_' AND vn.nspname <> 'information_schema'
 """
+# What else calls each function (triggers, column defaults and generated columns, checks of tables and
+# domains, policies, index expressions; a domain's check names the domain where a table stands): a
+# function dropped and created again takes them along, or is refused where the files cannot bring
+# them back. A partition's clone of a trigger goes with its parent's.
+FUNCTION_USERS = r"""
+SELECT DISTINCT CASE WHEN t.oid IS NOT NULL THEN 'trigger' WHEN a.attgenerated <> '' THEN 'generated column'
+                     WHEN ad.oid IS NOT NULL THEN 'default' WHEN co.contypid <> 0 THEN 'domain check'
+                     WHEN co.oid IS NOT NULL THEN 'constraint'
+                     WHEN po.oid IS NOT NULL THEN 'policy' ELSE 'index' END,
+       coalesce(n.nspname, tn.nspname), coalesce(c.relname, ty.typname),
+       coalesce(t.tgname, a.attname, co.conname, po.polname, ic.relname), fn.nspname,
+       format('%s(%s)', f.proname, pg_get_function_identity_arguments(f.oid))
+FROM pg_depend d JOIN pg_proc f ON f.oid = d.refobjid JOIN pg_namespace fn ON fn.oid = f.pronamespace
+LEFT JOIN pg_trigger t ON d.classid = 'pg_trigger'::regclass AND t.oid = d.objid AND t.tgparentid = 0
+LEFT JOIN pg_attrdef ad ON d.classid = 'pg_attrdef'::regclass AND ad.oid = d.objid
+LEFT JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+LEFT JOIN pg_constraint co ON d.classid = 'pg_constraint'::regclass AND co.oid = d.objid
+LEFT JOIN pg_policy po ON d.classid = 'pg_policy'::regclass AND po.oid = d.objid
+LEFT JOIN pg_index ix ON d.classid = 'pg_class'::regclass AND ix.indexrelid = d.objid
+LEFT JOIN pg_class ic ON ic.oid = ix.indexrelid
+LEFT JOIN pg_type ty ON ty.oid = co.contypid LEFT JOIN pg_namespace tn ON tn.oid = ty.typnamespace
+LEFT JOIN pg_class c ON c.oid = coalesce(t.tgrelid, ad.adrelid, nullif(co.conrelid, 0), po.polrelid, ix.indrelid)
+LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE (c.oid IS NOT NULL OR ty.oid IS NOT NULL) AND d.refclassid = 'pg_proc'::regclass AND d.deptype = 'n'
+  AND d.classid IN ('pg_trigger'::regclass, 'pg_attrdef'::regclass, 'pg_constraint'::regclass,
+                    'pg_policy'::regclass, 'pg_class'::regclass)
+  AND fn.nspname !~ '^pg_' AND fn.nspname <> 'information_schema'
+"""
 LIVE_VIEWS = VIEWS.format(filter="n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'")
 LIVE_VIEW_USES = VIEW_USES.format(filter="vn.nspname !~ '^pg_' AND vn.nspname <> 'information_schema'")
 
@@ -305,8 +333,8 @@ def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
         cursors = [conn.execute(query) for query in (
             OBJECTS, ENUMS, SEQUENCES, LIVE_VIEWS, LIVE_VIEW_USES, LIVE_FUNCTIONS, LIVE_TRIGGERS,
             COMPOSITES.format(filter=_USER_NAMESPACES), DOMAINS.format(filter=_USER_NAMESPACES), VIEW_CALLS,
-            VIEW_COLUMNS)]
-    objects, enums, sequences, views, uses, functions, triggers, composites, domains, calls, columns = (
+            VIEW_COLUMNS, FUNCTION_USERS)]
+    objects, enums, sequences, views, uses, functions, triggers, composites, domains, calls, columns, users = (
         cursor.fetchall() for cursor in cursors)
     live = SchemaObjects([LiveObject(kind, schema, name, table, variety)
                           for kind, schema, name, table, variety in objects])
@@ -330,6 +358,8 @@ def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
         live.view_columns.setdefault((schema, name), set()).add((table_schema, table, column))
     for schema, name, fn_schema, signature in calls:
         live.view_calls.setdefault((schema, name), set()).add((fn_schema, signature))
+    for kind, schema, table, name, fn_schema, signature in users:
+        live.function_users.setdefault((fn_schema, signature), set()).add((kind, schema, table, name))
     for schema, name, used_schema, used in uses:
         live.view_uses.setdefault((schema, name), set()).add((used_schema, used))
     return live

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from erpprov.core.actions import Hazard, Op
+from erpprov.errors import ErpprovError
 from erpprov.plan.build import plan_target
 from tests.helpers import apply_all, load_targets, plan_of
 
@@ -102,3 +105,61 @@ def test_a_renamed_function_and_procedure_keep_their_grants_comment_and_the_view
                         " obj_description('plus(int, int)'::regprocedure) FROM sums").fetchone() == (3, True, "adds")
     assert _can_call(conn, "fn_caller", "plus(int, int)")
     _converge(tmp_path, pg, renamed)  # done: the old name is gone, the rename is nothing
+
+
+CALLERS = """\
+      tables:
+        - name: items
+          columns:
+            - {name: id, type: int}
+            - {name: n, type: int, default: "add(1)"}
+          checks: [{name: items_n_positive, expression: "add(n) > 0", comment: positive}]
+          indexes: [{name: items_added, columns: ["add(id)"], comment: by sum}]
+          row_level_security: {enabled: true}
+          policies: [{name: mine, using: "add(n) > 0", comment: own}]
+      functions:
+        - name: add
+          arguments: [{name: a, type: int}, {name: b, type: int, default: "1"}]
+          returns: integer
+          body: SELECT a + b
+          volatility: immutable
+        - name: keep
+          returns: trigger
+          language: plpgsql
+          body: "BEGIN RETURN NEW; END"
+      triggers:
+        - {name: items_keep, table: items, timing: before, events: [insert], function: keep, when: "add(NEW.n) > 0",
+           comment: kept}
+"""
+
+
+def test_a_re_signed_function_takes_its_triggers_defaults_checks_policies_and_indexes_along(tmp_path, pg, conn):
+    # a default calling a function the same apply creates does not canonicalize yet: it exists first
+    conn.execute("CREATE FUNCTION add(a int, b int DEFAULT 1) RETURNS integer IMMUTABLE LANGUAGE sql AS 'SELECT a + b'")
+    _converge(tmp_path, pg, CALLERS)
+    conn.execute("CREATE VIEW uses_add AS SELECT add(1) AS two")  # unmanaged: brought back from its live text
+    bigger = CALLERS.replace("returns: integer", "returns: bigint")
+    plan = plan_target(_targets(tmp_path, pg, bigger)[0]).ordered()
+    assert [(a.address.kind, a.op) for a in plan] == [
+        ("view", Op.DELETE), ("function", Op.REPLACE), ("view", Op.CREATE), ("trigger", Op.CREATE)]
+    texts = [s.text for s in plan[1].sql]
+    drop = next(i for i, t in enumerate(texts) if t.startswith("DROP FUNCTION"))
+    assert {t.split()[0] + " " + t.split()[1] for t in texts[:drop]} == {
+        "DROP TRIGGER", "ALTER TABLE", "DROP POLICY", "DROP INDEX", "SET LOCAL"}
+    assert all(any(w in t for t in texts[drop:]) for w in ("SET DEFAULT", "ADD CONSTRAINT", "CREATE POLICY",
+                                                           "CREATE INDEX"))
+    assert plan[1].hazards == (Hazard.BREAKS_CALLERS,) and "trigger public.items.items_keep" in (plan[1].note or "")
+    assert "dropped with the function" in (plan[3].note or "")
+    _converge(tmp_path, pg, bigger, allow=frozenset({Hazard.BREAKS_CALLERS}))
+    conn.execute("INSERT INTO items (id) VALUES (1)")
+    assert conn.execute("SELECT n, pg_typeof(add(n))::text FROM items").fetchone() == (2, "bigint")
+    assert conn.execute("SELECT obj_description(oid, 'pg_trigger') FROM pg_trigger WHERE tgname = 'items_keep'"
+                        ).fetchone()[0] == "kept"
+
+    conn.execute("CREATE POLICY theirs ON items USING (add(n) > 1);"
+                 "ALTER TABLE items ADD COLUMN g bigint GENERATED ALWAYS AS (add(id)) STORED;"
+                 "CREATE DOMAIN positive AS int CONSTRAINT above CHECK (add(VALUE) > 0)")
+    with pytest.raises(ErpprovError) as refused:  # the files could not bring these back
+        plan_target(_targets(tmp_path, pg, CALLERS)[0])
+    assert ("domain check above on public.positive, generated column g on public.items, policy theirs on public.items"
+            in str(refused.value))

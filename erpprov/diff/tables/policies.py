@@ -51,7 +51,7 @@ def _diff_policies(ctx: Context, s: str, t: str, wanted: tuple[PolicyState, ...]
         old = live.get(policy.name)
         address = _address(ctx, s, t, policy.name)
         if old is None:
-            ctx.out.add(address, Op.CREATE, Phase.POLICY, _creating(s, t, policy), after=policy_view(policy))
+            ctx.out.add(address, Op.CREATE, Phase.POLICY, creating(s, t, policy), after=policy_view(policy))
         elif old == policy:
             continue
         elif replace(old, comment=policy.comment) == policy:
@@ -67,17 +67,17 @@ def _diff_policies(ctx: Context, s: str, t: str, wanted: tuple[PolicyState, ...]
                         after=policy_view(policy))
         else:  # in one transaction: no moment without it
             ctx.out.add(address, Op.REPLACE, Phase.POLICY,
-                        [_drop(s, t, old.name), *_creating(s, t, policy)],
+                        [drop(s, t, old.name), *creating(s, t, policy)],
                         before=policy_view(old), after=policy_view(policy),
                         note="dropped and created again (PostgreSQL cannot change its command, its kind, "
                              "or take a clause away)")
     for name in sorted(set(live) - {p.name for p in wanted}):
-        ctx.out.add(_address(ctx, s, t, name), Op.DELETE, Phase.POLICY, [_drop(s, t, name)],
+        ctx.out.add(_address(ctx, s, t, name), Op.DELETE, Phase.POLICY, [drop(s, t, name)],
                     before=policy_view(live[name]), hazards=(Hazard.WIDENS_ACCESS,), order=Order.EARLY_DROP,
                     note="rows this policy held back (or let through, with other policies) may change who sees what")
 
 
-def _creating(s: str, t: str, policy: PolicyState) -> list[Statement]:
+def creating(s: str, t: str, policy: PolicyState) -> list[Statement]:
     statements = [ddl.render(ddl.create_policy(s, t, policy))]
     if policy.comment is not None:
         statements.append(_comment(s, t, policy))
@@ -96,7 +96,7 @@ def _alterable(old: PolicyState, new: PolicyState) -> bool:
             and not (old.with_check is not None and new.with_check is None))
 
 
-def _drop(s: str, t: str, name: str) -> Statement:
+def drop(s: str, t: str, name: str) -> Statement:
     return ddl.render(sql.SQL("DROP POLICY {} ON {}").format(sql.Identifier(name), ddl.ident(s, t)))
 
 
