@@ -55,3 +55,19 @@ def test_scripts_run_by_apply_only_and_as_their_run_says(tmp_path, pg):
     assert _counters(pg) == {"changes": 11, "always": 2}
     # prune: true leaves the journal alone: it is bookkeeping, not a schema of the playbook
     assert [address for address, _ in plan_of(changed)] == [f"script.{pg.dbname}.every time"]
+
+
+def test_only_the_journal_is_hidden_not_what_a_user_keeps_in_a_schema_named_erpprov(tmp_path, pg):
+    """The journal is erpprov's bookkeeping; a table of the user's own in the same schema is theirs,
+    and is listed like any other (nothing invisible)."""
+    with pg.connect() as conn:
+        conn.execute("CREATE SCHEMA erpprov; CREATE TABLE erpprov.audit (id int)")
+    bare = f"- name: p\n  hosts: dev\n  databases:\n    - name: {pg.dbname}\n"
+    unmanaged = {str(a) for a in plan_target(load_targets(tmp_path, pg, bare)[0]).unmanaged}
+    assert {f"table.{pg.dbname}.erpprov.audit", f"schema.{pg.dbname}.erpprov"} <= unmanaged
+    apply_all(load_targets(tmp_path, pg, bare + "      scripts: [{name: once, sql: \"SELECT 1\"}]\n"))
+    with pg.connect() as conn:
+        assert conn.execute("SELECT to_regclass('erpprov.script_runs') IS NOT NULL").fetchone() == (True,)
+    unmanaged = {str(a) for a in plan_target(load_targets(tmp_path, pg, bare)[0]).unmanaged}
+    assert f"table.{pg.dbname}.erpprov.audit" in unmanaged
+    assert not {a for a in unmanaged if "script_runs" in a}

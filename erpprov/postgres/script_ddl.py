@@ -13,8 +13,14 @@ from erpprov import __version__
 from erpprov.core.actions import Statement
 from erpprov.postgres.ddl import ident, literal, text
 
-JOURNAL_SCHEMA = "erpprov"
-JOURNAL = ident(JOURNAL_SCHEMA, "script_runs")
+JOURNAL_SCHEMA, JOURNAL_TABLE = "erpprov", "script_runs"
+JOURNAL = ident(JOURNAL_SCHEMA, JOURNAL_TABLE)
+# Catalog predicates (n: pg_namespace, c: pg_class) that leave out the journal, which is erpprov's
+# bookkeeping, and its schema once it holds the journal; anything else a user keeps in a schema of
+# that name is theirs, and listed like the rest.
+NOT_JOURNAL = f"NOT ({{n}}.nspname = '{JOURNAL_SCHEMA}' AND {{c}}.relname = '{JOURNAL_TABLE}')"
+NOT_JOURNAL_SCHEMA = (f"NOT ({{n}}.nspname = '{JOURNAL_SCHEMA}' "
+                      f"AND to_regclass('{JOURNAL_SCHEMA}.{JOURNAL_TABLE}') IS NOT NULL)")
 
 READ_JOURNAL = sql.SQL("SELECT name, checksum, applied_at::text FROM {} ORDER BY name").format(JOURNAL)
 JOURNAL_EXISTS = sql.SQL("SELECT to_regclass({}) IS NOT NULL").format(literal(text(JOURNAL)))

@@ -24,9 +24,9 @@ from erpprov.core.cluster import (
     SchemaState,
 )
 from erpprov.errors import ErpprovError
+from erpprov.postgres.script_ddl import NOT_JOURNAL, NOT_JOURNAL_SCHEMA
 
-# erpprov's own schema (the script journal, postgres/script_ddl.py) is bookkeeping, not a user schema.
-USER_SCHEMA = "{n}.nspname !~ '^pg_' AND {n}.nspname NOT IN ('information_schema', 'erpprov')"
+USER_SCHEMA = "{n}.nspname !~ '^pg_' AND {n}.nspname <> 'information_schema'"
 
 # pg_default_acl.defaclobjtype -> the ALTER DEFAULT PRIVILEGES ... ON word (DefaultAclKey.on)
 _DEFACLOBJTYPE_ON = {"r": "tables", "S": "sequences", "f": "functions", "T": "types", "n": "schemas"}
@@ -93,7 +93,7 @@ def read_database(conn: psycopg.Connection, name: str) -> LiveDatabase:
     live = LiveDatabase(name=name)
     for schema, owner, comment in _rows(conn, f"""
         SELECT n.nspname, pg_get_userbyid(n.nspowner), obj_description(n.oid, 'pg_namespace')
-        FROM pg_namespace n WHERE {USER_SCHEMA.format(n='n')}
+        FROM pg_namespace n WHERE {USER_SCHEMA.format(n='n')} AND {NOT_JOURNAL_SCHEMA.format(n='n')}
     """):
         live.schemas[schema] = SchemaState(schema, owner, comment)
     for ext, version, schema in _rows(conn, """
@@ -113,7 +113,7 @@ def read_database(conn: psycopg.Connection, name: str) -> LiveDatabase:
             SELECT 'schema' AS kind, NULL::text AS schema, n.nspname::text AS name,
                    pg_get_userbyid(n.nspowner) AS owner, NULL::text AS signature,
                    coalesce(n.nspacl, acldefault('n', n.nspowner)) AS acl
-            FROM pg_namespace n WHERE {USER_SCHEMA.format(n='n')}
+            FROM pg_namespace n WHERE {USER_SCHEMA.format(n='n')} AND {NOT_JOURNAL_SCHEMA.format(n='n')}
           UNION ALL
             SELECT CASE c.relkind WHEN 'S' THEN 'sequence' ELSE 'table' END, n.nspname, c.relname,
                    pg_get_userbyid(c.relowner), NULL,
@@ -121,6 +121,7 @@ def read_database(conn: psycopg.Connection, name: str) -> LiveDatabase:
                                                  c.relowner))
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND {USER_SCHEMA.format(n='n')}
+              AND {NOT_JOURNAL.format(n='n', c='c')}
           UNION ALL
             SELECT 'function', n.nspname, format('%s(%s)', p.proname, pg_get_function_identity_arguments(p.oid)),
                    pg_get_userbyid(p.proowner),

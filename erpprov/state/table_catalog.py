@@ -28,12 +28,13 @@ from erpprov.core.tables import (
 )
 from erpprov.errors import ErpprovError
 from erpprov.postgres.locks import exclusive_lockers
+from erpprov.postgres.script_ddl import NOT_JOURNAL
 
 # Which relations count as user tables of the database. A partition is read as a part of its
 # parent (`PARTITIONS`), not as a table of its own: its columns, keys and indexes are the parent's.
 LIVE_FILTER = sql.SQL(
     r"""c.relkind IN ('r', 'p') AND NOT c.relispartition
-    AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'erpprov')  -- erpprov: the script journal
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND """ + NOT_JOURNAL.format(n="n", c="c") + r"""
     AND n.nspname !~ '^pg_(toast|temp_)'
     AND c.oid NOT IN (SELECT e.objid FROM pg_depend e  -- found through the extensions: an index range
                       WHERE e.refclassid = 'pg_extension'::regclass AND e.classid = 'pg_class'::regclass
