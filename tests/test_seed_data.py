@@ -227,6 +227,15 @@ def test_plan_shows_counts_and_first_rows_in_every_format_without_secrets(tmp_pa
     assert applied.returncode == 0, applied
     assert_converged(cwd, env)
     assert _rows(pg, "SELECT motto FROM users ORDER BY id") == [(SECRET,), ("plain",)]
+    # the secret rotates: the live value an update replaces was the old secret, which the plan no
+    # longer knows as one; it is hidden whole beside the new one, whatever a filter made of either
+    rotated = users.replace("    rows:", "    mode: upsert\n    rows:").replace("env.MOTTO }}", "env.MOTTO | upper }}")
+    cwd = write_project(tmp_path, _playbook(pg.dbname, rotated), server_vars(pg), env_file="MOTTO=rotated-motto\n")
+    for args in (("plan",), ("plan", "--format", "json"), ("plan", "--format", "markdown")):
+        run = erpprov(cwd, *args, env=env)
+        assert run.returncode == 0 and "1 to update" in run.stdout.replace('"update": 1', "1 to update"), run
+        for secret in (SECRET, "rotated-motto"):
+            assert secret.lower() not in (run.stdout + run.stderr).lower(), run
 
 
 def test_rows_of_a_table_renamed_in_the_same_plan_are_compared_under_the_old_name(tmp_path, pg):

@@ -8,6 +8,7 @@ table with both kinds of change has two actions: its deletes, then the rest.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from graphlib import CycleError, TopologicalSorter
 
 from psycopg import sql
@@ -18,6 +19,7 @@ from erpprov.core.address import Address
 from erpprov.core.secrets import is_secret_name
 from erpprov.core.seed import DataComparison, SeedRows
 from erpprov.errors import ErpprovError
+from erpprov.load.taint import redact
 from erpprov.postgres import data_ddl
 
 Row = tuple[str | None, ...]
@@ -45,7 +47,10 @@ def load_order(tables: list[model.Table]) -> dict[tuple[str, str], int]:
     return {key: rank for rank, key in enumerate(order)}
 
 
-def diff_data(found: list[tuple[DataComparison, SeedRows]], tables: list[model.Table]) -> list[Action]:
+def diff_data(found: list[tuple[DataComparison, SeedRows]], tables: list[model.Table],
+              secrets: Sequence[str] = ()) -> list[Action]:
+    """``secrets``: the values the plan hides (`load.taint.known_secrets`); a live value that a
+    declared secret replaces is most likely the previous secret, and is hidden whole."""
     order = load_order(tables)
     actions = []
     for comparison, rows in found:
@@ -53,11 +58,11 @@ def diff_data(found: list[tuple[DataComparison, SeedRows]], tables: list[model.T
         if comparison.to_delete:  # before every insert and update, children first
             actions.append(_deletes(comparison, rows, -1 - rank, _cascades(tables, comparison)))
         if comparison.to_insert or comparison.to_update:
-            actions.append(_upserts(comparison, rows, rank))
+            actions.append(_upserts(comparison, rows, rank, secrets))
     return actions
 
 
-def _upserts(c: DataComparison, rows: SeedRows, rank: int) -> Action:
+def _upserts(c: DataComparison, rows: SeedRows, rank: int, secrets: Sequence[str]) -> Action:
     if c.inserts_only:  # no declared key in the table: no seed table and no anti-join, one COPY
         statements = [data_ddl.copy_seed(c.columns, rows.header, rows.payload, rows.described,
                                          into=sql.Identifier(c.schema, c.table))]
@@ -67,23 +72,24 @@ def _upserts(c: DataComparison, rows: SeedRows, rank: int) -> Action:
                       *data_ddl.merge_statements(c)]
     statements += data_ddl.sequence_statements(c)
     return _action(c, {"insert": c.to_insert, "update": c.to_update, "delete": 0}, statements, rank,
-                   Op.UPDATE if c.to_update else Op.CREATE)
+                   Op.UPDATE if c.to_update else Op.CREATE, secrets)
 
 
 def _deletes(c: DataComparison, rows: SeedRows, rank: int, cascades: list[str]) -> Action:
     statements = [data_ddl.create_seed_table(c.columns, c.types),
                   data_ddl.copy_seed(c.columns, rows.header, rows.payload, rows.described),
                   *data_ddl.delete_statements(c)]
-    return _action(c, {"insert": 0, "update": 0, "delete": c.to_delete}, statements, rank, Op.DELETE, cascades)
+    return _action(c, {"insert": 0, "update": 0, "delete": c.to_delete}, statements, rank, Op.DELETE,
+                   cascades=cascades)
 
 
 def _action(c: DataComparison, counts: dict[str, int], statements: list[Statement], rank: int, op: Op,
-            cascades: list[str] | None = None) -> Action:
+            secrets: Sequence[str] = (), cascades: list[str] | None = None) -> Action:
     described = ", ".join(f"{n} to {word}" for word, n in counts.items() if n)
     hidden = {i for i, name in enumerate(c.columns) if is_secret_name(name)}
     sample: dict[str, list[dict[str, object]]] = {
         "insert": [_shown(c.columns, r, hidden) for r in c.inserts] if counts["insert"] else [],
-        "update": [_changed(c, want, have, hidden) for want, have in c.updates] if counts["update"] else [],
+        "update": [_changed(c, want, have, hidden, secrets) for want, have in c.updates] if counts["update"] else [],
         "delete": [_shown(c.columns, r, hidden) for r in c.deletes] if counts["delete"] else []}
     return Action(
         address=Address("data", c.database, c.schema, c.table), op=op,
@@ -116,13 +122,14 @@ def _shown(columns: tuple[str, ...], row: Row, hidden: set[int]) -> dict[str, ob
             for i, (name, value) in enumerate(zip(columns, row, strict=True))}
 
 
-def _changed(c: DataComparison, want: Row, have: Row, hidden: set[int]) -> dict[str, object]:
+def _changed(c: DataComparison, want: Row, have: Row, hidden: set[int], secrets: Sequence[str]) -> dict[str, object]:
     """The key of an updated row, and each column that changes as [live, declared]."""
     shown_want, shown_have = _shown(c.columns, want, hidden), _shown(c.columns, have, hidden)
     result: dict[str, object] = {k: shown_want[k] for k in c.key}
     for i, name in enumerate(c.columns):
         if name not in c.key and want[i] != have[i]:
-            result[name] = [shown_have[name], shown_want[name]]
+            replaced_by_secret = want[i] is not None and have[i] is not None and redact(want[i], secrets) != want[i]
+            result[name] = [SENSITIVE if replaced_by_secret else shown_have[name], shown_want[name]]
     return result
 
 

@@ -155,7 +155,8 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
             prune |= set(live.schemas) | {t.schema_ for t in db.tables}
         table_diff, live_tables = diff_read_rows(conn, desired_tables, live_tables, database=db.name,
                                                         prune_schemas=prune)
-        data = diff_data(compare_data(conn, db.name, db.tables, desired_tables, live_tables), db.tables)
+        found = compare_data(conn, db.name, db.tables, desired_tables, live_tables)
+        data = diff_data(found, db.tables, known_secrets(target) if found else ())
         scripts = diff_scripts(db.name, db.scripts, read_journal(conn) if db.scripts else {})
     snapshot.databases[db.name] = live
     snapshot.tables[db.name] = live_tables
