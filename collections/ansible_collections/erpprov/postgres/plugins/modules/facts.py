@@ -11,6 +11,8 @@ description:
     only; never changes the server.
   - With I(state) or I(playbook) (as in M(erpprov.postgres.apply)), adds C(managed), the counts of declared,
     unmanaged and pending objects.
+extends_documentation_fragment:
+  - erpprov.postgres.connection
 requirements:
   - Python 3.11 or newer on the managed node, with erpprov (C(pip install erpprov)).
 options:
@@ -23,50 +25,6 @@ options:
   vars:
     description: Variables for erpprov's own templates.
     type: dict
-  driver:
-    description: Where the server runs.
-    type: str
-    choices: [auto, docker, local, external]
-  pg_host:
-    description: Server address.
-    type: str
-  pg_port:
-    description: Server port.
-    type: int
-  pg_user:
-    description: Role erpprov connects as.
-    type: str
-  pg_password:
-    description: Its password. Never shown.
-    type: str
-  pg_database:
-    description: Database for cluster-wide work.
-    type: str
-  pg_sslmode:
-    description: libpq sslmode.
-    type: str
-    choices: [disable, allow, prefer, require, verify-ca, verify-full]
-  pg_sslrootcert:
-    description: CA certificate file.
-    type: path
-  pg_sslcert:
-    description: Client certificate file.
-    type: path
-  pg_sslkey:
-    description: Client key file.
-    type: path
-  pg_connect_timeout:
-    description: Seconds to wait for a connection.
-    type: float
-  pg_lock_timeout:
-    description: Seconds to wait for a lock.
-    type: float
-  pg_statement_timeout:
-    description: Seconds one statement may run.
-    type: float
-  docker_host:
-    description: As DOCKER_HOST.
-    type: str
 """
 
 EXAMPLES = r"""
