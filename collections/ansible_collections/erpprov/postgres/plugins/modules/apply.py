@@ -102,9 +102,10 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.erpprov.postgres.plugins.module_utils.erpprov import (  # noqa: E402
     CONNECTION_OPTIONS,
     connection_settings,
+    desired_plays,
     fail_without_erpprov,
     hide,
-    secret_values,
+    hide_declared_secrets,
 )
 
 try:
@@ -149,9 +150,9 @@ def main() -> None:
 
 def run(module: AnsibleModule) -> None:
     params = module.params
-    hide(module, secret_values({"state": params["state"], "vars": params["vars"]}, is_secret_name))
+    hide_declared_secrets(module, is_secret_name)
     allowed = allowed_hazards(module, params["allow_hazards"])
-    plays = Path(params["playbook"]) if params["playbook"] else [{"name": "ansible", **params["state"]}]
+    plays = desired_plays(params)
     try:
         project = load_for_host(plays, connection_settings(params), host=params["host_name"],
                                 extra_vars=params["vars"],

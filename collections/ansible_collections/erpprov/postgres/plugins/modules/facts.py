@@ -43,16 +43,16 @@ ansible_facts:
   returned: always
 """
 
-from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.erpprov.postgres.plugins.module_utils.erpprov import (  # noqa: E402
     CONNECTION_OPTIONS,
     connection_settings,
+    desired_plays,
     fail_without_erpprov,
     hide,
-    secret_values,
+    hide_declared_secrets,
 )
 
 try:
@@ -82,7 +82,7 @@ def main() -> None:
     if MISSING is not None:
         fail_without_erpprov(module, MISSING)
     params = module.params
-    hide(module, secret_values({"state": params["state"], "vars": params["vars"]}, is_secret_name))
+    hide_declared_secrets(module, is_secret_name)
     try:
         facts = read_facts(module, params)
     except ErpprovError as exc:
@@ -106,7 +106,7 @@ def read_facts(module: AnsibleModule, params: dict[str, Any]) -> dict[str, Any]:
     }
     if params["state"] is None and params["playbook"] is None:
         return facts
-    plays = Path(params["playbook"]) if params["playbook"] else [{"name": "ansible", **params["state"]}]
+    plays = desired_plays(params)
     managed = {"declared": 0, "unmanaged": 0, "pending": 0}
     for target in load_for_host(plays, settings, extra_vars=params["vars"]).targets:
         hide(module, known_secrets(target))
