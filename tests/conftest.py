@@ -60,14 +60,18 @@ def server_tmp() -> Iterator[Path]:
 
 
 @contextmanager
-def local_cluster(password: str) -> Iterator[LocalCluster]:
-    """A throwaway cluster on a free loopback port, superuser `postgres` with ``password``."""
+def local_cluster(password: str, settings: str = "") -> Iterator[LocalCluster]:
+    """A throwaway cluster on a free loopback port, superuser `postgres` with ``password``;
+    ``settings`` (postgresql.conf lines) is appended to its configuration before it starts."""
     base = reachable_tempdir()
     # ERPPROV_TEST_BINDIR: another server version's binaries (.ci/run runs the schema tests on 16 too)
     bindir = os.environ.get("ERPPROV_TEST_BINDIR")
     cluster = LocalCluster(base / "data", free_port(), bindir=Path(bindir) if bindir else None)
     try:
         cluster.init(password, durable=False)
+        if settings:
+            with open(cluster.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
+                conf.write(settings)
         cluster.start()
         yield cluster
     finally:

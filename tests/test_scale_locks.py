@@ -6,7 +6,6 @@ hundreds of tables where a default server would need thousands."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
@@ -14,11 +13,10 @@ import psycopg
 import pytest
 
 from erpprov.core.tables import CHECK, TablesState
-from erpprov.drivers.embedded import LocalCluster, free_port
 from erpprov.postgres.locks import batched, lock_budget
 from erpprov.state import canon
 from erpprov.state.table_catalog import inspect_tables
-from tests.helpers import reachable_tempdir
+from tests.conftest import local_cluster
 from tests.tables.tablekit import apply, plan, tables
 
 PASSWORD = "small-lock-table"
@@ -27,21 +25,11 @@ PASSWORD = "small-lock-table"
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Callable[[str], psycopg.Connection]]:
     """Connections to a cluster with a small lock table, by database."""
-    base = reachable_tempdir()
-    server = LocalCluster(base / "data", free_port())
-    try:
-        server.init(PASSWORD, durable=False)
-        with open(server.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
-            conf.write("max_locks_per_transaction = 10\nmax_connections = 8\n"
-                       "fsync = off\nsynchronous_commit = off\n")  # the split apply commits often
-        server.start()
+    settings = ("max_locks_per_transaction = 10\nmax_connections = 8\n"
+                "fsync = off\nsynchronous_commit = off\n")  # the split apply commits often
+    with local_cluster(PASSWORD, settings) as server:
         yield lambda dbname: psycopg.connect(host=server.host, port=server.port, user="postgres", password=PASSWORD,
                                              dbname=dbname, autocommit=True)
-    finally:
-        try:
-            server.stop()
-        finally:
-            shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ and the import of erpprov on the managed node."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 # erpprov's Connection fields, as module options. Only those given are passed on, so erpprov's
@@ -30,6 +31,16 @@ PIP_PACKAGE = "erpprov"
 
 def connection_settings(params: dict[str, Any]) -> dict[str, Any]:
     return {name: params[name] for name in CONNECTION_OPTIONS if params.get(name) is not None}
+
+
+def desired_plays(params: dict[str, Any]) -> Path | list[dict[str, Any]]:
+    """What erpprov loads for the task: the playbook file, or the inline state as one play."""
+    return Path(params["playbook"]) if params["playbook"] else [{"name": "ansible", **params["state"]}]
+
+
+def hide_declared_secrets(module: Any, is_secret_name: Any) -> None:
+    """Hide the secret-named values of the task's state and vars before erpprov parses them."""
+    hide(module, secret_values({"state": module.params["state"], "vars": module.params["vars"]}, is_secret_name))
 
 
 def fail_without_erpprov(module: Any, error: ImportError) -> None:

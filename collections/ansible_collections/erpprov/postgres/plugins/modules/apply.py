@@ -15,6 +15,8 @@ description:
     anything changes, with the message of C(erpprov apply).
   - Passwords (I(pg_password), and every value under a key named like a secret in I(state) and
     I(vars)) never appear in the result, the diff or C(-vvv) output.
+extends_documentation_fragment:
+  - erpprov.postgres.connection
 requirements:
   - Python 3.11 or newer on the managed node, with erpprov (C(pip install erpprov)).
 options:
@@ -52,51 +54,6 @@ options:
     description: Seconds to wait for another apply of the same server to finish.
     type: float
     default: 30
-  driver:
-    description: Where the server runs (erpprov's C(driver) host variable); C(auto) needs no server
-      management when the state has no C(container).
-    type: str
-    choices: [auto, docker, local, external]
-  pg_host:
-    description: Server address.
-    type: str
-  pg_port:
-    description: Server port.
-    type: int
-  pg_user:
-    description: Role erpprov connects as.
-    type: str
-  pg_password:
-    description: Its password. Never shown.
-    type: str
-  pg_database:
-    description: Database for cluster-wide work.
-    type: str
-  pg_sslmode:
-    description: libpq sslmode.
-    type: str
-    choices: [disable, allow, prefer, require, verify-ca, verify-full]
-  pg_sslrootcert:
-    description: CA certificate file.
-    type: path
-  pg_sslcert:
-    description: Client certificate file.
-    type: path
-  pg_sslkey:
-    description: Client key file.
-    type: path
-  pg_connect_timeout:
-    description: Seconds to wait for a connection.
-    type: float
-  pg_lock_timeout:
-    description: Seconds to wait for a table lock.
-    type: float
-  pg_statement_timeout:
-    description: Seconds one statement may run.
-    type: float
-  docker_host:
-    description: As DOCKER_HOST, for the docker driver.
-    type: str
 notes:
   - Supports check mode (it is erpprov plan) and diff mode.
 """
@@ -145,9 +102,10 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.erpprov.postgres.plugins.module_utils.erpprov import (  # noqa: E402
     CONNECTION_OPTIONS,
     connection_settings,
+    desired_plays,
     fail_without_erpprov,
     hide,
-    secret_values,
+    hide_declared_secrets,
 )
 
 try:
@@ -192,9 +150,9 @@ def main() -> None:
 
 def run(module: AnsibleModule) -> None:
     params = module.params
-    hide(module, secret_values({"state": params["state"], "vars": params["vars"]}, is_secret_name))
+    hide_declared_secrets(module, is_secret_name)
     allowed = allowed_hazards(module, params["allow_hazards"])
-    plays = Path(params["playbook"]) if params["playbook"] else [{"name": "ansible", **params["state"]}]
+    plays = desired_plays(params)
     try:
         project = load_for_host(plays, connection_settings(params), host=params["host_name"],
                                 extra_vars=params["vars"],

@@ -11,6 +11,8 @@ description:
     only; never changes the server.
   - With I(state) or I(playbook) (as in M(erpprov.postgres.apply)), adds C(managed), the counts of declared,
     unmanaged and pending objects.
+extends_documentation_fragment:
+  - erpprov.postgres.connection
 requirements:
   - Python 3.11 or newer on the managed node, with erpprov (C(pip install erpprov)).
 options:
@@ -23,50 +25,6 @@ options:
   vars:
     description: Variables for erpprov's own templates.
     type: dict
-  driver:
-    description: Where the server runs.
-    type: str
-    choices: [auto, docker, local, external]
-  pg_host:
-    description: Server address.
-    type: str
-  pg_port:
-    description: Server port.
-    type: int
-  pg_user:
-    description: Role erpprov connects as.
-    type: str
-  pg_password:
-    description: Its password. Never shown.
-    type: str
-  pg_database:
-    description: Database for cluster-wide work.
-    type: str
-  pg_sslmode:
-    description: libpq sslmode.
-    type: str
-    choices: [disable, allow, prefer, require, verify-ca, verify-full]
-  pg_sslrootcert:
-    description: CA certificate file.
-    type: path
-  pg_sslcert:
-    description: Client certificate file.
-    type: path
-  pg_sslkey:
-    description: Client key file.
-    type: path
-  pg_connect_timeout:
-    description: Seconds to wait for a connection.
-    type: float
-  pg_lock_timeout:
-    description: Seconds to wait for a lock.
-    type: float
-  pg_statement_timeout:
-    description: Seconds one statement may run.
-    type: float
-  docker_host:
-    description: As DOCKER_HOST.
-    type: str
 """
 
 EXAMPLES = r"""
@@ -85,16 +43,16 @@ ansible_facts:
   returned: always
 """
 
-from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.erpprov.postgres.plugins.module_utils.erpprov import (  # noqa: E402
     CONNECTION_OPTIONS,
     connection_settings,
+    desired_plays,
     fail_without_erpprov,
     hide,
-    secret_values,
+    hide_declared_secrets,
 )
 
 try:
@@ -124,7 +82,7 @@ def main() -> None:
     if MISSING is not None:
         fail_without_erpprov(module, MISSING)
     params = module.params
-    hide(module, secret_values({"state": params["state"], "vars": params["vars"]}, is_secret_name))
+    hide_declared_secrets(module, is_secret_name)
     try:
         facts = read_facts(module, params)
     except ErpprovError as exc:
@@ -148,7 +106,7 @@ def read_facts(module: AnsibleModule, params: dict[str, Any]) -> dict[str, Any]:
     }
     if params["state"] is None and params["playbook"] is None:
         return facts
-    plays = Path(params["playbook"]) if params["playbook"] else [{"name": "ansible", **params["state"]}]
+    plays = desired_plays(params)
     managed = {"declared": 0, "unmanaged": 0, "pending": 0}
     for target in load_for_host(plays, settings, extra_vars=params["vars"]).targets:
         hide(module, known_secrets(target))
