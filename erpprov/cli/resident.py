@@ -262,6 +262,7 @@ def _run_child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> 
         env = request["env"]
         os.environ.clear()
         os.environ.update({str(k): str(v) for k, v in env.items()})
+        time.tzset()  # TZ as the client has it
         os.chdir(str(request["cwd"]))
         os.umask(int(request["umask"]))
         argv = [str(a) for a in request["argv"]]
