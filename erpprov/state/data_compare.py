@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from erpprov.core import model
 from erpprov.core.seed import DataComparison, Digest, RowDigests, SeedRows
@@ -119,24 +121,30 @@ def _compare(conn: psycopg.Connection, database: str, table: model.Table, want: 
                         updates=tuple((tuple(a), tuple(b)) for a, b in upd or ()),
                         deletes=tuple(tuple(r) for r in dels or ()))
         if digests is not None and found.changes:
-            try:
-                with conn.transaction():  # a type without a hash function: no digest, a full re-plan
-                    digest = conn.execute(data_ddl.digest_query(blank)).fetchone()
-            except psycopg.Error:
-                digest = None
+            taken = _attempted(conn, data_ddl.digest_query(blank))  # None: a type without a hash function
+            digest = taken.fetchone() if taken is not None else None
             if digest is not None:
                 digests[(database, table.schema_, table.name)] = (digest[0], digest[1])
     return found
+
+
+def _attempted(conn: psycopg.Connection, query: sql.Composable) -> psycopg.Cursor[Any] | None:
+    """``query`` run past a savepoint of the comparison's transaction, in one round trip with it
+    (the savepoint is left to the rollback); None when it failed, the transaction back where it was."""
+    try:
+        cursor = conn.execute(sql.SQL("SAVEPOINT erpprov_attempt; {}").format(query))
+        cursor.nextset()  # past the savepoint's own result
+        return cursor
+    except psycopg.Error:
+        conn.execute("ROLLBACK TO SAVEPOINT erpprov_attempt")
+        return None
 
 
 def _unique_keys(conn: psycopg.Connection, blank: DataComparison, rows: SeedRows, where: str) -> None:
     """No declared key repeats: proven by a unique index on the seed table, or where that fails
     (a repeated key, a key type without a btree operator class) by grouping the keys, which also
     names the first offending rows."""
-    try:
-        with conn.transaction():  # a savepoint: the comparison goes on in this transaction
-            conn.execute(data_ddl.unique_keys(blank))
-    except psycopg.Error:
+    if _attempted(conn, data_ddl.unique_keys(blank)) is None:
         problems = conn.execute(data_ddl.key_problems_query(blank)).fetchone()
         assert problems is not None
         _refuse_key_problems(blank, rows, where, *problems)
