@@ -116,3 +116,16 @@ def test_keys_of_a_type_without_a_btree_class_are_proven_by_grouping(tmp_path, p
     targets = load_targets(tmp_path, pg, PLAY % (pg.dbname, table.replace('"7", v: c', '"9", v: c')))
     apply_all(targets)
     assert plan_of(targets) == []
+
+
+def test_a_new_table_shows_the_same_counts_and_first_rows_as_an_empty_one(tmp_path, pg):
+    rows = "\n".join(f'              - {{id: {i}, name: "n{i}", amount: "{i}.0"}}' for i in (5, 3, 9, 1, 7))
+    table = (TABLE % "insert").split("            rows:")[0] + "            rows:\n" + rows + "\n"
+    targets = load_targets(tmp_path, pg, PLAY % (pg.dbname, table))
+    new = [a for a in plan_target(targets[0]).actions if a.address.kind == "data"]
+    with pg.connect() as conn:
+        conn.execute("CREATE TABLE t (id integer PRIMARY KEY, name text, amount numeric)")
+    empty = plan_target(targets[0]).actions
+    assert [(a.after, a.note) for a in new] == [(a.after, a.note) for a in empty]
+    assert new[0].after is not None and new[0].after["insert"] == 5
+    assert [r["id"] for r in new[0].after["first"]["insert"]] == ["5", "3", "9"]  # as written, not by key
