@@ -129,3 +129,12 @@ def test_a_new_table_shows_the_same_counts_and_first_rows_as_an_empty_one(tmp_pa
     assert [(a.after, a.note) for a in new] == [(a.after, a.note) for a in empty]
     assert new[0].after is not None and new[0].after["insert"] == 5
     assert [r["id"] for r in new[0].after["first"]["insert"]] == ["5", "3", "9"]  # as written, not by key
+
+
+def test_rows_that_cannot_be_hashed_are_compared_in_full_after_apply(tmp_path, pg, monkeypatch):
+    table = (TABLE % "upsert").replace("type: numeric}", "type: money}")  # money has no hash function
+    targets = load_targets(tmp_path, pg, PLAY % (pg.dbname, table))
+    with counted_copies(monkeypatch) as copies:
+        apply_all(targets)
+    assert copies.count == 3, "no digest: the re-plan copies the rows and compares them"
+    assert plan_of(targets) == []
