@@ -48,12 +48,11 @@ def compare_data(conn: psycopg.Connection, database: str, tables: list[model.Tab
         have = live.tables.get(want.key)
         if have is None and table.renamed_from:  # renamed by this plan: its rows are under the old name
             have = live.tables.get((table.schema_, table.renamed_from))
-        where = (database, table.schema_, table.name)
-        if digests is not None and digests.reuse:
-            taken = digests.taken.get(where)
-            if taken is not None and have is not None and have.name == table.name and \
-                    _holds(conn, _blank(database, table, want, rows), have, taken):
-                found.append((replace(_blank(database, table, want, rows), declared=taken[0]), rows))
+        taken = digests.taken.get((database, table.schema_, table.name)) if digests and digests.reuse else None
+        if taken is not None and have is not None and have.name == table.name:
+            blank = _blank(database, table, want, rows)
+            if _holds(conn, blank, have, taken):
+                found.append((replace(blank, declared=taken[0]), rows))
                 continue
         comparison = _compare(conn, database, table, want, have, rows,
                               digests.taken if digests is not None and not digests.reuse else None)
