@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -191,3 +192,30 @@ def test_the_entry_point_imports_nothing_heavy_before_it_asks_the_resident():
                          env=cli_environ())
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["erpprov.launch"]
+
+
+def test_a_killed_client_ends_its_command(tmp_path, resident):
+    """Kill the client (SIGKILL: nothing to pass on) and its command ends too, as it would in the
+    client's own process, instead of running on unseen. Here the command is stuck writing to a
+    pipe nobody reads; its end shows as the pipe losing its last writer."""
+    read_end, write_end = os.pipe()
+    before = _served(resident, tmp_path)
+    try:
+        client = subprocess.Popen([sys.executable, "-m", "erpprov", "schema"], cwd=tmp_path,
+                                  env={**cli_environ(resident), "NO_COLOR": "1"}, stdin=subprocess.DEVNULL,
+                                  stdout=write_end, stderr=subprocess.DEVNULL)
+        os.close(write_end)
+        deadline = time.monotonic() + 60
+        while _served(resident, tmp_path) == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _served(resident, tmp_path) == before + 1, "the resident did not take the command"
+        poller = select.poll()
+        poller.register(read_end, select.POLLHUP)
+        assert not any(event & select.POLLHUP for _, event in poller.poll(1000)), \
+            "the command should be blocked on its full pipe"
+        client.kill()
+        client.wait(timeout=30)
+        hung_up = any(event & select.POLLHUP for _, event in poller.poll(30_000))
+        assert hung_up, "the command went on after its client was killed"
+    finally:
+        os.close(read_end)

@@ -44,6 +44,7 @@ WARM_MODULES = ("psycopg", "pglast", "pglast.parser", "jinja2", "yaml", "erpprov
                 "erpprov.ops.export", "erpprov.ops.drift", "erpprov.ops.diagram", "erpprov.fanout",
                 "erpprov.drivers.docker", "docker")
 REQUEST_SECONDS = 5.0  # how long a connection may take to send its request
+GRACE_SECONDS = 10.0  # how long a command whose client is gone may take to end after SIGTERM
 
 
 class ResidentError(Exception):
@@ -229,7 +230,10 @@ def _serve(listener: socket.socket, path: Path, identity: int, code: str, idle_s
                     signal.set_wakeup_fd(-1)
                     os.close(wake_read)
                     os.close(wake_write)
-                    _run_child(conn, request, fds)  # never returns
+                    try:
+                        _run_child(conn, request, fds)
+                    finally:
+                        os._exit(1)  # a child never goes back to serving
             else:
                 _reply(conn, {"refused": "unknown request"})
             for fd in fds:
@@ -245,6 +249,7 @@ def _run_child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> 
     """Become the process `erpprov ARGV` would have been, run the command, report its status."""
     status = 1
     _reply(conn, {"pid": os.getpid()})  # first: the client forwards its signals here
+    gone = _ends_with_client(conn)
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the command waits for its own subprocesses
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -271,11 +276,35 @@ def _run_child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> 
     except BaseException:
         traceback.print_exc()
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # nothing may interrupt the last steps
+        if gone.is_set():
+            os._exit(128 + signal.SIGTERM)  # as a killed process: its buffered output is lost
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
         _reply(conn, {"exit": status})
         os._exit(status)
+
+
+def _ends_with_client(conn: socket.socket) -> threading.Event:
+    """End the command when its client ends (killed, its terminal closed), as the command run in
+    the client's own process would: SIGTERM first, so that it rolls back and cleans up as on
+    `kill`, then, if it has not ended GRACE_SECONDS later, at once. The client sends nothing after
+    its request, so the connection's end is the client's."""
+    gone = threading.Event()
+    conn.settimeout(None)
+
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            while conn.recv(1):
+                pass
+        gone.set()
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(GRACE_SECONDS)
+        os._exit(128 + signal.SIGTERM)
+
+    threading.Thread(target=watch, name="erpprov-client", daemon=True).start()
+    return gone
 
 
 def _command(argv: list[str]) -> int:
