@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from erpprov.core.address import Address
+from erpprov.core.tables import IndexState
 
 # Kinds addressed in a database without a schema (event triggers, casts, publications...).
 UNSCHEMED = frozenset({"event_trigger", "cast", "publication", "foreign_server", "foreign_data_wrapper"})
@@ -106,7 +107,10 @@ class ViewState:
     populated: bool = True
     owner: str | None = None
     comment: str | None = None
-    indexes: tuple[str, ...] = ()  # a materialized view's, as pg_get_indexdef prints them (not managed)
+    indexes: tuple[str, ...] = ()  # a materialized view's, as pg_get_indexdef prints them (to restore)
+    # a materialized view's, as the table catalog reads a table's: read (and built on the desired
+    # side) only where the files declare `indexes:`
+    index_states: tuple[IndexState, ...] = ()
 
     @property
     def kind(self) -> str:

@@ -42,6 +42,10 @@ def managed_addresses(db: model.Database, live: SchemaObjects) -> set[Address]:
         renamed_from = getattr(item, "renamed_from", None)
         if renamed_from:
             managed.add(Address(kind, db.name, item.schema_, renamed_from))
+    indexed = {(m.schema_, name) for m in db.materialized_views if m.indexes is not None
+               for name in filter(None, (m.name, m.renamed_from))}
+    managed |= {o.address(db.name) for o in live.objects
+                if o.kind == "materialized_view_index" and (o.schema, o.table) in indexed}
     return managed
 
 

@@ -55,6 +55,7 @@ from erpprov.state import catalog
 from erpprov.state.canon import canonicalize, extension_prelude
 from erpprov.state.data_compare import compare_data
 from erpprov.state.function_canon import canonical_functions
+from erpprov.state.matview_indexes import desired_indexes, with_live_indexes
 from erpprov.state.schema_catalog import read_schema_objects, scratch_prelude
 from erpprov.state.scratch import canonicalize_in_scratch_database
 from erpprov.state.script_journal import read_journal
@@ -133,6 +134,8 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         canon = replace(canon, functions=catalog.canonical_functions(conn, function_signatures(db)))
         live_tables = inspect_tables(conn)
         live_objects = read_schema_objects(conn)
+        if any(m.indexes is not None for m in db.materialized_views):
+            live_objects.views = with_live_indexes(conn, live_objects.views)
         # The types and sequences the file adds exist in the scratch build, so the columns using them canonicalize.
         prelude = [*extension_prelude(db, live.extensions), *scratch_prelude(db, live_objects)]
         views: list[model.View | model.MaterializedView] = [*db.views, *db.materialized_views]
@@ -189,7 +192,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
                                 recreated_functions=recreated, pruned=pruned_views, columns=live_objects.view_columns,
                                 changed_columns=_changed_columns(table_diff.actions)
                                 | rebuilt_columns(desired_tables, live_tables)),
-                           _acl_by("table", live), db.name)
+                           _acl_by("table", live), db.name, desired_indexes(views, desired_views))
     result.extend(view_diff)
     result.extend(function_diff)
     # a view the views' own drops already take along is not dropped twice

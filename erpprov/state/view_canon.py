@@ -15,8 +15,12 @@ from dataclasses import replace
 import psycopg
 from psycopg import sql
 
+from erpprov.core import model
 from erpprov.core.schema_objects import ViewState
-from erpprov.postgres import view_ddl
+from erpprov.core.tables import IndexState
+from erpprov.errors import ErpprovError
+from erpprov.postgres import table_ddl, view_ddl
+from erpprov.state import matview_indexes
 from erpprov.state.schema_catalog import VIEW_USES, VIEWS, view_states
 from erpprov.state.scratch_build import build
 
@@ -43,8 +47,48 @@ def canonical_views(conn: psycopg.Connection, declared: list[view_ddl.AnyView]
         scratch = [list(stand_in.values())]
         rows = conn.execute(VIEWS.format(filter="n.nspname = ANY(%s)"), scratch).fetchall()
         edges = conn.execute(VIEW_USES.format(filter="vn.nspname = ANY(%s)"), scratch).fetchall()
+        views = {(real[v.schema], v.name): replace(v, schema=real[v.schema]) for v in view_states(rows).values()}
+        views |= _with_indexes(conn, declared, views, stand_in, tag)
     uses: dict[Key, set[Key]] = {}
     for schema, name, used_schema, used in edges:
         used_key: Key = (str(real.get(used_schema, used_schema)), used)
         uses.setdefault((real[schema], name), set()).add(used_key)
-    return {(real[v.schema], v.name): replace(v, schema=real[v.schema]) for v in view_states(rows).values()}, uses
+    return views, uses
+
+
+def _with_indexes(conn: psycopg.Connection, declared: list[view_ddl.AnyView], views: dict[Key, ViewState],
+                  stand_in: dict[str, str], tag: str) -> dict[Key, ViewState]:
+    """The built materialized views that declare `indexes:`, with them as the server prints them:
+    each view's columns are known now, so each entry is a column or a proven expression; the
+    indexes go on a materialized stand-in of the built view (WITH NO DATA: nothing runs), under
+    its real name, so the names PostgreSQL chooses are those it will choose on the real one."""
+    indexed = [v for v in declared if isinstance(v, model.MaterializedView) and v.indexes
+               and (v.schema_, v.name) in views]
+    if not indexed:
+        return {}
+    holder = {s: f"erpprov_scratch_{tag}_m{i}" for i, s in enumerate(sorted({v.schema_ for v in indexed}))}
+    setup = [sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(s)) for s in holder.values()]
+    written: dict[Key, list[IndexState]] = {}
+    builds = []
+    for view in indexed:
+        key = (view.schema_, view.name)
+        names = {name for name, _ in views[key].columns}
+        written[key] = [matview_indexes.written(ix, names) for ix in view.indexes or []]
+        builds.append(sql.SQL("CREATE MATERIALIZED VIEW {} AS SELECT * FROM {} WITH NO DATA").format(
+            sql.Identifier(holder[view.schema_], view.name), sql.Identifier(stand_in[view.schema_], view.name)))
+        builds += [table_ddl.create_index(holder[view.schema_], view.name, ix) for ix in written[key]]
+    build(conn, setup, builds)
+    read = matview_indexes.read_indexes(conn, matview_indexes.in_schemas(list(holder.values())))
+    result = {}
+    for view in indexed:
+        key = (view.schema_, view.name)
+        got = read.get((holder[view.schema_], view.name), ())
+        if len(got) != len(written[key]):
+            raise ErpprovError(f"materialized view {view.schema_}.{view.name}: PostgreSQL rejects "
+                               f"{len(written[key]) - len(got)} of its indexes",
+                               hint="each index entry must be one of its columns or an expression over them")
+        # read back in creation order: the file's
+        result[key] = replace(views[key], index_states=tuple(
+            replace(g, comment=w.comment, declared_name=w.declared_name, source=w.source)
+            for g, w in zip(got, written[key], strict=True)))
+    return result
