@@ -54,7 +54,7 @@ from erpprov.postgres.scram import matching_passwords_started
 from erpprov.state import catalog
 from erpprov.state.canon import canonicalize, extension_prelude
 from erpprov.state.data_compare import compare_data
-from erpprov.state.function_canon import canonical_functions
+from erpprov.state.function_canon import canonical_functions, function_prelude
 from erpprov.state.matview_indexes import desired_indexes, with_live_indexes
 from erpprov.state.schema_catalog import read_schema_objects, scratch_prelude
 from erpprov.state.scratch import canonicalize_in_scratch_database
@@ -142,13 +142,15 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         functions: list[model.Function | model.Procedure] = [*db.functions, *db.procedures]
         may_build = bool((db.tables or views or functions or db.triggers or db.types)
                          and one_value(conn, "SELECT has_database_privilege(current_database(), 'CREATE')"))
+        desired_functions = canonical_functions(conn, functions) if may_build else {}
+        # defaults, checks and domains may call the functions this apply creates
+        prelude += function_prelude(functions, desired_functions, live_objects.functions)
         if not db.tables or may_build:
             desired_tables = canonicalize(conn, db.tables, live_tables, prelude)
         else:
             desired_tables = canonicalize_in_scratch_database(target, admin, db.tables, live_tables, prelude)
         # Without CREATE here, views are compared as written: a plan shows them until they match.
         desired_views, desired_uses = canonical_views(conn, views) if may_build else ({}, {})
-        desired_functions = canonical_functions(conn, functions) if may_build else {}
         composites, domains = canonical_types(conn, db.types, prelude) if may_build else ({}, {})
         triggers = [desired_trigger(t) for t in db.triggers]
         conditions = canonical_conditions(conn, triggers) if may_build else {}

@@ -11,6 +11,7 @@ the diff then creates it as written, and the next plan compares it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import replace
 
 import psycopg
@@ -37,3 +38,19 @@ def canonical_functions(conn: psycopg.Connection, declared: list[function_ddl.An
         rows = conn.execute(FUNCTIONS.format(filter="n.nspname = ANY(%s)"), [list(stand_in.values())]).fetchall()
     built = {int(state.name[1:]): state for state in function_states(rows).values()}
     return {i: replace(state, schema=declared[i].schema_, name=declared[i].name) for i, state in built.items()}
+
+
+def function_prelude(declared: list[function_ddl.AnyFunction], canonical: dict[int, FunctionState],
+                     live: Collection[tuple[str, str]]) -> list[sql.Composed]:
+    """For the rolled-back scratch builds of tables and types: the declared functions that do not
+    exist yet, under their real names (bodies not checked), so a default, check or domain that
+    calls one is read as the server will print it. Only those the server could build
+    (``canonical``): any other would fail the whole build, and is reported on its own."""
+    new = [(i, f) for i, f in enumerate(declared) if i in canonical
+           and (f.schema_, canonical[i].signature) not in live]
+    if not new:
+        return []
+    schemas = sorted({f.schema_ for _, f in new})
+    return [sql.SQL("SELECT set_config({}, 'off', true)").format(sql.Literal("check_function_bodies")),
+            *(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(s)) for s in schemas),
+            *(function_ddl.create(f) for _, f in new)]
