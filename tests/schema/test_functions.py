@@ -7,7 +7,7 @@ import pytest
 from erpprov.core.actions import Hazard, Op
 from erpprov.errors import ErpprovError
 from erpprov.plan.build import plan_target
-from tests.helpers import apply_all, load_targets, plan_of
+from tests.helpers import apply_all, assert_converged, load_targets, plan_of
 
 FUNCTIONS = """\
       types:
@@ -163,3 +163,32 @@ def test_a_re_signed_function_takes_its_triggers_defaults_checks_policies_and_in
         plan_target(_targets(tmp_path, pg, CALLERS)[0])
     assert ("domain check above on public.positive, generated column g on public.items, policy theirs on public.items"
             in str(refused.value))
+
+
+CALLED = """\
+      schemas: [{name: app}]
+      functions:
+        - {name: next_code, schema: app, returns: text, body: "SELECT 'c-' || nextval('app.codes')"}
+        - name: is_code
+          schema: app
+          arguments: [{name: c, type: text}]
+          returns: boolean
+          body: "SELECT c LIKE 'c-%'"
+          volatility: immutable
+      sequences: [{name: codes, schema: app}]
+      tables:
+        - name: items
+          schema: app
+          columns:
+            - {name: id, type: serial, primary_key: true}
+            - {name: code, type: text, default: "app.next_code()"}
+            - {name: lower_code, type: text, generated: "lower(code)"}
+          checks: [{name: items_code_ok, expression: "app.is_code(code)"}]
+"""
+
+
+def test_a_default_and_a_check_calling_functions_of_the_same_apply_converge(tmp_path, pg, conn):
+    _converge(tmp_path, pg, CALLED)  # the rolled-back table build saw the functions the apply creates
+    conn.execute("INSERT INTO app.items DEFAULT VALUES")
+    assert conn.execute("SELECT code FROM app.items").fetchone() == ("c-1",)
+    assert_converged(tmp_path)
