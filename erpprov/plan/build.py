@@ -54,7 +54,7 @@ from erpprov.postgres.scram import matching_passwords_started
 from erpprov.state import catalog
 from erpprov.state.canon import canonicalize, extension_prelude
 from erpprov.state.data_compare import compare_data
-from erpprov.state.function_canon import canonical_functions, function_prelude
+from erpprov.state.function_canon import canonical_functions, check_languages, function_prelude
 from erpprov.state.matview_indexes import desired_indexes, with_live_indexes
 from erpprov.state.schema_catalog import read_schema_objects, scratch_prelude
 from erpprov.state.scratch import canonicalize_in_scratch_database
@@ -143,6 +143,8 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         may_build = bool((db.tables or views or functions or db.triggers or db.types)
                          and one_value(conn, "SELECT has_database_privilege(current_database(), 'CREATE')"))
         desired_functions = canonical_functions(conn, functions) if may_build else {}
+        if may_build:
+            check_languages(conn, functions, desired_functions, extension_prelude(db, live.extensions))
         # defaults, checks and domains may call the functions this apply creates
         prelude += function_prelude(functions, desired_functions, live_objects.functions)
         if not db.tables or may_build:

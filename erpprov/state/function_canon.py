@@ -11,13 +11,15 @@ the diff then creates it as written, and the next plan compares it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 import psycopg
 from psycopg import sql
 
+from erpprov.core import model
 from erpprov.core.schema_objects import FunctionState
+from erpprov.errors import ErpprovError
 from erpprov.postgres import function_ddl
 from erpprov.state.schema_catalog import FUNCTIONS, function_states
 from erpprov.state.scratch_build import build
@@ -54,3 +56,27 @@ def function_prelude(declared: list[function_ddl.AnyFunction], canonical: dict[i
     return [sql.SQL("SELECT set_config({}, 'off', true)").format(sql.Literal("check_function_bodies")),
             *(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(s)) for s in schemas),
             *(function_ddl.create(f) for _, f in new)]
+
+
+def check_languages(conn: psycopg.Connection, declared: list[function_ddl.AnyFunction],
+                    canonical: dict[int, FunctionState], extensions: Sequence[sql.Composed]) -> None:
+    """A function the scratch build could not make is taken for one over a type the apply creates;
+    one in a language the server lacks would only fail at apply: stop the plan and say which. The
+    languages are read once the extensions the plan creates (``extensions``) exist, rolled back."""
+    unbuilt = [f for i, f in enumerate(declared) if i not in canonical]
+    if not unbuilt:
+        return
+    with conn.transaction(force_rollback=True):
+        try:
+            with conn.transaction():
+                for statement in extensions:
+                    conn.execute(statement)
+        except psycopg.Error:
+            pass  # an extension the server lacks is reported by the table build
+        languages = {name for name, in conn.execute("SELECT lanname::text FROM pg_language")}
+    for f in unbuilt:
+        if f.language not in languages:
+            kind = "procedure" if isinstance(f, model.Procedure) else "function"
+            raise ErpprovError(f"{kind} {f.schema_}.{f.name}: language {f.language} does not exist on the server",
+                               hint="fix its language, or declare the extension that provides it under "
+                                    f"extensions (the server has: {', '.join(sorted(languages))})")

@@ -192,3 +192,11 @@ def test_a_default_and_a_check_calling_functions_of_the_same_apply_converge(tmp_
     conn.execute("INSERT INTO app.items DEFAULT VALUES")
     assert conn.execute("SELECT code FROM app.items").fetchone() == ("c-1",)
     assert_converged(tmp_path)
+
+
+def test_a_function_in_a_language_the_server_lacks_stops_the_plan(tmp_path, pg):
+    body = ('      functions:\n        - {name: f, schema: app, returns: int, language: plfoo, body: "x"}\n'
+            '      schemas: [{name: app}]\n')
+    with pytest.raises(ErpprovError, match=r"function app\.f: language plfoo does not exist") as refused:
+        plan_target(_targets(tmp_path, pg, body)[0])
+    assert "plpgsql" in (refused.value.hint or "")  # what it has instead
