@@ -33,7 +33,7 @@ from erpprov.diff import (
     passwords_to_compare,
 )
 from erpprov.diff.data import diff_data
-from erpprov.diff.function_users import retriggered, take_callers_along
+from erpprov.diff.function_users import live_key, retriggered, take_callers_along
 from erpprov.diff.functions import diff_functions
 from erpprov.diff.renamed_grants import after_renames
 from erpprov.diff.schema_objects import managed_addresses, prune_objects, unmanaged_objects
@@ -188,7 +188,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     function_diff.actions, taken_triggers = take_callers_along(
         function_diff.actions, live_objects.function_users, [(t.schema, t.table, t.name) for t in triggers],
         desired_tables)
-    recreated = frozenset((a.address.parts[1], a.address.parts[2]) for a in function_diff.actions if a.op is Op.REPLACE)
+    recreated = frozenset(live_key(a) for a in function_diff.actions if a.op is Op.REPLACE)
     pruned_views = frozenset((a.address.parts[1], a.address.parts[2]) for a in pruned.actions
                              if a.address.kind in ("view", "materialized_view"))
     view_diff = diff_views(views, desired_views, live_objects.views,

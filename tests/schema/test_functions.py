@@ -200,3 +200,29 @@ def test_a_function_in_a_language_the_server_lacks_stops_the_plan(tmp_path, pg):
     with pytest.raises(ErpprovError, match=r"function app\.f: language plfoo does not exist") as refused:
         plan_target(_targets(tmp_path, pg, body)[0])
     assert "plpgsql" in (refused.value.hint or "")  # what it has instead
+
+
+RESIGNED = """\
+      functions:
+        - {name: label, arguments: [{name: n, type: int}], returns: int, body: "SELECT n",
+           comment: labels, grants: [{to: fn_caller, privileges: [EXECUTE]}]}
+      views:
+        - {name: labels, query: "SELECT label(1) AS l"}
+      tables:
+        - name: items
+          columns:
+            - {name: id, type: int, default: "label(1)"}
+"""
+
+
+def test_a_function_renamed_with_a_new_result_type_in_one_apply_converges(tmp_path, pg, conn):
+    conn.execute("CREATE ROLE fn_caller")
+    _converge(tmp_path, pg, RESIGNED)
+    renamed = (RESIGNED.replace("{name: label,", "{name: tag, renamed_from: label,")
+               .replace("returns: int, body: \"SELECT n\"", "returns: bigint, body: \"SELECT n::bigint\"")
+               .replace("label(1)", "tag(1)").replace("type: int, default", "type: bigint, default"))
+    assert "renamed_from" in renamed and "bigint" in renamed
+    _converge(tmp_path, pg, renamed, allow=frozenset(Hazard))
+    assert conn.execute("SELECT pg_get_function_result('tag(int)'::regprocedure),"
+                        " has_function_privilege('fn_caller', 'tag(int)', 'EXECUTE')").fetchone() == ("bigint", True)
+    assert_converged(tmp_path)
