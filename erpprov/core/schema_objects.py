@@ -168,6 +168,21 @@ class TriggerState:
                 self.constraint, self.deferrable, self.initially_deferred)
 
 
+@dataclass(frozen=True)
+class PruneUser:
+    """Something that depends on an object a prune would drop: ``what`` as PostgreSQL describes it,
+    held by ``holder`` (table, view, materialized_view, function, procedure, type, relation) named
+    (``holder_schema``, ``holder_name``; a function by its signature), or None when unknown;
+    ``trigger``: its name when it is a trigger on that table."""
+
+    used: LiveObject
+    what: str
+    holder: str | None
+    holder_schema: str | None
+    holder_name: str | None
+    trigger: str | None = None
+
+
 @dataclass
 class SchemaObjects:
     """The live schema objects of one database (extension members excluded: they are the extension's),

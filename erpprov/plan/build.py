@@ -36,7 +36,7 @@ from erpprov.diff.data import diff_data
 from erpprov.diff.function_users import live_key, retriggered, take_callers_along
 from erpprov.diff.functions import diff_functions
 from erpprov.diff.renamed_grants import after_renames
-from erpprov.diff.schema_objects import managed_addresses, prune_objects, unmanaged_objects
+from erpprov.diff.schema_objects import managed_addresses, prune_in_use, prune_objects, unmanaged_objects
 from erpprov.diff.scripts import diff_scripts
 from erpprov.diff.sequences import diff_sequences
 from erpprov.diff.tables import diff_tables
@@ -56,6 +56,7 @@ from erpprov.state.canon import canonicalize, extension_prelude
 from erpprov.state.data_compare import compare_data
 from erpprov.state.function_canon import canonical_functions, check_languages, function_prelude
 from erpprov.state.matview_indexes import desired_indexes, with_live_indexes
+from erpprov.state.prune_users import read_prune_users
 from erpprov.state.schema_catalog import read_schema_objects, scratch_prelude
 from erpprov.state.scratch import canonicalize_in_scratch_database
 from erpprov.state.script_journal import read_journal
@@ -165,13 +166,15 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         found = compare_data(conn, db.name, db.tables, desired_tables, live_tables)
         data = diff_data(found, db.tables, known_secrets(target) if found else ())
         scripts = diff_scripts(db.name, db.scripts, read_journal(conn) if db.scripts else {})
+        managed = managed_addresses(db, live_objects) | {
+            Address(f.kind, db.name, f.schema, f"{name}({f.identity})") for i, f in desired_functions.items()
+            for name in filter(None, (f.name, functions[i].renamed_from))}
+        pruned = prune_objects(live_objects, db.name, managed, prune)
+        dropping = {a.address for a in pruned.actions}
+        users = read_prune_users(conn, (o for o in live_objects.objects if o.address(db.name) in dropping))
     snapshot.databases[db.name] = live
     snapshot.tables[db.name] = live_tables
     snapshot.schema_objects[db.name] = live_objects
-    managed = managed_addresses(db, live_objects) | {
-        Address(f.kind, db.name, f.schema, f"{name}({f.identity})") for i, f in desired_functions.items()
-        for name in filter(None, (f.name, functions[i].renamed_from))}
-    pruned = prune_objects(live_objects, db.name, managed, prune)
     result = Result(actions=table_diff.actions + data, unmanaged=table_diff.unmanaged + unmanaged_objects(
         live_objects, db.name, managed | {a.address for a in pruned.actions}))
     if not may_build and (views or functions or db.triggers or any(t.enum is None for t in db.types)):
@@ -210,6 +213,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     trigger_diff.actions = retriggered(trigger_diff.actions, taken_triggers)
     result.extend(trigger_diff)
     result.extend(scripts)
+    result.actions = prune_in_use(result.actions, users, db.name)
     canon = replace(canon, declared_functions={i: (f.schema, f.signature) for i, f in desired_functions.items()})
     kept_tables, kept = as_new(desired_tables, live_tables, live)  # rebuilt tables are new to their grants
     kept = after_renames(kept, result.actions)

@@ -166,3 +166,48 @@ def test_a_pruning_schema_drops_the_undeclared_objects_of_managed_kinds_as_hazar
     # not managed kinds stay, and so do what the extension and the kept enum own
     assert left == {("type", "order_status"), ("type", "floatrange"), ("aggregate", "total(integer)"),
                     ("rule", "no_delete")}
+
+
+IN_USE = """
+CREATE SCHEMA app;
+CREATE FUNCTION app.legacy_code() RETURNS text LANGUAGE sql AS 'SELECT ''x''';
+CREATE TABLE app.items (id int, code text DEFAULT app.legacy_code());
+CREATE VIEW app.base AS SELECT id FROM app.items;
+CREATE VIEW app.top AS SELECT id FROM app.base;
+CREATE FUNCTION app.gone() RETURNS int LANGUAGE sql AS 'SELECT 1';
+CREATE FUNCTION app.z_calls_gone() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT app.gone(); END;
+CREATE VIEW app.gone_view AS SELECT app.z_calls_gone() AS g;
+"""
+
+
+def test_a_prune_stops_the_plan_while_a_kept_object_uses_what_it_would_drop(tmp_path, pg, conn):
+    from erpprov.core.actions import Hazard
+    from erpprov.errors import ErpprovError
+    from erpprov.plan.build import plan_target
+    from tests.helpers import apply_all, assert_converged, load_targets, plan_of
+
+    conn.execute(IN_USE)
+    items = {"name": "items", "schema": "app", "columns": [
+        {"name": "id", "type": "int"}, {"name": "code", "type": "text", "default": "app.legacy_code()"}]}
+    db = {"name": pg.dbname, "schemas": [{"name": "app", "prune": True}], "tables": [items],
+          "views": [{"name": "top", "schema": "app", "query": "SELECT id FROM app.base"}]}
+
+    def plan(**more: object):  # type: ignore[no-untyped-def]
+        targets = load_targets(tmp_path, pg, yaml.safe_dump([{"name": "p", "hosts": "all",
+                                                               "databases": [db | more]}]))
+        return targets, plan_target(targets[0])
+
+    with pytest.raises(ErpprovError, match=r"function app\.legacy_code\(\), but default value for column code "
+                                           "of table app.items still uses it"):
+        plan()
+    legacy = [{"name": "legacy_code", "schema": "app", "returns": "text", "body": "SELECT 'x'"}]
+    with pytest.raises(ErpprovError, match=r"view app\.base, but rule _RETURN on view app\.top still uses it"):
+        plan(functions=legacy)
+    # what uses a pruned object is pruned too: dropped first, a function calling a function included
+    views = db["views"] + [{"name": "base", "schema": "app", "query": "SELECT id FROM app.items"}]
+    targets, planned = plan(functions=legacy, views=views)
+    assert [a.address.parts[-1] for a in planned.ordered() if a.op.value == "delete"] == [
+        "gone_view", "z_calls_gone()", "gone()"]  # not in name order
+    apply_all(targets, allow=frozenset(Hazard))
+    assert plan_of(targets) == []
+    assert_converged(tmp_path)
