@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from psycopg import sql
 
 from erpprov.core import model
-from erpprov.core.actions import Action, Hazard, Op, Phase, Statement
+from erpprov.core.actions import Action, Hazard, Op, Phase
 from erpprov.core.address import Address
 from erpprov.core.cluster import ObjectRef, Privileges
 from erpprov.core.schema_objects import ViewState
@@ -170,7 +170,7 @@ def _index_changes(views: _Views, key: Key) -> list[Action]:
         statements = []
         if w.shape() != h.shape():
             actions.append(Action(address(w.name), Op.REPLACE, Phase.INDEX, database=db,
-                                  sql=(table_ddl.drop_index(s, h.name), *_creating(s, t, w)),
+                                  sql=(table_ddl.drop_index(s, h.name), *creating(s, t, w)),
                                   before=index_view(h), after=index_view(w)))
             continue
         if w.parameters != h.parameters:
@@ -182,17 +182,11 @@ def _index_changes(views: _Views, key: Key) -> list[Action]:
             actions.append(Action(address(h.name), Op.UPDATE, Phase.INDEX, database=db, sql=tuple(statements),
                                   before={"with": list(h.parameters), "comment": h.comment},
                                   after={"with": list(w.parameters), "comment": w.comment}))
-    actions += [Action(address(w.name), Op.CREATE, Phase.INDEX, database=db, sql=tuple(_creating(s, t, w)),
+    actions += [Action(address(w.name), Op.CREATE, Phase.INDEX, database=db, sql=tuple(creating(s, t, w)),
                        after=index_view(w)) for w in missing]
     return actions
 
 
-def _creating(schema: str, name: str, index: IndexState) -> list[Statement]:
-    """CREATE INDEX and its comment; unnamed as written (its view not built yet), PostgreSQL names
-    it, and the next plan sets its comment."""
-    if index.name:
-        return creating(schema, name, index)
-    return [render(table_ddl.create_index(schema, name, index))]
 
 
 def _rename(have: ViewState, new: Key, database: str) -> Action:
@@ -238,7 +232,7 @@ def _in_place(views: _Views, key: Key) -> Action | None:
         indexes = views.indexes.get(key, ())
         return Action(address, Op.CREATE, Phase.VIEW, database=views.database, order=order,
                       sql=(*(render(s) for s in [view_ddl.create(view), *extra]),
-                           *(s for ix in indexes for s in _creating(*key, ix))),
+                           *(s for ix in indexes for s in creating(*key, ix))),
                       after=after | stated | _shown_indexes(indexes))
     before = _shape(have)
     changed = {k for k in after if before.get(k) != after[k]} if want is not None else {"query"}
@@ -298,7 +292,7 @@ def _recreate(views: _Views, key: Key, depth: int) -> Action:
     statements = [create, *(sql.SQL(index) for index in (have.indexes if declared is None else ())),
                   *_restored(kind, have, views.acl.get(key, {}), owner)]
     statements += owner_and_comment(kind, *key, owner, comment, have.owner, have.comment)[0]
-    indexes = [s for ix in declared or () for s in _creating(*key, ix)]
+    indexes = [s for ix in declared or () for s in creating(*key, ix)]
     return Action(_address(views.database, key, materialized), Op.CREATE, Phase.VIEW, database=views.database,
                   order=_RECREATES + depth, sql=(*(render(s) for s in statements), *indexes),
                   after=after | _shown_indexes(declared or ()),
@@ -306,7 +300,7 @@ def _recreate(views: _Views, key: Key, depth: int) -> Action:
 
 
 def _shown_indexes(indexes: tuple[IndexState, ...]) -> dict[str, object]:
-    return {"indexes": {ix.name or "(named by PostgreSQL)": index_view(ix) for ix in indexes}} if indexes else {}
+    return {"indexes": {ix.name: index_view(ix) for ix in indexes}} if indexes else {}
 
 
 def _restored(kind: str, have: ViewState, acl: Mapping[str, Privileges], owner: str | None) -> list[sql.Composable]:

@@ -5,6 +5,7 @@ catalog's own queries, the desired ones built on a stand-in of the view in the s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -15,10 +16,12 @@ from erpprov.core import model
 from erpprov.core.schema_objects import ViewState
 from erpprov.core.tables import IndexState
 from erpprov.postgres import table_ddl
+from erpprov.postgres.naming import choose_name
 from erpprov.state.canon import as_written
 from erpprov.state.table_catalog import read_tables
 
 Key = tuple[str, str]
+_BARE = re.compile(r"[a-z_][a-z0-9_$]*")  # an entry that is a column name, written as an expression
 _LIVE = sql.SQL("c.relkind = 'm' AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'")
 
 
@@ -55,6 +58,21 @@ def desired_indexes(declared: list[model.View | model.MaterializedView], canonic
         if isinstance(view, model.MaterializedView) and view.indexes is not None:
             key = (view.schema_, view.name)
             built = canonical.get(key)
-            wanted[key] = built.index_states if built is not None else tuple(
-                written(ix, set(view.columns)) for ix in view.indexes)
+            wanted[key] = built.index_states if built is not None else _named(view, view.indexes)
     return wanted
+
+
+def _named(view: model.MaterializedView, indexes: list[model.Index]) -> tuple[IndexState, ...]:
+    """As written, an unnamed one under a name of the kind PostgreSQL chooses (so its comment can
+    be set when it is created): unnamed, it is matched by shape, so the next plan accepts whatever
+    name it has."""
+    taken: set[str] = set()
+    states = []
+    for ix in indexes:
+        state = written(ix, set(view.columns))
+        if not state.name:
+            keys = [k.column or (k.expression if k.expression and _BARE.fullmatch(k.expression) else "expr")
+                    for k in state.keys]
+            state = replace(state, name=choose_name(view.name, keys, "idx", taken))
+        states.append(state)
+    return tuple(states)

@@ -27,7 +27,7 @@ BASE = """\
         - name: totals
           query: "SELECT status, sum(total) AS total, count(*) AS n FROM orders GROUP BY status"
           indexes:
-            - {{columns: [status], unique: true}}
+            - {{columns: [status], unique: true, comment: one per status}}
             - {{name: totals_big, columns: ["lower(status)", "total DESC"], where: "total > 100"}}
 """
 
@@ -69,7 +69,7 @@ def test_declared_indexes_are_created_changed_and_dropped_one_at_a_time(tmp_path
     assert "200" in _indexes(conn)["totals_big"]
     assert conn.execute("SELECT n FROM totals").fetchone() == (1,)
 
-    fewer = changed.replace('            - {{columns: [status], unique: true}}\n', "")
+    fewer = changed.replace('            - {{columns: [status], unique: true, comment: one per status}}\n', "")
     [action] = _plan(tmp_path, pg, fewer)
     assert (action.address.parts[-1], action.op) == ("totals_status_idx", Op.DELETE)
     _converge(tmp_path, pg, fewer)
