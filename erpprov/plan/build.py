@@ -153,7 +153,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         else:
             desired_tables = canonicalize_in_scratch_database(target, admin, db.tables, live_tables, prelude)
         # Without CREATE here, views are compared as written: a plan shows them until they match.
-        desired_views, desired_uses = canonical_views(conn, views) if may_build else ({}, {})
+        desired_views, desired_uses = canonical_views(conn, views, prelude) if may_build else ({}, {})
         composites, domains = canonical_types(conn, db.types, prelude) if may_build else ({}, {})
         triggers = [desired_trigger(t) for t in db.triggers]
         conditions = canonical_conditions(conn, triggers) if may_build else {}

@@ -10,6 +10,7 @@ canonical form: the diff then writes it as the file does, and the next plan comp
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 
 import psycopg
@@ -27,16 +28,17 @@ from erpprov.state.scratch_build import build
 Key = tuple[str, str]
 
 
-def canonical_views(conn: psycopg.Connection, declared: list[view_ddl.AnyView]
+def canonical_views(conn: psycopg.Connection, declared: list[view_ddl.AnyView], prelude: Sequence[sql.Composed] = ()
                     ) -> tuple[dict[Key, ViewState], dict[Key, set[Key]]]:
     """Each declared view that the server can build, by its real (schema, name), and the relations
-    each one reads (those of a stand-in under their real names)."""
+    each one reads (those of a stand-in under their real names). ``prelude`` runs first: the
+    types, sequences and functions the apply creates, which queries and index expressions use."""
     if not declared:
         return {}, {}
     tag = uuid.uuid4().hex[:10]
     stand_in = {s: f"erpprov_scratch_{tag}_v{i}" for i, s in enumerate(sorted({v.schema_ for v in declared}))}
     real = {value: key for key, value in stand_in.items()}
-    setup = [sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(s)) for s in stand_in.values()]
+    setup = [*prelude, *(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(s)) for s in stand_in.values())]
     setup.append(sql.SQL("SELECT set_config('search_path', {} || ', ' || current_setting('search_path'), true)")
                  .format(sql.Literal(", ".join(stand_in.values()))))
     # in reading order: a view built before the declared one it reads would bind the live one

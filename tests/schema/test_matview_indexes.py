@@ -135,3 +135,14 @@ def test_export_writes_the_indexes_and_they_round_trip_to_an_empty_database(tmp_
     with pg.connect(copy) as copied:
         assert _indexes(copied) == _indexes(conn)
     assert_converged(tmp_path)
+
+
+def test_an_index_expression_may_call_a_function_the_same_apply_creates(tmp_path, pg, conn):
+    conn.execute("CREATE TABLE orders (id serial PRIMARY KEY, total numeric(10, 2), status text)")
+    unset = BASE.split("      tables:")[0]  # the table exists: the view is built in the scratch build
+    body = BASE.split("      materialized_views:")[1].replace('"lower(status)"', '"norm(status)"')
+    functions = ('      functions:\n        - {{name: norm, arguments: [{{name: s, type: text}}], returns: text,'
+                 ' body: "SELECT lower(s)", volatility: immutable}}\n')
+    _converge(tmp_path, pg, unset + functions + "      materialized_views:" + body)
+    assert "norm(status)" in _indexes(conn)["totals_big"]
+    assert_converged(tmp_path)
