@@ -29,6 +29,7 @@ from erpprov.diff.result import Result
 from erpprov.diff.schema_objects import declared_renames, owner_and_comment
 from erpprov.diff.tables.indexes import creating, index_view
 from erpprov.diff.tables.match import match
+from erpprov.errors import ErpprovError
 from erpprov.postgres import schema_ddl as ddl
 from erpprov.postgres import table_ddl, view_ddl
 from erpprov.postgres.ddl import render
@@ -289,6 +290,8 @@ def _recreate(views: _Views, key: Key, depth: int) -> Action:
     kind = _kind(materialized)
     # its indexes: the file's when it declares them, else back as the server printed them
     declared = views.indexes.get(key)
+    if declared is None:
+        _refuse_lost_indexes(have, views.canonical.get(key))
     statements = [create, *(sql.SQL(index) for index in (have.indexes if declared is None else ())),
                   *_restored(kind, have, views.acl.get(key, {}), owner)]
     statements += owner_and_comment(kind, *key, owner, comment, have.owner, have.comment)[0]
@@ -297,6 +300,20 @@ def _recreate(views: _Views, key: Key, depth: int) -> Action:
                   order=_RECREATES + depth, sql=(*(render(s) for s in statements), *indexes),
                   after=after | _shown_indexes(declared or ()),
                   note="created again in the same transaction, with its owner, comment, grants and indexes")
+
+
+def _refuse_lost_indexes(have: ViewState, want: ViewState | None) -> None:
+    """An index the file leaves alone comes back as it was on the rebuilt view: one over a column
+    the new query no longer has would fail there, so the plan stops and names it."""
+    if want is None:  # not built: what it will have is not known
+        return
+    columns = {name for name, _ in want.columns}
+    for index in have.index_states:
+        if not index.columns <= columns:
+            raise ErpprovError(
+                f"materialized view {have.schema}.{have.name} is rebuilt, but its index {index.name}, which the "
+                f"files do not declare, uses {', '.join(sorted(index.columns - columns))}: the new query lacks it",
+                hint="declare the view's indexes (indexes: [...]), or drop that index first")
 
 
 def _shown_indexes(indexes: tuple[IndexState, ...]) -> dict[str, object]:

@@ -135,7 +135,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         canon = replace(canon, functions=catalog.canonical_functions(conn, function_signatures(db)))
         live_tables = inspect_tables(conn)
         live_objects = read_schema_objects(conn)
-        if any(m.indexes is not None for m in db.materialized_views):
+        if db.materialized_views:  # the indexes of the live ones, declared or kept across a rebuild
             live_objects.views = with_live_indexes(conn, live_objects.views)
         # The types and sequences the file adds exist in the scratch build, so the columns using them canonicalize.
         prelude = [*extension_prelude(db, live.extensions), *scratch_prelude(db, live_objects)]

@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+import pytest
 import yaml
 
 from erpprov.core.actions import Hazard, Op
+from erpprov.errors import ErpprovError
 from erpprov.plan.build import plan_target
 from tests.helpers import apply_all, assert_converged, load_targets, plan_of
 
@@ -91,13 +93,16 @@ def test_a_rebuilt_materialized_view_gets_the_declared_indexes_back_in_the_same_
     assert_converged(tmp_path)
 
 
-def test_indexes_left_undeclared_stay_unmanaged(tmp_path, pg, conn):
+def test_indexes_left_undeclared_stay_unmanaged_and_a_rebuild_that_would_lose_one_stops(tmp_path, pg, conn):
     unset = BASE.split("          indexes:")[0]
     _converge(tmp_path, pg, unset)
     conn.execute("CREATE INDEX totals_mine ON totals (n)")
     plan = plan_target(_targets(tmp_path, pg, unset)[0])
     assert not plan.actions
     assert [a.parts[-1] for a in plan.unmanaged if a.kind == "materialized_view_index"] == ["totals_mine"]
+    with pytest.raises(ErpprovError, match="its index totals_mine, which the files do not declare, uses n"):
+        plan_target(_targets(tmp_path, pg, unset.replace("count(*) AS n", "count(*) AS c"))[0])
+    _targets(tmp_path, pg, unset)
     assert_converged(tmp_path)
 
 
