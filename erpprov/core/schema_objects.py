@@ -132,6 +132,9 @@ class FunctionState:
     attributes: tuple[tuple[str, object], ...]  # volatility, strict, security definer, parallel, cost...
     owner: str | None = None
     comment: str | None = None
+    # its argument types alone (oidvectortypes): what PostgreSQL tells it from its overloads by,
+    # argument names aside
+    types: str = field(default="", compare=False)
 
     @property
     def kind(self) -> str:

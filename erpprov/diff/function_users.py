@@ -55,9 +55,13 @@ def take_callers_along(actions: list[Action], users: Mapping[Key, set[User]], tr
 
 def live_key(action: Action) -> Key:
     """The (schema, signature) of the live function a function action works on: the one it is
-    renamed from, when it renames (its callers know it by that name until the action runs)."""
+    renamed from, or its old signature when its arguments are renamed (its callers know it by
+    that until the action runs)."""
     schema, signature = action.address.parts[1], action.address.parts[2]
-    old = (action.before or {}).get("name")
+    before = action.before or {}
+    if isinstance(before.get("signature"), str):  # its arguments renamed
+        return (schema, before["signature"])
+    old = before.get("name")
     return (schema, f"{old}{signature[signature.index('('):]}") if isinstance(old, str) else (schema, signature)
 
 

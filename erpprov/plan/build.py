@@ -34,7 +34,7 @@ from erpprov.diff import (
 )
 from erpprov.diff.data import diff_data
 from erpprov.diff.function_users import live_key, retriggered, take_callers_along
-from erpprov.diff.functions import diff_functions
+from erpprov.diff.functions import diff_functions, same_types
 from erpprov.diff.renamed_grants import after_renames
 from erpprov.diff.schema_objects import managed_addresses, prune_in_use, prune_objects, unmanaged_objects
 from erpprov.diff.scripts import diff_scripts
@@ -147,7 +147,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         if may_build:
             check_languages(conn, functions, desired_functions, extension_prelude(db, live.extensions))
         # defaults, checks and domains may call the functions this apply creates
-        prelude += function_prelude(functions, desired_functions, live_objects.functions)
+        prelude += function_prelude(functions, desired_functions, live_objects.functions.values())
         if not db.tables or may_build:
             desired_tables = canonicalize(conn, db.tables, live_tables, prelude)
         else:
@@ -168,7 +168,9 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         scripts = diff_scripts(db.name, db.scripts, read_journal(conn) if db.scripts else {})
         managed = managed_addresses(db, live_objects) | {
             Address(f.kind, db.name, f.schema, f"{name}({f.identity})") for i, f in desired_functions.items()
-            for name in filter(None, (f.name, functions[i].renamed_from))}
+            for name in filter(None, (f.name, functions[i].renamed_from))} | {
+            Address(g.kind, db.name, g.schema, g.signature) for f in desired_functions.values()
+            if (g := same_types(f, live_objects.functions)) is not None}
         pruned = prune_objects(live_objects, db.name, managed, prune)
         dropping = {a.address for a in pruned.actions}
         users = read_prune_users(conn, (o for o in live_objects.objects if o.address(db.name) in dropping))

@@ -11,7 +11,7 @@ the diff then creates it as written, and the next plan compares it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 import psycopg
@@ -43,13 +43,14 @@ def canonical_functions(conn: psycopg.Connection, declared: list[function_ddl.An
 
 
 def function_prelude(declared: list[function_ddl.AnyFunction], canonical: dict[int, FunctionState],
-                     live: Collection[tuple[str, str]]) -> list[sql.Composed]:
-    """For the rolled-back scratch builds of tables and types: the declared functions that do not
-    exist yet, under their real names (bodies not checked), so a default, check or domain that
-    calls one is read as the server will print it. Only those the server could build
-    (``canonical``): any other would fail the whole build, and is reported on its own."""
-    new = [(i, f) for i, f in enumerate(declared) if i in canonical
-           and (f.schema_, canonical[i].signature) not in live]
+                     live: Iterable[FunctionState]) -> list[sql.Composed]:
+    """For the rolled-back scratch builds of tables, types and views: the declared functions whose
+    name is new to their schema, under their real names (bodies not checked), so a default, check
+    or domain that calls one is read as the server will print it. Only those the server could
+    build (``canonical``): any other would fail the whole build, and is reported on its own; and
+    no overload of a live name, which could clash with the live one (same argument types)."""
+    taken = {(f.schema, f.name) for f in live}
+    new = [(i, f) for i, f in enumerate(declared) if i in canonical and (f.schema_, f.name) not in taken]
     if not new:
         return []
     schemas = sorted({f.schema_ for _, f in new})

@@ -226,3 +226,18 @@ def test_a_function_renamed_with_a_new_result_type_in_one_apply_converges(tmp_pa
     assert conn.execute("SELECT pg_get_function_result('tag(int)'::regprocedure),"
                         " has_function_privilege('fn_caller', 'tag(int)', 'EXECUTE')").fetchone() == ("bigint", True)
     assert_converged(tmp_path)
+
+
+def test_a_new_default_calling_a_function_whose_argument_is_renamed_plans_and_converges(tmp_path, pg, conn):
+    called = ('      functions:\n'
+              '        - {name: f, arguments: [{name: a, type: int}], returns: int, body: "SELECT a"}\n'
+              '      views: [{name: calls_f, query: "SELECT f(1) AS v"}]\n')
+    _converge(tmp_path, pg, called)
+    table = "      tables:\n        - {name: t, columns: [{name: x, type: int, default: \"f(1)\"}]}\n"
+    conn.execute("CREATE TABLE kept (y int DEFAULT f(2))")  # an undeclared caller: the plan names it
+    with pytest.raises(ErpprovError, match="kept"):
+        plan_target(_targets(tmp_path, pg, called.replace("name: a,", "name: b,").replace("SELECT a", "SELECT b"))[0])
+    conn.execute("DROP TABLE kept")
+    _converge(tmp_path, pg, called.replace("name: a,", "name: b,").replace("SELECT a", "SELECT b") + table,
+              allow=frozenset(Hazard))  # a new argument name is a new function to PostgreSQL
+    assert_converged(tmp_path)
