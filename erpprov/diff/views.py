@@ -188,8 +188,6 @@ def _index_changes(views: _Views, key: Key) -> list[Action]:
     return actions
 
 
-
-
 def _rename(have: ViewState, new: Key, database: str) -> Action:
     """First of all: what reads the view, or is dropped around it, knows it by its new name."""
     kind = _kind(have.materialized)
