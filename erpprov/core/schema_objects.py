@@ -176,14 +176,15 @@ class PruneUser:
     """Something that depends on an object a prune would drop: ``what`` as PostgreSQL describes it,
     held by ``holder`` (table, view, materialized_view, function, procedure, type, relation) named
     (``holder_schema``, ``holder_name``; a function by its signature), or None when unknown;
-    ``trigger``: its name when it is a trigger on that table."""
+    ``part``: the address parts (kind, then names) of the part of a table it is, when it is a
+    trigger, constraint, index or column (its default or type)."""
 
     used: LiveObject
     what: str
     holder: str | None
     holder_schema: str | None
     holder_name: str | None
-    trigger: str | None = None
+    part: tuple[str, ...] | None = None
 
 
 @dataclass

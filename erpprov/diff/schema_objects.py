@@ -160,7 +160,11 @@ def prune_in_use(actions: list[Action], users: Iterable[PruneUser], database: st
             used = dropped.get(user.used.address(database))
             if used is None:  # taken along by another drop already
                 continue
-            holder = dropped.get(_holder(user, database)) if user.holder else None
+            part = dropped.get(Address(user.part[0], database, *user.part[1:])) if user.part else None
+            if part is not None and part.phase < used.phase:  # that part of a table goes first
+                continue
+            holder = dropped.get(Address(user.holder, database, user.holder_schema or "", user.holder_name or "")
+                                 ) if user.holder else None
             if holder is None or holder.phase > used.phase:
                 raise ErpprovError(f"prune would drop {user.used.describe()}, but {user.what} still uses it",
                                    hint="declare it in the files, or stop using it first (apply that), then prune")
@@ -173,7 +177,12 @@ def prune_in_use(actions: list[Action], users: Iterable[PruneUser], database: st
     return [replace(a, order=order[a.address]) if a.address in order else a for a in actions]
 
 
-def _holder(user: PruneUser, database: str) -> Address:
-    if user.trigger is not None:
-        return Address("trigger", database, user.holder_schema or "", user.holder_name or "", user.trigger)
-    return Address(user.holder or "", database, user.holder_schema or "", user.holder_name or "")
+def refuse_reading_dropped(reads: Mapping[tuple[str, str], set[tuple[str, str]]],
+                           dropped: Collection[tuple[str, str]]) -> None:
+    """``reads``: what each declared view reads (the scratch build's pg_depend); ``dropped``: the
+    tables the plan drops. A view the files keep cannot read one: DROP TABLE would fail at apply."""
+    for view, read in sorted(reads.items()):
+        for table in sorted(read & set(dropped)):
+            raise ErpprovError(f"view {'.'.join(view)} reads table {'.'.join(table)}, which this apply drops "
+                               "(a schema that prunes, and the files do not declare it)",
+                               hint="declare the table, or change the view's query")

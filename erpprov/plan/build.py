@@ -19,6 +19,7 @@ from erpprov.core import model
 from erpprov.core.actions import Action, HostPlan, Op
 from erpprov.core.address import Address
 from erpprov.core.cluster import LiveCluster, LiveDatabase, Privileges
+from erpprov.core.schema_objects import LiveObject
 from erpprov.core.tables import TableDiff, TablesState
 from erpprov.core.target import Target
 from erpprov.diff import (
@@ -36,7 +37,13 @@ from erpprov.diff.data import diff_data
 from erpprov.diff.function_users import live_key, retriggered, take_callers_along
 from erpprov.diff.functions import diff_functions, same_types
 from erpprov.diff.renamed_grants import after_renames
-from erpprov.diff.schema_objects import managed_addresses, prune_in_use, prune_objects, unmanaged_objects
+from erpprov.diff.schema_objects import (
+    managed_addresses,
+    prune_in_use,
+    prune_objects,
+    refuse_reading_dropped,
+    unmanaged_objects,
+)
 from erpprov.diff.scripts import diff_scripts
 from erpprov.diff.sequences import diff_sequences
 from erpprov.diff.tables import diff_tables
@@ -173,7 +180,9 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
             if (g := same_types(f, live_objects.functions)) is not None}
         pruned = prune_objects(live_objects, db.name, managed, prune)
         dropping = {a.address for a in pruned.actions}
-        users = read_prune_users(conn, (o for o in live_objects.objects if o.address(db.name) in dropping))
+        users = read_prune_users(conn, [*(o for o in live_objects.objects if o.address(db.name) in dropping),
+                                        *(LiveObject("table", *a.address.parts[1:]) for a in table_diff.actions
+                                          if a.address.kind == "table" and a.op is Op.DELETE)])
     snapshot.databases[db.name] = live
     snapshot.tables[db.name] = live_tables
     snapshot.schema_objects[db.name] = live_objects
@@ -216,6 +225,8 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     result.extend(trigger_diff)
     result.extend(scripts)
     result.actions = prune_in_use(result.actions, users, db.name)
+    refuse_reading_dropped(desired_uses, [(a.address.parts[1], a.address.parts[2]) for a in table_diff.actions
+                                          if a.address.kind == "table" and a.op is Op.DELETE])
     canon = replace(canon, declared_functions={i: (f.schema, f.signature) for i, f in desired_functions.items()})
     kept_tables, kept = as_new(desired_tables, live_tables, live)  # rebuilt tables are new to their grants
     kept = after_renames(kept, result.actions)

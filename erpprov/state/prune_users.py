@@ -24,7 +24,7 @@ target AS (
     SELECT pr.kind, pr.schema, pr.name, 'pg_class'::regclass, c.oid
     FROM pruned pr JOIN pg_namespace n ON n.nspname = pr.schema JOIN pg_class c ON c.relnamespace = n.oid
      AND c.relname = pr.name
-    WHERE pr.kind IN ('view', 'materialized_view', 'sequence')
+    WHERE pr.kind IN ('table', 'view', 'materialized_view', 'sequence')
     UNION ALL
     SELECT pr.kind, pr.schema, pr.name, 'pg_type'::regclass, t.oid
     FROM pruned pr JOIN pg_namespace n ON n.nspname = pr.schema JOIN pg_type t ON t.typnamespace = n.oid
@@ -39,7 +39,10 @@ SELECT DISTINCT t.kind, t.schema, t.name, pg_describe_object(d.classid, d.objid,
        coalesce(cn.nspname, pn.nspname, tn.nspname),
        coalesce(CASE WHEN c.relkind = 'c' THEN ct.typname END, c.relname,
                 format('%%s(%%s)', p.proname, pg_get_function_identity_arguments(p.oid)), ty.typname),
-       tg.tgname
+       CASE WHEN tg.oid IS NOT NULL THEN ARRAY['trigger', cn.nspname, c.relname, tg.tgname]
+            WHEN co.conrelid <> 0 THEN ARRAY['constraint', cn.nspname, c.relname, co.conname]
+            WHEN ix.indexrelid IS NOT NULL THEN ARRAY['index', cn.nspname, ic.relname]
+            WHEN at.attname IS NOT NULL THEN ARRAY['column', cn.nspname, c.relname, at.attname::text] END
 FROM target t
 JOIN pg_depend d ON d.refclassid = t.classid AND d.refobjid = t.objid AND d.deptype = 'n'
 LEFT JOIN pg_rewrite rw ON d.classid = 'pg_rewrite'::regclass AND rw.oid = d.objid
@@ -51,6 +54,9 @@ LEFT JOIN pg_index ix ON d.classid = 'pg_class'::regclass AND ix.indexrelid = d.
 LEFT JOIN pg_class c ON c.oid = coalesce(rw.ev_class, ad.adrelid, nullif(co.conrelid, 0), tg.tgrelid, po.polrelid,
                                          ix.indrelid, CASE WHEN d.classid = 'pg_class'::regclass THEN d.objid END)
 LEFT JOIN pg_namespace cn ON cn.oid = c.relnamespace
+LEFT JOIN pg_class ic ON ic.oid = ix.indexrelid
+LEFT JOIN pg_attribute at ON at.attrelid = c.oid AND at.attnum = coalesce(ad.adnum, CASE
+    WHEN d.classid = 'pg_class'::regclass AND d.objsubid > 0 THEN d.objsubid END)
 LEFT JOIN pg_type ct ON ct.oid = c.reltype
 LEFT JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
 LEFT JOIN pg_namespace pn ON pn.oid = p.pronamespace
@@ -61,10 +67,12 @@ ORDER BY 1, 2, 3, 4
 
 
 def read_prune_users(conn: psycopg.Connection, pruned: Iterable[LiveObject]) -> list[PruneUser]:
+    """``pruned``: the objects a prune drops (tables too, as LiveObject("table", ...))."""
     objects = [o for o in pruned if o.kind != "trigger"]  # nothing depends on a trigger
     if not objects:
         return []
     rows = conn.execute(USERS, [[o.kind for o in objects], [o.schema for o in objects],
                                 [o.name for o in objects]]).fetchall()
-    return [PruneUser(LiveObject(kind, schema, name), what, holder, holder_schema, holder_name, trigger)
-            for kind, schema, name, what, holder, holder_schema, holder_name, trigger in rows]
+    return [PruneUser(LiveObject(kind, schema, name), what, holder, holder_schema, holder_name,
+                      tuple(part) if part else None)
+            for kind, schema, name, what, holder, holder_schema, holder_name, part in rows]

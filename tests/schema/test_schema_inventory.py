@@ -177,6 +177,9 @@ CREATE VIEW app.top AS SELECT id FROM app.base;
 CREATE FUNCTION app.gone() RETURNS int LANGUAGE sql AS 'SELECT 1';
 CREATE FUNCTION app.z_calls_gone() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT app.gone(); END;
 CREATE VIEW app.gone_view AS SELECT app.z_calls_gone() AS g;
+CREATE TABLE app.old (id int PRIMARY KEY);
+ALTER TABLE app.items ADD CONSTRAINT items_old FOREIGN KEY (id) REFERENCES app.old;  -- the plan drops it first
+CREATE VIEW app.reads_old AS SELECT id FROM app.old;
 """
 
 
@@ -203,11 +206,18 @@ def test_a_prune_stops_the_plan_while_a_kept_object_uses_what_it_would_drop(tmp_
     legacy = [{"name": "legacy_code", "schema": "app", "returns": "text", "body": "SELECT 'x'"}]
     with pytest.raises(ErpprovError, match=r"view app\.base, but rule _RETURN on view app\.top still uses it"):
         plan(functions=legacy)
-    # what uses a pruned object is pruned too: dropped first, a function calling a function included
     views = db["views"] + [{"name": "base", "schema": "app", "query": "SELECT id FROM app.items"}]
+    def reading_old(name: str) -> list[dict[str, str]]:
+        return [*views, {"name": name, "schema": "app", "query": "SELECT id FROM app.old"}]
+
+    with pytest.raises(ErpprovError, match=r"table app\.old, but rule _RETURN on view app\.reads_old still uses"):
+        plan(functions=legacy, views=reading_old("reads_old"))  # a live reader of a pruned table
+    with pytest.raises(ErpprovError, match=r"view app\.new_reader reads table app\.old, which this apply drops"):
+        plan(functions=legacy, views=reading_old("new_reader"))  # a new one
+    # what uses a pruned object is pruned too: dropped first, a function calling a function included
     targets, planned = plan(functions=legacy, views=views)
     assert [a.address.parts[-1] for a in planned.ordered() if a.op.value == "delete"] == [
-        "gone_view", "z_calls_gone()", "gone()"]  # not in name order
+        "gone_view", "reads_old", "items_old", "old", "z_calls_gone()", "gone()"]  # z_calls_gone: not in name order
     apply_all(targets, allow=frozenset(Hazard))
     assert plan_of(targets) == []
     assert_converged(tmp_path)
