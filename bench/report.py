@@ -20,6 +20,8 @@ ANSIBLE_FACTOR = 20.0
 APPLY_VS_PSQL = 1.5
 HELP_SECONDS = 0.3
 SCALE_VS_DUMP = 1.5  # no-op plan at 1,000 tables and at 10,000, export at 10,000: against pg_dump --schema-only
+DEV_VS_DUMP = 3.0  # no-op plan of playbooks/dev.yaml against pg_dump --schema-only of its database
+SCHEMA_VS_DUMP = 2.0  # whole schema (bench/schema.py), issue #22 (issue #16: 3x, bench/schema.py's TARGET)
 
 
 def _cpu_model() -> str:
@@ -199,6 +201,18 @@ def markdown(results: Any, env: dict[str, str], args: Any, elapsed: float) -> st
         for series in results.seed:
             w(f"| {series.what} | {series.tool} | {_seconds(series)} | {series.peak_mib:.0f} MiB |")
         w("")
+    if results.dev:
+        w("### The shipped playbooks/dev.yaml\n")
+        w("Applied once to the benchmark's server (external driver), then its no-op plan and `pg_dump "
+          "--schema-only` of its database `erp`, alternated run by run (bench/devplaybook.py).\n")
+        w("| measurement | tool | seconds: median (min–max) | peak RSS |\n|---|---|---|---|")
+        for series in results.dev:
+            w(f"| {series.what} | {series.tool} | {_seconds(series)} | {series.peak_mib:.0f} MiB |")
+        w("")
+    if results.schema:
+        from bench.schema import markdown as schema_markdown
+
+        w(schema_markdown(*results.schema, heading="### The whole schema (bench/schema.py)"))
     w("## Targets\n")
     w("| target | result | met |\n|---|---|---|")
     for name, detail, met in targets(results, sizes):
@@ -256,6 +270,25 @@ def targets(results: Any, sizes: list[int]) -> list[tuple[str, str, bool | None]
               if results.get(s, "erpprov", "no-op plan")}
     rows.append(("no-op plan sends the same number of statements at every N",
                  ", ".join(f"N={s}: {c}" for s, c in counts.items()), len(set(counts.values())) == 1))
+    for size in (s for s in sizes if s in (1000, 10_000)):
+        ratio = _ratio(results.get(size, "erpprov", "no-op plan, resident"),
+                       results.get(size, "pg_dump", "schema-only"))
+        if ratio is not None:
+            rows.append((f"no-op plan at N={size} ≤ {SCALE_VS_DUMP}× pg_dump --schema-only, with the resident process",
+                         _fmt_ratio(ratio), ratio <= SCALE_VS_DUMP))
+    dump = next((s for s in results.dev if s.tool == "pg_dump"), None)
+    for series in (s for s in results.dev if s.tool == "erpprov"):
+        ratio = _ratio(series, dump)
+        how = ", with the resident process" if "resident" in series.what else ""
+        rows.append((f"no-op plan of playbooks/dev.yaml ≤ {DEV_VS_DUMP:.0f}× pg_dump --schema-only{how}",
+                     _fmt_ratio(ratio), ratio <= DEV_VS_DUMP if ratio is not None else None))
+    if results.schema:
+        from bench.schema import TARGET, verdicts
+
+        plans, dumps, _, resident = results.schema
+        for how, ratio in verdicts(plans, dumps, resident):
+            rows.append((f"whole-schema no-op plan ≤ {TARGET:.0f}× pg_dump (issue #16), ≤ {SCHEMA_VS_DUMP:.0f}× "
+                         f"(issue #22), {how}", _fmt_ratio(ratio), ratio <= SCHEMA_VS_DUMP))
     helped = next((s for s in results.startup if s.tool == "erpprov"), None)
     rows.append((f"erpprov --help starts in < {HELP_SECONDS} s", _seconds(helped) + " s",
                  helped.median < HELP_SECONDS if helped else None))

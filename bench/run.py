@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import contextlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from bench import report
 from bench.measure import CommandFailed, Run, Series, run
+from bench.resident import resident
 from bench.server import USER, Server, throwaway_server
 from bench.workload import DATABASE, LARGE_SIZE, Workload, write_all
 
@@ -36,6 +39,8 @@ class Results:
     checks: list[tuple[int, str, bool, str]] = field(default_factory=list)  # (size, check, passed, detail)
     startup: list[Series] = field(default_factory=list)
     seed: list[Series] = field(default_factory=list)  # bench/seed.py: rows loaded and compared
+    dev: list[Series] = field(default_factory=list)  # bench/devplaybook.py: playbooks/dev.yaml
+    schema: tuple | None = None  # bench/schema.py: (plans, dumps, first plan, plans with the resident)
     notes: list[str] = field(default_factory=list)
 
     def check(self, size: int, name: str, passed: bool, detail: str = "") -> None:
@@ -52,7 +57,9 @@ def _changed(result: Run) -> int | None:
 
 class Bench:
     def __init__(self, server: Server, workdir: Path, runs: int, log=print, timeout: float = 3600,
-                 count: str = "extra", baseline: Path | None = None, large_runs: int = 1, migra=None):
+                 count: str = "extra", baseline: Path | None = None, large_runs: int = 1, migra=None,
+                 resident_env: dict[str, str] | None = None):
+        self.resident_env = resident_env  # the environment of runs measured with the resident process
         self.migra = migra  # bench.migra_env.Migra, or None to leave migra out
         self.large_runs = large_runs
         self.baseline = baseline  # another checkout whose no-op plan is timed beside this one's
@@ -169,6 +176,10 @@ class Bench:
         self.measure(Series("erpprov", "no-op plan", size),
                      self.erpprov(files, "plan", "--detailed-exitcode", "--no-color"), directory,
                      validate=no_changes)
+        if self.resident_env is not None:
+            self.measure(Series("erpprov", "no-op plan, resident", size),
+                         self.erpprov(files, "plan", "--detailed-exitcode", "--no-color"), directory,
+                         env=self.resident_env, validate=no_changes)
         if self.baseline is not None:
             self.against_baseline(files, directory, size)
         # pg_dump --schema-only of the populated database: the floor for reading.
@@ -299,6 +310,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="instead of the sizes: HOSTS throwaway clusters reconciled by erpprov --forks and by "
                              "ansible-playbook -f with the erpprov.postgres.apply module (bench/fleet.py)")
     parser.add_argument("--fleet-forks", type=int, default=10, help="forks of both tools in --fleet (default 10)")
+    parser.add_argument("--no-schema", action="store_true",
+                        help="leave out the whole-schema plan (1,000 tables with views, functions, triggers, enums)")
+    parser.add_argument("--no-dev", action="store_true", help="leave out the no-op plan of playbooks/dev.yaml")
+    parser.add_argument("--no-resident", action="store_true",
+                        help="leave out the runs with the resident process (erpprov resident start)")
     parser.add_argument("--schema", action="store_true",
                         help="instead of the sizes: the no-op plan of 1,000 tables with views, functions, triggers "
                              "and enums beside pg_dump --schema-only (bench/schema.py)")
@@ -383,14 +399,30 @@ def main(argv: list[str] | None = None) -> int:
         migra = ensure_migra(args.ansible_venv_dir, log)
     workdir = Path(tempfile.mkdtemp(prefix="erpprov-bench-work-"))
     started = time.monotonic()
+    # Every erpprov run is a process of its own, but those measured "with the resident": a resident
+    # the user started must not serve the benchmark.
+    os.environ["ERPPROV_RESIDENT"] = "off"
     try:
-        with throwaway_server() as server:
+        with throwaway_server() as server, contextlib.ExitStack() as stack:
+            resident_env = None if args.no_resident else stack.enter_context(resident(sys.executable, workdir))
             log(f"PostgreSQL {server.version()} on {server.host}:{server.port}")
             bench = Bench(server, workdir, args.runs, log, args.timeout, baseline=args.baseline,
-                          large_runs=args.large_runs, migra=migra)
+                          large_runs=args.large_runs, migra=migra, resident_env=resident_env)
             bench.startup()
             for size in args.sizes:
                 bench.size(size, ansible if size in args.ansible_sizes else None, args.ansible_runs)
+            if not args.no_dev:
+                from bench.devplaybook import run_dev
+
+                log("playbooks/dev.yaml")
+                bench.results.dev = run_dev(bench, resident_env)
+            if not args.no_schema:
+                from bench.schema import measure as measure_schema
+
+                log("whole schema")
+                directory = workdir / "schema"
+                directory.mkdir()
+                bench.results.schema = measure_schema(server, directory, args.runs, log, resident_env)
             if args.seed_rows:
                 from bench.seed import run_seed
 
@@ -415,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({"environment": env, "series": [s.to_json() for s in bench.results.series],
                                          "startup": [s.to_json() for s in bench.results.startup],
                                          "seed": [s.to_json() for s in bench.results.seed],
+                                         "dev": [s.to_json() for s in bench.results.dev],
                                          "checks": bench.results.checks}, indent=2) + "\n")
     failed = [c for c in bench.results.checks if not c[2]]
     for size, name, _, detail in failed:

@@ -1,3 +1,3 @@
-from erpprov.cli import main
+from erpprov.launch import main
 
 main()

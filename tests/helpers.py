@@ -160,6 +160,9 @@ def cli_environ(env: dict[str, str] | None = None, drop: tuple[str, ...] = ()) -
     for key in drop:
         environ.pop(key, None)
     environ["PYTHONPATH"] = str(REPO) + os.pathsep + environ.get("PYTHONPATH", "")
+    # Every command runs in its own process unless a test asks for a resident (tests/test_resident.py):
+    # a resident the developer started must not serve the tests.
+    environ["ERPPROV_RESIDENT"] = (env or {}).get("ERPPROV_RESIDENT", "off")
     return environ
 
 
@@ -168,7 +171,7 @@ def erpprov_on_path(bin_dir: Path) -> dict[str, str]:
     writes for the entry point, for tools that call `erpprov` themselves (a shell, pre-commit)."""
     bin_dir.mkdir(parents=True, exist_ok=True)
     program = bin_dir / "erpprov"
-    program.write_text(f"#!{sys.executable}\nfrom erpprov.cli import main\nmain()\n")
+    program.write_text(f"#!{sys.executable}\nfrom erpprov.launch import main\nmain()\n")
     program.chmod(0o755)
     environ = cli_environ()
     environ["PATH"] = f"{bin_dir}{os.pathsep}{environ['PATH']}"

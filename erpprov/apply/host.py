@@ -7,7 +7,7 @@ it, refuse hazards not allowed, execute, and plan once more: that plan must be e
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from erpprov.apply.executor import application_name, apply_lock, execute
@@ -16,6 +16,7 @@ from erpprov.apply.hazards import Confirm, check_hazards
 from erpprov.core.actions import Action, Hazard
 from erpprov.core.address import Address
 from erpprov.core.display import shown
+from erpprov.core.seed import RowDigests
 from erpprov.core.target import Target
 from erpprov.drivers import make_driver
 from erpprov.drivers.base import Driver, Progress
@@ -114,7 +115,8 @@ def _apply_sql(target: Target, options: ApplyOptions, event: Event, report: Appl
             connect(target.connection, wait=wait, application_name=application_name()) as admin:
         lock_warnings: list[str] = []
         with apply_lock(target.connection, admin, options.lock_wait, lock_warnings.append):
-            result, snapshot = plan_sql(target, admin)
+            digests = RowDigests()
+            result, snapshot = plan_sql(target, admin, digests)
             report.warnings = lock_warnings + result.warnings
             if options.saved is not None:
                 planfile.check_host(options.saved, redact_actions(result.actions, known_secrets(target)), snapshot)
@@ -123,7 +125,8 @@ def _apply_sql(target: Target, options: ApplyOptions, event: Event, report: Appl
                 return  # nothing ran, so nothing can have failed to converge
             execute(result.actions, target.connection, admin, record, explain=explain_failure,
                     warn=report.warnings.append)
-            again, _ = plan_sql(target, admin)
+            # The seeded rows: compared in full only where a table no longer matches their digest.
+            again, _ = plan_sql(target, admin, replace(digests, reuse=True))
     leftover = [a for a in again.actions if not a.repeats]
     if leftover:
         raise ErpprovError(

@@ -12,7 +12,20 @@ from typing import Any
 import click
 
 from erpprov import __version__
-from erpprov.cli.commands import apply, backup, check, compose, diagram, drift, export, init, plan, server, shell
+from erpprov.cli.commands import (
+    apply,
+    backup,
+    check,
+    compose,
+    diagram,
+    drift,
+    export,
+    init,
+    plan,
+    resident,
+    server,
+    shell,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -41,5 +54,5 @@ def _terminated(signum: int, frame: Any) -> None:
 
 for command in (check.validate, check.schema, plan.plan, apply.apply, server.status, server.logs, server.psql,
                 server.destroy, backup.backup_cmd, backup.restore_cmd, init.init_cmd, export.export_cmd,
-                shell.completion, diagram.diagram_cmd, drift.diff_cmd, compose.compose_cmd):
+                shell.completion, diagram.diagram_cmd, drift.diff_cmd, compose.compose_cmd, resident.resident):
     main.add_command(command)

@@ -14,6 +14,7 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 # A sample of each kind of change is shown in a plan; the counts say the rest.
@@ -120,3 +121,17 @@ class DataComparison:
     @property
     def changes(self) -> bool:
         return bool(self.to_insert or self.to_update or self.to_delete)
+
+
+Digest = tuple[int, Decimal | None]  # rows, and the sum of their hashes (None: no rows)
+
+
+@dataclass
+class RowDigests:
+    """The declared rows of each seeded table (by database, schema, table) as the plan inside apply
+    found them: how many, and the sum of their hashes (postgres.data_ddl.digest_query). The plan
+    after the apply reads a table once to tell whether it holds exactly those rows, rather than
+    copying the rows again to compare them; ``reuse`` marks that second plan."""
+
+    taken: dict[tuple[str, str, str], Digest] = field(default_factory=dict)
+    reuse: bool = False

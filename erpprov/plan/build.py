@@ -20,6 +20,7 @@ from erpprov.core.actions import Action, HostPlan, Op
 from erpprov.core.address import Address
 from erpprov.core.cluster import LiveCluster, LiveDatabase, Privileges
 from erpprov.core.schema_objects import LiveObject
+from erpprov.core.seed import RowDigests
 from erpprov.core.tables import TableDiff, TablesState
 from erpprov.core.target import Target
 from erpprov.diff import (
@@ -109,7 +110,9 @@ def _shown(plan: HostPlan, target: Target) -> HostPlan:
     return plan
 
 
-def plan_sql(target: Target, admin: psycopg.Connection) -> tuple[Result, Snapshot]:
+def plan_sql(target: Target, admin: psycopg.Connection, digests: RowDigests | None = None
+             ) -> tuple[Result, Snapshot]:
+    """``digests``: of the seeded rows, taken or reused (the plans before and after an apply)."""
     play = target.play
     cluster = catalog.read_cluster(admin)
     snapshot = Snapshot(cluster=cluster)
@@ -120,7 +123,7 @@ def plan_sql(target: Target, admin: psycopg.Connection) -> tuple[Result, Snapsho
     # and their tables canonicalized, which mostly wait for the server.
     with matching_passwords_started(passwords_to_compare(play, cluster)) as passwords:
         for db in play.databases:
-            contents.extend(_plan_database(target, admin, db, cluster, canon, snapshot))
+            contents.extend(_plan_database(target, admin, db, cluster, canon, snapshot, digests))
         canon.passwords = passwords()
     result = Result()
     result.extend(diff_roles(play, cluster, canon, login_role=target.connection.pg_user))
@@ -130,7 +133,7 @@ def plan_sql(target: Target, admin: psycopg.Connection) -> tuple[Result, Snapsho
 
 
 def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database, cluster: LiveCluster,
-                   canon: Canon, snapshot: Snapshot) -> Result:
+                   canon: Canon, snapshot: Snapshot, digests: RowDigests | None) -> Result:
     # A new database starts as a copy of its template (template0 refuses connections; a fresh
     # template1 holds the same), so that is the state its plan builds on.
     source = db.name
@@ -170,7 +173,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
             prune |= set(live.schemas) | {t.schema_ for t in db.tables}
         table_diff, live_tables = diff_read_rows(conn, desired_tables, live_tables, database=db.name,
                                                         prune_schemas=prune)
-        found = compare_data(conn, db.name, db.tables, desired_tables, live_tables)
+        found = compare_data(conn, db.name, db.tables, desired_tables, live_tables, digests)
         data = diff_data(found, db.tables, known_secrets(target) if found else ())
         scripts = diff_scripts(db.name, db.scripts, read_journal(conn) if db.scripts else {})
         managed = managed_addresses(db, live_objects) | {

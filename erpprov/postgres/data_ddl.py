@@ -32,8 +32,8 @@ def ordinal(columns: tuple[str, ...]) -> str:
     return name
 
 
-def _comparable(alias: str, column: str, type_: str) -> sql.Composable:
-    value = sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(column))
+def _comparable(alias: str | None, column: str, type_: str) -> sql.Composable:
+    value = sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(column)) if alias else ident(column)
     cast = _COMPARED_AS.get(type_.removesuffix("[]"))
     if cast is None:
         return value
@@ -75,57 +75,99 @@ def copy_seed(columns: tuple[str, ...], header: bool, payload: bytes, rows: str,
     return Statement(shown, shown=f"{shown} -- {rows}", copy=payload)
 
 
-def compare_query(c: DataComparison, live_name: str | None, live_columns: dict[str, str]) -> sql.Composed:
-    """One row: counts and samples of rows to insert, update and delete, and of declared rows that
-    cannot be loaded (a key repeated or NULL). ``live_name``: the live table's name in the schema
-    (None: it does not exist yet); ``live_columns``: its column types, where a column it lacks yet
-    (added by this plan) reads as NULL and one of another type is cast."""
-    order = ident(ordinal(c.columns))
-    live_items: list[sql.Composable] = []
+def _live_rows(c: DataComparison, live_name: str | None, live_columns: dict[str, str]) -> sql.Composable:
+    """The live table's rows in the declared columns and types (see compare_query)."""
+    items: list[sql.Composable] = []
     for name, type_ in zip(c.columns, c.types, strict=True):
         if name not in live_columns:
-            live_items.append(sql.SQL("NULL::{} AS {}").format(sql.SQL(type_), ident(name)))
+            items.append(sql.SQL("NULL::{} AS {}").format(sql.SQL(type_), ident(name)))
         elif live_columns[name] != type_:
-            live_items.append(sql.SQL("{}::{} AS {}").format(ident(name), sql.SQL(type_), ident(name)))
+            items.append(sql.SQL("{}::{} AS {}").format(ident(name), sql.SQL(type_), ident(name)))
         else:
-            live_items.append(ident(name))
-    live = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(live_items), ident(c.schema, live_name)) \
-        if live_name is not None else sql.SQL("SELECT {} WHERE false").format(sql.SQL(", ").join(live_items))
+            items.append(ident(name))
+    if live_name is None:
+        return sql.SQL("SELECT {} WHERE false").format(sql.SQL(", ").join(items))
+    return sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(items), ident(c.schema, live_name))
+
+
+def unique_keys(c: DataComparison) -> sql.Composed:
+    """A unique index on the seed table's keys, built once its rows are in: a sorted build proves
+    no key repeats for a fraction of grouping the keys (it fails on the first repeated one, which
+    key_problems_query then names by row). NULL keys pass it: the comparison names those."""
+    types = dict(zip(c.columns, c.types, strict=True))
+    return sql.SQL("CREATE UNIQUE INDEX ON {} ({})").format(SEED_TABLE, sql.SQL(", ").join(
+        sql.SQL("({})").format(_comparable(None, k, types[k])) for k in c.key))
+
+
+def key_problems_query(c: DataComparison) -> sql.Composed:
+    """One row: the first rows (by number) whose key is NULL, and that repeat an earlier row's key."""
+    order = ident(ordinal(c.columns))
+    types = dict(zip(c.columns, c.types, strict=True))
+    null_key = sql.SQL(" OR ").join(sql.SQL("{} IS NULL").format(ident(k)) for k in c.key)
+    return sql.SQL("""
+SELECT (SELECT array_agg({order} ORDER BY {order}) FROM (SELECT {order} FROM {seed} WHERE {null_key}
+                                                      ORDER BY {order} LIMIT {n}) x),
+       (SELECT array_agg(o ORDER BY o) FROM (SELECT max({order}) AS o FROM {seed} GROUP BY {key_cols}
+                                             HAVING count(*) > 1 ORDER BY o LIMIT {n}) x)
+""").format(seed=SEED_TABLE, order=order, null_key=null_key, key_cols=sql.SQL(", ").join(
+    _comparable(None, k, types[k]) for k in c.key),
+            n=literal(SAMPLE_ROWS))
+
+
+def digest_query(c: DataComparison, live_name: str | None = None,
+                 live_columns: dict[str, str] | None = None) -> sql.Composed:
+    """One row: how many rows, and the sum of their hashes, of the seed table (``live_name`` None)
+    or of the live table in the declared columns and types. Hashes follow each type's equality
+    (1.5 and 1.50 hash alike), and a sum does not depend on the order the rows are read in."""
+    rows = SEED_TABLE if live_name is None else sql.SQL("({})").format(_live_rows(c, live_name, live_columns or {}))
+    return sql.SQL("SELECT count(*), sum(hash_record_extended(ROW({}), 0)) FROM {} AS d").format(
+        sql.SQL(", ").join(_comparable("d", n, t) for n, t in zip(c.columns, c.types, strict=True)), rows)
+
+
+def compare_query(c: DataComparison, live_name: str | None, live_columns: dict[str, str]) -> sql.Composed:
+    """One row: counts and samples of rows to insert, update and delete, and of declared rows
+    without a key (a repeated key is unique_keys' to find). ``live_name``: the live table's name in
+    the schema (None: it does not exist yet); ``live_columns``: its column types, where a column it
+    lacks yet (added by this plan) reads as NULL and one of another type is cast."""
+    order = ident(ordinal(c.columns))
+    live = _live_rows(c, live_name, live_columns)
 
     def as_text(alias: str) -> sql.Composable:
         return sql.SQL("ARRAY[{}]::text[]").format(sql.SQL(", ").join(
             sql.SQL("{}.{}::text").format(ident(alias), ident(n)) for n in c.columns))
 
-    key_cols = sql.SQL(", ").join(map(ident, c.key))
     null_key = sql.SQL(" OR ").join(sql.SQL("{} IS NULL").format(ident(k)) for k in c.key)
     n = literal(SAMPLE_ROWS)
     update = c.mode != "insert"
     delete = c.mode == "exact"
     # A table that is new holds no row: every declared row is an insert, counted with the declared
-    # rows and sampled from the seed table rather than copied once more.
-    copied = sql.SQL("NOT MATERIALIZED" if live_name is None else "MATERIALIZED")
+    # rows and sampled from the seed table, whose first rows are numbered 1, 2, ... (a fresh
+    # identity in this one session), so no anti-join, copy or sort of all of them.
     inserts = sql.SQL("(SELECT n FROM s)" if live_name is None else "(SELECT count(*) FROM ins)")
+    first = sql.SQL("(SELECT json_agg({d_text} ORDER BY d.{order}) FROM {source} d)").format(
+        d_text=as_text("d"), order=order,
+        source=sql.SQL("(SELECT * FROM {} WHERE {} <= {})").format(SEED_TABLE, order, n) if live_name is None
+        else sql.SQL("(SELECT * FROM ins ORDER BY {} LIMIT {})").format(order, n))
     return sql.SQL("""
 WITH l AS NOT MATERIALIZED ({live}),  -- the seed and live tables are read where used, never copied
-dup AS (SELECT max({order}) AS o FROM {seed} AS d GROUP BY {key_cols} HAVING count(*) > 1),
 s AS (SELECT count(*) AS n, (array_agg({order} ORDER BY {order}) FILTER (WHERE {null_key}))[1:{n}] AS nul
       FROM {seed} AS d),  -- one scan: the declared rows counted, and those without a key
-ins AS {copied} (SELECT d.* FROM {seed} AS d WHERE NOT EXISTS (SELECT 1 FROM l WHERE {keys})),
+ins AS MATERIALIZED (SELECT d.* FROM {seed} AS d WHERE NOT EXISTS (SELECT 1 FROM l WHERE {keys})),
 upd AS (SELECT d.{order} AS o, {d_text} AS want, {l_text} AS have FROM {seed} AS d JOIN l ON {keys}
         WHERE {update} AND NOT ({same})),
 del AS (SELECT {l_text} AS have FROM l WHERE {delete} AND NOT EXISTS (SELECT 1 FROM {seed} AS d WHERE {keys}))
 SELECT (SELECT n FROM s),
-       (SELECT array_agg(o ORDER BY o) FROM (SELECT o FROM dup ORDER BY o LIMIT {n}) x),
        (SELECT nul FROM s),
        {inserts},
-       (SELECT json_agg({d_text} ORDER BY d.{order}) FROM (SELECT * FROM ins ORDER BY {order} LIMIT {n}) d),
+       {first},
        (SELECT count(*) FROM upd),
        (SELECT json_agg(json_build_array(want, have) ORDER BY o) FROM (SELECT * FROM upd ORDER BY o LIMIT {n}) x),
        (SELECT count(*) FROM del),
        (SELECT json_agg(have ORDER BY have) FROM (SELECT have FROM del ORDER BY have LIMIT {n}) x)
-""").format(seed=SEED_TABLE, live=live, order=order, key_cols=key_cols, null_key=null_key, keys=_keys_equal(c),
+""").format(seed=SEED_TABLE, live=live, order=order, null_key=null_key, keys=_keys_equal(c),
             d_text=as_text("d"), l_text=as_text("l"), update=sql.SQL("true" if update else "false"),
-            same=_same_values(c), delete=sql.SQL("true" if delete else "false"), n=n, copied=copied, inserts=inserts)
+            same=_same_values(c), delete=sql.SQL("true" if delete else "false"), n=n, inserts=inserts,
+            first=first)
 
 
 def delete_statements(c: DataComparison) -> list[Statement]:

@@ -1,0 +1,309 @@
+"""The resident process: erpprov's modules imported once, a forked child per command.
+
+See erpprov/launch.py for the client side and the trust rules. The resident itself never runs a
+command: it reads each request, forks, and the child becomes what `erpprov ARGS` started in the
+client's directory, with its environment and its stdin, stdout and stderr would have been. Only
+the parent process's main thread exists when it forks (fork copies no other thread, so no lock
+can be left held). It exits after a time without requests, on `erpprov resident stop`, on
+SIGTERM, or when its socket is no longer the one it bound.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import gc
+import io
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from erpprov.launch import (
+    connect,
+    fingerprint,
+    peer_uid,
+    reachable,
+    receive_message,
+    resident_dir,
+    send_message,
+    socket_path,
+    unsafe,
+)
+
+# What a command imports before its work starts, loaded once here (the docker SDK only where
+# installed: the driver imports it when a container is managed).
+WARM_MODULES = ("psycopg", "pglast", "pglast.parser", "jinja2", "yaml", "erpprov.load.project",
+                "erpprov.plan.build", "erpprov.plan.render", "erpprov.plan.planfile", "erpprov.apply.host",
+                "erpprov.ops.export", "erpprov.ops.drift", "erpprov.ops.diagram", "erpprov.fanout",
+                "erpprov.drivers.docker", "docker")
+REQUEST_SECONDS = 5.0  # how long a connection may take to send its request
+
+
+class ResidentError(Exception):
+    pass
+
+
+def warm() -> None:
+    import importlib
+
+    for name in WARM_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            if not name.startswith(("docker", "erpprov.drivers.docker")):
+                raise
+    from erpprov.load.project import build_validators
+
+    build_validators()
+    gc.collect()
+    gc.freeze()  # what every child shares, out of the collector's sight (and its pages not rewritten)
+
+
+def status(path: Path | None = None) -> dict[str, Any] | None:
+    """What the running resident of this code says about itself, or None if there is none."""
+    sock = connect(path or socket_path(), timeout=REQUEST_SECONDS)
+    if sock is None:
+        return None
+    with sock:
+        try:
+            send_message(sock, {"op": "status"})
+            reply, _ = receive_message(sock)
+        except (OSError, ValueError, EOFError):
+            return None
+    return reply
+
+
+def stop(path: Path | None = None) -> bool:
+    sock = connect(path or socket_path(), timeout=REQUEST_SECONDS)
+    if sock is None:
+        return False
+    with sock:
+        try:
+            send_message(sock, {"op": "stop"})
+            receive_message(sock)
+        except (OSError, ValueError, EOFError):
+            return False
+    return True
+
+
+def start(idle_seconds: float) -> dict[str, Any]:
+    """Start a resident in the background and return its status once it accepts commands."""
+    if not sys.platform.startswith("linux"):
+        raise ResidentError("the resident process needs Linux (it passes descriptors over a Unix socket)")
+    directory = resident_dir()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    problem = unsafe(directory)
+    if problem is not None:
+        raise ResidentError(problem)
+    code = fingerprint()
+    path = socket_path(code)
+    running = status(path)
+    if running is not None:
+        return {**running, "already": True}
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the first child: a session of its own, then the resident is its child
+        os.close(read_end)
+        try:
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
+            _daemon(path, code, idle_seconds, write_end)
+        except BaseException:  # never back into the caller's code in a forked process
+            os._exit(1)
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end, "rb") as pipe:
+        said = pipe.read().decode(errors="replace").strip()
+    if said != "ready":
+        raise ResidentError(said or "the resident process ended before it was ready")
+    found = status(path)
+    if found is None:
+        raise ResidentError("the resident process started but does not answer")
+    return found
+
+
+def _daemon(path: Path, code: str, idle_seconds: float, ready_fd: int) -> None:
+    os.chdir("/")
+    os.closerange(3, ready_fd)  # nothing of the starting process's stays open in the resident
+    os.closerange(ready_fd + 1, os.sysconf("SC_OPEN_MAX"))
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    try:
+        warm()
+        listener = _bind(path)
+    except BaseException as exc:
+        os.write(ready_fd, f"the resident process could not start: {exc}".encode())
+        os.close(ready_fd)
+        os._exit(1)
+    identity = os.stat(path).st_ino
+    os.write(ready_fd, b"ready")
+    os.close(ready_fd)
+    try:
+        _serve(listener, path, identity, code, idle_seconds)
+    finally:
+        try:  # only the socket this process bound: a newer resident may have taken the name
+            if os.stat(path).st_ino == identity:
+                path.unlink()
+        except OSError:
+            pass
+    os._exit(0)
+
+
+def _bind(path: Path) -> socket.socket:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if path.is_socket():  # a resident that died without cleaning up; a live one answered status()
+        path.unlink()
+    old = os.umask(0o077)
+    try:
+        with reachable(path) as address:
+            listener.bind(address)
+    finally:
+        os.umask(old)
+    listener.listen(32)
+    return listener
+
+
+def _serve(listener: socket.socket, path: Path, identity: int, code: str, idle_seconds: float) -> None:
+    # SIGTERM or SIGINT wakes the select() through this pipe (select restarts after a handler that
+    # returns, so a flag alone would be seen only at the next timeout).
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, frame: None)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    started = time.time()
+    served = 0
+    last = time.monotonic()
+    stopping = False
+    while not stopping:
+        left = idle_seconds - (time.monotonic() - last)
+        if left <= 0:
+            break
+        ready, _, _ = select.select([listener.fileno(), wake_read], [], [], min(left, 60.0))
+        if wake_read in ready:
+            break
+        try:  # a socket removed or replaced (another start, a cleanup) is no longer ours to serve
+            if os.stat(path).st_ino != identity:
+                break
+        except OSError:
+            break
+        if not ready:
+            continue
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            continue
+        last = time.monotonic()
+        with conn:
+            try:
+                if peer_uid(conn) != os.getuid():
+                    continue
+                conn.settimeout(REQUEST_SECONDS)
+                request, fds = receive_message(conn, max_fds=3)
+            except (OSError, ValueError, EOFError):
+                continue
+            op = request.get("op")
+            if op == "status":
+                _reply(conn, {"pid": os.getpid(), "socket": str(path), "code": code, "started": started,
+                              "served": served, "idle_seconds": idle_seconds})
+            elif op == "stop":
+                _reply(conn, {"stopping": True})
+                stopping = True
+            elif op == "run" and len(fds) == 3:
+                served += 1
+                child = os.fork()
+                if child == 0:
+                    listener.close()
+                    signal.set_wakeup_fd(-1)
+                    os.close(wake_read)
+                    os.close(wake_write)
+                    _run_child(conn, request, fds)  # never returns
+            else:
+                _reply(conn, {"refused": "unknown request"})
+            for fd in fds:
+                os.close(fd)
+
+
+def _reply(conn: socket.socket, message: dict[str, Any]) -> None:
+    with contextlib.suppress(OSError):
+        send_message(conn, message)
+
+
+def _run_child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
+    """Become the process `erpprov ARGV` would have been, run the command, report its status."""
+    status = 1
+    _reply(conn, {"pid": os.getpid()})  # first: the client forwards its signals here
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the command waits for its own subprocesses
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for fd, target in zip(fds, (0, 1, 2), strict=True):
+            os.dup2(fd, target)
+            os.close(fd)
+        encoding = str(request.get("encoding") or "utf-8")
+        # New streams on the client's descriptors, buffered as a process of its own would buffer them.
+        sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding=encoding)
+        sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)), encoding=encoding,
+                                      line_buffering=os.isatty(1))
+        sys.stderr = io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, "w", closefd=False)), encoding=encoding,
+                                      errors="backslashreplace", line_buffering=True)
+        env = request["env"]
+        os.environ.clear()
+        os.environ.update({str(k): str(v) for k, v in env.items()})
+        time.tzset()  # TZ as the client has it
+        os.chdir(str(request["cwd"]))
+        os.umask(int(request["umask"]))
+        argv = [str(a) for a in request["argv"]]
+        sys.argv = ["erpprov", *argv]
+        status = _command(argv)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        _reply(conn, {"exit": status})
+        os._exit(status)
+
+
+def _command(argv: list[str]) -> int:
+    """The exit status of the CLI run on ``argv``, after every thread it started has finished, as
+    a process's exit waits for them; then the exit handlers run as they would."""
+    from erpprov.cli import main
+
+    try:
+        main(argv, prog_name="erpprov")
+        status = 0
+    except SystemExit as exc:
+        status = _exit_status(exc.code)
+    except KeyboardInterrupt:
+        status = 130
+    except BaseException:
+        traceback.print_exc()
+        status = 1
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    return status
+
+
+def _exit_status(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
