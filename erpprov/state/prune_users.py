@@ -62,6 +62,7 @@ LEFT JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
 LEFT JOIN pg_namespace pn ON pn.oid = p.pronamespace
 LEFT JOIN pg_type ty ON ty.oid = CASE WHEN d.classid = 'pg_type'::regclass THEN d.objid ELSE nullif(co.contypid, 0) END
 LEFT JOIN pg_namespace tn ON tn.oid = ty.typnamespace
+WHERE c.oid IS DISTINCT FROM t.objid  -- a view's own rule reads its own columns
 ORDER BY 1, 2, 3, 4
 """
 
