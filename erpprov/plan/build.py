@@ -62,7 +62,7 @@ from erpprov.postgres.scram import matching_passwords_started
 from erpprov.state import catalog
 from erpprov.state.canon import canonicalize, extension_prelude
 from erpprov.state.data_compare import compare_data
-from erpprov.state.function_canon import canonical_functions, check_languages, function_prelude
+from erpprov.state.function_canon import canonical_functions, check_unbuilt, function_prelude
 from erpprov.state.matview_indexes import desired_indexes, with_live_indexes
 from erpprov.state.prune_users import read_prune_users
 from erpprov.state.schema_catalog import read_schema_objects, scratch_prelude
@@ -155,7 +155,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
                          and one_value(conn, "SELECT has_database_privilege(current_database(), 'CREATE')"))
         desired_functions = canonical_functions(conn, functions) if may_build else {}
         if may_build:
-            check_languages(conn, functions, desired_functions, extension_prelude(db, live.extensions))
+            check_unbuilt(conn, functions, desired_functions, prelude)
         # defaults, checks and domains may call the functions this apply creates
         prelude += function_prelude(functions, desired_functions, live_objects.functions.values())
         if not db.tables or may_build:

@@ -59,25 +59,48 @@ def function_prelude(declared: list[function_ddl.AnyFunction], canonical: dict[i
             *(function_ddl.create(f) for _, f in new)]
 
 
-def check_languages(conn: psycopg.Connection, declared: list[function_ddl.AnyFunction],
-                    canonical: dict[int, FunctionState], extensions: Sequence[sql.Composed]) -> None:
-    """A function the scratch build could not make is taken for one over a type the apply creates;
-    one in a language the server lacks would only fail at apply: stop the plan and say which. The
-    languages are read once the extensions the plan creates (``extensions``) exist, rolled back."""
-    unbuilt = [f for i, f in enumerate(declared) if i not in canonical]
+# What a function that will not build may still be waiting for: an object (a table's row type, a
+# type, a schema) the same apply creates. Anything else the server says would fail the apply too.
+_WAITING = frozenset({"42704", "42P01", "3F000"})  # undefined_object, undefined_table, invalid_schema_name
+
+
+def check_unbuilt(conn: psycopg.Connection, declared: list[function_ddl.AnyFunction],
+                  canonical: dict[int, FunctionState], prelude: Sequence[sql.Composed]) -> None:
+    """A function the scratch build could not make is taken for one over an object the apply
+    creates; one the server refuses for another reason (a language it lacks, a result its language
+    cannot return) would only fail at apply: stop the plan and say which, and why. Each is built
+    again, rolled back, once the extensions, types and sequences the plan creates (``prelude``)
+    exist."""
+    unbuilt = [(i, f) for i, f in enumerate(declared) if i not in canonical]
     if not unbuilt:
         return
+    stand_in = f"erpprov_scratch_{uuid.uuid4().hex[:10]}_u"
+    refused: tuple[function_ddl.AnyFunction, str, str] | None = None
     with conn.transaction(force_rollback=True):
         try:
             with conn.transaction():
-                for statement in extensions:
+                for statement in prelude:
                     conn.execute(statement)
         except psycopg.Error:
-            pass  # an extension the server lacks is reported by the table build
+            pass  # the table or type build names what the server refuses there
         languages = {name for name, in conn.execute("SELECT lanname::text FROM pg_language")}
-    for f in unbuilt:
-        if f.language not in languages:
-            kind = "procedure" if isinstance(f, model.Procedure) else "function"
-            raise ErpprovError(f"{kind} {f.schema_}.{f.name}: language {f.language} does not exist on the server",
-                               hint="fix its language, or declare the extension that provides it under "
-                                    f"extensions (the server has: {', '.join(sorted(languages))})")
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(stand_in)))
+        conn.execute(sql.SQL("SELECT set_config({}, 'off', true)").format(sql.Literal("check_function_bodies")))
+        for i, f in unbuilt:
+            if f.language not in languages:
+                refused = (f, f"language {f.language} does not exist on the server",
+                           "fix its language, or declare the extension that provides it under extensions "
+                           f"(the server has: {', '.join(sorted(languages))})")
+                break
+            try:
+                with conn.transaction():
+                    conn.execute(function_ddl.create(f.model_copy(update={"name": f"f{i}"}), schema=stand_in))
+            except psycopg.Error as exc:
+                if exc.sqlstate not in _WAITING:
+                    refused = (f, f"PostgreSQL rejects it: {exc.diag.message_primary or exc}",
+                               "its arguments, result, language and attributes must make a valid function")
+                    break
+    if refused is not None:
+        f, why, hint = refused
+        raise ErpprovError(f"{'procedure' if isinstance(f, model.Procedure) else 'function'} {f.schema_}.{f.name}: "
+                           f"{why}", hint=hint)

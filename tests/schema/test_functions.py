@@ -200,6 +200,14 @@ def test_a_function_in_a_language_the_server_lacks_stops_the_plan(tmp_path, pg):
     with pytest.raises(ErpprovError, match=r"function app\.f: language plfoo does not exist") as refused:
         plan_target(_targets(tmp_path, pg, body)[0])
     assert "plpgsql" in (refused.value.hint or "")  # what it has instead
+    # any refusal but an object the apply creates (here an enum) stops the plan too, with the server's reason
+    wrong = ('      types: [{name: mood, enum: [ok]}]\n      functions:\n'
+             '        - {name: g, arguments: [{name: m, type: mood}], returns: trigger, body: "SELECT 1"}\n')
+    with pytest.raises(ErpprovError, match=r"function public\.g: PostgreSQL rejects it: SQL functions cannot return"):
+        plan_target(_targets(tmp_path, pg, wrong)[0])
+    over_new_table = ('      tables: [{name: fresh, columns: [{name: id, type: int}]}]\n      functions:\n'
+                      '        - {name: h, returns: "SETOF fresh", body: "SELECT * FROM fresh"}\n')
+    assert plan_target(_targets(tmp_path, pg, over_new_table)[0]).actions  # its row type is the apply's
 
 
 RESIGNED = """\
