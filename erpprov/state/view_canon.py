@@ -38,13 +38,20 @@ def canonical_views(conn: psycopg.Connection, declared: list[view_ddl.AnyView], 
     tag = uuid.uuid4().hex[:10]
     stand_in = {s: f"erpprov_scratch_{tag}_v{i}" for i, s in enumerate(sorted({v.schema_ for v in declared}))}
     real = {value: key for key, value in stand_in.items()}
-    setup = [*prelude, *(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(s)) for s in stand_in.values())]
+    setup = [sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(s)) for s in stand_in.values()]
     setup.append(sql.SQL("SELECT set_config('search_path', {} || ', ' || current_setting('search_path'), true)")
                  .format(sql.Literal(", ".join(stand_in.values()))))
     # in reading order: a view built before the declared one it reads would bind the live one
     builds = {(v.schema_, v.name): view_ddl.create(v, schema=stand_in[v.schema_], plain=True)
               for v in view_ddl.in_reading_order(declared)}
     with conn.transaction(force_rollback=True):
+        if prelude:
+            try:
+                with conn.transaction(), conn.pipeline():
+                    for statement in prelude:
+                        conn.execute(statement, prepare=False)
+            except psycopg.Error:
+                pass  # the table or type build names what the server refuses there; views wait
         build(conn, setup, list(builds.values()))
         scratch = [list(stand_in.values())]
         rows = conn.execute(VIEWS.format(filter="n.nspname = ANY(%s)"), scratch).fetchall()
