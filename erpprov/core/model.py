@@ -774,9 +774,22 @@ class MaterializedView(Strict):
     owner: Identifier | None = None
     comment: str | None = None
     renamed_from: Identifier | None = Field(None, description="Its old name: renamed, rows and indexes kept")
+    indexes: list[Index] | None = Field(
+        None, description="Its indexes, exactly (like a table's: one it does not list is dropped); "
+        "unset: its indexes are left alone, listed as unmanaged, and kept when it is rebuilt")
     grants: Annotated[list[Grant], AfterValidator(_grants_of("table"))] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _index_entries_proven(self) -> MaterializedView:
+        # its columns are the query's, known only to the server: an entry that is not one of
+        # `columns` must be one proven expression (a bare name parses as one, and PostgreSQL
+        # stores a parenthesized column as the column)
+        for ix in self.indexes or []:
+            for entry in ix.columns:
+                fragments.index_entry(entry, set(self.columns))
+        return self
 
 
 # --- functions ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from erpprov.core.address import Address
+from erpprov.core.tables import IndexState
 
 # Kinds addressed in a database without a schema (event triggers, casts, publications...).
 UNSCHEMED = frozenset({"event_trigger", "cast", "publication", "foreign_server", "foreign_data_wrapper"})
@@ -106,7 +107,10 @@ class ViewState:
     populated: bool = True
     owner: str | None = None
     comment: str | None = None
-    indexes: tuple[str, ...] = ()  # a materialized view's, as pg_get_indexdef prints them (not managed)
+    indexes: tuple[str, ...] = ()  # a materialized view's, as pg_get_indexdef prints them (to restore)
+    # a materialized view's, as the table catalog reads a table's: read (and built on the desired
+    # side) only where the files declare `indexes:`
+    index_states: tuple[IndexState, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -128,6 +132,9 @@ class FunctionState:
     attributes: tuple[tuple[str, object], ...]  # volatility, strict, security definer, parallel, cost...
     owner: str | None = None
     comment: str | None = None
+    # its argument types alone (oidvectortypes): what PostgreSQL tells it from its overloads by,
+    # argument names aside
+    types: str = field(default="", compare=False)
 
     @property
     def kind(self) -> str:
@@ -162,6 +169,22 @@ class TriggerState:
         """What CREATE TRIGGER states: a change in it means creating the trigger again."""
         return (self.timing, self.events, self.update_of, self.for_each, self.when, self.function, self.arguments,
                 self.constraint, self.deferrable, self.initially_deferred)
+
+
+@dataclass(frozen=True)
+class PruneUser:
+    """Something that depends on an object a prune would drop: ``what`` as PostgreSQL describes it,
+    held by ``holder`` (table, view, materialized_view, function, procedure, type, relation) named
+    (``holder_schema``, ``holder_name``; a function by its signature), or None when unknown;
+    ``part``: the address parts (kind, then names) of the part of a table it is, when it is a
+    trigger, constraint, index or column (its default or type)."""
+
+    used: LiveObject
+    what: str
+    holder: str | None
+    holder_schema: str | None
+    holder_name: str | None
+    part: tuple[str, ...] | None = None
 
 
 @dataclass

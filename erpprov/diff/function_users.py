@@ -31,7 +31,7 @@ def take_callers_along(actions: list[Action], users: Mapping[Key, set[User]], tr
     taken: set[TriggerKey] = set()
     out: list[Action] = []
     for action in actions:
-        key = (action.address.parts[1], action.address.parts[2])
+        key = live_key(action)
         callers = sorted(users.get(key, ())) if action.op is Op.REPLACE and action.phase is Phase.FUNCTION else []
         if not callers:
             out.append(action)
@@ -51,6 +51,18 @@ def take_callers_along(actions: list[Action], users: Mapping[Key, set[User]], tr
         note = f"{action.note}; its callers {names} are dropped first and created again from the files"
         out.append(replace(action, sql=(*before, *action.sql, *after), note=note))
     return out, taken
+
+
+def live_key(action: Action) -> Key:
+    """The (schema, signature) of the live function a function action works on: the one it is
+    renamed from, or its old signature when its arguments are renamed (its callers know it by
+    that until the action runs)."""
+    schema, signature = action.address.parts[1], action.address.parts[2]
+    before = action.before or {}
+    if isinstance(before.get("signature"), str):  # its arguments renamed
+        return (schema, before["signature"])
+    old = before.get("name")
+    return (schema, f"{old}{signature[signature.index('('):]}") if isinstance(old, str) else (schema, signature)
 
 
 def retriggered(actions: list[Action], taken: Collection[TriggerKey]) -> list[Action]:

@@ -88,6 +88,9 @@ def diff_functions(declared: list[function_ddl.AnyFunction], canonical: Mapping[
             shown = changed | {k for k in ("owner", "comment") if after[k] is not None and after[k] != before[k]}
             if renamed:
                 before["name"], after["name"], shown = function.renamed_from, want.name, shown | {"name"}
+            elif have.signature != want.signature:  # its arguments renamed: the live one goes by its old signature
+                before["signature"], after["signature"] = have.signature, want.signature
+                shown |= {"signature"}
             result.actions.append(Action(
                 address, op, Phase.FUNCTION, database=database, sql=tuple(render(s) for s in statements),
                 before={k: v for k, v in before.items() if k in shown},
@@ -102,10 +105,17 @@ def _renamed(function: function_ddl.AnyFunction, want: FunctionState, live: Mapp
     old = f"{function.renamed_from}({want.identity})"
     declared = [((want.schema, want.signature), (want.schema, old))] if function.renamed_from else []
     if not declared_renames(want.kind, declared, live):
-        return live.get((want.schema, want.signature)), []
+        return live.get((want.schema, want.signature)) or same_types(want, live), []
     clause = function_ddl.clause(want.kind.upper(), want.schema, function.renamed_from or "", want.identity)
     return (replace(live[(want.schema, old)], name=want.name),
             [sql.SQL("ALTER {} RENAME TO {}").format(clause, sql.Identifier(want.name))])
+
+
+def same_types(want: FunctionState, live: Mapping[tuple[str, str], FunctionState]) -> FunctionState | None:
+    """The live function PostgreSQL takes ``want`` for: same schema, name and argument types, its
+    arguments named otherwise (a CREATE beside it would fail: it exists)."""
+    return next((f for f in live.values() if (f.schema, f.name, f.types, f.procedure)
+                 == (want.schema, want.name, want.types, want.procedure)), None)
 
 
 def _given_back(clause: sql.Composable, ref: ObjectRef, have: FunctionState,

@@ -4,6 +4,7 @@ unasked (decision 6). Kinds erpprov manages take the addresses they manage out o
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import replace
 from typing import TypeVar
 
 from psycopg import sql
@@ -11,7 +12,7 @@ from psycopg import sql
 from erpprov.core import model
 from erpprov.core.actions import Action, Hazard, Op, Phase
 from erpprov.core.address import Address
-from erpprov.core.schema_objects import LiveObject, SchemaObjects
+from erpprov.core.schema_objects import LiveObject, PruneUser, SchemaObjects
 from erpprov.diff.result import Result, comment_changes
 from erpprov.errors import ErpprovError
 from erpprov.postgres import schema_ddl as ddl
@@ -42,6 +43,10 @@ def managed_addresses(db: model.Database, live: SchemaObjects) -> set[Address]:
         renamed_from = getattr(item, "renamed_from", None)
         if renamed_from:
             managed.add(Address(kind, db.name, item.schema_, renamed_from))
+    indexed = {(m.schema_, name) for m in db.materialized_views if m.indexes is not None
+               for name in filter(None, (m.name, m.renamed_from))}
+    managed |= {o.address(db.name) for o in live.objects
+                if o.kind == "materialized_view_index" and (o.schema, o.table) in indexed}
     return managed
 
 
@@ -138,3 +143,46 @@ def _drop(obj: LiveObject, live: SchemaObjects) -> sql.Composed:
     words = {"view": "VIEW", "materialized_view": "MATERIALIZED VIEW", "sequence": "SEQUENCE",
              "type": "DOMAIN" if (schema, obj.name) in live.domains else "TYPE"}
     return sql.SQL("DROP {} {}").format(sql.SQL(words[obj.kind]), sql.Identifier(schema, obj.name))
+
+
+def prune_in_use(actions: list[Action], users: Iterable[PruneUser], database: str) -> list[Action]:
+    """``actions``: the database's whole plan, its prunes among them; ``users``: what depends on
+    the objects they drop. PostgreSQL refuses a DROP while anything depends on the object: a user
+    the plan drops before it is fine (within a phase, a pruned object goes after the objects that
+    use it); any other stops the plan, named, rather than an apply failing half-way."""
+    created = {a.address for a in actions if a.op is Op.CREATE}
+    dropped = {a.address: a for a in actions if a.op is Op.DELETE and a.address not in created}
+    order: dict[Address, int] = {}
+    pending = list(users)
+    for _ in range(len(pending) + 1):  # each pass settles one more link of a chain of users
+        bumped = False
+        for user in pending:
+            used = dropped.get(user.used.address(database))
+            if used is None:  # taken along by another drop already
+                continue
+            part = dropped.get(Address(user.part[0], database, *user.part[1:])) if user.part else None
+            if part is not None and part.phase < used.phase:  # that part of a table goes first
+                continue
+            holder = dropped.get(Address(user.holder, database, user.holder_schema or "", user.holder_name or "")
+                                 ) if user.holder else None
+            if holder is None or holder.phase > used.phase:
+                raise ErpprovError(f"prune would drop {user.used.describe()}, but {user.what} still uses it",
+                                   hint="declare it in the files, or stop using it first (apply that), then prune")
+            if holder.phase == used.phase:
+                rank = order.get(holder.address, holder.order) + 1
+                if rank > order.get(used.address, used.order):
+                    order[used.address], bumped = rank, True
+        if not bumped:
+            break
+    return [replace(a, order=order[a.address]) if a.address in order else a for a in actions]
+
+
+def refuse_reading_dropped(reads: Mapping[tuple[str, str], set[tuple[str, str]]],
+                           dropped: Collection[tuple[str, str]]) -> None:
+    """``reads``: what each declared view reads (the scratch build's pg_depend); ``dropped``: the
+    tables the plan drops. A view the files keep cannot read one: DROP TABLE would fail at apply."""
+    for view, read in sorted(reads.items()):
+        for table in sorted(read & set(dropped)):
+            raise ErpprovError(f"view {'.'.join(view)} reads table {'.'.join(table)}, which this apply drops "
+                               "(a schema that prunes, and the files do not declare it)",
+                               hint="declare the table, or change the view's query")

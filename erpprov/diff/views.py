@@ -23,11 +23,15 @@ from erpprov.core.actions import Action, Hazard, Op, Phase
 from erpprov.core.address import Address
 from erpprov.core.cluster import ObjectRef, Privileges
 from erpprov.core.schema_objects import ViewState
+from erpprov.core.tables import IndexState
 from erpprov.diff.privileges import grant_statements
 from erpprov.diff.result import Result
 from erpprov.diff.schema_objects import declared_renames, owner_and_comment
+from erpprov.diff.tables.indexes import creating, index_view
+from erpprov.diff.tables.match import match
+from erpprov.errors import ErpprovError
 from erpprov.postgres import schema_ddl as ddl
-from erpprov.postgres import view_ddl
+from erpprov.postgres import table_ddl, view_ddl
 from erpprov.postgres.ddl import render
 from erpprov.postgres.naming import quote
 
@@ -87,6 +91,7 @@ class _Views:
     desired_uses: Mapping[Key, set[Key]]
     acl: Mapping[Key, Mapping[str, Privileges]]
     database: str
+    indexes: Mapping[Key, tuple[IndexState, ...]]  # of the materialized views that declare `indexes:`
     recreated: dict[Key, tuple[Hazard | None, str]] = field(default_factory=dict)  # why each is dropped
 
     def users(self, key: Key) -> set[Key]:
@@ -118,15 +123,19 @@ def _depth(key: Key, uses: Mapping[Key, set[Key]], within: set[Key], seen: froze
 
 
 def diff_views(declared: list[view_ddl.AnyView], canonical: dict[Key, ViewState], live: dict[Key, ViewState],
-               uses: Uses, acl: Mapping[Key, Mapping[str, Privileges]], database: str) -> Result:
-    """``acl``: each live view's grantees (given back when it is dropped and created)."""
+               uses: Uses, acl: Mapping[Key, Mapping[str, Privileges]], database: str,
+               indexes: Mapping[Key, tuple[IndexState, ...]] | None = None) -> Result:
+    """``acl``: each live view's grantees (given back when it is dropped and created);
+    ``indexes``: the desired indexes of each materialized view that declares `indexes:` (compared
+    with the live view's ``index_states`` by shape, like a table's)."""
     named = {(v.schema_, v.name): v for v in declared}
     result = Result()
     renames = declared_renames("view", ((k, (k[0], v.renamed_from)) for k, v in named.items() if v.renamed_from),
                                live)
     result.actions += [_rename(live[old], new, database) for old, new in sorted(renames.items())]
     live, uses, acl = _as_renamed(renames, live, uses, acl)
-    views = _Views(named, canonical, live, uses.live, _desired_uses(named, uses.desired), acl, database)
+    views = _Views(named, canonical, live, uses.live, _desired_uses(named, uses.desired), acl, database,
+                   indexes or {})
     in_place = [a for a in (_in_place(views, key) for key in views.declared) if a is not None]
     for key, called in uses.calls.items():  # a function dropped and created again takes its callers
         if key in live and called & uses.recreated_functions and key not in views.recreated:
@@ -140,7 +149,43 @@ def diff_views(declared: list[view_ddl.AnyView], canonical: dict[Key, ViewState]
         if key in views.declared or key not in uses.pruned:
             result.actions.append(_recreate(views, key, _depth(key, uses.live, dropped)))
     result.actions += [a for a in in_place if (a.address.parts[1], a.address.parts[2]) not in dropped]
+    for key in views.indexes:  # a rebuilt one gets its indexes with it
+        if key in live and key not in dropped:
+            result.actions += _index_changes(views, key)
     return result
+
+
+def _index_changes(views: _Views, key: Key) -> list[Action]:
+    """A kept materialized view's indexes made those of the file, one index at a time, as a
+    table's: a new shape is that index dropped and built again, one the file does not list goes."""
+    s, t = key
+    pairs, missing, extra = match(views.indexes[key], views.live[key].index_states)
+    db = views.database
+
+    def address(name: str) -> Address:
+        return Address("materialized_view_index", db, s, t, name)
+
+    actions = [Action(address(h.name), Op.DELETE, Phase.DROP_INDEX, database=db, sql=(table_ddl.drop_index(s, h.name),),
+                      before=index_view(h), note="not among the indexes the file declares for it") for h in extra]
+    for w, h in pairs:
+        statements = []
+        if w.shape() != h.shape():
+            actions.append(Action(address(w.name), Op.REPLACE, Phase.INDEX, database=db,
+                                  sql=(table_ddl.drop_index(s, h.name), *creating(s, t, w)),
+                                  before=index_view(h), after=index_view(w)))
+            continue
+        if w.parameters != h.parameters:
+            statements += [render(sql.SQL("ALTER INDEX {} {}").format(table_ddl.ident(s, h.name), clause))
+                           for clause in table_ddl.new_parameters(w.parameters, h.parameters)]
+        if w.comment != h.comment:
+            statements.append(table_ddl.comment("INDEX", table_ddl.ident(s, h.name), w.comment))
+        if statements:
+            actions.append(Action(address(h.name), Op.UPDATE, Phase.INDEX, database=db, sql=tuple(statements),
+                                  before={"with": list(h.parameters), "comment": h.comment},
+                                  after={"with": list(w.parameters), "comment": w.comment}))
+    actions += [Action(address(w.name), Op.CREATE, Phase.INDEX, database=db, sql=tuple(creating(s, t, w)),
+                       after=index_view(w)) for w in missing]
+    return actions
 
 
 def _rename(have: ViewState, new: Key, database: str) -> Action:
@@ -183,8 +228,11 @@ def _in_place(views: _Views, key: Key) -> Action | None:
     after = _wanted(view, want)
     if have is None:
         extra, _, stated = owner_and_comment(kind, *key, view.owner, view.comment, None, None)
+        indexes = views.indexes.get(key, ())
         return Action(address, Op.CREATE, Phase.VIEW, database=views.database, order=order,
-                      sql=tuple(render(s) for s in [view_ddl.create(view), *extra]), after=after | stated)
+                      sql=(*(render(s) for s in [view_ddl.create(view), *extra]),
+                           *(s for ix in indexes for s in creating(*key, ix))),
+                      after=after | stated | _shown_indexes(indexes))
     before = _shape(have)
     changed = {k for k in after if before.get(k) != after[k]} if want is not None else {"query"}
     statements: list[sql.Composable] = []
@@ -238,13 +286,36 @@ def _recreate(views: _Views, key: Key, depth: int) -> Action:
         create, owner, comment = view_ddl.create(view), view.owner, view.comment
         after = _wanted(view, views.canonical.get(key))
     kind = _kind(materialized)
-    # its indexes, which the file does not manage, come back as the server printed them
-    statements = [create, *(sql.SQL(index) for index in have.indexes),
+    # its indexes: the file's when it declares them, else back as the server printed them
+    declared = views.indexes.get(key)
+    if declared is None:
+        _refuse_lost_indexes(have, views.canonical.get(key))
+    statements = [create, *(sql.SQL(index) for index in (have.indexes if declared is None else ())),
                   *_restored(kind, have, views.acl.get(key, {}), owner)]
     statements += owner_and_comment(kind, *key, owner, comment, have.owner, have.comment)[0]
+    indexes = [s for ix in declared or () for s in creating(*key, ix)]
     return Action(_address(views.database, key, materialized), Op.CREATE, Phase.VIEW, database=views.database,
-                  order=_RECREATES + depth, sql=tuple(render(s) for s in statements), after=after,
+                  order=_RECREATES + depth, sql=(*(render(s) for s in statements), *indexes),
+                  after=after | _shown_indexes(declared or ()),
                   note="created again in the same transaction, with its owner, comment, grants and indexes")
+
+
+def _refuse_lost_indexes(have: ViewState, want: ViewState | None) -> None:
+    """An index the file leaves alone comes back as it was on the rebuilt view: one over a column
+    the new query no longer has would fail there, so the plan stops and names it."""
+    if want is None:  # not built: what it will have is not known
+        return
+    columns = {name for name, _ in want.columns}
+    for index in have.index_states:
+        if not index.columns <= columns:
+            raise ErpprovError(
+                f"materialized view {have.schema}.{have.name} is rebuilt, but its index {index.name}, which the "
+                f"files do not declare, uses {', '.join(sorted(index.columns - columns))}: the new query lacks it",
+                hint="declare the view's indexes (indexes: [...]), or drop that index first")
+
+
+def _shown_indexes(indexes: tuple[IndexState, ...]) -> dict[str, object]:
+    return {"indexes": {ix.name: index_view(ix) for ix in indexes}} if indexes else {}
 
 
 def _restored(kind: str, have: ViewState, acl: Mapping[str, Privileges], owner: str | None) -> list[sql.Composable]:

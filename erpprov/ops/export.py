@@ -73,6 +73,7 @@ from erpprov.postgres.acl import DEFAULT_PRIVILEGE_KIND, all_privileges, implici
 from erpprov.postgres.connect import connect
 from erpprov.postgres.naming import column_addition, make_object_name, unquote
 from erpprov.state import catalog
+from erpprov.state.matview_indexes import with_live_indexes
 from erpprov.state.schema_catalog import function_parts, read_schema_objects
 from erpprov.state.table_catalog import inspect_tables
 
@@ -120,6 +121,7 @@ def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
                     data_files[export_data.file_name(db, table)] = export_data.table_rows(conn, table)
                 found.add(table.key)
             objects = read_schema_objects(conn)
+            objects.views = with_live_indexes(conn, objects.views)
             functions = function_parts(conn) if objects.functions else {}
         exported.append(_database(cluster, live, live_tables, entries, objects, functions)
                         | ({"prune": True} if prune else {}))
@@ -289,12 +291,13 @@ def _database_grants(cluster: LiveCluster, name: str, owner: str) -> list[dict[s
 
 
 def _written(obj: LiveObject, objects: SchemaObjects) -> bool:
-    """Whether the export writes ``obj``: enum types, standalone sequences, views, functions,
-    procedures, triggers."""
+    """Whether the export writes ``obj``: enum types, standalone sequences, views (and the indexes
+    of materialized views), functions, procedures, triggers."""
     key = (obj.schema or "", obj.name)
     types = objects.enums.keys() | objects.composites.keys() | objects.domains.keys()
     return ((obj.kind == "type" and key in types) or (obj.kind == "sequence" and key in objects.sequences)
             or (obj.kind in ("view", "materialized_view") and key in objects.views)
+            or (obj.kind == "materialized_view_index" and (obj.schema or "", obj.table or "") in objects.views)
             or (obj.kind in ("function", "procedure") and key in objects.functions)
             or (obj.kind == "trigger" and (obj.schema, obj.table, obj.name) in objects.triggers))
 
@@ -522,6 +525,8 @@ def _view(view: ViewState, grants: list[dict[str, Any]]) -> dict[str, Any]:
             result[option] = True
     if view.check_option:
         result["check_option"] = view.check_option
+    if view.index_states:
+        result["indexes"] = [_index(i) for i in sorted(view.index_states, key=lambda i: i.name)]
     if grants:
         result["grants"] = sorted(grants, key=lambda g: (g["to"], g.get("with_grant_option", False)))
     return _owned(result, view.owner, view.comment)

@@ -19,6 +19,7 @@ from erpprov.core import model
 from erpprov.core.actions import Action, HostPlan, Op
 from erpprov.core.address import Address
 from erpprov.core.cluster import LiveCluster, LiveDatabase, Privileges
+from erpprov.core.schema_objects import LiveObject
 from erpprov.core.seed import RowDigests
 from erpprov.core.tables import TableDiff, TablesState
 from erpprov.core.target import Target
@@ -34,10 +35,16 @@ from erpprov.diff import (
     passwords_to_compare,
 )
 from erpprov.diff.data import diff_data
-from erpprov.diff.function_users import retriggered, take_callers_along
-from erpprov.diff.functions import diff_functions
+from erpprov.diff.function_users import live_key, retriggered, take_callers_along
+from erpprov.diff.functions import diff_functions, same_types
 from erpprov.diff.renamed_grants import after_renames
-from erpprov.diff.schema_objects import managed_addresses, prune_objects, unmanaged_objects
+from erpprov.diff.schema_objects import (
+    managed_addresses,
+    prune_in_use,
+    prune_objects,
+    refuse_reading_dropped,
+    unmanaged_objects,
+)
 from erpprov.diff.scripts import diff_scripts
 from erpprov.diff.sequences import diff_sequences
 from erpprov.diff.tables import diff_tables
@@ -55,7 +62,9 @@ from erpprov.postgres.scram import matching_passwords_started
 from erpprov.state import catalog
 from erpprov.state.canon import canonicalize, extension_prelude
 from erpprov.state.data_compare import compare_data
-from erpprov.state.function_canon import canonical_functions
+from erpprov.state.function_canon import canonical_functions, check_unbuilt, function_prelude
+from erpprov.state.matview_indexes import desired_indexes, with_live_indexes
+from erpprov.state.prune_users import read_prune_users
 from erpprov.state.schema_catalog import read_schema_objects, scratch_prelude
 from erpprov.state.scratch import canonicalize_in_scratch_database
 from erpprov.state.script_journal import read_journal
@@ -136,19 +145,25 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         canon = replace(canon, functions=catalog.canonical_functions(conn, function_signatures(db)))
         live_tables = inspect_tables(conn)
         live_objects = read_schema_objects(conn)
+        if db.materialized_views:  # the indexes of the live ones, declared or kept across a rebuild
+            live_objects.views = with_live_indexes(conn, live_objects.views)
         # The types and sequences the file adds exist in the scratch build, so the columns using them canonicalize.
         prelude = [*extension_prelude(db, live.extensions), *scratch_prelude(db, live_objects)]
         views: list[model.View | model.MaterializedView] = [*db.views, *db.materialized_views]
         functions: list[model.Function | model.Procedure] = [*db.functions, *db.procedures]
         may_build = bool((db.tables or views or functions or db.triggers or db.types)
                          and one_value(conn, "SELECT has_database_privilege(current_database(), 'CREATE')"))
+        desired_functions = canonical_functions(conn, functions) if may_build else {}
+        if may_build:
+            check_unbuilt(conn, functions, desired_functions, prelude)
+        # defaults, checks and domains may call the functions this apply creates
+        prelude += function_prelude(functions, desired_functions, live_objects.functions.values())
         if not db.tables or may_build:
             desired_tables = canonicalize(conn, db.tables, live_tables, prelude)
         else:
             desired_tables = canonicalize_in_scratch_database(target, admin, db.tables, live_tables, prelude)
         # Without CREATE here, views are compared as written: a plan shows them until they match.
-        desired_views, desired_uses = canonical_views(conn, views) if may_build else ({}, {})
-        desired_functions = canonical_functions(conn, functions) if may_build else {}
+        desired_views, desired_uses = canonical_views(conn, views, prelude) if may_build else ({}, {})
         composites, domains = canonical_types(conn, db.types, prelude) if may_build else ({}, {})
         triggers = [desired_trigger(t) for t in db.triggers]
         conditions = canonical_conditions(conn, triggers) if may_build else {}
@@ -161,13 +176,19 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         found = compare_data(conn, db.name, db.tables, desired_tables, live_tables, digests)
         data = diff_data(found, db.tables, known_secrets(target) if found else ())
         scripts = diff_scripts(db.name, db.scripts, read_journal(conn) if db.scripts else {})
+        managed = managed_addresses(db, live_objects) | {
+            Address(f.kind, db.name, f.schema, f"{name}({f.identity})") for i, f in desired_functions.items()
+            for name in filter(None, (f.name, functions[i].renamed_from))} | {
+            Address(g.kind, db.name, g.schema, g.signature) for f in desired_functions.values()
+            if (g := same_types(f, live_objects.functions)) is not None}
+        pruned = prune_objects(live_objects, db.name, managed, prune)
+        dropping = {a.address for a in pruned.actions}
+        users = read_prune_users(conn, [*(o for o in live_objects.objects if o.address(db.name) in dropping),
+                                        *(LiveObject("table", *a.address.parts[1:]) for a in table_diff.actions
+                                          if a.address.kind == "table" and a.op is Op.DELETE)])
     snapshot.databases[db.name] = live
     snapshot.tables[db.name] = live_tables
     snapshot.schema_objects[db.name] = live_objects
-    managed = managed_addresses(db, live_objects) | {
-        Address(f.kind, db.name, f.schema, f"{name}({f.identity})") for i, f in desired_functions.items()
-        for name in filter(None, (f.name, functions[i].renamed_from))}
-    pruned = prune_objects(live_objects, db.name, managed, prune)
     result = Result(actions=table_diff.actions + data, unmanaged=table_diff.unmanaged + unmanaged_objects(
         live_objects, db.name, managed | {a.address for a in pruned.actions}))
     if not may_build and (views or functions or db.triggers or any(t.enum is None for t in db.types)):
@@ -184,7 +205,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     function_diff.actions, taken_triggers = take_callers_along(
         function_diff.actions, live_objects.function_users, [(t.schema, t.table, t.name) for t in triggers],
         desired_tables)
-    recreated = frozenset((a.address.parts[1], a.address.parts[2]) for a in function_diff.actions if a.op is Op.REPLACE)
+    recreated = frozenset(live_key(a) for a in function_diff.actions if a.op is Op.REPLACE)
     pruned_views = frozenset((a.address.parts[1], a.address.parts[2]) for a in pruned.actions
                              if a.address.kind in ("view", "materialized_view"))
     view_diff = diff_views(views, desired_views, live_objects.views,
@@ -192,7 +213,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
                                 recreated_functions=recreated, pruned=pruned_views, columns=live_objects.view_columns,
                                 changed_columns=_changed_columns(table_diff.actions)
                                 | rebuilt_columns(desired_tables, live_tables)),
-                           _acl_by("table", live), db.name)
+                           _acl_by("table", live), db.name, desired_indexes(views, desired_views))
     result.extend(view_diff)
     result.extend(function_diff)
     # a view the views' own drops already take along is not dropped twice
@@ -206,6 +227,9 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     trigger_diff.actions = retriggered(trigger_diff.actions, taken_triggers)
     result.extend(trigger_diff)
     result.extend(scripts)
+    result.actions = prune_in_use(result.actions, users, db.name)
+    refuse_reading_dropped(desired_uses, [(a.address.parts[1], a.address.parts[2]) for a in table_diff.actions
+                                          if a.address.kind == "table" and a.op is Op.DELETE])
     canon = replace(canon, declared_functions={i: (f.schema, f.signature) for i, f in desired_functions.items()})
     kept_tables, kept = as_new(desired_tables, live_tables, live)  # rebuilt tables are new to their grants
     kept = after_renames(kept, result.actions)

@@ -142,7 +142,7 @@ def _parameters(values: dict[str, str]) -> tuple[str, ...]:
     return tuple(sorted(f"{name}={value}" for name, value in values.items()))
 
 
-def _as_written(index: model.Index, columns: set[str]) -> IndexState:
+def as_written(index: model.Index, columns: set[str]) -> IndexState:
     """The index as the file writes it, for `ddl` to spell (name "" lets PostgreSQL choose one)."""
     return IndexState(name=index.name or "", unique=index.unique, method=index.method,
                       keys=_written_keys(index, columns), include=tuple(index.include), predicate=index.where,
@@ -414,13 +414,13 @@ def _table_builds(tables: list[model.Table], second_stage: list[list[model.Index
             units = [_Unit(f"table {t.schema_}.{t.name}", _scratch_table(
                 sql.Identifier(stand_in[t.schema_], t.name), t, typed, key))]
             units += [_Unit(f"index {ix.name or ix.columns} on {t.schema_}.{t.name}",
-                            ddl.create_index(stand_in[t.schema_], t.name, _as_written(ix, names)))
+                            ddl.create_index(stand_in[t.schema_], t.name, as_written(ix, names)))
                       for ix in built_indexes]
             units += [_Unit(f"partition {p.name} of {t.schema_}.{t.name}", ddl.create_partition(
                 stand_in[p.schema_ or t.schema_], p.name, (stand_in[t.schema_], t.name), partition_bound_source(p)))
                 for p in t.partitions]
             units += [_Unit(f"index {ix.name} on {p.schema_ or t.schema_}.{p.name}", ddl.create_index(
-                stand_in[p.schema_ or t.schema_], p.name, _as_written(ix, names)))
+                stand_in[p.schema_ or t.schema_], p.name, as_written(ix, names)))
                 for p in t.partitions for ix in p.indexes]
             # to PUBLIC: the roles may be created by this very plan; they are compared as written
             units += [_Unit(f"policy {p.name} on {t.schema_}.{t.name}",
@@ -492,7 +492,7 @@ def _partition_indexes(p: model.Partition, built: PartitionState, names: set[str
     """A partition's own indexes as the scratch build printed them, spelled as written."""
     read = {i.name: i for i in built.indexes}
     return tuple(sorted((replace(read[ix.name or ""], comment=ix.comment,
-                                 source=ddl.index_tail(_as_written(ix, names)).as_string(None))
+                                 source=ddl.index_tail(as_written(ix, names)).as_string(None))
                          for ix in p.indexes), key=lambda i: i.name))
 
 
@@ -588,7 +588,7 @@ def _assemble(tables: list[model.Table], typed: dict[int, ColumnState], needs_bu
                                           include=got.include, predicate=got.predicate,
                                           nulls_not_distinct=got.nulls_not_distinct, parameters=got.parameters,
                                           comment=ix.comment, declared_name=ix.name is not None,
-                                          source=ddl.index_tail(_as_written(ix, names)).as_string(None)))
+                                          source=ddl.index_tail(as_written(ix, names)).as_string(None)))
             else:
                 keys = _written_keys(ix, names)  # plain columns only (else it is built)
                 name = ix.name or choose_name(t.name, [k.column for k in keys if k.column] + list(ix.include),

@@ -11,12 +11,15 @@ the diff then creates it as written, and the next plan compares it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 import psycopg
 from psycopg import sql
 
+from erpprov.core import model
 from erpprov.core.schema_objects import FunctionState
+from erpprov.errors import ErpprovError
 from erpprov.postgres import function_ddl
 from erpprov.state.schema_catalog import FUNCTIONS, function_states
 from erpprov.state.scratch_build import build
@@ -37,3 +40,67 @@ def canonical_functions(conn: psycopg.Connection, declared: list[function_ddl.An
         rows = conn.execute(FUNCTIONS.format(filter="n.nspname = ANY(%s)"), [list(stand_in.values())]).fetchall()
     built = {int(state.name[1:]): state for state in function_states(rows).values()}
     return {i: replace(state, schema=declared[i].schema_, name=declared[i].name) for i, state in built.items()}
+
+
+def function_prelude(declared: list[function_ddl.AnyFunction], canonical: dict[int, FunctionState],
+                     live: Iterable[FunctionState]) -> list[sql.Composed]:
+    """For the rolled-back scratch builds of tables, types and views: the declared functions whose
+    name is new to their schema, under their real names (bodies not checked), so a default, check
+    or domain that calls one is read as the server will print it. Only those the server could
+    build (``canonical``): any other would fail the whole build, and is reported on its own; and
+    no overload of a live name, which could clash with the live one (same argument types)."""
+    taken = {(f.schema, f.name) for f in live}
+    new = [(i, f) for i, f in enumerate(declared) if i in canonical and (f.schema_, f.name) not in taken]
+    if not new:
+        return []
+    schemas = sorted({f.schema_ for _, f in new})
+    return [sql.SQL("SELECT set_config({}, 'off', true)").format(sql.Literal("check_function_bodies")),
+            *(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(s)) for s in schemas),
+            *(function_ddl.create(f) for _, f in new)]
+
+
+# What a function that will not build may still be waiting for: an object (a table's row type, a
+# type, a schema) the same apply creates. Anything else the server says would fail the apply too.
+_WAITING = frozenset({"42704", "42P01", "3F000"})  # undefined_object, undefined_table, invalid_schema_name
+
+
+def check_unbuilt(conn: psycopg.Connection, declared: list[function_ddl.AnyFunction],
+                  canonical: dict[int, FunctionState], prelude: Sequence[sql.Composed]) -> None:
+    """A function the scratch build could not make is taken for one over an object the apply
+    creates; one the server refuses for another reason (a language it lacks, a result its language
+    cannot return) would only fail at apply: stop the plan and say which, and why. Each is built
+    again, rolled back, once the extensions, types and sequences the plan creates (``prelude``)
+    exist."""
+    unbuilt = [(i, f) for i, f in enumerate(declared) if i not in canonical]
+    if not unbuilt:
+        return
+    stand_in = f"erpprov_scratch_{uuid.uuid4().hex[:10]}_u"
+    refused: tuple[function_ddl.AnyFunction, str, str] | None = None
+    with conn.transaction(force_rollback=True):
+        try:
+            with conn.transaction():
+                for statement in prelude:
+                    conn.execute(statement)
+        except psycopg.Error:
+            pass  # the table or type build names what the server refuses there
+        languages = {name for name, in conn.execute("SELECT lanname::text FROM pg_language")}
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(stand_in)))
+        conn.execute(sql.SQL("SELECT set_config({}, 'off', true)").format(sql.Literal("check_function_bodies")))
+        for i, f in unbuilt:
+            if f.language not in languages:
+                refused = (f, f"language {f.language} does not exist on the server",
+                           "fix its language, or declare the extension that provides it under extensions "
+                           f"(the server has: {', '.join(sorted(languages))})")
+                break
+            try:
+                with conn.transaction():
+                    conn.execute(function_ddl.create(f.model_copy(update={"name": f"f{i}"}), schema=stand_in))
+            except psycopg.Error as exc:
+                if exc.sqlstate not in _WAITING:
+                    refused = (f, f"PostgreSQL rejects it: {exc.diag.message_primary or exc}",
+                               "its arguments, result, language and attributes must make a valid function")
+                    break
+    if refused is not None:
+        f, why, hint = refused
+        raise ErpprovError(f"{'procedure' if isinstance(f, model.Procedure) else 'function'} {f.schema_}.{f.name}: "
+                           f"{why}", hint=hint)

@@ -207,7 +207,8 @@ FUNCTIONS = r"""
 SELECT n.nspname, p.proname, p.prokind = 'p', pg_get_function_identity_arguments(p.oid),
        pg_get_function_arguments(p.oid), CASE WHEN p.prokind <> 'p' THEN pg_get_function_result(p.oid) END,
        l.lanname, p.prosrc, p.provolatile, p.proisstrict, p.prosecdef, p.proparallel, p.proleakproof, p.procost,
-       p.prorows, coalesce(p.proconfig, '{{}}'), pg_get_userbyid(p.proowner), obj_description(p.oid, 'pg_proc')
+       p.prorows, coalesce(p.proconfig, '{{}}'), pg_get_userbyid(p.proowner), obj_description(p.oid, 'pg_proc'),
+       oidvectortypes(p.proargtypes)
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
 WHERE p.prokind IN ('f', 'p') AND {filter}
 """
@@ -295,12 +296,12 @@ _PARALLEL = {"u": "unsafe", "r": "restricted", "s": "safe"}
 def function_states(rows: list[tuple[Any, ...]]) -> dict[tuple[str, str], FunctionState]:
     functions = {}
     for (schema, name, procedure, identity, arguments, result, language, body, volatility, strict, definer,
-         parallel, leakproof, cost, rows_, config, owner, comment) in rows:
+         parallel, leakproof, cost, rows_, config, owner, comment, types) in rows:
         attributes = (("volatility", _VOLATILITY[volatility]), ("strict", strict), ("security_definer", definer),
                       ("parallel", _PARALLEL[parallel]), ("leakproof", leakproof), ("cost", cost),
                       ("rows", rows_), ("set", tuple(config)))
         state = FunctionState(schema, name, procedure, identity, arguments, result, language, body,
-                              attributes, owner, comment)
+                              attributes, owner, comment, types)
         functions[(schema, state.signature)] = state
     return functions
 

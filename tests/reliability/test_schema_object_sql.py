@@ -20,6 +20,10 @@ _BASE = {"tables": [{"name": "canary", "columns": [{"name": "id", "type": "integ
 PLACES = {
     "view query": lambda p: {"views": [{"name": "v", "query": p}]},
     "materialized view query": lambda p: {"materialized_views": [{"name": "m", "query": p}]},
+    "materialized view index entry": lambda p: {"materialized_views": [{
+        "name": "m", "query": "SELECT id FROM canary", "indexes": [{"columns": [p]}]}]},
+    "materialized view index predicate": lambda p: {"materialized_views": [{
+        "name": "m", "query": "SELECT id FROM canary", "indexes": [{"columns": ["id"], "where": p}]}]},
     "function argument type": lambda p: {"functions": [{"name": "f", "returns": "int", "body": "SELECT 1",
                                                          "arguments": [{"name": "a", "type": p}]}]},
     "function argument default": lambda p: {"functions": [{

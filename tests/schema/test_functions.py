@@ -7,7 +7,7 @@ import pytest
 from erpprov.core.actions import Hazard, Op
 from erpprov.errors import ErpprovError
 from erpprov.plan.build import plan_target
-from tests.helpers import apply_all, load_targets, plan_of
+from tests.helpers import apply_all, assert_converged, load_targets, plan_of
 
 FUNCTIONS = """\
       types:
@@ -163,3 +163,89 @@ def test_a_re_signed_function_takes_its_triggers_defaults_checks_policies_and_in
         plan_target(_targets(tmp_path, pg, CALLERS)[0])
     assert ("domain check above on public.positive, generated column g on public.items, policy theirs on public.items"
             in str(refused.value))
+
+
+CALLED = """\
+      schemas: [{name: app}]
+      functions:
+        - {name: next_code, schema: app, returns: text, body: "SELECT 'c-' || nextval('app.codes')"}
+        - name: is_code
+          schema: app
+          arguments: [{name: c, type: text}]
+          returns: boolean
+          body: "SELECT c LIKE 'c-%'"
+          volatility: immutable
+      sequences: [{name: codes, schema: app}]
+      tables:
+        - name: items
+          schema: app
+          columns:
+            - {name: id, type: serial, primary_key: true}
+            - {name: code, type: text, default: "app.next_code()"}
+            - {name: lower_code, type: text, generated: "lower(code)"}
+          checks: [{name: items_code_ok, expression: "app.is_code(code)"}]
+"""
+
+
+def test_a_default_and_a_check_calling_functions_of_the_same_apply_converge(tmp_path, pg, conn):
+    _converge(tmp_path, pg, CALLED)  # the rolled-back table build saw the functions the apply creates
+    conn.execute("INSERT INTO app.items DEFAULT VALUES")
+    assert conn.execute("SELECT code FROM app.items").fetchone() == ("c-1",)
+    assert_converged(tmp_path)
+
+
+def test_a_function_in_a_language_the_server_lacks_stops_the_plan(tmp_path, pg):
+    body = ('      functions:\n        - {name: f, schema: app, returns: int, language: plfoo, body: "x"}\n'
+            '      schemas: [{name: app}]\n')
+    with pytest.raises(ErpprovError, match=r"function app\.f: language plfoo does not exist") as refused:
+        plan_target(_targets(tmp_path, pg, body)[0])
+    assert "plpgsql" in (refused.value.hint or "")  # what it has instead
+    # any refusal but an object the apply creates (here an enum) stops the plan too, with the server's reason
+    wrong = ('      types: [{name: mood, enum: [ok]}]\n      functions:\n'
+             '        - {name: g, arguments: [{name: m, type: mood}], returns: trigger, body: "SELECT 1"}\n')
+    with pytest.raises(ErpprovError, match=r"function public\.g: PostgreSQL rejects it: SQL functions cannot return"):
+        plan_target(_targets(tmp_path, pg, wrong)[0])
+    over_new_table = ('      tables: [{name: fresh, columns: [{name: id, type: int}]}]\n      functions:\n'
+                      '        - {name: h, returns: "SETOF fresh", body: "SELECT * FROM fresh"}\n')
+    assert plan_target(_targets(tmp_path, pg, over_new_table)[0]).actions  # its row type is the apply's
+
+
+RESIGNED = """\
+      functions:
+        - {name: label, arguments: [{name: n, type: int}], returns: int, body: "SELECT n",
+           comment: labels, grants: [{to: fn_caller, privileges: [EXECUTE]}]}
+      views:
+        - {name: labels, query: "SELECT label(1) AS l"}
+      tables:
+        - name: items
+          columns:
+            - {name: id, type: int, default: "label(1)"}
+"""
+
+
+def test_a_function_renamed_with_a_new_result_type_in_one_apply_converges(tmp_path, pg, conn):
+    conn.execute("CREATE ROLE fn_caller")
+    _converge(tmp_path, pg, RESIGNED)
+    renamed = (RESIGNED.replace("{name: label,", "{name: tag, renamed_from: label,")
+               .replace("returns: int, body: \"SELECT n\"", "returns: bigint, body: \"SELECT n::bigint\"")
+               .replace("label(1)", "tag(1)").replace("type: int, default", "type: bigint, default"))
+    assert "renamed_from" in renamed and "bigint" in renamed
+    _converge(tmp_path, pg, renamed, allow=frozenset(Hazard))
+    assert conn.execute("SELECT pg_get_function_result('tag(int)'::regprocedure),"
+                        " has_function_privilege('fn_caller', 'tag(int)', 'EXECUTE')").fetchone() == ("bigint", True)
+    assert_converged(tmp_path)
+
+
+def test_a_new_default_calling_a_function_whose_argument_is_renamed_plans_and_converges(tmp_path, pg, conn):
+    called = ('      functions:\n'
+              '        - {name: f, arguments: [{name: a, type: int}], returns: int, body: "SELECT a"}\n'
+              '      views: [{name: calls_f, query: "SELECT f(1) AS v"}]\n')
+    _converge(tmp_path, pg, called)
+    table = "      tables:\n        - {name: t, columns: [{name: x, type: int, default: \"f(1)\"}]}\n"
+    conn.execute("CREATE TABLE kept (y int DEFAULT f(2))")  # an undeclared caller: the plan names it
+    with pytest.raises(ErpprovError, match="kept"):
+        plan_target(_targets(tmp_path, pg, called.replace("name: a,", "name: b,").replace("SELECT a", "SELECT b"))[0])
+    conn.execute("DROP TABLE kept")
+    _converge(tmp_path, pg, called.replace("name: a,", "name: b,").replace("SELECT a", "SELECT b") + table,
+              allow=frozenset(Hazard))  # a new argument name is a new function to PostgreSQL
+    assert_converged(tmp_path)
