@@ -140,12 +140,14 @@ def _escape_templates(node: Any, key: str | None = None) -> Any:
     """Every string of a playbook is a Jinja2 template: a comment or default that contains `{{`
     (or `{%`, `{#`) is wrapped in {% raw %} so that it loads as the text it is. The password
     placeholders are the one template the export means."""
+    if isinstance(node, str):  # most values: one scan for `{` rules nearly all of them out
+        if "{" in node and key != "password" and any(m in node for m in _JINJA_MARKERS):
+            return "{% raw %}" + node + "{% endraw %}"
+        return node
     if isinstance(node, dict):
         return {k: _escape_templates(v, k) for k, v in node.items()}
     if isinstance(node, list):
         return [_escape_templates(v) for v in node]
-    if isinstance(node, str) and key != "password" and any(m in node for m in _JINJA_MARKERS):
-        return "{% raw %}" + node + "{% endraw %}"
     return node
 
 
