@@ -1,17 +1,24 @@
 """YAML text of plain values (dicts, lists, strings, numbers, booleans, None), byte for byte what
 `yaml.dump(..., Dumper=CSafeDumper)` writes, at a fraction of its cost.
 
-PyYAML turns every value into a node through a generic, per-value dispatch (the alias check, the
-type's representer, the style bookkeeping), and its serializer asks the resolver, per scalar,
-which tag the plain text would load as: at 10,000 tables (a million values) that was two thirds
-of an export. Here the plain types get their node straight away, and a scalar's resolved tag is
-asked once per distinct text; anything else goes through PyYAML's own representer, so shared
-containers still become anchors and aliases, and unsupported values fail as they did.
+At 10,000 tables an export is a million values, and PyYAML spent most of the export's CPU on
+them: a generic per-value dispatch to build nodes, two resolver calls per scalar, then libyaml's
+emitter. Block-style output of plain values is regular enough to write directly: `_Writer` lays
+out the mappings and sequences as PyYAML does (sequences in a mapping not indented, empty ones in
+flow style) and writes a scalar itself when its form is certain: plain when the text could be
+nothing but itself, single-quoted when it would otherwise read as another type or starts with an
+indicator, and the line fits the width (no folding). Any other scalar is cut out of PyYAML's own
+output for the same value at the same indentation; anything else the writer does not handle
+(shared containers, which PyYAML writes as anchors and aliases, other types, nested sequences,
+keys that are not plain) sends the whole document through PyYAML. `_PlainDumper` is that path,
+itself faster than PyYAML's representer: the plain types get their node straight away, and a
+scalar's resolved tag is asked once per distinct text.
 """
 
 from __future__ import annotations
 
 import gc
+import re
 from typing import Any
 
 import yaml
@@ -81,15 +88,148 @@ class _PlainDumper(_Dumper):  # type: ignore[valid-type,misc]
         return self.represent_data(data)
 
 
+# Texts PyYAML writes plain in a block mapping when they resolve to a string: no indicator at the
+# start, no `: ` or ` #`, nothing that needs quoting; conservative (anything else is asked).
+_PLAIN = re.compile(r"[A-Za-z0-9_(](?:[A-Za-z0-9_ .,()/$+=<>'-]*[A-Za-z0-9_.,()/$+=<>'-])?")
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")
+# A leading indicator forbids plain text; single quotes then suffice for printable ASCII.
+_INDICATORS = frozenset("#,[]{}&*!|>'\"%@`")
+_SCALAR_TAGS = {str: _STR, bool: _BOOL, int: _INT}
+
+
+class _Fallback(Exception):
+    """The writer met something only PyYAML's own path writes exactly."""
+
+
+class _Writer:
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.out: list[str] = []
+        self.seen: set[int] = set()
+        self.resolver = yaml.resolver.Resolver()
+        self.tags: dict[str, str] = {}
+        self.cut: dict[tuple[Any, int, str], str] = {}
+
+    def document(self, value: Any) -> str:
+        if type(value) is list and value:
+            self._items(value, 0)
+        elif type(value) is dict and value:
+            self._mapping(value, 0, "")
+        else:
+            raise _Fallback
+        return "".join(self.out)
+
+    def _container(self, value: Any) -> None:
+        if id(value) in self.seen:
+            raise _Fallback  # PyYAML writes it once, with an anchor, and aliases it after
+        self.seen.add(id(value))
+
+    def _mapping(self, mapping: dict[Any, Any], indent: int, first: str) -> None:
+        self._container(mapping)
+        out = self.out
+        pad = " " * indent
+        start = first
+        for key, value in mapping.items():
+            if type(key) is not str or len(key) >= 128 or not _PLAIN.fullmatch(key) or self._tag(key) != _STR:
+                raise _Fallback
+            kind = type(value)
+            if kind is dict:
+                if value:
+                    out.append(f"{start}{key}:\n")
+                    self._mapping(value, indent + 2, " " * (indent + 2))
+                else:
+                    out.append(f"{start}{key}: {{}}\n")
+            elif kind is list:
+                if value:
+                    out.append(f"{start}{key}:\n")
+                    self._items(value, indent)
+                else:
+                    out.append(f"{start}{key}: []\n")
+            else:
+                head = f"{start}{key}:"
+                out.append(f"{head} {self._scalar(value, indent, len(head) + 1, key)}\n")
+            start = pad
+
+    def _items(self, items: list[Any], indent: int) -> None:
+        self._container(items)
+        out = self.out
+        dash = " " * indent + "- "
+        for item in items:
+            kind = type(item)
+            if kind is dict:
+                if item:
+                    self._mapping(item, indent + 2, dash)
+                else:
+                    out.append(dash + "{}\n")
+            elif kind is list:
+                if item:
+                    raise _Fallback  # a sequence in a sequence
+                out.append(dash + "[]\n")
+            else:
+                out.append(dash + self._scalar(item, indent, indent + 2, None) + "\n")
+
+    def _tag(self, text: str) -> str:
+        tag = self.tags.get(text)
+        if tag is None:
+            tag = self.tags[text] = self.resolver.resolve(ScalarNode, text, (True, False))
+        return tag
+
+    def _scalar(self, value: Any, indent: int, column: int, key: str | None) -> str:
+        """The scalar's text where it starts at `column`: a mapping value under `key`, or a
+        sequence item (key None), in a block at `indent`."""
+        if value is None:
+            return "null"
+        tag = _SCALAR_TAGS.get(type(value))
+        if tag is None:
+            raise _Fallback
+        text = ("true" if value else "false") if tag is _BOOL else str(value)
+        if column + len(text) + 2 <= self.width:  # the line cannot fold
+            resolved = self._tag(text)
+            if resolved == tag and _PLAIN.fullmatch(text):
+                return text
+            if tag is _STR and _PRINTABLE.fullmatch(text) and (resolved != tag or text[0] in _INDICATORS):
+                return "'" + text.replace("'", "''") + "'"
+        return self._cut(value, indent, key)
+
+    def _cut(self, value: Any, indent: int, key: str | None) -> str:
+        """PyYAML's text of `value` in the same place: the same indentation and the same column,
+        so it folds its lines where it would in the whole document."""
+        place = (value, indent, key or "")
+        text = self.cut.get(place)
+        if text is None:
+            if indent % 2:
+                raise _Fallback
+            # the key (or, for an item, the key of its sequence) sits `indent` deep under keys "a"
+            document: Any = {key: value} if key is not None else {"x": [value]} if indent else [value]
+            head = "" if key is None and not indent else "".join(f"{' ' * i}a:\n" for i in range(0, indent, 2))
+            for _ in range(0, indent, 2):
+                document = {"a": document}
+            pad = " " * indent
+            head += f"{pad}{key}: " if key is not None else f"{pad}x:\n{pad}- " if indent else "- "
+            full = _pyyaml(document, self.width)
+            if not full.startswith(head) or not full.endswith("\n"):
+                raise _Fallback
+            text = self.cut[place] = full[len(head):-1]
+        return text
+
+
+def _pyyaml(value: Any, width: int) -> str:
+    return yaml.dump(value, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
+                     width=width)
+
+
 def dump_plain(value: Any, *, width: int = 100) -> str:
     """Block-style YAML of ``value``, keys unsorted, unicode as is."""
+    try:
+        return _Writer(width).document(value)
+    except _Fallback:
+        pass
     # A node per value, none of them in a cycle the collector could free: at a million nodes its
     # passes over them were a fifth of the dump.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return yaml.dump(value, Dumper=_PlainDumper, sort_keys=False,
-                         allow_unicode=True, default_flow_style=False, width=width)
+        return _pyyaml(value, width)
     finally:
         if collecting:
             gc.enable()
