@@ -30,7 +30,8 @@ def _values(scalars: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 # (folded past the width), templates, numbers; nested as plays, databases, tables and columns.
 _WORDS = st.sampled_from(["id", "integer", "character varying(30)", "numeric(12,2)", "CURRENT_TIMESTAMP", "0",
                           "true", "t0001", "public", "SELECT", "a b", "it's", "x: y", "(a + b)", "now()", "-1",
-                          "{{ env.R_PASSWORD }}", "on_create", "2024-01-01", "1.5", "#no", "a #b", "ü"])
+                          "{{ env.R_PASSWORD }}", "on_create", "2024-01-01", "1.5", "#no", "a #b", "ü", "Straße",
+                          "状態", "'q'", "a  b", "end:", "- x", "tab\there", "\U00010000"])
 _SENTENCES = st.lists(_WORDS, min_size=1, max_size=30).map(" ".join)
 _EXPORT_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), _WORDS, _SENTENCES, _TRICKY, st.text(max_size=8))
 _IDENTIFIERS = st.from_regex(r"[a-z_][a-z0-9_]{0,20}", fullmatch=True)
@@ -75,6 +76,7 @@ def test_unsupported_values_fail_as_in_pyyaml() -> None:
 
 def test_lines_near_the_width_fold_as_in_pyyaml() -> None:
     for length in range(85, 115):
-        for text in ("w" * (length - 30) + " a b c d e f g h i j k l m n o", "{" + "q" * (length - 6) + " x y"):
+        for text in ("w" * (length - 30) + " a b c d e f g h i j k l m n o", "{" + "q" * (length - 6) + " x y",
+                     "ß" * (length - 8) + " it's a", "1" * (length - 4) + " 2 3", "x" * (length - 3) + "  y "):
             value = [{"name": text, "table": {"comment": text}, "privileges": [text]}]
             assert dump_plain(value) == _pyyaml(value)

@@ -5,10 +5,11 @@ At 10,000 tables an export is a million values, and PyYAML spent most of the exp
 them: a generic per-value dispatch to build nodes, two resolver calls per scalar, then libyaml's
 emitter. Block-style output of plain values is regular enough to write directly: `_Writer` lays
 out the mappings and sequences as PyYAML does (sequences in a mapping not indented, empty ones in
-flow style) and writes a scalar itself when its form is certain: plain when the text could be
-nothing but itself, single-quoted when it would otherwise read as another type or starts with an
-indicator, and the line fits the width (no folding). Any other scalar is cut out of PyYAML's own
-output for the same value at the same indentation; anything else the writer does not handle
+flow style) and writes every scalar of one printable line itself, with the emitter's rules: plain
+when the emitter's analysis allows it and the text reads back as itself, else single-quoted, and
+folded at a space past the width as the emitter folds. Any other scalar (line breaks, tabs,
+control characters) is cut out of PyYAML's own output for the same value at the same indentation
+and column; anything else the writer does not handle
 (shared containers, which PyYAML writes as anchors and aliases, other types, nested sequences,
 keys that are not plain) sends the whole document through PyYAML. `_PlainDumper` is that path,
 itself faster than PyYAML's representer: the plain types get their node straight away, and a
@@ -88,13 +89,28 @@ class _PlainDumper(_Dumper):  # type: ignore[valid-type,misc]
         return self.represent_data(data)
 
 
-# Texts PyYAML writes plain in a block mapping when they resolve to a string: no indicator at the
-# start, no `: ` or ` #`, nothing that needs quoting; conservative (anything else is asked).
-_PLAIN = re.compile(r"[A-Za-z0-9_(](?:[A-Za-z0-9_ .,()/$+=<>'-]*[A-Za-z0-9_.,()/$+=<>'-])?")
-_PRINTABLE = re.compile(r"[\x20-\x7e]*")
-# A leading indicator forbids plain text; single quotes then suffice for printable ASCII.
-_INDICATORS = frozenset("#,[]{}&*!|>'\"%@`")
+# Keys the writer writes itself: plain, short, nothing to quote.
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_(](?:[A-Za-z0-9_ .,()/$+=<>'-]*[A-Za-z0-9_.,()/$+=<>'-])?")
+# One line of characters an emitter that allows unicode writes as they are: libyaml's printable
+# set (the Basic Multilingual Plane; it escapes the planes above) without its line breaks \x85,
+# \u2028 and \u2029, the BOM, and the tab, which forces quotes.
+_ONE_LINE = re.compile("[\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd]*")
+_SPACES_OR_WORD = re.compile(r" +|[^ ]+")
+# A leading indicator (or one of `?:-` followed by a space) forbids plain text.
+_LEADING_INDICATORS = frozenset("#,[]{}&*!|>'\"%@`")
 _SCALAR_TAGS = {str: _STR, bool: _BOOL, int: _INT}
+
+
+def _plain_allowed(text: str) -> bool:
+    """Whether the emitter may write one line of printable text plain in a block (its
+    analyze_scalar for that case): no leading or trailing space, no document marker or indicator
+    at the start, no `: `, no ` #`, no `:` at the end."""
+    if not text or text[0] == " " or text[-1] == " " or text.startswith(("---", "...")):
+        return False
+    first = text[0]
+    if first in _LEADING_INDICATORS or (first in "?:-" and (len(text) == 1 or text[1] == " ")):
+        return False
+    return ": " not in text and " #" not in text and text[-1] != ":"
 
 
 class _Fallback(Exception):
@@ -130,7 +146,7 @@ class _Writer:
         pad = " " * indent
         start = first
         for key, value in mapping.items():
-            if type(key) is not str or len(key) >= 128 or not _PLAIN.fullmatch(key) or self._tag(key) != _STR:
+            if type(key) is not str or len(key) >= 128 or not _PLAIN_KEY.fullmatch(key) or self._tag(key) != _STR:
                 raise _Fallback
             kind = type(value)
             if kind is dict:
@@ -183,13 +199,33 @@ class _Writer:
         if tag is None:
             raise _Fallback
         text = ("true" if value else "false") if tag is _BOOL else str(value)
-        if column + len(text) + 2 <= self.width:  # the line cannot fold
-            resolved = self._tag(text)
-            if resolved == tag and _PLAIN.fullmatch(text):
-                return text
-            if tag is _STR and _PRINTABLE.fullmatch(text) and (resolved != tag or text[0] in _INDICATORS):
-                return "'" + text.replace("'", "''") + "'"
-        return self._cut(value, indent, key)
+        if not _ONE_LINE.fullmatch(text):
+            return self._cut(value, indent, key)
+        if self._tag(text) == tag and _plain_allowed(text):
+            return text if column + len(text) <= self.width else self._fold(text, column, indent + 2, False)
+        if tag is not _STR:
+            return self._cut(value, indent, key)
+        # read as another type, or not allowed plain: one line of printable text takes single quotes
+        quoted = text.replace("'", "''")
+        if column + len(quoted) + 2 <= self.width:
+            return f"'{quoted}'"
+        return f"'{self._fold(quoted, column + 1, indent + 2, True)}'"
+
+    def _fold(self, text: str, column: int, indent: int, quoted: bool) -> str:
+        """`text` written from `column` as the emitter writes a plain or single-quoted scalar: a
+        single space met past the width (in quotes, not the first or last character) becomes a
+        line break and the indentation of the continuation."""
+        pieces: list[str] = []
+        for match in _SPACES_OR_WORD.finditer(text):
+            piece = match.group()
+            if (piece == " " and column > self.width
+                    and not (quoted and (match.start() == 0 or match.end() == len(text)))):
+                pieces.append("\n" + " " * indent)
+                column = indent
+            else:
+                pieces.append(piece)
+                column += len(piece)
+        return "".join(pieces)
 
     def _cut(self, value: Any, indent: int, key: str | None) -> str:
         """PyYAML's text of `value` in the same place: the same indentation and the same column,
