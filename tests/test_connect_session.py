@@ -26,10 +26,12 @@ def test_every_connection_has_the_hosts_timeouts(pg: Any) -> None:
         with connect(_settings(pg), database) as conn:
             assert (_show(conn, "lock_timeout"), _show(conn, "statement_timeout")) == ("1500ms", "7s")
             assert _show(conn, "client_encoding") == "UTF8"
+            assert _show(conn, "jit") == "off"  # catalog reads of thousands of tables would compile
 
 
 def test_pgoptions_are_kept_and_the_inventory_wins(pg: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PGOPTIONS", "-c work_mem=7MB -c lock_timeout=9s")
+    monkeypatch.setenv("PGOPTIONS", "-c work_mem=7MB -c lock_timeout=9s -c jit=on")
     with connect(_settings(pg), pg.dbname) as conn:
         assert _show(conn, "work_mem") == "7MB"
+        assert _show(conn, "jit") == "on"
         assert _show(conn, "lock_timeout") == "1500ms"

@@ -142,12 +142,14 @@ def _escape_templates(node: Any, key: str | None = None) -> Any:
     """Every string of a playbook is a Jinja2 template: a comment or default that contains `{{`
     (or `{%`, `{#`) is wrapped in {% raw %} so that it loads as the text it is. The password
     placeholders are the one template the export means."""
+    if isinstance(node, str):  # most values: one scan for `{` rules nearly all of them out
+        if "{" in node and key != "password" and any(m in node for m in _JINJA_MARKERS):
+            return "{% raw %}" + node + "{% endraw %}"
+        return node
     if isinstance(node, dict):
         return {k: _escape_templates(v, k) for k, v in node.items()}
     if isinstance(node, list):
         return [_escape_templates(v) for v in node]
-    if isinstance(node, str) and key != "password" and any(m in node for m in _JINJA_MARKERS):
-        return "{% raw %}" + node + "{% endraw %}"
     return node
 
 
@@ -391,14 +393,16 @@ def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: Tab
     grouped: dict[tuple[str, str, str, frozenset[str], bool], list[str]] = defaultdict(list)
     # a partition has grants of its own, written in its schema's grants (it has no table entry)
     partitions = {(p.schema, p.name) for table in live_tables.tables.values() for p in table.partitions}
+    # built once: a union per object made this quadratic in the number of tables
+    tables_and_views = live_tables.tables.keys() | objects.views.keys()
+    granted_relations = tables_and_views | partitions
+    written_types = objects.enums.keys() | objects.composites.keys() | objects.domains.keys()
     for ref in sorted(acl, key=lambda r: (r.kind, r.schema or "", r.name)):
         if ref.kind == "schema" or ref.schema is None:
             continue
-        if ref.kind == "table" and (ref.schema, ref.name) not in live_tables.tables.keys() | partitions \
-                and (ref.schema, ref.name) not in objects.views:
+        if ref.kind == "table" and (ref.schema, ref.name) not in granted_relations:
             continue  # a foreign table: erpprov does not create them
-        if ref.kind == "type" and (ref.schema, ref.name) not in objects.enums.keys() | objects.composites.keys() \
-                | objects.domains.keys():
+        if ref.kind == "type" and (ref.schema, ref.name) not in written_types:
             continue  # an extension's type
         owner = live.owners[ref]
         # the name a grant's `tables:`/`sequences:`/`functions:` list uses
@@ -409,8 +413,7 @@ def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: Tab
                 on_table[(ref.schema, ref.name)].append(
                     _grant(grantee, (p for p, _ in privileges), any(g for _, g in privileges), "type", version))
                 continue
-            if ref.kind == "table" and len(parts) == 1 and (ref.schema, ref.name) in live_tables.tables.keys() \
-                    | objects.views.keys():
+            if ref.kind == "table" and len(parts) == 1 and (ref.schema, ref.name) in tables_and_views:
                 names, option = parts[0]
                 on_table[(ref.schema, ref.name)].append(_grant(grantee, names, option, "table", version))
                 continue

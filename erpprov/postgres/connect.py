@@ -68,13 +68,18 @@ def session_options(conn: Connection) -> str:
     with no round trip to set them. `options` replaces libpq's PGOPTIONS, so the user's come
     first and ours, later, win.
 
+    JIT is off unless PGOPTIONS turns it on (as pg_dump does): erpprov's statements are catalog
+    reads and DDL, and at thousands of tables the planner's cost estimate of a catalog read passes
+    the JIT thresholds, so the server spent about a second compiling code for a read that runs in
+    half that.
+
     standard_conforming_strings stays on whatever the server or database says: playbook
     expressions are proven with a lexer that treats a backslash in '...' as a plain character
     (erpprov.core.fragments), and the server must read them the same way."""
     ours = (f"-c lock_timeout={int(conn.pg_lock_timeout * 1000)}ms "
             f"-c statement_timeout={int(conn.pg_statement_timeout * 1000)}ms "
             "-c standard_conforming_strings=on")
-    return f"{os.environ.get('PGOPTIONS', '')} {ours}".strip()
+    return " ".join(part for part in ("-c jit=off", os.environ.get("PGOPTIONS", "").strip(), ours) if part)
 
 
 def connect(conn: Connection, dbname: str | None = None, *, wait: float = 0.0,

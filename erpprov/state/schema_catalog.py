@@ -60,6 +60,8 @@ user_ns AS (SELECT oid, nspname FROM pg_namespace
             WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'),
 serial AS (  -- sequences of serial and identity columns: the table's, not standalone
     SELECT d.objid FROM pg_depend d
+    -- sequences only, before the defaults are printed: an index depends on its columns too
+    JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
     LEFT JOIN pg_attrdef ad ON ad.adrelid = d.refobjid AND ad.adnum = d.refobjsubid
     WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0
       AND (d.deptype = 'i' OR (d.deptype = 'a' AND pg_get_expr(ad.adbin, ad.adrelid)

@@ -152,12 +152,14 @@ SELECT i.indrelid, ic.relname, i.indisunique, am.amname, i.indnkeyatts,
                   FROM unnest(string_to_array(i.indclass::text, ' ')::oid[]) WITH ORDINALITY k(opc, ord)
                   JOIN pg_opclass o ON o.oid = k.opc ORDER BY k.ord) END,
        CASE WHEN i.indcollation::text ~ '[1-9]' THEN
-            ARRAY(SELECT CASE WHEN ia.attcollation <> 0
-                               AND ia.attcollation <> COALESCE(ta.attcollation, ty.typcollation)
-                              THEN ia.attcollation::regcollation::text END
-                  FROM pg_attribute ia JOIN pg_type ty ON ty.oid = ia.atttypid
-                  LEFT JOIN pg_attribute ta ON ta.attrelid = i.indrelid AND ta.attnum = i.indkey[ia.attnum - 1]
-                  WHERE ia.attrelid = i.indexrelid AND ia.attnum <= i.indnkeyatts ORDER BY ia.attnum) END,
+            ARRAY(SELECT CASE WHEN k.coll <> 0 AND k.coll <> COALESCE(ta.attcollation, ty.typcollation)
+                              THEN k.coll::regcollation::text END
+                  FROM unnest(string_to_array(i.indcollation::text, ' ')::oid[]) WITH ORDINALITY k(coll, ord)
+                  LEFT JOIN pg_attribute ta ON ta.attrelid = i.indrelid AND ta.attnum = i.indkey[k.ord - 1]
+                  -- an expression's collation is compared with its type's
+                  LEFT JOIN pg_attribute ia ON ta.attrelid IS NULL AND ia.attrelid = i.indexrelid AND ia.attnum = k.ord
+                  LEFT JOIN pg_type ty ON ty.oid = ia.atttypid
+                  ORDER BY k.ord) END,
        pg_get_expr(i.indpred, i.indrelid),
        CASE WHEN i.indexprs IS NOT NULL OR i.indpred IS NOT NULL THEN
             ARRAY(SELECT DISTINCT dep.refobjsubid FROM pg_depend dep
