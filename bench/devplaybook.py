@@ -43,7 +43,7 @@ def run_dev(bench: Any, resident_env: dict[str, str] | None) -> list[Series]:
     if resident_env is not None:
         measured.append((Series("erpprov", "dev.yaml no-op plan, resident", 0), plan, resident_env))
     measured.append((Series("pg_dump", "dev.yaml database schema-only", 0), dump, server.env()))
-    for _ in range(max(bench.runs, 5)):
+    for _ in range(bench.runs):
         for series, argv, env in measured:
             result = run(argv, cwd=str(directory), env=env, timeout=bench.timeout)
             bench.results.check(0, f"{series.tool} {series.what} exits 0", result.returncode == 0,

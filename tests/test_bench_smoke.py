@@ -92,10 +92,20 @@ def test_smoke_run_measures_and_verifies(bench: Bench) -> None:
     assert "erpprov first apply / psql -f" in text and "erpprov export / pg_dump" in text and "## Targets" in text
     # Seed rows, last (they start from a fresh database): a no-op plan that found changes fails the run.
     results.seed = run_seed(bench, 50)
-    assert [s.what for s in results.seed] == ["\\copy 50 rows", "apply 50 rows", "no-op plan, with data",
-                                              "no-op plan, no data"]
+    assert [s.what for s in results.seed] == ["\\copy 50 rows", "apply 50 rows", "apply, the table alone",
+                                              "no-op plan, with data", "no-op plan, no data"]
     assert ("erpprov apply loaded all 50 rows", True) in [(name, ok) for _, name, ok, _ in results.checks]
     assert "apply 50 rows" in report.markdown(results, {"python": "x"}, args, 1.0)
+    # The shipped dev playbook, applied and planned with nothing to do, beside pg_dump of its database.
+    from bench.devplaybook import run_dev
+
+    results.dev = run_dev(bench, None)
+    assert [(s.tool, s.what) for s in results.dev] == [("erpprov", "dev.yaml no-op plan"),
+                                                       ("pg_dump", "dev.yaml database schema-only")]
+    assert all(len(s.seconds) == bench.runs for s in results.dev)
+    dev_checks = [(name, passed) for _, name, passed, _ in results.checks if "dev.yaml" in name]
+    assert dev_checks and all(passed for _, passed in dev_checks), dev_checks
+    assert "no-op plan of playbooks/dev.yaml ≤ 3× pg_dump" in report.markdown(results, {"python": "x"}, args, 1.0)
 
 
 def test_cli_rejects_bad_sizes(capsys: pytest.CaptureFixture[str]) -> None:
