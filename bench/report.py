@@ -242,7 +242,8 @@ def _opt(value: object) -> str:
 
 def targets(results: Any, sizes: list[int]) -> list[tuple[str, str, bool | None]]:
     rows: list[tuple[str, str, bool | None]] = []
-    top = max(sizes)
+    # Issue #8's targets are about N=1000; a run without that size judges its largest instead.
+    top = 1000 if 1000 in sizes else max(sizes)
     plan = results.get(top, "erpprov", "no-op plan")
     dump = results.get(top, "pg_dump", "schema-only")
     rows.append((f"no-op plan at N={top} ≤ {PLAN_SECONDS} s (whole process)",
