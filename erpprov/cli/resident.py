@@ -37,8 +37,7 @@ from erpprov.launch import (
     unsafe,
 )
 
-# What a command imports before its work starts, loaded once here (the docker SDK only where
-# installed: the driver imports it when a container is managed).
+# What a command imports before its work starts, loaded once here.
 WARM_MODULES = ("psycopg", "pglast", "pglast.parser", "jinja2", "yaml", "erpprov.load.project",
                 "erpprov.plan.build", "erpprov.plan.render", "erpprov.plan.planfile", "erpprov.apply.host",
                 "erpprov.ops.export", "erpprov.ops.drift", "erpprov.ops.diagram", "erpprov.fanout",
@@ -55,11 +54,7 @@ def warm() -> None:
     import importlib
 
     for name in WARM_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            if not name.startswith(("docker", "erpprov.drivers.docker")):
-                raise
+        importlib.import_module(name)
     from erpprov.load.project import build_validators
 
     build_validators()
@@ -67,31 +62,27 @@ def warm() -> None:
     gc.freeze()  # what every child shares, out of the collector's sight (and its pages not rewritten)
 
 
-def status(path: Path | None = None) -> dict[str, Any] | None:
-    """What the running resident of this code says about itself, or None if there is none."""
+def _ask(op: str, path: Path | None) -> dict[str, Any] | None:
+    """The running resident's answer to ``op``, or None if no resident of this code answers."""
     sock = connect(path or socket_path(), timeout=REQUEST_SECONDS)
     if sock is None:
         return None
     with sock:
         try:
-            send_message(sock, {"op": "status"})
+            send_message(sock, {"op": op})
             reply, _ = receive_message(sock)
         except (OSError, ValueError, EOFError):
             return None
     return reply
 
 
+def status(path: Path | None = None) -> dict[str, Any] | None:
+    """What the running resident of this code says about itself, or None if there is none."""
+    return _ask("status", path)
+
+
 def stop(path: Path | None = None) -> bool:
-    sock = connect(path or socket_path(), timeout=REQUEST_SECONDS)
-    if sock is None:
-        return False
-    with sock:
-        try:
-            send_message(sock, {"op": "stop"})
-            receive_message(sock)
-        except (OSError, ValueError, EOFError):
-            return False
-    return True
+    return _ask("stop", path) is not None
 
 
 def start(idle_seconds: float) -> dict[str, Any]:

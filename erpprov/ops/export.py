@@ -704,7 +704,8 @@ def _pk_as_flags(table: TableState, pk: ConstraintState | None) -> bool:
 
 
 def _constraint_extras(constraint: ConstraintState) -> dict[str, Any]:
-    """The options of a key, unique or foreign key beyond its columns, as the playbook writes them."""
+    """The options of a constraint beyond its columns or expression, as the playbook writes them (a
+    check has only NOT VALID and a comment)."""
     extras: dict[str, Any] = {}
     if constraint.nulls_not_distinct:
         extras["nulls_not_distinct"] = True
@@ -784,10 +785,7 @@ def _check(constraint: ConstraintState) -> dict[str, Any]:
         check["no_inherit"] = True
         text = text.removesuffix(" NO INHERIT")
     check["expression"] = _check_expression(text)
-    if not constraint.validated:
-        check["not_valid"] = True
-    if constraint.comment is not None:
-        check["comment"] = constraint.comment
+    check.update(_constraint_extras(constraint))
     return check
 
 
