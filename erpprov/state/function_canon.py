@@ -45,18 +45,37 @@ def canonical_functions(conn: psycopg.Connection, declared: list[function_ddl.An
 def function_prelude(declared: list[function_ddl.AnyFunction], canonical: dict[int, FunctionState],
                      live: Iterable[FunctionState]) -> list[sql.Composed]:
     """For the rolled-back scratch builds of tables, types and views: the declared functions whose
-    name is new to their schema, under their real names (bodies not checked), so a default, check
-    or domain that calls one is read as the server will print it. Only those the server could
-    build (``canonical``): any other would fail the whole build, and is reported on its own; and
-    no overload of a live name, which could clash with the live one (same argument types)."""
+    name is new to their schema, under their real names, so a default, check or domain that calls
+    one is read as the server will print it. Only those the server could build (``canonical``):
+    any other would fail the whole build, and is reported on its own; and no overload of a live
+    name, which could clash with the live one (same argument types).
+
+    Each is a stand-in: the declared signature and attributes around a body that does nothing.
+    The build may call what it is given (ADD COLUMN evaluates a default that is not volatile, a
+    domain's default included, to store it as the missing value), and a plan never runs code of
+    the playbook's. A trigger function is left out: nothing these builds make can call one, and
+    an SQL function cannot return a trigger."""
     taken = {(f.schema, f.name) for f in live}
-    new = [(i, f) for i, f in enumerate(declared) if i in canonical and (f.schema_, f.name) not in taken]
+    new = [f for i, f in enumerate(declared) if i in canonical and (f.schema_, f.name) not in taken
+           and not (isinstance(f, model.Function) and f.returns in _TRIGGER_RESULTS)]
     if not new:
         return []
-    schemas = sorted({f.schema_ for _, f in new})
+    schemas = sorted({f.schema_ for f in new})
     return [sql.SQL("SELECT set_config({}, 'off', true)").format(sql.Literal("check_function_bodies")),
             *(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(s)) for s in schemas),
-            *(function_ddl.create(f) for _, f in new)]
+            *(function_ddl.create(f.model_copy(update={"language": "sql", "body": _nothing(f)})) for f in new)]
+
+
+def _nothing(function: function_ddl.AnyFunction) -> str:
+    """An SQL body returning NULL of the declared result (its type spellings are proven types)."""
+    if not isinstance(function, model.Function):
+        return "SELECT NULL"
+    if function.returns_table:
+        return "SELECT " + ", ".join(f"NULL::{c.type}" for c in function.returns_table)
+    return f"SELECT NULL::{function.returns}" if function.returns and function.returns != "void" else "SELECT NULL"
+
+
+_TRIGGER_RESULTS = frozenset({"trigger", "event_trigger"})
 
 
 # What a function that will not build may still be waiting for: an object (a table's row type, a

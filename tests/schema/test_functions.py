@@ -194,6 +194,23 @@ def test_a_default_and_a_check_calling_functions_of_the_same_apply_converge(tmp_
     assert_converged(tmp_path)
 
 
+def test_a_plan_never_runs_the_body_of_a_function_the_playbook_declares(tmp_path, pg, conn):
+    """A stranger's pull request may declare a function with side effects and call it from a
+    default: the scratch build evaluates a default that is not volatile (ADD COLUMN stores the
+    value), so it must see a stand-in, never the body. A sequence's nextval survives the
+    rollback, which makes a body that ran visible."""
+    conn.execute("CREATE SEQUENCE public.witness")
+    bump = ('{name: %s, returns: integer, language: plpgsql, volatility: immutable, '
+            'body: "BEGIN PERFORM nextval(\'public.witness\'); RETURN 1; END"}')
+    body = (f"      functions: [{bump % 'bump'}]\n"
+            "      tables:\n        - name: t\n          columns:\n"
+            "            - {name: id, type: integer, primary_key: true}\n"
+            "            - {name: x, type: integer, default: \"bump()\"}\n")
+    plan = plan_target(_targets(tmp_path, pg, body)[0])
+    assert plan.actions
+    assert conn.execute("SELECT last_value FROM pg_sequences WHERE sequencename = 'witness'").fetchone() == (None,)
+
+
 def test_a_function_in_a_language_the_server_lacks_stops_the_plan(tmp_path, pg):
     body = ('      functions:\n        - {name: f, schema: app, returns: int, language: plfoo, body: "x"}\n'
             '      schemas: [{name: app}]\n')
