@@ -9,6 +9,11 @@ stdout and stderr (SCM_RIGHTS), and the resident forks a child that runs the com
 process would have, on these very file descriptors. The exit status comes back; signals this
 process receives are passed on to the child.
 
+When no resident of this code answers, the command runs here and a resident is started beside it,
+detached, for the commands that follow (as Gradle's daemon is): it exits after AUTO_IDLE_MINUTES
+without a command. ERPPROV_RESIDENT=manual (the default in a CI job) uses only a resident
+`erpprov resident start` started; ERPPROV_RESIDENT=off runs every command in its own process.
+
 Linux only (SCM_RIGHTS with SO_PEERCRED). Trust: the socket lives in a directory of the user's
 own that nobody else may enter, and each side checks the other's uid (SO_PEERCRED). Its name
 carries a digest of the code that would run
@@ -34,7 +39,13 @@ from pathlib import Path
 # Commands that neither need a terminal of their own (psql, a shell) nor finish faster than a
 # connection to the resident takes (--help, completion).
 SERVED = frozenset({"plan", "apply", "validate", "export", "diff", "diagram", "status", "schema", "compose"})
-SWITCH = "ERPPROV_RESIDENT"  # "off" runs every command in this process
+SWITCH = "ERPPROV_RESIDENT"  # off | manual | auto (the default)
+AUTO_IDLE_MINUTES = 15  # a resident nobody asked for by name does not stay long
+# What a resident started here keeps of this process's environment: what decides which code it
+# imports and where its socket goes. Nothing else (passwords in PGPASSWORD, tokens) stays in a
+# process that outlives the command; each command gets its client's whole environment anyway.
+_KEPT = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "TMPDIR", "VIRTUAL_ENV", "XDG_RUNTIME_DIR",
+                   "XDG_CACHE_HOME"})
 _LIBRARIES = ("psycopg", "pydantic", "pydantic_core", "pglast", "jinja2", "yaml", "click", "docker")
 _HEADER = struct.Struct("!I")
 MAX_REQUEST = 16 * 1024 * 1024  # the environment and command line, bounded
@@ -49,8 +60,15 @@ def main() -> None:
     cli()
 
 
-def switched_off() -> bool:
-    return os.environ.get(SWITCH, "").strip().lower() in ("0", "off", "no", "false")
+def switch() -> str:
+    """off, manual or auto, from ERPPROV_RESIDENT. Unset, it is auto, except in a CI job (CI set, as
+    CI services do): a job's machine lives for a few commands, and nothing should outlive them."""
+    value = os.environ.get(SWITCH, "").strip().lower()
+    if value in ("0", "off", "no", "false"):
+        return "off"
+    if value == "manual" or (not value and os.environ.get("CI", "").strip().lower() not in ("", "0", "false")):
+        return "manual"
+    return "auto"
 
 
 def fingerprint() -> str:
@@ -198,13 +216,17 @@ def run_resident(args: list[str]) -> int | None:
     command = next((a for a in args if not a.startswith("-")), None)
     if not sys.platform.startswith("linux") or command not in SERVED or "--help" in args or "-h" in args:
         return None
-    if switched_off() or not _has_stdio():
+    mode = switch()
+    if mode == "off" or not _has_stdio():
         return None
+    path = socket_path()
     try:
-        sock = connect(socket_path(), timeout=5)
+        sock = connect(path, timeout=5)
     except OSError:
-        return None
+        sock = None
     if sock is None:
+        if mode == "auto":
+            start_detached(path)
         return None
     with sock:
         try:
@@ -220,6 +242,38 @@ def run_resident(args: list[str]) -> int | None:
             return None  # refused: run it here
         sock.settimeout(None)
         return _wait(sock, pid)
+
+
+def start_detached(path: Path) -> None:
+    """Start a resident for the commands after this one (`erpprov resident start`, run in a
+    session of its own with nothing of this process open), without waiting for it. Quietly
+    nothing when its directory is not safe or a start fails: this command runs here either way."""
+    directory = path.parent
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return
+    if unsafe(directory) is not None or not sys.executable:
+        return
+    env = {k: v for k, v in os.environ.items() if k in _KEPT or k.startswith(("LC_", "PYTHON"))}
+    argv = [sys.executable, "-m", "erpprov", "resident", "start", "--idle", str(AUTO_IDLE_MINUTES)]
+    try:
+        pid = os.fork()
+    except OSError:
+        return
+    if pid == 0:  # twice forked, so the resident is nobody's child here and leaves no zombie
+        try:
+            os.setsid()
+            if os.fork() == 0:
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+                os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+                os.execve(sys.executable, argv, env)
+        finally:
+            os._exit(0)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def _has_stdio() -> bool:

@@ -22,6 +22,10 @@ pytest_plugins = ["tests.dockerenv"]  # the engine and test-image fixtures
 
 SUPERUSER_PASSWORD = "test-superuser-secret"
 
+# No command a test runs starts a resident of its own in the user's runtime directory (one would
+# outlive the tests); tests/test_resident.py asks for residents in directories of its own.
+os.environ["ERPPROV_RESIDENT"] = "off"
+
 
 @dataclass
 class Server:

@@ -4,6 +4,7 @@ resident is used only when it is safe and runs the very code the client would.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -13,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -130,35 +131,73 @@ def test_ctrl_c_reaches_the_command(tmp_path, resident):
     assert "interrupted" in run.stderr
 
 
+def _answering(status: Callable[[], subprocess.CompletedProcess[str]], within: float = 60) -> int:
+    """The pid of the resident ``status`` asks about once it answers (a detached start takes a moment)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        out = status()
+        if out.returncode == 0:
+            return int(re.search(r"pid (\d+)", out.stdout).group(1))
+        time.sleep(0.1)
+    raise AssertionError("no resident answered")
+
+
 def test_a_resident_of_other_code_is_not_used(tmp_path, runtime):
-    """Edit erpprov (or upgrade it) and commands run in their own process again: a resident serves
-    only the code it was started with."""
+    """Edit erpprov (or upgrade it) and the next command runs in its own process: a resident serves
+    only the code it was started with. That command starts a resident of the new code, which stops
+    the old one (nobody of this installation can reach it any more)."""
     code = tmp_path / "code"
     shutil.copytree(REPO / "erpprov", code / "erpprov", ignore=shutil.ignore_patterns("__pycache__"))
-    env = {**cli_environ({"XDG_RUNTIME_DIR": str(runtime)}), "PYTHONPATH": str(code), "ERPPROV_RESIDENT": "on",
+    env = {**cli_environ({"XDG_RUNTIME_DIR": str(runtime)}), "PYTHONPATH": str(code), "ERPPROV_RESIDENT": "auto",
            "NO_COLOR": "1"}
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "erpprov", *args], cwd=tmp_path, env=env, text=True,
+    def run(*args: str, cwd: Path = tmp_path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "erpprov", *args], cwd=cwd, env=env, text=True,
                               capture_output=True, timeout=120)
 
     assert run("resident", "start", "--idle", "5").returncode == 0
-    pid = int(re.search(r"pid (\d+)", run("resident", "status").stdout).group(1))
+    old = int(re.search(r"pid (\d+)", run("resident", "status").stdout).group(1))
+    new = None
     try:
         project = write_project(tmp_path / "p", "- name: p\n  hosts: all\n  roles: [{name: a}]\n")
-        env_project = dict(env)
-        assert subprocess.run([sys.executable, "-m", "erpprov", "validate"], cwd=project, env=env_project,
-                              capture_output=True, timeout=120).returncode == 0
+        assert run("validate", cwd=project).returncode == 0
         assert "1 commands served" in run("resident", "status").stdout
         plan_py = code / "erpprov" / "cli" / "commands" / "plan.py"
         plan_py.write_text(plan_py.read_text() + "\n# edited\n")
-        assert subprocess.run([sys.executable, "-m", "erpprov", "validate"], cwd=project, env=env_project,
-                              capture_output=True, timeout=120).returncode == 0
-        assert "no resident process runs" in run("resident", "status").stdout  # the edited code has none
+        assert run("validate", cwd=project).returncode == 0
+        new = _answering(lambda: run("resident", "status"))
+        assert new != old
+        assert "0 commands served" in run("resident", "status").stdout  # the edited code ran in its own process
+        assert _gone(old), "the resident of the old code was not stopped"
     finally:
-        os.kill(pid, signal.SIGTERM)
-        assert _gone(pid)
+        for pid in (old, new):
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+                assert _gone(pid)
     assert not list(runtime.glob("erpprov/*.sock"))
+
+
+def test_a_command_starts_a_resident_for_the_next_without_its_secrets(tmp_path, runtime):
+    """With no resident running, a command runs in its own process and starts one, detached, that
+    serves the next command; the resident keeps nothing of the first command's environment but
+    what decides the code it imports (a password there would outlive the command)."""
+    env = {"XDG_RUNTIME_DIR": str(runtime), "ERPPROV_RESIDENT": "auto", "PGPASSWORD": "resident-must-not-keep-this"}
+    project = write_project(tmp_path / "p", "- name: p\n  hosts: all\n  roles: [{name: a}]\n")
+    first = erpprov(project, "validate", env=env)
+    assert first.returncode == 0, str(first)
+    pid = _answering(lambda: erpprov(tmp_path, "resident", "status", env=env))
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        assert b"XDG_RUNTIME_DIR=" in environ and b"resident-must-not-keep-this" not in environ
+        second = erpprov(project, "validate", env=env)
+        assert _served(env, tmp_path) == 1, "the next command was not served"
+        assert (second.returncode, second.stdout, second.stderr) == (first.returncode, first.stdout, first.stderr)
+        manual = erpprov(project, "validate", env={**env, "ERPPROV_RESIDENT": "manual"})
+        assert manual.returncode == 0 and _served(env, tmp_path) == 2  # manual uses a running one
+    finally:
+        erpprov(tmp_path, "resident", "stop", env=env)
+        assert _gone(pid)
 
 
 def test_an_unsafe_directory_is_never_used(tmp_path, runtime, resident):
@@ -219,3 +258,24 @@ def test_a_killed_client_ends_its_command(tmp_path, resident):
         assert hung_up, "the command went on after its client was killed"
     finally:
         os.close(read_end)
+
+
+def test_starts_at_the_same_moment_leave_one_resident(tmp_path, runtime):
+    """Several commands at once each start a resident when none runs (a Makefile's -j, a CI
+    matrix on one machine): one resident comes up, and every start reports that one."""
+    env = {**cli_environ({"XDG_RUNTIME_DIR": str(runtime)}), "ERPPROV_RESIDENT": "manual"}
+    starts = [subprocess.Popen([sys.executable, "-m", "erpprov", "resident", "start", "--idle", "5"], cwd=tmp_path,
+                               env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+              for _ in range(4)]
+    said = [finish(start, timeout=120) for start in starts]
+    pids = set()
+    try:
+        for out in said:
+            assert out.returncode == 0, str(out)
+            pids.add(int(re.search(r"pid (\d+)", out.stdout).group(1)))
+        assert len(pids) == 1, said
+        assert len(list(runtime.glob("erpprov/*.sock"))) == 1
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGTERM)
+            assert _gone(pid)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import gc
 import io
 import os
@@ -43,6 +44,7 @@ WARM_MODULES = ("psycopg", "pglast", "pglast.parser", "jinja2", "yaml", "erpprov
                 "erpprov.ops.export", "erpprov.ops.drift", "erpprov.ops.diagram", "erpprov.fanout",
                 "erpprov.drivers.docker", "docker")
 REQUEST_SECONDS = 5.0  # how long a connection may take to send its request
+STARTING_SECONDS = 30.0  # how long a start waits for another start of the same code
 GRACE_SECONDS = 10.0  # how long a command whose client is gone may take to end after SIGTERM
 
 
@@ -99,6 +101,9 @@ def start(idle_seconds: float) -> dict[str, Any]:
     running = status(path)
     if running is not None:
         return {**running, "already": True}
+    lock = _locked(path)
+    if lock is None:  # another start of this code is under way (two commands at once): wait for it
+        return {**_answered(path), "already": True}
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the first child: a session of its own, then the resident is its child
@@ -107,11 +112,12 @@ def start(idle_seconds: float) -> dict[str, Any]:
             os.setsid()
             if os.fork() != 0:
                 os._exit(0)
-            _daemon(path, code, idle_seconds, write_end)
+            _daemon(path, code, idle_seconds, write_end, lock)
         except BaseException:  # never back into the caller's code in a forked process
             os._exit(1)
         os._exit(0)
     os.close(write_end)
+    os.close(lock)  # the resident holds it from here on
     os.waitpid(pid, 0)
     with os.fdopen(read_end, "rb") as pipe:
         said = pipe.read().decode(errors="replace").strip()
@@ -123,10 +129,36 @@ def start(idle_seconds: float) -> dict[str, Any]:
     return found
 
 
-def _daemon(path: Path, code: str, idle_seconds: float, ready_fd: int) -> None:
+def _locked(path: Path) -> int | None:
+    """A descriptor holding the lock of ``path``'s resident, or None when another process holds it.
+    The resident holds it while it lives: one resident per code, and a socket left at ``path``
+    while nobody holds it is a dead one's, safe to remove."""
+    fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _answered(path: Path) -> dict[str, Any]:
+    """The status of a resident another process is starting, once it answers."""
+    deadline = time.monotonic() + STARTING_SECONDS
+    while time.monotonic() < deadline:
+        found = status(path)
+        if found is not None:
+            return found
+        time.sleep(0.05)
+    raise ResidentError(f"another resident process is starting and did not answer within {STARTING_SECONDS:g} s")
+
+
+def _daemon(path: Path, code: str, idle_seconds: float, ready_fd: int, lock: int) -> None:
     os.chdir("/")
-    os.closerange(3, ready_fd)  # nothing of the starting process's stays open in the resident
-    os.closerange(ready_fd + 1, os.sysconf("SC_OPEN_MAX"))
+    kept = sorted((ready_fd, lock))  # nothing else of the starting process's stays open in the resident
+    os.closerange(3, kept[0])
+    os.closerange(kept[0] + 1, kept[1])
+    os.closerange(kept[1] + 1, os.sysconf("SC_OPEN_MAX"))
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
@@ -141,8 +173,9 @@ def _daemon(path: Path, code: str, idle_seconds: float, ready_fd: int) -> None:
     identity = os.stat(path).st_ino
     os.write(ready_fd, b"ready")
     os.close(ready_fd)
+    _stop_superseded(path)
     try:
-        _serve(listener, path, identity, code, idle_seconds)
+        _serve(listener, path, identity, code, idle_seconds, lock)
     finally:
         try:  # only the socket this process bound: a newer resident may have taken the name
             if os.stat(path).st_ino == identity:
@@ -152,9 +185,25 @@ def _daemon(path: Path, code: str, idle_seconds: float, ready_fd: int) -> None:
     os._exit(0)
 
 
+def _stop_superseded(path: Path) -> None:
+    """Stop the residents of this same installation's older code (erpprov edited or upgraded in
+    place): no client of this installation reaches them any more. A resident of another
+    installation (another virtualenv) serves its own clients and is left alone."""
+    for other in path.parent.glob("resident-*.sock"):
+        if other == path:
+            continue
+        found = status(other)
+        if found is not None and found.get("install") == _installation():
+            stop(other)
+
+
+def _installation() -> str:
+    return f"{sys.executable}\0{Path(__file__).resolve().parent.parent}"
+
+
 def _bind(path: Path) -> socket.socket:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    if path.is_socket():  # a resident that died without cleaning up; a live one answered status()
+    if path.is_socket():  # a resident that died without cleaning up: the live one holds the lock
         path.unlink()
     old = os.umask(0o077)
     try:
@@ -166,7 +215,7 @@ def _bind(path: Path) -> socket.socket:
     return listener
 
 
-def _serve(listener: socket.socket, path: Path, identity: int, code: str, idle_seconds: float) -> None:
+def _serve(listener: socket.socket, path: Path, identity: int, code: str, idle_seconds: float, lock: int) -> None:
     # SIGTERM or SIGINT wakes the select() through this pipe (select restarts after a handler that
     # returns, so a flag alone would be seen only at the next timeout).
     wake_read, wake_write = os.pipe()
@@ -209,7 +258,7 @@ def _serve(listener: socket.socket, path: Path, identity: int, code: str, idle_s
             op = request.get("op")
             if op == "status":
                 _reply(conn, {"pid": os.getpid(), "socket": str(path), "code": code, "started": started,
-                              "served": served, "idle_seconds": idle_seconds})
+                              "served": served, "idle_seconds": idle_seconds, "install": _installation()})
             elif op == "stop":
                 _reply(conn, {"stopping": True})
                 stopping = True
@@ -218,6 +267,7 @@ def _serve(listener: socket.socket, path: Path, identity: int, code: str, idle_s
                 child = os.fork()
                 if child == 0:
                     listener.close()
+                    os.close(lock)  # a command still running when the resident has gone holds nothing
                     signal.set_wakeup_fd(-1)
                     os.close(wake_read)
                     os.close(wake_write)

@@ -16,9 +16,11 @@ def resident() -> None:
 
     `erpprov plan`, `apply`, `validate`, `export`, `diff`, `diagram`, `status`, `schema` and `compose`
     are handed to it when it runs (the same output, exit status and files, in the same directory
-    with the same environment); set ERPPROV_RESIDENT=off to run one here. It serves only its own
-    user and only the code it was started with: after an upgrade or an edit of erpprov, commands run
-    without it until it is started again.
+    with the same environment). When none runs, such a command runs in its own process and starts
+    one for the commands after it, which exits after 15 idle minutes. ERPPROV_RESIDENT=manual (the
+    default when CI is set) uses only a resident started here; ERPPROV_RESIDENT=off never uses one.
+    It serves only its own user and only the code it was started with: after an upgrade or an edit
+    of erpprov, the next command starts a resident of the new code, which stops the old one.
     """
 
 
