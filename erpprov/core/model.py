@@ -804,10 +804,11 @@ class MaterializedView(Strict):
 # --- functions ------------------------------------------------------------------------------
 
 
-# Languages whose CREATE FUNCTION makes the server load native code, whatever check_function_bodies
-# says: `c` opens the shared library the body names and runs its initialisation, `internal` binds
-# a symbol of the server's own. A plan's rolled-back build would do it too (decision 8), so a
-# playbook declares none; functions in C come with the extensions that install them.
+# Languages whose CREATE FUNCTION makes the server look up native code, whatever
+# check_function_bodies says: `c` opens the shared library the body names and runs its
+# initialisation, `internal` binds a symbol of the server's own. A plan's rolled-back build
+# would do it too (decision 8), so a playbook declares none; functions in C come with the
+# extensions that install them.
 NATIVE_LANGUAGES = frozenset({"c", "internal"})
 
 
@@ -821,8 +822,9 @@ def _language_of(kind: str) -> Callable[[str, ValidationInfo], str]:
     def check(language: str, info: ValidationInfo) -> str:
         if native_language(language):
             name = f"{info.data.get('schema_', 'public')}.{info.data.get('name', '?')}"
-            raise Refused(f"{kind} {name}: language {language} makes the server load native code when it "
-                          "is created, even in a plan's rolled-back build; a playbook cannot declare it",
+            raise Refused(f"{kind} {name}: language {language} binds it to native code, which the server "
+                          "looks up (for c: opens the library, running its initialisation) as soon as it is "
+                          "created, even in a plan's rolled-back build; a playbook cannot declare it",
                           "functions in C come from extensions: install the one that provides it on the "
                           "server and declare that extension under the database's extensions")
         return language
