@@ -48,7 +48,7 @@ def test_plan_and_apply_stop_at_the_refusal_before_connecting(tmp_path):
         entry = ("{name: lib_init, returns: int, language: c, "
                  "body: \"$libdir/somewhere_else\", comment: would run _PG_init}")
         root = _project(tmp_path, closed.getsockname()[1], entry)
-        for command in ("plan", "apply"):
+        for command in ("validate", "plan", "apply"):
             run = erpprov(root, command)
             assert_clean_error(run, f"{PLAYBOOK}:6:", "function public.lib_init", REFUSED)
             assert "connect" not in run.stderr.split("hint:")[0], run
