@@ -21,6 +21,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     Tag,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -96,6 +97,14 @@ class Strict(BaseModel):
     # defer_build: a model's validator is built when first used, so only Play's and Connection's
     # are (they include the nested ones), not one for each of the twenty classes at import.
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False, defer_build=True)
+
+
+class Refused(ValueError):
+    """A value the loader refuses, with what to do instead (printed as the error's hint)."""
+
+    def __init__(self, message: str, hint: str):
+        super().__init__(message)
+        self.hint = hint
 
 
 class DuplicateName(ValueError):
@@ -795,6 +804,37 @@ class MaterializedView(Strict):
 # --- functions ------------------------------------------------------------------------------
 
 
+# Languages whose CREATE FUNCTION makes the server look up native code, whatever
+# check_function_bodies says: `c` opens the shared library the body names and runs its
+# initialisation, `internal` binds a symbol of the server's own. A plan's rolled-back build
+# would do it too (decision 8), so a playbook declares none; functions in C come with the
+# extensions that install them.
+NATIVE_LANGUAGES = frozenset({"c", "internal"})
+
+
+def native_language(language: str) -> bool:
+    """Whether ``language`` names one of NATIVE_LANGUAGES, however it is spelled (any case,
+    quoted or not, as a person or the server's identifier folding may mean it)."""
+    return language.strip('" ').lower() in NATIVE_LANGUAGES
+
+
+def _language_of(kind: str) -> Callable[[str, ValidationInfo], str]:
+    def check(language: str, info: ValidationInfo) -> str:
+        if native_language(language):
+            name = f"{info.data.get('schema_', 'public')}.{info.data.get('name', '?')}"
+            raise Refused(f"{kind} {name}: language {language} binds it to native code, which the server "
+                          "looks up (for c: opens the library, running its initialisation) as soon as it is "
+                          "created, even in a plan's rolled-back build; a playbook cannot declare it",
+                          "functions in C come from extensions: install the one that provides it on the "
+                          "server and declare that extension under the database's extensions")
+        return language
+
+    return check
+
+
+_LANGUAGE = "sql, plpgsql, or a language an extension provides; never c or internal"
+
+
 class Argument(Strict):
     name: Identifier | None = None
     type: TypeName
@@ -823,7 +863,7 @@ class Function(Strict):
     returns: TypeName | None = Field(None, description="Result type (functions); `void` for none")
     setof: bool = Field(False, description="RETURNS SETOF the type")
     returns_table: list[TableColumn] = Field(default_factory=list, description="RETURNS TABLE (...)")
-    language: Identifier = "sql"
+    language: Annotated[Identifier, AfterValidator(_language_of("function"))] = Field("sql", description=_LANGUAGE)
     body: str
     volatility: Literal["volatile", "stable", "immutable"] = "volatile"
     strict: bool = False
@@ -865,7 +905,7 @@ class Procedure(Strict):
     name: Identifier
     schema_: Identifier = Field("public", alias="schema")
     arguments: list[Argument] = Field(default_factory=list)
-    language: Identifier = "sql"
+    language: Annotated[Identifier, AfterValidator(_language_of("procedure"))] = Field("sql", description=_LANGUAGE)
     body: str
     security_definer: bool = False
     set: StringMap = Field(default_factory=dict)

@@ -104,7 +104,8 @@ _PRUNED = {"trigger": (Phase.DROP_TRIGGER, Hazard.BREAKS_CALLERS),
 def prune_objects(live: SchemaObjects, database: str, managed: Collection[Address],
                   schemas: Collection[str]) -> Result:
     """Drop the live objects of the kinds erpprov manages, in the ``schemas`` that prune, that the
-    file does not declare (each a hazard); views that read others go first. Others stay unmanaged."""
+    file does not declare (each a hazard); views that read others go first. Others stay unmanaged,
+    as do those a file cannot declare: range types, functions in C or internal."""
     result = Result()
     kept = set(managed)
     for obj in live.objects:
@@ -114,6 +115,8 @@ def prune_objects(live: SchemaObjects, database: str, managed: Collection[Addres
         key = (obj.schema or "", obj.name)
         if obj.kind == "type" and key not in live.enums.keys() | live.composites.keys() | live.domains.keys():
             continue  # range types are not managed: never dropped
+        if obj.kind in ("function", "procedure") and model.native_language(live.functions[key].language):
+            continue  # no file can declare one (a function in C): never dropped either
         phase, hazard = _PRUNED[obj.kind]
         statement = _drop(obj, live)
         order = 0

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from erpprov.core.model import Connection, DuplicateName, Play
+from erpprov.core.model import Connection, DuplicateName, Play, Refused
 from erpprov.core.target import Target
 from erpprov.errors import ErpprovError, Location
 from erpprov.load import taint
@@ -362,6 +362,7 @@ def _validation_error(exc: ValidationError, source: Source, prefix: tuple[Any, .
         message = f"missing required key {loc[-1]!r}"
     else:
         message = f"{field}: {_clean(first['msg'])}"
+        hint = cause.hint if isinstance(cause, Refused) else None
     more = len(errors) - 1
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"

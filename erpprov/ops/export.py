@@ -122,11 +122,13 @@ def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
                 found.add(table.key)
             objects = read_schema_objects(conn)
             objects.views = with_live_indexes(conn, objects.views)
+            native = {key: f for key, f in objects.functions.items() if model.native_language(f.language)}
+            objects.functions = {key: f for key, f in objects.functions.items() if key not in native}
             functions = function_parts(conn) if objects.functions else {}
         exported.append(_database(cluster, live, live_tables, entries, objects, functions)
                         | ({"prune": True} if prune else {}))
         if left_out is not None:
-            left_out += [f"database {db}: {o.describe()}" for o in objects.objects if not _written(o, objects)]
+            left_out += [f"database {db}: {_left_out(o, native)}" for o in objects.objects if not _written(o, objects)]
             left_out += [f"database {db}: {prop.replace('_', ' ')} of table {t.schema}.{t.name}"
                          for t in live_tables.tables.values() for prop in t.unmanaged]
     export_data.check_found(requested, found)
@@ -302,6 +304,16 @@ def _written(obj: LiveObject, objects: SchemaObjects) -> bool:
             or (obj.kind == "materialized_view_index" and (obj.schema or "", obj.table or "") in objects.views)
             or (obj.kind in ("function", "procedure") and key in objects.functions)
             or (obj.kind == "trigger" and (obj.schema, obj.table, obj.name) in objects.triggers))
+
+
+def _left_out(obj: LiveObject, native: dict[tuple[str, str], FunctionState]) -> str:
+    """How the file's header names an object it leaves out; a function in C (or internal) says
+    why it is never written: no playbook may declare one."""
+    function = native.get((obj.schema or "", obj.name)) if obj.kind in ("function", "procedure") else None
+    if function is None:
+        return obj.describe()
+    return (f"{obj.describe()} in language {function.language} (a playbook cannot declare it: "
+            "an extension that provides it can)")
 
 
 def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState,
@@ -560,7 +572,7 @@ def _function(function: FunctionState, parts: tuple[list[dict[str, Any]], str, b
         if attributes[name] != default and (not function.procedure or name == "security_definer"):
             entry[name] = attributes[name]
     if not function.procedure:
-        if attributes["cost"] != (1 if function.language in ("c", "internal") else 100):
+        if attributes["cost"] != 100:  # a function in C or internal is never written (model.native_language)
             entry["cost"] = attributes["cost"]
         if setof and attributes["rows"] != 1000:
             entry["rows"] = attributes["rows"]
