@@ -66,7 +66,7 @@ def warm() -> None:
 
 def _ask(op: str, path: Path | None) -> dict[str, Any] | None:
     """The running resident's answer to ``op``, or None if no resident of this code answers."""
-    sock = connect(path or socket_path(), timeout=REQUEST_SECONDS)
+    sock = connect(str(path or socket_path()), timeout=REQUEST_SECONDS)
     if sock is None:
         return None
     with sock:
@@ -91,13 +91,13 @@ def start(idle_seconds: float) -> dict[str, Any]:
     """Start a resident in the background and return its status once it accepts commands."""
     if not sys.platform.startswith("linux"):
         raise ResidentError("the resident process needs Linux (it passes descriptors over a Unix socket)")
-    directory = resident_dir()
+    directory = Path(resident_dir())
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    problem = unsafe(directory)
+    problem = unsafe(str(directory))
     if problem is not None:
         raise ResidentError(problem)
     code = fingerprint()
-    path = socket_path(code)
+    path = Path(socket_path(code))
     running = status(path)
     if running is not None:
         return {**running, "already": True}
@@ -207,7 +207,7 @@ def _bind(path: Path) -> socket.socket:
         path.unlink()
     old = os.umask(0o077)
     try:
-        with reachable(path) as address:
+        with reachable(str(path)) as address:
             listener.bind(address)
     finally:
         os.umask(old)
