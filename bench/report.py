@@ -21,6 +21,7 @@ APPLY_VS_PSQL = 1.5
 HELP_SECONDS = 0.3
 SCALE_VS_DUMP = 1.5  # no-op plan at 1,000 tables and at 10,000, export at 10,000: against pg_dump --schema-only
 DEV_VS_DUMP = 3.0  # no-op plan of playbooks/dev.yaml against pg_dump --schema-only of its database
+RESIDENT = "with the resident (the default from a machine's second command on)"
 SCHEMA_VS_DUMP = 2.0  # whole schema (bench/schema.py), issue #22 (issue #16: 3x, bench/schema.py's TARGET)
 
 
@@ -160,6 +161,9 @@ def markdown(results: Any, env: dict[str, str], args: Any, elapsed: float) -> st
       "(`CREATE DATABASE ... TEMPLATE`): two catalogs read and compared, no playbook. *export*: `erpprov export` "
       "of the populated database to a file.")
     w("- *peak RSS*: the largest resident set of the process and its children, from `wait4()` on that child.")
+    w("- erpprov runs in a process of its own (ERPPROV_RESIDENT=off), as a machine's first command does; "
+      "rows marked *resident* are served by a resident process the benchmark started, as every command after "
+      "the first is by default (docs/performance.md, *The resident process*).")
     w(f"- Ansible runs {args.ansible_runs} time(s) per measurement and only for N in "
       f"{args.ansible_sizes or 'none'}: it spends about a second per loop item on this machine, so N=100 takes "
       "several minutes per run and N=1000 about an hour. It runs with `ansible_connection=local` and the "
@@ -275,12 +279,12 @@ def targets(results: Any, sizes: list[int]) -> list[tuple[str, str, bool | None]
         ratio = _ratio(results.get(size, "erpprov", "no-op plan, resident"),
                        results.get(size, "pg_dump", "schema-only"))
         if ratio is not None:
-            rows.append((f"no-op plan at N={size} ≤ {SCALE_VS_DUMP}× pg_dump --schema-only, with the resident process",
+            rows.append((f"no-op plan at N={size} ≤ {SCALE_VS_DUMP}× pg_dump --schema-only, {RESIDENT}",
                          _fmt_ratio(ratio), ratio <= SCALE_VS_DUMP))
     dump = next((s for s in results.dev if s.tool == "pg_dump"), None)
     for series in (s for s in results.dev if s.tool == "erpprov"):
         ratio = _ratio(series, dump)
-        how = ", with the resident process" if "resident" in series.what else ""
+        how = f", {RESIDENT}" if "resident" in series.what else ""
         rows.append((f"no-op plan of playbooks/dev.yaml ≤ {DEV_VS_DUMP:.0f}× pg_dump --schema-only{how}",
                      _fmt_ratio(ratio), ratio <= DEV_VS_DUMP if ratio is not None else None))
     if results.schema:

@@ -90,7 +90,8 @@ def verdicts(plans: list[Run], dumps: list[Run], resident: list[Run]) -> list[tu
     dump = statistics.median(r.seconds for r in dumps)
     found = [("in a process of its own", statistics.median(r.seconds for r in plans) / dump)]
     if resident:
-        found.append(("with the resident process", statistics.median(r.seconds for r in resident) / dump))
+        found.append(("with the resident (the default from a machine's second command on)",
+                      statistics.median(r.seconds for r in resident) / dump))
     return found
 
 
