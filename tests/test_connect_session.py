@@ -3,13 +3,17 @@ set at connection start, with the user's own PGOPTIONS kept."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from pydantic import SecretStr
 
 from erpprov.core.model import Connection
+from erpprov.plan.build import plan_target
 from erpprov.postgres.connect import connect
+from tests.helpers import load_targets
 
 
 def _settings(pg: Any) -> Connection:
@@ -35,3 +39,36 @@ def test_pgoptions_are_kept_and_the_inventory_wins(pg: Any, monkeypatch: pytest.
         assert _show(conn, "work_mem") == "7MB"
         assert _show(conn, "jit") == "on"
         assert _show(conn, "lock_timeout") == "1500ms"
+
+
+_ONE_TABLE = """
+- name: one
+  hosts: dev
+  databases:
+    - name: {db}
+      tables:
+        - {{name: t, columns: [{{name: id, type: integer, primary_key: true}}]}}
+"""
+
+
+def test_a_plan_of_one_database_reads_through_one_session(tmp_path: Path, pg: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Roles and databases read the same from any database: a plan of a database that exists reads
+    them through that database's session, not a second one; a database not there yet is planned
+    through pg_database (and its template), as before."""
+    opened: list[str] = []
+    real = psycopg.connect
+
+    def counted(*args: Any, **kwargs: Any) -> psycopg.Connection:
+        connection = real(*args, **kwargs)
+        opened.append(connection.info.dbname)
+        return connection
+
+    monkeypatch.setattr(psycopg, "connect", counted)
+    exists = load_targets(tmp_path / "exists", pg, _ONE_TABLE.format(db=pg.dbname))[0]
+    assert [a.address.kind for a in plan_target(exists).actions] == ["table"]
+    assert opened == [pg.dbname]
+    opened.clear()
+    missing = load_targets(tmp_path / "missing", pg, _ONE_TABLE.format(db=f"{pg.dbname}_new"))[0]
+    assert {a.address.kind for a in plan_target(missing).actions} == {"database", "table"}
+    assert opened == ["postgres", "template1"]  # the new one refused the first attempt

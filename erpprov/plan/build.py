@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
+from contextlib import nullcontext
 from dataclasses import replace
 
 import psycopg
@@ -57,7 +58,7 @@ from erpprov.drivers.base import Driver
 from erpprov.errors import ErpprovError
 from erpprov.files.templates import plan_templates
 from erpprov.load.taint import known_secrets, redact, redact_actions
-from erpprov.postgres.connect import connect, connection_kept, one_value
+from erpprov.postgres.connect import connect, connect_preferring, connection_kept, one_value
 from erpprov.postgres.scram import matching_passwords_started
 from erpprov.state import catalog
 from erpprov.state.canon import canonicalize, extension_prelude
@@ -92,7 +93,8 @@ def plan_target(target: Target, *, driver: Driver | None = None, wait: float = 0
         host_plan.warnings.append(f"the server {state} yet; its contents are planned when apply has started it "
                                   "(`erpprov plan --offline` shows what the files create)")
         return _shown(host_plan, target)
-    with connection_kept(target.connection), connect(target.connection, wait=wait) as admin:
+    first = target.play.databases[0].name if target.play.databases else None
+    with connection_kept(target.connection), connect_preferring(target.connection, first, wait=wait) as admin:
         result, snapshot = plan_sql(target, admin)
     host_plan.actions.extend(result.actions)
     host_plan.unmanaged.extend(result.unmanaged)
@@ -139,7 +141,8 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     source = db.name
     if db.name not in cluster.databases:
         source = db.template if db.template and db.template != "template0" else "template1"
-    with connect(target.connection, source) as conn:
+    # the session the cluster was read through, when it is this database's (plan_target)
+    with nullcontext(admin) if admin.info.dbname == source else connect(target.connection, source) as conn:
         live = catalog.read_database(conn, db.name)
         # Function signatures are this database's: its own lookup, not added to the shared canon.
         canon = replace(canon, functions=catalog.canonical_functions(conn, function_signatures(db)))

@@ -97,11 +97,27 @@ def connect(conn: Connection, dbname: str | None = None, *, wait: float = 0.0,
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
-            raise ErpprovError(
-                f"cannot connect to {conn.pg_user}@{conn.pg_host}:{conn.pg_port}/{dbname or conn.pg_database}: "
-                f"{summary(exc)}",
-                hint=_hint(text),
-            ) from None
+            raise _failed(conn, dbname, exc) from None
+
+
+def _failed(conn: Connection, dbname: str | None, exc: psycopg.OperationalError) -> ErpprovError:
+    return ErpprovError(f"cannot connect to {conn.pg_user}@{conn.pg_host}:{conn.pg_port}/{dbname or conn.pg_database}: "
+                        f"{summary(exc)}", hint=_hint(str(exc).strip()))
+
+
+def connect_preferring(conn: Connection, preferred: str | None, *, wait: float = 0.0) -> psycopg.Connection:
+    """A connection to ``preferred`` when the server lets this role into it, else, as connect(), to
+    pg_database. Cluster-wide catalogs (roles, databases) read the same from any database: a plan
+    of one database then reads everything through one session instead of two."""
+    if preferred and preferred != conn.pg_database:
+        try:
+            return psycopg.connect(**conninfo(conn, preferred, "erpprov"), autocommit=True)
+        except psycopg.OperationalError as exc:
+            # not there yet, no CONNECT, pg_hba says no: pg_database then. A server that did not
+            # answer at all would keep the second attempt waiting as long.
+            if "timeout expired" in str(exc).lower():
+                raise _failed(conn, preferred, exc) from None
+    return connect(conn, wait=wait)
 
 
 def summary(exc: psycopg.Error) -> str:

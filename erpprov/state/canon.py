@@ -55,7 +55,7 @@ from erpprov.errors import ErpprovError
 from erpprov.postgres import table_ddl as ddl
 from erpprov.postgres.locks import LOCK_BUDGET, LOCKS_WITHOUT_ASKING, batched
 from erpprov.postgres.naming import choose_name
-from erpprov.state.table_catalog import inspect_tables, read_tables, scratch_filter
+from erpprov.state.table_catalog import inspect_tables, read_columns, read_tables, scratch_filter
 
 COLUMNS_PER_TYPES_TABLE = 1000  # PostgreSQL allows 1600 columns per table
 
@@ -285,9 +285,7 @@ def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: Tabl
             # there can need) travels with this build: no round trip of its own
             asked = LOCK_BUDGET if any(b is not None for b in second_stage) else None
             budget = _execute(conn, (u.statement for u in units), then=asked) or LOCKS_WITHOUT_ASKING
-            typed: dict[str, ColumnState] = {}
-            for table in read_tables(conn, scratch_filter([types_schema])).tables.values():
-                typed.update({c.name: c for c in table.columns})
+            typed = {c.name: c for c in read_columns(conn, scratch_filter([types_schema]))}
     except psycopg.Error as exc:
         raise _culprit(conn, units, exc) from None
     typed_by_column = {column_id: typed[combos[key]] for column_id, key in keys.items()}

@@ -231,8 +231,17 @@ def read_tables(conn: psycopg.Connection, where: sql.Composable) -> TablesState:
     return _assemble(tables, columns, constraints, indexes, policies, partitions)
 
 
-def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple],
-              indexes: list[tuple], policies: list[tuple], partitions: list[tuple]) -> TablesState:
+def read_columns(conn: psycopg.Connection, where: sql.Composable) -> list[ColumnState]:
+    """The columns of the relations ``where`` selects, and nothing else about them: one query where
+    read_tables runs six (the scratch build's tables of column types hold only columns)."""
+    cols, _, _ = _columns(conn.execute(sql.SQL(COLUMNS).format(filter=where)).fetchall())
+    return [column for table in cols.values() for column in table]
+
+
+def _columns(columns: list[tuple]) -> tuple[dict[int, list[ColumnState]], dict[int, dict[int, str]],
+                                             dict[int, set[str]]]:
+    """The COLUMNS query's rows as each table's columns, each table's column names by number, and
+    the unmanaged properties its columns have."""
     cols: dict[int, list[ColumnState]] = defaultdict(list)
     names: dict[int, dict[int, str]] = defaultdict(dict)  # table oid -> attnum -> column name
     found_properties: dict[int, set[str]] = defaultdict(set)  # unmanaged, found with columns and partitions
@@ -260,6 +269,12 @@ def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple
             # (not volatile) is stored as the "missing value"; anything else rewrites the table
             rewrites_on_add=bool(expr or identity) and not hasmissing,
         ))
+    return cols, names, found_properties
+
+
+def _assemble(tables: list[tuple], columns: list[tuple], constraints: list[tuple],
+              indexes: list[tuple], policies: list[tuple], partitions: list[tuple]) -> TablesState:
+    cols, names, found_properties = _columns(columns)
     cons: dict[int, list[ConstraintState]] = defaultdict(list)
     for (oid, name, kind, definition, keys, ref_schema, ref_table, ref_oid, ref_keys, ref_names, upd, dele,
          deferrable, deferred, validated, match, nulls_not_distinct, comment, include, parameters,
