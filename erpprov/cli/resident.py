@@ -58,8 +58,10 @@ def warm() -> None:
     for name in WARM_MODULES:
         importlib.import_module(name)
     from erpprov.load.project import build_validators
+    from erpprov.load.sandbox import prepare
 
     build_validators()
+    prepare()
     gc.collect()
     gc.freeze()  # what every child shares, out of the collector's sight (and its pages not rewritten)
 

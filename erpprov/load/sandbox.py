@@ -498,6 +498,12 @@ def files_environment(directory: str) -> BoundedSandbox:
     return environment(jinja2.FileSystemLoader(directory))
 
 
+def prepare() -> None:
+    """Build the environment of playbook values and its lexer (a dozen regular expressions) now:
+    the resident process does it once for every command it serves."""
+    _strings_environment().lexer  # noqa: B018 (built on first access)
+
+
 @functools.lru_cache(maxsize=4096)
 def string_template(text: str) -> jinja2.Template:
     """A playbook value as a template, in the one environment all values share. Compiled once per
