@@ -291,7 +291,10 @@ def _wait(sock: socket.socket, pid: int) -> int:
     """The child's exit status; meanwhile a Ctrl-C, SIGTERM or SIGHUP sent to this process goes to
     the child, which runs the command's own handling of it (rollbacks, cleanups)."""
 
+    forwarded: list[int] = []
+
     def forward(signum: int, frame: object) -> None:
+        forwarded.append(signum)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
 
@@ -300,6 +303,8 @@ def _wait(sock: socket.socket, pid: int) -> int:
     try:
         reply, _ = receive_message(sock)
     except (OSError, ValueError, EOFError):
+        if forwarded:  # it quit at once as asked (a second Ctrl-C): the status a killed process has
+            return 128 + forwarded[-1]
         print("erpprov: the resident process's worker ended without an exit status", file=sys.stderr)
         return 1
     code = reply.get("exit")

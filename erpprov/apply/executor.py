@@ -13,6 +13,7 @@ from itertools import groupby
 
 import psycopg
 
+from erpprov.core import interrupt
 from erpprov.core.actions import Action, Op, Phase, execution_order
 from erpprov.core.model import Connection
 from erpprov.errors import ErpprovError
@@ -116,6 +117,7 @@ def _run(conn: psycopg.Connection, batch: list[Action], transactional: bool, eve
 
 def _statement(conn: psycopg.Connection, action: Action, text: str, shown: str, event: Event,
                explained: Explain | None, copy: bytes | None = None, committed_before: bool = False) -> None:
+    interrupt.check()
     try:
         if copy is None:
             conn.execute(text)
@@ -124,6 +126,7 @@ def _statement(conn: psycopg.Connection, action: Action, text: str, shown: str, 
                 writer.write(copy)
     except psycopg.Error as exc:
         event("failed", action)
+        interrupt.check()  # cancelled by Ctrl-C: its transaction is rolled back
         diag = exc.diag.message_primary or str(exc).strip()
         detail = f" ({exc.diag.message_detail})" if exc.diag.message_detail else ""
         explanation = explained(conn, action, exc) if explained else None
@@ -162,6 +165,7 @@ def _advisory_lock(conn: psycopg.Connection, wait: float) -> Iterator[None]:
             raise ErpprovError("another erpprov apply holds the lock on this server: "
                                f"{advisory_holder(conn, LOCK_KEYS)}",
                                hint="wait for it to finish, or pass a longer --lock-wait")
+        interrupt.check()
         time.sleep(0.25)
     try:
         yield

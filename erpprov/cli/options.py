@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
+import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +51,46 @@ def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(130)
 
     return wrapper
+
+
+@contextlib.contextmanager
+def stops_on_ctrl_c() -> Iterator[None]:
+    """While plan or apply works in threads (a host each), the first Ctrl-C asks the work to stop
+    at its next step and cancels the statements the server runs for it (core.interrupt), so a
+    transaction in progress rolls back instead of committing after the user asked to stop; the
+    command then ends with status 130. A second Ctrl-C quits at once (the server rolls back what
+    was not committed when the connections drop)."""
+    from erpprov.core import interrupt
+    from erpprov.postgres.connect import cancel_running
+
+    def stop(signum: int, frame: object) -> None:
+        if interrupt.requested():
+            with contextlib.suppress(OSError, ValueError):
+                sys.stdout.flush()
+            os.write(2, b"\ninterrupted again: quitting at once\n")
+            os._exit(130)
+        interrupt.request()
+        os.write(2, b"\ninterrupted: stopping, rolling back what is in progress (Ctrl-C again to quit at once)\n")
+        cancel_running()
+
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def interrupted(error: ErpprovError | None = None) -> bool:
+    """Whether a Ctrl-C stopped the work (``error``: whether it is a host's work it stopped, which
+    the command reports once rather than per host)."""
+    from erpprov.core.interrupt import Interrupted, requested
+
+    if error is None:
+        return requested()
+    return isinstance(error, Interrupted) or isinstance(getattr(error, "cause", None), Interrupted)
 
 
 def project_options(fn: Callable[..., Any]) -> Callable[..., Any]:

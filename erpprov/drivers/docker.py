@@ -31,6 +31,7 @@ from docker.models.images import Image
 from docker.types import Mount
 from docker.utils import parse_repository_tag
 
+from erpprov.core import interrupt
 from erpprov.core.actions import Action, Hazard, Op, Phase
 from erpprov.core.address import Address
 from erpprov.core.model import Container
@@ -373,6 +374,7 @@ class DockerDriver(Driver):
             if now - reported >= PROGRESS_EVERY:
                 reported = now
                 progress(f"waiting for {name} to become healthy ({now - started:.0f}s)")
+            interrupt.check()
             time.sleep(0.25)
         conn = self.target.connection
         try:

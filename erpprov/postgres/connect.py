@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, LiteralString
@@ -13,6 +16,7 @@ import psycopg
 from psycopg import sql
 from psycopg.abc import Params
 
+from erpprov.core import interrupt
 from erpprov.core.model import Connection
 from erpprov.errors import ErpprovError
 
@@ -82,15 +86,39 @@ def session_options(conn: Connection) -> str:
     return " ".join(part for part in ("-c jit=off", os.environ.get("PGOPTIONS", "").strip(), ours) if part)
 
 
+# Every session open in this process, so that a Ctrl-C can cancel what each runs (core.interrupt).
+_open: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()
+_open_lock = threading.Lock()
+
+
+def _opened(session: psycopg.Connection) -> psycopg.Connection:
+    with _open_lock:
+        _open.add(session)
+    return session
+
+
+def cancel_running() -> None:
+    """Ask the server to cancel the statement each open session runs (from any thread: libpq's
+    cancel request travels on a connection of its own). Their transactions then roll back."""
+    with _open_lock:
+        sessions = list(_open)
+    for session in sessions:
+        if not session.closed:
+            with contextlib.suppress(psycopg.Error, OSError):
+                session.cancel()
+
+
 def connect(conn: Connection, dbname: str | None = None, *, wait: float = 0.0,
             application_name: str = "erpprov") -> psycopg.Connection:
     """An autocommit connection; transient failures are retried with backoff for ``wait`` seconds."""
     deadline = time.monotonic() + wait
     delay = 0.2
     while True:
+        interrupt.check()
         try:
-            return psycopg.connect(**conninfo(conn, dbname, application_name), autocommit=True)
+            return _opened(psycopg.connect(**conninfo(conn, dbname, application_name), autocommit=True))
         except psycopg.OperationalError as exc:
+            interrupt.check()  # a Ctrl-C came while it waited: that is what the user asked about
             text = str(exc).strip()
             transient = any(marker in text.lower() for marker in _TRANSIENT)
             if transient and time.monotonic() + delay < deadline:
@@ -110,9 +138,11 @@ def connect_preferring(conn: Connection, preferred: str | None, *, wait: float =
     pg_database. Cluster-wide catalogs (roles, databases) read the same from any database: a plan
     of one database then reads everything through one session instead of two."""
     if preferred and preferred != conn.pg_database:
+        interrupt.check()
         try:
-            return psycopg.connect(**conninfo(conn, preferred, "erpprov"), autocommit=True)
+            return _opened(psycopg.connect(**conninfo(conn, preferred, "erpprov"), autocommit=True))
         except psycopg.OperationalError as exc:
+            interrupt.check()
             # not there yet, no CONNECT, pg_hba says no: pg_database then. A server that did not
             # answer at all would keep the second attempt waiting as long.
             if "timeout expired" in str(exc).lower():
@@ -163,7 +193,11 @@ def connection_kept(conn: Connection) -> Iterator[None]:
     """A server that goes away mid-run (restart, removed container), or one holding what erpprov
     cannot read, is a fault to report, not a bug."""
     try:
-        yield
+        try:
+            yield
+        except psycopg.Error:
+            interrupt.check()  # a statement cancelled by Ctrl-C: the interruption is the news, not the error
+            raise
     except psycopg.errors.CharacterNotInRepertoire as exc:
         # UTF-8 is asked for on every connection; only a SQL_ASCII database can hold other bytes
         raise ErpprovError(f"the server holds text that is not valid UTF-8: {summary(exc)}",

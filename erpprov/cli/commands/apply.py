@@ -12,8 +12,10 @@ from erpprov.cli.options import (
     DEFAULT_PLAYBOOK,
     handles_errors,
     host_error,
+    interrupted,
     load,
     project_options,
+    stops_on_ctrl_c,
 )
 from erpprov.cli.output import EVENT_COLOURS, colour, confirm_hazards
 from erpprov.core.display import shown
@@ -70,7 +72,8 @@ def apply(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], l
         options = ApplyOptions(allow_hazards=allowed, lock_wait=lock_wait, saved=host_saved, confirm=confirm)
         return apply_target(target, options, event, lambda text: say(f"  [{shown(host)}] {shown(text)}"))
 
-    outcomes = for_each_target(project, work, forks)
+    with stops_on_ctrl_c():
+        outcomes = for_each_target(project, work, forks)
     say("")
     say(f"RECAP ({time.monotonic() - started:.1f}s)")
     failed = False
@@ -88,7 +91,12 @@ def apply(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], l
                 say(f"  ! {shown(warning)}")
         for error in errors:
             failed = True
-            host_error(host, _worded(error))
+            if not interrupted(error):
+                host_error(host, _worded(error))
+    if interrupted():
+        click.echo("interrupted: the changes in progress were rolled back; the recap's changed ones were "
+                   "committed before", err=True)
+        sys.exit(130)
     if failed:
         sys.exit(1)
 

@@ -13,8 +13,10 @@ from erpprov.cli.options import (
     DEFAULT_PLAYBOOK,
     handles_errors,
     host_error,
+    interrupted,
     load,
     project_options,
+    stops_on_ctrl_c,
 )
 from erpprov.cli.output import colour
 
@@ -48,7 +50,10 @@ def plan(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], li
     project = load(playbook or DEFAULT_PLAYBOOK, inventory, extra_vars, limit)
     fingerprinted = fmt == "json" or out is not None
     work = plan_offline if offline else functools.partial(plan_target, fingerprinted=fingerprinted)
-    outcomes = for_each_target(project, work, forks)
+    with stops_on_ctrl_c():
+        outcomes = for_each_target(project, work, forks)
+    if interrupted():
+        raise KeyboardInterrupt  # nothing to show: handles_errors says "interrupted", status 130
     failed = [o for o in outcomes if o.error]
     plans: list[HostPlan] = [o.value for o in outcomes if o.value is not None]
     inputs = planfile.inputs_fingerprint(project) if fingerprinted else ""

@@ -1,0 +1,35 @@
+"""Ctrl-C while plan or apply works in threads (one per host).
+
+The signal reaches the main thread, which only waits for the hosts; the threads doing the work
+learn of it here and stop at their next step (a statement, a wait), and the statement each has
+running on the server is cancelled (postgres.connect.cancel_running). A transaction in progress is
+then rolled back rather than committed after the user asked to stop.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from erpprov.errors import ErpprovError
+
+_requested = threading.Event()
+
+
+class Interrupted(ErpprovError):
+    def __init__(self) -> None:
+        super().__init__("interrupted", hint="the changes in progress were rolled back; "
+                                             "what the recap counts as changed was committed before")
+
+
+def request() -> None:
+    _requested.set()
+
+
+def requested() -> bool:
+    return _requested.is_set()
+
+
+def check() -> None:
+    """Raise Interrupted once a Ctrl-C asked the work to stop."""
+    if _requested.is_set():
+        raise Interrupted()

@@ -1,0 +1,85 @@
+"""Ctrl-C during plan and apply: the work stops at its next step, what the server runs for it is
+cancelled and rolled back, and the command ends with status 130; a second Ctrl-C quits at once.
+Before, the first Ctrl-C waited for the apply to finish, committed and all, then said "interrupted"."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import subprocess
+import time
+
+from tests.helpers import erpprov, finish, pg_env, server_vars, start_erpprov, wait_in_transaction, write_project
+
+SLOW = """
+- name: slow
+  hosts: dev
+  databases:
+    - name: {db}
+      tables:
+        - {{name: t, columns: [{{name: id, type: integer, primary_key: true}}]}}
+      scripts:
+        - {{name: slow, run: always, sql: "SELECT pg_sleep(600)"}}
+"""
+
+
+def test_ctrl_c_rolls_back_the_apply_in_progress(tmp_path, pg):
+    """The script sleeps far longer than the test waits: only a cancelled statement ends the run."""
+    project = write_project(tmp_path, SLOW.format(db=pg.dbname), server_vars(pg))
+    proc = start_erpprov(project, "apply", env=pg_env(pg))
+    assert wait_in_transaction(pg.connect, [pg.dbname], proc) == pg.dbname, "the apply never began its transaction"
+    proc.send_signal(signal.SIGINT)
+    run = finish(proc, timeout=60)
+    assert run.returncode == 130, str(run)
+    assert "interrupted" in run.stderr and "rolled back" in run.stderr, str(run)
+    assert "Traceback" not in run.stderr
+    with pg.connect() as conn:
+        assert conn.execute("SELECT to_regclass('public.t')").fetchone() == (None,), "the table was committed"
+        # nothing of erpprov's still runs on the server
+        assert conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(600)%' "
+                            "AND pid <> pg_backend_pid()").fetchone() == (0,)
+    plan = erpprov(project, "plan", "--detailed-exitcode", env=pg_env(pg))
+    assert plan.returncode == 2 and "table" in plan.stdout, str(plan)  # still to do, as nothing happened
+
+
+def test_a_second_ctrl_c_quits_at_once(tmp_path):
+    """A connection attempt cannot be cancelled: the first Ctrl-C would wait for it to time out
+    (a minute here, longer than the test waits); the second quits without waiting."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # accepts, never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    silent.settimeout(60)
+    try:
+        project = write_project(tmp_path, "- name: p\n  hosts: dev\n  roles: [{name: a}]\n",
+                                {"pg_host": "127.0.0.1", "pg_port": silent.getsockname()[1], "pg_user": "x",
+                                 "pg_password": "y", "pg_connect_timeout": 120})
+        proc = start_erpprov(project, "plan")
+        waiting, _ = silent.accept()  # the plan is connecting
+        with waiting:
+            proc.send_signal(signal.SIGINT)
+            assert _said(proc, "Ctrl-C again"), "the first Ctrl-C was not taken"
+            proc.send_signal(signal.SIGINT)  # after the first was handled: two at once count as one
+            run = finish(proc, timeout=30)
+    finally:
+        silent.close()
+    assert run.returncode == 130, str(run)
+    assert "quitting at once" in run.stderr, str(run)
+
+
+def _said(proc: subprocess.Popen[str], words: str, within: float = 30) -> bool:
+    """Whether ``proc`` wrote ``words`` on stderr within ``within`` seconds (read from the pipe
+    itself: a text stream's buffer would hide what select() no longer sees)."""
+    assert proc.stderr is not None
+    fd, seen = proc.stderr.fileno(), b""
+    deadline = time.monotonic() + within
+    while words.encode() not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        seen += chunk
+    return words.encode() in seen
