@@ -1,0 +1,53 @@
+"""What cannot be created on an empty server without objects a playbook does not hold (pure).
+
+Export leaves out the objects no file can declare (a function in C, an aggregate, a foreign
+table...). A view that calls or reads one of them, a materialized view's index on such a view and
+a trigger on such a relation or calling such a function cannot be created without it either:
+written, they would make the file fail half-way on any other server. So export leaves them out
+as well, each named with why, and prune never drops them (a file could not bring them back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from erpprov.core.schema_objects import LiveObject, SchemaObjects
+
+# The kinds a view or trigger names as a function (pg_proc) or reads as a relation (pg_class).
+FUNCTION_KINDS = frozenset({"function", "procedure", "aggregate"})
+RELATION_KINDS = frozenset({"view", "materialized_view", "foreign_table"})
+
+
+def dependents(objects: SchemaObjects, roots: Iterable[LiveObject]) -> dict[LiveObject, str]:
+    """The views (at any depth), materialized view indexes and triggers of ``objects`` that cannot
+    be created without one of ``roots``, each with why ("it calls function public.f(text), which
+    is left out")."""
+    functions = {(o.schema or "", o.name): o for o in roots if o.kind in FUNCTION_KINDS}
+    relations = {(o.schema or "", o.name): o for o in roots if o.kind in RELATION_KINDS}
+    why: dict[LiveObject, str] = {}
+    pending = sorted(set(objects.views) - set(relations))
+    for _ in range(len(pending)):  # each pass settles one more link of a chain of views
+        settled = []
+        for key in pending:
+            called = sorted(set(objects.view_calls.get(key, ())) & functions.keys())
+            read = sorted(set(objects.view_uses.get(key, ())) & relations.keys())
+            if called or read:
+                verb, missing = ("calls", functions[called[0]]) if called else ("reads", relations[read[0]])
+                view = LiveObject(objects.views[key].kind, key[0], key[1])
+                why[view] = f"it {verb} {missing.describe()}, which is left out"
+                relations[key] = view
+                settled.append(key)
+        if not settled:
+            break
+        pending = [key for key in pending if key not in settled]
+    for obj in objects.objects:
+        if obj.kind == "materialized_view_index" and (obj.schema or "", obj.table or "") in relations:
+            why[obj] = f"{relations[(obj.schema or '', obj.table or '')].describe()} is left out"
+    for (schema, table, name), trigger in sorted(objects.triggers.items()):
+        obj = LiveObject("trigger", schema, name, table)
+        function = (trigger.function[0], f"{trigger.function[1]}()")  # a trigger function takes no arguments
+        if (schema, table) in relations:
+            why[obj] = f"{relations[(schema, table)].describe()} is left out"
+        elif function in functions:
+            why[obj] = f"it calls {functions[function].describe()}, which is left out"
+    return why
