@@ -12,8 +12,9 @@ What is left out on purpose:
   new object anyway;
 - the schema objects erpprov cannot write yet (composite types, domains, aggregates, rules...,
   read by `state.schema_catalog`): never silently, each is listed in `Exported.left_out`, which
-  the CLI prints on stderr and at the top of the file. Grants on sequences and functions are
-  exported in their schema's grants, grants on tables, views and enum types on the object;
+  the CLI prints on stderr and at the top of the file. Grants on sequences (and functions an
+  extension makes) are exported in their schema's grants, grants on tables, views, types and the
+  functions the file declares on the object;
 - what cannot be created on a server without a left-out object (`core.left_out`): a grant on it,
   a view calling or reading it, a trigger on it or calling it. Listed too, each saying which.
 """
@@ -360,7 +361,8 @@ def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState
         db["grants"] = grants
     acl = _acl_of(live)
     default_acl = _default_acl_of(live)
-    table_grants, schema_grants = _object_grants(acl, live_tables, objects, live, version, gone, grants_left_out)
+    table_grants, function_grants, schema_grants = _object_grants(acl, live_tables, objects, live, version, gone,
+                                                                  grants_left_out)
     schemas = [_schema(live, name, acl, schema_grants.get(name, []), default_acl.get(name, {}), version)
                for name in sorted(live.schemas)]
     if schemas:
@@ -386,7 +388,7 @@ def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState
         if views:
             db[key] = views
     for key, procedure in (("functions", False), ("procedures", True)):
-        declared = [_function(f, functions[k]) for k, f in sorted(objects.functions.items())
+        declared = [_function(f, functions[k], function_grants.get(k, [])) for k, f in sorted(objects.functions.items())
                     if f.procedure == procedure]
         if declared:
             db[key] = declared
@@ -423,15 +425,21 @@ def _schema(live: LiveDatabase, name: str, acl: dict[ObjectRef, dict[str, Privil
     return schema
 
 
+# Grant entries written on their object, by (schema, name).
+_ByObject = dict[tuple[str, str], list[dict[str, Any]]]
+
+
 def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: TablesState, objects: SchemaObjects,
                    live: LiveDatabase, version: int, gone: dict[ObjectRef, LiveObject], grants_left_out: list[str]
-                   ) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
+                   ) -> tuple[_ByObject, _ByObject, dict[str, list[dict[str, Any]]]]:
     """Grants on tables and enum types (written on the object: a table and a type never share a
-    name in a schema), and on sequences and functions (and tables whose grantee holds privileges
-    with mixed grant options) written in their schema's grants, objects with the same privileges
-    grouped into one entry. A grant on an object in ``gone`` would fail where the object is not:
-    it is named in ``grants_left_out`` instead."""
-    on_table: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    name in a schema), on the functions and procedures the file declares (on the function: a
+    schema's grant names a function that must exist before the apply), and on sequences and other
+    functions (and tables whose grantee holds privileges with mixed grant options) written in their
+    schema's grants, objects with the same privileges grouped into one entry. A grant on an object
+    in ``gone`` would fail where the object is not: it is named in ``grants_left_out`` instead."""
+    on_table: _ByObject = defaultdict(list)
+    on_function: _ByObject = defaultdict(list)  # by (schema, signature): apart, a table may be named `f()`
     grouped: dict[tuple[str, str, str, frozenset[str], bool], list[str]] = defaultdict(list)
     # a partition has grants of its own, written in its schema's grants (it has no table entry)
     partitions = {(p.schema, p.name) for table in live_tables.tables.values() for p in table.partitions}
@@ -463,6 +471,10 @@ def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: Tab
                 names, option = parts[0]
                 on_table[(ref.schema, ref.name)].append(_grant(grantee, names, option, "table", version))
                 continue
+            if ref.kind == "function" and (ref.schema, ref.name) in objects.functions:  # EXECUTE alone: one part
+                [(names, option)] = parts
+                on_function[(ref.schema, ref.name)].append(_grant(grantee, names, option, "function", version))
+                continue
             for names, option in parts:
                 grouped[(ref.schema, ref.kind, grantee, names, option)].append(spelling)
     in_schema: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -471,7 +483,7 @@ def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: Tab
         grant = _grant(grantee, names, option, kind, version)
         grant[kind + "s"] = sorted(spellings)
         in_schema[schema].append(grant)
-    return dict(on_table), dict(in_schema)
+    return dict(on_table), dict(on_function), dict(in_schema)
 
 
 def _grant_left_out(ref: ObjectRef, obj: LiveObject, grantee: str, privileges: Privileges, version: int) -> str:
@@ -596,7 +608,8 @@ _FUNCTION_DEFAULTS = {"volatility": "volatile", "strict": False, "security_defin
                       "leakproof": False}
 
 
-def _function(function: FunctionState, parts: tuple[list[dict[str, Any]], str, bool]) -> dict[str, Any]:
+def _function(function: FunctionState, parts: tuple[list[dict[str, Any]], str, bool],
+              grants: list[dict[str, Any]]) -> dict[str, Any]:
     arguments, result, setof = parts
     entry: dict[str, Any] = {"name": function.name, "schema": function.schema}
     columns = [{"name": a["name"], "type": a["type"]} for a in arguments if a.get("mode") == "table"]
@@ -622,6 +635,8 @@ def _function(function: FunctionState, parts: tuple[list[dict[str, Any]], str, b
     settings = attributes["set"]
     if isinstance(settings, tuple) and settings:
         entry["set"] = dict(item.split("=", 1) for item in settings)
+    if grants:
+        entry["grants"] = sorted(grants, key=lambda g: g["to"])
     return _owned(entry, function.owner, function.comment)
 
 

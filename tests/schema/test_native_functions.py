@@ -98,7 +98,7 @@ CREATE FUNCTION public.no_repeat() RETURNS trigger LANGUAGE internal AS 'suppres
 CREATE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
 CREATE ROLE fn_caller;
 REVOKE EXECUTE ON FUNCTION my_len(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION my_len(text) TO fn_caller;
+GRANT EXECUTE ON FUNCTION my_len(text), touch() TO fn_caller;
 CREATE TABLE public.words (w text);
 CREATE VIEW public.lengths AS SELECT w, my_len(w) AS n FROM words;
 CREATE VIEW public.long_words AS SELECT w FROM lengths WHERE n > 5;
@@ -148,6 +148,8 @@ def test_what_names_a_left_out_object_is_left_out_with_it_and_the_export_applies
     assert [t["name"] for t in database["triggers"]] == ["words_touch"]
     [public] = [s for s in database["schemas"] if s["name"] == "public"]
     assert not [g for g in public.get("grants", []) if "functions" in g]
+    [touch] = database["functions"]  # its grant on it: a schema's grant names a function that exists already
+    assert touch["grants"] == [{"to": "fn_caller", "privileges": ["EXECUTE"]}]
     assert erpprov(tmp_path, "plan", "--detailed-exitcode").returncode == 0  # nothing dropped on the source
 
     database["name"] = pg.dbname + "_empty"  # a new database: nothing of the source there
