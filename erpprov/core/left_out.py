@@ -9,6 +9,7 @@ as well, each named with why, and prune never drops them (a file could not bring
 
 from __future__ import annotations
 
+from collections import defaultdict, deque
 from collections.abc import Iterable
 
 from erpprov.core.schema_objects import LiveObject, SchemaObjects
@@ -24,22 +25,23 @@ def dependents(objects: SchemaObjects, roots: Iterable[LiveObject]) -> dict[Live
     is left out")."""
     functions = {(o.schema or "", o.name): o for o in roots if o.kind in FUNCTION_KINDS}
     relations = {(o.schema or "", o.name): o for o in roots if o.kind in RELATION_KINDS}
+    callers: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)  # function -> the views calling it
+    readers: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)  # relation -> the views reading it
+    for users, uses in ((callers, objects.view_calls), (readers, objects.view_uses)):
+        for user, used in uses.items():
+            for key in used:
+                users[key].add(user)
     why: dict[LiveObject, str] = {}
-    pending = sorted(set(objects.views) - set(relations))
-    for _ in range(len(pending)):  # each pass settles one more link of a chain of views
-        settled = []
-        for key in pending:
-            called = sorted(set(objects.view_calls.get(key, ())) & functions.keys())
-            read = sorted(set(objects.view_uses.get(key, ())) & relations.keys())
-            if called or read:
-                verb, missing = ("calls", functions[called[0]]) if called else ("reads", relations[read[0]])
-                view = LiveObject(objects.views[key].kind, key[0], key[1])
-                why[view] = f"it {verb} {missing.describe()}, which is left out"
-                relations[key] = view
-                settled.append(key)
-        if not settled:
-            break
-        pending = [key for key in pending if key not in settled]
+    # Each view is queued once, when first found to need a left-out object: a walk of the view graph.
+    queue = deque([("calls", key, obj, callers) for key, obj in sorted(functions.items())]
+                  + [("reads", key, obj, readers) for key, obj in sorted(relations.items())])
+    while queue:
+        verb, key, missing, users = queue.popleft()
+        for found in sorted(u for u in users.get(key, ()) if u in objects.views and u not in relations):
+            view = LiveObject(objects.views[found].kind, *found)
+            why[view] = f"it {verb} {missing.describe()}, which is left out"
+            relations[found] = view
+            queue.append(("reads", found, view, readers))
     for obj in objects.objects:
         if obj.kind == "materialized_view_index" and (obj.schema or "", obj.table or "") in relations:
             why[obj] = f"{relations[(obj.schema or '', obj.table or '')].describe()} is left out"

@@ -110,12 +110,14 @@ def prune_objects(live: SchemaObjects, database: str, managed: Collection[Addres
     cannot be created without such an object (a view or trigger calling a function in C: no file
     could bring it back, and export leaves it out)."""
     result = Result()
-    kept = set(managed)
-    undeclarable = [o for o in live.objects if not _declarable(o, live)]
-    kept |= {o.address(database) for o in dependents(live, undeclarable)}
+    if not schemas:  # every plan asks: most prune nothing
+        return result
+    types = live.enums.keys() | live.composites.keys() | live.domains.keys()
+    undeclarable = [o for o in live.objects if not _declarable(o, live, types)]
+    kept = set(managed) | {o.address(database) for o in dependents(live, undeclarable)}
     for obj in live.objects:
         address = obj.address(database)
-        if obj.schema not in schemas or address in kept or not _declarable(obj, live):
+        if obj.schema not in schemas or address in kept or not _declarable(obj, live, types):
             continue
         phase, hazard = _PRUNED[obj.kind]
         statement = _drop(obj, live)
@@ -128,12 +130,12 @@ def prune_objects(live: SchemaObjects, database: str, managed: Collection[Addres
     return result
 
 
-def _declarable(obj: LiveObject, live: SchemaObjects) -> bool:
-    """Whether a file can declare ``obj``: a kind erpprov manages, but no range type (not managed)
-    and no function in C or internal (no file may declare one)."""
+def _declarable(obj: LiveObject, live: SchemaObjects, types: Collection[tuple[str, str]]) -> bool:
+    """Whether a file can declare ``obj``: a kind erpprov manages, but no range type (``types``:
+    those it manages) and no function in C or internal (no file may declare one)."""
     key = (obj.schema or "", obj.name)
     if obj.kind == "type":
-        return key in live.enums.keys() | live.composites.keys() | live.domains.keys()
+        return key in types
     if obj.kind in ("function", "procedure"):
         return not model.native_language(live.functions[key].language)
     return obj.kind in _PRUNED

@@ -128,16 +128,14 @@ def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
             objects.views = with_live_indexes(conn, objects.views)
             native = {key: f for key, f in objects.functions.items() if model.native_language(f.language)}
             objects.functions = {key: f for key, f in objects.functions.items() if key not in native}
-            reasons = _leave_out_dependents(objects)
+            left, reasons = _leave_out(objects)
             functions = function_parts(conn) if objects.functions else {}
-        gone = {ObjectRef(_ACL_KIND[o.kind], o.schema, o.name): o for o in objects.objects
-                if o.kind in _ACL_KIND and not _written(o, objects)}
+        gone = {ObjectRef(_ACL_KIND[o.kind], o.schema, o.name): o for o in left if o.kind in _ACL_KIND}
         grants_left_out: list[str] = []
         exported.append(_database(cluster, live, live_tables, entries, objects, functions, gone, grants_left_out)
                         | ({"prune": True} if prune else {}))
         if left_out is not None:
-            left_out += [f"database {db}: {_left_out(o, native, reasons)}" for o in objects.objects
-                         if not _written(o, objects)]
+            left_out += [f"database {db}: {_left_out(o, native, reasons)}" for o in left]
             left_out += [f"database {db}: {grant}" for grant in grants_left_out]
             left_out += [f"database {db}: {prop.replace('_', ' ')} of table {t.schema}.{t.name}"
                          for t in live_tables.tables.values() for prop in t.unmanaged]
@@ -321,14 +319,17 @@ def _written(obj: LiveObject, objects: SchemaObjects) -> bool:
             or (obj.kind == "trigger" and (obj.schema, obj.table, obj.name) in objects.triggers))
 
 
-def _leave_out_dependents(objects: SchemaObjects) -> dict[LiveObject, str]:
-    """Take out of ``objects`` the views, materialized view indexes and triggers that cannot be
-    created without an object the export leaves out (`core.left_out`); each with why."""
-    reasons = dependents(objects, [o for o in objects.objects if not _written(o, objects)])
+def _leave_out(objects: SchemaObjects) -> tuple[list[LiveObject], dict[LiveObject, str]]:
+    """The objects the export leaves out, in reading order: those it cannot write, and the views,
+    materialized view indexes and triggers that cannot be created without one of those
+    (`core.left_out`), which are taken out of ``objects`` and come each with why."""
+    roots = [o for o in objects.objects if not _written(o, objects)]
+    reasons = dependents(objects, roots)
     objects.views = {key: v for key, v in objects.views.items() if LiveObject(v.kind, *key) not in reasons}
     objects.triggers = {(schema, table, name): t for (schema, table, name), t in objects.triggers.items()
                         if LiveObject("trigger", schema, name, table) not in reasons}
-    return reasons
+    left = set(roots) | reasons.keys()
+    return [o for o in objects.objects if o in left], reasons
 
 
 def _left_out(obj: LiveObject, native: dict[tuple[str, str], FunctionState], reasons: dict[LiveObject, str]) -> str:
