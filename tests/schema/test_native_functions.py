@@ -103,6 +103,8 @@ CREATE TABLE public.words (w text);
 CREATE VIEW public.lengths AS SELECT w, my_len(w) AS n FROM words;
 CREATE VIEW public.long_words AS SELECT w FROM lengths WHERE n > 5;
 CREATE VIEW public.plain_words AS SELECT w FROM words;
+CREATE AGGREGATE public.total(int) (sfunc = int4pl, stype = int);
+CREATE VIEW public.word_count AS SELECT total(1) FROM words;
 CREATE MATERIALIZED VIEW public.length_counts AS SELECT my_len(w) AS n, count(*) FROM words GROUP BY 1;
 CREATE INDEX length_counts_n ON length_counts (n);
 GRANT SELECT ON words, lengths, plain_words TO fn_caller;
@@ -120,8 +122,9 @@ CREATE TRIGGER far_touch BEFORE INSERT ON far_words FOR EACH ROW EXECUTE FUNCTIO
 def test_what_names_a_left_out_object_is_left_out_with_it_and_the_export_applies_to_an_empty_database(tmp_path, pg,
                                                                                                        conn):
     """A grant on a function in internal, a view calling it (and a view reading that one), a
-    trigger calling it, a foreign table's grant, view and trigger: written, each would make the
-    file fail half-way on a server without the object. Each is left out and named with why."""
+    trigger calling it, a view calling an aggregate, a foreign table's grant, view and trigger:
+    written, each would make the file fail on a server without the object. Each is left out and
+    named with why."""
     conn.execute(LEFT_OUT_WITH_SQL)
     stderr, text, header = _export_pruned(tmp_path, pg)
     for said in (stderr, header):
@@ -132,6 +135,7 @@ def test_what_names_a_left_out_object_is_left_out_with_it_and_the_export_applies
                 "view public.lengths: it calls function public.my_len(text), which is left out",
                 "grant SELECT on view public.lengths to fn_caller: the view is left out",
                 "view public.long_words: it reads view public.lengths, which is left out",
+                "view public.word_count: it calls aggregate public.total(integer), which is left out",
                 "materialized view public.length_counts: it calls function public.my_len(text), which is left out",
                 "materialized view index length_counts_n on public.length_counts: "
                 "materialized view public.length_counts is left out",
