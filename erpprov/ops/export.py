@@ -435,7 +435,7 @@ def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: Tab
                    ) -> tuple[_ByObject, _ByObject, dict[str, list[dict[str, Any]]]]:
     """Grants on tables and enum types (written on the object: a table and a type never share a
     name in a schema), on the functions and procedures the file declares (on the function: a
-    schema's grant names a function that must exist before the apply), and on sequences and other
+    schema's grant names a function that must exist when the plan is made), and on sequences and other
     functions (and tables whose grantee holds privileges with mixed grant options) written in their
     schema's grants, objects with the same privileges grouped into one entry. A grant on an object
     in ``gone`` would fail where the object is not: it is named in ``grants_left_out`` instead."""
