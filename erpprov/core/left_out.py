@@ -2,9 +2,10 @@
 
 Export leaves out the objects no file can declare (a function in C, an aggregate, a foreign
 table...). A view that calls or reads one of them, a materialized view's index on such a view and
-a trigger on such a relation or calling such a function cannot be created without it either:
-written, they would make the file fail half-way on any other server. So export leaves them out
-as well, each named with why, and prune never drops them (a file could not bring them back).
+a trigger on such a relation or calling such a function (as its function or in its WHEN) cannot be
+created without it either: written, they would make the file fail on any other server. So export
+leaves them out as well, each named with why, and prune never drops them (a file could not bring
+them back).
 """
 
 from __future__ import annotations
@@ -45,11 +46,18 @@ def dependents(objects: SchemaObjects, roots: Iterable[LiveObject]) -> dict[Live
     for obj in objects.objects:
         if obj.kind == "materialized_view_index" and (obj.schema or "", obj.table or "") in relations:
             why[obj] = f"{relations[(obj.schema or '', obj.table or '')].describe()} is left out"
+    in_condition: dict[tuple[str, str, str], LiveObject] = {}  # trigger -> a left-out function its WHEN calls
+    for key, function in sorted(functions.items()):
+        for kind, schema, table, name in sorted(objects.function_users.get(key, ())):
+            if kind == "trigger":
+                in_condition.setdefault((schema, table, name), function)
     for (schema, table, name), trigger in sorted(objects.triggers.items()):
         obj = LiveObject("trigger", schema, name, table)
-        function = (trigger.function[0], f"{trigger.function[1]}()")  # a trigger function takes no arguments
+        # a trigger function takes no arguments
+        called = functions.get((trigger.function[0], f"{trigger.function[1]}()")) or in_condition.get(
+            (schema, table, name))
         if (schema, table) in relations:
             why[obj] = f"{relations[(schema, table)].describe()} is left out"
-        elif function in functions:
-            why[obj] = f"it calls {functions[function].describe()}, which is left out"
+        elif called is not None:
+            why[obj] = f"it calls {called.describe()}, which is left out"
     return why

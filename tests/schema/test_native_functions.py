@@ -110,6 +110,7 @@ CREATE INDEX length_counts_n ON length_counts (n);
 GRANT SELECT ON words, lengths, plain_words TO fn_caller;
 CREATE TRIGGER words_no_repeat BEFORE UPDATE ON words FOR EACH ROW EXECUTE FUNCTION no_repeat();
 CREATE TRIGGER words_touch BEFORE INSERT ON words FOR EACH ROW EXECUTE FUNCTION touch();
+CREATE TRIGGER words_when BEFORE INSERT ON words FOR EACH ROW WHEN (my_len(NEW.w) > 3) EXECUTE FUNCTION touch();
 CREATE FOREIGN DATA WRAPPER nowhere;
 CREATE SERVER far FOREIGN DATA WRAPPER nowhere;
 CREATE FOREIGN TABLE public.far_words (w text) SERVER far;
@@ -122,9 +123,9 @@ CREATE TRIGGER far_touch BEFORE INSERT ON far_words FOR EACH ROW EXECUTE FUNCTIO
 def test_what_names_a_left_out_object_is_left_out_with_it_and_the_export_applies_to_an_empty_database(tmp_path, pg,
                                                                                                        conn):
     """A grant on a function in internal, a view calling it (and a view reading that one), a
-    trigger calling it, a view calling an aggregate, a foreign table's grant, view and trigger:
-    written, each would make the file fail on a server without the object. Each is left out and
-    named with why."""
+    trigger calling it (or calling it in its WHEN), a view calling an aggregate, a foreign
+    table's grant, view and trigger: written, each would make the file fail on a server without
+    the object. Each is left out and named with why."""
     conn.execute(LEFT_OUT_WITH_SQL)
     stderr, text, header = _export_pruned(tmp_path, pg)
     for said in (stderr, header):
@@ -140,6 +141,7 @@ def test_what_names_a_left_out_object_is_left_out_with_it_and_the_export_applies
                 "materialized view index length_counts_n on public.length_counts: "
                 "materialized view public.length_counts is left out",
                 "trigger words_no_repeat on public.words: it calls function public.no_repeat(), which is left out",
+                "trigger words_when on public.words: it calls function public.my_len(text), which is left out",
                 "grant SELECT on foreign table public.far_words to fn_caller: the foreign table is left out",
                 "view public.far_view: it reads foreign table public.far_words, which is left out",
                 "trigger far_touch on public.far_words: foreign table public.far_words is left out"):
