@@ -135,7 +135,7 @@ def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
         exported.append(_database(cluster, live, live_tables, entries, objects, functions, gone, grants_left_out)
                         | ({"prune": True} if prune else {}))
         if left_out is not None:
-            left_out += [f"database {db}: {_left_out(o, native, reasons)}" for o in left]
+            left_out += [f"database {db}: {_left_out(o, native, reasons, objects)}" for o in left]
             left_out += [f"database {db}: {grant}" for grant in grants_left_out]
             left_out += [f"database {db}: {prop.replace('_', ' ')} of table {t.schema}.{t.name}"
                          for t in live_tables.tables.values() for prop in t.unmanaged]
@@ -332,16 +332,33 @@ def _leave_out(objects: SchemaObjects) -> tuple[list[LiveObject], dict[LiveObjec
     return [o for o in objects.objects if o in left], reasons
 
 
-def _left_out(obj: LiveObject, native: dict[tuple[str, str], FunctionState], reasons: dict[LiveObject, str]) -> str:
+def _left_out(obj: LiveObject, native: dict[tuple[str, str], FunctionState], reasons: dict[LiveObject, str],
+              objects: SchemaObjects) -> str:
     """How the file's header names an object it leaves out; a function in C (or internal) says
-    why it is never written: no playbook may declare one; an object left out with another, which."""
+    why it is never written: no playbook may declare one; an object left out with another, which.
+    A left-out function that parts of the file's tables (or domains) call says which: they are
+    written, since leaving them out would change the server the file came from when applied to it
+    (a default not in the file is dropped), so the function must be made first elsewhere."""
     if obj in reasons:
         return f"{obj.describe()}: {reasons[obj]}"
     function = native.get((obj.schema or "", obj.name)) if obj.kind in ("function", "procedure") else None
-    if function is None:
-        return obj.describe()
-    return (f"{obj.describe()} in language {function.language} (a playbook cannot declare it: "
-            "an extension that provides it can)")
+    text = obj.describe()
+    if function is not None:
+        text += f" in language {function.language} (a playbook cannot declare it: an extension that provides it can)"
+    users = sorted(_part(*user) for user in objects.function_users.get((obj.schema or "", obj.name), ())
+                   if user[0] != "trigger")  # a trigger calling it is left out with it
+    if users:
+        text += f"; create it before applying the file elsewhere: {', '.join(users)} call it"
+    return text
+
+
+def _part(kind: str, schema: str, table: str, name: str) -> str:
+    """A part of a table or domain that calls a function (`SchemaObjects.function_users`), named."""
+    if kind == "default":
+        return f"the default of column {schema}.{table}.{name}"
+    if kind == "generated column":
+        return f"generated column {schema}.{table}.{name}"
+    return f"{kind} {name} on {schema}.{table}"
 
 
 def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState,

@@ -72,7 +72,10 @@ def test_hand_made_functions_in_c_and_internal_are_unmanaged_left_out_of_export_
                  "  AS '$libdir/citext', 'citext_hash';"
                  "CREATE FUNCTION public.plus_one(int) RETURNS int LANGUAGE sql AS 'SELECT $1 + 1';"
                  "CREATE ROLE fn_caller; REVOKE EXECUTE ON FUNCTION my_len(text) FROM PUBLIC;"
-                 "GRANT EXECUTE ON FUNCTION my_len(text) TO fn_caller")
+                 "GRANT EXECUTE ON FUNCTION my_len(text) TO fn_caller;"
+                 # written with the table (left out, the source would lose them): the header says so
+                 "CREATE TABLE uses_len (w text, n int DEFAULT my_len('abc'), CONSTRAINT short CHECK (my_len(w) < 99),"
+                 "  g int GENERATED ALWAYS AS (my_len(w)) STORED); CREATE INDEX uses_len_idx ON uses_len (my_len(w))")
     assert conn.execute("SELECT my_len('four'), my_hash('a') = my_hash('A')").fetchone() == (4, True)
     stderr, text, header = _export_pruned(tmp_path, pg)
     for said in (stderr, header):
@@ -80,6 +83,10 @@ def test_hand_made_functions_in_c_and_internal_are_unmanaged_left_out_of_export_
                          "function public.my_hash(text) in language c"):
             assert f"database {pg.dbname}: {left_out} (a playbook cannot declare it" in said, said
         assert "plus_one" not in said
+        assert ("my_len(text) in language internal (a playbook cannot declare it: an extension that provides it "
+                "can); create it before applying the file elsewhere: constraint short on public.uses_len, generated "
+                "column public.uses_len.g, index uses_len_idx on public.uses_len, the default of column "
+                "public.uses_len.n call it\n") in said + "\n"
     [database] = yaml.safe_load(text)[0]["databases"]
     assert database["prune"] is True
     assert [f["name"] for f in database["functions"]] == ["plus_one"]  # the file loads: nothing in c
