@@ -7,9 +7,10 @@ import pytest
 
 from erpprov.core import model
 from erpprov.core.actions import Action, Op, Phase
-from erpprov.core.schema_objects import LiveObject, PruneUser, ViewState
+from erpprov.core.left_out import dependents
+from erpprov.core.schema_objects import FunctionState, LiveObject, PruneUser, SchemaObjects, TriggerState, ViewState
 from erpprov.core.tables import IndexKey, IndexState
-from erpprov.diff.schema_objects import prune_in_use
+from erpprov.diff.schema_objects import prune_in_use, prune_objects
 from erpprov.diff.views import Uses, diff_views
 from erpprov.errors import ErpprovError
 
@@ -67,3 +68,46 @@ def test_users_dropped_too_go_first_within_a_phase_and_across_phases():
     with pytest.raises(ErpprovError):
         prune_in_use([_drop("type", "ty", Phase.DROP_TYPE), f],
                      [PruneUser(LiveObject("function", "app", "f()"), "type app.ty", "type", "app", "ty")], "db")
+
+
+def _function(name: str, language: str, returns: str = "integer") -> FunctionState:
+    return FunctionState("app", name, False, "", "", returns, language, "x", ())
+
+
+def _trigger(name: str, function: str) -> TriggerState:
+    return TriggerState("app", "items", name, "before", ("insert",), (), "row", None, ("app", function), (),
+                        False, False, False, True)
+
+
+def _objects() -> SchemaObjects:
+    """A function in C, a view calling it and one reading that view (named to come first), a view calling an aggregate,
+    a trigger calling a trigger function in C, and an ordinary view, function and trigger."""
+    functions = {("app", "c_len()"): _function("c_len", "c"), ("app", "c_trig()"): _function("c_trig", "c", "trigger"),
+                 ("app", "ok()"): _function("ok", "plpgsql", "trigger")}
+    views = {("app", name): ViewState("app", name, False, "SELECT 1;", ())
+             for name in ("calls", "a_reads", "sums", "plain")}
+    triggers = {("app", "items", "t_c"): _trigger("t_c", "c_trig"), ("app", "items", "t_ok"): _trigger("t_ok", "ok")}
+    objects = [LiveObject("function", "app", key[1]) for key in functions]
+    objects += [LiveObject("aggregate", "app", "total(integer)")]
+    objects += [LiveObject("view", "app", key[1]) for key in views]
+    objects += [LiveObject("trigger", "app", key[2], "items") for key in triggers]
+    return SchemaObjects(objects, views=views, functions=functions, triggers=triggers,
+                         view_calls={("app", "calls"): {("app", "c_len()")},
+                                     ("app", "sums"): {("app", "total(integer)")}, ("app", "plain"): {("app", "ok()")}},
+                         view_uses={("app", "a_reads"): {("app", "calls")}})
+
+
+def test_what_cannot_be_created_without_a_left_out_object_is_named_with_the_object_at_any_depth():
+    live = _objects()
+    roots = [o for o in live.objects if o.kind == "aggregate" or o.name.startswith("c_")]
+    assert {o.describe(): why for o, why in dependents(live, roots).items()} == {
+        "view app.calls": "it calls function app.c_len(), which is left out",
+        "view app.a_reads": "it reads view app.calls, which is left out",  # read before it: a second pass
+        "view app.sums": "it calls aggregate app.total(integer), which is left out",
+        "trigger t_c on app.items": "it calls function app.c_trig(), which is left out",
+    }
+
+
+def test_prune_keeps_what_no_file_could_bring_back_and_drops_the_rest():
+    actions = prune_objects(_objects(), "db", (), {"app"}).actions
+    assert sorted(a.address.parts[-1] for a in actions) == ["ok()", "plain", "t_ok"]

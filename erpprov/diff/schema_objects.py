@@ -12,6 +12,7 @@ from psycopg import sql
 from erpprov.core import model
 from erpprov.core.actions import Action, Hazard, Op, Phase
 from erpprov.core.address import Address
+from erpprov.core.left_out import dependents
 from erpprov.core.schema_objects import LiveObject, PruneUser, SchemaObjects
 from erpprov.diff.result import Result, comment_changes
 from erpprov.errors import ErpprovError
@@ -105,18 +106,19 @@ def prune_objects(live: SchemaObjects, database: str, managed: Collection[Addres
                   schemas: Collection[str]) -> Result:
     """Drop the live objects of the kinds erpprov manages, in the ``schemas`` that prune, that the
     file does not declare (each a hazard); views that read others go first. Others stay unmanaged,
-    as do those a file cannot declare: range types, functions in C or internal."""
+    as do those a file cannot declare (range types, functions in C or internal) and those that
+    cannot be created without such an object (a view or trigger calling a function in C: no file
+    could bring it back, and export leaves it out)."""
     result = Result()
-    kept = set(managed)
+    if not schemas:  # every plan asks: most prune nothing
+        return result
+    types = live.enums.keys() | live.composites.keys() | live.domains.keys()
+    undeclarable = [o for o in live.objects if not _declarable(o, live, types)]
+    kept = set(managed) | {o.address(database) for o in dependents(live, undeclarable)}
     for obj in live.objects:
         address = obj.address(database)
-        if obj.schema not in schemas or address in kept or obj.kind not in _PRUNED:
+        if obj.schema not in schemas or address in kept or not _declarable(obj, live, types):
             continue
-        key = (obj.schema or "", obj.name)
-        if obj.kind == "type" and key not in live.enums.keys() | live.composites.keys() | live.domains.keys():
-            continue  # range types are not managed: never dropped
-        if obj.kind in ("function", "procedure") and model.native_language(live.functions[key].language):
-            continue  # no file can declare one (a function in C): never dropped either
         phase, hazard = _PRUNED[obj.kind]
         statement = _drop(obj, live)
         order = 0
@@ -126,6 +128,17 @@ def prune_objects(live: SchemaObjects, database: str, managed: Collection[Addres
                                      before={}, hazards=(hazard,), order=order,
                                      note="not in the file, in a schema that prunes"))
     return result
+
+
+def _declarable(obj: LiveObject, live: SchemaObjects, types: Collection[tuple[str, str]]) -> bool:
+    """Whether a file can declare ``obj``: a kind erpprov manages, but no range type (``types``:
+    those it manages) and no function in C or internal (no file may declare one)."""
+    key = (obj.schema or "", obj.name)
+    if obj.kind == "type":
+        return key in types
+    if obj.kind in ("function", "procedure"):
+        return not model.native_language(live.functions[key].language)
+    return obj.kind in _PRUNED
 
 
 def _readers(live: SchemaObjects, key: tuple[str, str], seen: frozenset[tuple[str, str]] = frozenset()

@@ -12,8 +12,11 @@ What is left out on purpose:
   new object anyway;
 - the schema objects erpprov cannot write yet (composite types, domains, aggregates, rules...,
   read by `state.schema_catalog`): never silently, each is listed in `Exported.left_out`, which
-  the CLI prints on stderr and at the top of the file. Grants on sequences and functions are
-  exported in their schema's grants, grants on tables, views and enum types on the object.
+  the CLI prints on stderr and at the top of the file. Grants on sequences (and functions an
+  extension makes) are exported in their schema's grants, grants on tables, views, types and the
+  functions the file declares on the object;
+- what cannot be created on a server without a left-out object (`core.left_out`): a grant on it,
+  a view calling or reading it, a trigger on it or calling it. Listed too, each saying which.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from erpprov.core.cluster import (
     attributes_beyond_defaults,
 )
 from erpprov.core.fragments import index_entry, index_ordering
+from erpprov.core.left_out import dependents
 from erpprov.core.schema_objects import (
     CompositeState,
     DomainState,
@@ -124,11 +128,15 @@ def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
             objects.views = with_live_indexes(conn, objects.views)
             native = {key: f for key, f in objects.functions.items() if model.native_language(f.language)}
             objects.functions = {key: f for key, f in objects.functions.items() if key not in native}
+            left, reasons = _leave_out(objects)
             functions = function_parts(conn) if objects.functions else {}
-        exported.append(_database(cluster, live, live_tables, entries, objects, functions)
+        gone = {ObjectRef(_ACL_KIND[o.kind], o.schema, o.name): o for o in left if o.kind in _ACL_KIND}
+        grants_left_out: list[str] = []
+        exported.append(_database(cluster, live, live_tables, entries, objects, functions, gone, grants_left_out)
                         | ({"prune": True} if prune else {}))
         if left_out is not None:
-            left_out += [f"database {db}: {_left_out(o, native)}" for o in objects.objects if not _written(o, objects)]
+            left_out += [f"database {db}: {_left_out(o, native, reasons, objects)}" for o in left]
+            left_out += [f"database {db}: {grant}" for grant in grants_left_out]
             left_out += [f"database {db}: {prop.replace('_', ' ')} of table {t.schema}.{t.name}"
                          for t in live_tables.tables.values() for prop in t.unmanaged]
     export_data.check_found(requested, found)
@@ -294,6 +302,11 @@ def _database_grants(cluster: LiveCluster, name: str, owner: str) -> list[dict[s
 # --- databases ------------------------------------------------------------------------------
 
 
+# The kind an object's ACL is read under (catalog.read_database), for the kinds that have one.
+_ACL_KIND = {"function": "function", "procedure": "function", "view": "table", "materialized_view": "table",
+             "foreign_table": "table", "sequence": "sequence", "type": "type"}
+
+
 def _written(obj: LiveObject, objects: SchemaObjects) -> bool:
     """Whether the export writes ``obj``: enum types, standalone sequences, views (and the indexes
     of materialized views), functions, procedures, triggers."""
@@ -306,19 +319,54 @@ def _written(obj: LiveObject, objects: SchemaObjects) -> bool:
             or (obj.kind == "trigger" and (obj.schema, obj.table, obj.name) in objects.triggers))
 
 
-def _left_out(obj: LiveObject, native: dict[tuple[str, str], FunctionState]) -> str:
+def _leave_out(objects: SchemaObjects) -> tuple[list[LiveObject], dict[LiveObject, str]]:
+    """The objects the export leaves out, in reading order: those it cannot write, and the views,
+    materialized view indexes and triggers that cannot be created without one of those
+    (`core.left_out`), which are taken out of ``objects`` and come each with why."""
+    roots = [o for o in objects.objects if not _written(o, objects)]
+    reasons = dependents(objects, roots)
+    objects.views = {key: v for key, v in objects.views.items() if LiveObject(v.kind, *key) not in reasons}
+    objects.triggers = {(schema, table, name): t for (schema, table, name), t in objects.triggers.items()
+                        if LiveObject("trigger", schema, name, table) not in reasons}
+    left = set(roots) | reasons.keys()
+    return [o for o in objects.objects if o in left], reasons
+
+
+def _left_out(obj: LiveObject, native: dict[tuple[str, str], FunctionState], reasons: dict[LiveObject, str],
+              objects: SchemaObjects) -> str:
     """How the file's header names an object it leaves out; a function in C (or internal) says
-    why it is never written: no playbook may declare one."""
+    why it is never written: no playbook may declare one; an object left out with another, which.
+    A left-out function that parts of the file's tables (or domains) call says which: they are
+    written, since leaving them out would change the server the file came from when applied to it
+    (a default not in the file is dropped), so the function must be made first elsewhere."""
+    if obj in reasons:
+        return f"{obj.describe()}: {reasons[obj]}"
     function = native.get((obj.schema or "", obj.name)) if obj.kind in ("function", "procedure") else None
-    if function is None:
-        return obj.describe()
-    return (f"{obj.describe()} in language {function.language} (a playbook cannot declare it: "
-            "an extension that provides it can)")
+    text = obj.describe()
+    if function is not None:
+        text += f" in language {function.language} (a playbook cannot declare it: an extension that provides it can)"
+    users = sorted(_part(*user) for user in objects.function_users.get((obj.schema or "", obj.name), ())
+                   if user[0] != "trigger")  # a trigger calling it is left out with it
+    if users:
+        text += f"; create it before applying the file elsewhere: {', '.join(users)} call it"
+    return text
+
+
+def _part(kind: str, schema: str, table: str, name: str) -> str:
+    """A part of a table or domain that calls a function (`SchemaObjects.function_users`), named."""
+    if kind == "default":
+        return f"the default of column {schema}.{table}.{name}"
+    if kind == "generated column":
+        return f"generated column {schema}.{table}.{name}"
+    return f"{kind} {name} on {schema}.{table}"
 
 
 def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState,
               data: dict[tuple[str, str], dict[str, object]], objects: SchemaObjects,
-              functions: FunctionParts) -> dict[str, Any]:
+              functions: FunctionParts, gone: dict[ObjectRef, LiveObject], grants_left_out: list[str]
+              ) -> dict[str, Any]:
+    """``gone``: the objects the export leaves out, by the name their ACL has; a grant on one is
+    left out too, and named in ``grants_left_out``."""
     state = cluster.databases[live.name]
     version = cluster.server_version
     db: dict[str, Any] = {"name": live.name, "owner": state.owner}
@@ -331,7 +379,8 @@ def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState
         db["grants"] = grants
     acl = _acl_of(live)
     default_acl = _default_acl_of(live)
-    table_grants, schema_grants = _object_grants(acl, live_tables, objects, live, version)
+    table_grants, function_grants, schema_grants = _object_grants(acl, live_tables, objects, live, version, gone,
+                                                                  grants_left_out)
     schemas = [_schema(live, name, acl, schema_grants.get(name, []), default_acl.get(name, {}), version)
                for name in sorted(live.schemas)]
     if schemas:
@@ -357,7 +406,7 @@ def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState
         if views:
             db[key] = views
     for key, procedure in (("functions", False), ("procedures", True)):
-        declared = [_function(f, functions[k]) for k, f in sorted(objects.functions.items())
+        declared = [_function(f, functions[k], function_grants.get(k, [])) for k, f in sorted(objects.functions.items())
                     if f.procedure == procedure]
         if declared:
             db[key] = declared
@@ -394,14 +443,21 @@ def _schema(live: LiveDatabase, name: str, acl: dict[ObjectRef, dict[str, Privil
     return schema
 
 
+# Grant entries written on their object, by (schema, name).
+_ByObject = dict[tuple[str, str], list[dict[str, Any]]]
+
+
 def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: TablesState, objects: SchemaObjects,
-                   live: LiveDatabase, version: int
-                   ) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
+                   live: LiveDatabase, version: int, gone: dict[ObjectRef, LiveObject], grants_left_out: list[str]
+                   ) -> tuple[_ByObject, _ByObject, dict[str, list[dict[str, Any]]]]:
     """Grants on tables and enum types (written on the object: a table and a type never share a
-    name in a schema), and on sequences and functions (and tables whose grantee holds privileges
-    with mixed grant options) written in their schema's grants, objects with the same privileges
-    grouped into one entry."""
-    on_table: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    name in a schema), on the functions and procedures the file declares (on the function: a
+    schema's grant names a function that must exist when the plan is made), and on sequences and other
+    functions (and tables whose grantee holds privileges with mixed grant options) written in their
+    schema's grants, objects with the same privileges grouped into one entry. A grant on an object
+    in ``gone`` would fail where the object is not: it is named in ``grants_left_out`` instead."""
+    on_table: _ByObject = defaultdict(list)
+    on_function: _ByObject = defaultdict(list)  # by (schema, signature): apart, a table may be named `f()`
     grouped: dict[tuple[str, str, str, frozenset[str], bool], list[str]] = defaultdict(list)
     # a partition has grants of its own, written in its schema's grants (it has no table entry)
     partitions = {(p.schema, p.name) for table in live_tables.tables.values() for p in table.partitions}
@@ -412,11 +468,15 @@ def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: Tab
     for ref in sorted(acl, key=lambda r: (r.kind, r.schema or "", r.name)):
         if ref.kind == "schema" or ref.schema is None:
             continue
+        owner = live.owners[ref]
+        if ref in gone:
+            grants_left_out += [_grant_left_out(ref, gone[ref], grantee, privileges, version)
+                                for grantee, privileges in _explicit_acl(acl[ref], ref.kind, owner, version).items()]
+            continue
         if ref.kind == "table" and (ref.schema, ref.name) not in granted_relations:
-            continue  # a foreign table: erpprov does not create them
+            continue  # an extension's relation: CREATE EXTENSION makes it, with its grants
         if ref.kind == "type" and (ref.schema, ref.name) not in written_types:
             continue  # an extension's type
-        owner = live.owners[ref]
         # the name a grant's `tables:`/`sequences:`/`functions:` list uses
         spelling = live.signatures.get(ref, ref.name)
         for grantee, privileges in _explicit_acl(acl[ref], ref.kind, owner, version).items():
@@ -429,6 +489,10 @@ def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: Tab
                 names, option = parts[0]
                 on_table[(ref.schema, ref.name)].append(_grant(grantee, names, option, "table", version))
                 continue
+            if ref.kind == "function" and (ref.schema, ref.name) in objects.functions:  # EXECUTE alone: one part
+                [(names, option)] = parts
+                on_function[(ref.schema, ref.name)].append(_grant(grantee, names, option, "function", version))
+                continue
             for names, option in parts:
                 grouped[(ref.schema, ref.kind, grantee, names, option)].append(spelling)
     in_schema: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -437,7 +501,16 @@ def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: Tab
         grant = _grant(grantee, names, option, kind, version)
         grant[kind + "s"] = sorted(spellings)
         in_schema[schema].append(grant)
-    return dict(on_table), dict(in_schema)
+    return dict(on_table), dict(on_function), dict(in_schema)
+
+
+def _grant_left_out(ref: ObjectRef, obj: LiveObject, grantee: str, privileges: Privileges, version: int) -> str:
+    """How the file's header names a grant it leaves out with its object: `grant EXECUTE on
+    function public.f(text) to app: the function is left out`."""
+    names = ", ".join(_privilege_names((p for p, _ in privileges), ref.kind, version)) or "no privileges"
+    option = " with grant option" if any(g for _, g in privileges) else ""
+    return (f"grant {names}{option} on {obj.describe()} to {grantee}: "
+            f"the {obj.kind.replace('_', ' ')} is left out")
 
 
 def _default_privileges(rows: _DefaultRows, database_wide: bool, version: int) -> list[dict[str, Any]]:
@@ -553,7 +626,8 @@ _FUNCTION_DEFAULTS = {"volatility": "volatile", "strict": False, "security_defin
                       "leakproof": False}
 
 
-def _function(function: FunctionState, parts: tuple[list[dict[str, Any]], str, bool]) -> dict[str, Any]:
+def _function(function: FunctionState, parts: tuple[list[dict[str, Any]], str, bool],
+              grants: list[dict[str, Any]]) -> dict[str, Any]:
     arguments, result, setof = parts
     entry: dict[str, Any] = {"name": function.name, "schema": function.schema}
     columns = [{"name": a["name"], "type": a["type"]} for a in arguments if a.get("mode") == "table"]
@@ -579,6 +653,8 @@ def _function(function: FunctionState, parts: tuple[list[dict[str, Any]], str, b
     settings = attributes["set"]
     if isinstance(settings, tuple) and settings:
         entry["set"] = dict(item.split("=", 1) for item in settings)
+    if grants:
+        entry["grants"] = sorted(grants, key=lambda g: g["to"])
     return _owned(entry, function.owner, function.comment)
 
 

@@ -12,7 +12,7 @@ import yaml
 
 from erpprov.errors import ErpprovError
 from erpprov.load.project import load_project
-from tests.helpers import PLAYBOOK, assert_clean_error, erpprov, write_project
+from tests.helpers import PLAYBOOK, assert_clean_error, assert_converged, erpprov, write_project
 
 REFUSED = "native code"
 
@@ -54,6 +54,17 @@ def test_plan_and_apply_stop_at_the_refusal_before_connecting(tmp_path):
             assert "connect" not in run.stderr.split("hint:")[0], run
 
 
+def _export_pruned(tmp_path, pg):  # type: ignore[no-untyped-def]
+    """`export --prune` of the test's database to the project's playbook (--prune: applied to this
+    very server, the file must drop nothing either): its stderr, the file and the file's header."""
+    pg.inventory(tmp_path)
+    (tmp_path / PLAYBOOK).parent.mkdir()
+    exported = erpprov(tmp_path, "export", "--db", pg.dbname, "--prune", "-o", str(PLAYBOOK))
+    assert exported.returncode == 0, exported
+    text = (tmp_path / PLAYBOOK).read_text()
+    return exported.stderr, text, text.split("\n- name:")[0]
+
+
 @pytest.mark.contrib
 def test_hand_made_functions_in_c_and_internal_are_unmanaged_left_out_of_export_and_never_pruned(tmp_path, pg, conn):
     conn.execute("CREATE FUNCTION public.my_len(text) RETURNS int LANGUAGE internal IMMUTABLE STRICT AS 'textlen';"
@@ -61,20 +72,21 @@ def test_hand_made_functions_in_c_and_internal_are_unmanaged_left_out_of_export_
                  "  AS '$libdir/citext', 'citext_hash';"
                  "CREATE FUNCTION public.plus_one(int) RETURNS int LANGUAGE sql AS 'SELECT $1 + 1';"
                  "CREATE ROLE fn_caller; REVOKE EXECUTE ON FUNCTION my_len(text) FROM PUBLIC;"
-                 "GRANT EXECUTE ON FUNCTION my_len(text) TO fn_caller")
+                 "GRANT EXECUTE ON FUNCTION my_len(text) TO fn_caller;"
+                 # written with the table (left out, the source would lose them): the header says so
+                 "CREATE TABLE uses_len (w text, n int DEFAULT my_len('abc'), CONSTRAINT short CHECK (my_len(w) < 99),"
+                 "  g int GENERATED ALWAYS AS (my_len(w)) STORED); CREATE INDEX uses_len_idx ON uses_len (my_len(w))")
     assert conn.execute("SELECT my_len('four'), my_hash('a') = my_hash('A')").fetchone() == (4, True)
-    pg.inventory(tmp_path)
-    (tmp_path / PLAYBOOK).parent.mkdir()
-    # --prune: applied to this very server, the file must drop nothing either
-    exported = erpprov(tmp_path, "export", "--db", pg.dbname, "--prune", "-o", str(PLAYBOOK))
-    assert exported.returncode == 0, exported
-    text = (tmp_path / PLAYBOOK).read_text()
-    header = text.split("\n- name:")[0]
-    for said in (exported.stderr, header):
+    stderr, text, header = _export_pruned(tmp_path, pg)
+    for said in (stderr, header):
         for left_out in ("function public.my_len(text) in language internal",
                          "function public.my_hash(text) in language c"):
             assert f"database {pg.dbname}: {left_out} (a playbook cannot declare it" in said, said
         assert "plus_one" not in said
+        assert ("my_len(text) in language internal (a playbook cannot declare it: an extension that provides it "
+                "can); create it before applying the file elsewhere: constraint short on public.uses_len, generated "
+                "column public.uses_len.g, index uses_len_idx on public.uses_len, the default of column "
+                "public.uses_len.n call it\n") in said + "\n"
     [database] = yaml.safe_load(text)[0]["databases"]
     assert database["prune"] is True
     assert [f["name"] for f in database["functions"]] == ["plus_one"]  # the file loads: nothing in c
@@ -85,3 +97,76 @@ def test_hand_made_functions_in_c_and_internal_are_unmanaged_left_out_of_export_
     assert {f"function.{pg.dbname}.public.my_len(text)", f"function.{pg.dbname}.public.my_hash(text)"} <= set(
         unmanaged)
     assert f"function.{pg.dbname}.public.plus_one(integer)" not in unmanaged
+
+
+LEFT_OUT_WITH_SQL = """
+CREATE FUNCTION public.my_len(text) RETURNS int LANGUAGE internal IMMUTABLE STRICT AS 'textlen';
+CREATE FUNCTION public.no_repeat() RETURNS trigger LANGUAGE internal AS 'suppress_redundant_updates_trigger';
+CREATE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+CREATE ROLE fn_caller;
+REVOKE EXECUTE ON FUNCTION my_len(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION my_len(text), touch() TO fn_caller;
+CREATE TABLE public.words (w text);
+CREATE VIEW public.lengths AS SELECT w, my_len(w) AS n FROM words;
+CREATE VIEW public.long_words AS SELECT w FROM lengths WHERE n > 5;
+CREATE VIEW public.plain_words AS SELECT w FROM words;
+CREATE AGGREGATE public.total(int) (sfunc = int4pl, stype = int);
+CREATE VIEW public.word_count AS SELECT total(1) FROM words;
+CREATE MATERIALIZED VIEW public.length_counts AS SELECT my_len(w) AS n, count(*) FROM words GROUP BY 1;
+CREATE INDEX length_counts_n ON length_counts (n);
+GRANT SELECT ON words, lengths, plain_words TO fn_caller;
+CREATE TRIGGER words_no_repeat BEFORE UPDATE ON words FOR EACH ROW EXECUTE FUNCTION no_repeat();
+CREATE TRIGGER words_touch BEFORE INSERT ON words FOR EACH ROW EXECUTE FUNCTION touch();
+CREATE TRIGGER words_when BEFORE INSERT ON words FOR EACH ROW WHEN (my_len(NEW.w) > 3) EXECUTE FUNCTION touch();
+CREATE FOREIGN DATA WRAPPER nowhere;
+CREATE SERVER far FOREIGN DATA WRAPPER nowhere;
+CREATE FOREIGN TABLE public.far_words (w text) SERVER far;
+GRANT SELECT ON far_words TO fn_caller;
+CREATE VIEW public.far_view AS SELECT w FROM far_words;
+CREATE TRIGGER far_touch BEFORE INSERT ON far_words FOR EACH ROW EXECUTE FUNCTION touch();
+"""
+
+
+def test_what_names_a_left_out_object_is_left_out_with_it_and_the_export_applies_to_an_empty_database(tmp_path, pg,
+                                                                                                       conn):
+    """A grant on a function in internal, a view calling it (and a view reading that one), a
+    trigger calling it (or calling it in its WHEN), a view calling an aggregate, a foreign
+    table's grant, view and trigger: written, each would make the file fail on a server without
+    the object. Each is left out and named with why."""
+    conn.execute(LEFT_OUT_WITH_SQL)
+    stderr, text, header = _export_pruned(tmp_path, pg)
+    for said in (stderr, header):
+        lines = {line.lstrip("# ") for line in said.splitlines()}
+        for left_out in (
+                "grant EXECUTE on function public.my_len(text) to fn_caller: the function is left out",
+                "grant no privileges on function public.my_len(text) to PUBLIC: the function is left out",
+                "view public.lengths: it calls function public.my_len(text), which is left out",
+                "grant SELECT on view public.lengths to fn_caller: the view is left out",
+                "view public.long_words: it reads view public.lengths, which is left out",
+                "view public.word_count: it calls aggregate public.total(integer), which is left out",
+                "materialized view public.length_counts: it calls function public.my_len(text), which is left out",
+                "materialized view index length_counts_n on public.length_counts: "
+                "materialized view public.length_counts is left out",
+                "trigger words_no_repeat on public.words: it calls function public.no_repeat(), which is left out",
+                "trigger words_when on public.words: it calls function public.my_len(text), which is left out",
+                "grant SELECT on foreign table public.far_words to fn_caller: the foreign table is left out",
+                "view public.far_view: it reads foreign table public.far_words, which is left out",
+                "trigger far_touch on public.far_words: foreign table public.far_words is left out"):
+            assert f"database {pg.dbname}: {left_out}" in lines, said
+        assert "plain_words" not in said and "words_touch" not in said and "touch()" not in said
+    playbook = yaml.safe_load(text)
+    [database] = playbook[0]["databases"]
+    assert [v["name"] for v in database["views"]] == ["plain_words"]
+    assert "materialized_views" not in database
+    assert [t["name"] for t in database["triggers"]] == ["words_touch"]
+    [public] = [s for s in database["schemas"] if s["name"] == "public"]
+    assert not [g for g in public.get("grants", []) if "functions" in g]
+    [touch] = database["functions"]  # its grant on it: a schema's grant names a function that exists already
+    assert touch["grants"] == [{"to": "fn_caller", "privileges": ["EXECUTE"]}]
+    assert erpprov(tmp_path, "plan", "--detailed-exitcode").returncode == 0  # nothing dropped on the source
+
+    database["name"] = pg.dbname + "_empty"  # a new database: nothing of the source there
+    (tmp_path / PLAYBOOK).write_text(yaml.safe_dump(playbook, sort_keys=False))
+    applied = erpprov(tmp_path, "apply")
+    assert applied.returncode == 0, applied.stderr
+    assert_converged(tmp_path)
