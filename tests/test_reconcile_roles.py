@@ -338,3 +338,40 @@ def test_pruned_role_loses_what_new_tables_would_give_it_in_the_same_apply(tmp_p
     assert plan_of(targets) == []
     with pg.connect() as conn:
         assert not conn.execute("SELECT has_table_privilege('pr_reader', 'pr_new', 'SELECT')").fetchone()[0]
+
+
+def test_a_grant_on_a_function_the_same_apply_creates_converges(tmp_path, pg):
+    """The grant's spelling (`int`, no argument names) is matched to the declared function's
+    canonical signature, although no live function resolves it yet."""
+    with pg.connect() as conn:
+        conn.execute("CREATE ROLE new_fn_user")
+    targets = load_targets(tmp_path, pg, f"""
+        - name: p
+          databases:
+            - name: {pg.dbname}
+              functions:
+                - {{name: add_two, arguments: [{{name: i, type: int}}], returns: int, body: "SELECT i + 2"}}
+              schemas:
+                - name: public
+                  grants:
+                    - {{to: new_fn_user, privileges: [EXECUTE], functions: ["add_two(int)"]}}
+    """)
+    apply_all(targets)
+    assert plan_of(targets) == []
+    with pg.connect() as conn:
+        assert conn.execute("SELECT has_function_privilege('new_fn_user', 'add_two(integer)', 'EXECUTE')"
+                            ).fetchone() == (True,)
+
+
+def test_a_grant_on_a_function_of_a_type_the_server_lacks_is_a_clear_error(tmp_path, pg):
+    targets = load_targets(tmp_path, pg, f"""
+        - name: p
+          databases:
+            - name: {pg.dbname}
+              schemas:
+                - name: public
+                  grants:
+                    - {{to: PUBLIC, privileges: [EXECUTE], functions: ["lower(no_such_type)"]}}
+    """)
+    with pytest.raises(ErpprovError, match=r"function public\.lower\(no_such_type\) does not exist"):
+        plan_of(targets)

@@ -63,7 +63,12 @@ from erpprov.postgres.scram import matching_passwords_started
 from erpprov.state import catalog
 from erpprov.state.canon import canonicalize, extension_prelude
 from erpprov.state.data_compare import compare_data
-from erpprov.state.function_canon import canonical_functions, check_unbuilt, function_prelude
+from erpprov.state.function_canon import (
+    canonical_functions,
+    check_unbuilt,
+    declared_signatures,
+    function_prelude,
+)
 from erpprov.state.matview_indexes import desired_indexes, with_live_indexes
 from erpprov.state.prune_users import read_prune_users
 from erpprov.state.schema_catalog import read_schema_objects, scratch_prelude
@@ -161,6 +166,9 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
             check_unbuilt(conn, functions, desired_functions, prelude)
         # defaults, checks and domains may call the functions this apply creates
         prelude += function_prelude(functions, desired_functions, live_objects.functions.values())
+        unresolved = [s for s, found in canon.functions.items() if found is None]
+        if unresolved and may_build:  # a grant on a function this apply creates
+            canon = replace(canon, functions={**canon.functions, **declared_signatures(conn, unresolved, prelude)})
         if not db.tables or may_build:
             desired_tables = canonicalize(conn, db.tables, live_tables, prelude)
         else:

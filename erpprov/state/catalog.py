@@ -194,15 +194,31 @@ def canonical_timestamps(conn: psycopg.Connection, values: list[str]) -> dict[st
     return {value: text for value, text in rows}
 
 
+_RESOLVED = """
+    SELECT s, CASE WHEN p.oid IS NOT NULL
+                   THEN format('%%s(%%s)', p.proname, pg_get_function_identity_arguments(p.oid)) END,
+           n.nspname
+    FROM unnest(%s::text[]) AS s
+    LEFT JOIN pg_proc p ON p.oid = to_regprocedure(s) LEFT JOIN pg_namespace n ON n.oid = p.pronamespace
+"""
+
+
 def canonical_functions(conn: psycopg.Connection, signatures: list[str]) -> dict[str, tuple[str, str] | None]:
-    """Resolve 'schema.f(int)' spellings to (schema, 'f(integer)') as the ACL query names them."""
+    """Resolve 'schema.f(int)' spellings to (schema, 'f(integer)') as the ACL query names them;
+    None for a spelling no function answers (the signature travels as a value, never as SQL)."""
     if not signatures:
         return {}
-    rows = _rows(conn, """
-        SELECT s, CASE WHEN p.oid IS NOT NULL
-                       THEN format('%%s(%%s)', p.proname, pg_get_function_identity_arguments(p.oid)) END,
-               n.nspname
-        FROM unnest(%s::text[]) AS s
-        LEFT JOIN pg_proc p ON p.oid = to_regprocedure(s) LEFT JOIN pg_namespace n ON n.oid = p.pronamespace
-    """, (signatures,))
+    try:
+        with conn.transaction():
+            rows = _rows(conn, _RESOLVED, (signatures,))
+    except psycopg.errors.UndefinedObject:
+        # Before PostgreSQL 16 to_regprocedure raises for an argument type that does not exist
+        # instead of answering NULL: then each alone, that one unresolved.
+        rows = []
+        for signature in signatures:
+            try:
+                with conn.transaction():
+                    rows += _rows(conn, _RESOLVED, ([signature],))
+            except psycopg.errors.UndefinedObject:
+                rows.append((signature, None, None))
     return {s: ((schema, sig) if sig else None) for s, sig, schema in rows}

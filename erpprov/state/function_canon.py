@@ -21,6 +21,7 @@ from erpprov.core import model
 from erpprov.core.schema_objects import FunctionState
 from erpprov.errors import ErpprovError
 from erpprov.postgres import function_ddl
+from erpprov.state import catalog
 from erpprov.state.schema_catalog import FUNCTIONS, function_states
 from erpprov.state.scratch_build import build
 
@@ -40,6 +41,17 @@ def canonical_functions(conn: psycopg.Connection, declared: list[function_ddl.An
         rows = conn.execute(FUNCTIONS.format(filter="n.nspname = ANY(%s)"), [list(stand_in.values())]).fetchall()
     built = {int(state.name[1:]): state for state in function_states(rows).values()}
     return {i: replace(state, schema=declared[i].schema_, name=declared[i].name) for i, state in built.items()}
+
+
+def declared_signatures(conn: psycopg.Connection, signatures: list[str], prelude: Sequence[sql.Composed]
+                        ) -> dict[str, tuple[str, str] | None]:
+    """Grant signatures no live function answers, resolved as the server will once the apply has
+    created the declared functions: among the stand-ins of ``prelude`` (function_prelude), in a
+    transaction that is rolled back. A grant then spells its function as freely as one on a live
+    function (`int` for `integer`)."""
+    with conn.transaction(force_rollback=True):
+        build(conn, prelude, [])
+        return catalog.canonical_functions(conn, signatures)
 
 
 def function_prelude(declared: list[function_ddl.AnyFunction], canonical: dict[int, FunctionState],
