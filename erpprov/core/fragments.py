@@ -114,6 +114,27 @@ def expression(text: str) -> str:
     return text
 
 
+@lru_cache(maxsize=4096)
+def function_signature(text: str) -> str:
+    """`text` if it names one function of the grant's schema by its argument types, as GRANT
+    and to_regprocedure read it (`add(integer, integer)`, `"My Fn"(numeric)`, `now()`);
+    ValueError otherwise."""
+    what = "function signature"
+    _scan_balanced(text, what)
+    statement = _parse_one(f"GRANT EXECUTE ON FUNCTION {text} TO PUBLIC", text, what)
+    objects: Any = getattr(statement, "objects", None) or ()
+    if type(statement).__name__ != "GrantStmt" or len(objects) != 1 or len(statement.grantees or ()) != 1:
+        raise ValueError(f"{what} {text!r} must name one function, such as add(integer, integer)")
+    function = objects[0]
+    if function.args_unspecified:
+        raise ValueError(f"{what} {text!r} needs its argument types in parentheses: {text}() or {text}(integer)")
+    if len(function.objname) != 1:
+        raise ValueError(f"{what} {text!r} names a schema: the grant's own schema is the function's")
+    if any(p.name or p.mode.value != "d" for p in function.objfuncargs or ()):
+        raise ValueError(f"{what} {text!r} names an argument or its mode: give only the argument types")
+    return text
+
+
 def index_ordering(descending: bool, nulls_first: bool) -> str:
     """The words after an index key that give its order, each left out where it is PostgreSQL's
     default (ASC; NULLS LAST ascending, NULLS FIRST descending). A playbook entry and the SQL

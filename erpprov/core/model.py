@@ -48,6 +48,7 @@ Identifier = Annotated[str, AfterValidator(_identifier)]
 # SQL that cannot be a parameter: proven to be one type name / one expression when loaded
 TypeName = Annotated[str, AfterValidator(fragments.type_name)]
 Expression = Annotated[str, AfterValidator(fragments.expression)]
+FunctionSignature = Annotated[str, AfterValidator(fragments.function_signature)]
 Query = Annotated[str, AfterValidator(fragments.query)]
 
 
@@ -169,8 +170,8 @@ class SchemaGrant(Grant):
 
     tables: Literal["ALL"] | list[Identifier] | None = Field(None, description="ALL, or table names")
     sequences: Literal["ALL"] | list[Identifier] | None = Field(None, description="ALL, or sequence names")
-    functions: Literal["ALL"] | list[str] | None = Field(
-        None, description="ALL, or signatures such as 'add(integer, integer)'"
+    functions: Literal["ALL"] | list[FunctionSignature] | None = Field(
+        None, description="ALL, or signatures of functions in this schema, such as 'add(integer, integer)'"
     )
 
     @property

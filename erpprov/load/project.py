@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -341,10 +342,13 @@ def _depends_on_a_secret(text: str, value: str, shadowed: LazyVars) -> bool:
 
 def _validation_error(exc: ValidationError, source: Source, prefix: tuple[Any, ...],
                       model: type[BaseModel]) -> ErpprovError:
-    # A misspelled key also makes a required one "missing": report the misspelling first.
-    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+    # A misspelled key also makes a required one "missing": report the misspelling first; then a
+    # value one of erpprov's checks refused (its words say why) before another branch of a union
+    # it does not fit either (`ALL` or a list of signatures: "Input should be 'ALL'").
+    errors = sorted(exc.errors(include_url=False),
+                    key=lambda e: (e["type"] != "extra_forbidden", e["type"] != "value_error"))
     first = errors[0]
-    loc = tuple(first["loc"])
+    loc = tuple(part for part in first["loc"] if not (isinstance(part, str) and _UNION_BRANCH.match(part)))
     cause = (first.get("ctx") or {}).get("error")
     if isinstance(cause, DuplicateName):
         loc += cause.path
@@ -367,6 +371,11 @@ def _validation_error(exc: ValidationError, source: Source, prefix: tuple[Any, .
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
     return ErpprovError(message, location=where, hint=hint)
+
+
+# How pydantic names the branch of a union in an error's location (`literal['ALL']`,
+# `list[function-after[...]]`): not a key of the file.
+_UNION_BRANCH = re.compile(r"^[a-z][a-z-]*\[.*\]$")
 
 
 def _clean(msg: str) -> str:

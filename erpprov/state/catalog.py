@@ -203,6 +203,9 @@ _RESOLVED = """
 """
 
 
+_UNRESOLVABLE = (psycopg.errors.UndefinedObject, psycopg.errors.DataError, psycopg.errors.SyntaxError)
+
+
 def canonical_functions(conn: psycopg.Connection, signatures: list[str]) -> dict[str, tuple[str, str] | None]:
     """Resolve 'schema.f(int)' spellings to (schema, 'f(integer)') as the ACL query names them;
     None for a spelling no function answers (the signature travels as a value, never as SQL)."""
@@ -211,14 +214,14 @@ def canonical_functions(conn: psycopg.Connection, signatures: list[str]) -> dict
     try:
         with conn.transaction():
             rows = _rows(conn, _RESOLVED, (signatures,))
-    except psycopg.errors.UndefinedObject:
-        # Before PostgreSQL 16 to_regprocedure raises for an argument type that does not exist
-        # instead of answering NULL: then each alone, that one unresolved.
+    except _UNRESOLVABLE:
+        # Before PostgreSQL 16 to_regprocedure raises for an argument type that does not exist (or
+        # a spelling it cannot read) instead of answering NULL: then each alone, that one unresolved.
         rows = []
         for signature in signatures:
             try:
                 with conn.transaction():
                     rows += _rows(conn, _RESOLVED, ([signature],))
-            except psycopg.errors.UndefinedObject:
+            except _UNRESOLVABLE:
                 rows.append((signature, None, None))
     return {s: ((schema, sig) if sig else None) for s, sig, schema in rows}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -101,6 +102,24 @@ def test_legitimate_fragments_are_accepted():
     for bad in ["name text_ops; DROP TABLE x", "name text_ops) x", 'name "ops"" x', "name COLLATE C;"]:
         with pytest.raises(ValueError):
             fragments.index_entry(bad, ["name"])
+
+
+def test_a_grants_function_signature_is_one_signature(tmp_path):
+    """A grant's function travels to the server as a value (to_regprocedure), never as SQL; still,
+    what is not one function signature is refused at load, with its line, as every other fragment."""
+    for text in ["add(integer, integer)", "now()", '"My Fn"(numeric(10, 2), int[])', "f(public.citext)"]:
+        assert fragments.function_signature(text) == text
+    root = write_project(tmp_path, "")
+    playbook = root / "playbooks" / "dev.yaml"
+    for bad in [*PAYLOADS, "f", "s.f(int)", "f(x int)", "f(variadic int[])", "f(int), g(int)", "f(int) TO x"]:
+        with pytest.raises(ValueError):
+            fragments.function_signature(bad)
+        grant = {"to": "PUBLIC", "privileges": ["EXECUTE"], "functions": [bad]}
+        playbook.write_text(yaml.safe_dump([{"name": "p", "hosts": "all", "databases": [
+            {"name": "erp", "schemas": [{"name": "public", "grants": [grant]}]}]}]))
+        with pytest.raises(ErpprovError) as caught:
+            load_project(playbook, root / "inventory.yaml", environ={})
+        assert "dev.yaml:" in str(caught.value) and "function signature" in str(caught.value), str(caught.value)
 
 
 @covers("sql_fragment_injection")
