@@ -375,3 +375,45 @@ def test_a_grant_on_a_function_of_a_type_the_server_lacks_is_a_clear_error(tmp_p
     """)
     with pytest.raises(ErpprovError, match=r"function public\.lower\(no_such_type\) does not exist"):
         plan_of(targets)
+
+
+def test_a_role_nobody_creates_stops_apply_before_anything_changes(tmp_path, pg):
+    """The database and the role would be created first, then the table's owner would fail: apply
+    refuses up front instead, naming each unknown role and where; the plan warns."""
+    new_db = f"{pg.dbname}_owned"
+    targets = load_targets(tmp_path, pg, f"""
+        - name: p
+          roles: [{{name: real_owner}}]
+          databases:
+            - name: {new_db}
+              owner: real_owner
+              grants: [{{to: typo_reader, privileges: [CONNECT]}}]
+              tables:
+                - {{name: t, owner: ghost_owner, columns: [{{name: id, type: integer}}]}}
+    """)
+    from erpprov.plan.build import plan_target
+
+    warnings = plan_target(targets[0]).warnings
+    assert any("typo_reader" in w and "ghost_owner" in w for w in warnings), warnings
+    with pytest.raises(ErpprovError) as caught:
+        apply_all(targets)
+    message = str(caught.value)
+    assert f"ghost_owner (no such role), named by database {new_db}, table public.t (owner)" in message, message
+    assert f"typo_reader (no such role), named by database {new_db} (grant)" in message, message
+    assert "real_owner" not in message and "nothing was changed" in message
+    with pg.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (new_db,)).fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'real_owner'").fetchone() == (0,)
+
+
+def test_a_role_an_earlier_play_creates_may_be_named_by_a_later_one(tmp_path, pg):
+    targets = load_targets(tmp_path, pg, f"""
+        - name: roles
+          roles: [{{name: early_role}}]
+        - name: grants
+          databases:
+            - name: {pg.dbname}
+              grants: [{{to: early_role, privileges: [CONNECT]}}]
+    """)
+    apply_all(targets)
+    assert plan_of(targets) == []

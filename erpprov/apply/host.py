@@ -116,7 +116,7 @@ def _apply_sql(target: Target, options: ApplyOptions, event: Event, report: Appl
         lock_warnings: list[str] = []
         with apply_lock(target.connection, admin, options.lock_wait, lock_warnings.append):
             digests = RowDigests()
-            result, snapshot = plan_sql(target, admin, digests)
+            result, snapshot = plan_sql(target, admin, digests, applying=True)
             report.warnings = lock_warnings + result.warnings
             if options.saved is not None:
                 planfile.check_host(options.saved, redact_actions(result.actions, known_secrets(target)), snapshot)

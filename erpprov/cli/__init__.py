@@ -5,6 +5,7 @@ builds the group (nothing imports it but `python -m erpprov` and the entry point
 from __future__ import annotations
 
 import gc
+import logging
 import signal
 import threading
 from typing import Any
@@ -40,6 +41,9 @@ def main() -> None:
     # default threshold of 700 allocations made the collector rescan them over and over, a third
     # of a no-op plan's time at a thousand tables. Cycles are still collected, just less often.
     gc.set_threshold(200_000, 30, 30)
+    # psycopg logs a warning when ending a pipeline that an error already aborted; erpprov reports
+    # that error itself, in its own words, so the warning would only be noise before it.
+    logging.getLogger("psycopg").setLevel(logging.ERROR)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminated)
 

@@ -39,6 +39,7 @@ from erpprov.diff.data import diff_data
 from erpprov.diff.function_users import live_key, retriggered, take_callers_along
 from erpprov.diff.functions import diff_functions, same_types
 from erpprov.diff.renamed_grants import after_renames
+from erpprov.diff.role_references import refuse_unknown_roles, unknown_roles
 from erpprov.diff.schema_objects import (
     managed_addresses,
     prune_in_use,
@@ -117,11 +118,15 @@ def _shown(plan: HostPlan, target: Target) -> HostPlan:
     return plan
 
 
-def plan_sql(target: Target, admin: psycopg.Connection, digests: RowDigests | None = None
-             ) -> tuple[Result, Snapshot]:
-    """``digests``: of the seeded rows, taken or reused (the plans before and after an apply)."""
+def plan_sql(target: Target, admin: psycopg.Connection, digests: RowDigests | None = None, *,
+             applying: bool = False) -> tuple[Result, Snapshot]:
+    """``digests``: of the seeded rows, taken or reused (the plans before and after an apply);
+    ``applying``: the plan apply makes before it changes anything, which refuses what a plan
+    only warns about."""
     play = target.play
     cluster = catalog.read_cluster(admin)
+    if applying:
+        refuse_unknown_roles(play, cluster)
     snapshot = Snapshot(cluster=cluster)
     canon = Canon(timestamps=catalog.canonical_timestamps(
         admin, sorted({r.valid_until for r in play.roles if r.valid_until})))
@@ -133,10 +138,25 @@ def plan_sql(target: Target, admin: psycopg.Connection, digests: RowDigests | No
             contents.extend(_plan_database(target, admin, db, cluster, canon, snapshot, digests))
         canon.passwords = passwords()
     result = Result()
+    if (unknown := unknown_roles(play, cluster)) is not None:
+        result.warnings.append(unknown + " (apply refuses this before changing anything, unless an earlier play "
+                               "of the host creates them)")
     result.extend(diff_roles(play, cluster, canon, login_role=target.connection.pg_user))
     result.extend(diff_databases(play, cluster))
     result.extend(contents)
     return result, snapshot
+
+
+def _connect_source(target: Target, db: model.Database, source: str) -> psycopg.Connection:
+    """A session of ``source``: the database, or the template a new one will be copied from."""
+    try:
+        return connect(target.connection, source)
+    except ErpprovError as exc:
+        if source != db.template:
+            raise
+        raise ErpprovError(f"database {db.name}: its template {source} cannot be read: {exc.message}",
+                           hint="name an existing database that accepts connections as `template`, or leave "
+                                "`template` out") from None
 
 
 def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database, cluster: LiveCluster,
@@ -147,7 +167,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     if db.name not in cluster.databases:
         source = db.template if db.template and db.template != "template0" else "template1"
     # the session the cluster was read through, when it is this database's (plan_target)
-    with nullcontext(admin) if admin.info.dbname == source else connect(target.connection, source) as conn:
+    with nullcontext(admin) if admin.info.dbname == source else _connect_source(target, db, source) as conn:
         live = catalog.read_database(conn, db.name)
         # Function signatures are this database's: its own lookup, not added to the shared canon.
         canon = replace(canon, functions=catalog.canonical_functions(conn, function_signatures(db)))
@@ -156,6 +176,12 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         if db.materialized_views:  # the indexes of the live ones, declared or kept across a rebuild
             live_objects.views = with_live_indexes(conn, live_objects.views)
         # The types and sequences the file adds exist in the scratch build, so the columns using them canonicalize.
+        missing = catalog.unavailable_extensions(conn, [e.name for e in db.extensions if e.state == "present"
+                                                        and e.name not in live.extensions])
+        if missing:
+            raise ErpprovError(f"database {db.name}: the server has no extension {', '.join(missing)} "
+                               "(pg_available_extensions)", hint="install the package that provides it on the "
+                               "server (e.g. postgresql-contrib), or remove it from the file")
         prelude = [*extension_prelude(db, live.extensions), *scratch_prelude(db, live_objects)]
         views: list[model.View | model.MaterializedView] = [*db.views, *db.materialized_views]
         functions: list[model.Function | model.Procedure] = [*db.functions, *db.procedures]

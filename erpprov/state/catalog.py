@@ -89,6 +89,15 @@ def read_cluster(conn: psycopg.Connection) -> LiveCluster:
     return live
 
 
+def unavailable_extensions(conn: psycopg.Connection, names: list[str]) -> list[str]:
+    """Those of ``names`` the server has no package for (pg_available_extensions): asked only for
+    the extensions a plan would create."""
+    if not names:
+        return []
+    available = {n for (n,) in _rows(conn, "SELECT name FROM pg_available_extensions WHERE name = ANY(%s)", (names,))}
+    return [n for n in names if n not in available]
+
+
 def read_database(conn: psycopg.Connection, name: str) -> LiveDatabase:
     live = LiveDatabase(name=name)
     for schema, owner, comment in _rows(conn, f"""
