@@ -1,0 +1,33 @@
+"""Input only the server can judge (an extension it has no package for, a template database that is
+not there, a role nobody creates): plan and apply stop with erpprov's own one error, saying which
+entry is wrong, and nothing else on stderr (no traceback, no library's warning before it)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.helpers import assert_clean_error, erpprov, pg_env, server_vars, write_project
+
+TABLE = {"name": "t", "columns": [{"name": "id", "type": "integer"}]}
+CASES = {
+    "extension": ({"extensions": [{"name": "no_such_extension"}], "tables": [TABLE]},
+                  ["the server has no extension no_such_extension", "install the package"]),
+    "template": ({"template": "no_such_template", "tables": [TABLE]},
+                 ["its template no_such_template cannot be read", "`template`"]),
+    "owner": ({"owner": "no_such_owner"}, ["no_such_owner (no such role)", "(owner)"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_server_input_is_one_clean_error(tmp_path, pg, case):
+    database, fragments = CASES[case]
+    play = [{"name": "p", "hosts": "dev", "databases": [{"name": f"{pg.dbname}_new", **database}]}]
+    project = write_project(tmp_path, yaml.safe_dump(play), server_vars(pg))
+    for command in ("plan", "apply") if case != "owner" else ("apply",):  # a plan only warns of a role
+        run = erpprov(project, command, env=pg_env(pg))
+        assert_clean_error(run, *fragments)
+        assert run.stderr.count("error:") == 1 and run.stderr.startswith("error:"), str(run)
+    with pg.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s",
+                            (f"{pg.dbname}_new",)).fetchone() == (0,), "apply changed something"
