@@ -1,6 +1,7 @@
-"""Ctrl-C during plan and apply: the work stops at its next step, what the server runs for it is
-cancelled and rolled back, and the command ends with status 130; a second Ctrl-C quits at once.
-Before, the first Ctrl-C waited for the apply to finish, committed and all, then said "interrupted"."""
+"""Ctrl-C (or SIGTERM) during plan and apply: the work stops at its next step, what the server runs
+for it is cancelled and rolled back, and the command ends with status 130 (143); a second signal
+quits at once. Before, the signal waited for the apply to finish, committed and all, then said
+"interrupted"."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import signal
 import socket
 import subprocess
 import time
+
+import pytest
 
 from tests.helpers import erpprov, finish, pg_env, server_vars, start_erpprov, wait_in_transaction, write_project
 
@@ -25,15 +28,17 @@ SLOW = """
 """
 
 
-def test_ctrl_c_rolls_back_the_apply_in_progress(tmp_path, pg):
+@pytest.mark.parametrize(("signum", "word"), [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")],
+                         ids=["ctrl-c", "sigterm"])
+def test_a_signal_rolls_back_the_apply_in_progress(tmp_path, pg, signum, word):
     """The script sleeps far longer than the test waits: only a cancelled statement ends the run."""
     project = write_project(tmp_path, SLOW.format(db=pg.dbname), server_vars(pg))
     proc = start_erpprov(project, "apply", env=pg_env(pg))
     assert wait_in_transaction(pg.connect, [pg.dbname], proc) == pg.dbname, "the apply never began its transaction"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     run = finish(proc, timeout=60)
-    assert run.returncode == 130, str(run)
-    assert "interrupted" in run.stderr and "rolled back" in run.stderr, str(run)
+    assert run.returncode == 128 + signum, str(run)
+    assert word in run.stderr and "rolled back" in run.stderr, str(run)
     assert "Traceback" not in run.stderr
     with pg.connect() as conn:
         assert conn.execute("SELECT to_regclass('public.t')").fetchone() == (None,), "the table was committed"
@@ -59,7 +64,7 @@ def test_a_second_ctrl_c_quits_at_once(tmp_path):
         waiting, _ = silent.accept()  # the plan is connecting
         with waiting:
             proc.send_signal(signal.SIGINT)
-            assert _said(proc, "Ctrl-C again"), "the first Ctrl-C was not taken"
+            assert _said(proc, "Ctrl-C again quits at once"), "the first Ctrl-C was not taken"
             proc.send_signal(signal.SIGINT)  # after the first was handled: two at once count as one
             run = finish(proc, timeout=30)
     finally:

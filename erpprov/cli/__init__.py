@@ -50,8 +50,8 @@ def main() -> None:
 
 def _terminated(signum: int, frame: Any) -> None:
     """SIGTERM (a cancelled CI job, `docker stop`, systemd) ends the run like an error does: every
-    cleanup runs (throwaway servers stopped, transactions rolled back), and the worker threads
-    finish theirs before the process exits."""
+    cleanup runs (throwaway servers stopped, transactions rolled back). While plan and apply work
+    in threads, options.stops_on_signal takes it instead and stops that work first."""
     click.echo("terminated", err=True)
     raise SystemExit(128 + signum)
 

@@ -54,12 +54,12 @@ def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @contextlib.contextmanager
-def stops_on_ctrl_c() -> Iterator[None]:
-    """While plan or apply works in threads (a host each), the first Ctrl-C asks the work to stop
-    at its next step and cancels the statements the server runs for it (core.interrupt), so a
-    transaction in progress rolls back instead of committing after the user asked to stop; the
-    command then ends with status 130. A second Ctrl-C quits at once (the server rolls back what
-    was not committed when the connections drop)."""
+def stops_on_signal() -> Iterator[None]:
+    """While plan or apply works in threads (a host each), the first Ctrl-C or SIGTERM asks the
+    work to stop at its next step and cancels the statements the server runs for it
+    (core.interrupt), so a transaction in progress rolls back instead of committing after it was
+    asked to stop; the command then ends with 128 + the signal (130, 143). A second signal quits
+    at once (the server rolls back what was not committed when the connections drop)."""
     from erpprov.core import interrupt
     from erpprov.postgres.connect import cancel_running
 
@@ -67,30 +67,45 @@ def stops_on_ctrl_c() -> Iterator[None]:
         if interrupt.requested():
             with contextlib.suppress(OSError, ValueError):
                 sys.stdout.flush()
-            os.write(2, b"\ninterrupted again: quitting at once\n")
-            os._exit(130)
-        interrupt.request()
-        os.write(2, b"\ninterrupted: stopping, rolling back what is in progress (Ctrl-C again to quit at once)\n")
+            os.write(2, f"\n{_WORD[signum]} again: quitting at once\n".encode())
+            os._exit(128 + signum)
+        interrupt.request(signum)
+        again = "Ctrl-C again" if signum == signal.SIGINT else "a second SIGTERM"
+        os.write(2, f"\n{_WORD[signum]}: stopping, rolling back what is in progress ({again} quits at once)\n"
+                 .encode())
         cancel_running()
 
     if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
         yield
         return
-    previous = signal.signal(signal.SIGINT, stop)
+    previous = {signum: signal.signal(signum, stop) for signum in _WORD}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+_WORD: dict[int, str] = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 
 
 def interrupted(error: ErpprovError | None = None) -> bool:
-    """Whether a Ctrl-C stopped the work (``error``: whether it is a host's work it stopped, which
+    """Whether a signal stopped the work (``error``: whether it is a host's work it stopped, which
     the command reports once rather than per host)."""
     from erpprov.core.interrupt import Interrupted, requested
 
     if error is None:
         return requested()
     return isinstance(error, Interrupted) or isinstance(getattr(error, "cause", None), Interrupted)
+
+
+def stopped(what: str = "") -> None:
+    """End the command as the signal that stopped its work asks: its word, 128 + the signal."""
+    from erpprov.core.interrupt import requested_by
+
+    signum = requested_by() or signal.SIGINT
+    click.echo(f"{_WORD.get(signum, 'interrupted')}{what}", err=True)
+    sys.exit(128 + signum)
 
 
 def project_options(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -15,7 +15,8 @@ from erpprov.cli.options import (
     interrupted,
     load,
     project_options,
-    stops_on_ctrl_c,
+    stopped,
+    stops_on_signal,
 )
 from erpprov.cli.output import EVENT_COLOURS, colour, confirm_hazards
 from erpprov.core.display import shown
@@ -72,7 +73,7 @@ def apply(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], l
         options = ApplyOptions(allow_hazards=allowed, lock_wait=lock_wait, saved=host_saved, confirm=confirm)
         return apply_target(target, options, event, lambda text: say(f"  [{shown(host)}] {shown(text)}"))
 
-    with stops_on_ctrl_c():
+    with stops_on_signal():
         outcomes = for_each_target(project, work, forks)
     say("")
     say(f"RECAP ({time.monotonic() - started:.1f}s)")
@@ -94,9 +95,7 @@ def apply(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], l
             if not interrupted(error):
                 host_error(host, _worded(error))
     if interrupted():
-        click.echo("interrupted: the changes in progress were rolled back; the recap's changed ones were "
-                   "committed before", err=True)
-        sys.exit(130)
+        stopped(": the changes in progress were rolled back; the recap's changed ones were committed before")
     if failed:
         sys.exit(1)
 

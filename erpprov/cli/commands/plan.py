@@ -16,7 +16,8 @@ from erpprov.cli.options import (
     interrupted,
     load,
     project_options,
-    stops_on_ctrl_c,
+    stopped,
+    stops_on_signal,
 )
 from erpprov.cli.output import colour
 
@@ -50,10 +51,10 @@ def plan(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], li
     project = load(playbook or DEFAULT_PLAYBOOK, inventory, extra_vars, limit)
     fingerprinted = fmt == "json" or out is not None
     work = plan_offline if offline else functools.partial(plan_target, fingerprinted=fingerprinted)
-    with stops_on_ctrl_c():
+    with stops_on_signal():
         outcomes = for_each_target(project, work, forks)
     if interrupted():
-        raise KeyboardInterrupt  # nothing to show: handles_errors says "interrupted", status 130
+        stopped()  # nothing to show
     failed = [o for o in outcomes if o.error]
     plans: list[HostPlan] = [o.value for o in outcomes if o.value is not None]
     inputs = planfile.inputs_fingerprint(project) if fingerprinted else ""
