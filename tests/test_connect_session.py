@@ -3,6 +3,9 @@ set at connection start, with the user's own PGOPTIONS kept."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ from pydantic import SecretStr
 from erpprov.core.model import Connection
 from erpprov.plan.build import plan_target
 from erpprov.postgres.connect import connect
-from tests.helpers import load_targets
+from tests.helpers import assert_clean_error, erpprov, load_targets, write_project
 
 
 def _settings(pg: Any) -> Connection:
@@ -72,3 +75,30 @@ def test_a_plan_of_one_database_reads_through_one_session(tmp_path: Path, pg: An
     missing = load_targets(tmp_path / "missing", pg, _ONE_TABLE.format(db=f"{pg.dbname}_new"))[0]
     assert {a.address.kind for a in plan_target(missing).actions} == {"database", "table"}
     assert opened == ["postgres", "template1"]  # the new one refused the first attempt
+
+
+def test_a_server_that_does_not_answer_is_waited_for_once(tmp_path: Path) -> None:
+    """The plan tries the play's own database first, then pg_database: a server that never answers
+    must not make it wait for the connection timeout twice (counted as connection attempts)."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # accepts, never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(silent.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        project = write_project(tmp_path, _ONE_TABLE.format(db="app"),
+                                {"pg_host": "127.0.0.1", "pg_port": silent.getsockname()[1], "pg_user": "x",
+                                 "pg_password": "y", "pg_connect_timeout": 2})
+        run = erpprov(project, "plan")
+    finally:
+        silent.close()
+        for conn in accepted:
+            conn.close()
+    assert_clean_error(run, "cannot connect", "timeout")
+    assert len(accepted) == 1, f"{len(accepted)} connection attempts"
