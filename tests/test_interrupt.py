@@ -49,6 +49,18 @@ def test_a_signal_rolls_back_the_apply_in_progress(tmp_path, pg, signum, word):
     assert plan.returncode == 2 and "table" in plan.stdout, str(plan)  # still to do, as nothing happened
 
 
+def test_a_database_the_interrupted_apply_created_is_dropped_again(tmp_path, pg):
+    new_db = f"{pg.dbname}_new"
+    project = write_project(tmp_path, SLOW.format(db=new_db), server_vars(pg))
+    proc = start_erpprov(project, "apply", env=pg_env(pg))
+    assert wait_in_transaction(pg.connect, [new_db], proc) == new_db, "the apply never began its transaction"
+    proc.send_signal(signal.SIGINT)
+    run = finish(proc, timeout=60)
+    assert run.returncode == 130 and f"undone: [localhost] database {new_db}" in run.stdout, str(run)
+    with pg.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (new_db,)).fetchone() == (0,)
+
+
 def test_a_second_ctrl_c_quits_at_once(tmp_path):
     """A connection attempt cannot be cancelled: the first Ctrl-C would wait for it to time out
     (a minute here, longer than the test waits); the second quits without waiting."""

@@ -31,3 +31,19 @@ def test_bad_server_input_is_one_clean_error(tmp_path, pg, case):
     with pg.connect() as conn:
         assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s",
                             (f"{pg.dbname}_new",)).fetchone() == (0,), "apply changed something"
+
+
+def test_a_database_the_failed_apply_created_is_dropped_again(tmp_path, pg):
+    """CREATE DATABASE cannot share the transaction of what goes into the database: when that
+    fails (here a view over a table nobody creates, which only the apply finds out), the new,
+    empty database is dropped again instead of outliving the failed apply."""
+    new_db = f"{pg.dbname}_new"
+    play = [{"name": "p", "hosts": "dev", "databases": [{"name": new_db, "views": [
+        {"name": "v", "query": "SELECT * FROM no_such_table"}]}]}]
+    project = write_project(tmp_path, yaml.safe_dump(play), server_vars(pg))
+    run = erpprov(project, "apply", env=pg_env(pg))
+    assert_clean_error(run, 'relation "no_such_table" does not exist')
+    assert f"undone: [localhost] database {new_db}" in run.stdout, str(run)
+    assert "changed=0" in run.stdout, str(run)  # the recap counts only what stays
+    with pg.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (new_db,)).fetchone() == (0,)

@@ -12,6 +12,7 @@ from contextlib import ExitStack, contextmanager
 from itertools import groupby
 
 import psycopg
+from psycopg import sql
 
 from erpprov.core import interrupt
 from erpprov.core.actions import Action, Op, Phase, execution_order
@@ -24,7 +25,7 @@ from erpprov.postgres.scram import executable
 # Two fixed keys for pg_advisory_lock(int, int): "erpprov" in ASCII, split in two.
 LOCK_KEYS = (0x65727070, 0x726F7600)
 
-Event = Callable[[str, Action], None]  # ("changed" | "failed", action)
+Event = Callable[[str, Action], None]  # ("changed" | "failed" | "undone", action)
 # Why a statement failed, asked on a fresh connection to the same database (e.g. which rows break
 # a new constraint); None when there is nothing to add.
 Explain = Callable[[psycopg.Connection, Action, psycopg.Error], str | None]
@@ -67,13 +68,33 @@ def execute(actions: list[Action], settings: Connection, admin: psycopg.Connecti
     # Consecutive actions on one connection share a transaction; what cannot run in one (CREATE
     # DATABASE) runs alone. The order is the plan's own, so the server sees what the plan showed.
     runnable = (a for a in execution_order(actions) if a.sql)
+    created: dict[str, Action] = {}  # the databases this apply created, by name
     for (database, transactional), group in groupby(runnable, key=lambda a: (a.database, a.transactional)):
         batch = list(group)
         if database:
-            with connect(settings, database) as conn:
-                _run(conn, batch, transactional, event, explained, warn)
+            try:
+                with connect(settings, database) as conn:
+                    _run(conn, batch, transactional, event, explained, warn)
+            except BaseException:
+                if database in created:
+                    _drop_again(admin, created[database], event)
+                raise
         else:
             _run(admin, batch, transactional, event, explained, warn)
+            created |= {a.address.parts[0]: a for a in batch if a.address.kind == "database" and a.op is Op.CREATE}
+
+
+def _drop_again(admin: psycopg.Connection, created: Action, event: Event) -> None:
+    """A database this apply created whose own changes then failed (or were interrupted) is dropped
+    again: CREATE DATABASE cannot share their transaction, and without this an empty database would
+    outlive the failed apply. It did not exist before, so nothing is lost; one somebody connected
+    to meanwhile stays (DROP refuses), as it would without this."""
+    name = created.address.parts[0]
+    try:
+        admin.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error:
+        return
+    event("undone", created)
 
 
 def _locks(action: Action) -> int:

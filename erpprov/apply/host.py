@@ -27,7 +27,7 @@ from erpprov.plan import planfile
 from erpprov.plan.build import plan_sql
 from erpprov.postgres.connect import connect, connection_kept
 
-Event = Callable[[str, str], None]  # ("ok" | "changed" | "failed", address)
+Event = Callable[[str, str], None]  # ("ok" | "changed" | "failed" | "undone", address)
 
 
 @dataclass
@@ -109,6 +109,8 @@ def _apply_sql(target: Target, options: ApplyOptions, event: Event, report: Appl
     def record(kind: str, action: Action) -> None:
         if kind == "changed":
             report.changed.append(action)
+        elif kind == "undone":  # a database the failed apply created, dropped again (executor)
+            report.changed.remove(action)
         event(kind, action.address)
 
     with connection_kept(target.connection), \

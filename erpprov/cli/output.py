@@ -17,7 +17,7 @@ def colour(no_color: bool) -> bool:
     return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
 
 
-EVENT_COLOURS = {"ok": "green", "changed": "yellow", "failed": "red"}
+EVENT_COLOURS = {"ok": "green", "changed": "yellow", "failed": "red", "undone": "magenta"}
 
 
 def confirm_hazards(say: Callable[[str], None]) -> Callable[[list[Any]], bool]:
