@@ -83,22 +83,29 @@ def test_a_server_that_does_not_answer_is_waited_for_once(tmp_path: Path) -> Non
     silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # accepts, never answers
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
+    silent.settimeout(0.2)  # the accepting thread looks up this often whether to stop
     accepted: list[socket.socket] = []
+    done = threading.Event()
 
     def accept() -> None:
-        with contextlib.suppress(OSError):
-            while True:
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
                 accepted.append(silent.accept()[0])
 
-    threading.Thread(target=accept, daemon=True).start()
+    # A thread left behind would outlive the test (prefetch, for one, refuses to fork beside it).
+    accepting = threading.Thread(target=accept)
+    accepting.start()
     try:
         project = write_project(tmp_path, _ONE_TABLE.format(db="app"),
                                 {"pg_host": "127.0.0.1", "pg_port": silent.getsockname()[1], "pg_user": "x",
                                  "pg_password": "y", "pg_connect_timeout": 2})
         run = erpprov(project, "plan")
     finally:
+        done.set()
+        accepting.join(timeout=10)
         silent.close()
         for conn in accepted:
             conn.close()
+    assert not accepting.is_alive()
     assert_clean_error(run, "cannot connect", "timeout")
     assert len(accepted) == 1, f"{len(accepted)} connection attempts"
