@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+import yaml
 
 from erpprov.core.actions import Hazard
 from erpprov.errors import ErpprovError
@@ -182,23 +183,24 @@ def test_all_means_every_privilege_of_the_object_type(tmp_path, pg):
     assert plan_of(targets) == []
 
 
+def _public_grants(tmp_path, pg, grants: list[dict[str, object]], **database: object) -> list:
+    """The targets of a play whose database (``database``: its other keys) grants ``grants`` in
+    schema public."""
+    play = [{"name": "p", "databases": [{"name": pg.dbname, **database,
+                                          "schemas": [{"name": "public", "grants": grants}]}]}]
+    return load_targets(tmp_path, pg, yaml.safe_dump(play))
+
+
 def test_grant_option_and_sequences_and_functions(tmp_path, pg):
     with pg.connect() as conn:
         conn.execute("CREATE ROLE fn_user")
         conn.execute("CREATE SEQUENCE counter")
         conn.execute("CREATE FUNCTION add_one(i integer) RETURNS integer LANGUAGE sql AS 'SELECT i + 1'")
         conn.execute("REVOKE EXECUTE ON FUNCTION add_one(integer) FROM PUBLIC")
-    targets = load_targets(tmp_path, pg, f"""
-        - name: p
-          databases:
-            - name: {pg.dbname}
-              schemas:
-                - name: public
-                  grants:
-                    - {{to: fn_user, privileges: [USAGE], with_grant_option: true}}
-                    - {{to: fn_user, privileges: [USAGE, SELECT], sequences: [counter]}}
-                    - {{to: fn_user, privileges: [EXECUTE], functions: ["add_one(int4)"]}}
-    """)
+    targets = _public_grants(tmp_path, pg, [
+        {"to": "fn_user", "privileges": ["USAGE"], "with_grant_option": True},
+        {"to": "fn_user", "privileges": ["USAGE", "SELECT"], "sequences": ["counter"]},
+        {"to": "fn_user", "privileges": ["EXECUTE"], "functions": ["add_one(int4)"]}])
     assert len(plan_of(targets)) == 3
     apply_all(targets)
     assert plan_of(targets) == []
@@ -209,14 +211,7 @@ def test_grant_option_and_sequences_and_functions(tmp_path, pg):
 
 
 def test_grant_on_a_missing_object_is_a_clear_error(tmp_path, pg):
-    targets = load_targets(tmp_path, pg, f"""
-        - name: p
-          databases:
-            - name: {pg.dbname}
-              schemas:
-                - name: public
-                  grants: [{{to: PUBLIC, privileges: [SELECT], tables: [ghost]}}]
-    """)
+    targets = _public_grants(tmp_path, pg, [{"to": "PUBLIC", "privileges": ["SELECT"], "tables": ["ghost"]}])
     with pytest.raises(ErpprovError, match=r"table public\.ghost neither exists"):
         plan_of(targets)
 
@@ -345,17 +340,10 @@ def test_a_grant_on_a_function_the_same_apply_creates_converges(tmp_path, pg):
     canonical signature, although no live function resolves it yet."""
     with pg.connect() as conn:
         conn.execute("CREATE ROLE new_fn_user")
-    targets = load_targets(tmp_path, pg, f"""
-        - name: p
-          databases:
-            - name: {pg.dbname}
-              functions:
-                - {{name: add_two, arguments: [{{name: i, type: int}}], returns: int, body: "SELECT i + 2"}}
-              schemas:
-                - name: public
-                  grants:
-                    - {{to: new_fn_user, privileges: [EXECUTE], functions: ["add_two(int)"]}}
-    """)
+    targets = _public_grants(
+        tmp_path, pg, [{"to": "new_fn_user", "privileges": ["EXECUTE"], "functions": ["add_two(int)"]}],
+        functions=[{"name": "add_two", "arguments": [{"name": "i", "type": "int"}], "returns": "int",
+                    "body": "SELECT i + 2"}])
     apply_all(targets)
     assert plan_of(targets) == []
     with pg.connect() as conn:
@@ -364,15 +352,8 @@ def test_a_grant_on_a_function_the_same_apply_creates_converges(tmp_path, pg):
 
 
 def test_a_grant_on_a_function_of_a_type_the_server_lacks_is_a_clear_error(tmp_path, pg):
-    targets = load_targets(tmp_path, pg, f"""
-        - name: p
-          databases:
-            - name: {pg.dbname}
-              schemas:
-                - name: public
-                  grants:
-                    - {{to: PUBLIC, privileges: [EXECUTE], functions: ["lower(no_such_type)"]}}
-    """)
+    targets = _public_grants(tmp_path, pg, [{"to": "PUBLIC", "privileges": ["EXECUTE"],
+                                              "functions": ["lower(no_such_type)"]}])
     with pytest.raises(ErpprovError, match=r"function public\.lower\(no_such_type\) does not exist"):
         plan_of(targets)
 

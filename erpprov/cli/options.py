@@ -89,13 +89,17 @@ def stops_on_signal() -> Iterator[None]:
 _WORD: dict[int, str] = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 
 
-def interrupted(error: ErpprovError | None = None) -> bool:
-    """Whether a signal stopped the work (``error``: whether it is a host's work it stopped, which
-    the command reports once rather than per host)."""
-    from erpprov.core.interrupt import Interrupted, requested
+def interrupted() -> bool:
+    """Whether a signal stopped the work."""
+    from erpprov.core.interrupt import requested
 
-    if error is None:
-        return requested()
+    return requested()
+
+
+def stopped_by_signal(error: ErpprovError) -> bool:
+    """Whether ``error`` is a host's work a signal stopped: the command reports that once, not per host."""
+    from erpprov.core.interrupt import Interrupted
+
     return isinstance(error, Interrupted) or isinstance(getattr(error, "cause", None), Interrupted)
 
 

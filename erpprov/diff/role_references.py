@@ -18,8 +18,10 @@ from erpprov.errors import ErpprovError
 _NOT_ROLES = frozenset({"public", "current_user", "session_user", "current_role"})
 
 
-def unknown_roles(play: model.Play, cluster: LiveCluster) -> str | None:
-    """What the play names that is neither a live role nor one it declares present, or None."""
+def unknown_roles(play: model.Play, cluster: LiveCluster, *, applying: bool) -> str | None:
+    """None when every role the play names is live or declared present. Otherwise, inside apply
+    (an earlier play of the host has run by then), an error before anything changes; in a plan,
+    the warning to show."""
     present = {r.name for r in play.roles if r.state == "present"}
     dropped = {r.name for r in play.roles if r.state == "absent"}
     unknown: dict[str, list[str]] = {}
@@ -30,18 +32,14 @@ def unknown_roles(play: model.Play, cluster: LiveCluster) -> str | None:
             unknown.setdefault(role, []).append(where)
     if not unknown:
         return None
-    lines = [f"{role} ({'declared absent' if role in dropped else 'no such role'}), named by "
-             f"{'; '.join(places[:3])}{f' and {len(places) - 3} more' if len(places) > 3 else ''}"
-             for role, places in unknown.items()]
-    return "the play names roles that do not exist: " + "; ".join(lines)
-
-
-def refuse_unknown_roles(play: model.Play, cluster: LiveCluster) -> None:
-    """Inside apply, before anything changes (an earlier play of the host has run by then)."""
-    problem = unknown_roles(play, cluster)
-    if problem is not None:
+    problem = "the play names roles that do not exist: " + "; ".join(
+        f"{role} ({'declared absent' if role in dropped else 'no such role'}), named by "
+        f"{'; '.join(places[:3])}{f' and {len(places) - 3} more' if len(places) > 3 else ''}"
+        for role, places in unknown.items())
+    if applying:
         raise ErpprovError(problem + "; nothing was changed",
                            hint="declare each under `roles:` (or create it on the server), or fix the name")
+    return problem + " (apply refuses this before changing anything, unless an earlier play of the host creates them)"
 
 
 def role_references(play: model.Play) -> Iterator[tuple[str, str]]:

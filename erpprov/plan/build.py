@@ -39,7 +39,7 @@ from erpprov.diff.data import diff_data
 from erpprov.diff.function_users import live_key, retriggered, take_callers_along
 from erpprov.diff.functions import diff_functions, same_types
 from erpprov.diff.renamed_grants import after_renames
-from erpprov.diff.role_references import refuse_unknown_roles, unknown_roles
+from erpprov.diff.role_references import unknown_roles
 from erpprov.diff.schema_objects import (
     managed_addresses,
     prune_in_use,
@@ -125,8 +125,7 @@ def plan_sql(target: Target, admin: psycopg.Connection, digests: RowDigests | No
     only warns about."""
     play = target.play
     cluster = catalog.read_cluster(admin)
-    if applying:
-        refuse_unknown_roles(play, cluster)
+    unknown = unknown_roles(play, cluster, applying=applying)
     snapshot = Snapshot(cluster=cluster)
     canon = Canon(timestamps=catalog.canonical_timestamps(
         admin, sorted({r.valid_until for r in play.roles if r.valid_until})))
@@ -137,10 +136,7 @@ def plan_sql(target: Target, admin: psycopg.Connection, digests: RowDigests | No
         for db in play.databases:
             contents.extend(_plan_database(target, admin, db, cluster, canon, snapshot, digests))
         canon.passwords = passwords()
-    result = Result()
-    if (unknown := unknown_roles(play, cluster)) is not None:
-        result.warnings.append(unknown + " (apply refuses this before changing anything, unless an earlier play "
-                               "of the host creates them)")
+    result = Result(warnings=[unknown] if unknown else [])
     result.extend(diff_roles(play, cluster, canon, login_role=target.connection.pg_user))
     result.extend(diff_databases(play, cluster))
     result.extend(contents)

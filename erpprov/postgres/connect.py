@@ -91,7 +91,15 @@ _open: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()
 _open_lock = threading.Lock()
 
 
-def _opened(session: psycopg.Connection) -> psycopg.Connection:
+def _session(conn: Connection, dbname: str | None, application_name: str) -> psycopg.Connection:
+    """One attempt at an autocommit session, registered for cancel_running; a Ctrl-C that came
+    before or while it waited is raised as that rather than as the failed attempt."""
+    interrupt.check()
+    try:
+        session = psycopg.connect(**conninfo(conn, dbname, application_name), autocommit=True)
+    except psycopg.OperationalError:
+        interrupt.check()
+        raise
     with _open_lock:
         _open.add(session)
     return session
@@ -114,11 +122,9 @@ def connect(conn: Connection, dbname: str | None = None, *, wait: float = 0.0,
     deadline = time.monotonic() + wait
     delay = 0.2
     while True:
-        interrupt.check()
         try:
-            return _opened(psycopg.connect(**conninfo(conn, dbname, application_name), autocommit=True))
+            return _session(conn, dbname, application_name)
         except psycopg.OperationalError as exc:
-            interrupt.check()  # a Ctrl-C came while it waited: that is what the user asked about
             text = str(exc).strip()
             transient = any(marker in text.lower() for marker in _TRANSIENT)
             if transient and time.monotonic() + delay < deadline:
@@ -138,11 +144,9 @@ def connect_preferring(conn: Connection, preferred: str | None, *, wait: float =
     pg_database. Cluster-wide catalogs (roles, databases) read the same from any database: a plan
     of one database then reads everything through one session instead of two."""
     if preferred and preferred != conn.pg_database:
-        interrupt.check()
         try:
-            return _opened(psycopg.connect(**conninfo(conn, preferred, "erpprov"), autocommit=True))
+            return _session(conn, preferred, "erpprov")
         except psycopg.OperationalError as exc:
-            interrupt.check()
             # not there yet, no CONNECT, pg_hba says no: pg_database then. A server that did not
             # answer at all would keep the second attempt waiting as long.
             if "timeout expired" in str(exc).lower():

@@ -8,6 +8,7 @@ NULL ACL reads as the built-in defaults it stands for and never shows as drift.
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import nullcontext
 from typing import Any
 
 import psycopg
@@ -220,17 +221,23 @@ def canonical_functions(conn: psycopg.Connection, signatures: list[str]) -> dict
     None for a spelling no function answers (the signature travels as a value, never as SQL)."""
     if not signatures:
         return {}
+    # A failed statement aborts an enclosing transaction (function_canon.declared_signatures): a
+    # savepoint there; an autocommit session needs none.
+    inside = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+
+    def resolved(some: list[str]) -> list[tuple[Any, ...]]:
+        with conn.transaction() if inside else nullcontext():
+            return _rows(conn, _RESOLVED, (some,))
+
     try:
-        with conn.transaction():
-            rows = _rows(conn, _RESOLVED, (signatures,))
+        rows = resolved(signatures)
     except _UNRESOLVABLE:
-        # Before PostgreSQL 16 to_regprocedure raises for an argument type that does not exist (or
-        # a spelling it cannot read) instead of answering NULL: then each alone, that one unresolved.
+        # Before PostgreSQL 16 to_regprocedure raises for an argument type that does not exist
+        # instead of answering NULL: then each alone, that one unresolved.
         rows = []
         for signature in signatures:
             try:
-                with conn.transaction():
-                    rows += _rows(conn, _RESOLVED, ([signature],))
+                rows += resolved([signature])
             except _UNRESOLVABLE:
                 rows.append((signature, None, None))
     return {s: ((schema, sig) if sig else None) for s, sig, schema in rows}

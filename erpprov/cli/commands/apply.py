@@ -16,6 +16,7 @@ from erpprov.cli.options import (
     load,
     project_options,
     stopped,
+    stopped_by_signal,
     stops_on_signal,
 )
 from erpprov.cli.output import EVENT_COLOURS, colour, confirm_hazards
@@ -92,7 +93,7 @@ def apply(playbook: Path | None, inventory: Path, extra_vars: tuple[str, ...], l
                 say(f"  ! {shown(warning)}")
         for error in errors:
             failed = True
-            if not interrupted(error):
+            if not stopped_by_signal(error):
                 host_error(host, _worded(error))
     if interrupted():
         stopped(": the changes in progress were rolled back; the recap's changed ones were committed before")
