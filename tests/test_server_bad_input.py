@@ -16,6 +16,9 @@ CASES = {
     "template": ({"template": "no_such_template", "tables": [TABLE]},
                  ["its template no_such_template cannot be read", "`template`"]),
     "owner": ({"owner": "no_such_owner"}, ["no_such_owner (no such role)", "(owner)"]),
+    # a play of types alone has no table build to name it: it was a traceback from the type build
+    "domain": ({"types": [{"name": "d", "base_type": "no_such_base"}]},
+               ['declared type (CREATE DOMAIN "public"."d" AS no_such_base)', 'type "no_such_base" does not exist']),
 }
 
 

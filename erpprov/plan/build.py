@@ -62,7 +62,7 @@ from erpprov.load.taint import known_secrets, redact, redact_actions
 from erpprov.postgres.connect import connect, connect_preferring, connection_kept, one_value
 from erpprov.postgres.scram import matching_passwords_started
 from erpprov.state import catalog
-from erpprov.state.canon import canonicalize, extension_prelude
+from erpprov.state.canon import canonicalize, extension_prelude, refuse_bad_prelude
 from erpprov.state.data_compare import compare_data
 from erpprov.state.function_canon import (
     canonical_functions,
@@ -183,6 +183,8 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         functions: list[model.Function | model.Procedure] = [*db.functions, *db.procedures]
         may_build = bool((db.tables or views or functions or db.triggers or db.types)
                          and one_value(conn, "SELECT has_database_privilege(current_database(), 'CREATE')"))
+        if may_build:
+            refuse_bad_prelude(conn, prelude)
         desired_functions = canonical_functions(conn, functions) if may_build else {}
         if may_build:
             check_unbuilt(conn, functions, desired_functions, prelude)

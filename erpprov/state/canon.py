@@ -247,6 +247,23 @@ def _culprit(conn: psycopg.Connection, units: list[_Unit], error: psycopg.Error)
     return ErpprovError(f"PostgreSQL rejected the table definitions: {error}")
 
 
+def _declared(prelude: Sequence[sql.Composed]) -> list[_Unit]:
+    return [_Unit(f"declared type ({statement.as_string(None)})", statement) for statement in prelude]
+
+
+def refuse_bad_prelude(conn: psycopg.Connection, prelude: Sequence[sql.Composed]) -> None:
+    """The extensions and types the plan creates, which every scratch build of the database starts
+    from, built once (rolled back, one round trip): one the server refuses stops the plan here,
+    named, whichever builds would have met it (a play of types alone has no table build)."""
+    if not prelude:
+        return
+    try:
+        with conn.transaction(force_rollback=True):
+            _execute(conn, prelude)
+    except psycopg.Error as exc:
+        raise _culprit(conn, _declared(prelude), exc) from None
+
+
 def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: TablesState | None = None,
                  prelude: Sequence[sql.Composed] = ()) -> TablesState:
     """The desired tables in the state vocabulary. `live` (optional; read when needed and not
@@ -258,7 +275,7 @@ def canonicalize(conn: psycopg.Connection, tables: list[model.Table], live: Tabl
     types_schema = f"erpprov_scratch_{tag}_types"
     real_schemas = sorted({t.schema_ for t in tables} | {p.schema_ for t in tables for p in t.partitions if p.schema_})
     stand_in = {schema: f"erpprov_scratch_{tag}_{i}" for i, schema in enumerate(real_schemas)}
-    declared = [_Unit(f"declared type ({statement.as_string(None)})", statement) for statement in prelude]
+    declared = _declared(prelude)
     units = [*declared, _Unit("scratch schema", sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(types_schema)))]
 
     combos: dict[ComboKey, str] = {}

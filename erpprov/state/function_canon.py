@@ -23,7 +23,7 @@ from erpprov.errors import ErpprovError
 from erpprov.postgres import function_ddl
 from erpprov.state import catalog
 from erpprov.state.schema_catalog import FUNCTIONS, function_states
-from erpprov.state.scratch_build import build
+from erpprov.state.scratch_build import build, prelude_as_possible
 
 
 def canonical_functions(conn: psycopg.Connection, declared: list[function_ddl.AnyFunction]) -> dict[int, FunctionState]:
@@ -50,7 +50,7 @@ def declared_signatures(conn: psycopg.Connection, signatures: list[str], prelude
     transaction that is rolled back. A grant then spells its function as freely as one on a live
     function (`int` for `integer`)."""
     with conn.transaction(force_rollback=True):
-        build(conn, prelude, [])
+        prelude_as_possible(conn, prelude)
         return catalog.canonical_functions(conn, signatures)
 
 
@@ -108,12 +108,7 @@ def check_unbuilt(conn: psycopg.Connection, declared: list[function_ddl.AnyFunct
     stand_in = f"erpprov_scratch_{uuid.uuid4().hex[:10]}_u"
     refused: tuple[function_ddl.AnyFunction, str, str] | None = None
     with conn.transaction(force_rollback=True):
-        try:
-            with conn.transaction():
-                for statement in prelude:
-                    conn.execute(statement)
-        except psycopg.Error:
-            pass  # the table or type build names what the server refuses there
+        prelude_as_possible(conn, prelude)
         languages = {name for name, in conn.execute("SELECT lanname::text FROM pg_language")}
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(stand_in)))
         conn.execute(sql.SQL("SELECT set_config({}, 'off', true)").format(sql.Literal("check_function_bodies")))

@@ -36,3 +36,17 @@ def build(conn: psycopg.Connection, setup: Sequence[sql.Composed], builds: Seque
         if len(waiting) == len(pending):
             return
         pending = waiting
+
+
+def prelude_as_possible(conn: psycopg.Connection, prelude: Sequence[sql.Composed]) -> None:
+    """Inside the caller's rolled-back transaction: ``prelude``, what the plan creates that a build
+    reads (extensions, types, function stand-ins), all in one round trip and one savepoint. If the
+    server refuses any of it, none of it is there: the table or type build names what it refused."""
+    if not prelude:
+        return
+    try:
+        with conn.transaction(), conn.pipeline():
+            for statement in prelude:
+                conn.execute(statement, prepare=False)
+    except psycopg.Error:
+        pass

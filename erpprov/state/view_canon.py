@@ -23,7 +23,7 @@ from erpprov.errors import ErpprovError
 from erpprov.postgres import table_ddl, view_ddl
 from erpprov.state import matview_indexes
 from erpprov.state.schema_catalog import VIEW_USES, VIEWS, view_states
-from erpprov.state.scratch_build import build
+from erpprov.state.scratch_build import build, prelude_as_possible
 
 Key = tuple[str, str]
 
@@ -45,13 +45,7 @@ def canonical_views(conn: psycopg.Connection, declared: list[view_ddl.AnyView], 
     builds = {(v.schema_, v.name): view_ddl.create(v, schema=stand_in[v.schema_], plain=True)
               for v in view_ddl.in_reading_order(declared)}
     with conn.transaction(force_rollback=True):
-        if prelude:
-            try:
-                with conn.transaction(), conn.pipeline():
-                    for statement in prelude:
-                        conn.execute(statement, prepare=False)
-            except psycopg.Error:
-                pass  # the table or type build names what the server refuses there; views wait
+        prelude_as_possible(conn, prelude)  # without it, views over what it creates wait for apply
         build(conn, setup, list(builds.values()))
         scratch = [list(stand_in.values())]
         rows = conn.execute(VIEWS.format(filter="n.nspname = ANY(%s)"), scratch).fetchall()
