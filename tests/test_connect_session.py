@@ -14,6 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from erpprov.core.model import Connection
+from erpprov.errors import ErpprovError
 from erpprov.plan.build import plan_target
 from erpprov.postgres.connect import connect
 from tests.helpers import assert_clean_error, erpprov, load_targets, write_project
@@ -109,3 +110,20 @@ def test_a_server_that_does_not_answer_is_waited_for_once(tmp_path: Path) -> Non
     assert not accepting.is_alive()
     assert_clean_error(run, "cannot connect", "timeout")
     assert len(accepted) == 1, f"{len(accepted)} connection attempts"
+
+
+def test_a_wrong_password_is_tried_once(tmp_path: Path, pg: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pg_database is the fallback for a database the role cannot enter, not for a login the
+    server refused: a second attempt would count a wrong password twice against the role."""
+    attempts: list[str] = []
+    real = psycopg.connect
+
+    def counted(*args: Any, **kwargs: Any) -> psycopg.Connection:
+        attempts.append(str(kwargs.get("dbname")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(psycopg, "connect", counted)
+    target = load_targets(tmp_path, pg, _ONE_TABLE.format(db=pg.dbname), pg_password="not-the-password")[0]
+    with pytest.raises(ErpprovError, match="password authentication failed"):
+        plan_target(target)
+    assert attempts == [pg.dbname]

@@ -147,9 +147,11 @@ def connect_preferring(conn: Connection, preferred: str | None, *, wait: float =
         try:
             return _session(conn, preferred, "erpprov")
         except psycopg.OperationalError as exc:
-            # not there yet, no CONNECT, pg_hba says no: pg_database then. A server that did not
-            # answer at all would keep the second attempt waiting as long.
-            if "timeout expired" in str(exc).lower():
+            # Not there yet, no CONNECT, pg_hba says no: pg_database then. Not when the server
+            # refused the login itself (a wrong password would count twice against the role), is
+            # not listening, or did not answer at all (the second attempt would wait as long).
+            text = str(exc)
+            if connection_hint(text) is not None or "timeout expired" in text.lower():
                 raise _failed(conn, preferred, exc) from None
     return connect(conn, wait=wait)
 
