@@ -7,6 +7,7 @@ import contextlib
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -313,3 +314,17 @@ def wait_sessions_gone(connect: Callable[..., psycopg.Connection], timeout: floa
                 return
             time.sleep(0.05)
     raise AssertionError(f"erpprov sessions still on the server {timeout}s after their process was killed")
+
+
+@contextmanager
+def silent_server(timeout: float = 60) -> Iterator[tuple[socket.socket, dict[str, Any]]]:
+    """A loopback port that accepts connections and never answers, as a hung server does, and the
+    host variables reaching it (add pg_connect_timeout); ``timeout`` bounds each accept()."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        silent.settimeout(timeout)
+        yield silent, {"pg_host": "127.0.0.1", "pg_port": silent.getsockname()[1], "pg_user": "x", "pg_password": "y"}
+    finally:
+        silent.close()

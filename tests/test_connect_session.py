@@ -17,7 +17,7 @@ from erpprov.core.model import Connection
 from erpprov.errors import ErpprovError
 from erpprov.plan.build import plan_target
 from erpprov.postgres.connect import connect
-from tests.helpers import assert_clean_error, erpprov, load_targets, write_project
+from tests.helpers import assert_clean_error, erpprov, load_targets, silent_server, write_project
 
 
 def _settings(pg: Any) -> Connection:
@@ -81,32 +81,27 @@ def test_a_plan_of_one_database_reads_through_one_session(tmp_path: Path, pg: An
 def test_a_server_that_does_not_answer_is_waited_for_once(tmp_path: Path) -> None:
     """The plan tries the play's own database first, then pg_database: a server that never answers
     must not make it wait for the connection timeout twice (counted as connection attempts)."""
-    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # accepts, never answers
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(8)
-    silent.settimeout(0.2)  # the accepting thread looks up this often whether to stop
     accepted: list[socket.socket] = []
     done = threading.Event()
+    # the accepting thread looks this often whether to stop: one left behind would outlive the
+    # test (prefetch, for one, refuses to fork beside it)
+    with silent_server(timeout=0.2) as (silent, host):
 
-    def accept() -> None:
-        while not done.is_set():
-            with contextlib.suppress(TimeoutError):
-                accepted.append(silent.accept()[0])
+        def accept() -> None:
+            while not done.is_set():
+                with contextlib.suppress(TimeoutError):
+                    accepted.append(silent.accept()[0])
 
-    # A thread left behind would outlive the test (prefetch, for one, refuses to fork beside it).
-    accepting = threading.Thread(target=accept)
-    accepting.start()
-    try:
-        project = write_project(tmp_path, _ONE_TABLE.format(db="app"),
-                                {"pg_host": "127.0.0.1", "pg_port": silent.getsockname()[1], "pg_user": "x",
-                                 "pg_password": "y", "pg_connect_timeout": 2})
-        run = erpprov(project, "plan")
-    finally:
-        done.set()
-        accepting.join(timeout=10)
-        silent.close()
-        for conn in accepted:
-            conn.close()
+        accepting = threading.Thread(target=accept)
+        accepting.start()
+        try:
+            project = write_project(tmp_path, _ONE_TABLE.format(db="app"), {**host, "pg_connect_timeout": 2})
+            run = erpprov(project, "plan")
+        finally:
+            done.set()
+            accepting.join(timeout=10)
+            for conn in accepted:
+                conn.close()
     assert not accepting.is_alive()
     assert_clean_error(run, "cannot connect", "timeout")
     assert len(accepted) == 1, f"{len(accepted)} connection attempts"

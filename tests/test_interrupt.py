@@ -8,13 +8,21 @@ from __future__ import annotations
 import os
 import select
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
 
-from tests.helpers import erpprov, finish, pg_env, server_vars, start_erpprov, wait_in_transaction, write_project
+from tests.helpers import (
+    erpprov,
+    finish,
+    pg_env,
+    server_vars,
+    silent_server,
+    start_erpprov,
+    wait_in_transaction,
+    write_project,
+)
 
 SLOW = """
 - name: slow
@@ -64,14 +72,9 @@ def test_a_database_the_interrupted_apply_created_is_dropped_again(tmp_path, pg)
 def test_a_second_ctrl_c_quits_at_once(tmp_path):
     """A connection attempt cannot be cancelled: the first Ctrl-C would wait for it to time out
     (a minute here, longer than the test waits); the second quits without waiting."""
-    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # accepts, never answers
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(4)
-    silent.settimeout(60)
-    try:
+    with silent_server() as (silent, host):
         project = write_project(tmp_path, "- name: p\n  hosts: dev\n  roles: [{name: a}]\n",
-                                {"pg_host": "127.0.0.1", "pg_port": silent.getsockname()[1], "pg_user": "x",
-                                 "pg_password": "y", "pg_connect_timeout": 120})
+                                {**host, "pg_connect_timeout": 120})
         proc = start_erpprov(project, "plan")
         waiting, _ = silent.accept()  # the plan is connecting
         with waiting:
@@ -79,8 +82,6 @@ def test_a_second_ctrl_c_quits_at_once(tmp_path):
             assert _said(proc, "Ctrl-C again quits at once"), "the first Ctrl-C was not taken"
             proc.send_signal(signal.SIGINT)  # after the first was handled: two at once count as one
             run = finish(proc, timeout=30)
-    finally:
-        silent.close()
     assert run.returncode == 130, str(run)
     assert "quitting at once" in run.stderr, str(run)
 

@@ -10,7 +10,6 @@ import re
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, cli_environ, erpprov, finish, pg_env, server_vars, start_erpprov, write_project
+from tests.helpers import (
+    REPO,
+    cli_environ,
+    erpprov,
+    finish,
+    pg_env,
+    server_vars,
+    silent_server,
+    start_erpprov,
+    write_project,
+)
 
 PLAYBOOK = """
 - name: resident
@@ -112,21 +121,14 @@ def test_ctrl_c_reaches_the_command(tmp_path, resident):
     """SIGINT sent to the client (a terminal's Ctrl-C) interrupts the command in the resident's
     child, which ends as an interrupted command does: exit 130 (once the connection attempt in
     its worker thread gives up, as in a process of its own)."""
-    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # accepts, never answers
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(4)
-    silent.settimeout(60)
-    try:
+    with silent_server() as (silent, host):
         project = write_project(tmp_path / "p", "- name: p\n  hosts: dev\n  roles: [{name: a}]\n",
-                                {"pg_host": "127.0.0.1", "pg_port": silent.getsockname()[1], "pg_user": "x",
-                                 "pg_password": "y", "pg_connect_timeout": 3})
+                                {**host, "pg_connect_timeout": 3})
         proc = start_erpprov(project, "plan", env=resident)
         waiting, _ = silent.accept()  # the command is connecting: it runs
         with waiting:
             proc.send_signal(signal.SIGINT)
             run = finish(proc, timeout=60)
-    finally:
-        silent.close()
     assert run.returncode == 130, str(run)
     assert "interrupted" in run.stderr
 
