@@ -32,9 +32,13 @@ from .conftest import OwnCluster, unique, waiting_for_the_lock
 SEED = 20240909
 
 
-def playbook(databases: list[str], tables: int, role: str) -> str:
+def playbook(databases: list[str], tables: int, role: str, pause: float = 0) -> str:
+    """``pause``: seconds each database's transaction waits at its end (a script run once), so that
+    a fault sent while the probe sees the transaction still finds it open on a busy machine."""
+    scripts = [{"name": "pause", "run": "on_change", "sql": f"DO $$ BEGIN PERFORM pg_sleep({pause}); END $$"}]
     plays = [{"name": "faults", "hosts": "dev", "roles": [{"name": role, "login": True}], "databases": [{
         "name": db,
+        **({"scripts": scripts} if pause else {}),
         "grants": [{"to": role, "privileges": ["CONNECT"]}],
         "schemas": [{"name": "erp", "grants": [{"to": role, "privileges": ["USAGE"]}]}],
         "tables": [{"name": f"t{i}", "schema": "erp",
@@ -111,7 +115,7 @@ def test_server_restart_mid_apply(tmp_path, own_cluster: OwnCluster):
     env = own_cluster.env
     assert erpprov(root, "apply", env=env, mem=None).returncode == 0
     _seed_rows(own_cluster.connect, databases)
-    (root / "playbooks" / "dev.yaml").write_text(playbook(databases, FULL, role))
+    (root / "playbooks" / "dev.yaml").write_text(playbook(databases, FULL, role, pause=0.5))
     rng = random.Random(SEED)
     landed = 0  # restarts that found erpprov inside a database's transaction and undid it
     for _ in range(2):
