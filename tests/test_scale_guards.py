@@ -108,3 +108,41 @@ def test_an_unset_deferred_password_is_located_only_when_its_error_is_read(tmp_p
     with pytest.raises(ErpprovError) as err:
         target.play.roles[0].password.get_secret_value()
     assert err.value.location is not None and err.value.location.line == 5 and composed
+
+
+def test_data_files_and_scripts_load_without_locating_their_entries(tmp_path, monkeypatch):
+    """The entries that name a data file or a script are located only for an error: a load that
+    finds nothing wrong never composes the playbook's node graph (a served dev plan spent a tenth
+    of its Python time there)."""
+    from erpprov.load.project import load_project
+    from tests.helpers import PLAYBOOK, write_project
+
+    root = write_project(tmp_path, """
+        - name: seeded
+          hosts: dev
+          databases:
+            - name: erp
+              tables:
+                - name: kinds
+                  columns: [{name: id, type: integer, primary_key: true}]
+                  data: {rows: [{id: 1}, {id: 2}]}
+                - name: codes
+                  columns: [{name: id, type: integer, primary_key: true}]
+                  data: {from: codes.csv}
+              scripts:
+                - {name: setup, file: setup.sql}
+                - {name: missing, file: gone.sql}
+        """)
+    (root / "playbooks" / "codes.csv").write_text("id\n1\n")
+    (root / "playbooks" / "setup.sql").write_text("SELECT 1;\n")
+    composed: list[bool] = []
+    compose = yamlsrc.Source._nodes
+    monkeypatch.setattr(yamlsrc.Source, "_nodes", lambda self: composed.append(True) or compose(self))
+    with pytest.raises(ErpprovError, match="not found") as missing:
+        load_project(root / PLAYBOOK, root / "inventory.yaml")
+    assert composed and str(missing.value.location).endswith("dev.yaml:15:33")  # the entry naming gone.sql
+    composed.clear()
+    (root / "playbooks" / "gone.sql").write_text("SELECT 2;\n")
+    play = load_project(root / PLAYBOOK, root / "inventory.yaml").targets[0].play
+    assert [s._text for s in play.databases[0].scripts] == ["SELECT 1;\n", "SELECT 2;\n"]
+    assert not composed

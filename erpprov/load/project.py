@@ -304,8 +304,8 @@ def _target(
         error = _validation_error(exc, source, (index,), Play)
         error.message = taint.redact(error.message, secrets)
         raise error from None
-    attach_rows(play, lambda path: source.locate((index,) + path), Path(source.file).parent, project_dir)
-    attach_scripts(play, lambda path: source.locate((index,) + path), Path(source.file).parent, project_dir)
+    attach_rows(play, lambda path: source.locate((index,) + path), Path(source.file), project_dir)
+    attach_scripts(play, lambda path: source.locate((index,) + path), Path(source.file), project_dir)
     connection = _connection(host, variables, inventory)
     return Target(host=host, play=play, connection=connection, project_dir=project_dir, variables=variables,
                   secrets=frozenset(secrets))

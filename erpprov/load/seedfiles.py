@@ -23,39 +23,45 @@ from erpprov.load.yamlsrc import Source, load_yaml, read_bounded
 
 MAX_DATA_BYTES = 512 * 1024 * 1024  # a CSV file, after decompression
 Locate = Callable[[tuple[Any, ...]], Location]
+# A position looked up only when an error needs it: finding one composes the playbook's whole node
+# graph, which a run without errors never needs.
+Where = Callable[[], Location]
 
 
-def project_file(base: Path, name: str, project_dir: Path, entry: Location) -> Path:
+def project_file(base: Path, name: str, project_dir: Path, entry: Where) -> Path:
     """``name`` relative to ``base`` (the playbook's directory), refused unless it lies inside the
     project: a plan shows a data file's first rows (and `--sql` a script's text), so a pull request
     must not be able to name a file elsewhere on the machine that runs the plan."""
     path = base / name
     if not path.resolve().is_relative_to(project_dir.resolve()):
-        raise ErpprovError(f"{name!r} is outside the project directory", location=entry,
+        raise ErpprovError(f"{name!r} is outside the project directory", location=entry(),
                            hint="keep data files and scripts in the project, beside the playbook")
     return path
 
 
-def attach_rows(play: model.Play, locate: Locate, base: Path, project_dir: Path) -> None:
-    """Load the rows of every `data:` of ``play``; ``locate`` finds a path of the play in the playbook."""
+def attach_rows(play: model.Play, locate: Locate, playbook: Path, project_dir: Path) -> None:
+    """Load the rows of every `data:` of ``play``; ``locate`` finds a path of the play in ``playbook``."""
     for i, db in enumerate(play.databases):
         for j, table in enumerate(db.tables):
             if table.data is None:
                 continue
             where = ("databases", i, "tables", j, "data")
-            rows = _load(table, table.data, base, project_dir,
+            rows = _load(table, table.data, playbook, project_dir,
                          lambda path, _w=where: locate(_w + path))  # type: ignore[misc]
             table.data._loaded = rows
 
 
-def _load(table: model.Table, data: model.TableData, base: Path, project_dir: Path, locate: Locate) -> SeedRows:
+def _load(table: model.Table, data: model.TableData, playbook: Path, project_dir: Path,
+          locate: Locate) -> SeedRows:
     if data.rows is not None:
-        here = locate(("rows",))
-        rows = _mapped_rows(table, data.rows, here.file, lambda r: locate(("rows", r)))
+        rows = _mapped_rows(table, data.rows, str(playbook), lambda r: locate(("rows", r)))
     else:
         assert data.from_ is not None
-        entry = locate(("from",))
-        path = project_file(base, data.from_, project_dir, entry)
+
+        def entry() -> Location:
+            return locate(("from",))
+
+        path = project_file(playbook.parent, data.from_, project_dir, entry)
         suffixes = "".join(path.suffixes[-2:]).lower()
         try:
             if suffixes.endswith((".csv", ".csv.gz")):
@@ -65,10 +71,10 @@ def _load(table: model.Table, data: model.TableData, base: Path, project_dir: Pa
                 rows = _file_rows(table, source)
             else:
                 raise ErpprovError(f"data.from: {data.from_!r} is not a .csv, .csv.gz, .json, .yaml or .yml file",
-                                   location=entry)
+                                   location=entry())
         except ErpprovError as exc:
             if exc.location is None:  # missing, unreadable, not a file: point at the entry that names it
-                raise ErpprovError(exc.message, location=entry, hint=exc.hint) from None
+                raise ErpprovError(exc.message, location=entry(), hint=exc.hint) from None
             raise
     _check_columns(table, data, rows, locate)
     return rows
@@ -97,16 +103,16 @@ def _mapped_rows(table: model.Table, rows: list[Any], file: str, locate_row: Cal
                     row_line=lambda r: locate_row(r).line)
 
 
-def _csv_rows(path: Path, entry: Location) -> SeedRows:
+def _csv_rows(path: Path, entry: Where) -> SeedRows:
     raw = read_bounded(path, "data file", "data.from is relative to the playbook", MAX_DATA_BYTES)
     if path.suffix.lower() == ".gz":
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(raw)) as unzipped:
                 raw = unzipped.read(MAX_DATA_BYTES + 1)
         except (OSError, EOFError) as exc:
-            raise ErpprovError(f"{path} is not a readable gzip file: {exc}", location=entry) from None
+            raise ErpprovError(f"{path} is not a readable gzip file: {exc}", location=entry()) from None
     if len(raw) > MAX_DATA_BYTES:
-        raise ErpprovError(f"{path} holds more than {MAX_DATA_BYTES // (1024 * 1024)} MiB of rows", location=entry,
+        raise ErpprovError(f"{path} holds more than {MAX_DATA_BYTES // (1024 * 1024)} MiB of rows", location=entry(),
                            hint="load larger tables with a script (scripts:) or pg_restore")
     try:
         raw.decode("utf-8")
