@@ -330,15 +330,40 @@ def trigger_states(rows: list[tuple[Any, ...]]) -> dict[tuple[str, str, str], Tr
     return triggers
 
 
+# Whether objects of an extension may stand among the user's: the detail queries below read those
+# too (a view's uses, a function's callers), while OBJECTS leaves them out. plpgsql's live in pg_catalog.
+EXTENSIONS_BESIDE = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname <> 'plpgsql')"
+# The detail queries, each with the kinds of OBJECTS whose details it reads: a database without
+# such objects (and without extensions) gives it nothing to find, so it is not sent. Planning these
+# catalog joins is most of their cost on a small database (about 12 ms for all of them).
+_DETAILS: tuple[tuple[str, frozenset[str]], ...] = tuple((query, frozenset(kinds)) for query, kinds in (
+    (ENUMS, {"type"}),
+    (SEQUENCES, {"sequence"}),
+    (LIVE_VIEWS, {"view", "materialized_view"}),
+    (LIVE_VIEW_USES, {"view", "materialized_view"}),
+    (LIVE_FUNCTIONS, {"function", "procedure"}),
+    (LIVE_TRIGGERS, {"trigger"}),
+    (COMPOSITES.format(filter=_USER_NAMESPACES), {"type"}),
+    (DOMAINS.format(filter=_USER_NAMESPACES), {"type"}),
+    (VIEW_CALLS, {"view", "materialized_view"}),
+    (VIEW_COLUMNS, {"view", "materialized_view"}),
+    (FUNCTION_USERS, {"function", "procedure", "aggregate"}),
+))
+
+
 def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
-    """Every object, and the details of the enums, standalone sequences and views: one pipeline."""
+    """Every object, then the details of the kinds found (enums, standalone sequences, views,
+    functions, triggers, ...): two round trips whatever their number."""
     with conn.pipeline():
-        cursors = [conn.execute(query) for query in (
-            OBJECTS, ENUMS, SEQUENCES, LIVE_VIEWS, LIVE_VIEW_USES, LIVE_FUNCTIONS, LIVE_TRIGGERS,
-            COMPOSITES.format(filter=_USER_NAMESPACES), DOMAINS.format(filter=_USER_NAMESPACES), VIEW_CALLS,
-            VIEW_COLUMNS, FUNCTION_USERS)]
-    objects, enums, sequences, views, uses, functions, triggers, composites, domains, calls, columns, users = (
-        cursor.fetchall() for cursor in cursors)
+        found, beside = conn.execute(OBJECTS), conn.execute(EXTENSIONS_BESIDE)
+    objects = found.fetchall()
+    kinds = {row[0] for row in objects}
+    row = beside.fetchone()
+    every = row is None or bool(row[0])
+    with conn.pipeline():
+        cursors = [conn.execute(query) if every or kinds & wanted else None for query, wanted in _DETAILS]
+    enums, sequences, views, uses, functions, triggers, composites, domains, calls, columns, users = (
+        cursor.fetchall() if cursor is not None else [] for cursor in cursors)
     live = SchemaObjects([LiveObject(kind, schema, name, table, variety)
                           for kind, schema, name, table, variety in objects])
     kept = {(o.kind, o.schema, o.name) for o in live.objects}  # extension members and serials are not
