@@ -105,3 +105,19 @@ def test_a_created_role_a_committed_database_uses_stays(tmp_path, pg):
     project = write_project(tmp_path, yaml.safe_dump(play), server_vars(pg))
     assert erpprov(project, "apply", env=pg_env(pg)).returncode == 0
     assert_converged(project, pg_env(pg))
+
+
+def test_roles_go_again_when_a_cluster_wide_statement_fails_after_them(tmp_path, pg):
+    """The failure need not be in a database's transaction: here CREATE DATABASE, which runs alone
+    after the roles committed, finds its template in use (a session the test holds open)."""
+    new_db, new_role = f"{pg.dbname}_new", f"{pg.dbname}_app"
+    play = [{"name": "p", "hosts": "dev", "roles": [{"name": new_role}],
+             "databases": [{"name": new_db, "owner": new_role, "template": pg.dbname}]}]
+    project = write_project(tmp_path, yaml.safe_dump(play), server_vars(pg))
+    with pg.connect():
+        run = erpprov(project, "apply", env=pg_env(pg))
+    assert_clean_error(run, f'source database "{pg.dbname}" is being accessed by other users')
+    assert f"undone: [localhost] role {new_role}\n" in run.stdout and "changed=0 " in run.stdout, str(run)
+    assert _roles(pg, new_role) == {}
+    assert erpprov(project, "apply", env=pg_env(pg)).returncode == 0
+    assert_converged(project, pg_env(pg))
