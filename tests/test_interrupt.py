@@ -12,6 +12,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
 from tests.helpers import (
     erpprov,
@@ -57,16 +58,22 @@ def test_a_signal_rolls_back_the_apply_in_progress(tmp_path, pg, signum, word):
     assert plan.returncode == 2 and "table" in plan.stdout, str(plan)  # still to do, as nothing happened
 
 
-def test_a_database_the_interrupted_apply_created_is_dropped_again(tmp_path, pg):
-    new_db = f"{pg.dbname}_new"
-    project = write_project(tmp_path, SLOW.format(db=new_db), server_vars(pg))
+def test_what_the_interrupted_apply_created_is_dropped_again(tmp_path, pg):
+    """The database, then the role that owns it: both committed before the script was interrupted."""
+    new_db, new_role = f"{pg.dbname}_new", f"{pg.dbname}_app"
+    play = yaml.safe_load(SLOW.format(db=new_db))
+    play[0]["roles"], play[0]["databases"][0]["owner"] = [{"name": new_role}], new_role
+    project = write_project(tmp_path, yaml.safe_dump(play), server_vars(pg))
     proc = start_erpprov(project, "apply", env=pg_env(pg))
     assert wait_in_transaction(pg.connect, [new_db], proc) == new_db, "the apply never began its transaction"
     proc.send_signal(signal.SIGINT)
     run = finish(proc, timeout=60)
-    assert run.returncode == 130 and f"undone: [localhost] database {new_db}" in run.stdout, str(run)
+    assert run.returncode == 130, str(run)
+    assert f"undone: [localhost] database {new_db}\nundone: [localhost] role {new_role}\n" in run.stdout, str(run)
+    assert "changed=0 " in run.stdout, str(run)
     with pg.connect() as conn:
         assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (new_db,)).fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (new_role,)).fetchone() == (0,)
 
 
 def test_a_second_ctrl_c_quits_at_once(tmp_path):

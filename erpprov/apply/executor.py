@@ -68,33 +68,60 @@ def execute(actions: list[Action], settings: Connection, admin: psycopg.Connecti
     # Consecutive actions on one connection share a transaction; what cannot run in one (CREATE
     # DATABASE) runs alone. The order is the plan's own, so the server sees what the plan showed.
     runnable = (a for a in execution_order(actions) if a.sql)
-    created: dict[str, Action] = {}  # the databases this apply created, by name
+    created: list[Action] = []  # what this apply created that a later failure takes back, as committed
+
+    def committed(kind: str, action: Action) -> None:
+        if kind == "changed" and action.op is Op.CREATE and action.kind in _UNDONE:
+            created.append(action)
+        event(kind, action)
+
     for (database, transactional), group in groupby(runnable, key=lambda a: (a.database, a.transactional)):
         batch = list(group)
-        if database:
-            try:
+        try:
+            if database:
                 with connect(settings, database) as conn:
-                    _run(conn, batch, transactional, event, explained, warn)
-            except BaseException:
-                if database in created:
-                    _drop_again(admin, created[database], event)
-                raise
-        else:
-            _run(admin, batch, transactional, event, explained, warn)
-            created |= {a.address.parts[0]: a for a in batch if a.address.kind == "database" and a.op is Op.CREATE}
+                    _run(conn, batch, transactional, committed, explained, warn)
+            else:
+                _run(admin, batch, transactional, committed, explained, warn)
+        except BaseException:
+            _undo(admin, created, database, event)
+            raise
 
 
-def _drop_again(admin: psycopg.Connection, created: Action, event: Event) -> None:
-    """A database this apply created whose own changes then failed (or were interrupted) is dropped
-    again: CREATE DATABASE cannot share their transaction, and without this an empty database would
-    outlive the failed apply. It did not exist before, so nothing is lost; one somebody connected
-    to meanwhile stays (DROP refuses), as it would without this."""
-    name = created.address.parts[0]
-    try:
-        admin.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
-    except psycopg.Error:
-        return
-    event("undone", created)
+# Created objects a failed apply takes back (see _undo). Only creations: an ALTER ROLE of a role
+# that was there before is left as it ran, as its old state cannot be restored (the plan does not
+# hold the old password, only that there was one).
+_UNDONE = ("database", "role", "membership")
+
+
+def _undo(admin: psycopg.Connection, created: list[Action], failed_in: str | None, event: Event) -> None:
+    """When a batch fails (or is interrupted), what this apply created and committed before it that
+    would outlive the failed apply is dropped again, each on its own and best effort:
+
+    - the database the failed batch went into, if this apply created it: CREATE DATABASE cannot
+      share that transaction. Databases whose own batch committed stay, with what went into them.
+    - every role it created (newest first): the cluster-wide batch commits before any database's.
+      Their memberships go with them, and are reported undone too.
+
+    None of them existed before, so nothing is lost. One that something else holds on to is left,
+    as it would be without this: a database somebody connected to, a role that owns objects or holds
+    privileges that an earlier, committed transaction of this apply gave it (DROP refuses). The
+    failure itself is what the caller raises, whatever happens here."""
+    undo = [a for a in created if a.kind == "database" and a.address.parts[0] == failed_in]
+    undo += [a for a in reversed(created) if a.kind == "role"]
+    gone: set[str] = set()
+    for action in undo:
+        name = action.address.parts[0]
+        try:
+            admin.execute(sql.SQL("DROP {} {}").format(sql.SQL(action.kind.upper()), sql.Identifier(name)))
+        except psycopg.Error:
+            continue
+        event("undone", action)
+        if action.kind == "role":
+            gone.add(name)
+    for action in created:
+        if action.kind == "membership" and gone.intersection(action.address.parts):
+            event("undone", action)
 
 
 def _locks(action: Action) -> int:

@@ -109,7 +109,7 @@ def _apply_sql(target: Target, options: ApplyOptions, event: Event, report: Appl
     def record(kind: str, action: Action) -> None:
         if kind == "changed":
             report.changed.append(action)
-        elif kind == "undone":  # a database the failed apply created, dropped again (executor)
+        elif kind == "undone":  # what the failed apply created, dropped again (executor._undo)
             report.changed.remove(action)
         event(kind, action.address)
 
