@@ -117,6 +117,7 @@ def markdown(results: Any, env: dict[str, str], args: Any, elapsed: float) -> st
       + (" --no-migra" if getattr(args, "no_migra", False) else "")
       + (" --no-ansible" if not args.ansible_sizes else
          f" --ansible-sizes {','.join(map(str, args.ansible_sizes))} --ansible-runs {args.ansible_runs}")
+      + (" --installed" if getattr(args, "installed", False) else "")
       + (" --baseline CHECKOUT" if getattr(args, "baseline", None) else "") + "`.\n")
     w("## Machine and versions\n")
     w("| | |\n|---|---|")
@@ -161,6 +162,11 @@ def markdown(results: Any, env: dict[str, str], args: Any, elapsed: float) -> st
       "(`CREATE DATABASE ... TEMPLATE`): two catalogs read and compared, no playbook. *export*: `erpprov export` "
       "of the populated database to a file.")
     w("- *peak RSS*: the largest resident set of the process and its children, from `wait4()` on that child.")
+    w("- erpprov runs from a virtualenv of its own holding the checkout's package, as `pip install .` leaves it "
+      "(`--installed`, bench/installed.py): without the start-up hooks of the benchmark's own environment, "
+      "whose `python -c pass` the start-up table shows beside." if getattr(args, "installed", False) else
+      "- erpprov runs with the interpreter the benchmark runs in, the start-up hooks of its site-packages "
+      "(an editable install's finder, ...) included; `--installed` runs it as a virtualenv install would.")
     w("- erpprov runs in a process of its own (ERPPROV_RESIDENT=off), as a machine's first command does; "
       "rows marked *resident* are served by a resident process the benchmark started, as every command after "
       "the first is by default (docs/performance.md, *The resident process*).")
@@ -196,7 +202,8 @@ def markdown(results: Any, env: dict[str, str], args: Any, elapsed: float) -> st
     w("### Start-up\n")
     w("| command | seconds: median (min–max) | peak RSS |\n|---|---|---|")
     for series in results.startup:
-        label = "erpprov --help" if series.tool == "erpprov" else "python -c pass (the interpreter alone)"
+        label = {"--help": "erpprov --help", "-c pass": "python -c pass (the interpreter alone)"}.get(
+            series.what, f"python {series.what}")
         w(f"| {label} | {_seconds(series)} | {series.peak_mib:.0f} MiB |")
     w("")
     if results.seed:

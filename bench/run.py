@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import report
+from bench.installed import installed_python
 from bench.measure import CommandFailed, Run, Series, run
 from bench.resident import resident
 from bench.server import USER, Server, throwaway_server
@@ -58,7 +59,7 @@ def _changed(result: Run) -> int | None:
 class Bench:
     def __init__(self, server: Server, workdir: Path, runs: int, log=print, timeout: float = 3600,
                  count: str = "extra", baseline: Path | None = None, large_runs: int = 1, migra=None,
-                 resident_env: dict[str, str] | None = None):
+                 resident_env: dict[str, str] | None = None, python: str = sys.executable):
         self.resident_env = resident_env  # the environment of runs measured with the resident process
         self.migra = migra  # bench.migra_env.Migra, or None to leave migra out
         self.large_runs = large_runs
@@ -70,7 +71,7 @@ class Bench:
         self.log = log
         self.timeout = timeout
         self.results = Results()
-        self.python = sys.executable
+        self.python = python  # the interpreter erpprov runs in (bench/installed.py with --installed)
 
     # --- commands ------------------------------------------------------------------------------
 
@@ -248,10 +249,14 @@ class Bench:
                  f"({ratio:.3f}x)")
 
     def startup(self) -> None:
-        """`erpprov --help` against the bare interpreter."""
-        for tool, argv in (("python", [self.python, "-c", "pass"]),
-                           ("erpprov", [self.python, "-m", "erpprov", "--help"])):
-            series = Series(tool, "--help" if tool == "erpprov" else "-c pass", 0)
+        """`erpprov --help` against the bare interpreter (and this environment's, when erpprov runs in
+        another)."""
+        commands = [("python", "-c pass", [self.python, "-c", "pass"]),
+                    ("erpprov", "--help", [self.python, "-m", "erpprov", "--help"])]
+        if self.python != sys.executable:
+            commands.append(("python", "-c pass, this environment", [sys.executable, "-c", "pass"]))
+        for tool, what, argv in commands:
+            series = Series(tool, what, 0)
             for _ in range(max(self.runs, 5)):
                 series.add(self._run(argv, self.workdir, None, f"{tool} start-up"))
             self.results.startup.append(series)
@@ -312,6 +317,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fleet-forks", type=int, default=10, help="forks of both tools in --fleet (default 10)")
     parser.add_argument("--no-schema", action="store_true",
                         help="leave out the whole-schema plan (1,000 tables with views, functions, triggers, enums)")
+    parser.add_argument("--installed", action="store_true",
+                        help="run erpprov from a virtualenv of its own, as installed (bench/installed.py), "
+                             "not with this environment's interpreter and its start-up hooks")
     parser.add_argument("--no-dev", action="store_true", help="leave out the no-op plan of playbooks/dev.yaml")
     parser.add_argument("--no-resident", action="store_true",
                         help="leave out the runs with the resident process (erpprov resident start)")
@@ -404,10 +412,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["ERPPROV_RESIDENT"] = "off"
     try:
         with throwaway_server() as server, contextlib.ExitStack() as stack:
-            resident_env = None if args.no_resident else stack.enter_context(resident(sys.executable, workdir))
+            python = installed_python(workdir) if args.installed else sys.executable
+            resident_env = None if args.no_resident else stack.enter_context(resident(python, workdir))
             log(f"PostgreSQL {server.version()} on {server.host}:{server.port}")
             bench = Bench(server, workdir, args.runs, log, args.timeout, baseline=args.baseline,
-                          large_runs=args.large_runs, migra=migra, resident_env=resident_env)
+                          large_runs=args.large_runs, migra=migra, resident_env=resident_env, python=python)
             bench.startup()
             for size in args.sizes:
                 bench.size(size, ansible if size in args.ansible_sizes else None, args.ansible_runs)
@@ -422,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
                 log("whole schema")
                 directory = workdir / "schema"
                 directory.mkdir()
-                bench.results.schema = measure_schema(server, directory, args.runs, log, resident_env)
+                bench.results.schema = measure_schema(server, directory, args.runs, log, resident_env, python)
             if args.seed_rows:
                 from bench.seed import run_seed
 

@@ -46,8 +46,8 @@ def schema_sql(work: Workload) -> str:
     return "\n".join(lines) + "\n"
 
 
-def measure(server: Server, directory: Path, runs: int, log,
-            resident_env: dict[str, str] | None = None) -> tuple[list[Run], list[Run], Run, list[Run]]:
+def measure(server: Server, directory: Path, runs: int, log, resident_env: dict[str, str] | None = None,
+            python: str = sys.executable) -> tuple[list[Run], list[Run], Run, list[Run]]:
     """(plan runs, dump runs, the untimed first plan of the export, plan runs with the resident)."""
     from bench.resident import alone
 
@@ -57,7 +57,7 @@ def measure(server: Server, directory: Path, runs: int, log,
     (directory / "workload.sql").write_text(sql_script(work) + schema_sql(work))
     env = server.env()
     run([str(server.bindir / "psql"), "-X", "-q", "-f", "workload.sql"], cwd=str(directory), env=env).check("psql -f")
-    erpprov = [sys.executable, "-m", "erpprov"]
+    erpprov = [python, "-m", "erpprov"]
     run([*erpprov, "export", "-i", "inventory.yaml", "--db", DATABASE, "-o", "exported.yaml"],
         cwd=str(directory), env=alone()).check("erpprov export")
     plan = [*erpprov, "plan", "--detailed-exitcode", "--no-color", "exported.yaml", "-i", "inventory.yaml"]

@@ -225,6 +225,26 @@ def test_switched_off_runs_here(tmp_path, resident):
     assert _served(resident, tmp_path) == before
 
 
+def test_a_message_that_is_no_message_is_dropped_and_serving_goes_on(tmp_path, runtime, resident):
+    """Bytes that are no message (a stray client of the same user, a truncated write) end that
+    connection only: the resident neither dies nor stops answering."""
+    import socket
+    import struct
+
+    from erpprov.launch import connect
+
+    served = _served(resident, tmp_path)
+    (path,) = runtime.glob("erpprov/*.sock")
+    for body, announced in ((b"\xff\x00garbage", 9), (b"[" * 64, 64), (b"", 0), (b"\xe9", 5)):
+        sock = connect(str(path), timeout=10)
+        assert sock is not None
+        with sock:
+            sock.sendall(struct.pack("!I", announced) + body)  # the last: fewer bytes than announced
+            sock.shutdown(socket.SHUT_WR)
+            assert sock.recv(1) == b""  # closed without an answer
+    assert _served(resident, tmp_path) == served  # still answering, nothing run
+
+
 def test_the_entry_point_imports_nothing_heavy_before_it_asks_the_resident():
     """The client's whole cost is the interpreter and this module: no click, no erpprov.cli."""
     probe = "import sys, erpprov.launch\nprint(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in " \
