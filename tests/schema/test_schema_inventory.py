@@ -277,3 +277,43 @@ def test_a_recreated_view_whose_reader_is_pruned_drops_the_reader_first(tmp_path
     apply_all(load_targets(tmp_path, pg, yaml.safe_dump([{"name": "p", "hosts": "all", "databases": [db]}])),
               allow=frozenset(Hazard))  # fails unless the re-plan inside the lock is empty
     assert_converged(tmp_path)
+
+
+def test_grants_on_aggregates_and_range_types_are_read_a_grant_naming_one_converges_a_pruned_role_loses_them(
+        tmp_path, pg, conn):
+    """Aggregates and range types stay unmanaged, but their ACLs were not read at all: a grant naming
+    an aggregate never converged, and a role with `prune: true` kept what it held on them unseen."""
+    from tests.helpers import assert_converged, server_vars, write_project
+
+    conn.execute("CREATE ROLE agg_user; CREATE AGGREGATE total(int) (sfunc = int4pl, stype = int);"
+                 "REVOKE EXECUTE ON FUNCTION total(int) FROM PUBLIC;"
+                 "CREATE TYPE floatrange AS RANGE (subtype = float8);"
+                 "GRANT USAGE ON TYPE floatrange, floatmultirange TO agg_user")
+    write_project(tmp_path, f"""
+        - name: p
+          hosts: all
+          roles:
+            - name: agg_user
+              prune: true
+          databases:
+            - name: {pg.dbname}
+              schemas:
+                - name: public
+                  grants:
+                    - {{to: agg_user, privileges: [EXECUTE], functions: ["total(integer)"]}}
+        """, server_vars(pg, password_from_env=False))
+    plan = erpprov(tmp_path, "plan", "--format", "json")
+    assert plan.returncode == 0, plan
+    host = json.loads(plan.stdout)["hosts"][0]
+    actions = {(a["address"], a["operation"]) for a in host["actions"]}
+    assert actions == {(f"grant.{pg.dbname}.function.public.total(integer).agg_user", "create"),
+                       (f"grant.{pg.dbname}.type.public.floatrange.agg_user", "delete"),
+                       (f"grant.{pg.dbname}.type.public.floatmultirange.agg_user", "delete")}
+    assert {f"aggregate.{pg.dbname}.public.total(integer)", f"type.{pg.dbname}.public.floatrange"} <= set(
+        host["unmanaged"])  # the objects themselves stay unmanaged
+    applied = erpprov(tmp_path, "apply", "--allow-hazard", "revokes_access")
+    assert applied.returncode == 0, applied
+    assert_converged(tmp_path)
+    assert conn.execute("SELECT has_function_privilege('agg_user', 'total(int)', 'EXECUTE'),"
+                        " (SELECT count(*) FROM pg_type t, aclexplode(t.typacl) a WHERE a.grantee = 'agg_user'::regrole"
+                        "  AND t.typname IN ('floatrange', 'floatmultirange'))").fetchone() == (True, 0)
