@@ -276,6 +276,40 @@ WHERE (c.oid IS NOT NULL OR ty.oid IS NOT NULL) AND d.refclassid = 'pg_proc'::re
                     'pg_policy'::regclass, 'pg_class'::regclass)
   AND fn.nspname !~ '^pg_' AND fn.nspname <> 'information_schema'
 """
+# What each function or procedure cannot be created without, as the server recorded it: the routines
+# its argument defaults or BEGIN ATOMIC body call, the relations that body reads, the types it takes,
+# returns or uses (an array's or a multirange's: the type that makes it, on which it depends internally).
+# The server's own objects are left out: every server has them.
+FUNCTION_NEEDS = r"""
+SELECT DISTINCT * FROM (
+  SELECT n.nspname AS schema, format('%s(%s)', p.proname, pg_get_function_identity_arguments(p.oid)) AS signature,
+         CASE d.refclassid WHEN 'pg_proc'::regclass THEN 'function' WHEN 'pg_class'::regclass THEN 'relation'
+                           ELSE 'type' END AS what,
+         coalesce(fn.nspname, cn.nspname, tn.nspname) AS needed_schema,
+         CASE WHEN f.oid IS NOT NULL THEN format('%s(%s)', f.proname, pg_get_function_identity_arguments(f.oid))
+              ELSE coalesce(c.relname, t.typname) END AS needed
+  FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid JOIN pg_namespace n ON n.oid = p.pronamespace
+  LEFT JOIN pg_proc f ON d.refclassid = 'pg_proc'::regclass AND f.oid = d.refobjid
+  LEFT JOIN pg_namespace fn ON fn.oid = f.pronamespace
+  LEFT JOIN pg_class c ON d.refclassid = 'pg_class'::regclass AND c.oid = d.refobjid
+  LEFT JOIN pg_namespace cn ON cn.oid = c.relnamespace
+  LEFT JOIN pg_type t ON d.refclassid = 'pg_type'::regclass AND t.oid = coalesce(
+      (SELECT i.refobjid FROM pg_depend i WHERE i.classid = 'pg_type'::regclass AND i.objid = d.refobjid
+       AND i.refclassid = 'pg_type'::regclass AND i.deptype = 'i' LIMIT 1), d.refobjid)
+  LEFT JOIN pg_namespace tn ON tn.oid = t.typnamespace
+  WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'n'
+    AND d.refclassid IN ('pg_proc'::regclass, 'pg_class'::regclass, 'pg_type'::regclass)
+    AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+) needs WHERE needed_schema !~ '^pg_' AND needed_schema <> 'information_schema'
+"""
+# Each range type's multirange (PostgreSQL 14+): made with it, depending on it internally, with an ACL of its own.
+MULTIRANGES = r"""
+SELECT rn.nspname, r.typname, mn.nspname, m.typname
+FROM pg_depend d JOIN pg_type m ON m.oid = d.objid AND m.typtype = 'm' JOIN pg_namespace mn ON mn.oid = m.typnamespace
+JOIN pg_type r ON r.oid = d.refobjid JOIN pg_namespace rn ON rn.oid = r.typnamespace
+WHERE d.classid = 'pg_type'::regclass AND d.refclassid = 'pg_type'::regclass AND d.deptype = 'i'
+  AND rn.nspname !~ '^pg_' AND rn.nspname <> 'information_schema'
+"""
 LIVE_VIEWS = VIEWS.format(filter="n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'")
 LIVE_VIEW_USES = VIEW_USES.format(filter="vn.nspname !~ '^pg_' AND vn.nspname <> 'information_schema'")
 
@@ -348,6 +382,8 @@ _DETAILS: tuple[tuple[str, frozenset[str]], ...] = tuple((query, frozenset(kinds
     (VIEW_CALLS, {"view", "materialized_view"}),
     (VIEW_COLUMNS, {"view", "materialized_view"}),
     (FUNCTION_USERS, {"function", "procedure", "aggregate"}),
+    (FUNCTION_NEEDS, {"function", "procedure"}),
+    (MULTIRANGES, {"type"}),
 ))
 
 
@@ -362,8 +398,8 @@ def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
     every = row is None or bool(row[0])
     with conn.pipeline():
         cursors = [conn.execute(query) if every or kinds & wanted else None for query, wanted in _DETAILS]
-    enums, sequences, views, uses, functions, triggers, composites, domains, calls, columns, users = (
-        cursor.fetchall() if cursor is not None else [] for cursor in cursors)
+    (enums, sequences, views, uses, functions, triggers, composites, domains, calls, columns, users, needs,
+     multiranges) = (cursor.fetchall() if cursor is not None else [] for cursor in cursors)
     live = SchemaObjects([LiveObject(kind, schema, name, table, variety)
                           for kind, schema, name, table, variety in objects])
     kept = {(o.kind, o.schema, o.name) for o in live.objects}  # extension members and serials are not
@@ -390,6 +426,9 @@ def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
         live.function_users.setdefault((fn_schema, signature), set()).add((kind, schema, table, name))
     for schema, name, used_schema, used in uses:
         live.view_uses.setdefault((schema, name), set()).add((used_schema, used))
+    for schema, signature, what, needed_schema, needed in needs:
+        live.function_needs.setdefault((schema, signature), set()).add((what, needed_schema, needed))
+    live.multiranges = {(schema, name): (m_schema, m_name) for schema, name, m_schema, m_name in multiranges}
     return live
 
 
