@@ -10,13 +10,14 @@ What is left out on purpose:
   on_create`, so applying the export never resets a live password;
 - ACL entries equal to what a NULL ACL stands for (`implicit_acl`), i.e. what PostgreSQL gives a
   new object anyway;
-- the schema objects erpprov cannot write yet (composite types, domains, aggregates, rules...,
-  read by `state.schema_catalog`): never silently, each is listed in `Exported.left_out`, which
-  the CLI prints on stderr and at the top of the file. Grants on sequences (and functions an
+- the schema objects erpprov cannot write yet (range types, aggregates, rules, functions with a
+  BEGIN ATOMIC body..., read by `state.schema_catalog`): never silently, each is listed in
+  `Exported.left_out`, which the CLI prints on stderr and at the top of the file. Grants on sequences (and functions an
   extension makes) are exported in their schema's grants, grants on tables, views, types and the
   functions the file declares on the object;
-- what cannot be created on a server without a left-out object (`core.left_out`): a grant on it,
-  a view calling or reading it, a trigger on it or calling it. Listed too, each saying which.
+- what cannot be created on a server without a left-out object (`core.left_out`): a grant on it
+  (a range type's multirange's too), a view calling or reading it, a function whose argument
+  default calls it or that takes it, a trigger on it or calling it. Listed too, each saying which.
 """
 
 from __future__ import annotations
