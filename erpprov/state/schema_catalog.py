@@ -67,10 +67,12 @@ serial AS (  -- sequences of serial and identity columns: the table's, not stand
       AND (d.deptype = 'i' OR (d.deptype = 'a' AND pg_get_expr(ad.adbin, ad.adrelid)
                                = 'nextval(' || quote_literal(d.objid::regclass::text) || '::regclass)')))
 SELECT 'type', n.nspname, t.typname, NULL, CASE t.typtype WHEN 'e' THEN 'enum' WHEN 'c' THEN 'composite'
-                                                          WHEN 'd' THEN 'domain' ELSE 'range' END
+                                                          WHEN 'd' THEN 'domain' WHEN 'r' THEN 'range'
+                                                          WHEN 'b' THEN 'base' ELSE 'shell' END
 FROM pg_type t JOIN user_ns n ON n.oid = t.typnamespace
 LEFT JOIN pg_class c ON c.oid = t.typrelid
-WHERE (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND c.relkind = 'c'))
+-- base types (made with functions in C or internal) and shell types too; an array type is part of its element's
+WHERE (t.typtype IN ('e', 'd', 'r', 'b', 'p') OR (t.typtype = 'c' AND c.relkind = 'c'))
   AND t.oid NOT IN (SELECT objid FROM part WHERE classid = 'pg_type'::regclass)
 UNION ALL
 SELECT CASE c.relkind WHEN 'S' THEN 'sequence' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized_view'
@@ -212,7 +214,7 @@ SELECT n.nspname, p.proname, p.prokind = 'p', pg_get_function_identity_arguments
        p.prorows, coalesce(p.proconfig, '{{}}'), pg_get_userbyid(p.proowner), obj_description(p.oid, 'pg_proc'),
        oidvectortypes(p.proargtypes)
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
-WHERE p.prokind IN ('f', 'p') AND {filter}
+WHERE p.prokind IN ('f', 'p', 'w') AND {filter}  -- a window function is a function (in C or internal)
 """
 # Triggers on the relations `{filter}` keeps (c: pg_class, n: pg_namespace), not those PostgreSQL
 # makes for foreign keys. tgtype bits: 1 row, 2 before, 4 insert, 8 delete, 16 update, 32

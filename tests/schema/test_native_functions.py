@@ -200,3 +200,33 @@ def test_what_names_a_left_out_object_is_left_out_with_it_and_the_export_applies
     applied = erpprov(tmp_path, "apply")
     assert applied.returncode == 0, applied.stderr
     assert_converged(tmp_path)
+
+
+def test_base_and_shell_types_and_window_functions_made_by_hand_are_seen_left_out_and_never_pruned(tmp_path, pg,
+                                                                                                   conn):
+    """A base type (its input and output functions in internal) and a shell type were read nowhere,
+    its grant neither; a window function in a schema that prunes stopped the plan with a KeyError."""
+    conn.execute("CREATE FUNCTION public.my_rn() RETURNS bigint LANGUAGE internal WINDOW AS 'window_row_number';"
+                 "CREATE TYPE public.shelly; CREATE TYPE public.mytype;"
+                 "CREATE FUNCTION public.mytype_in(cstring) RETURNS mytype LANGUAGE internal IMMUTABLE STRICT"
+                 "  AS 'int4in';"
+                 "CREATE FUNCTION public.mytype_out(mytype) RETURNS cstring LANGUAGE internal IMMUTABLE STRICT"
+                 "  AS 'int4out';"
+                 "CREATE TYPE public.mytype (INPUT = mytype_in, OUTPUT = mytype_out, LIKE = int4);"
+                 "CREATE ROLE type_user; GRANT USAGE ON TYPE mytype TO type_user")
+    stderr, text, header = _export_pruned(tmp_path, pg)
+    for said in (stderr, header):
+        lines = {line.lstrip("# ") for line in said.splitlines()}
+        for left_out in ("base type public.mytype", "shell type public.shelly",
+                         "grant USAGE on base type public.mytype to type_user: the type is left out",
+                         "function public.my_rn() in language internal (a playbook cannot declare it: an extension "
+                         "that provides it can)"):
+            assert f"database {pg.dbname}: {left_out}" in lines, said
+    assert "_mytype" not in stderr  # its array type is part of it
+    [database] = yaml.safe_load(text)[0]["databases"]
+    assert "types" not in database and "functions" not in database
+    plan = erpprov(tmp_path, "plan", "--detailed-exitcode", "--format", "json")
+    assert plan.returncode == 0, plan  # the database prunes: nothing of this dropped
+    unmanaged = set(json.loads(plan.stdout)["hosts"][0]["unmanaged"])
+    assert {f"type.{pg.dbname}.public.mytype", f"type.{pg.dbname}.public.shelly",
+            f"function.{pg.dbname}.public.my_rn()"} <= unmanaged
