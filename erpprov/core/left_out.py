@@ -2,7 +2,8 @@
 
 Export leaves out the objects no file can declare (a function in C, an aggregate, a range type, a
 foreign table...). A view that calls or reads one of them, a function or procedure whose argument
-default or BEGIN ATOMIC body calls one, or that takes, returns or reads one (pg_depend), a
+default or BEGIN ATOMIC body calls one, or that takes, returns or reads one, a domain over such a
+type or a composite type with an attribute of it (pg_depend), a
 materialized view's index on such a view and a trigger on such a relation or calling such a
 function (as its function or in its WHEN) cannot be created without it either: written, they would
 make the file fail on any other server. So export leaves them out as well, each named with why, and
@@ -32,13 +33,20 @@ def _key(obj: LiveObject) -> _Key | None:
 
 
 def _users(objects: SchemaObjects) -> dict[_Key, set[LiveObject]]:
-    """What is needed -> the views and functions of ``objects`` that call, read or use it."""
+    """What is needed -> the views, functions, domains and composite types of ``objects`` that call,
+    read or use it."""
     users: dict[_Key, set[LiveObject]] = defaultdict(set)
     for what, uses in (("function", objects.view_calls), ("relation", objects.view_uses)):
         for view, used in uses.items():
             if view in objects.views:
                 for schema, name in used:
                     users[(what, schema, name)].add(LiveObject(objects.views[view].kind, *view))
+    for key, used_by in objects.type_users.items():
+        for kind, schema, name, _ in used_by:
+            variety = ("domain" if (schema, name) in objects.domains
+                       else "composite" if (schema, name) in objects.composites else None)
+            if kind == "type" and variety is not None:
+                users[("type", *key)].add(LiveObject("type", schema, name, variety=variety))
     for key, needed in objects.function_needs.items():
         function = objects.functions.get(key)
         if function is not None:
@@ -52,8 +60,8 @@ def _order(obj: LiveObject) -> tuple[str, str, str, str]:
 
 
 def dependents(objects: SchemaObjects, roots: Iterable[LiveObject]) -> dict[LiveObject, str]:
-    """The views (at any depth), functions and procedures (at any depth), materialized view
-    indexes and triggers of ``objects`` that cannot be created without one of ``roots``, each with
+    """The views, functions and procedures, domains and composite types (each at any depth),
+    materialized view indexes and triggers of ``objects`` that cannot be created without one of ``roots``, each with
     why ("it calls function public.f(text), which is left out")."""
     left = {key: o for o in roots if (key := _key(o)) is not None}
     users = _users(objects)

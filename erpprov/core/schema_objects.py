@@ -221,6 +221,9 @@ class SchemaObjects:
     # without (pg_depend): the routines its defaults or BEGIN ATOMIC body call ("function"), the
     # relations that body reads ("relation"), the types it takes, returns or uses ("type")
     function_needs: dict[tuple[str, str], set[tuple[str, str, str]]] = field(default_factory=dict)
+    # (schema, type) -> (kind, schema, name, column): the table columns ("column", table, column) and
+    # the composite types and domains ("type", name, "") that use the type
+    type_users: dict[tuple[str, str], set[tuple[str, str, str, str]]] = field(default_factory=dict)
     # range type -> the multirange type made with it, which has grants of its own
     multiranges: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 

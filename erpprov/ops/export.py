@@ -333,7 +333,8 @@ def _written(obj: LiveObject, objects: SchemaObjects) -> bool:
 
 def _leave_out(objects: SchemaObjects) -> tuple[list[LiveObject], dict[LiveObject, str]]:
     """The objects the export leaves out, in reading order: those it cannot write, and the views,
-    functions, materialized view indexes and triggers that cannot be created without one of those
+    functions, domains, composite types, materialized view indexes and triggers that cannot be
+    created without one of those
     (`core.left_out`), which are taken out of ``objects`` and come each with why."""
     roots = [o for o in objects.objects if not _written(o, objects)]
     reasons = dependents(objects, roots)
@@ -341,6 +342,10 @@ def _leave_out(objects: SchemaObjects) -> tuple[list[LiveObject], dict[LiveObjec
     objects.triggers = {(schema, table, name): t for (schema, table, name), t in objects.triggers.items()
                         if LiveObject("trigger", schema, name, table) not in reasons}
     objects.functions = {key: f for key, f in objects.functions.items() if LiveObject(f.kind, *key) not in reasons}
+    objects.domains = {key: d for key, d in objects.domains.items()
+                       if LiveObject("type", *key, variety="domain") not in reasons}
+    objects.composites = {key: c for key, c in objects.composites.items()
+                          if LiveObject("type", *key, variety="composite") not in reasons}
     left = set(roots) | reasons.keys()
     return [o for o in objects.objects if o in left], reasons
 
@@ -350,17 +355,24 @@ def _left_out(obj: LiveObject, unwritable: dict[tuple[str, str], str], reasons: 
     """How the file's header names an object it leaves out; a function in C (or internal), or
     with a BEGIN ATOMIC body, says why it is never written (`FunctionState.unwritable`); an object
     left out with another, which.
-    A left-out function that parts of the file's tables (or domains) call says which: they are
-    written, since leaving them out would change the server the file came from when applied to it
-    (a default not in the file is dropped), so the function must be made first elsewhere."""
+    A left-out function that parts of the file's tables (or domains) call, or a left-out type that
+    columns of its tables are of, says which: they are written, since leaving them out would change
+    the server the file came from when applied to it (a default or column not in the file is
+    dropped), so the function or type must be made first elsewhere."""
+    key = (obj.schema or "", obj.name)
     if obj in reasons:
-        return f"{obj.describe()}: {reasons[obj]}"
-    why = unwritable.get((obj.schema or "", obj.name)) if obj.kind in ("function", "procedure") else None
-    text = obj.describe() + (f" {why}" if why else "")
-    users = sorted(_part(*user) for user in objects.function_users.get((obj.schema or "", obj.name), ())
-                   if user[0] != "trigger")  # a trigger calling it is left out with it
+        text = f"{obj.describe()}: {reasons[obj]}"
+    else:
+        why = unwritable.get(key) if obj.kind in ("function", "procedure") else None
+        text = obj.describe() + (f" {why}" if why else "")
+    if obj.kind == "type":
+        users, verb = sorted(f"column {schema}.{table}.{column}" for kind, schema, table, column
+                             in objects.type_users.get(key, ()) if kind == "column"), "use"
+    else:
+        users, verb = sorted(_part(*user) for user in objects.function_users.get(key, ())
+                             if user[0] != "trigger"), "call"  # a trigger calling it is left out with it
     if users:
-        text += f"; create it before applying the file elsewhere: {', '.join(users)} call it"
+        text += f"; create it before applying the file elsewhere: {', '.join(users)} {verb} it"
     return text
 
 

@@ -304,6 +304,28 @@ SELECT DISTINCT * FROM (
     AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
 ) needs WHERE needed_schema !~ '^pg_' AND needed_schema <> 'information_schema'
 """
+# Which table columns, composite types (an attribute) and domains (their base type) use each type, as
+# the server recorded it; an array's or a multirange's use counts as its element's or range's. A
+# partition's columns are its parent's.
+TYPE_USERS = r"""
+SELECT DISTINCT tn.nspname, t.typname, CASE WHEN c.relkind = 'c' OR d.oid IS NOT NULL THEN 'type' ELSE 'column' END,
+       coalesce(cn.nspname, dn.nspname), coalesce(ct.typname, c.relname, d.typname),
+       CASE WHEN c.relkind <> 'c' THEN a.attname ELSE '' END
+FROM pg_depend dep
+JOIN pg_type t ON t.oid = coalesce(
+    (SELECT i.refobjid FROM pg_depend i WHERE i.classid = 'pg_type'::regclass AND i.objid = dep.refobjid
+     AND i.refclassid = 'pg_type'::regclass AND i.deptype = 'i' LIMIT 1), dep.refobjid)
+JOIN pg_namespace tn ON tn.oid = t.typnamespace
+LEFT JOIN pg_class c ON dep.classid = 'pg_class'::regclass AND c.oid = dep.objid AND dep.objsubid > 0
+                     AND c.relkind IN ('r', 'p', 'f', 'c')
+LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = dep.objsubid
+LEFT JOIN pg_type ct ON c.relkind = 'c' AND ct.oid = c.reltype
+LEFT JOIN pg_namespace cn ON cn.oid = c.relnamespace
+LEFT JOIN pg_type d ON dep.classid = 'pg_type'::regclass AND d.oid = dep.objid AND d.typtype = 'd'
+LEFT JOIN pg_namespace dn ON dn.oid = d.typnamespace
+WHERE dep.refclassid = 'pg_type'::regclass AND dep.deptype = 'n' AND (a.attislocal OR d.oid IS NOT NULL)
+  AND tn.nspname !~ '^pg_' AND tn.nspname <> 'information_schema'
+"""
 # Each range type's multirange (PostgreSQL 14+): made with it, depending on it internally, with an ACL of its own.
 MULTIRANGES = r"""
 SELECT rn.nspname, r.typname, mn.nspname, m.typname
@@ -385,6 +407,7 @@ _DETAILS: tuple[tuple[str, frozenset[str]], ...] = tuple((query, frozenset(kinds
     (VIEW_COLUMNS, {"view", "materialized_view"}),
     (FUNCTION_USERS, {"function", "procedure", "aggregate"}),
     (FUNCTION_NEEDS, {"function", "procedure"}),
+    (TYPE_USERS, {"type"}),
     (MULTIRANGES, {"type"}),
 ))
 
@@ -401,7 +424,7 @@ def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
     with conn.pipeline():
         cursors = [conn.execute(query) if every or kinds & wanted else None for query, wanted in _DETAILS]
     (enums, sequences, views, uses, functions, triggers, composites, domains, calls, columns, users, needs,
-     multiranges) = (cursor.fetchall() if cursor is not None else [] for cursor in cursors)
+     type_users, multiranges) = (cursor.fetchall() if cursor is not None else [] for cursor in cursors)
     live = SchemaObjects([LiveObject(kind, schema, name, table, variety)
                           for kind, schema, name, table, variety in objects])
     kept = {(o.kind, o.schema, o.name) for o in live.objects}  # extension members and serials are not
@@ -430,6 +453,8 @@ def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
         live.view_uses.setdefault((schema, name), set()).add((used_schema, used))
     for schema, signature, what, needed_schema, needed in needs:
         live.function_needs.setdefault((schema, signature), set()).add((what, needed_schema, needed))
+    for schema, name, kind, user_schema, user, column in type_users:
+        live.type_users.setdefault((schema, name), set()).add((kind, user_schema, user, column))
     live.multiranges = {(schema, name): (m_schema, m_name) for schema, name, m_schema, m_name in multiranges}
     return live
 

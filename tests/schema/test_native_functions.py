@@ -205,7 +205,9 @@ def test_what_names_a_left_out_object_is_left_out_with_it_and_the_export_applies
 def test_base_and_shell_types_and_window_functions_made_by_hand_are_seen_left_out_and_never_pruned(tmp_path, pg,
                                                                                                    conn):
     """A base type (its input and output functions in internal) and a shell type were read nowhere,
-    its grant neither; a window function in a schema that prunes stopped the plan with a KeyError."""
+    its grant neither; a window function in a schema that prunes stopped the plan with a KeyError.
+    A domain and a composite type over a left-out type are left out with it, and the columns of the
+    file's tables that use it, or call a function left out with it, are named on their lines."""
     conn.execute("CREATE FUNCTION public.my_rn() RETURNS bigint LANGUAGE internal WINDOW AS 'window_row_number';"
                  "CREATE TYPE public.shelly; CREATE TYPE public.mytype;"
                  "CREATE FUNCTION public.mytype_in(cstring) RETURNS mytype LANGUAGE internal IMMUTABLE STRICT"
@@ -213,11 +215,20 @@ def test_base_and_shell_types_and_window_functions_made_by_hand_are_seen_left_ou
                  "CREATE FUNCTION public.mytype_out(mytype) RETURNS cstring LANGUAGE internal IMMUTABLE STRICT"
                  "  AS 'int4out';"
                  "CREATE TYPE public.mytype (INPUT = mytype_in, OUTPUT = mytype_out, LIKE = int4);"
-                 "CREATE ROLE type_user; GRANT USAGE ON TYPE mytype TO type_user")
+                 "CREATE ROLE type_user; GRANT USAGE ON TYPE mytype TO type_user;"
+                 "CREATE DOMAIN public.my_dom AS mytype; CREATE TYPE public.my_pair AS (a mytype);"
+                 "CREATE FUNCTION public.one_of(v mytype) RETURNS int LANGUAGE sql AS 'SELECT 1';"
+                 "CREATE TABLE public.uses_type (v mytype, n int DEFAULT one_of(NULL))")
     stderr, text, header = _export_pruned(tmp_path, pg)
     for said in (stderr, header):
         lines = {line.lstrip("# ") for line in said.splitlines()}
-        for left_out in ("base type public.mytype", "shell type public.shelly",
+        for left_out in ("base type public.mytype; create it before applying the file elsewhere: column "
+                         "public.uses_type.v use it", "shell type public.shelly",
+                         "domain type public.my_dom: it uses base type public.mytype, which is left out",
+                         "composite type public.my_pair: it uses base type public.mytype, which is left out",
+                         "function public.one_of(v mytype): it uses base type public.mytype, which is left out; "
+                         "create it before applying the file elsewhere: the default of column public.uses_type.n "
+                         "call it",
                          "grant USAGE on base type public.mytype to type_user: the type is left out",
                          "function public.my_rn() in language internal (a playbook cannot declare it: an extension "
                          "that provides it can)"):
@@ -225,8 +236,10 @@ def test_base_and_shell_types_and_window_functions_made_by_hand_are_seen_left_ou
     assert "_mytype" not in stderr  # its array type is part of it
     [database] = yaml.safe_load(text)[0]["databases"]
     assert "types" not in database and "functions" not in database
+    assert [t["name"] for t in database["tables"]] == ["uses_type"]
     plan = erpprov(tmp_path, "plan", "--detailed-exitcode", "--format", "json")
     assert plan.returncode == 0, plan  # the database prunes: nothing of this dropped
     unmanaged = set(json.loads(plan.stdout)["hosts"][0]["unmanaged"])
     assert {f"type.{pg.dbname}.public.mytype", f"type.{pg.dbname}.public.shelly",
-            f"function.{pg.dbname}.public.my_rn()"} <= unmanaged
+            f"function.{pg.dbname}.public.my_rn()", f"type.{pg.dbname}.public.my_dom",
+            f"function.{pg.dbname}.public.one_of(v mytype)"} <= unmanaged
