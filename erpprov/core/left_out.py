@@ -3,11 +3,11 @@
 Export leaves out the objects no file can declare (a function in C, an aggregate, a range type, a
 foreign table...). A view that calls or reads one of them, a function or procedure whose argument
 default or BEGIN ATOMIC body calls one, or that takes, returns or reads one, a domain over such a
-type or a composite type with an attribute of it (pg_depend), a
-materialized view's index on such a view and a trigger on such a relation or calling such a
-function (as its function or in its WHEN) cannot be created without it either: written, they would
-make the file fail on any other server. So export leaves them out as well, each named with why, and
-prune never drops them (a file could not bring them back).
+type or a composite type with an attribute of it (all as pg_depend records them), a materialized
+view's index on such a view and a trigger on such a relation or calling such a function (as its
+function or in its WHEN) cannot be created without it either: written, they would make the file
+fail on any other server. So export leaves them out as well, each named with why, and prune never
+drops them (a file could not bring them back).
 """
 
 from __future__ import annotations
@@ -61,12 +61,12 @@ def _order(obj: LiveObject) -> tuple[str, str, str, str]:
 
 def dependents(objects: SchemaObjects, roots: Iterable[LiveObject]) -> dict[LiveObject, str]:
     """The views, functions and procedures, domains and composite types (each at any depth),
-    materialized view indexes and triggers of ``objects`` that cannot be created without one of ``roots``, each with
-    why ("it calls function public.f(text), which is left out")."""
+    materialized view indexes and triggers of ``objects`` that cannot be created without one of
+    ``roots``, each with why ("it calls function public.f(text), which is left out")."""
     left = {key: o for o in roots if (key := _key(o)) is not None}
     users = _users(objects)
     why: dict[LiveObject, str] = {}
-    # Each view or function is queued once, when first found to need a left-out object: a walk of the graph.
+    # Each user is queued once, when first found to need a left-out object: a walk of the graph.
     queue = deque(sorted(left.items(), key=lambda item: item[0]))
     while queue:
         (what, schema, name), missing = queue.popleft()
