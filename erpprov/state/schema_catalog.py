@@ -283,48 +283,55 @@ WHERE (c.oid IS NOT NULL OR ty.oid IS NOT NULL) AND d.refclassid = 'pg_proc'::re
 # returns or uses (an array's or a multirange's: the type that makes it, on which it depends internally).
 # The server's own objects are left out: every server has them.
 FUNCTION_NEEDS = r"""
-SELECT DISTINCT * FROM (
-  SELECT n.nspname AS schema, format('%s(%s)', p.proname, pg_get_function_identity_arguments(p.oid)) AS signature,
-         CASE d.refclassid WHEN 'pg_proc'::regclass THEN 'function' WHEN 'pg_class'::regclass THEN 'relation'
-                           ELSE 'type' END AS what,
-         coalesce(fn.nspname, cn.nspname, tn.nspname) AS needed_schema,
-         CASE WHEN f.oid IS NOT NULL THEN format('%s(%s)', f.proname, pg_get_function_identity_arguments(f.oid))
-              ELSE coalesce(c.relname, t.typname) END AS needed
-  FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid JOIN pg_namespace n ON n.oid = p.pronamespace
-  LEFT JOIN pg_proc f ON d.refclassid = 'pg_proc'::regclass AND f.oid = d.refobjid
-  LEFT JOIN pg_namespace fn ON fn.oid = f.pronamespace
-  LEFT JOIN pg_class c ON d.refclassid = 'pg_class'::regclass AND c.oid = d.refobjid
-  LEFT JOIN pg_namespace cn ON cn.oid = c.relnamespace
-  LEFT JOIN pg_type t ON d.refclassid = 'pg_type'::regclass AND t.oid = coalesce(
-      (SELECT i.refobjid FROM pg_depend i WHERE i.classid = 'pg_type'::regclass AND i.objid = d.refobjid
-       AND i.refclassid = 'pg_type'::regclass AND i.deptype = 'i' LIMIT 1), d.refobjid)
-  LEFT JOIN pg_namespace tn ON tn.oid = t.typnamespace
+WITH needs AS (
+  SELECT DISTINCT d.objid, d.refclassid, coalesce(i.refobjid, d.refobjid) AS ref
+  FROM pg_depend d
+  LEFT JOIN pg_depend i ON d.refclassid = 'pg_type'::regclass AND i.classid = 'pg_type'::regclass
+                        AND i.objid = d.refobjid AND i.refclassid = 'pg_type'::regclass AND i.deptype = 'i'
   WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'n'
     AND d.refclassid IN ('pg_proc'::regclass, 'pg_class'::regclass, 'pg_type'::regclass)
-    AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
-) needs WHERE needed_schema !~ '^pg_' AND needed_schema <> 'information_schema'
+), named AS (
+  SELECT n.objid, n.refclassid, coalesce(fn.nspname, cn.nspname, tn.nspname) AS needed_schema,
+         CASE WHEN f.oid IS NOT NULL THEN format('%s(%s)', f.proname, pg_get_function_identity_arguments(f.oid))
+              ELSE coalesce(c.relname, t.typname) END AS needed
+  FROM needs n
+  LEFT JOIN pg_proc f ON n.refclassid = 'pg_proc'::regclass AND f.oid = n.ref
+  LEFT JOIN pg_namespace fn ON fn.oid = f.pronamespace
+  LEFT JOIN pg_class c ON n.refclassid = 'pg_class'::regclass AND c.oid = n.ref
+  LEFT JOIN pg_namespace cn ON cn.oid = c.relnamespace
+  LEFT JOIN pg_type t ON n.refclassid = 'pg_type'::regclass AND t.oid = n.ref
+  LEFT JOIN pg_namespace tn ON tn.oid = t.typnamespace
+)
+SELECT s.nspname, format('%s(%s)', p.proname, pg_get_function_identity_arguments(p.oid)),
+       CASE m.refclassid WHEN 'pg_proc'::regclass THEN 'function' WHEN 'pg_class'::regclass THEN 'relation'
+                         ELSE 'type' END, m.needed_schema, m.needed
+FROM named m JOIN pg_proc p ON p.oid = m.objid JOIN pg_namespace s ON s.oid = p.pronamespace
+WHERE s.nspname !~ '^pg_' AND s.nspname <> 'information_schema'
+  AND m.needed_schema !~ '^pg_' AND m.needed_schema <> 'information_schema'
 """
 # Which table columns, composite types (an attribute) and domains (their base type) use each type, as
 # the server recorded it; an array's or a multirange's use counts as its element's or range's. A
 # partition's columns are its parent's.
 TYPE_USERS = r"""
-SELECT DISTINCT tn.nspname, t.typname, CASE WHEN c.relkind = 'c' OR d.oid IS NOT NULL THEN 'type' ELSE 'column' END,
-       coalesce(cn.nspname, dn.nspname), coalesce(ct.typname, c.relname, d.typname),
+WITH uses AS (
+  SELECT d.classid, d.objid, d.objsubid, coalesce(i.refobjid, d.refobjid) AS type
+  FROM pg_depend d
+  LEFT JOIN pg_depend i ON i.classid = 'pg_type'::regclass AND i.objid = d.refobjid
+                        AND i.refclassid = 'pg_type'::regclass AND i.deptype = 'i'
+  WHERE d.refclassid = 'pg_type'::regclass AND d.deptype = 'n'
+    AND (d.classid = 'pg_type'::regclass OR (d.classid = 'pg_class'::regclass AND d.objsubid > 0))
+)
+SELECT DISTINCT tn.nspname, t.typname, CASE WHEN c.relkind = 'c' OR dt.oid IS NOT NULL THEN 'type' ELSE 'column' END,
+       coalesce(cn.nspname, dn.nspname), coalesce(ct.typname, c.relname, dt.typname),
        CASE WHEN c.relkind <> 'c' THEN a.attname ELSE '' END
-FROM pg_depend dep
-JOIN pg_type t ON t.oid = coalesce(
-    (SELECT i.refobjid FROM pg_depend i WHERE i.classid = 'pg_type'::regclass AND i.objid = dep.refobjid
-     AND i.refclassid = 'pg_type'::regclass AND i.deptype = 'i' LIMIT 1), dep.refobjid)
-JOIN pg_namespace tn ON tn.oid = t.typnamespace
-LEFT JOIN pg_class c ON dep.classid = 'pg_class'::regclass AND c.oid = dep.objid AND dep.objsubid > 0
-                     AND c.relkind IN ('r', 'p', 'f', 'c')
-LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = dep.objsubid
+FROM uses u JOIN pg_type t ON t.oid = u.type JOIN pg_namespace tn ON tn.oid = t.typnamespace
+LEFT JOIN pg_class c ON u.classid = 'pg_class'::regclass AND c.oid = u.objid AND c.relkind IN ('r', 'p', 'f', 'c')
+LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = u.objsubid
 LEFT JOIN pg_type ct ON c.relkind = 'c' AND ct.oid = c.reltype
 LEFT JOIN pg_namespace cn ON cn.oid = c.relnamespace
-LEFT JOIN pg_type d ON dep.classid = 'pg_type'::regclass AND d.oid = dep.objid AND d.typtype = 'd'
-LEFT JOIN pg_namespace dn ON dn.oid = d.typnamespace
-WHERE dep.refclassid = 'pg_type'::regclass AND dep.deptype = 'n' AND (a.attislocal OR d.oid IS NOT NULL)
-  AND tn.nspname !~ '^pg_' AND tn.nspname <> 'information_schema'
+LEFT JOIN pg_type dt ON u.classid = 'pg_type'::regclass AND dt.oid = u.objid AND dt.typtype = 'd'
+LEFT JOIN pg_namespace dn ON dn.oid = dt.typnamespace
+WHERE (a.attislocal OR dt.oid IS NOT NULL) AND tn.nspname !~ '^pg_' AND tn.nspname <> 'information_schema'
 """
 # Each range type's multirange (PostgreSQL 14+): made with it, depending on it internally, with an ACL of its own.
 MULTIRANGES = r"""
