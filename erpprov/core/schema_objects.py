@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from erpprov.core.address import Address
+from erpprov.core.model import native_language
 from erpprov.core.tables import IndexState
 
 # Kinds addressed in a database without a schema (event triggers, casts, publications...).
@@ -145,6 +146,16 @@ class FunctionState:
         """Its name as plans, grants and unmanaged lists write it: `f(a integer)`."""
         return f"{self.name}({self.identity})"
 
+    def unwritable(self) -> str | None:
+        """Why no playbook can declare it, or None: a function in C or internal (its CREATE loads native
+        code) or a body that is not text (BEGIN ATOMIC ... END: the server keeps it parsed, and
+        prosrc is empty)."""
+        if native_language(self.language):
+            return f"in language {self.language} (a playbook cannot declare it: an extension that provides it can)"
+        if not self.body.strip():
+            return "with a SQL-standard body (BEGIN ATOMIC), which a playbook cannot hold"
+        return None
+
 
 @dataclass(frozen=True)
 class TriggerState:
@@ -206,6 +217,15 @@ class SchemaObjects:
     # (schema, signature) -> (kind, schema, table, name): the triggers, defaults, checks, policies and
     # indexes that call the function (kind: trigger, default, constraint, policy, index)
     function_users: dict[tuple[str, str], set[tuple[str, str, str, str]]] = field(default_factory=dict)
+    # (schema, signature) -> (what, schema, name): what a function or procedure cannot be created
+    # without (pg_depend): the routines its defaults or BEGIN ATOMIC body call ("function"), the
+    # relations that body reads ("relation"), the types it takes, returns or uses ("type")
+    function_needs: dict[tuple[str, str], set[tuple[str, str, str]]] = field(default_factory=dict)
+    # (schema, type) -> (kind, schema, name, column): the table columns ("column", table, column) and
+    # the composite types and domains ("type", name, "") that use the type
+    type_users: dict[tuple[str, str], set[tuple[str, str, str, str]]] = field(default_factory=dict)
+    # range type -> the multirange type made with it, which has grants of its own
+    multiranges: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 
 
 def plural(kind: str) -> str:

@@ -106,9 +106,9 @@ def prune_objects(live: SchemaObjects, database: str, managed: Collection[Addres
                   schemas: Collection[str]) -> Result:
     """Drop the live objects of the kinds erpprov manages, in the ``schemas`` that prune, that the
     file does not declare (each a hazard); views that read others go first. Others stay unmanaged,
-    as do those a file cannot declare (range types, functions in C or internal) and those that
-    cannot be created without such an object (a view or trigger calling a function in C: no file
-    could bring it back, and export leaves it out)."""
+    as do those a file cannot declare (range types, functions in C or internal or with a BEGIN ATOMIC
+    body) and those that cannot be created without such an object (a view, function or trigger
+    calling a function in C: no file could bring it back, and export leaves it out)."""
     result = Result()
     if not schemas:  # every plan asks: most prune nothing
         return result
@@ -132,12 +132,13 @@ def prune_objects(live: SchemaObjects, database: str, managed: Collection[Addres
 
 def _declarable(obj: LiveObject, live: SchemaObjects, types: Collection[tuple[str, str]]) -> bool:
     """Whether a file can declare ``obj``: a kind erpprov manages, but no range type (``types``:
-    those it manages) and no function in C or internal (no file may declare one)."""
+    those it manages) and no function in C or internal or with a BEGIN ATOMIC body
+    (`FunctionState.unwritable`)."""
     key = (obj.schema or "", obj.name)
     if obj.kind == "type":
         return key in types
     if obj.kind in ("function", "procedure"):
-        return not model.native_language(live.functions[key].language)
+        return live.functions[key].unwritable() is None
     return obj.kind in _PRUNED
 
 

@@ -10,13 +10,14 @@ What is left out on purpose:
   on_create`, so applying the export never resets a live password;
 - ACL entries equal to what a NULL ACL stands for (`implicit_acl`), i.e. what PostgreSQL gives a
   new object anyway;
-- the schema objects erpprov cannot write yet (composite types, domains, aggregates, rules...,
-  read by `state.schema_catalog`): never silently, each is listed in `Exported.left_out`, which
-  the CLI prints on stderr and at the top of the file. Grants on sequences (and functions an
+- the schema objects erpprov cannot write yet (range types, aggregates, rules, functions with a
+  BEGIN ATOMIC body..., read by `state.schema_catalog`): never silently, each is listed in
+  `Exported.left_out`, which the CLI prints on stderr and at the top of the file. Grants on sequences (and functions an
   extension makes) are exported in their schema's grants, grants on tables, views, types and the
   functions the file declares on the object;
-- what cannot be created on a server without a left-out object (`core.left_out`): a grant on it,
-  a view calling or reading it, a trigger on it or calling it. Listed too, each saying which.
+- what cannot be created on a server without a left-out object (`core.left_out`): a grant on it
+  (a range type's multirange's too), a view calling or reading it, a function whose argument
+  default calls it or that takes it, a trigger on it or calling it. Listed too, each saying which.
 """
 
 from __future__ import annotations
@@ -126,16 +127,16 @@ def export_playbook(admin: psycopg.Connection, connection: model.Connection, *,
                 found.add(table.key)
             objects = read_schema_objects(conn)
             objects.views = with_live_indexes(conn, objects.views)
-            native = {key: f for key, f in objects.functions.items() if model.native_language(f.language)}
-            objects.functions = {key: f for key, f in objects.functions.items() if key not in native}
+            unwritable = {key: why for key, f in objects.functions.items() if (why := f.unwritable())}
+            objects.functions = {key: f for key, f in objects.functions.items() if key not in unwritable}
             left, reasons = _leave_out(objects)
             functions = function_parts(conn) if objects.functions else {}
-        gone = {ObjectRef(_ACL_KIND[o.kind], o.schema, o.name): o for o in left if o.kind in _ACL_KIND}
+        gone = _gone(left, objects)
         grants_left_out: list[str] = []
         exported.append(_database(cluster, live, live_tables, entries, objects, functions, gone, grants_left_out)
                         | ({"prune": True} if prune else {}))
         if left_out is not None:
-            left_out += [f"database {db}: {_left_out(o, native, reasons, objects)}" for o in left]
+            left_out += [f"database {db}: {_left_out(o, unwritable, reasons, objects)}" for o in left]
             left_out += [f"database {db}: {grant}" for grant in grants_left_out]
             left_out += [f"database {db}: {prop.replace('_', ' ')} of table {t.schema}.{t.name}"
                          for t in live_tables.tables.values() for prop in t.unmanaged]
@@ -303,8 +304,19 @@ def _database_grants(cluster: LiveCluster, name: str, owner: str) -> list[dict[s
 
 
 # The kind an object's ACL is read under (catalog.read_database), for the kinds that have one.
-_ACL_KIND = {"function": "function", "procedure": "function", "view": "table", "materialized_view": "table",
-             "foreign_table": "table", "sequence": "sequence", "type": "type"}
+_ACL_KIND = {"function": "function", "procedure": "function", "aggregate": "function", "view": "table",
+             "materialized_view": "table", "foreign_table": "table", "sequence": "sequence", "type": "type"}
+
+
+def _gone(left: list[LiveObject], objects: SchemaObjects) -> dict[ObjectRef, tuple[LiveObject, LiveObject]]:
+    """The objects the export leaves out, by the name their ACL has: (the object, the left-out one it
+    goes with). A range type's multirange has grants of its own and goes with it."""
+    gone = {ObjectRef(_ACL_KIND[o.kind], o.schema, o.name): (o, o) for o in left if o.kind in _ACL_KIND}
+    for o in left:
+        multirange = objects.multiranges.get((o.schema or "", o.name)) if o.kind == "type" else None
+        if multirange is not None:
+            gone[ObjectRef("type", *multirange)] = (LiveObject("type", *multirange, variety="multirange"), o)
+    return gone
 
 
 def _written(obj: LiveObject, objects: SchemaObjects) -> bool:
@@ -321,34 +333,46 @@ def _written(obj: LiveObject, objects: SchemaObjects) -> bool:
 
 def _leave_out(objects: SchemaObjects) -> tuple[list[LiveObject], dict[LiveObject, str]]:
     """The objects the export leaves out, in reading order: those it cannot write, and the views,
-    materialized view indexes and triggers that cannot be created without one of those
+    functions, domains, composite types, materialized view indexes and triggers that cannot be
+    created without one of those
     (`core.left_out`), which are taken out of ``objects`` and come each with why."""
     roots = [o for o in objects.objects if not _written(o, objects)]
     reasons = dependents(objects, roots)
     objects.views = {key: v for key, v in objects.views.items() if LiveObject(v.kind, *key) not in reasons}
     objects.triggers = {(schema, table, name): t for (schema, table, name), t in objects.triggers.items()
                         if LiveObject("trigger", schema, name, table) not in reasons}
+    objects.functions = {key: f for key, f in objects.functions.items() if LiveObject(f.kind, *key) not in reasons}
+    objects.domains = {key: d for key, d in objects.domains.items()
+                       if LiveObject("type", *key, variety="domain") not in reasons}
+    objects.composites = {key: c for key, c in objects.composites.items()
+                          if LiveObject("type", *key, variety="composite") not in reasons}
     left = set(roots) | reasons.keys()
     return [o for o in objects.objects if o in left], reasons
 
 
-def _left_out(obj: LiveObject, native: dict[tuple[str, str], FunctionState], reasons: dict[LiveObject, str],
+def _left_out(obj: LiveObject, unwritable: dict[tuple[str, str], str], reasons: dict[LiveObject, str],
               objects: SchemaObjects) -> str:
-    """How the file's header names an object it leaves out; a function in C (or internal) says
-    why it is never written: no playbook may declare one; an object left out with another, which.
-    A left-out function that parts of the file's tables (or domains) call says which: they are
-    written, since leaving them out would change the server the file came from when applied to it
-    (a default not in the file is dropped), so the function must be made first elsewhere."""
+    """How the file's header names an object it leaves out; a function in C (or internal), or
+    with a BEGIN ATOMIC body, says why it is never written (`FunctionState.unwritable`); an object
+    left out with another, which.
+    A left-out function that parts of the file's tables (or domains) call, or a left-out type that
+    columns of its tables are of, says which: they are written, since leaving them out would change
+    the server the file came from when applied to it (a default or column not in the file is
+    dropped), so the function or type must be made first elsewhere."""
+    key = (obj.schema or "", obj.name)
     if obj in reasons:
-        return f"{obj.describe()}: {reasons[obj]}"
-    function = native.get((obj.schema or "", obj.name)) if obj.kind in ("function", "procedure") else None
-    text = obj.describe()
-    if function is not None:
-        text += f" in language {function.language} (a playbook cannot declare it: an extension that provides it can)"
-    users = sorted(_part(*user) for user in objects.function_users.get((obj.schema or "", obj.name), ())
-                   if user[0] != "trigger")  # a trigger calling it is left out with it
+        text = f"{obj.describe()}: {reasons[obj]}"
+    else:
+        why = unwritable.get(key) if obj.kind in ("function", "procedure") else None
+        text = obj.describe() + (f" {why}" if why else "")
+    if obj.kind == "type":
+        users, verb = sorted(f"column {schema}.{table}.{column}" for kind, schema, table, column
+                             in objects.type_users.get(key, ()) if kind == "column"), "use"
+    else:
+        users, verb = sorted(_part(*user) for user in objects.function_users.get(key, ())
+                             if user[0] != "trigger"), "call"  # a trigger calling it is left out with it
     if users:
-        text += f"; create it before applying the file elsewhere: {', '.join(users)} call it"
+        text += f"; create it before applying the file elsewhere: {', '.join(users)} {verb} it"
     return text
 
 
@@ -363,8 +387,8 @@ def _part(kind: str, schema: str, table: str, name: str) -> str:
 
 def _database(cluster: LiveCluster, live: LiveDatabase, live_tables: TablesState,
               data: dict[tuple[str, str], dict[str, object]], objects: SchemaObjects,
-              functions: FunctionParts, gone: dict[ObjectRef, LiveObject], grants_left_out: list[str]
-              ) -> dict[str, Any]:
+              functions: FunctionParts, gone: dict[ObjectRef, tuple[LiveObject, LiveObject]],
+              grants_left_out: list[str]) -> dict[str, Any]:
     """``gone``: the objects the export leaves out, by the name their ACL has; a grant on one is
     left out too, and named in ``grants_left_out``."""
     state = cluster.databases[live.name]
@@ -448,8 +472,8 @@ _ByObject = dict[tuple[str, str], list[dict[str, Any]]]
 
 
 def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: TablesState, objects: SchemaObjects,
-                   live: LiveDatabase, version: int, gone: dict[ObjectRef, LiveObject], grants_left_out: list[str]
-                   ) -> tuple[_ByObject, _ByObject, dict[str, list[dict[str, Any]]]]:
+                   live: LiveDatabase, version: int, gone: dict[ObjectRef, tuple[LiveObject, LiveObject]],
+                   grants_left_out: list[str]) -> tuple[_ByObject, _ByObject, dict[str, list[dict[str, Any]]]]:
     """Grants on tables and enum types (written on the object: a table and a type never share a
     name in a schema), on the functions and procedures the file declares (on the function: a
     schema's grant names a function that must exist when the plan is made), and on sequences and other
@@ -470,7 +494,7 @@ def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: Tab
             continue
         owner = live.owners[ref]
         if ref in gone:
-            grants_left_out += [_grant_left_out(ref, gone[ref], grantee, privileges, version)
+            grants_left_out += [_grant_left_out(ref, *gone[ref], grantee, privileges, version)
                                 for grantee, privileges in _explicit_acl(acl[ref], ref.kind, owner, version).items()]
             continue
         if ref.kind == "table" and (ref.schema, ref.name) not in granted_relations:
@@ -504,13 +528,14 @@ def _object_grants(acl: dict[ObjectRef, dict[str, Privileges]], live_tables: Tab
     return dict(on_table), dict(on_function), dict(in_schema)
 
 
-def _grant_left_out(ref: ObjectRef, obj: LiveObject, grantee: str, privileges: Privileges, version: int) -> str:
-    """How the file's header names a grant it leaves out with its object: `grant EXECUTE on
-    function public.f(text) to app: the function is left out`."""
+def _grant_left_out(ref: ObjectRef, obj: LiveObject, with_: LiveObject, grantee: str, privileges: Privileges,
+                    version: int) -> str:
+    """How the file's header names a grant it leaves out with its object (``with_``, if it goes
+    with another): `grant EXECUTE on function public.f(text) to app: the function is left out`."""
     names = ", ".join(_privilege_names((p for p, _ in privileges), ref.kind, version)) or "no privileges"
     option = " with grant option" if any(g for _, g in privileges) else ""
-    return (f"grant {names}{option} on {obj.describe()} to {grantee}: "
-            f"the {obj.kind.replace('_', ' ')} is left out")
+    why = f"the {obj.kind.replace('_', ' ')} is left out" if with_ == obj else f"{with_.describe()} is left out"
+    return f"grant {names}{option} on {obj.describe()} to {grantee}: {why}"
 
 
 def _default_privileges(rows: _DefaultRows, database_wide: bool, version: int) -> list[dict[str, Any]]:

@@ -138,13 +138,18 @@ def read_database(conn: psycopg.Connection, name: str) -> LiveDatabase:
                    format('%s(%s)', quote_ident(p.proname), oidvectortypes(p.proargtypes)),
                    coalesce(p.proacl, acldefault('f', p.proowner))
             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-            WHERE p.prokind IN ('f', 'p') AND {USER_SCHEMA.format(n='n')}
-          UNION ALL  -- enum, composite and domain types (those erpprov manages), not an extension's
+            -- every routine (aggregates and window functions too: GRANT ... ON FUNCTION takes them), so a
+            -- grant naming one converges and a pruned role loses what it holds on one
+            WHERE {USER_SCHEMA.format(n='n')}
+          UNION ALL  -- enum, composite, domain, range, multirange and base types, not an extension's nor
+                     -- arrays (which have no grants of their own): those erpprov manages, and those it
+                     -- lists as unmanaged, whose grants it must see as well
             SELECT 'type', n.nspname, t.typname, pg_get_userbyid(t.typowner), NULL,
                    coalesce(t.typacl, acldefault('T', t.typowner))
             FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
             LEFT JOIN pg_class c ON c.oid = t.typrelid
-            WHERE (t.typtype IN ('e', 'd') OR (t.typtype = 'c' AND c.relkind = 'c')) AND {USER_SCHEMA.format(n='n')}
+            WHERE (t.typtype IN ('e', 'd', 'r', 'm', 'b') OR (t.typtype = 'c' AND c.relkind = 'c'))
+              AND NOT EXISTS (SELECT 1 FROM pg_type e WHERE e.typarray = t.oid) AND {USER_SCHEMA.format(n='n')}
               AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_type'::regclass AND e.objid = t.oid
                               AND e.deptype = 'e')
         )

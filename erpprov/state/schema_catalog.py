@@ -67,10 +67,12 @@ serial AS (  -- sequences of serial and identity columns: the table's, not stand
       AND (d.deptype = 'i' OR (d.deptype = 'a' AND pg_get_expr(ad.adbin, ad.adrelid)
                                = 'nextval(' || quote_literal(d.objid::regclass::text) || '::regclass)')))
 SELECT 'type', n.nspname, t.typname, NULL, CASE t.typtype WHEN 'e' THEN 'enum' WHEN 'c' THEN 'composite'
-                                                          WHEN 'd' THEN 'domain' ELSE 'range' END
+                                                          WHEN 'd' THEN 'domain' WHEN 'r' THEN 'range'
+                                                          WHEN 'b' THEN 'base' ELSE 'shell' END
 FROM pg_type t JOIN user_ns n ON n.oid = t.typnamespace
 LEFT JOIN pg_class c ON c.oid = t.typrelid
-WHERE (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND c.relkind = 'c'))
+-- base types (made with functions in C or internal) and shell types too; an array type is part of its element's
+WHERE (t.typtype IN ('e', 'd', 'r', 'b', 'p') OR (t.typtype = 'c' AND c.relkind = 'c'))
   AND t.oid NOT IN (SELECT objid FROM part WHERE classid = 'pg_type'::regclass)
 UNION ALL
 SELECT CASE c.relkind WHEN 'S' THEN 'sequence' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized_view'
@@ -212,7 +214,7 @@ SELECT n.nspname, p.proname, p.prokind = 'p', pg_get_function_identity_arguments
        p.prorows, coalesce(p.proconfig, '{{}}'), pg_get_userbyid(p.proowner), obj_description(p.oid, 'pg_proc'),
        oidvectortypes(p.proargtypes)
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
-WHERE p.prokind IN ('f', 'p') AND {filter}
+WHERE p.prokind IN ('f', 'p', 'w') AND {filter}  -- a window function is a function (in C or internal)
 """
 # Triggers on the relations `{filter}` keeps (c: pg_class, n: pg_namespace), not those PostgreSQL
 # makes for foreign keys. tgtype bits: 1 row, 2 before, 4 insert, 8 delete, 16 update, 32
@@ -275,6 +277,69 @@ WHERE (c.oid IS NOT NULL OR ty.oid IS NOT NULL) AND d.refclassid = 'pg_proc'::re
   AND d.classid IN ('pg_trigger'::regclass, 'pg_attrdef'::regclass, 'pg_constraint'::regclass,
                     'pg_policy'::regclass, 'pg_class'::regclass)
   AND fn.nspname !~ '^pg_' AND fn.nspname <> 'information_schema'
+"""
+# What each function or procedure cannot be created without, as the server recorded it: the routines
+# its argument defaults or BEGIN ATOMIC body call, the relations that body reads, the types it takes,
+# returns or uses (an array's or a multirange's: the type that makes it, on which it depends internally).
+# The server's own objects are left out: every server has them.
+FUNCTION_NEEDS = r"""
+WITH needs AS (
+  SELECT DISTINCT d.objid, d.refclassid, coalesce(i.refobjid, d.refobjid) AS ref
+  FROM pg_depend d
+  LEFT JOIN pg_depend i ON d.refclassid = 'pg_type'::regclass AND i.classid = 'pg_type'::regclass
+                        AND i.objid = d.refobjid AND i.refclassid = 'pg_type'::regclass AND i.deptype = 'i'
+  WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'n'
+    AND d.refclassid IN ('pg_proc'::regclass, 'pg_class'::regclass, 'pg_type'::regclass)
+), named AS (
+  SELECT n.objid, n.refclassid, coalesce(fn.nspname, cn.nspname, tn.nspname) AS needed_schema,
+         CASE WHEN f.oid IS NOT NULL THEN format('%s(%s)', f.proname, pg_get_function_identity_arguments(f.oid))
+              ELSE coalesce(c.relname, t.typname) END AS needed
+  FROM needs n
+  LEFT JOIN pg_proc f ON n.refclassid = 'pg_proc'::regclass AND f.oid = n.ref
+  LEFT JOIN pg_namespace fn ON fn.oid = f.pronamespace
+  LEFT JOIN pg_class c ON n.refclassid = 'pg_class'::regclass AND c.oid = n.ref
+  LEFT JOIN pg_namespace cn ON cn.oid = c.relnamespace
+  LEFT JOIN pg_type t ON n.refclassid = 'pg_type'::regclass AND t.oid = n.ref
+  LEFT JOIN pg_namespace tn ON tn.oid = t.typnamespace
+)
+SELECT s.nspname, format('%s(%s)', p.proname, pg_get_function_identity_arguments(p.oid)),
+       CASE m.refclassid WHEN 'pg_proc'::regclass THEN 'function' WHEN 'pg_class'::regclass THEN 'relation'
+                         ELSE 'type' END, m.needed_schema, m.needed
+FROM named m JOIN pg_proc p ON p.oid = m.objid JOIN pg_namespace s ON s.oid = p.pronamespace
+WHERE s.nspname !~ '^pg_' AND s.nspname <> 'information_schema'
+  AND m.needed_schema !~ '^pg_' AND m.needed_schema <> 'information_schema'
+"""
+# Which table columns, composite types (an attribute) and domains (their base type) use each type, as
+# the server recorded it; an array's or a multirange's use counts as its element's or range's. A
+# partition's columns are its parent's.
+TYPE_USERS = r"""
+WITH uses AS (
+  SELECT d.classid, d.objid, d.objsubid, coalesce(i.refobjid, d.refobjid) AS type
+  FROM pg_depend d
+  LEFT JOIN pg_depend i ON i.classid = 'pg_type'::regclass AND i.objid = d.refobjid
+                        AND i.refclassid = 'pg_type'::regclass AND i.deptype = 'i'
+  WHERE d.refclassid = 'pg_type'::regclass AND d.deptype = 'n'
+    AND (d.classid = 'pg_type'::regclass OR (d.classid = 'pg_class'::regclass AND d.objsubid > 0))
+)
+SELECT DISTINCT tn.nspname, t.typname, CASE WHEN c.relkind = 'c' OR dt.oid IS NOT NULL THEN 'type' ELSE 'column' END,
+       coalesce(cn.nspname, dn.nspname), coalesce(ct.typname, c.relname, dt.typname),
+       CASE WHEN c.relkind <> 'c' THEN a.attname ELSE '' END
+FROM uses u JOIN pg_type t ON t.oid = u.type JOIN pg_namespace tn ON tn.oid = t.typnamespace
+LEFT JOIN pg_class c ON u.classid = 'pg_class'::regclass AND c.oid = u.objid AND c.relkind IN ('r', 'p', 'f', 'c')
+LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = u.objsubid
+LEFT JOIN pg_type ct ON c.relkind = 'c' AND ct.oid = c.reltype
+LEFT JOIN pg_namespace cn ON cn.oid = c.relnamespace
+LEFT JOIN pg_type dt ON u.classid = 'pg_type'::regclass AND dt.oid = u.objid AND dt.typtype = 'd'
+LEFT JOIN pg_namespace dn ON dn.oid = dt.typnamespace
+WHERE (a.attislocal OR dt.oid IS NOT NULL) AND tn.nspname !~ '^pg_' AND tn.nspname <> 'information_schema'
+"""
+# Each range type's multirange (PostgreSQL 14+): made with it, depending on it internally, with an ACL of its own.
+MULTIRANGES = r"""
+SELECT rn.nspname, r.typname, mn.nspname, m.typname
+FROM pg_depend d JOIN pg_type m ON m.oid = d.objid AND m.typtype = 'm' JOIN pg_namespace mn ON mn.oid = m.typnamespace
+JOIN pg_type r ON r.oid = d.refobjid JOIN pg_namespace rn ON rn.oid = r.typnamespace
+WHERE d.classid = 'pg_type'::regclass AND d.refclassid = 'pg_type'::regclass AND d.deptype = 'i'
+  AND rn.nspname !~ '^pg_' AND rn.nspname <> 'information_schema'
 """
 LIVE_VIEWS = VIEWS.format(filter="n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'")
 LIVE_VIEW_USES = VIEW_USES.format(filter="vn.nspname !~ '^pg_' AND vn.nspname <> 'information_schema'")
@@ -348,6 +413,9 @@ _DETAILS: tuple[tuple[str, frozenset[str]], ...] = tuple((query, frozenset(kinds
     (VIEW_CALLS, {"view", "materialized_view"}),
     (VIEW_COLUMNS, {"view", "materialized_view"}),
     (FUNCTION_USERS, {"function", "procedure", "aggregate"}),
+    (FUNCTION_NEEDS, {"function", "procedure"}),
+    (TYPE_USERS, {"type"}),
+    (MULTIRANGES, {"type"}),
 ))
 
 
@@ -362,8 +430,8 @@ def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
     every = row is None or bool(row[0])
     with conn.pipeline():
         cursors = [conn.execute(query) if every or kinds & wanted else None for query, wanted in _DETAILS]
-    enums, sequences, views, uses, functions, triggers, composites, domains, calls, columns, users = (
-        cursor.fetchall() if cursor is not None else [] for cursor in cursors)
+    (enums, sequences, views, uses, functions, triggers, composites, domains, calls, columns, users, needs,
+     type_users, multiranges) = (cursor.fetchall() if cursor is not None else [] for cursor in cursors)
     live = SchemaObjects([LiveObject(kind, schema, name, table, variety)
                           for kind, schema, name, table, variety in objects])
     kept = {(o.kind, o.schema, o.name) for o in live.objects}  # extension members and serials are not
@@ -390,6 +458,11 @@ def read_schema_objects(conn: psycopg.Connection) -> SchemaObjects:
         live.function_users.setdefault((fn_schema, signature), set()).add((kind, schema, table, name))
     for schema, name, used_schema, used in uses:
         live.view_uses.setdefault((schema, name), set()).add((used_schema, used))
+    for schema, signature, what, needed_schema, needed in needs:
+        live.function_needs.setdefault((schema, signature), set()).add((what, needed_schema, needed))
+    for schema, name, kind, user_schema, user, column in type_users:
+        live.type_users.setdefault((schema, name), set()).add((kind, user_schema, user, column))
+    live.multiranges = {(schema, name): (m_schema, m_name) for schema, name, m_schema, m_name in multiranges}
     return live
 
 

@@ -124,6 +124,17 @@ CREATE FOREIGN TABLE public.far_words (w text) SERVER far;
 GRANT SELECT ON far_words TO fn_caller;
 CREATE VIEW public.far_view AS SELECT w FROM far_words;
 CREATE TRIGGER far_touch BEFORE INSERT ON far_words FOR EACH ROW EXECUTE FUNCTION touch();
+REVOKE EXECUTE ON FUNCTION total(int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION total(int) TO fn_caller;
+CREATE TYPE public.floatrange AS RANGE (subtype = float8);
+REVOKE USAGE ON TYPE floatrange FROM PUBLIC;
+GRANT USAGE ON TYPE floatmultirange TO fn_caller;
+CREATE FUNCTION public.with_default(w text, n int DEFAULT my_len('abc')) RETURNS int LANGUAGE sql AS 'SELECT n';
+GRANT EXECUTE ON FUNCTION with_default(text, int) TO fn_caller;
+CREATE FUNCTION public.twice(n int DEFAULT with_default('x')) RETURNS int LANGUAGE sql AS 'SELECT 2 * n';
+CREATE VIEW public.via_default AS SELECT with_default(w) FROM words;
+CREATE FUNCTION public.on_range(r floatrange[]) RETURNS int LANGUAGE sql AS 'SELECT 1';
+CREATE FUNCTION public.atomic_len(w text) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT length(w); END;
 """
 
 
@@ -131,8 +142,11 @@ def test_what_names_a_left_out_object_is_left_out_with_it_and_the_export_applies
                                                                                                        conn):
     """A grant on a function in internal, a view calling it (and a view reading that one), a
     trigger calling it (or calling it in its WHEN), a view calling an aggregate, a foreign
-    table's grant, view and trigger: written, each would make the file fail on a server without
-    the object. Each is left out and named with why."""
+    table's grant, view and trigger, grants on an aggregate and on a range type (and its
+    multirange), a function whose argument default calls a left-out function (and one whose default
+    calls that one), or whose argument is of a left-out range type: written, each would make the
+    file fail on a server without the object. Each is left out and named with why; so is a
+    function with a BEGIN ATOMIC body, which a playbook cannot hold."""
     conn.execute(LEFT_OUT_WITH_SQL)
     stderr, text, header = _export_pruned(tmp_path, pg)
     for said in (stderr, header):
@@ -151,7 +165,23 @@ def test_what_names_a_left_out_object_is_left_out_with_it_and_the_export_applies
                 "trigger words_when on public.words: it calls function public.my_len(text), which is left out",
                 "grant SELECT on foreign table public.far_words to fn_caller: the foreign table is left out",
                 "view public.far_view: it reads foreign table public.far_words, which is left out",
-                "trigger far_touch on public.far_words: foreign table public.far_words is left out"):
+                "trigger far_touch on public.far_words: foreign table public.far_words is left out",
+                "grant EXECUTE on aggregate public.total(integer) to fn_caller: the aggregate is left out",
+                "grant no privileges on aggregate public.total(integer) to PUBLIC: the aggregate is left out",
+                "grant no privileges on range type public.floatrange to PUBLIC: the type is left out",
+                "grant USAGE on multirange type public.floatmultirange to fn_caller: "
+                "range type public.floatrange is left out",
+                "function public.with_default(w text, n integer): it calls function public.my_len(text), "
+                "which is left out",
+                "grant EXECUTE on function public.with_default(w text, n integer) to fn_caller: "
+                "the function is left out",
+                "function public.twice(n integer): it calls function public.with_default(w text, n integer), "
+                "which is left out",
+                "view public.via_default: it calls function public.with_default(w text, n integer), "
+                "which is left out",
+                "function public.on_range(r floatrange[]): it uses range type public.floatrange, which is left out",
+                "function public.atomic_len(w text) with a SQL-standard body (BEGIN ATOMIC), "
+                "which a playbook cannot hold"):
             assert f"database {pg.dbname}: {left_out}" in lines, said
         assert "plain_words" not in said and "words_touch" not in said and "touch()" not in said
     playbook = yaml.safe_load(text)
@@ -170,3 +200,46 @@ def test_what_names_a_left_out_object_is_left_out_with_it_and_the_export_applies
     applied = erpprov(tmp_path, "apply")
     assert applied.returncode == 0, applied.stderr
     assert_converged(tmp_path)
+
+
+def test_base_and_shell_types_and_window_functions_made_by_hand_are_seen_left_out_and_never_pruned(tmp_path, pg,
+                                                                                                   conn):
+    """A base type (its input and output functions in internal) and a shell type were read nowhere,
+    its grant neither; a window function in a schema that prunes stopped the plan with a KeyError.
+    A domain and a composite type over a left-out type are left out with it, and the columns of the
+    file's tables that use it, or call a function left out with it, are named on their lines."""
+    conn.execute("CREATE FUNCTION public.my_rn() RETURNS bigint LANGUAGE internal WINDOW AS 'window_row_number';"
+                 "CREATE TYPE public.shelly; CREATE TYPE public.mytype;"
+                 "CREATE FUNCTION public.mytype_in(cstring) RETURNS mytype LANGUAGE internal IMMUTABLE STRICT"
+                 "  AS 'int4in';"
+                 "CREATE FUNCTION public.mytype_out(mytype) RETURNS cstring LANGUAGE internal IMMUTABLE STRICT"
+                 "  AS 'int4out';"
+                 "CREATE TYPE public.mytype (INPUT = mytype_in, OUTPUT = mytype_out, LIKE = int4);"
+                 "CREATE ROLE type_user; GRANT USAGE ON TYPE mytype TO type_user;"
+                 "CREATE DOMAIN public.my_dom AS mytype; CREATE TYPE public.my_pair AS (a mytype);"
+                 "CREATE FUNCTION public.one_of(v mytype) RETURNS int LANGUAGE sql AS 'SELECT 1';"
+                 "CREATE TABLE public.uses_type (v mytype, n int DEFAULT one_of(NULL))")
+    stderr, text, header = _export_pruned(tmp_path, pg)
+    for said in (stderr, header):
+        lines = {line.lstrip("# ") for line in said.splitlines()}
+        for left_out in ("base type public.mytype; create it before applying the file elsewhere: column "
+                         "public.uses_type.v use it", "shell type public.shelly",
+                         "domain type public.my_dom: it uses base type public.mytype, which is left out",
+                         "composite type public.my_pair: it uses base type public.mytype, which is left out",
+                         "function public.one_of(v mytype): it uses base type public.mytype, which is left out; "
+                         "create it before applying the file elsewhere: the default of column public.uses_type.n "
+                         "call it",
+                         "grant USAGE on base type public.mytype to type_user: the type is left out",
+                         "function public.my_rn() in language internal (a playbook cannot declare it: an extension "
+                         "that provides it can)"):
+            assert f"database {pg.dbname}: {left_out}" in lines, said
+    assert "_mytype" not in stderr  # its array type is part of it
+    [database] = yaml.safe_load(text)[0]["databases"]
+    assert "types" not in database and "functions" not in database
+    assert [t["name"] for t in database["tables"]] == ["uses_type"]
+    plan = erpprov(tmp_path, "plan", "--detailed-exitcode", "--format", "json")
+    assert plan.returncode == 0, plan  # the database prunes: nothing of this dropped
+    unmanaged = set(json.loads(plan.stdout)["hosts"][0]["unmanaged"])
+    assert {f"type.{pg.dbname}.public.mytype", f"type.{pg.dbname}.public.shelly",
+            f"function.{pg.dbname}.public.my_rn()", f"type.{pg.dbname}.public.my_dom",
+            f"function.{pg.dbname}.public.one_of(v mytype)"} <= unmanaged
