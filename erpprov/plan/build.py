@@ -168,7 +168,10 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         # Function signatures are this database's: its own lookup, not added to the shared canon.
         canon = replace(canon, functions=catalog.canonical_functions(conn, function_signatures(db)))
         live_tables = inspect_tables(conn)
-        live_objects = read_schema_objects(conn)
+        prune = {s.name for s in db.schemas if s.prune}
+        if db.prune:
+            prune |= set(live.schemas) | {t.schema_ for t in db.tables}
+        live_objects = read_schema_objects(conn, dependencies=bool(prune))  # what prune keeps needs them
         if db.materialized_views:  # the indexes of the live ones, declared or kept across a rebuild
             live_objects.views = with_live_indexes(conn, live_objects.views)
         # The types and sequences the file adds exist in the scratch build, so the columns using them canonicalize.
@@ -203,9 +206,6 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         triggers = [desired_trigger(t) for t in db.triggers]
         conditions = canonical_conditions(conn, triggers) if may_build else {}
         triggers = [replace(t, when=conditions.get(i, t.when)) for i, t in enumerate(triggers)]
-        prune = {s.name for s in db.schemas if s.prune}
-        if db.prune:
-            prune |= set(live.schemas) | {t.schema_ for t in db.tables}
         table_diff, live_tables = diff_read_rows(conn, desired_tables, live_tables, database=db.name,
                                                         prune_schemas=prune)
         found = compare_data(conn, db.name, db.tables, desired_tables, live_tables, digests)

@@ -111,7 +111,7 @@ def test_reading_costs_one_query_whatever_the_count(pg, conn, monkeypatch):
     assert counts[0] == counts[1] == 2  # what exists, then the details of its kinds
 
 
-def _sent_by(conn, monkeypatch) -> list[str]:
+def _sent_by(conn, monkeypatch, **options) -> list[str]:
     """The statements read_schema_objects sends on ``conn``."""
     sent: list[str] = []
     execute = type(conn).execute
@@ -122,7 +122,7 @@ def _sent_by(conn, monkeypatch) -> list[str]:
 
     with monkeypatch.context() as patch:
         patch.setattr(type(conn), "execute", recorded)
-        read_schema_objects(conn)
+        read_schema_objects(conn, **options)
     return sent
 
 
@@ -138,6 +138,10 @@ def test_only_the_details_of_kinds_that_exist_are_asked(pg, conn, monkeypatch):
         live = read_schema_objects(fresh)
     assert any("pg_get_viewdef" in q for q in sent) and any("pg_get_function_result" in q for q in sent)
     assert not any("pg_enum" in q or "pg_trigger t JOIN" in q for q in sent)
+    # what a function needs matters to export and to a plan that prunes, not to the others
+    assert any("WITH needs AS" in q for q in sent)
+    with pg.connect() as fresh:
+        assert not any("WITH needs AS" in q for q in _sent_by(fresh, monkeypatch, dependencies=False))
     assert set(live.views) == {("public", "v")} and live.view_columns == {("public", "v"): {("public", "t", "id")}}
     assert set(live.functions) == {("public", "f()")}
 
