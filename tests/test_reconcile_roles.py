@@ -398,3 +398,63 @@ def test_a_role_an_earlier_play_creates_may_be_named_by_a_later_one(tmp_path, pg
     """)
     apply_all(targets)
     assert plan_of(targets) == []
+
+
+def test_grants_nobody_declared_on_declared_objects_are_listed_as_unmanaged(tmp_path, pg):
+    """A grant's list is exact for its grantee and leaves the others alone, so a GRANT or a REVOKE
+    of a default made by hand on an object the file declares changes nothing in the plan's actions:
+    it is listed as unmanaged instead of being invisible. What PostgreSQL grants unasked (the
+    owner's, PUBLIC's EXECUTE, USAGE on the public schema), or default privileges the file declares,
+    is not listed; a role that prunes gets a revoke; an undeclared object is listed itself."""
+    from erpprov.plan.build import plan_target
+
+    playbook = f"""
+        - name: p
+          roles: [{{name: ug_app}}, {{name: ug_pruned, prune: true}}]
+          databases:
+            - name: {pg.dbname}
+              grants: [{{to: ug_app, privileges: [CONNECT]}}]
+              default_privileges:
+                - {{on: tables, to: ug_app, privileges: [SELECT]}}
+              schemas:
+                - name: public
+                  grants: [{{to: ug_app, privileges: [USAGE]}}]
+              tables:
+                - name: orders
+                  columns: [{{name: id, type: integer}}]
+                - name: audit
+                  columns: [{{name: id, type: integer}}]
+                  grants: [{{to: ug_app, privileges: [INSERT]}}]
+              functions:
+                - {{name: total, returns: integer, body: SELECT 1}}
+    """
+    apply_all(load_targets(tmp_path / "first", pg, playbook))
+    # created once the default privileges exist: its SELECT for ug_app comes with them, not by hand
+    later = "\n                - {name: later, columns: [{name: id, type: integer}]}"
+    targets = load_targets(tmp_path, pg, playbook.replace("tables:", "tables:" + later))
+    apply_all(targets)
+    with pg.connect() as conn:
+        assert conn.execute("SELECT has_table_privilege('ug_app', 'later', 'SELECT')").fetchone() == (True,)
+    assert {str(a) for a in plan_target(targets[0]).unmanaged if a.kind == "grant"} == set()
+    with pg.connect() as conn:
+        conn.execute("DROP ROLE IF EXISTS ug_snoop; CREATE ROLE ug_snoop")
+        conn.execute("GRANT SELECT ON orders TO ug_snoop; GRANT USAGE ON SCHEMA public TO ug_snoop")
+        conn.execute("REVOKE EXECUTE ON FUNCTION total() FROM PUBLIC; REVOKE SELECT ON audit FROM ug_app")
+        conn.execute(f'REVOKE CONNECT ON DATABASE "{pg.dbname}" FROM PUBLIC')
+        conn.execute("CREATE TABLE by_hand (id int); GRANT SELECT ON by_hand TO ug_snoop; GRANT SELECT ON orders TO "
+                     "ug_pruned")
+    try:
+        plan = plan_target(targets[0])
+        db = pg.dbname
+        assert {str(a) for a in plan.unmanaged if a.kind == "grant"} == {
+            f"grant.{db}.table.public.orders.ug_snoop", f"grant.{db}.schema.public.ug_snoop",
+            f"grant.{db}.function.public.total().PUBLIC", f"grant.{db}.database.PUBLIC"}
+        assert f"table.{db}.public.by_hand" in {str(a) for a in plan.unmanaged}
+        # audit's grant to ug_app is declared (exact): no SELECT there is its business, not drift
+        assert [(str(a.address), a.op.value) for a in plan.actions] == [
+            (f"grant.{db}.table.public.orders.ug_pruned", "delete")]
+        apply_all(targets, allow=frozenset({Hazard.REVOKES_ACCESS}))
+        assert plan_of(targets) == []
+    finally:
+        with pg.connect() as conn:
+            conn.execute("DROP TABLE IF EXISTS by_hand; DROP OWNED BY ug_snoop; DROP ROLE ug_snoop")

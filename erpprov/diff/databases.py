@@ -15,7 +15,7 @@ from erpprov.core.cluster import (
     ObjectRef,
     Privileges,
 )
-from erpprov.diff.privileges import diff_privileges, grant_action
+from erpprov.diff.privileges import diff_privileges, grant_action, stray_grantees
 from erpprov.diff.result import Canon, Planned, Result, comment_changes
 from erpprov.postgres.acl import expand, implicit_acl, owner_transferred
 from erpprov.postgres.ddl import (
@@ -111,6 +111,13 @@ def _diff_database_grants(db: model.Database, live: LiveCluster, pruned: set[str
                               address=Address("grant", db.name, "database", grant.to))
         if action:
             result.actions.append(action)
+    if db.name in live.databases:
+        owner = db.owner or live.databases[db.name].owner
+        roles = {role for name, role in live.database_acl if name == db.name} | {owner}
+        held = {role: have for role in roles if (have := acl(role))}  # as a change of owner leaves them
+        strays = stray_grantees(held, declared | pruned, owner,
+                                lambda role: (implicit_acl("database", owner, role, live.server_version),))
+        result.unmanaged += [Address("grant", db.name, "database", role) for role in strays]
     return result
 
 

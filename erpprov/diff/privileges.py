@@ -7,6 +7,8 @@ PostgreSQL gives new objects, so one apply converges."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Callable, Collection
 from dataclasses import replace
 
 from psycopg import sql
@@ -15,6 +17,7 @@ from erpprov.core import model
 from erpprov.core.actions import Action, Hazard, Op, Phase, Statement
 from erpprov.core.address import Address
 from erpprov.core.cluster import (
+    PUBLIC,
     DefaultAclKey,
     LiveCluster,
     LiveDatabase,
@@ -22,7 +25,14 @@ from erpprov.core.cluster import (
     Privileges,
 )
 from erpprov.diff.result import Canon, Planned, Result
-from erpprov.postgres.acl import DEFAULT_PRIVILEGE_KIND, expand, implicit_acl, new_object_acl, owner_transferred
+from erpprov.postgres.acl import (
+    DEFAULT_PRIVILEGE_KIND,
+    expand,
+    implicit_acl,
+    initdb_acl,
+    new_object_acl,
+    owner_transferred,
+)
 from erpprov.postgres.ddl import (
     grantee,
     ident,
@@ -242,12 +252,53 @@ def _owner_changes(db: model.Database, live: LiveDatabase, planned: Planned) -> 
     return {ref: (old, new) for ref, new in wanted.items() if (old := live.owners.get(ref)) not in (None, new)}
 
 
+def stray_grantees(acl: dict[str, Privileges], named: Collection[str], owner: str,
+                   unasked: Callable[[str], Collection[Privileges]]) -> list[str]:
+    """The grantees of one object that a file does not name, whose privileges are not what the
+    object holds without being asked (``unasked``: what acldefault() or default privileges give
+    that grantee): granted by hand, or a default revoked by hand (REVOKE ... FROM PUBLIC). A grant's
+    list is exact for its grantee and leaves the others alone, so these are listed as unmanaged:
+    nothing about who may read a managed object is invisible."""
+    strays = [to for to, have in acl.items() if to not in named and have not in unasked(to)]
+    strays += [to for to in (owner, PUBLIC) if to not in acl and to not in named and frozenset() not in unasked(to)]
+    return sorted(set(strays))
+
+
+def _unmanaged_grants(db: model.Database, grants: dict[tuple[ObjectRef, str], Privileges], live: LiveDatabase,
+                      planned: Planned, pruned: set[str], owners: dict[ObjectRef, tuple[str, str]],
+                      server_version: int) -> list[Address]:
+    """Grants on the live objects the file declares that neither it nor a pruned role accounts for."""
+    acls: dict[ObjectRef, dict[str, Privileges]] = defaultdict(dict)
+    for (ref, to), have in live.acl.items():
+        acls[ref][to] = have
+    named: dict[ObjectRef, set[str]] = defaultdict(set)
+    for ref, to in grants:
+        named[ref].add(to)
+    schemas = {s.name for s in db.schemas}
+    found = []
+    for ref, owner in sorted(live.owners.items(), key=lambda item: (item[0].kind, item[0].label())):
+        if not (ref.name in schemas if ref.kind == "schema" else (ref.schema, ref.name) in planned.get(ref.kind, {})):
+            continue  # an object the file does not declare is listed as unmanaged itself
+        owner = owners[ref][1] if ref in owners else owner
+
+        def unasked(to: str, ref: ObjectRef = ref, owner: str = owner) -> tuple[Privileges, ...]:
+            return (implicit_acl(ref.kind, owner, to, server_version),
+                    new_object_acl(ref, owner, to, live, server_version),
+                    implicit_acl(ref.kind, owner, to, server_version) | initdb_acl(ref.kind, ref.name, to,
+                                                                                   server_version))
+
+        found += [_grant_address(db.name, ref, to)
+                  for to in stray_grantees(acls.get(ref, {}), named[ref] | pruned, owner, unasked)]
+    return found
+
+
 def diff_privileges(db: model.Database, live: LiveDatabase, cluster: LiveCluster, canon: Canon,
                     planned: Planned, roles: list[model.Role]) -> Result:
     """Object privileges and default privileges in one database, and pruning for `prune: true` roles."""
     result = Result()
     # Grants run after the owners have changed, so they start from the ACL that leaves.
-    live = replace(live, acl=owner_transferred(live.acl, _owner_changes(db, live, planned)))
+    changes = _owner_changes(db, live, planned)
+    live = replace(live, acl=owner_transferred(live.acl, changes))
     grants = _desired_grants(db, live, cluster, canon, planned)
     defaults = _desired_default_privileges(db, cluster)
     owners = {(ObjectRef("schema", None, s.name)): s.owner or cluster.current_user
@@ -257,6 +308,7 @@ def diff_privileges(db: model.Database, live: LiveDatabase, cluster: LiveCluster
                if (schema, name) not in live.objects.get(kind, set())}
     result.extend(_diff_object_grants(db.name, grants, live, owners, cluster.server_version))
     result.extend(_diff_default_privileges(db.name, defaults, live, cluster.server_version))
-    result.extend(_prune_privileges(db.name, {r.name for r in roles if r.prune}, grants, defaults, live, owners,
-                                    cluster.server_version))
+    pruned = {r.name for r in roles if r.prune}
+    result.extend(_prune_privileges(db.name, pruned, grants, defaults, live, owners, cluster.server_version))
+    result.unmanaged += _unmanaged_grants(db, grants, live, planned, pruned, changes, cluster.server_version)
     return result

@@ -46,6 +46,14 @@ def implicit_acl(kind: str, owner: str, grantee: str, server_version: int) -> Pr
     return frozenset()
 
 
+def initdb_acl(kind: str, name: str, grantee: str, server_version: int) -> Privileges:
+    """What initdb grants beyond acldefault(): the `public` schema's USAGE to PUBLIC (and CREATE
+    before PostgreSQL 15, which took it away); nothing on anything else."""
+    if kind != "schema" or name != "public" or grantee != PUBLIC:
+        return frozenset()
+    return frozenset({("USAGE", False)} | ({("CREATE", False)} if server_version < 150000 else set()))
+
+
 def owner_transferred(acl: dict[tuple[_Object, str], Privileges],
                       changes: dict[_Object, tuple[str, str]]) -> dict[tuple[_Object, str], Privileges]:
     """``acl`` once ALTER ... OWNER TO has run for each object in ``changes`` (old owner, new owner).
