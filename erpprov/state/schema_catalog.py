@@ -27,7 +27,7 @@ from erpprov.core.schema_objects import (
     TriggerState,
     ViewState,
 )
-from erpprov.postgres.schema_ddl import create_composite, create_domain, create_enum
+from erpprov.postgres.schema_ddl import create_composite, create_domain, create_enum, domain_calls
 
 # Catalogs whose objects read as (kind, schema, name) from two columns: kind, catalog, name column,
 # namespace column (None: the kind has no schema).
@@ -506,13 +506,25 @@ def scratch_prelude(db: model.Database, live: SchemaObjects) -> list[sql.Compose
             statements.append(sql.SQL("ALTER TYPE {} RENAME TO {}").format(
                 sql.Identifier(t.schema_, t.name), sql.Identifier(f"erpprov_scratch_{uuid.uuid4().hex[:12]}")))
         statements.append(create_enum(EnumState(t.schema_, t.name, tuple(t.enum))))
-    absent = [t for t in db.types if t.enum is None and (t.schema_, t.name) not in live.composites
-              and (t.schema_, t.name) not in live.domains]
+    absent = _absent(db, live)
     statements += [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(s))
                    for s in sorted({t.schema_ for t in absent})]
-    statements += [create_domain(t) for t in absent if t.base_type is not None]
+    statements += [create_domain(t, functions=db.functions) for t in absent if t.base_type is not None]
     statements += [create_composite(t) for t in absent if t.attributes is not None]
     return statements
+
+
+def domain_calls_prelude(db: model.Database, live: SchemaObjects) -> list[sql.Composed]:
+    """What `scratch_prelude` left out of the domains it creates, to follow the function stand-ins
+    (function_canon.function_prelude): their default and checks that call the file's functions."""
+    return [statement for t in _absent(db, live) if t.base_type is not None
+            for statement in domain_calls(t, db.functions)]
+
+
+def _absent(db: model.Database, live: SchemaObjects) -> list[model.Type]:
+    """The file's composite types and domains the live database has no type of that name for."""
+    return [t for t in db.types if t.enum is None and (t.schema_, t.name) not in live.composites
+            and (t.schema_, t.name) not in live.domains]
 
 
 # Each function's arguments one by one (what export writes): name, mode (i, o, b, v, t: a
