@@ -22,7 +22,7 @@ CASES = {
     # added after the function stand-ins it calls, and still named (a build of types alone ignored it)
     "domain default": ({"types": [{"name": "d", "base_type": "int", "default": "f(1)"}],
                         "functions": [{"name": "f", "returns": "int", "body": "SELECT 1"}]},
-                       ['declared type (ALTER DOMAIN "public"."d" SET DEFAULT (f(1)))', "function f(integer) does not"]),
+                       ['declared type (ALTER DOMAIN "public"."d" SET DEFAULT (f(1)))', "f(integer) does not exist"]),
 }
 
 

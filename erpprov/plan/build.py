@@ -244,7 +244,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
                                   db.name)
     function_diff.actions, taken_triggers = take_callers_along(
         function_diff.actions, live_objects.function_users, [(t.schema, t.table, t.name) for t in triggers],
-        desired_tables)
+        desired_tables, {(t.schema_, t.name): t.default for t in db.types if t.base_type is not None})
     recreated = frozenset(live_key(a) for a in function_diff.actions if a.op is Op.REPLACE)
     pruned_views = frozenset((a.address.parts[1], a.address.parts[2]) for a in pruned.actions
                              if a.address.kind in ("view", "materialized_view"))

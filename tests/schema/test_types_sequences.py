@@ -217,6 +217,14 @@ def test_a_domain_default_calling_a_new_function_plans_applies_and_converges(tmp
     conn.execute("INSERT INTO t (id) VALUES (2)")
     assert conn.execute("SELECT c FROM t WHERE id = 2").fetchone() == ("Y2",)
 
+    # a new result drops the function and creates it again: the domain's default goes and comes back
+    resigned = new_body.replace("{name: next_code, returns: text,", "{name: next_code, returns: varchar,")
+    [action] = plan_target(load_targets(tmp_path, pg, _play(pg, resigned))[0]).actions
+    assert action.op is Op.REPLACE and action.sql[0].text == 'ALTER DOMAIN "public"."code" DROP DEFAULT'
+    _converge(tmp_path, pg, resigned, allow=frozenset({Hazard.BREAKS_CALLERS}))
+    conn.execute("INSERT INTO t (id) VALUES (3)")
+    assert conn.execute("SELECT c FROM t WHERE id = 3").fetchone() == ("Y2",)
+
 
 CHECK_CALLS = """\
       schemas: [{name: app}]
