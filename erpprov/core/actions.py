@@ -45,8 +45,8 @@ class Phase(int, Enum):
     SCHEMA = 30
     EXTENSION = 34
     VIEW_DROP = 35  # views dropped to be created again, before what they read or call changes
-    TYPE = 36  # before the columns and functions that use them
-    SEQUENCE = 37  # before the defaults that call nextval()
+    SEQUENCE = 36  # before the defaults that call nextval(), a domain's among them
+    TYPE = 37  # before the columns and functions that use them
     FUNCTION = 38  # functions and procedures, before the defaults, checks and triggers that call them
     DOMAIN_CALLS = 39  # a domain's default and checks that call the file's functions, once those exist
     TABLE = 40

@@ -226,6 +226,16 @@ def test_a_domain_default_calling_a_new_function_plans_applies_and_converges(tmp
     assert conn.execute("SELECT c FROM t WHERE id = 3").fetchone() == ("Y2",)
 
 
+def test_a_domain_default_taking_from_a_new_sequence_converges(tmp_path, pg, conn):
+    _converge(tmp_path, pg, """\
+      sequences: [{name: codes}]
+      types: [{name: code, base_type: bigint, default: "nextval('codes')"}]
+      tables: [{name: t, columns: [{name: id, type: int}, {name: c, type: code}]}]
+""")  # the sequence is created before the domain
+    conn.execute("INSERT INTO t (id) VALUES (1)")
+    assert conn.execute("SELECT c FROM t").fetchone() == (1,)
+
+
 CHECK_CALLS = """\
       schemas: [{name: app}]
       types:
