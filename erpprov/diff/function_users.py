@@ -1,7 +1,7 @@
 """What a function dropped and created again takes along besides views (pure): PostgreSQL refuses
 DROP FUNCTION while a trigger, a column or domain default, a check constraint, a row-level security
-policy or an index expression calls it. The function's action drops them first and puts the others back
-from the files right after the new function exists; triggers come back in the trigger phase (the
+policy or an index expression calls it. The function's action drops them first and puts the others
+back from the files right after the new function exists; triggers come back in the trigger phase (the
 caller leaves them out of the live triggers, so the trigger diff creates them). All of it runs in the database's one
 transaction. A caller the files do not declare could not be brought back: the plan is refused."""
 
