@@ -19,6 +19,10 @@ CASES = {
     # a play of types alone has no table build to name it: it was a traceback from the type build
     "domain": ({"types": [{"name": "d", "base_type": "no_such_base"}]},
                ['declared type (CREATE DOMAIN "public"."d" AS no_such_base)', 'type "no_such_base" does not exist']),
+    # added after the function stand-ins it calls, and still named (a build of types alone ignored it)
+    "domain default": ({"types": [{"name": "d", "base_type": "int", "default": "f(1)"}],
+                        "functions": [{"name": "f", "returns": "int", "body": "SELECT 1"}]},
+                       ['declared type (ALTER DOMAIN "public"."d" SET DEFAULT (f(1)))', "f(integer) does not exist"]),
 }
 
 

@@ -43,11 +43,12 @@ class Phase(int, Enum):
     DATABASE = 20
     DATABASE_GRANT = 25
     SCHEMA = 30
-    EXTENSION = 35
-    VIEW_DROP = 36  # views dropped to be created again, before what they read or call changes
-    TYPE = 37  # enum types, before the columns that use them
-    SEQUENCE = 38  # before the defaults that call nextval()
-    FUNCTION = 39  # functions and procedures, before the defaults, checks and triggers that call them
+    EXTENSION = 34
+    VIEW_DROP = 35  # views dropped to be created again, before what they read or call changes
+    SEQUENCE = 36  # before the defaults that call nextval(), a domain's among them
+    TYPE = 37  # before the columns and functions that use them
+    FUNCTION = 38  # functions and procedures, before the defaults, checks and triggers that call them
+    DOMAIN_CALLS = 39  # a domain's default and checks that call the file's functions, once those exist
     TABLE = 40
     COLUMN = 45
     CONSTRAINT = 50

@@ -258,6 +258,36 @@ def relations(text: str) -> frozenset[tuple[str | None, str]]:
     return frozenset(found)
 
 
+def _qualified(names: Any) -> tuple[str | None, str]:
+    parts = [n.sval for n in names]
+    return (parts[-2] if len(parts) > 1 else None, parts[-1])
+
+
+@lru_cache(maxsize=4096)
+def called_functions(text: str) -> frozenset[tuple[str | None, str]]:
+    """The (schema or None, name) of every function a proven expression calls by name: what it
+    waits for, when the same apply creates a function (a domain's default or check)."""
+    from pglast import ast
+    from pglast.visitors import Visitor
+
+    found: set[tuple[str | None, str]] = set()
+
+    class _Calls(Visitor):
+        def visit_FuncCall(self, ancestors: Any, node: ast.FuncCall) -> None:
+            found.add(_qualified(node.funcname))
+
+    _Calls()(_parser().parse_sql(f"SELECT ({expression(text)})"))
+    return frozenset(found)
+
+
+@lru_cache(maxsize=4096)
+def type_reference(text: str) -> tuple[str | None, str]:
+    """The (schema or None, name) a proven type name refers to, arrays and modifiers left out
+    (`app.code[]` is ("app", "code")); built-in types come back in pg_catalog."""
+    statement = _parse_one(f"SELECT CAST(NULL AS {type_name(text)})", text, "type")
+    return _qualified(statement.targetList[0].val.typeName.names)
+
+
 def function_body(text: str, language: str, header: str) -> str:
     """`text` if PostgreSQL's parser accepts it as a body in ``language`` (sql: statements;
     plpgsql: a block, compiled under ``header``, the function's own `CREATE FUNCTION ... RETURNS

@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from erpprov.core import fragments
+from erpprov.core import domain_calls, fragments
 
 MAX_NAME_BYTES = 63  # PostgreSQL silently truncates longer names; then a diff could never converge
 
@@ -105,11 +105,13 @@ class Strict(BaseModel):
 
 
 class Refused(ValueError):
-    """A value the loader refuses, with what to do instead (printed as the error's hint)."""
+    """A value the loader refuses, with what to do instead (printed as the error's hint); ``path``
+    leads from the model that refuses it to the key at fault, so the error points at its line."""
 
-    def __init__(self, message: str, hint: str):
+    def __init__(self, message: str, hint: str, path: tuple[Any, ...] = ()):
         super().__init__(message)
         self.hint = hint
+        self.path = path
 
 
 class DuplicateName(ValueError):
@@ -975,6 +977,20 @@ def _unique_in_schemas(items: list[Any], what: str) -> None:
         seen.add(key)
 
 
+def _no_domain_cycle(types: list[Type], functions: list[Function]) -> None:
+    for index, t in enumerate(types):
+        found = domain_calls.cycle(t, functions) if functions and t.base_type is not None else None
+        if found is None:
+            continue
+        check, f = found
+        what = "default" if check is None else f"check {t.checks[check].name or t.checks[check].expression}"
+        raise Refused(f"domain {t.schema_}.{t.name}: its {what} calls function {f.schema_}.{f.name}, which takes or "
+                      f"returns {t.name}: neither can be created before the other",
+                      hint=f"let {f.name} take or return the base type ({t.base_type}) instead of the domain, or "
+                           "give the default (or check) to the columns rather than to the domain",
+                      path=("types", index, "default") if check is None else ("types", index, "checks", check))
+
+
 # --- databases ------------------------------------------------------------------------------
 
 
@@ -1055,6 +1071,7 @@ class Database(Strict):
         _unique_in_schemas(self.sequences, "sequences")
         _unique_in_schemas(self.views, "views")
         _unique_in_schemas(self.materialized_views, "materialized_views")
+        _no_domain_cycle(self.types, self.functions)
         seen: set[tuple[str, str]] = set()
         for table in self.tables:
             key = (table.schema_, table.name)

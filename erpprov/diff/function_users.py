@@ -1,7 +1,7 @@
 """What a function dropped and created again takes along besides views (pure): PostgreSQL refuses
-DROP FUNCTION while a trigger, a column default, a check constraint, a row-level security policy
-or an index expression calls it. The function's action drops them first and puts the others back
-from the files right after the new function exists; triggers come back in the trigger phase (the
+DROP FUNCTION while a trigger, a column or domain default, a check constraint, a row-level security
+policy or an index expression calls it. The function's action drops them first and puts the others
+back from the files right after the new function exists; triggers come back in the trigger phase (the
 caller leaves them out of the live triggers, so the trigger diff creates them). All of it runs in the database's one
 transaction. A caller the files do not declare could not be brought back: the plan is refused."""
 
@@ -25,9 +25,10 @@ TriggerKey = tuple[str, str, str]
 
 
 def take_callers_along(actions: list[Action], users: Mapping[Key, set[User]], triggers: Collection[TriggerKey],
-                       tables: TablesState) -> tuple[list[Action], set[TriggerKey]]:
+                       tables: TablesState, domains: Mapping[Key, str | None]) -> tuple[list[Action], set[TriggerKey]]:
     """``actions``: the function diff's; ``triggers``: the declared ones; ``tables``: the desired
-    tables. The actions with their callers dropped and put back, and the triggers to create again."""
+    tables; ``domains``: the declared domains' defaults. The actions with their callers dropped and
+    put back, and the triggers to create again."""
     taken: set[TriggerKey] = set()
     out: list[Action] = []
     for action in actions:
@@ -36,13 +37,19 @@ def take_callers_along(actions: list[Action], users: Mapping[Key, set[User]], tr
         if not callers:
             out.append(action)
             continue
-        _refuse_unmanaged(key, callers, triggers, tables)
+        _refuse_unmanaged(key, callers, triggers, tables, domains)
         before: list[Statement] = []
         after: list[Statement] = []
         for kind, schema, table, name in callers:
             if kind == "trigger":
                 before.append(render(sql.SQL("DROP TRIGGER {} ON {}").format(ident(name), ident(schema, table))))
                 taken.add((schema, table, name))
+            elif kind == "domain":  # its default (the only part of a domain the function diff takes along)
+                domain = ident(schema, table)
+                before.append(render(sql.SQL("ALTER DOMAIN {} DROP DEFAULT").format(domain)))
+                default = domains[(schema, table)]
+                after += [render(sql.SQL("ALTER DOMAIN {} SET DEFAULT ({})").format(domain, sql.SQL(default)))
+                          ] if default is not None else []
             else:
                 drop, create = _around(kind, schema, table, name, tables.tables[(schema, table)])
                 before.append(drop)
@@ -91,9 +98,11 @@ def _around(kind: str, schema: str, table: str, name: str, declared: TableState)
 
 
 def _declares(kind: str, schema: str, table: str, name: str, triggers: Collection[TriggerKey],
-              declared: TableState | None) -> bool:
+              declared: TableState | None, domains: Collection[Key]) -> bool:
     if kind == "trigger":
         return (schema, table, name) in triggers
+    if kind == "domain":
+        return (schema, table) in domains
     if declared is None:
         return False
     if kind == "default":
@@ -105,10 +114,10 @@ def _declares(kind: str, schema: str, table: str, name: str, triggers: Collectio
 
 
 def _refuse_unmanaged(function: Key, callers: list[User], triggers: Collection[TriggerKey],
-                      tables: TablesState) -> None:
+                      tables: TablesState, domains: Collection[Key]) -> None:
     """A caller the files cannot bring back would be lost with the old function."""
     lost = [f"{kind} {name} on {schema}.{table}" for kind, schema, table, name in callers
-            if not _declares(kind, schema, table, name, triggers, tables.tables.get((schema, table)))]
+            if not _declares(kind, schema, table, name, triggers, tables.tables.get((schema, table)), domains)]
     if lost:
         raise ErpprovError(
             f"the function {function[0]}.{function[1]} gets new arguments or a new result, so it is dropped and "

@@ -8,13 +8,14 @@ moved means recreating the type, which PostgreSQL refuses while anything uses it
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from psycopg import sql
 
 from erpprov.core import model
 from erpprov.core.actions import Action, Hazard, Op, Phase
 from erpprov.core.address import Address
+from erpprov.core.domain_calls import waiting_checks, waiting_default, waits
 from erpprov.core.schema_objects import CompositeState, DomainState, EnumState
 from erpprov.diff.result import Result
 from erpprov.diff.schema_objects import owner_and_comment, renamed
@@ -155,9 +156,25 @@ def _domain_shape(state: DomainState) -> dict[str, object]:
             "checks": [f"{n} {d}" for n, d in state.checks], "collation": state.collation}
 
 
+def _calls_later(address: Address, database: str, declared: model.Type,
+                 functions: Sequence[model.Function]) -> list[Action]:
+    """The default and checks of a domain being created that call the file's functions: added
+    after those (Phase.DOMAIN_CALLS), since the functions may take or return the domain."""
+    statements = ddl.domain_calls(declared, functions)
+    if not statements:
+        return []
+    after: dict[str, object] = {"default": declared.default} if waiting_default(declared, functions) else {}
+    if checks := waiting_checks(declared, functions):
+        after["checks"] = [c.expression for c in checks]
+    return [Action(address, Op.UPDATE, Phase.DOMAIN_CALLS, database=database, sql=tuple(map(render, statements)),
+                   before={}, after=after, note="calls functions of this apply: added once they exist")]
+
+
 def diff_domains(declared: list[model.Type], canonical: Mapping[Key, DomainState], live: Mapping[Key, DomainState],
-                 database: str) -> Result:
-    """Default, NOT NULL and checks altered in place; another base type or collation recreates it."""
+                 database: str, functions: Sequence[model.Function]) -> Result:
+    """Default, NOT NULL and checks altered in place; another base type or collation recreates it.
+    What calls one of ``functions`` (the file's) waits for them: in its own action when the domain
+    is created, and the whole change when it is altered."""
     result = Result()
     for t in declared:
         if t.base_type is None:
@@ -169,14 +186,17 @@ def diff_domains(declared: list[model.Type], canonical: Mapping[Key, DomainState
         if have is None:
             extra, _, stated = owner_and_comment("DOMAIN", *key, t.owner, t.comment, None, None)
             result.actions.append(Action(address, Op.CREATE, Phase.TYPE, database=database,
-                                         sql=tuple(render(s) for s in [ddl.create_domain(t), *extra]),
+                                         sql=tuple(render(s) for s in [ddl.create_domain(t, functions=functions),
+                                                                       *extra]),
                                          after=after | stated, order=_DOMAINS))
+            result.actions += _calls_later(address, database, t, functions)
             continue
         before = _domain_shape(have)
         if want is not None and (want.base, want.collation) != (have.base, have.collation):
             result.actions.append(_recreate(address, database, sql.SQL("DROP DOMAIN {}").format(name),
-                                            ddl.create_domain(t), t, before, after, "another base type or collation",
-                                            _DOMAINS))
+                                            ddl.create_domain(t, functions=functions), t, before, after,
+                                            "another base type or collation", _DOMAINS))
+            result.actions += _calls_later(address, database, t, functions)
             continue
         statements: list[sql.Composable] = []
         hazards: tuple[Hazard, ...] = ()
@@ -199,7 +219,8 @@ def diff_domains(declared: list[model.Type], canonical: Mapping[Key, DomainState
         if statements or extra:
             changed = {k for k in after if after[k] != before[k]}
             result.actions.append(Action(
-                address, Op.UPDATE, Phase.TYPE, database=database, sql=tuple(render(s) for s in statements + extra),
+                address, Op.UPDATE, Phase.DOMAIN_CALLS if waits(t, functions) else Phase.TYPE, database=database,
+                sql=tuple(render(s) for s in statements + extra),
                 before={k: v for k, v in before.items() if k in changed} | was,
                 after={k: v for k, v in after.items() if k in changed} | now, hazards=hazards, order=_DOMAINS))
     return result

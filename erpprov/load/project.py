@@ -350,7 +350,7 @@ def _validation_error(exc: ValidationError, source: Source, prefix: tuple[Any, .
     first = errors[0]
     loc = tuple(part for part in first["loc"] if not (isinstance(part, str) and _UNION_BRANCH.match(part)))
     cause = (first.get("ctx") or {}).get("error")
-    if isinstance(cause, DuplicateName):
+    if isinstance(cause, (DuplicateName, Refused)):
         loc += cause.path
     where = source.locate(prefix + loc, prefer_key=first["type"] == "extra_forbidden")
     field = ".".join(str(p) for p in loc) or "play"

@@ -72,7 +72,7 @@ from erpprov.state.function_canon import (
 )
 from erpprov.state.matview_indexes import desired_indexes, with_live_indexes
 from erpprov.state.prune_users import read_prune_users
-from erpprov.state.schema_catalog import read_schema_objects, scratch_prelude
+from erpprov.state.schema_catalog import domain_calls_prelude, read_schema_objects, scratch_prelude
 from erpprov.state.scratch import canonicalize_in_scratch_database
 from erpprov.state.script_journal import read_journal
 from erpprov.state.snapshot import Snapshot
@@ -191,8 +191,13 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         desired_functions = canonical_functions(conn, functions) if may_build else {}
         if may_build:
             check_unbuilt(conn, functions, desired_functions, prelude)
-        # defaults, checks and domains may call the functions this apply creates
+        # defaults, checks and domains may call the functions this apply creates: a domain is
+        # made before them (they may take it), the default and checks calling them after them
         prelude += function_prelude(functions, desired_functions, live_objects.functions.values())
+        domain_calls = domain_calls_prelude(db, live_objects)
+        prelude += domain_calls
+        if may_build and domain_calls:
+            refuse_bad_prelude(conn, prelude)
         unresolved = [s for s, found in canon.functions.items() if found is None]
         if unresolved and may_build:  # a grant on a function this apply creates
             canon = replace(canon, functions={**canon.functions, **declared_signatures(conn, unresolved, prelude)})
@@ -202,7 +207,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
             desired_tables = canonicalize_in_scratch_database(target, admin, db.tables, live_tables, prelude)
         # Without CREATE here, views are compared as written: a plan shows them until they match.
         desired_views, desired_uses = canonical_views(conn, views, prelude) if may_build else ({}, {})
-        composites, domains = canonical_types(conn, db.types, prelude) if may_build else ({}, {})
+        composites, domains = canonical_types(conn, db.types, prelude, db.functions) if may_build else ({}, {})
         triggers = [desired_trigger(t) for t in db.triggers]
         conditions = canonical_conditions(conn, triggers) if may_build else {}
         triggers = [replace(t, when=conditions.get(i, t.when)) for i, t in enumerate(triggers)]
@@ -233,13 +238,13 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
             "files say and shown as changes (grant it CREATE on the database to compare them)")
     result.extend(diff_types(db.types, live_objects.enums, db.name))
     result.extend(diff_composites(db.types, composites, live_objects.composites, db.name))
-    result.extend(diff_domains(db.types, domains, live_objects.domains, db.name))
+    result.extend(diff_domains(db.types, domains, live_objects.domains, db.name, db.functions))
     result.extend(diff_sequences(db.sequences, live_objects.sequences, db.name))
     function_diff = diff_functions(functions, desired_functions, live_objects.functions, _acl_by("function", live),
                                   db.name)
     function_diff.actions, taken_triggers = take_callers_along(
         function_diff.actions, live_objects.function_users, [(t.schema, t.table, t.name) for t in triggers],
-        desired_tables)
+        desired_tables, {(t.schema_, t.name): t.default for t in db.types if t.base_type is not None})
     recreated = frozenset(live_key(a) for a in function_diff.actions if a.op is Op.REPLACE)
     pruned_views = frozenset((a.address.parts[1], a.address.parts[2]) for a in pruned.actions
                              if a.address.kind in ("view", "materialized_view"))

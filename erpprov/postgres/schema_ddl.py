@@ -1,11 +1,14 @@
-"""SQL builders for enum types and standalone sequences. Identifiers go through psycopg.sql;
-enum values and numbers are literals."""
+"""SQL builders for types (enums, composite types, domains) and standalone sequences. Identifiers
+go through psycopg.sql; enum values and numbers are literals."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from psycopg import sql
 
 from erpprov.core import model
+from erpprov.core.domain_calls import waiting_checks, waiting_default
 from erpprov.core.schema_objects import EnumState, SequenceState
 
 
@@ -71,14 +74,29 @@ def domain_check(check: model.Check) -> sql.Composed:
     return sql.SQL("CONSTRAINT {} {}").format(sql.Identifier(check.name), body) if check.name else body
 
 
-def create_domain(declared: model.Type, schema: str | None = None) -> sql.Composed:
+def create_domain(declared: model.Type, schema: str | None = None,
+                  functions: Sequence[model.Function] = ()) -> sql.Composed:
+    """CREATE DOMAIN; ``schema`` stands in for its own (the scratch build). Its default and checks
+    that call one of ``functions`` (its database's) are left to `domain_calls`, run after them."""
     parts: list[sql.Composable] = [sql.SQL("CREATE DOMAIN {} AS {}").format(
         _name(schema or declared.schema_, declared.name), sql.SQL(declared.base_type or ""))]
     if declared.collation:
         parts.append(sql.SQL("COLLATE {}").format(sql.Identifier(declared.collation)))
-    if declared.default is not None:
+    if declared.default is not None and not waiting_default(declared, functions):
         parts.append(sql.SQL("DEFAULT ({})").format(sql.SQL(declared.default)))
     if declared.not_null:
         parts.append(sql.SQL("NOT NULL"))
-    parts += [domain_check(c) for c in declared.checks]
+    later = waiting_checks(declared, functions)
+    parts += [domain_check(c) for c in declared.checks if c not in later]
     return sql.SQL(" ").join(parts)
+
+
+def domain_calls(declared: model.Type, functions: Sequence[model.Function], schema: str | None = None
+                 ) -> list[sql.Composed]:
+    """What `create_domain` left out, once ``functions`` exist: the default and the checks (in
+    their order, so unnamed ones get the same names in every build) that call one of them."""
+    name = _name(schema or declared.schema_, declared.name)
+    statements = [sql.SQL("ALTER DOMAIN {} SET DEFAULT ({})").format(name, sql.SQL(declared.default or ""))
+                  ] if waiting_default(declared, functions) else []
+    return statements + [sql.SQL("ALTER DOMAIN {} ADD {}").format(name, domain_check(c))
+                         for c in waiting_checks(declared, functions)]

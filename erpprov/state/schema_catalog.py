@@ -27,7 +27,7 @@ from erpprov.core.schema_objects import (
     TriggerState,
     ViewState,
 )
-from erpprov.postgres.schema_ddl import create_composite, create_domain, create_enum
+from erpprov.postgres.schema_ddl import create_composite, create_domain, create_enum, domain_calls
 
 # Catalogs whose objects read as (kind, schema, name) from two columns: kind, catalog, name column,
 # namespace column (None: the kind has no schema).
@@ -251,16 +251,18 @@ JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum = d.refobjsubid
 WHERE v.relkind IN ('v', 'm') AND vn.nspname !~ '^pg_' AND vn.nspname <> 'information_schema'
 """
 # What else calls each function (triggers, column defaults and generated columns, checks of tables and
-# domains, policies, index expressions; a domain's check names the domain where a table stands): a
+# domains, domains' defaults, policies, index expressions; a domain's check or default names the
+# domain where a table stands, and its default is called `default` of kind `domain`): a
 # function dropped and created again takes them along, or is refused where the files cannot bring
 # them back. A partition's clone of a trigger goes with its parent's.
 FUNCTION_USERS = r"""
 SELECT DISTINCT CASE WHEN t.oid IS NOT NULL THEN 'trigger' WHEN a.attgenerated <> '' THEN 'generated column'
                      WHEN ad.oid IS NOT NULL THEN 'default' WHEN co.contypid <> 0 THEN 'domain check'
+                     WHEN dt.oid IS NOT NULL THEN 'domain'
                      WHEN co.oid IS NOT NULL THEN 'constraint'
                      WHEN po.oid IS NOT NULL THEN 'policy' ELSE 'index' END,
-       coalesce(n.nspname, tn.nspname), coalesce(c.relname, ty.typname),
-       coalesce(t.tgname, a.attname, co.conname, po.polname, ic.relname), fn.nspname,
+       coalesce(n.nspname, tn.nspname, dn.nspname), coalesce(c.relname, ty.typname, dt.typname),
+       coalesce(t.tgname, a.attname, co.conname, po.polname, ic.relname, 'default'), fn.nspname,
        format('%s(%s)', f.proname, pg_get_function_identity_arguments(f.oid))
 FROM pg_depend d JOIN pg_proc f ON f.oid = d.refobjid JOIN pg_namespace fn ON fn.oid = f.pronamespace
 LEFT JOIN pg_trigger t ON d.classid = 'pg_trigger'::regclass AND t.oid = d.objid AND t.tgparentid = 0
@@ -271,11 +273,13 @@ LEFT JOIN pg_policy po ON d.classid = 'pg_policy'::regclass AND po.oid = d.objid
 LEFT JOIN pg_index ix ON d.classid = 'pg_class'::regclass AND ix.indexrelid = d.objid
 LEFT JOIN pg_class ic ON ic.oid = ix.indexrelid
 LEFT JOIN pg_type ty ON ty.oid = co.contypid LEFT JOIN pg_namespace tn ON tn.oid = ty.typnamespace
+LEFT JOIN pg_type dt ON d.classid = 'pg_type'::regclass AND dt.oid = d.objid AND dt.typtype = 'd'
+LEFT JOIN pg_namespace dn ON dn.oid = dt.typnamespace
 LEFT JOIN pg_class c ON c.oid = coalesce(t.tgrelid, ad.adrelid, nullif(co.conrelid, 0), po.polrelid, ix.indrelid)
 LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE (c.oid IS NOT NULL OR ty.oid IS NOT NULL) AND d.refclassid = 'pg_proc'::regclass AND d.deptype = 'n'
-  AND d.classid IN ('pg_trigger'::regclass, 'pg_attrdef'::regclass, 'pg_constraint'::regclass,
-                    'pg_policy'::regclass, 'pg_class'::regclass)
+WHERE (c.oid IS NOT NULL OR ty.oid IS NOT NULL OR dt.oid IS NOT NULL) AND d.refclassid = 'pg_proc'::regclass
+  AND d.deptype = 'n' AND d.classid IN ('pg_trigger'::regclass, 'pg_attrdef'::regclass, 'pg_constraint'::regclass,
+                                        'pg_policy'::regclass, 'pg_class'::regclass, 'pg_type'::regclass)
   AND fn.nspname !~ '^pg_' AND fn.nspname <> 'information_schema'
 """
 # What each function or procedure cannot be created without, as the server recorded it: the routines
@@ -506,13 +510,25 @@ def scratch_prelude(db: model.Database, live: SchemaObjects) -> list[sql.Compose
             statements.append(sql.SQL("ALTER TYPE {} RENAME TO {}").format(
                 sql.Identifier(t.schema_, t.name), sql.Identifier(f"erpprov_scratch_{uuid.uuid4().hex[:12]}")))
         statements.append(create_enum(EnumState(t.schema_, t.name, tuple(t.enum))))
-    absent = [t for t in db.types if t.enum is None and (t.schema_, t.name) not in live.composites
-              and (t.schema_, t.name) not in live.domains]
+    absent = _absent(db, live)
     statements += [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(s))
                    for s in sorted({t.schema_ for t in absent})]
-    statements += [create_domain(t) for t in absent if t.base_type is not None]
+    statements += [create_domain(t, functions=db.functions) for t in absent if t.base_type is not None]
     statements += [create_composite(t) for t in absent if t.attributes is not None]
     return statements
+
+
+def domain_calls_prelude(db: model.Database, live: SchemaObjects) -> list[sql.Composed]:
+    """What `scratch_prelude` left out of the domains it creates, to follow the function stand-ins
+    (function_canon.function_prelude): their default and checks that call the file's functions."""
+    return [statement for t in _absent(db, live) if t.base_type is not None
+            for statement in domain_calls(t, db.functions)]
+
+
+def _absent(db: model.Database, live: SchemaObjects) -> list[model.Type]:
+    """The file's composite types and domains the live database has no type of that name for."""
+    return [t for t in db.types if t.enum is None and (t.schema_, t.name) not in live.composites
+            and (t.schema_, t.name) not in live.domains]
 
 
 # Each function's arguments one by one (what export writes): name, mode (i, o, b, v, t: a

@@ -21,9 +21,11 @@ from erpprov.state.scratch_build import build
 Key = tuple[str, str]
 
 
-def canonical_types(conn: psycopg.Connection, declared: list[model.Type], prelude: Sequence[sql.Composed]
-                    ) -> tuple[dict[Key, CompositeState], dict[Key, DomainState]]:
-    """Each declared composite type and domain the server could build, by its real (schema, name)."""
+def canonical_types(conn: psycopg.Connection, declared: list[model.Type], prelude: Sequence[sql.Composed],
+                    functions: Sequence[model.Function]) -> tuple[dict[Key, CompositeState], dict[Key, DomainState]]:
+    """Each declared composite type and domain the server could build, by its real (schema, name).
+    A domain's default and checks that call one of ``functions`` (the file's, whose stand-ins
+    ``prelude`` holds) are added after it, as apply adds them."""
     built = [t for t in declared if t.enum is None]
     if not built:
         return {}, {}
@@ -34,8 +36,10 @@ def canonical_types(conn: psycopg.Connection, declared: list[model.Type], prelud
     setup.append(sql.SQL("SELECT set_config('search_path', {} || ', ' || current_setting('search_path'), true)")
                  .format(sql.Literal(", ".join(stand_in.values()))))
     domains_first = sorted(built, key=lambda t: t.base_type is None)
-    builds = [schema_ddl.create_domain(t, stand_in[t.schema_]) if t.base_type is not None
-              else schema_ddl.create_composite(t, stand_in[t.schema_]) for t in domains_first]
+    builds = [statement for t in domains_first for statement in (
+        [schema_ddl.create_domain(t, stand_in[t.schema_], functions),
+         *schema_ddl.domain_calls(t, functions, stand_in[t.schema_])] if t.base_type is not None
+        else [schema_ddl.create_composite(t, stand_in[t.schema_])])]
     scratch = [list(stand_in.values())]
     with conn.transaction(force_rollback=True):
         build(conn, setup, builds)

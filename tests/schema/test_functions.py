@@ -158,11 +158,11 @@ def test_a_re_signed_function_takes_its_triggers_defaults_checks_policies_and_in
 
     conn.execute("CREATE POLICY theirs ON items USING (add(n) > 1);"
                  "ALTER TABLE items ADD COLUMN g bigint GENERATED ALWAYS AS (add(id)) STORED;"
-                 "CREATE DOMAIN positive AS int CONSTRAINT above CHECK (add(VALUE) > 0)")
+                 "CREATE DOMAIN positive AS int DEFAULT add(1) CONSTRAINT above CHECK (add(VALUE) > 0)")
     with pytest.raises(ErpprovError) as refused:  # the files could not bring these back
         plan_target(_targets(tmp_path, pg, CALLERS)[0])
-    assert ("domain check above on public.positive, generated column g on public.items, policy theirs on public.items"
-            in str(refused.value))
+    assert ("domain default on public.positive, domain check above on public.positive, generated column g on "
+            "public.items, policy theirs on public.items" in str(refused.value))
 
 
 CALLED = """\

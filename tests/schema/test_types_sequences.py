@@ -1,14 +1,17 @@
-"""Enum types and standalone sequences against the real server, each ending with the convergence
-check (apply_all fails when the re-plan inside the lock is not empty; plan_of then shows nothing)."""
+"""Types (enums, composite types, domains) and standalone sequences against the real server, each
+ending with the convergence check (apply_all fails when the re-plan inside the lock is not empty;
+plan_of then shows nothing)."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from erpprov.core.actions import Hazard
+from erpprov.core.actions import Hazard, Op, Phase
 from erpprov.diff.types import additions
+from erpprov.errors import ErpprovError
 from erpprov.plan.build import plan_target
 from tests.helpers import apply_all, load_targets, plan_of
 
@@ -172,3 +175,118 @@ def test_a_type_is_one_kind_and_only_an_enum_renames() -> None:
                   {"name": "t", "base_type": "int", "renamed_from": "old"}):
         with pytest.raises(pydantic.ValidationError):
             model.Type.model_validate(wrong)
+
+
+# `label` takes the domain the other function's result fills: it needs the domain first, the
+# domain's default needs `next_code` first
+DEFAULT_CALLS = """\
+      types:
+        - {name: status, enum: [new, done]}
+        - name: code
+          base_type: text
+          default: "next_code()"
+          checks: [{name: nonempty, expression: "VALUE <> ''"}]
+      functions:
+        - {name: next_code, returns: text, body: "SELECT 'X' || 1"}
+        - name: label
+          arguments: [{name: c, type: code}, {name: s, type: status}]
+          returns: text
+          body: "SELECT c || ':' || s"
+      tables:
+        - name: t
+          columns: [{name: id, type: int}, {name: c, type: code}]
+"""
+
+
+def test_a_domain_default_calling_a_new_function_plans_applies_and_converges(tmp_path, pg, conn):
+    plan = plan_target(load_targets(tmp_path, pg, _play(pg, DEFAULT_CALLS))[0]).ordered()
+    steps = {(a.address.kind, a.address.parts[-1], a.phase) for a in plan if a.address.kind != "enum_values"}
+    assert steps == {("type", "status", Phase.TYPE), ("type", "code", Phase.TYPE),  # run in the order of phases
+                     ("function", "label(…)", Phase.FUNCTION), ("function", "next_code()", Phase.FUNCTION),
+                     ("type", "code", Phase.DOMAIN_CALLS), ("table", "t", Phase.TABLE)}
+    assert [s.text for s in plan[-2].sql] == ['ALTER DOMAIN "public"."code" SET DEFAULT (next_code())']
+    _converge(tmp_path, pg, DEFAULT_CALLS)  # the enum, the domain and functions over them, in one apply
+    conn.execute("INSERT INTO t (id) VALUES (1)")
+    assert conn.execute("SELECT label(c, 'new') FROM t").fetchone() == ("X1:new",)
+
+    # a new body is CREATE OR REPLACE: the domain's default keeps calling it
+    new_body = DEFAULT_CALLS.replace("SELECT 'X' || 1", "SELECT 'Y' || 2")
+    [action] = plan_target(load_targets(tmp_path, pg, _play(pg, new_body))[0]).actions
+    assert (action.address.kind, action.op) == ("function", Op.UPDATE)
+    _converge(tmp_path, pg, new_body)
+    conn.execute("INSERT INTO t (id) VALUES (2)")
+    assert conn.execute("SELECT c FROM t WHERE id = 2").fetchone() == ("Y2",)
+
+    # a new result drops the function and creates it again: the domain's default goes and comes back
+    resigned = new_body.replace("{name: next_code, returns: text,", "{name: next_code, returns: varchar,")
+    [action] = plan_target(load_targets(tmp_path, pg, _play(pg, resigned))[0]).actions
+    assert action.op is Op.REPLACE and action.sql[0].text == 'ALTER DOMAIN "public"."code" DROP DEFAULT'
+    _converge(tmp_path, pg, resigned, allow=frozenset({Hazard.BREAKS_CALLERS}))
+    conn.execute("INSERT INTO t (id) VALUES (3)")
+    assert conn.execute("SELECT c FROM t WHERE id = 3").fetchone() == ("Y2",)
+
+
+def test_a_domain_default_taking_from_a_new_sequence_converges(tmp_path, pg, conn):
+    _converge(tmp_path, pg, """\
+      sequences: [{name: codes}]
+      types: [{name: code, base_type: bigint, default: "nextval('codes')"}]
+      tables: [{name: t, columns: [{name: id, type: int}, {name: c, type: code}]}]
+""")  # the sequence is created before the domain
+    conn.execute("INSERT INTO t (id) VALUES (1)")
+    assert conn.execute("SELECT c FROM t").fetchone() == (1,)
+
+
+CHECK_CALLS = """\
+      schemas: [{name: app}]
+      types:
+        - name: code
+          schema: app
+          base_type: text
+          not_null: true
+          checks: [{expression: "app.is_code(VALUE)"}, {expression: "length(VALUE) < 10"}]
+      functions:
+        - name: is_code
+          schema: app
+          arguments: [{name: c, type: text}]
+          returns: boolean
+          body: "SELECT c LIKE 'c-%'"
+          volatility: immutable
+      tables:
+        - name: t
+          schema: app
+          columns: [{name: c, type: app.code}]
+"""
+
+
+def test_a_domain_check_calling_a_new_function_plans_applies_and_converges(tmp_path, pg, conn):
+    # two unnamed checks, the one calling the function added last: both builds name them alike
+    _converge(tmp_path, pg, CHECK_CALLS)
+    conn.execute("INSERT INTO app.t VALUES ('c-1')")
+    with pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute("INSERT INTO app.t VALUES ('d-1')")
+
+
+def test_an_existing_domain_given_a_default_calling_a_new_function_converges(tmp_path, pg, conn):
+    _converge(tmp_path, pg, """\
+      types: [{name: code, base_type: text, default: "'none'"}]
+""")
+    plan = plan_target(load_targets(tmp_path, pg, _play(pg, DEFAULT_CALLS))[0])
+    [altered] = [a for a in plan.actions if a.address.kind == "type" and a.address.parts[-1] == "code"]
+    assert altered.phase is Phase.DOMAIN_CALLS and altered.op is Op.UPDATE  # after the function it calls
+    _converge(tmp_path, pg, DEFAULT_CALLS, allow=frozenset({Hazard.VALIDATES_DATA}))  # the check is new
+    conn.execute("INSERT INTO t (id) VALUES (1)")
+    assert conn.execute("SELECT c FROM t").fetchone() == ("X1",)
+
+
+def test_a_domain_calling_a_function_that_takes_or_returns_it_is_refused_naming_both(tmp_path, pg, conn):
+    cycle = DEFAULT_CALLS.replace('{name: next_code, returns: text,', '{name: next_code, returns: code,')
+    with pytest.raises(ErpprovError) as refused:
+        load_targets(tmp_path, pg, _play(pg, cycle))
+    assert "domain public.code: its default calls function public.next_code, which takes or returns code" in str(
+        refused.value)
+    assert "base type (text)" in (refused.value.hint or "")
+    in_check = CHECK_CALLS.replace("{name: c, type: text}", "{name: c, type: app.code}")
+    with pytest.raises(ErpprovError) as refused:
+        load_targets(tmp_path, pg, _play(pg, in_check))
+    assert "its check app.is_code(VALUE) calls function app.is_code" in str(refused.value)
+    assert conn.execute("SELECT count(*) FROM pg_type WHERE typname = 'code'").fetchone() == (0,)
