@@ -104,6 +104,8 @@ def test_a_created_role_a_committed_database_uses_stays(tmp_path, pg):
     assert_clean_error(run, f'{new_db}.public.v: relation "no_such_table" does not exist')
     assert f"undone: [localhost] database {new_db}\n" in run.stdout, str(run)
     assert f"undone: [localhost] role {new_role}" not in run.stdout, str(run)
+    assert f"role.{new_role}: created by this apply and kept, as it could not be dropped again: role " \
+           f'"{new_role}" cannot be dropped because some objects depend on it' in run.stdout + run.stderr, str(run)
     assert _roles(pg, new_role) == {new_role: -1}
     view["query"] = "SELECT 1 AS one"
     project = write_project(tmp_path, yaml.safe_dump(play), server_vars(pg))

@@ -84,7 +84,7 @@ def execute(actions: list[Action], settings: Connection, admin: psycopg.Connecti
             else:
                 _run(admin, batch, transactional, committed, explained, warn)
         except BaseException:
-            _undo(admin, created, database, event)
+            _undo(admin, created, database, event, warn)
             raise
 
 
@@ -94,7 +94,8 @@ def execute(actions: list[Action], settings: Connection, admin: psycopg.Connecti
 _UNDONE = ("database", "role", "membership")
 
 
-def _undo(admin: psycopg.Connection, created: list[Action], failed_in: str | None, event: Event) -> None:
+def _undo(admin: psycopg.Connection, created: list[Action], failed_in: str | None, event: Event,
+          warn: Callable[[str], None] | None) -> None:
     """When a batch fails (or is interrupted), what this apply created and committed before it that
     would outlive the failed apply is dropped again, each on its own and best effort:
 
@@ -104,9 +105,9 @@ def _undo(admin: psycopg.Connection, created: list[Action], failed_in: str | Non
       Their memberships go with them, and are reported undone too.
 
     None of them existed before, so nothing is lost. One that something else holds on to is left,
-    as it would be without this: a database somebody connected to, a role that owns objects or holds
-    privileges that an earlier, committed transaction of this apply gave it (DROP refuses). The
-    failure itself is what the caller raises, whatever happens here."""
+    as it would be without this, and ``warn`` says so: a database somebody connected to, a role that
+    owns objects or holds privileges that an earlier, committed transaction of this apply gave it
+    (DROP refuses). The failure itself is what the caller raises, whatever happens here."""
     undo = [a for a in created if a.kind == "database" and a.address.parts[0] == failed_in]
     undo += [a for a in reversed(created) if a.kind == "role"]
     gone: set[str] = set()
@@ -114,7 +115,10 @@ def _undo(admin: psycopg.Connection, created: list[Action], failed_in: str | Non
         name = action.address.parts[0]
         try:
             admin.execute(sql.SQL("DROP {} {}").format(sql.SQL(action.kind.upper()), sql.Identifier(name)))
-        except psycopg.Error:
+        except psycopg.Error as exc:
+            if warn is not None:
+                reason = exc.diag.message_primary or str(exc).strip()
+                warn(f"{action.address}: created by this apply and kept, as it could not be dropped again: {reason}")
             continue
         event("undone", action)
         if action.kind == "role":
