@@ -1,4 +1,5 @@
-"""Read every schema object beside tables in one query, whatever their number (decision 2).
+"""Read every schema object beside tables in two round trips, whatever their number (decision 2):
+one query for what exists, then one pipeline for the details of the kinds found.
 
 Objects an extension created (pg_depend deptype 'e') are the extension's, not the user's, and
 objects made as part of another (deptype 'i': a range type's constructors and casts) are that
