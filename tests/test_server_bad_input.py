@@ -23,6 +23,12 @@ CASES = {
     "domain default": ({"types": [{"name": "d", "base_type": "int", "default": "f(1)"}],
                         "functions": [{"name": "f", "returns": "int", "body": "SELECT 1"}]},
                        ['declared type (ALTER DOMAIN "public"."d" SET DEFAULT (f(1)))', "f(integer) does not exist"]),
+    # the stand-in of a function over a type of the same apply is there: a wrong call is still named
+    "wrong call": ({"types": [{"name": "mood", "enum": ["ok"]}],
+                    "functions": [{"name": "label", "arguments": [{"name": "m", "type": "mood"}], "returns": "text",
+                                   "body": "SELECT m::text"}],
+                    "tables": [{"name": "t", "columns": [{"name": "x", "type": "text", "default": "label(1)"}]}]},
+                   ["column public.t.x (text)", "function label(integer) does not exist"]),
 }
 
 

@@ -189,11 +189,11 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         if may_build:
             refuse_bad_prelude(conn, prelude)
         desired_functions = canonical_functions(conn, functions) if may_build else {}
-        if may_build:
-            check_unbuilt(conn, functions, desired_functions, prelude)
-        # defaults, checks and domains may call the functions this apply creates: a domain is
-        # made before them (they may take it), the default and checks calling them after them
-        prelude += function_prelude(functions, desired_functions, live_objects.functions.values())
+        over_new_types = check_unbuilt(conn, functions, desired_functions, prelude) if may_build else set()
+        # defaults, checks and domains may call the functions this apply creates, which may take or
+        # return its types: their stand-ins follow the types, a domain's default and checks follow them
+        prelude += function_prelude(functions, desired_functions.keys() | over_new_types,
+                                    live_objects.functions.values())
         domain_calls = domain_calls_prelude(db, live_objects)
         prelude += domain_calls
         if may_build and domain_calls:

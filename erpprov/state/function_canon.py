@@ -11,7 +11,7 @@ the diff then creates it as written, and the next plan compares it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 
 import psycopg
@@ -54,11 +54,12 @@ def declared_signatures(conn: psycopg.Connection, signatures: list[str], prelude
         return catalog.canonical_functions(conn, signatures)
 
 
-def function_prelude(declared: list[function_ddl.AnyFunction], canonical: dict[int, FunctionState],
+def function_prelude(declared: list[function_ddl.AnyFunction], buildable: Collection[int],
                      live: Iterable[FunctionState]) -> list[sql.Composed]:
-    """For the rolled-back scratch builds of tables, types and views: the declared functions whose
-    name is new to their schema, under their real names, so a default, check or domain that calls
-    one is read as the server will print it. Only those the server could build (``canonical``):
+    """For the rolled-back scratch builds of tables, types and views, after the types and sequences
+    of their prelude: the declared functions whose name is new to their schema, under their real
+    names, so a default, check or domain that calls one is read as the server will print it. Only
+    those the server builds (``buildable``: alone, or over the prelude's types, check_unbuilt):
     any other would fail the whole build, and is reported on its own; and no overload of a live
     name, which could clash with the live one (same argument types).
 
@@ -68,7 +69,7 @@ def function_prelude(declared: list[function_ddl.AnyFunction], canonical: dict[i
     the playbook's. A trigger function is left out: nothing these builds make can call one, and
     an SQL function cannot return a trigger."""
     taken = {(f.schema, f.name) for f in live}
-    new = [f for i, f in enumerate(declared) if i in canonical and (f.schema_, f.name) not in taken
+    new = [f for i, f in enumerate(declared) if i in buildable and (f.schema_, f.name) not in taken
            and not (isinstance(f, model.Function) and f.returns in _TRIGGER_RESULTS)]
     if not new:
         return []
@@ -96,15 +97,17 @@ _WAITING = frozenset({"42704", "42P01", "3F000"})  # undefined_object, undefined
 
 
 def check_unbuilt(conn: psycopg.Connection, declared: list[function_ddl.AnyFunction],
-                  canonical: dict[int, FunctionState], prelude: Sequence[sql.Composed]) -> None:
+                  canonical: dict[int, FunctionState], prelude: Sequence[sql.Composed]) -> set[int]:
     """A function the scratch build could not make is taken for one over an object the apply
     creates; one the server refuses for another reason (a language it lacks, a result its language
     cannot return) would only fail at apply: stop the plan and say which, and why. Each is built
     again, rolled back, once the extensions, types and sequences the plan creates (``prelude``)
-    exist."""
+    exist. The positions of those that then build: over the prelude, they get stand-ins too
+    (function_prelude), so a default calling one that takes a new enum finds it."""
     unbuilt = [(i, f) for i, f in enumerate(declared) if i not in canonical]
     if not unbuilt:
-        return
+        return set()
+    built: set[int] = set()
     stand_in = f"erpprov_scratch_{uuid.uuid4().hex[:10]}_u"
     refused: tuple[function_ddl.AnyFunction, str, str] | None = None
     with conn.transaction(force_rollback=True):
@@ -121,6 +124,7 @@ def check_unbuilt(conn: psycopg.Connection, declared: list[function_ddl.AnyFunct
             try:
                 with conn.transaction():
                     conn.execute(function_ddl.create(f.model_copy(update={"name": f"f{i}"}), schema=stand_in))
+                built.add(i)
             except psycopg.Error as exc:
                 if exc.sqlstate not in _WAITING:
                     refused = (f, f"PostgreSQL rejects it: {exc.diag.message_primary or exc}",
@@ -130,3 +134,4 @@ def check_unbuilt(conn: psycopg.Connection, declared: list[function_ddl.AnyFunct
         f, why, hint = refused
         raise ErpprovError(f"{'procedure' if isinstance(f, model.Procedure) else 'function'} {f.schema_}.{f.name}: "
                            f"{why}", hint=hint)
+    return built

@@ -266,3 +266,44 @@ def test_a_new_default_calling_a_function_whose_argument_is_renamed_plans_and_co
     _converge(tmp_path, pg, called.replace("name: a,", "name: b,").replace("SELECT a", "SELECT b") + table,
               allow=frozenset(Hazard))  # a new argument name is a new function to PostgreSQL
     assert_converged(tmp_path)
+
+
+NEW_TYPES_CALLED = """\
+      types:
+        - {name: order_status, enum: [new, paid]}
+        - {name: money_pair, attributes: [{name: amount, type: numeric}, {name: currency, type: text}]}
+        - {name: cents, base_type: bigint, default: "status_weight('paid')",
+           checks: [{name: cents_ok, expression: "VALUE >= 0"}]}
+      functions:
+        - {name: label, arguments: [{name: s, type: order_status}], returns: text, body: "SELECT s::text",
+           volatility: immutable}
+        - {name: first_status, returns: order_status, body: "SELECT 'new'::order_status"}
+        - {name: pair, arguments: [{name: a, type: numeric}], returns: money_pair,
+           body: "SELECT ROW(a, 'EUR')::money_pair"}
+        - {name: status_weight, arguments: [{name: s, type: order_status}], returns: bigint, body: "SELECT 7::bigint"}
+        - {name: to_cents, arguments: [{name: n, type: int}], returns: cents, body: "SELECT (n * 100)::cents"}
+        - {name: counted, arguments: [{name: c, type: cents}], returns: boolean, body: "SELECT c > 0"}
+      tables:
+        - name: orders
+          columns:
+            - {name: status, type: order_status, default: "first_status()"}
+            - {name: shown, type: text, default: "label('new')"}
+            - {name: price, type: money_pair, default: "pair(1)"}
+            - {name: total, type: cents, default: "to_cents(1)"}
+            - {name: fee, type: cents}
+            - {name: shown_again, type: text, generated: "label(status)"}
+          checks:
+            - {name: orders_paid_or_new, expression: "status IN (first_status(), 'paid')"}
+            - {name: orders_counted, expression: "counted(total)"}
+"""
+
+
+def test_defaults_checks_and_domains_calling_functions_over_types_of_the_same_apply_converge(tmp_path, pg, conn):
+    """The stand-ins of the functions a default, generated column, check or domain default calls
+    are built after the types the same apply creates, so one that takes or returns a new enum,
+    composite or domain is found too."""
+    _converge(tmp_path, pg, NEW_TYPES_CALLED)
+    conn.execute("INSERT INTO orders DEFAULT VALUES")
+    assert conn.execute("SELECT status::text, shown, shown_again, (price).currency, total, fee FROM orders"
+                        ).fetchone() == ("new", "new", "new", "EUR", 100, 7)
+    assert_converged(tmp_path)
