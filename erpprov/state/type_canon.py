@@ -1,7 +1,9 @@
-"""The desired composite types and domains as the server prints them: built in stand-in schemas
-(first on the rolled-back transaction's search_path, so one declared type using another finds
-it there and prints it unqualified, as the live one is), after the enum types the file adds, then
-read with the live side's queries and given back their real schema."""
+"""The desired composite types and domains as the server prints them: built in stand-in schemas,
+after the types the file adds (the prelude makes the new ones under their real names), then read
+with the live side's queries and given back their real schema. The stand-in schemas come last on
+the rolled-back transaction's search_path: a name a declared type uses then means the type it will
+mean at apply, in its real schema, and prints as the live one does (first, they shadowed it, and a
+domain check casting to another declared domain printed it qualified: the plan never converged)."""
 
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ def canonical_types(conn: psycopg.Connection, declared: list[model.Type], prelud
     stand_in = {s: f"erpprov_scratch_{tag}_t{i}" for i, s in enumerate(sorted({t.schema_ for t in built}))}
     real = {value: key for key, value in stand_in.items()}
     setup = [*prelude, *(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(s)) for s in stand_in.values())]
-    setup.append(sql.SQL("SELECT set_config('search_path', {} || ', ' || current_setting('search_path'), true)")
+    setup.append(sql.SQL("SELECT set_config('search_path', current_setting('search_path') || ', ' || {}, true)")
                  .format(sql.Literal(", ".join(stand_in.values()))))
     domains_first = sorted(built, key=lambda t: t.base_type is None)
     builds = [statement for t in domains_first for statement in (
