@@ -3,7 +3,8 @@ unasked (decision 6). Kinds erpprov manages take the addresses they manage out o
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
@@ -162,11 +163,14 @@ def _drop(obj: LiveObject, live: SchemaObjects) -> sql.Composed:
     return sql.SQL("DROP {} {}").format(sql.SQL(words[obj.kind]), sql.Identifier(schema, obj.name))
 
 
-def prune_in_use(actions: list[Action], users: Iterable[PruneUser], database: str) -> list[Action]:
+def prune_in_use(actions: list[Action], users: Iterable[PruneUser], database: str,
+                 declared: Sequence[model.Type] = ()) -> list[Action]:
     """``actions``: the database's whole plan, its prunes among them; ``users``: what depends on
-    the objects they drop. PostgreSQL refuses a DROP while anything depends on the object: a user
-    the plan drops before it is fine (within a phase, a pruned object goes after the objects that
-    use it); any other stops the plan, named, rather than an apply failing half-way."""
+    the objects they drop; ``declared``: the database's types. PostgreSQL refuses a DROP while
+    anything depends on the object: a user the plan drops before it is fine (within a phase, a
+    pruned object goes after the objects that use it), and so is a declared type the plan changes
+    before it so that it no longer uses it; any other stops the plan, named, rather than an apply
+    failing half-way."""
     created = {a.address for a in actions if a.op is Op.CREATE}
     dropped = {a.address: a for a in actions if a.op is Op.DELETE and a.address not in created}
     order: dict[Address, int] = {}
@@ -182,6 +186,8 @@ def prune_in_use(actions: list[Action], users: Iterable[PruneUser], database: st
                 continue
             holder = dropped.get(Address(user.holder, database, user.holder_schema or "", user.holder_name or "")
                                  ) if user.holder else None
+            if holder is None and user.holder == "type":
+                holder = _released(actions, user, declared, database)
             if holder is None or holder.phase > used.phase:
                 raise ErpprovError(f"prune would drop {user.used.describe()}, but {user.what} still uses it",
                                    hint="declare it in the files, or stop using it first (apply that), then prune")
@@ -192,6 +198,24 @@ def prune_in_use(actions: list[Action], users: Iterable[PruneUser], database: st
         if not bumped:
             break
     return [replace(a, order=order[a.address]) if a.address in order else a for a in actions]
+
+
+def _released(actions: list[Action], user: PruneUser, declared: Sequence[model.Type], database: str
+              ) -> Action | None:
+    """The plan's first change of the declared domain or composite type that holds ``user``, when
+    the file's type no longer names the object the prune drops (its attribute types, base type,
+    default and checks; a name in them, even in another sense, keeps the refusal)."""
+    key = (user.holder_schema or "", user.holder_name or "")
+    want = next((t for t in declared if (t.schema_, t.name) == key), None)
+    if want is None:
+        return None
+    text = " ".join([*(a.type for a in want.attributes or ()), want.base_type or "", want.default or "",
+                     *(c.expression for c in want.checks)])
+    if re.search(rf"(?<![\w$]){re.escape(user.used.name)}(?![\w$])", text, re.IGNORECASE):
+        return None
+    address = Address("type", database, *key)
+    changes = [a for a in actions if a.address == address]
+    return min(changes, key=lambda a: (a.phase, a.order), default=None)
 
 
 def refuse_reading_dropped(reads: Mapping[tuple[str, str], set[tuple[str, str]]],

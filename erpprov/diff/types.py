@@ -106,6 +106,25 @@ def _recreate(address: Address, database: str, drop: sql.Composable, create: sql
 _DOMAINS, _COMPOSITES = 2, 3
 
 
+def created_again(declared: Sequence[model.Type], index: int, database: str,
+                  functions: Sequence[model.Function]) -> list[Action]:
+    """The domain or composite type ``declared[index]`` created from the file after a drop that took
+    it along (`diff.type_users`): at its usual place among the types, so after what it uses."""
+    t = declared[index]
+    key, address = (t.schema_, t.name), Address("type", database, t.schema_, t.name)
+    extra, _, stated = owner_and_comment("TYPE" if t.attributes else "DOMAIN", *key, t.owner, t.comment, None, None)
+    if t.attributes:
+        return [Action(address, Op.CREATE, Phase.TYPE, database=database,
+                       sql=tuple(render(s) for s in [ddl.create_composite(t), *extra]),
+                       after={"attributes": [a.name + " " + a.type for a in t.attributes]} | stated,
+                       order=_COMPOSITES + index, note="dropped with a type it uses, and created again")]
+    return [Action(address, Op.CREATE, Phase.TYPE, database=database,
+                   sql=tuple(render(s) for s in [ddl.create_domain(t, functions=functions), *extra]),
+                   after={"base_type": t.base_type} | stated, order=_DOMAINS,
+                   note="dropped with a type it uses, and created again"),
+            *_calls_later(address, database, t, functions)]
+
+
 def diff_composites(declared: list[model.Type], canonical: Mapping[Key, CompositeState],
                     live: Mapping[Key, CompositeState], database: str) -> Result:
     """Attributes added (at the end), dropped or retyped in place; any other order recreates the type."""

@@ -52,6 +52,7 @@ from erpprov.diff.sequences import diff_sequences
 from erpprov.diff.tables import diff_tables
 from erpprov.diff.tables.repartition import as_new, rebuilt_columns, rebuilt_tables, refuse_lost_triggers
 from erpprov.diff.triggers import desired_trigger, diff_triggers, on_renamed_tables
+from erpprov.diff.type_users import take_type_users_along
 from erpprov.diff.types import diff_composites, diff_domains, diff_types
 from erpprov.diff.views import Uses, diff_views
 from erpprov.drivers import make_driver
@@ -267,7 +268,9 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
     trigger_diff.actions = retriggered(trigger_diff.actions, taken_triggers)
     result.extend(trigger_diff)
     result.extend(scripts)
-    result.actions = prune_in_use(result.actions, users, db.name)
+    result.actions = take_type_users_along(result.actions, live_objects.type_users, db.types,
+                                           list(live_objects.domains), db.name, db.functions)
+    result.actions = prune_in_use(result.actions, users, db.name, db.types)
     refuse_reading_dropped(desired_uses, [(a.address.parts[1], a.address.parts[2]) for a in table_diff.actions
                                           if a.address.kind == "table" and a.op is Op.DELETE])
     canon = replace(canon, declared_functions={i: (f.schema, f.signature) for i, f in desired_functions.items()})

@@ -27,15 +27,19 @@ COLUMNS = {query: query.split("SELECT ")[1].split(" FROM")[0].replace("count(*) 
 def database(draw) -> dict:  # type: ignore[no-untyped-def]
     types = [{"name": name, "enum": draw(st.lists(st.sampled_from("abcdef"), min_size=1, max_size=4, unique=True))}
              for name in draw(st.lists(st.sampled_from(["e1", "e2"]), unique=True))]
+    enums = [t["name"] for t in types]
+    domains = []
     if draw(st.booleans()):
-        types.append({"name": "d1", "base_type": draw(st.sampled_from(["integer", "bigint", "text"])),
+        domains = ["d1"]
+        types.append({"name": "d1", "base_type": draw(st.sampled_from(["integer", "bigint", "text", *enums])),
                       "not_null": draw(st.booleans()),
                       "checks": draw(st.sampled_from([[], [{"expression": "VALUE IS NOT NULL"}],
                                                       [{"name": "d1_set", "expression": "VALUE IS NOT NULL"}]]))})
     if draw(st.booleans()):
         attributes = draw(st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, unique=True))
         types.append({"name": "c1", "attributes": [
-            {"name": a, "type": draw(st.sampled_from(["integer", "text", "numeric(8, 2)"]))} for a in attributes]})
+            {"name": a, "type": draw(st.sampled_from(["integer", "text", "numeric(8, 2)", *enums, *domains]))}
+            for a in attributes]})
     sequences = []
     for name in draw(st.lists(st.sampled_from(["s1", "s2"]), unique=True)):
         seq = {"name": name, "type": draw(st.sampled_from(["integer", "bigint"])),
