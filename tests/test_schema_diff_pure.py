@@ -1,16 +1,17 @@
-"""Pure tests (no server) of the schema-object diff: materialized views' indexes, and prunes of
-objects something still uses."""
+"""Pure tests (no server) of the schema-object diff: materialized views' indexes, prunes of
+objects something still uses, and the types a recreated type takes along."""
 
 from __future__ import annotations
 
 import pytest
 
 from erpprov.core import model
-from erpprov.core.actions import Action, Op, Phase
+from erpprov.core.actions import Action, Op, Phase, execution_order
 from erpprov.core.left_out import dependents
 from erpprov.core.schema_objects import FunctionState, LiveObject, PruneUser, SchemaObjects, TriggerState, ViewState
 from erpprov.core.tables import IndexKey, IndexState
 from erpprov.diff.schema_objects import prune_in_use, prune_objects
+from erpprov.diff.type_users import take_type_users_along
 from erpprov.diff.views import Uses, diff_views
 from erpprov.errors import ErpprovError
 
@@ -111,3 +112,48 @@ def test_what_cannot_be_created_without_a_left_out_object_is_named_with_the_obje
 def test_prune_keeps_what_no_file_could_bring_back_and_drops_the_rest():
     actions = prune_objects(_objects(), "db", (), {"app"}).actions
     assert sorted(a.address.parts[-1] for a in actions) == ["ok()", "plain", "t_ok"]
+
+
+def _types(*declared: dict) -> list[model.Type]:  # type: ignore[type-arg]
+    return [model.Type.model_validate(t) for t in declared]
+
+
+USED = {("app", "e"): {("type", "app", "d", "")}, ("app", "d"): {("type", "app", "z", "")}}
+
+
+def test_the_users_of_a_recreated_type_are_dropped_ahead_of_it_users_first_and_created_again_after():
+    declared = _types({"name": "e", "schema": "app", "enum": ["b", "a"]},
+                      {"name": "d", "schema": "app", "base_type": "app.e"},
+                      {"name": "z", "schema": "app", "attributes": [{"name": "x", "type": "app.d"}]})
+    enum = Action(LiveObject("type", "app", "e").address("db"), Op.REPLACE, Phase.TYPE, database="db")
+    changed = Action(LiveObject("type", "app", "z").address("db"), Op.UPDATE, Phase.TYPE, database="db", order=5)
+    plan = execution_order(take_type_users_along([enum, changed], USED, declared, [("app", "d")], "db", []))
+    assert [(a.op, a.address.parts[-1]) for a in plan] == [
+        (Op.DELETE, "z"), (Op.DELETE, "d"), (Op.REPLACE, "e"), (Op.CREATE, "d"), (Op.CREATE, "z")]
+    assert plan[1].sql[0].text == 'DROP DOMAIN "app"."d"'
+
+
+def test_a_user_of_a_recreated_type_the_files_leave_out_goes_ahead_if_pruned_else_stops_the_plan():
+    declared = _types({"name": "e", "schema": "app", "enum": ["b", "a"]})
+    enum = Action(LiveObject("type", "app", "e").address("db"), Op.REPLACE, Phase.TYPE, database="db")
+    with pytest.raises(ErpprovError, match=r"type app\.d uses a type this apply drops and creates again"):
+        take_type_users_along([enum], USED, declared, [("app", "d")], "db", [])
+    pruned = [enum, _drop("type", "d", Phase.DROP_TYPE), _drop("type", "z", Phase.DROP_TYPE)]
+    plan = execution_order(take_type_users_along(pruned, USED, declared, [("app", "d")], "db", []))
+    assert [(a.address.parts[-1], a.phase) for a in plan] == [("z", Phase.TYPE), ("d", Phase.TYPE),
+                                                             ("e", Phase.TYPE)]
+    with pytest.raises(ErpprovError, match=r"column app\.t\.k uses it"):
+        take_type_users_along(pruned, {**USED, ("app", "d"): {("column", "app", "t", "k")}}, declared,
+                              [("app", "d")], "db", [])
+
+
+def test_a_prune_accepts_a_declared_type_changed_before_it_so_that_it_no_longer_names_the_pruned_one():
+    user = [PruneUser(LiveObject("type", "app", "e"), "column x of composite type app.c", "type", "app", "c",
+                      ("column", "app", "c", "x"))]
+    change = Action(LiveObject("type", "app", "c").address("db"), Op.UPDATE, Phase.TYPE, database="db")
+    actions = [_drop("type", "e", Phase.DROP_TYPE), change]
+    assert prune_in_use(actions, user, "db", _types({"name": "c", "schema": "app",
+                                                     "attributes": [{"name": "x", "type": "text"}]})) == actions
+    with pytest.raises(ErpprovError, match=r"column x of composite type app\.c still uses it"):
+        prune_in_use(actions, user, "db", _types({"name": "c", "schema": "app",
+                                                  "attributes": [{"name": "x", "type": "app.e[]"}]}))

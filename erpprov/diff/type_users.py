@@ -3,7 +3,8 @@ DOMAIN while a domain or a composite type uses the type. Those users (and their 
 dropped first, the deepest user first, and created again from the files once what they use exists
 again, all in the type phase of the database's one transaction, the way views are dropped and
 created around what they read. A user the files do not declare could not come back: when its
-schema prunes, its drop simply moves ahead; otherwise the plan is refused before anything changes."""
+schema prunes, its drop simply moves ahead; otherwise the plan is refused before anything changes,
+as it is when a table column uses a user (its drop would run before any table changes)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,11 @@ def take_type_users_along(actions: list[Action], users: Mapping[Key, set[User]],
     index = {(t.schema_, t.name): i for i, t in enumerate(declared)}
     out = [a for a in actions if not (a.kind == "type" and _key(a) in height and a.phase < Phase.DROP_TYPE)]
     for key, level in sorted(height.items()):
+        columns = sorted(f"{u[1]}.{u[2]}.{u[3]}" for u in users.get(key, ()) if u[0] == "column")
+        if columns:  # its drop runs before any table changes: PostgreSQL would refuse it half-way
+            raise ErpprovError(f"type {'.'.join(key)} uses a type this apply drops and creates again, so it would "
+                               f"be dropped and created again too, but column {', '.join(columns)} uses it",
+                               hint="change the columns to another type first (apply that), then the types")
         pruned = next((a for a in out if a.kind == "type" and _key(a) == key and a.op is Op.DELETE), None)
         if pruned is not None:
             out[out.index(pruned)] = replace(pruned, phase=Phase.TYPE, order=_DROPS + level)

@@ -38,8 +38,8 @@ SELECT DISTINCT t.kind, t.schema, t.name, pg_describe_object(d.classid, d.objid,
             WHEN ty.oid IS NOT NULL THEN 'type' END,
        coalesce(cn.nspname, pn.nspname, tn.nspname),
        coalesce(CASE WHEN c.relkind = 'c' THEN ct.typname END, c.relname,  -- format() of NULLs is not NULL
-                CASE WHEN p.oid IS NOT NULL THEN format('%%s(%%s)', p.proname, pg_get_function_identity_arguments(p.oid))
-                END, ty.typname),
+                CASE WHEN p.oid IS NOT NULL
+                     THEN format('%%s(%%s)', p.proname, pg_get_function_identity_arguments(p.oid)) END, ty.typname),
        CASE WHEN tg.oid IS NOT NULL THEN ARRAY['trigger', cn.nspname, c.relname, tg.tgname]
             WHEN co.conrelid <> 0 THEN ARRAY['constraint', cn.nspname, c.relname, co.conname]
             WHEN ix.indexrelid IS NOT NULL THEN ARRAY['index', cn.nspname, ic.relname]
