@@ -1,5 +1,6 @@
 """The live state as the grants diff sees it once this plan's declared renames ran (pure): a
-renamed object keeps its grants and owner, so under its new name they are nothing to grant again."""
+renamed object keeps its grants and owner, so under its new name they are nothing to grant again;
+a type dropped and created again keeps neither."""
 
 from __future__ import annotations
 
@@ -43,3 +44,17 @@ def after_renames(live: LiveDatabase, actions: Iterable[Action]) -> LiveDatabase
                    signatures={move(ref): signature(ref, s) for ref, s in live.signatures.items()},
                    objects={kind: {(r.schema or "", r.name) for r in (move(ObjectRef(kind, *o)) for o in refs)}
                             for kind, refs in live.objects.items()})
+
+
+def as_recreated(live: LiveDatabase, actions: Iterable[Action]) -> LiveDatabase:
+    """``live`` without each type the plan drops and creates again (its own change, or taken along
+    by one it uses), with its grants and owner: to the grants diff it is new, with a new type's ACL."""
+    actions = list(actions)
+    created = {a.address for a in actions if a.op is Op.CREATE}
+    gone = {ObjectRef("type", a.address.parts[1], a.address.parts[2]) for a in actions if a.address.kind == "type"
+            and (a.op is Op.REPLACE or (a.op is Op.DELETE and a.address in created))}
+    if not gone:
+        return live
+    objects = {kind: {o for o in refs if ObjectRef(kind, *o) not in gone} for kind, refs in live.objects.items()}
+    return replace(live, objects=objects, acl={k: v for k, v in live.acl.items() if k[0] not in gone},
+                   owners={k: v for k, v in live.owners.items() if k not in gone})

@@ -38,7 +38,7 @@ from erpprov.diff import (
 from erpprov.diff.data import diff_data
 from erpprov.diff.function_users import live_key, retriggered, take_callers_along
 from erpprov.diff.functions import diff_functions, same_types
-from erpprov.diff.renamed_grants import after_renames
+from erpprov.diff.renamed_grants import after_renames, as_recreated
 from erpprov.diff.role_references import unknown_roles
 from erpprov.diff.schema_objects import (
     managed_addresses,
@@ -73,7 +73,7 @@ from erpprov.state.function_canon import (
 )
 from erpprov.state.matview_indexes import desired_indexes, with_live_indexes
 from erpprov.state.prune_users import read_prune_users
-from erpprov.state.schema_catalog import domain_calls_prelude, read_schema_objects, scratch_prelude
+from erpprov.state.schema_catalog import domain_calls_prelude, read_schema_objects, read_type_users, scratch_prelude
 from erpprov.state.scratch import canonicalize_in_scratch_database
 from erpprov.state.script_journal import read_journal
 from erpprov.state.snapshot import Snapshot
@@ -209,6 +209,11 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
         # Without CREATE here, views are compared as written: a plan shows them until they match.
         desired_views, desired_uses = canonical_views(conn, views, prelude) if may_build else ({}, {})
         composites, domains = canonical_types(conn, db.types, prelude, db.functions) if may_build else ({}, {})
+        type_diff = diff_types(db.types, live_objects.enums, db.name)
+        type_diff.extend(diff_composites(db.types, composites, live_objects.composites, db.name))
+        type_diff.extend(diff_domains(db.types, domains, live_objects.domains, db.name, db.functions))
+        if not prune and any(a.op is Op.REPLACE and a.kind == "type" for a in type_diff.actions):
+            live_objects.type_users = read_type_users(conn)  # what a type dropped and created again takes along
         triggers = [desired_trigger(t) for t in db.triggers]
         conditions = canonical_conditions(conn, triggers) if may_build else {}
         triggers = [replace(t, when=conditions.get(i, t.when)) for i, t in enumerate(triggers)]
@@ -237,9 +242,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
             f"database {db.name}: {target.connection.pg_user} may not create schemas here, so views, functions, "
             "triggers, domains and composite types cannot be built to compare them: they are written as the "
             "files say and shown as changes (grant it CREATE on the database to compare them)")
-    result.extend(diff_types(db.types, live_objects.enums, db.name))
-    result.extend(diff_composites(db.types, composites, live_objects.composites, db.name))
-    result.extend(diff_domains(db.types, domains, live_objects.domains, db.name, db.functions))
+    result.extend(type_diff)
     result.extend(diff_sequences(db.sequences, live_objects.sequences, db.name))
     function_diff = diff_functions(functions, desired_functions, live_objects.functions, _acl_by("function", live),
                                   db.name)
@@ -275,7 +278,7 @@ def _plan_database(target: Target, admin: psycopg.Connection, db: model.Database
                                           if a.address.kind == "table" and a.op is Op.DELETE])
     canon = replace(canon, declared_functions={i: (f.schema, f.signature) for i, f in desired_functions.items()})
     kept_tables, kept = as_new(desired_tables, live_tables, live)  # rebuilt tables are new to their grants
-    kept = after_renames(kept, result.actions)
+    kept = as_recreated(after_renames(kept, result.actions), result.actions)
     try:
         planned = planned_objects(desired_tables, kept_tables)
         planned["table"] |= {(v.schema_, v.name): v.owner for v in views}

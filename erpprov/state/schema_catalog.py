@@ -428,6 +428,19 @@ _DEPENDENCIES: tuple[tuple[str, frozenset[str]], ...] = tuple((query, frozenset(
 ))
 
 
+def read_type_users(conn: psycopg.Connection) -> dict[tuple[str, str], set[tuple[str, str, str, str]]]:
+    """`SchemaObjects.type_users` alone: a plan that does not prune needs them only when it drops
+    and creates a type again (`diff.type_users`)."""
+    return _type_users(conn.execute(TYPE_USERS).fetchall())
+
+
+def _type_users(rows: list[tuple[Any, ...]]) -> dict[tuple[str, str], set[tuple[str, str, str, str]]]:
+    users: dict[tuple[str, str], set[tuple[str, str, str, str]]] = {}
+    for schema, name, kind, user_schema, user, column in rows:
+        users.setdefault((schema, name), set()).add((kind, user_schema, user, column))
+    return users
+
+
 def read_schema_objects(conn: psycopg.Connection, dependencies: bool = True) -> SchemaObjects:
     """Every object, then the details of the kinds found (enums, standalone sequences, views,
     functions, triggers, ...) and, with ``dependencies``, what each needs and is used by: two
@@ -473,8 +486,7 @@ def read_schema_objects(conn: psycopg.Connection, dependencies: bool = True) -> 
         live.view_uses.setdefault((schema, name), set()).add((used_schema, used))
     for schema, signature, what, needed_schema, needed in needs:
         live.function_needs.setdefault((schema, signature), set()).add((what, needed_schema, needed))
-    for schema, name, kind, user_schema, user, column in type_users:
-        live.type_users.setdefault((schema, name), set()).add((kind, user_schema, user, column))
+    live.type_users = _type_users(type_users)
     live.multiranges = {(schema, name): (m_schema, m_name) for schema, name, m_schema, m_name in multiranges}
     return live
 

@@ -290,3 +290,27 @@ def test_a_domain_calling_a_function_that_takes_or_returns_it_is_refused_naming_
         load_targets(tmp_path, pg, _play(pg, in_check))
     assert "its check app.is_code(VALUE) calls function app.is_code" in str(refused.value)
     assert conn.execute("SELECT count(*) FROM pg_type WHERE typname = 'code'").fetchone() == (0,)
+
+
+MADE_OF = """      types:
+        - {name: mood, enum: [sad, ok], grants: [{to: PUBLIC, privileges: []}]}
+        - {name: feeling, base_type: mood, grants: [{to: PUBLIC, privileges: []}]}
+        - name: day
+          attributes: [{name: how, type: feeling}]
+"""
+
+
+def test_a_recreated_enum_takes_its_domain_and_the_composite_over_that_along_with_their_grants(tmp_path, pg, conn):
+    _converge(tmp_path, pg, MADE_OF)  # no schema prunes: the users are read for the recreation alone
+    reordered = MADE_OF.replace("[sad, ok]", "[ok, sad]")
+    plan = plan_target(load_targets(tmp_path, pg, _play(pg, reordered))[0]).ordered()
+    assert [(a.address.name.rsplit(".", 1)[-1], a.op) for a in plan if a.address.kind == "type"] == [
+        ("day", Op.DELETE), ("feeling", Op.DELETE), ("mood", Op.REPLACE), ("feeling", Op.CREATE),
+        ("day", Op.CREATE)]
+    _converge(tmp_path, pg, reordered, allow=frozenset({Hazard.BREAKS_CALLERS}))
+    assert _values(conn, "mood") == ["ok", "sad"]
+    with_column = reordered + "      tables:\n        - {name: days, columns: [{name: d, type: day}]}\n"
+    _converge(tmp_path, pg, with_column)
+    with pytest.raises(ErpprovError, match=r"type public\.day uses a type this apply drops and creates again.*"
+                                           r"column public\.days\.d uses it"):
+        plan_target(load_targets(tmp_path, pg, _play(pg, with_column.replace("[ok, sad]", "[sad, ok]")))[0])
