@@ -282,10 +282,9 @@ def _unmanaged_grants(db: model.Database, grants: dict[tuple[ObjectRef, str], Pr
         owner = owners[ref][1] if ref in owners else owner
 
         def unasked(to: str, ref: ObjectRef = ref, owner: str = owner) -> tuple[Privileges, ...]:
-            return (implicit_acl(ref.kind, owner, to, server_version),
-                    new_object_acl(ref, owner, to, live, server_version),
-                    implicit_acl(ref.kind, owner, to, server_version) | initdb_acl(ref.kind, ref.name, to,
-                                                                                   server_version))
+            implicit = implicit_acl(ref.kind, owner, to, server_version)
+            return (implicit, new_object_acl(ref, owner, to, live, server_version),
+                    implicit | initdb_acl(ref.kind, ref.name, to, server_version))
 
         found += [_grant_address(db.name, ref, to)
                   for to in stray_grantees(acls.get(ref, {}), named[ref] | pruned, owner, unasked)]

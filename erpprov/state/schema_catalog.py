@@ -455,9 +455,9 @@ def read_schema_objects(conn: psycopg.Connection, dependencies: bool = True) -> 
     with conn.pipeline():
         cursors = [conn.execute(query) if every or kinds & wanted else None for query, wanted in asked]
     rows = [cursor.fetchall() if cursor is not None else [] for cursor in cursors]
-    rows += [[]] * (len(_DETAILS) + len(_DEPENDENCIES) - len(rows))  # the dependencies not asked
-    (enums, sequences, views, uses, functions, triggers, composites, domains, calls, columns, users, needs,
-     type_users, multiranges) = rows
+    enums, sequences, views, uses, functions, triggers, composites, domains, calls, columns, users = \
+        rows[:len(_DETAILS)]
+    needs, type_users, multiranges = rows[len(_DETAILS):] or ([], [], [])
     live = SchemaObjects([LiveObject(kind, schema, name, table, variety)
                           for kind, schema, name, table, variety in objects])
     kept = {(o.kind, o.schema, o.name) for o in live.objects}  # extension members and serials are not
